@@ -1,0 +1,127 @@
+/**
+ * Arm LPAE descriptor encoding, as io-pgtable-arm.c produces it.
+ *
+ * A descriptor is 64 bits, stored as two 32-bit words: `lo` holds bits 31:0,
+ * `hi` bits 63:32. Every constant below is named after the kernel macro and
+ * split into the word it lives in.
+ */
+import {
+  IOMMU_CACHE,
+  IOMMU_MMIO,
+  IOMMU_NOEXEC,
+  IOMMU_PRIV,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IO_PGTABLE_QUIRK_ARM_HD,
+  IO_PGTABLE_QUIRK_ARM_NS,
+  IO_PGTABLE_QUIRK_ARM_S2FWB,
+  type IoPgtableFmt,
+} from "./types.ts";
+import { SZ_64K } from "./sizes.ts";
+
+/* Bits [1:0]: descriptor type. */
+export const ARM_LPAE_PTE_TYPE_MASK = 0x3;
+export const ARM_LPAE_PTE_TYPE_BLOCK = 1;
+export const ARM_LPAE_PTE_TYPE_TABLE = 3;
+export const ARM_LPAE_PTE_TYPE_PAGE = 3;
+
+/* Low-word attribute bits. */
+export const ARM_LPAE_PTE_NS = 1 << 5;
+export const ARM_LPAE_PTE_AP_UNPRIV = 1 << 6;
+export const ARM_LPAE_PTE_AP_RDONLY = 1 << 7;
+export const ARM_LPAE_PTE_SH_OS = 2 << 8;
+export const ARM_LPAE_PTE_SH_IS = 3 << 8;
+export const ARM_LPAE_PTE_AF = 1 << 10;
+export const ARM_LPAE_PTE_nG = 1 << 11;
+export const ARM_LPAE_PTE_ATTRINDX_SHIFT = 2;
+export const ARM_LPAE_PTE_HAP_READ = 1 << 6;
+export const ARM_LPAE_PTE_HAP_WRITE = 2 << 6;
+export const ARM_LPAE_PTE_MEMATTR_DEV = 0x1 << 2;
+export const ARM_LPAE_PTE_MEMATTR_NC = 0x5 << 2;
+export const ARM_LPAE_PTE_MEMATTR_FWB_WB = 0x6 << 2;
+export const ARM_LPAE_PTE_MEMATTR_OIWB = 0xf << 2;
+
+/* High-word bits, given as the bit's position minus 32. */
+/** DBM, bit 51. */
+export const ARM_LPAE_PTE_DBM_HI = 1 << (51 - 32);
+/** XN (UXN|PXN), bits 54:53. */
+export const ARM_LPAE_PTE_XN_HI = 3 << (53 - 32);
+/** SW_SYNC, bit 55: software bit, "table pointer already cleaned to memory" (non-coherent walks). */
+export const ARM_LPAE_PTE_SW_SYNC_HI = 1 << (55 - 32);
+/** NSTABLE, bit 63. */
+export const ARM_LPAE_PTE_NSTABLE_HI = 1 << (63 - 32);
+
+/* ARM_LPAE_PTE_ADDR_MASK = GENMASK(47, 12), split into words. */
+export const ARM_LPAE_PTE_ADDR_MASK_LO = 0xfffff000;
+export const ARM_LPAE_PTE_ADDR_MASK_HI = 0xffff;
+
+/* MAIR attribute indices and the MAIR value the allocator writes. */
+export const ARM_LPAE_MAIR_ATTR_IDX_NC = 0;
+export const ARM_LPAE_MAIR_ATTR_IDX_CACHE = 1;
+export const ARM_LPAE_MAIR_ATTR_IDX_DEV = 2;
+export const ARM_LPAE_MAIR_ATTR_IDX_INC_OCACHE = 3;
+/** idx0 0x44 (non-cacheable), idx1 0xff (write-back RWA), idx2 0x04 (device), idx3 0xf4 (inner NC, outer WB). */
+export const ARM_LPAE_MAIR = 0xf404ff44;
+
+const TWO_32 = 4294967296;
+
+/** The attribute words of a leaf for `prot`, without type and address. */
+// @kernel: arm_lpae_prot_to_pte
+export function armLpaeProtToPte(fmt: IoPgtableFmt, quirks: number, prot: number): { lo: number; hi: number } {
+  let lo = 0;
+  let hi = 0;
+  if (fmt === "ARM_64_LPAE_S1") {
+    lo |= ARM_LPAE_PTE_nG;
+    if (!(prot & IOMMU_WRITE) && prot & IOMMU_READ) lo |= ARM_LPAE_PTE_AP_RDONLY;
+    else if (quirks & IO_PGTABLE_QUIRK_ARM_HD) hi |= ARM_LPAE_PTE_DBM_HI;
+    if (!(prot & IOMMU_PRIV)) lo |= ARM_LPAE_PTE_AP_UNPRIV;
+    if (prot & IOMMU_MMIO) lo |= ARM_LPAE_MAIR_ATTR_IDX_DEV << ARM_LPAE_PTE_ATTRINDX_SHIFT;
+    else if (prot & IOMMU_CACHE) lo |= ARM_LPAE_MAIR_ATTR_IDX_CACHE << ARM_LPAE_PTE_ATTRINDX_SHIFT;
+  } else {
+    if (prot & IOMMU_READ) lo |= ARM_LPAE_PTE_HAP_READ;
+    if (prot & IOMMU_WRITE) lo |= ARM_LPAE_PTE_HAP_WRITE;
+    if (prot & IOMMU_MMIO) lo |= ARM_LPAE_PTE_MEMATTR_DEV;
+    else if (prot & IOMMU_CACHE) lo |= quirks & IO_PGTABLE_QUIRK_ARM_S2FWB ? ARM_LPAE_PTE_MEMATTR_FWB_WB : ARM_LPAE_PTE_MEMATTR_OIWB;
+    else lo |= ARM_LPAE_PTE_MEMATTR_NC;
+  }
+  lo |= prot & IOMMU_CACHE ? ARM_LPAE_PTE_SH_IS : ARM_LPAE_PTE_SH_OS;
+  if (prot & IOMMU_NOEXEC) hi |= ARM_LPAE_PTE_XN_HI;
+  if (quirks & IO_PGTABLE_QUIRK_ARM_NS) lo |= ARM_LPAE_PTE_NS;
+  lo |= ARM_LPAE_PTE_AF;
+  return { lo: lo >>> 0, hi: hi >>> 0 };
+}
+
+/**
+ * Low word of the output-address field for `paddr`. PA[51:48] is folded into
+ * bits 15:12, which are RES0 whenever those PA bits can be set (64K granule).
+ */
+// @kernel: paddr_to_iopte
+export function paddrToIopteLo(paddr: number): number {
+  const phi = (paddr / TWO_32) >>> 0;
+  return ((paddr >>> 0) & ARM_LPAE_PTE_ADDR_MASK_LO) | (((phi >>> 16) & 0xf) << 12);
+}
+
+/** High word of the output-address field for `paddr`. */
+// @kernel: paddr_to_iopte
+export function paddrToIopteHi(paddr: number): number {
+  return ((paddr / TWO_32) >>> 0) & ARM_LPAE_PTE_ADDR_MASK_HI;
+}
+
+/** The output address held by a descriptor; with a 64K granule bits 15:12 are PA[51:48]. */
+// @kernel: iopte_to_paddr
+export function iopteToPaddr(lo: number, hi: number, granule: number): number {
+  if (granule < SZ_64K) return (hi & ARM_LPAE_PTE_ADDR_MASK_HI) * TWO_32 + ((lo & ARM_LPAE_PTE_ADDR_MASK_LO) >>> 0);
+  return ((hi & ARM_LPAE_PTE_ADDR_MASK_HI) + ((lo >>> 12) & 0xf) * 0x10000) * TWO_32 + ((lo & 0xffff0000) >>> 0);
+}
+
+/** Leaf test: a page (type 3) at level 3, a block (type 1) above. */
+// @kernel: iopte_leaf
+export function iopteLeaf(lo: number, lvl: number): boolean {
+  return (lo & ARM_LPAE_PTE_TYPE_MASK) === (lvl === 3 ? ARM_LPAE_PTE_TYPE_PAGE : ARM_LPAE_PTE_TYPE_BLOCK);
+}
+
+/** Table test: type 3 below level 3. */
+// @kernel: iopte_table
+export function iopteTable(lo: number, lvl: number): boolean {
+  return lvl !== 3 && (lo & ARM_LPAE_PTE_TYPE_MASK) === ARM_LPAE_PTE_TYPE_TABLE;
+}

@@ -1,0 +1,458 @@
+/**
+ * io-pgtable-arm: Arm LPAE stage-1 and stage-2 tables (ARM_64_LPAE_S1/S2).
+ *
+ * Semantics follow drivers/iommu/io-pgtable-arm.c after the 2025 rework
+ * (no split on unmap, map_pages/unmap_pages batching):
+ *  - map_pages writes at most one table's worth of entries per call and
+ *    reports the bytes through `mapped`; the core loops;
+ *  - an existing leaf is -EEXIST, but an existing *table* under a block is
+ *    torn down (live leaves included) with tlb_flush_walk and no gather;
+ *  - unmap_pages of part of a block returns 0 and keeps the block;
+ *  - an empty entry on the unmap walk makes the kernel return -ENOENT through
+ *    size_t; the model returns 0 and reports "unmap-enoent";
+ *  - tables emptied by unmap are kept; an unmap at a size covering a table
+ *    frees that subtree with tlb_flush_walk.
+ * The walker is always the model's own, so coherent_walk only changes the
+ * TCR attributes and the SW_SYNC bit on table descriptors.
+ */
+import { isErr, kerr, type KError } from "../lib/errno.ts";
+import type { IommuIotlbGather } from "./gather.ts";
+import {
+  ARM_LPAE_MAX_LEVELS,
+  armLpaeBlockSize,
+  armLpaeConcatMandatory,
+  armLpaeConcatenate,
+  armLpaeGeometry,
+  armLpaeLvlIdxBits,
+  armLpaeLvlShift,
+  armLpaeMaxEntries,
+  armLpaeRestrictPgsizes,
+  type ArmLpaeGeometry,
+} from "./lpae-geometry.ts";
+import {
+  ARM_LPAE_MAIR,
+  ARM_LPAE_PTE_NSTABLE_HI,
+  ARM_LPAE_PTE_SW_SYNC_HI,
+  ARM_LPAE_PTE_TYPE_BLOCK,
+  ARM_LPAE_PTE_TYPE_MASK,
+  ARM_LPAE_PTE_TYPE_PAGE,
+  ARM_LPAE_PTE_TYPE_TABLE,
+  armLpaeProtToPte,
+  iopteLeaf,
+  iopteTable,
+  iopteToPaddr,
+  paddrToIopteHi,
+  paddrToIopteLo,
+} from "./lpae-pte.ts";
+import { TABLE_POOL_DEFAULT_BASE, TablePool } from "./pool.ts";
+import { SZ_16K, SZ_4K, SZ_64K, bitmapCovers, hex, pgsizesOf } from "./sizes.ts";
+import {
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IO_PGTABLE_QUIRK_ARM_HD,
+  IO_PGTABLE_QUIRK_ARM_NS,
+  IO_PGTABLE_QUIRK_ARM_OUTER_WBWA,
+  IO_PGTABLE_QUIRK_ARM_S2FWB,
+  IO_PGTABLE_QUIRK_ARM_TTBR1,
+  IO_PGTABLE_QUIRK_NO_WARN,
+  NOOP_FLUSH_OPS,
+  type ArmLpaeS1Cfg,
+  type ArmLpaeS2Cfg,
+  type IoPgtableCfg,
+  type IoPgtableCfgInit,
+  type IoPgtableOps,
+  type IommuFlushOps,
+  type MappedBytes,
+  type PgtableFindingHandler,
+  type PgtableFindingKind,
+} from "./types.ts";
+
+export type ArmLpaeFmt = "ARM_64_LPAE_S1" | "ARM_64_LPAE_S2";
+
+/* TCR/VTCR field encodings (io-pgtable-arm.h). */
+const ARM_LPAE_TCR_SH_OS = 2;
+const ARM_LPAE_TCR_SH_IS = 3;
+const ARM_LPAE_TCR_RGN_NC = 0;
+const ARM_LPAE_TCR_RGN_WBWA = 1;
+const ARM_LPAE_TCR_TG0: Readonly<Record<number, number>> = { [SZ_4K]: 0, [SZ_64K]: 1, [SZ_16K]: 2 };
+const ARM_LPAE_TCR_PS: Readonly<Record<number, number>> = { 32: 0, 36: 1, 40: 2, 42: 3, 44: 4, 48: 5, 52: 6 };
+const ARM_LPAE_VTCR_SL0_MASK = 0x3;
+
+const S1_QUIRKS = IO_PGTABLE_QUIRK_ARM_NS | IO_PGTABLE_QUIRK_ARM_TTBR1 | IO_PGTABLE_QUIRK_ARM_OUTER_WBWA | IO_PGTABLE_QUIRK_ARM_HD | IO_PGTABLE_QUIRK_NO_WARN;
+const S2_QUIRKS = IO_PGTABLE_QUIRK_ARM_S2FWB | IO_PGTABLE_QUIRK_NO_WARN;
+
+/** An Arm LPAE table: the common ops plus its geometry. */
+export interface ArmLpaeIoPgtable extends IoPgtableOps {
+  readonly fmt: ArmLpaeFmt;
+  readonly geometry: ArmLpaeGeometry;
+}
+
+/**
+ * Allocate an ARM_64_LPAE_S1 or _S2 table, or say why the configuration is
+ * impossible. The returned ops carry the rewritten cfg.
+ */
+// @kernel: arm_64_lpae_alloc_pgtable_s1
+// @kernel: arm_64_lpae_alloc_pgtable_s2
+export function allocArmLpaePgtable(fmt: ArmLpaeFmt, init: IoPgtableCfgInit): ArmLpaeIoPgtable | KError {
+  const quirks = init.quirks ?? 0;
+  const coherentWalk = init.coherentWalk ?? true;
+  const s1 = fmt === "ARM_64_LPAE_S1";
+  const allowed = s1 ? S1_QUIRKS : S2_QUIRKS;
+  if (quirks & ~allowed) return kerr("EINVAL", `quirks ${hex(quirks & ~allowed)} are not supported by ${fmt}`);
+  // TTBR1 tables map the upper half of a 64-bit VA space, which JS numbers cannot represent exactly.
+  if (quirks & IO_PGTABLE_QUIRK_ARM_TTBR1) return kerr("EINVAL", "IO_PGTABLE_QUIRK_ARM_TTBR1 is not modelled: upper-half VAs do not fit in a JS number");
+
+  const r = armLpaeRestrictPgsizes(init.pgsizeBitmap, init.ias, init.oas);
+  let g = armLpaeGeometry(r);
+  if (isErr(g)) return g;
+  if (!s1 && armLpaeConcatMandatory(g, r.ias, r.oas)) {
+    g = armLpaeConcatenate(g);
+    if (isErr(g)) return g;
+  }
+  const ps = ARM_LPAE_TCR_PS[r.oas];
+  if (ps === undefined) return kerr("EINVAL", `oas ${r.oas} has no TCR.IPS/VTCR.PS encoding (32, 36, 40, 42, 44, 48 or 52)`);
+  if (s1 && coherentWalk && quirks & IO_PGTABLE_QUIRK_ARM_OUTER_WBWA) {
+    return kerr("EINVAL", "IO_PGTABLE_QUIRK_ARM_OUTER_WBWA only applies to a non-coherent walker");
+  }
+
+  const tableBase = init.tableBase ?? TABLE_POOL_DEFAULT_BASE;
+  const pool = new TablePool(g.granule, tableBase);
+  const pgd = pool.alloc(Math.max(1, g.pgdAllocBytes / g.granule), g.pgdAllocBytes);
+  const pgdPhys = pool.physOf(pgd);
+  const sh = coherentWalk ? ARM_LPAE_TCR_SH_IS : ARM_LPAE_TCR_SH_OS;
+  const irgn = coherentWalk ? ARM_LPAE_TCR_RGN_WBWA : ARM_LPAE_TCR_RGN_NC;
+  const tg = ARM_LPAE_TCR_TG0[g.granule]!;
+  const tsz = 64 - r.ias;
+  const common = {
+    quirks,
+    pgsizeBitmap: r.pgsizeBitmap,
+    ias: r.ias,
+    oas: r.oas,
+    coherentWalk,
+    tlb: init.tlb ?? NOOP_FLUSH_OPS,
+    onFinding: init.onFinding ?? null,
+    tableBase,
+  };
+  let cfg: IoPgtableCfg;
+  if (s1) {
+    const orgn = coherentWalk || quirks & IO_PGTABLE_QUIRK_ARM_OUTER_WBWA ? ARM_LPAE_TCR_RGN_WBWA : ARM_LPAE_TCR_RGN_NC;
+    const armLpaeS1Cfg: ArmLpaeS1Cfg = { ttbr: pgdPhys, tcr: { sh, irgn, orgn, tg, ips: ps, tsz }, mair: ARM_LPAE_MAIR };
+    cfg = { ...common, armLpaeS1Cfg };
+  } else {
+    // The 4K granule encodes SL0 one step differently.
+    const sl = ~(g.startLevel + (g.granule === SZ_4K ? 1 : 0)) & ARM_LPAE_VTCR_SL0_MASK;
+    const armLpaeS2Cfg: ArmLpaeS2Cfg = { vttbr: pgdPhys, vtcr: { sh, irgn, orgn: irgn, tg, ps, tsz, sl } };
+    cfg = { ...common, armLpaeS2Cfg };
+  }
+  return new ArmLpaePgtable(fmt, cfg, g, pool, pgd);
+}
+
+class ArmLpaePgtable implements ArmLpaeIoPgtable {
+  readonly fmt: ArmLpaeFmt;
+  readonly cfg: IoPgtableCfg;
+  readonly geometry: ArmLpaeGeometry;
+
+  private readonly pool: TablePool;
+  private readonly pgd: number;
+  private readonly startLevel: number;
+  private readonly granule: number;
+  private readonly base: number;
+  private readonly iasLimit: number;
+  private readonly oasLimit: number;
+  private readonly noWarn: boolean;
+  private readonly tlb: IommuFlushOps;
+  private readonly onFinding: PgtableFindingHandler | null;
+  /** 2^-shift per level: `(iova * inv[l]) >>> 0` is floor(iova >> shift) mod 2^32, exactly. */
+  private readonly inv = new Float64Array(ARM_LPAE_MAX_LEVELS);
+  private readonly idxMask = new Int32Array(ARM_LPAE_MAX_LEVELS);
+  private readonly blk = new Float64Array(ARM_LPAE_MAX_LEVELS);
+  /** blk[l] if that size is in the bitmap and level l is walked, else 0. */
+  private readonly leafPgsize = new Float64Array(ARM_LPAE_MAX_LEVELS);
+  /** Leaf attribute words for each prot value (prot & 63), without type or address. */
+  private readonly protLo = new Uint32Array(64);
+  private readonly protHi = new Uint32Array(64);
+  private readonly tableHiBits: number;
+  private freed = false;
+
+  constructor(fmt: ArmLpaeFmt, cfg: IoPgtableCfg, g: ArmLpaeGeometry, pool: TablePool, pgd: number) {
+    this.fmt = fmt;
+    this.cfg = cfg;
+    this.geometry = g;
+    this.pool = pool;
+    this.pgd = pgd;
+    this.startLevel = g.startLevel;
+    this.granule = g.granule;
+    this.base = pool.base;
+    this.iasLimit = 2 ** cfg.ias;
+    this.oasLimit = 2 ** cfg.oas;
+    this.noWarn = (cfg.quirks & IO_PGTABLE_QUIRK_NO_WARN) !== 0;
+    this.tlb = cfg.tlb;
+    this.onFinding = cfg.onFinding;
+    const sizes = pgsizesOf(cfg.pgsizeBitmap);
+    for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++) {
+      this.inv[l] = 2 ** -armLpaeLvlShift(g, l);
+      this.idxMask[l] = 2 ** armLpaeLvlIdxBits(g, l) - 1;
+      this.blk[l] = armLpaeBlockSize(g, l);
+      this.leafPgsize[l] = l >= g.startLevel && sizes.includes(this.blk[l]!) ? this.blk[l]! : 0;
+    }
+    for (let p = 0; p < 64; p++) {
+      const pte = armLpaeProtToPte(fmt, cfg.quirks, p);
+      this.protLo[p] = pte.lo;
+      this.protHi[p] = pte.hi;
+    }
+    this.tableHiBits =
+      (cfg.quirks & IO_PGTABLE_QUIRK_ARM_NS ? ARM_LPAE_PTE_NSTABLE_HI : 0) | (cfg.coherentWalk ? 0 : ARM_LPAE_PTE_SW_SYNC_HI);
+  }
+
+  tablePages(): number {
+    return this.pool.allocations;
+  }
+
+  tableBytes(): number {
+    return this.pool.bytes;
+  }
+
+  // @kernel: arm_lpae_map_pages
+  mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    const leaf = this.leafLevelOf(pgsize);
+    if (leaf < 0 && !bitmapCovers(this.cfg.pgsizeBitmap, pgsize)) {
+      this.report("bad-pgsize", iova, `map_pages: pgsize ${hex(pgsize)} is not made of sizes in the bitmap ${hex(this.cfg.pgsizeBitmap)}`);
+      return kerr("EINVAL", `pgsize ${hex(pgsize)} is not a page size of this table (bitmap ${hex(this.cfg.pgsizeBitmap)})`);
+    }
+    if (!(iova >= 0 && iova < this.iasLimit) || !(paddr >= 0 && paddr < this.oasLimit)) {
+      this.report("out-of-range", iova, `map_pages: iova ${hex(iova)} beyond ias ${this.cfg.ias} or paddr ${hex(paddr)} beyond oas ${this.cfg.oas}`);
+      return kerr("ERANGE", `iova ${hex(iova)} or paddr ${hex(paddr)} exceeds the table's ${this.cfg.ias}-bit input or ${this.cfg.oas}-bit output size`);
+    }
+    if (!(prot & (IOMMU_READ | IOMMU_WRITE))) return kerr("EINVAL", "prot has neither IOMMU_READ nor IOMMU_WRITE");
+    if (leaf < 0) return this.mapUnreachable(iova, pgsize);
+
+    // @kernel: __arm_lpae_map
+    let tbl = this.pgd;
+    let w = this.pool.words;
+    for (let l = this.startLevel; l < leaf; l++) {
+      const p = tbl + 2 * (((iova * this.inv[l]!) >>> 0) & this.idxMask[l]!);
+      const lo = w[p]!;
+      const hi = w[p + 1]!;
+      if ((lo | hi) === 0) {
+        tbl = this.installTable(p);
+        w = this.pool.words;
+      } else if ((lo & ARM_LPAE_PTE_TYPE_MASK) === ARM_LPAE_PTE_TYPE_BLOCK) {
+        return this.eexist(iova, l, "a block already maps this range at a higher level");
+      } else {
+        tbl = this.derefTable(lo, hi);
+      }
+    }
+
+    const idx = ((iova * this.inv[leaf]!) >>> 0) & this.idxMask[leaf]!;
+    const num = Math.min(pgcount, armLpaeMaxEntries(this.geometry, idx));
+    const p0 = tbl + 2 * idx;
+    // @kernel: arm_lpae_init_pte
+    for (let i = 0; i < num; i++) {
+      const lo = w[p0 + 2 * i]!;
+      if (lo === 0) continue;
+      if (iopteLeaf(lo, leaf)) return this.eexist(iova + i * pgsize, leaf, "a leaf already maps this address");
+      if ((lo & ARM_LPAE_PTE_TYPE_MASK) === ARM_LPAE_PTE_TYPE_TABLE) this.replaceTable(leaf, p0 + 2 * i, iova + i * pgsize);
+    }
+    if (leaf === this.startLevel && idx + num > 2 ** this.geometry.pgdBits) {
+      this.report("map-beyond-ias", iova, `map_pages: ${num} entries from pgd index ${idx} run past the ${2 ** this.geometry.pgdBits}-entry pgd (beyond ias); the kernel writes them anyway`);
+    }
+    // @kernel: __arm_lpae_init_pte
+    const typeBits = leaf === 3 ? ARM_LPAE_PTE_TYPE_PAGE : ARM_LPAE_PTE_TYPE_BLOCK;
+    const attrLo = this.protLo[prot & 63]! | typeBits;
+    const attrHi = this.protHi[prot & 63]!;
+    for (let i = 0; i < num; i++) {
+      const pa = paddr + i * pgsize;
+      w[p0 + 2 * i] = attrLo | paddrToIopteLo(pa);
+      w[p0 + 2 * i + 1] = attrHi | paddrToIopteHi(pa);
+    }
+    mapped.bytes += num * pgsize;
+    return 0;
+  }
+
+  // @kernel: arm_lpae_unmap_pages
+  unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    const leaf = this.leafLevelOf(pgsize);
+    if ((leaf < 0 && !bitmapCovers(this.cfg.pgsizeBitmap, pgsize)) || !(pgcount >= 1)) {
+      this.report("bad-pgsize", iova, `unmap_pages: pgsize ${hex(pgsize)} not made of bitmap sizes, or pgcount ${pgcount} < 1`);
+      return 0;
+    }
+    if (!(iova >= 0 && iova < this.iasLimit)) {
+      this.report("out-of-range", iova, `unmap_pages: iova ${hex(iova)} beyond ias ${this.cfg.ias}`);
+      return 0;
+    }
+    // @kernel: __arm_lpae_unmap
+    let tbl = this.pgd;
+    const w = this.pool.words;
+    for (let l = this.startLevel; l < ARM_LPAE_MAX_LEVELS; l++) {
+      const idx = ((iova * this.inv[l]!) >>> 0) & this.idxMask[l]!;
+      const p = tbl + 2 * idx;
+      const lo = w[p]!;
+      const hi = w[p + 1]!;
+      if ((lo | hi) === 0) {
+        this.report("unmap-enoent", iova, `unmap_pages: nothing mapped at level ${l}; the kernel returns -ENOENT as a size_t (0x${"f".repeat(15)}e), the model returns 0`);
+        return 0;
+      }
+      if (this.blk[l] === pgsize) return this.unmapBatch(l, tbl, idx, iova, pgsize, pgcount, gather);
+      if (iopteLeaf(lo, l)) {
+        this.report("unmap-partial-block", iova, `unmap_pages: unmap of ${hex(pgsize)} inside a ${hex(this.blk[l]!)} block is not allowed; nothing unmapped, block kept`);
+        return 0;
+      }
+      tbl = this.derefTable(lo, hi);
+    }
+    // Ran out of levels: only reachable with a corrupt table.
+    return 0;
+  }
+
+  // @kernel: arm_lpae_iova_to_phys
+  iovaToPhys(iova: number): number {
+    let tbl = this.pgd;
+    const w = this.pool.words;
+    for (let l = this.startLevel; l < ARM_LPAE_MAX_LEVELS; l++) {
+      const p = tbl + 2 * (((iova * this.inv[l]!) >>> 0) & this.idxMask[l]!);
+      const lo = w[p]!;
+      const hi = w[p + 1]!;
+      if (iopteLeaf(lo, l)) {
+        const bs = this.blk[l]!;
+        const off = bs <= 0x8000_0000 ? ((iova >>> 0) & (bs - 1)) >>> 0 : iova % bs;
+        return iopteToPaddr(lo, hi, this.granule) + off;
+      }
+      if (!iopteTable(lo, l)) return 0;
+      tbl = this.derefTable(lo, hi);
+    }
+    return 0;
+  }
+
+  // @kernel: arm_lpae_free_pgtable
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.freePgtable(this.startLevel, this.pgd);
+  }
+
+  /** The level whose block size is pgsize, if pgsize is a bitmap size reachable in this table; else -1. */
+  private leafLevelOf(pgsize: number): number {
+    for (let l = ARM_LPAE_MAX_LEVELS - 1; l >= this.startLevel; l--) if (this.leafPgsize[l] === pgsize) return l;
+    return -1;
+  }
+
+  /** Word offset of the table a table descriptor points to. */
+  private derefTable(lo: number, hi: number): number {
+    return (iopteToPaddr(lo, hi, this.granule) - this.base) / 4;
+  }
+
+  /** Allocate a zeroed granule table and point the empty entry at word p to it. */
+  // @kernel: arm_lpae_install_table
+  private installTable(p: number): number {
+    const t = this.pool.alloc(1, this.granule);
+    const pa = this.pool.physOf(t);
+    const w = this.pool.words;
+    w[p] = paddrToIopteLo(pa) | ARM_LPAE_PTE_TYPE_TABLE;
+    w[p + 1] = paddrToIopteHi(pa) | this.tableHiBits;
+    return t;
+  }
+
+  /**
+   * A size in the bitmap that no walked level maps, or a sum of sizes: the
+   * kernel walks down allocating tables and fails at the last level.
+   */
+  // @kernel: __arm_lpae_map
+  private mapUnreachable(iova: number, pgsize: number): KError {
+    let tbl = this.pgd;
+    for (let l = this.startLevel; l < ARM_LPAE_MAX_LEVELS - 1; l++) {
+      const p = tbl + 2 * (((iova * this.inv[l]!) >>> 0) & this.idxMask[l]!);
+      const lo = this.pool.words[p]!;
+      const hi = this.pool.words[p + 1]!;
+      if ((lo | hi) === 0) tbl = this.installTable(p);
+      else if (iopteLeaf(lo, l)) return this.eexist(iova, l, "a block already maps this range at a higher level");
+      else tbl = this.derefTable(lo, hi);
+    }
+    this.report("unreachable-pgsize", iova, `map_pages: no level of this table has block size ${hex(pgsize)}; tables were allocated on the way down`);
+    return kerr("EINVAL", `no level of this table maps pgsize ${hex(pgsize)}`);
+  }
+
+  private eexist(iova: number, lvl: number, why: string): KError {
+    if (!this.noWarn) this.report("map-exists", iova, `map_pages: ${why} (level ${lvl}); unmap first`);
+    return kerr("EEXIST", `iova ${hex(iova)} is already mapped: ${why}`);
+  }
+
+  /**
+   * Tear down the table under the entry at word p before a block replaces it,
+   * as the kernel does by unmapping it without a gather. Live leaves in the
+   * subtree are discarded; the model reports that.
+   */
+  // @kernel: arm_lpae_init_pte
+  private replaceTable(lvl: number, p: number, iova: number): void {
+    const w = this.pool.words;
+    const child = this.derefTable(w[p]!, w[p + 1]!);
+    const live = this.countLeaves(lvl + 1, child);
+    if (live > 0) {
+      this.report("map-discards-mappings", iova, `map_pages: a ${hex(this.blk[lvl]!)} block replaced a table still mapping ${live} leaves; they were discarded without unmap`);
+    }
+    w[p] = 0;
+    w[p + 1] = 0;
+    this.tlb.tlbFlushWalk(iova, this.blk[lvl]!, this.granule);
+    this.freePgtable(lvl + 1, child);
+  }
+
+  /** Unmap up to pgcount entries of one table at level l, starting at idx. */
+  // @kernel: __arm_lpae_unmap
+  private unmapBatch(l: number, tbl: number, idx: number, iova: number, size: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    const w = this.pool.words;
+    const num = Math.min(pgcount, armLpaeMaxEntries(this.geometry, idx));
+    const p0 = tbl + 2 * idx;
+    let i = 0;
+    for (; i < num; i++) {
+      const lo = w[p0 + 2 * i]!;
+      const hi = w[p0 + 2 * i + 1]!;
+      if ((lo | hi) === 0) {
+        if (!this.noWarn) this.report("unmap-hole", iova + i * size, `unmap_pages: stopped at an empty entry after ${i} of ${num} entries`);
+        break;
+      }
+      if (!iopteLeaf(lo, l)) {
+        w[p0 + 2 * i] = 0;
+        w[p0 + 2 * i + 1] = 0;
+        this.tlb.tlbFlushWalk(iova + i * size, size, this.granule);
+        this.freePgtable(l + 1, this.derefTable(lo, hi));
+      }
+    }
+    w.fill(0, p0, p0 + 2 * i);
+    const addPage = this.tlb.tlbAddPage;
+    if (gather !== null && !gather.queued && addPage !== undefined) {
+      for (let j = 0; j < i; j++) addPage.call(this.tlb, gather, iova + j * size, size);
+    }
+    return i * size;
+  }
+
+  // @kernel: __arm_lpae_free_pgtable
+  private freePgtable(lvl: number, tbl: number): void {
+    const start = lvl === this.startLevel;
+    if (lvl < ARM_LPAE_MAX_LEVELS - 1) {
+      const n = start ? 2 ** this.geometry.pgdBits : this.geometry.ptesPerTable;
+      for (let i = 0; i < n; i++) {
+        const lo = this.pool.words[tbl + 2 * i]!;
+        const hi = this.pool.words[tbl + 2 * i + 1]!;
+        if ((lo | hi) === 0 || iopteLeaf(lo, lvl)) continue;
+        this.freePgtable(lvl + 1, this.derefTable(lo, hi));
+      }
+    }
+    if (start) this.pool.free(tbl, Math.max(1, this.geometry.pgdAllocBytes / this.granule), this.geometry.pgdAllocBytes);
+    else this.pool.free(tbl, 1, this.granule);
+  }
+
+  /** Leaves mapped anywhere under the table at word offset tbl (level lvl). */
+  private countLeaves(lvl: number, tbl: number): number {
+    let n = 0;
+    for (let i = 0; i < this.geometry.ptesPerTable; i++) {
+      const lo = this.pool.words[tbl + 2 * i]!;
+      const hi = this.pool.words[tbl + 2 * i + 1]!;
+      if ((lo | hi) === 0) continue;
+      if (iopteLeaf(lo, lvl)) n++;
+      else if (iopteTable(lo, lvl)) n += this.countLeaves(lvl + 1, this.derefTable(lo, hi));
+    }
+    return n;
+  }
+
+  private report(kind: PgtableFindingKind, iova: number, message: string): void {
+    if (this.onFinding !== null) this.onFinding(kind, iova, message);
+  }
+}
