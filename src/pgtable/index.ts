@@ -1,0 +1,46 @@
+/**
+ * IO page-table formats: the layer under the IOMMU drivers. Depends only on
+ * src/lib. See docs/pgtable.md for what each format models.
+ */
+import type { KError } from "../lib/errno.ts";
+import { allocArmLpaePgtable } from "./lpae.ts";
+import { allocMockPgtable } from "./mock.ts";
+import type { IoPgtableCfgInit, IoPgtableFmt, IoPgtableOps } from "./types.ts";
+import { allocVtdssPgtable } from "./vtdss.ts";
+
+/** Allocate a page table of format fmt; the ops carry the finalised cfg. */
+// @kernel: alloc_io_pgtable_ops
+export function allocIoPgtableOps(fmt: IoPgtableFmt, cfg: IoPgtableCfgInit): IoPgtableOps | KError {
+  switch (fmt) {
+    case "ARM_64_LPAE_S1":
+    case "ARM_64_LPAE_S2":
+      return allocArmLpaePgtable(fmt, cfg);
+    case "VTDSS":
+      return allocVtdssPgtable(cfg);
+    case "IOMMUFD_MOCK":
+      return allocMockPgtable(cfg);
+  }
+}
+
+/** Free every table of ops; the caller must have stopped the hardware using it. */
+// @kernel: free_io_pgtable_ops
+export function freeIoPgtableOps(ops: IoPgtableOps): void {
+  ops.free();
+}
+
+export * from "./types.ts";
+export * from "./sizes.ts";
+export * from "./gather.ts";
+export { TABLE_POOL_DEFAULT_BASE, TablePool } from "./pool.ts";
+export { allocArmLpaePgtable, type ArmLpaeFmt, type ArmLpaeIoPgtable } from "./lpae.ts";
+export type { ArmLpaeGeometry } from "./lpae-geometry.ts";
+export { allocVtdssPgtable, domainSuperPgsizeBitmap, type VtdssIoPgtable } from "./vtdss.ts";
+export {
+  IOMMU_DIRTY_NO_CLEAR,
+  MOCK_APERTURE_LAST,
+  MOCK_APERTURE_START,
+  MOCK_HUGE_PAGE_SIZE,
+  MOCK_IO_PAGE_SIZE,
+  allocMockPgtable,
+  type MockIoPgtable,
+} from "./mock.ts";
