@@ -81,10 +81,29 @@ const ARM_LPAE_VTCR_SL0_MASK = 0x3;
 const S1_QUIRKS = IO_PGTABLE_QUIRK_ARM_NS | IO_PGTABLE_QUIRK_ARM_TTBR1 | IO_PGTABLE_QUIRK_ARM_OUTER_WBWA | IO_PGTABLE_QUIRK_ARM_HD | IO_PGTABLE_QUIRK_NO_WARN;
 const S2_QUIRKS = IO_PGTABLE_QUIRK_ARM_S2FWB | IO_PGTABLE_QUIRK_NO_WARN;
 
-/** An Arm LPAE table: the common ops plus its geometry. */
+/**
+ * `struct arm_lpae_io_pgtable_walk_data`: the descriptor met at each level,
+ * as two 32-bit words (lo = bits 31:0, hi = bits 63:32); levels not walked
+ * are left untouched.
+ */
+export interface ArmLpaeWalkData {
+  readonly lo: Uint32Array;
+  readonly hi: Uint32Array;
+}
+
+export function newArmLpaeWalkData(): ArmLpaeWalkData {
+  return { lo: new Uint32Array(ARM_LPAE_MAX_LEVELS), hi: new Uint32Array(ARM_LPAE_MAX_LEVELS) };
+}
+
+/** An Arm LPAE table: the common ops plus its geometry and the raw walk. */
 export interface ArmLpaeIoPgtable extends IoPgtableOps {
   readonly fmt: ArmLpaeFmt;
   readonly geometry: ArmLpaeGeometry;
+  /**
+   * Record the descriptor at each level the walk for iova visits; returns the
+   * level of the leaf found, or -1 when the walk met an empty entry.
+   */
+  pgtableWalk(iova: number, wd: ArmLpaeWalkData): number;
 }
 
 /**
@@ -166,7 +185,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   private readonly inv = new Float64Array(ARM_LPAE_MAX_LEVELS);
   private readonly idxMask = new Int32Array(ARM_LPAE_MAX_LEVELS);
   private readonly blk = new Float64Array(ARM_LPAE_MAX_LEVELS);
-  /** blk[l] if that size is in the bitmap and level l is walked, else 0. */
+  /** blk[l] if that size is in the bitmap and level l is walked, else -1. */
   private readonly leafPgsize = new Float64Array(ARM_LPAE_MAX_LEVELS);
   /** Leaf attribute words for each prot value (prot & 63), without type or address. */
   private readonly protLo = new Uint32Array(64);
@@ -193,7 +212,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       this.inv[l] = 2 ** -armLpaeLvlShift(g, l);
       this.idxMask[l] = 2 ** armLpaeLvlIdxBits(g, l) - 1;
       this.blk[l] = armLpaeBlockSize(g, l);
-      this.leafPgsize[l] = l >= g.startLevel && sizes.includes(this.blk[l]!) ? this.blk[l]! : 0;
+      this.leafPgsize[l] = l >= g.startLevel && sizes.includes(this.blk[l]!) ? this.blk[l]! : -1;
     }
     for (let p = 0; p < 64; p++) {
       const pte = armLpaeProtToPte(fmt, cfg.quirks, p);
@@ -320,6 +339,23 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       tbl = this.derefTable(lo, hi);
     }
     return 0;
+  }
+
+  // @kernel: arm_lpae_pgtable_walk
+  pgtableWalk(iova: number, wd: ArmLpaeWalkData): number {
+    let tbl = this.pgd;
+    const w = this.pool.words;
+    for (let l = this.startLevel; l < ARM_LPAE_MAX_LEVELS; l++) {
+      const p = tbl + 2 * (((iova * this.inv[l]!) >>> 0) & this.idxMask[l]!);
+      const lo = w[p]!;
+      const hi = w[p + 1]!;
+      wd.lo[l] = lo;
+      wd.hi[l] = hi;
+      if (iopteLeaf(lo, l)) return l;
+      if (!iopteTable(lo, l)) return -1;
+      tbl = this.derefTable(lo, hi);
+    }
+    return -1;
   }
 
   // @kernel: arm_lpae_free_pgtable
