@@ -82,6 +82,13 @@ function isPfn(x: number): boolean {
   return Number.isInteger(x) && x >= 0;
 }
 
+function checkClass(cls: number): number {
+  if (!Number.isInteger(cls) || cls < 0 || cls >= IOVA_RANGE_CACHE_MAX_SIZE) {
+    throw new IommuSimError("EINVAL", `${cls} is not an IOVA range cache class (0..${IOVA_RANGE_CACHE_MAX_SIZE - 1})`);
+  }
+  return cls;
+}
+
 /** The largest cached size, in granules (32). */
 const IOVA_RCACHE_MAX_GRANULES = 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1);
 
@@ -202,11 +209,11 @@ class IovaDomain {
 
   /** Pfns held by the range cache of class `cls`, on every CPU and in the depot. */
   cachedPfns(cls: number): number {
-    return this.rcaches.cachedPfns(cls);
+    return this.rcaches.cachedPfns(checkClass(cls));
   }
 
   depotSize(cls: number): number {
-    return this.rcaches.depotSize(cls);
+    return this.rcaches.depotSize(checkClass(cls));
   }
 
   get magazinesLive(): number {
@@ -322,13 +329,7 @@ class IovaDomain {
     if (size < IOVA_RCACHE_MAX_GRANULES) size = roundupPowOfTwo(size);
     const pfn = this.rcaches.get(size, limitPfn + 1, cpu);
     if (pfn !== 0) return pfn;
-    for (;;) {
-      const node = this.allocAndInsertIovaRange(size, limitPfn + 1, true);
-      if (node > RB_NIL) return this.tree.pfnLo[node]!;
-      if (!flushRcache) return 0;
-      flushRcache = false;
-      this.flushRcaches();
-    }
+    return this.allocIovaFastFromTree(size, limitPfn, flushRcache);
   }
 
   /** Returns a range to the range cache, or to the tree when it cannot be cached. */
@@ -343,12 +344,12 @@ class IovaDomain {
   // @kernel: iova_depot_work_func
   drainDepotWork(cls: number): boolean {
     this.assertAlive();
-    return this.rcaches.depotWork(this, cls);
+    return this.rcaches.depotWork(this, checkClass(cls));
   }
 
   /** Whether a class's depot-trimming work is queued (due IOVA_DEPOT_DELAY_MS after it was first queued). */
   depotWorkPending(cls: number): boolean {
-    return this.rcaches.depotWorkPending(cls);
+    return this.rcaches.depotWorkPending(checkClass(cls));
   }
 
   /**
@@ -386,6 +387,18 @@ class IovaDomain {
       if (this.cpuOnlineMask[cpu] === 1) this.rcaches.freeCpuCachedIovas(this, cpu);
     }
     this.rcaches.freeGlobalCachedIovas(this);
+  }
+
+  /** The rcache missed: allocate from the tree, flushing the caches and retrying once if asked. */
+  // @kernel: alloc_iova_fast
+  private allocIovaFastFromTree(size: number, limitPfn: number, flushRcache: boolean): number {
+    for (;;) {
+      const node = this.allocAndInsertIovaRange(size, limitPfn + 1, true);
+      if (node > RB_NIL) return this.tree.pfnLo[node]!;
+      if (!flushRcache) return 0;
+      flushRcache = false;
+      this.flushRcaches();
+    }
   }
 
   /**

@@ -147,6 +147,7 @@ describe("depot trimming (iova_depot_work_func)", () => {
     const d = domain(1);
     cacheRanges(d, 2 * IOVA_MAG_SIZE);
     expect([d.depotSize(0), d.depotWorkPending(0), d.drainDepotWork(0)]).toEqual([0, false, false]);
+    expect(() => d.drainDepotWork(6)).toThrow(/not an IOVA range cache class/);
   });
 });
 
