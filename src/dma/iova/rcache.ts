@@ -53,7 +53,11 @@ export class IovaRcaches {
     return rc;
   }
 
-  /** A cached pfn for a range of `size` ending at or below limitPfn - 1, or 0. */
+  /**
+   * A cached pfn for a range of `size` ending below limitPfn (exclusive), or
+   * 0. When size exceeds limitPfn the kernel's unsigned subtraction wraps
+   * and any cached pfn would do; here the bound is negative and none does.
+   */
   // @kernel: iova_rcache_get
   get(size: number, limitPfn: number, cpu: number): number {
     const cls = orderBase2(size);
