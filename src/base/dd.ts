@@ -1,0 +1,278 @@
+/**
+ * Driver binding and deferred probe, in drivers/base/dd.c's order:
+ * really_probe sets `dev->driver`, runs the bus `dma_configure` step (which
+ * may return EPROBE_DEFER or refuse DMA ownership), then the driver's probe;
+ * a successful bind retriggers every deferred device.
+ */
+import { kerr, type KError } from "../lib/errno.ts";
+import {
+  BUS_NOTIFY_BIND_DRIVER,
+  BUS_NOTIFY_BOUND_DRIVER,
+  BUS_NOTIFY_DRIVER_NOT_BOUND,
+  BUS_NOTIFY_UNBIND_DRIVER,
+  BUS_NOTIFY_UNBOUND_DRIVER,
+  busNotify,
+} from "./bus.ts";
+import type { Device } from "./device.ts";
+import type { DeviceDriver } from "./driver.ts";
+import type { DriverCore } from "./driver-core.ts";
+import { mutexLock, mutexUnlock } from "./mutex.ts";
+import type { Path } from "./path.ts";
+import { traced } from "./traced.ts";
+
+/**
+ * A failed bind. `fromDriverProbe` tells the kernel's two conventions apart:
+ * an error from the driver's own probe is returned inverted (positive) and
+ * the next driver may try; an error before it (dma_configure, deferral) is
+ * negative and stops the search.
+ */
+export class ProbeFailure {
+  constructor(
+    readonly err: KError,
+    readonly fromDriverProbe: boolean,
+  ) {}
+}
+
+export type ProbeRet = 0 | ProbeFailure;
+
+function isDefer(r: ProbeRet): boolean {
+  return r !== 0 && r.err.errno === "EPROBE_DEFER";
+}
+
+// @kernel: really_probe
+function reallyProbe(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
+  return traced(dc, "really_probe", dev.name, reallyProbeBody(dc, dev, drv), drv.name);
+}
+
+function* reallyProbeBody(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
+  if (dc.deferAllProbes) {
+    return new ProbeFailure(kerr("EPROBE_DEFER", `probing is blocked; ${dev.name} is deferred`), false);
+  }
+  // @kernel: device_set_driver
+  dev.driver = drv;
+  const bus = dev.bus;
+  if (bus.dmaConfigure !== null) {
+    const ret = yield* bus.dmaConfigure(dev);
+    if (ret !== 0) {
+      // @kernel: really_probe (pinctrl_bind_failed: device_unbind_cleanup)
+      dev.driver = null;
+      return new ProbeFailure(ret, false);
+    }
+  }
+  // @kernel: driver_sysfs_add
+  yield* busNotify(bus, BUS_NOTIFY_BIND_DRIVER, dev);
+  const ret = drv.probe(dev);
+  if (ret !== 0) {
+    // @kernel: really_probe (probe_failed: notify, dma_cleanup, unbind cleanup)
+    yield* busNotify(bus, BUS_NOTIFY_DRIVER_NOT_BOUND, dev);
+    if (bus.dmaCleanup !== null) yield* bus.dmaCleanup(dev);
+    dev.driver = null;
+    return new ProbeFailure(ret, true);
+  }
+  yield* driverBound(dc, dev);
+  return 0;
+}
+
+// @kernel: driver_bound
+function* driverBound(dc: DriverCore, dev: Device): Path {
+  const drv = dev.driver!;
+  dev.bound = true;
+  dev.probeError = null;
+  drv.devices.add(dev);
+  yield* driverDeferredProbeDel(dc, dev);
+  yield* driverDeferredProbeTrigger(dc);
+  yield* busNotify(dev.bus, BUS_NOTIFY_BOUND_DRIVER, dev);
+}
+
+// @kernel: __driver_probe_device
+function* driverProbeDeviceLocked(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<ProbeRet> {
+  if (dev.dead || !dev.registered) return new ProbeFailure(kerr("ENODEV", `${dev.name} is not registered`), false);
+  if (dev.driver !== null) {
+    return new ProbeFailure(kerr("EBUSY", `${dev.name} is already bound to ${dev.driver.name}`), false);
+  }
+  const ret = yield* reallyProbe(dc, dev, drv);
+  dev.probeError = ret === 0 || isDefer(ret) ? null : ret.err.errno;
+  return ret;
+}
+
+// @kernel: driver_probe_device
+function* driverProbeDevice(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<ProbeRet> {
+  const triggerCount = dc.deferredTriggerCount;
+  const ret = yield* driverProbeDeviceLocked(dc, drv, dev);
+  if (isDefer(ret)) {
+    yield* driverDeferredProbeAdd(dc, dev);
+    // Did a trigger occur while probing? Then retrigger, or the device could be stuck.
+    if (triggerCount !== dc.deferredTriggerCount && !dc.deferAllProbes) yield* driverDeferredProbeTrigger(dc);
+  }
+  return ret;
+}
+
+// @kernel: __device_attach (and __device_attach_driver for each driver on the bus)
+export function* deviceAttach(dc: DriverCore, dev: Device): Path<0 | 1 | KError> {
+  yield* mutexLock(dc.sched, dev.lock);
+  let ret: 0 | 1 | KError = 0;
+  if (!dev.dead) {
+    if (dev.driver !== null) {
+      ret = dev.bound ? 1 : 0;
+    } else {
+      for (const drv of [...dev.bus.drivers]) {
+        if (!drv.matches(dev)) continue;
+        const r = yield* driverProbeDevice(dc, drv, dev);
+        if (r === 0) {
+          ret = 1;
+          break;
+        }
+        if (!r.fromDriverProbe) {
+          ret = r.err;
+          break;
+        }
+      }
+    }
+  }
+  yield* mutexUnlock(dc.sched, dev.lock);
+  return ret;
+}
+
+// @kernel: bus_probe_device (device_initial_probe when drivers_autoprobe)
+export function* busProbeDevice(dc: DriverCore, dev: Device): Path {
+  if (dev.bus.driversAutoprobe) yield* deviceAttach(dc, dev);
+}
+
+// @kernel: device_driver_attach (sysfs bind: no deferred-list handling, -EAGAIN for a deferral)
+export function deviceDriverAttach(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<0 | KError> {
+  return traced(dc, "device_driver_attach", dev.name, deviceDriverAttachBody(dc, drv, dev), drv.name);
+}
+
+function* deviceDriverAttachBody(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<0 | KError> {
+  // @kernel: bind_store (the driver must match the device)
+  if (!drv.matches(dev)) return kerr("ENODEV", `driver ${drv.name} does not match ${dev.name}`);
+  yield* mutexLock(dc.sched, dev.lock);
+  const ret = yield* driverProbeDeviceLocked(dc, drv, dev);
+  yield* mutexUnlock(dc.sched, dev.lock);
+  if (ret === 0) return 0;
+  if (isDefer(ret)) return kerr("EAGAIN", `${ret.err.message} (sysfs bind reports a deferral as EAGAIN)`);
+  return ret.err;
+}
+
+// @kernel: driver_register (bus_add_driver, then driver_attach)
+export function driverRegister(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
+  return traced(dc, "driver_register", drv.name, driverRegisterBody(dc, drv));
+}
+
+function* driverRegisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
+  if (drv.registered) return kerr("EBUSY", `driver ${drv.name} is already registered`);
+  drv.bus.drivers.push(drv);
+  drv.registered = true;
+  if (!drv.bus.driversAutoprobe) return 0;
+  // @kernel: driver_attach (__driver_attach for each device on the bus)
+  for (const dev of [...drv.bus.devices]) {
+    if (!drv.matches(dev)) continue;
+    yield* mutexLock(dc.sched, dev.lock);
+    yield* driverProbeDevice(dc, drv, dev);
+    yield* mutexUnlock(dc.sched, dev.lock);
+  }
+  return 0;
+}
+
+// @kernel: driver_unregister (driver_detach, then bus_remove_driver)
+export function driverUnregister(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
+  return traced(dc, "driver_unregister", drv.name, driverUnregisterBody(dc, drv));
+}
+
+function* driverUnregisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
+  if (!drv.registered) return kerr("ENODEV", `driver ${drv.name} is not registered`);
+  for (const dev of [...drv.devices]) yield* deviceReleaseDriver(dc, dev);
+  const i = drv.bus.drivers.indexOf(drv);
+  drv.bus.drivers.splice(i, 1);
+  drv.registered = false;
+  return 0;
+}
+
+// @kernel: device_release_driver (__device_release_driver under device_lock)
+export function deviceReleaseDriver(dc: DriverCore, dev: Device): Path<0 | KError> {
+  return traced(dc, "device_release_driver", dev.name, deviceReleaseDriverBody(dc, dev));
+}
+
+function* deviceReleaseDriverBody(dc: DriverCore, dev: Device): Path<0 | KError> {
+  yield* mutexLock(dc.sched, dev.lock);
+  const drv = dev.driver;
+  if (drv !== null) {
+    yield* busNotify(dev.bus, BUS_NOTIFY_UNBIND_DRIVER, dev);
+    // @kernel: device_remove (drv->remove), then bus->dma_cleanup
+    if (dev.bus.dmaCleanup !== null) yield* dev.bus.dmaCleanup(dev);
+    dev.driver = null;
+    dev.bound = false;
+    drv.devices.delete(dev);
+    yield* busNotify(dev.bus, BUS_NOTIFY_UNBOUND_DRIVER, dev);
+  }
+  yield* mutexUnlock(dc.sched, dev.lock);
+  return 0;
+}
+
+// @kernel: driver_deferred_probe_add
+export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device): Path {
+  yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  if (!dev.deferredProbe) {
+    dc.deferredPending.add(dev);
+    dev.deferredProbe = true;
+  }
+  yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+}
+
+// @kernel: driver_deferred_probe_del
+export function* driverDeferredProbeDel(dc: DriverCore, dev: Device): Path {
+  yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  if (dev.deferredProbe) {
+    dc.deferredPending.delete(dev);
+    dc.deferredActive.delete(dev);
+    dev.deferredProbe = false;
+  }
+  yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+}
+
+// @kernel: driver_deferred_probe_trigger
+export function* driverDeferredProbeTrigger(dc: DriverCore): Path {
+  if (!dc.driverDeferredProbeEnable) return;
+  yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  dc.deferredTriggerCount++;
+  for (const dev of dc.deferredPending) dc.deferredActive.add(dev);
+  dc.deferredPending.clear();
+  yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+  // @kernel: queue_work(deferred_wq, &deferred_probe_work)
+  dc.deferredWorkQueued = true;
+}
+
+// @kernel: deferred_probe_work_func
+export function deferredProbeWorkFunc(dc: DriverCore): Path {
+  return traced(dc, "deferred_probe_work_func", "", deferredProbeWorkBody(dc));
+}
+
+function* deferredProbeWorkBody(dc: DriverCore): Path {
+  yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  for (;;) {
+    const next = dc.deferredActive.values().next();
+    if (next.done) break;
+    const dev = next.value;
+    dc.deferredActive.delete(dev);
+    dev.deferredProbe = false;
+    yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+    yield* busProbeDevice(dc, dev);
+    yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  }
+  yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+}
+
+/** Runs the deferred-probe work item until nothing re-queues it (the workqueue draining). */
+export function* flushDeferredProbeWork(dc: DriverCore): Path {
+  while (dc.deferredWorkQueued) {
+    dc.deferredWorkQueued = false;
+    yield* deferredProbeWorkFunc(dc);
+  }
+}
+
+// @kernel: deferred_probe_initcall (late_initcall: enable, trigger, flush)
+export function* deferredProbeInitcall(dc: DriverCore): Path {
+  dc.driverDeferredProbeEnable = true;
+  yield* driverDeferredProbeTrigger(dc);
+  yield* flushDeferredProbeWork(dc);
+}

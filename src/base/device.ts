@@ -1,0 +1,72 @@
+/**
+ * struct device, as much of it as the IOMMU lifecycle touches.
+ *
+ * The IOMMU core's per-device state (`dev->iommu`, `dev->iommu_group`) is
+ * forward-declared here, as include/linux/device.h forward-declares
+ * `struct dev_iommu` and `struct iommu_group`: the driver core never looks
+ * inside; iommu/ defines them and reads them through its own accessors.
+ */
+import type { BusType } from "./bus.ts";
+import type { DeviceDriver } from "./driver.ts";
+import type { FwnodeHandle } from "./fwnode.ts";
+import { Mutex } from "./mutex.ts";
+import type { PciDev } from "./pci/pci-dev.ts";
+
+/** Forward declaration of struct dev_iommu (defined by iommu/). */
+export interface DevIommuFwd {
+  readonly kind: "dev_iommu";
+}
+/** Forward declaration of struct iommu_group (defined by iommu/). */
+export interface IommuGroupFwd {
+  readonly kind: "iommu_group";
+}
+
+export class Device {
+  /** Bound driver (`dev->driver`), set by really_probe before dma_configure. */
+  driver: DeviceDriver | null = null;
+  /** `device_is_bound`: the driver finished probing (knode_driver attached). */
+  bound = false;
+  /** `device_is_registered`: device_add completed and device_del has not run. */
+  registered = false;
+  /** `dev->p->dead`: device_del started. */
+  dead = false;
+  /** Position on its bus's device list (klist order), for walks in bus order. */
+  busSeq = -1;
+  /** On the deferred-probe pending or active list. */
+  deferredProbe = false;
+  /** The last bind attempt's failure, for the snapshot's `probe: failed`. */
+  probeError: string | null = null;
+
+  /** `dev->iommu` (struct dev_iommu), owned by the IOMMU core. */
+  iommu: DevIommuFwd | null = null;
+  /** `dev->iommu_group`, owned by the IOMMU core. */
+  iommuGroup: IommuGroupFwd | null = null;
+  /** `dev->dma_iommu`: DMA API goes through iommu-dma. */
+  dmaIommu = false;
+
+  /** `device_lock()`. */
+  readonly lock: Mutex;
+  /** Devices whose parent this is (`dev->p->klist_children`). */
+  readonly children: Device[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly bus: BusType,
+    readonly parent: Device | null,
+    /** The firmware node (`dev->fwnode`), or null for a device firmware does not describe. */
+    readonly fwnode: FwnodeHandle | null,
+    /** PCI function data when `bus` is the PCI bus (`to_pci_dev`). */
+    readonly pci: PciDev | null = null,
+  ) {
+    this.lock = new Mutex(`device_lock(${name})`);
+    if (parent !== null) parent.children.push(this);
+  }
+
+  toString(): string {
+    return this.name;
+  }
+}
+
+export function devIsPci(dev: Device): boolean {
+  return dev.pci !== null;
+}

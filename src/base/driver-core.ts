@@ -1,0 +1,45 @@
+/**
+ * The driver core's global state for one machine: registered buses, the
+ * deferred-probe lists (drivers/base/dd.c), and the scheduling and trace
+ * context every path shares.
+ */
+import { Trace } from "../lib/trace.ts";
+import { BusType } from "./bus.ts";
+import type { Device } from "./device.ts";
+import { Mutex } from "./mutex.ts";
+import { Sched } from "./path.ts";
+
+export class DriverCore {
+  readonly sched = new Sched();
+  readonly trace = new Trace();
+  readonly buses = new Map<string, BusType>();
+
+  /** deferred_probe_pending_list (insertion-ordered). */
+  readonly deferredPending = new Set<Device>();
+  /** deferred_probe_active_list (insertion-ordered). */
+  readonly deferredActive = new Set<Device>();
+  readonly deferredProbeMutex = new Mutex("deferred_probe_mutex");
+  /** deferred_trigger_count */
+  deferredTriggerCount = 0;
+  /** deferred_probe_work is queued on deferred_wq. */
+  deferredWorkQueued = false;
+  /** driver_deferred_probe_enable: false until late_initcall (deferred_probe_initcall). */
+  driverDeferredProbeEnable = false;
+  /** defer_all_probes (device_block_probing). */
+  deferAllProbes = false;
+
+  private busSeq = 0;
+
+  nextBusSeq(): number {
+    return this.busSeq++;
+  }
+}
+
+// @kernel: bus_register
+export function busRegister(dc: DriverCore, name: string): BusType {
+  const existing = dc.buses.get(name);
+  if (existing !== undefined) return existing;
+  const bus = new BusType(name);
+  dc.buses.set(name, bus);
+  return bus;
+}

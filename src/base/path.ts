@@ -1,0 +1,70 @@
+/**
+ * The concurrency seam. Lifecycle paths that the kernel may run
+ * concurrently (IOMMU registration, device add/del, driver bind/unbind) are
+ * written as generator functions (`Path`) that yield a `Step` at each named
+ * point: taking or dropping a lock, waiting for one, or touching shared
+ * state. A scheduler (sim/) decides which path runs next. When `points` is
+ * off the paths only yield when they would block, so running one to
+ * completion costs no step objects at all. Hot data paths (map, unmap,
+ * translate) are plain functions and never yield.
+ */
+import type { Mutex } from "./mutex.ts";
+
+export type StepOp = "lock" | "unlock" | "blocked" | "read" | "write";
+
+export interface Step {
+  op: StepOp;
+  /** The lock or the piece of shared state, by its kernel name. */
+  what: string;
+  lock: Mutex | null;
+}
+
+export type Path<T = void> = Generator<Step, T, undefined>;
+
+export interface Task {
+  readonly id: number;
+  readonly name: string;
+}
+
+export const MAIN_TASK: Task = { id: 0, name: "main" };
+
+/** Per-machine scheduling state, shared by every layer's paths. */
+export class Sched {
+  /** Yield at every named point (set by an exploring scheduler). */
+  points = false;
+  /** The task whose path is running now. */
+  current: Task = MAIN_TASK;
+  private nextTaskId = 1;
+
+  newTask(name: string): Task {
+    return { id: this.nextTaskId++, name };
+  }
+}
+
+/** A path blocked on a lock that nobody will release: a deadlock in the model. */
+export class DeadlockError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DeadlockError";
+  }
+}
+
+/**
+ * Runs a path to completion on the current task (the trivial schedule).
+ * Blocking here means the path waits for a lock held by a path that is not
+ * running, which in a single-task run can only be a deadlock.
+ */
+export function runPath<T>(path: Path<T>): T {
+  for (;;) {
+    const r = path.next();
+    if (r.done) return r.value;
+    if (r.value.op === "blocked") {
+      throw new DeadlockError(`blocked on ${r.value.what} with no other path to release it`);
+    }
+  }
+}
+
+/** A shared-state access point: yields only when the scheduler wants points. */
+export function* access(s: Sched, op: "read" | "write", what: string): Path {
+  if (s.points) yield { op, what, lock: null };
+}

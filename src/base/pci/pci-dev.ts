@@ -1,0 +1,159 @@
+/**
+ * struct pci_dev and struct pci_bus, as far as DMA aliasing, ACS isolation
+ * and IOMMU ids need them. A PCI function is a `Device` on the PCI bus with
+ * a `PciDev` attached; buses form the tree that pci_for_each_dma_alias and
+ * pci_device_group walk.
+ */
+import type { Device } from "../device.ts";
+import type { FwnodeHandle } from "../fwnode.ts";
+
+/** PCIe port types (PCI_EXP_TYPE_*) plus the conventional kinds the model needs. */
+export type PciDevType =
+  | "root-port" // PCI_EXP_TYPE_ROOT_PORT
+  | "switch-up" // PCI_EXP_TYPE_UPSTREAM
+  | "switch-down" // PCI_EXP_TYPE_DOWNSTREAM
+  | "pcie-pci-bridge" // PCI_EXP_TYPE_PCI_BRIDGE (PCIe-to-PCI/PCI-X)
+  | "pci-bridge" // conventional PCI-to-PCI bridge (no PCIe capability)
+  | "endpoint"; // PCI_EXP_TYPE_ENDPOINT, RC_END on a root bus, conventional behind a PCI bridge
+
+export const PCI_BRIDGE_TYPES: ReadonlySet<PciDevType> = new Set([
+  "root-port",
+  "switch-up",
+  "switch-down",
+  "pcie-pci-bridge",
+  "pci-bridge",
+]);
+
+// include/uapi/linux/pci_regs.h: ACS control bits
+export const PCI_ACS_SV = 0x01;
+export const PCI_ACS_TB = 0x02;
+export const PCI_ACS_RR = 0x04;
+export const PCI_ACS_CR = 0x08;
+export const PCI_ACS_UF = 0x10;
+export const PCI_ACS_EC = 0x20;
+export const PCI_ACS_DT = 0x40;
+
+export const ACS_BITS: Readonly<Record<string, number>> = {
+  SV: PCI_ACS_SV,
+  TB: PCI_ACS_TB,
+  RR: PCI_ACS_RR,
+  CR: PCI_ACS_CR,
+  UF: PCI_ACS_UF,
+  EC: PCI_ACS_EC,
+  DT: PCI_ACS_DT,
+};
+
+/** struct pci_bus */
+export class PciBus {
+  readonly devices: Device[] = [];
+  constructor(
+    readonly segment: number,
+    readonly number: number,
+    /** The bridge leading to this bus (`bus->self`); null for a root bus. */
+    readonly self: Device | null,
+    readonly parent: PciBus | null,
+    readonly host: PciHostBridge,
+  ) {}
+
+  get isRoot(): boolean {
+    return this.parent === null;
+  }
+}
+
+/** struct pci_host_bridge: one per root bus; its firmware node carries `iommu-map`. */
+export class PciHostBridge {
+  constructor(
+    readonly segment: number,
+    /** The host bridge's DT node (with `iommu-map`), or null for an ACPI host bridge. */
+    readonly fwnode: FwnodeHandle | null,
+  ) {}
+}
+
+export interface PciDevSpec {
+  type: PciDevType;
+  /** ACS capability present (`pdev->acs_cap != 0`) and the controls enabled. */
+  acs: number | null;
+  multifunction: boolean;
+  /** Extra requester IDs on the same bus (quirked DMA aliases, `dma_alias_mask`). */
+  dmaAliasDevfns: number[];
+  /** PCI_DEV_FLAGS_BRIDGE_XLATE_ROOT */
+  bridgeXlateRoot: boolean;
+  /** PCI_DEV_FLAG_PCIE_BRIDGE_ALIAS */
+  pcieBridgeAlias: boolean;
+  /** `pdev->untrusted`: behind an external-facing port. */
+  untrusted: boolean;
+  /** PASID capability: the number of PASIDs it supports (`pci_max_pasids`), 0 if none. */
+  maxPasids: number;
+}
+
+/** struct pci_dev (the parts the model uses). */
+export class PciDev implements PciDevSpec {
+  type: PciDevType;
+  acs: number | null;
+  multifunction: boolean;
+  dmaAliasDevfns: number[];
+  bridgeXlateRoot: boolean;
+  pcieBridgeAlias: boolean;
+  untrusted: boolean;
+  maxPasids: number;
+  /** The bus this bridge leads to (`pdev->subordinate`), once a child names it. */
+  subordinate: PciBus | null = null;
+  /** PASID enabled by a driver (`pci_enable_pasid`). */
+  pasidEnabled = false;
+
+  constructor(
+    readonly segment: number,
+    readonly bus: PciBus,
+    readonly devfn: number,
+    spec: PciDevSpec,
+  ) {
+    this.type = spec.type;
+    this.acs = spec.acs;
+    this.multifunction = spec.multifunction;
+    this.dmaAliasDevfns = spec.dmaAliasDevfns;
+    this.bridgeXlateRoot = spec.bridgeXlateRoot;
+    this.pcieBridgeAlias = spec.pcieBridgeAlias;
+    this.untrusted = spec.untrusted;
+    this.maxPasids = spec.maxPasids;
+  }
+
+  get slot(): number {
+    return this.devfn >> 3;
+  }
+  get func(): number {
+    return this.devfn & 7;
+  }
+  /** Requester ID: bus number and devfn (`pci_dev_id`). */
+  get rid(): number {
+    return (this.bus.number << 8) | this.devfn;
+  }
+  get isBridge(): boolean {
+    return PCI_BRIDGE_TYPES.has(this.type);
+  }
+  /** Has a PCI Express capability (`pci_is_pcie`). */
+  get isPcie(): boolean {
+    if (this.type === "pci-bridge") return false;
+    if (this.type !== "endpoint") return true;
+    // An endpoint below a conventional bus segment is conventional PCI.
+    return !belowConventionalBridge(this);
+  }
+}
+
+function belowConventionalBridge(p: PciDev): boolean {
+  const up = p.bus.self?.pci;
+  return up !== undefined && up !== null && (up.type === "pcie-pci-bridge" || up.type === "pci-bridge");
+}
+
+/** Parses `SSSS:BB:DD.F` (segment, bus, device, function), or returns null. */
+export function parsePciName(name: string): { segment: number; bus: number; devfn: number } | null {
+  const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/i.exec(name);
+  if (m === null) return null;
+  const slot = parseInt(m[3]!, 16);
+  if (slot > 31) return null;
+  return { segment: parseInt(m[1]!, 16), bus: parseInt(m[2]!, 16), devfn: (slot << 3) | parseInt(m[4]!, 10) };
+}
+
+export function pciName(segment: number, bus: number, devfn: number): string {
+  const h = (n: number, w: number) => n.toString(16).padStart(w, "0");
+  return `${h(segment, 4)}:${h(bus, 2)}:${h(devfn >> 3, 2)}.${devfn & 7}`;
+}

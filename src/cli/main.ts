@@ -1,0 +1,119 @@
+/**
+ * The command line: `iommu-sim run FILE [--json] [--trace]`,
+ * `iommu-sim check FILE`, `iommu-sim validate FILE`.
+ * Exit codes (SCENARIOS.md): 0 all held, 1 an expectation or invariant
+ * failed, 2 the file is not a valid scenario, 3 the model itself failed.
+ */
+import { Command, CommanderError } from "commander";
+import { loadScenarioFile, ScenarioError } from "../sim/scenario/load.ts";
+import { OPS_RESOLUTION_NAMES, type Scenario } from "../sim/scenario/schema.ts";
+import { runScenario, type RunResult } from "../sim/runner.ts";
+import { renderSnapshot } from "../sim/view.ts";
+import { renderTrace } from "../sim/trace-view.ts";
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(s + "\n"),
+  err: (s) => process.stderr.write(s + "\n"),
+};
+
+function withOverrides(s: Scenario, opsResolution: string | undefined): Scenario {
+  if (opsResolution === undefined) return s;
+  return { ...s, boot: { ...s.boot, strategy: { ...s.boot?.strategy, ops_resolution: opsResolution as (typeof OPS_RESOLUTION_NAMES)[number] } } };
+}
+
+function summary(r: RunResult): string {
+  const { passed, failed } = r.expectations;
+  const inv = r.violations.length === 0 ? "invariants hold" : `${r.violations.length} invariant violation(s)`;
+  return `${r.failures.length === 0 ? "PASS" : "FAIL"}: ${passed} expectation(s) passed, ${failed} failed; ${inv}`;
+}
+
+function failureLines(r: RunResult): string[] {
+  return r.failures.map((f) => `  ${f.step} ${f.kind}: ${f.message}`);
+}
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let code = 0;
+  const program = new Command()
+    .name("iommu-sim")
+    .description("An executable model of the Linux IOMMU core: boot a described machine through the IOMMU lifecycle and check its rules.")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  const load = (file: string): Scenario | null => {
+    try {
+      return loadScenarioFile(file);
+    } catch (e) {
+      if (e instanceof ScenarioError) {
+        io.err(e.message);
+        code = 2;
+        return null;
+      }
+      throw e;
+    }
+  };
+
+  program
+    .command("run")
+    .description("boot the scenario, play its events, print the resulting state")
+    .argument("<file>", "scenario file (.yaml or .json)")
+    .option("--json", "print the snapshot as JSON")
+    .option("--trace", "print the trace of core calls")
+    .option("--ops-resolution <name>", `override boot.strategy.ops_resolution (${OPS_RESOLUTION_NAMES.join(", ")})`)
+    .action((file: string, o: { json?: boolean; trace?: boolean; opsResolution?: string }) => {
+      if (o.opsResolution !== undefined && !(OPS_RESOLUTION_NAMES as readonly string[]).includes(o.opsResolution)) {
+        io.err(`--ops-resolution: unknown strategy '${o.opsResolution}' (one of ${OPS_RESOLUTION_NAMES.join(", ")})`);
+        code = 2;
+        return;
+      }
+      const s = load(file);
+      if (s === null) return;
+      const r = runScenario(withOverrides(s, o.opsResolution), { trace: o.trace === true || !o.json });
+      if (o.trace) io.out(renderTrace(r.machine.dc.trace.records) + "\n");
+      if (o.json) io.out(JSON.stringify(r.snapshot, null, 2));
+      else io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));
+      if (r.failures.length > 0) {
+        if (o.json) io.err(summary(r));
+        for (const l of failureLines(r)) io.err(l);
+        code = 1;
+      }
+    });
+
+  program
+    .command("check")
+    .description("run the scenario and report only its expectations and invariants")
+    .argument("<file>", "scenario file (.yaml or .json)")
+    .action((file: string) => {
+      const s = load(file);
+      if (s === null) return;
+      const r = runScenario(s, { trace: false });
+      io.out(`${file}: ${summary(r)}`);
+      if (r.failures.length > 0) {
+        for (const l of failureLines(r)) io.out(l);
+        code = 1;
+      }
+    });
+
+  program
+    .command("validate")
+    .description("check that a file is a valid scenario, without running it")
+    .argument("<file>", "scenario file (.yaml or .json)")
+    .action((file: string) => {
+      const s = load(file);
+      if (s === null) return;
+      io.out(`${file}: valid scenario "${s.name}" (${s.iommus.length} IOMMU instances, ${s.devices.length} devices, ${s.drivers.length} drivers, ${s.events.length} events)`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    io.err(`iommu-sim: internal error: ${(e as Error).message}`);
+    return 3;
+  }
+  return code;
+}

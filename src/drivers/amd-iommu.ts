@@ -1,0 +1,119 @@
+/**
+ * AMD-Vi (drivers/iommu/amd/iommu.c). Like VT-d, units register without a
+ * fwnode and are found by IVRS scope; only PCI devices are theirs. A
+ * paging domain allocated with IOMMU_HWPT_ALLOC_PASID uses the v2 (x86-64
+ * CPU format) table, so the RID domain of a group with a PASID-capable
+ * device can also carry PASID attachments; otherwise the v1 table. Both are
+ * modelled with the x86 4-level layout the model implements (VT-d second
+ * stage): the AMD v1 replicated-PTE sizes are not modelled.
+ */
+import type { Device } from "../base/device.ts";
+import { dmarFindMatchedUnit, type DmarUnitScope } from "../firmware/dmar.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommu } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_PASID } from "../iommu/domain-alloc.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+import { pciDeviceGroup } from "../iommu/pci-group.ts";
+import type { IommuResvRegion } from "../iommu/resv-region.ts";
+import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
+import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
+import {
+  firmwareResvRegions,
+  newPagingDomain,
+  pagingDomainOps,
+  sameInstance,
+  staticBlockedDomain,
+  staticIdentityDomain,
+} from "./domains.ts";
+import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
+
+export const DRIVER = "amd-iommu";
+
+// drivers/iommu/amd/amd_iommu_types.h: MSI window
+export const MSI_RANGE_START = 0xfee00000;
+export const MSI_RANGE_END = 0xfeefffff;
+export const HT_RANGE_START = 0xfd00000000;
+export const HT_RANGE_END = 0xffffffffff;
+
+export class AmdIommu {
+  constructor(
+    readonly scope: DmarUnitScope,
+    /** GIOSUP: the unit can use v2 (guest) page tables, hence PASID-capable RID domains. */
+    readonly v2Supported: boolean,
+  ) {}
+}
+
+export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
+  const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
+  const identity = staticIdentityDomain(DRIVER);
+  const blocked = staticBlockedDomain(DRIVER);
+  const domainOps = pagingDomainOps((d, dev) => sameInstance(d, dev, DRIVER));
+
+  // @kernel: amd_iommu_domain_alloc_paging_flags
+  const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
+    if ((flags & ~(IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_PASID)) !== 0) {
+      return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
+    }
+    const iommu = dev === null ? (units.find((u) => u.iommu.listed)?.iommu ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    if (iommu === null) return kerr("ENODEV", `${DRIVER}: no AMD-Vi unit to allocate the domain for`);
+    const pasid = (flags & IOMMU_HWPT_ALLOC_PASID) !== 0;
+    if (pasid && !(iommu.priv as AmdIommu).v2Supported) {
+      return kerr("EOPNOTSUPP", `${iommu.name} has no v2 page table support for a PASID-capable domain`);
+    }
+    return newPagingDomain(
+      IOMMU_DOMAIN_UNMANAGED,
+      domainOps,
+      iommu,
+      "VTDSS",
+      { pgsizeBitmap: SZ_4K + SZ_2M + SZ_1G, ias: 48, oas: 52 },
+      { start: 0, end: 2 ** 48 - 1 },
+      pasid ? "amd-v2" : "amd-v1",
+    );
+  };
+
+  const ops: IommuOps = {
+    name: DRIVER,
+    identityDomain: identity,
+    blockedDomain: blocked,
+    releaseDomain: blocked,
+    // @kernel: amd_iommu_probe_device (check_device, rlookup_amd_iommu)
+    probeDevice(dev) {
+      if (dev.pci === null) return kerr("ENODEV", `${DRIVER} serves PCI devices; ${dev.name} is not one`);
+      const u = dmarFindMatchedUnit(units, dev);
+      if (u === null) return kerr("ENODEV", `no IVHD covers ${dev.name}`);
+      if (!u.iommu.listed) return kerr("ENODEV", `AMD-Vi unit ${u.iommu.name} covering ${dev.name} is not registered`);
+      return u.iommu;
+    },
+    // @kernel: amd_iommu_device_group
+    deviceGroup(dev) {
+      return pciDeviceGroup(k, dev);
+    },
+    domainAllocPagingFlags(dev, flags) {
+      return allocPaging(dev, flags);
+    },
+    // @kernel: amd_iommu_get_resv_regions
+    getResvRegions(dev): IommuResvRegion[] {
+      return [
+        ...firmwareResvRegions(env, dev),
+        { start: MSI_RANGE_START, length: MSI_RANGE_END - MSI_RANGE_START + 1, prot: IOMMU_READ | IOMMU_WRITE | IOMMU_NOEXEC, type: "msi" },
+        { start: HT_RANGE_START, length: HT_RANGE_END - HT_RANGE_START + 1, prot: 0, type: "reserved" },
+      ];
+    },
+  };
+
+  return {
+    name: DRIVER,
+    ops,
+    registerBus: null,
+    newInstance(desc: IommuInstanceDesc) {
+      const scope = desc.scope ?? { segment: 0, includeAll: true, devices: new Set<string>() };
+      const pasidBits = desc.pasidBits ?? 16;
+      const it = new IommuDevice(desc.name, DRIVER, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(scope, pasidBits > 0));
+      units.push({ scope, iommu: it });
+      return it;
+    },
+  };
+};

@@ -1,0 +1,181 @@
+/**
+ * Arm SMMUv3 (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c), the parts the
+ * lifecycle depends on: DT/IORT clients carry a fwspec of StreamIDs
+ * (`of_xlate` adds one per `iommus` entry or iommu-map alias); probe_device
+ * finds the SMMU by the fwspec's fwnode, checks each StreamID is in range
+ * and not already used by another master (aliasing is unsupported), and
+ * PCI devices are grouped by pci_device_group. Paging domains use the
+ * io-pgtable-arm stage-1 format with the SMMU's granule.
+ */
+import type { Device } from "../base/device.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID } from "../iommu/domain-alloc.ts";
+import { genericDeviceGroup } from "../iommu/group.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+import { pciDeviceGroup } from "../iommu/pci-group.ts";
+import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
+import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
+import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
+import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
+import {
+  firmwareResvRegions,
+  newPagingDomain,
+  pagingDomainOps,
+  sameInstance,
+  staticBlockedDomain,
+  staticIdentityDomain,
+} from "./domains.ts";
+import type { IommuResvRegion } from "../iommu/resv-region.ts";
+
+export const DRIVER = "arm-smmu-v3";
+
+// arm-smmu-v3.h: the software-managed MSI window
+export const MSI_IOVA_BASE = 0x8000000;
+export const MSI_IOVA_LENGTH = 0x100000;
+
+/** struct arm_smmu_device (the parts the model needs). */
+export class ArmSmmuDevice {
+  /** The StreamID tree (`smmu->streams`): StreamID -> master device. */
+  readonly streams = new Map<number, Device>();
+  constructor(
+    readonly sidBits: number,
+    readonly ssidBits: number,
+    readonly pgsizeBitmap: number,
+    readonly ias: number,
+    readonly oas: number,
+  ) {}
+}
+
+/** struct arm_smmu_master */
+interface ArmSmmuMaster {
+  smmu: IommuDevice;
+  sids: number[];
+}
+
+function smmuOf(iommu: IommuDevice): ArmSmmuDevice {
+  return iommu.priv as ArmSmmuDevice;
+}
+
+export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
+  const instances: IommuDevice[] = [];
+  const identity = staticIdentityDomain(DRIVER);
+  const blocked = staticBlockedDomain(DRIVER);
+
+  // @kernel: arm_smmu_get_by_fwnode
+  const getByFwnode = (dev: Device): IommuDevice | null => {
+    const fw = devIommuFwspecGet(dev)?.iommuFwnode ?? null;
+    return instances.find((i) => i.fwnode === fw) ?? null;
+  };
+
+  const domainOps = pagingDomainOps((d, dev) => sameInstance(d, dev, DRIVER));
+
+  // @kernel: arm_smmu_domain_alloc_paging_flags (finalised for the device's SMMU: stage 1)
+  const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
+    const supported = IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_PASID;
+    if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
+    const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    if (iommu === null) return kerr("ENODEV", `${DRIVER}: no SMMU to finalise the domain for`);
+    const smmu = smmuOf(iommu);
+    // @kernel: arm_smmu_domain_finalise (stage 1: ias = min(VA_BITS, smmu->ias), oas = smmu->ias)
+    const r = armLpaeRestrictPgsizes(smmu.pgsizeBitmap, Math.min(48, smmu.ias), smmu.ias);
+    return newPagingDomain(
+      IOMMU_DOMAIN_UNMANAGED,
+      domainOps,
+      iommu,
+      "ARM_64_LPAE_S1",
+      { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas },
+      { start: 0, end: 2 ** r.ias - 1 },
+    );
+  };
+
+  const ops: IommuOps = {
+    name: DRIVER,
+    identityDomain: identity,
+    blockedDomain: blocked,
+    releaseDomain: blocked,
+    // @kernel: arm_smmu_of_xlate
+    ofXlate(dev, args) {
+      const fwspec = devIommuFwspecGet(dev);
+      if (fwspec === null) return kerr("EINVAL", `${dev.name} has no fwspec`);
+      fwspec.ids.push(args[0]!);
+      return 0;
+    },
+    // @kernel: arm_smmu_probe_device
+    probeDevice(dev) {
+      const p = devIommu(dev);
+      if (p?.priv) return kerr("EBUSY", `${dev.name} already has an SMMU master`);
+      const fwspec = p?.fwspec ?? null;
+      if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming an SMMU`);
+      const iommu = getByFwnode(dev);
+      if (iommu === null) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
+      const smmu = smmuOf(iommu);
+      // @kernel: arm_smmu_insert_master
+      const added: number[] = [];
+      for (const sid of fwspec.ids) {
+        if (sid >= 2 ** smmu.sidBits) {
+          for (const s of added) smmu.streams.delete(s);
+          return kerr("ERANGE", `StreamID 0x${sid.toString(16)} of ${dev.name} is beyond ${iommu.name}'s ${smmu.sidBits} SID bits`);
+        }
+        const existing = smmu.streams.get(sid);
+        if (existing === dev) continue; // bridged PCI devices may end up with duplicated IDs
+        if (existing !== undefined) {
+          for (const s of added) smmu.streams.delete(s);
+          k.warn("arm_smmu_insert_master", dev.name, `Aliasing StreamID 0x${sid.toString(16)} (from ${existing.name}) unsupported, expect DMA to be broken`);
+          return kerr("ENODEV", `StreamID 0x${sid.toString(16)} of ${dev.name} is already used by ${existing.name}`);
+        }
+        smmu.streams.set(sid, dev);
+        added.push(sid);
+      }
+      const master: ArmSmmuMaster = { smmu: iommu, sids: added };
+      p!.priv = master;
+      return iommu;
+    },
+    // @kernel: arm_smmu_release_device
+    releaseDevice(dev) {
+      const p = devIommu(dev);
+      const master = p?.priv as ArmSmmuMaster | null;
+      if (master) {
+        const smmu = smmuOf(master.smmu);
+        for (const sid of master.sids) if (smmu.streams.get(sid) === dev) smmu.streams.delete(sid);
+        p!.priv = null;
+      }
+    },
+    // @kernel: arm_smmu_device_group
+    deviceGroup(dev) {
+      return dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);
+    },
+    domainAllocPagingFlags(dev, flags) {
+      return allocPaging(dev, flags);
+    },
+    // @kernel: arm_smmu_get_resv_regions
+    getResvRegions(dev): IommuResvRegion[] {
+      return [
+        { start: MSI_IOVA_BASE, length: MSI_IOVA_LENGTH, prot: IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_READ, type: "sw-msi" },
+        ...firmwareResvRegions(env, dev),
+      ];
+    },
+  };
+
+  return {
+    name: DRIVER,
+    ops,
+    registerBus: null,
+    newInstance(desc: IommuInstanceDesc) {
+      const ssid = desc.pasidBits ?? 20;
+      const smmu = new ArmSmmuDevice(
+        desc.sidBits ?? 32,
+        ssid,
+        desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G,
+        desc.ias ?? 48,
+        desc.oas ?? 48,
+      );
+      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, ssid > 0 ? 2 ** ssid : 0, smmu);
+      instances.push(it);
+      return it;
+    },
+  };
+};

@@ -1,0 +1,172 @@
+/**
+ * Domain building blocks the drivers share: static identity / blocked
+ * domains (global objects in the kernel drivers) and paging domains whose
+ * IO page table is finalised for one instance. A paging domain's tables are
+ * allocated on its first map, so a machine with 100,000 idle default
+ * domains holds no table memory.
+ */
+import type { Device } from "../base/device.ts";
+import { isErr, kerr, type KError } from "../lib/errno.ts";
+import { devIommu } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IommuDomain } from "../iommu/domain.ts";
+import type { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuResvRegion } from "../iommu/resv-region.ts";
+import type { DriverEnv } from "./driver.ts";
+import type { IommuDomainOps, IommuIotlbGather, Mapped } from "../iommu/ops.ts";
+import {
+  allocIoPgtableOps,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  pgsizesOf,
+  type IoPgtableCfgInit,
+  type IoPgtableFmt,
+  type IoPgtableOps,
+  type PgtableFindingKind,
+} from "../pgtable/index.ts";
+
+/** Invalidations a domain's driver issued, counted so tests can see what a change caused. */
+export interface TlbLog {
+  flushAll: number;
+  flushWalk: number;
+  addPage: number;
+  sync: number;
+}
+
+export interface PagingDomainPriv {
+  /** The instance this domain's page table was finalised for. */
+  readonly iommu: IommuDevice;
+  readonly fmt: IoPgtableFmt;
+  /** The table the driver says it built (e.g. AMD's "v2"), when it differs from the modelled format. */
+  readonly label: string;
+  readonly cfg: IoPgtableCfgInit;
+  pgtbl: IoPgtableOps | null;
+  readonly tlb: TlbLog;
+  readonly findings: { kind: PgtableFindingKind; iova: number; message: string }[];
+}
+
+export function pagingPriv(d: IommuDomain): PagingDomainPriv {
+  return d.priv as PagingDomainPriv;
+}
+
+/** A static domain every device of the driver can attach to (no instance check). */
+export function staticDomain(type: number, name: string): IommuDomain {
+  const ops: IommuDomainOps = {
+    attachDev: () => 0,
+    setDevPasid: () => 0,
+  };
+  const d = new IommuDomain(type, ops, true, { priv: name });
+  return d;
+}
+
+export function staticIdentityDomain(driver: string): IommuDomain {
+  return staticDomain(IOMMU_DOMAIN_IDENTITY, `${driver} identity`);
+}
+
+export function staticBlockedDomain(driver: string): IommuDomain {
+  return staticDomain(IOMMU_DOMAIN_BLOCKED, `${driver} blocked`);
+}
+
+function ensurePgtbl(d: IommuDomain): IoPgtableOps | KError {
+  const p = pagingPriv(d);
+  if (p.pgtbl !== null) return p.pgtbl;
+  const ops = allocIoPgtableOps(p.fmt, p.cfg);
+  if (isErr(ops)) return ops;
+  p.pgtbl = ops;
+  return ops;
+}
+
+/**
+ * Domain ops of a paging domain. `attachCheck` is the driver's own rule for
+ * which devices may attach (the instance check, feature checks).
+ */
+export function pagingDomainOps(attachCheck: (d: IommuDomain, dev: Device) => 0 | KError): IommuDomainOps {
+  return {
+    attachDev(d, dev) {
+      return attachCheck(d, dev);
+    },
+    setDevPasid(d, dev) {
+      return attachCheck(d, dev);
+    },
+    mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
+      const t = ensurePgtbl(d);
+      if (isErr(t)) return t;
+      return t.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
+    },
+    unmapPages(d: IommuDomain, iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null) {
+      const t = pagingPriv(d).pgtbl;
+      return t === null ? 0 : t.unmapPages(iova, pgsize, pgcount, gather);
+    },
+    iovaToPhys(d: IommuDomain, iova: number) {
+      const t = pagingPriv(d).pgtbl;
+      return t === null ? 0 : t.iovaToPhys(iova);
+    },
+    iotlbSync(d: IommuDomain) {
+      pagingPriv(d).tlb.sync++;
+    },
+    flushIotlbAll(d: IommuDomain) {
+      pagingPriv(d).tlb.flushAll++;
+    },
+    free(d: IommuDomain) {
+      const p = pagingPriv(d);
+      p.pgtbl?.free();
+      p.pgtbl = null;
+    },
+  };
+}
+
+/**
+ * Makes a paging domain finalised for `iommu`: `cfg` is the already
+ * restricted configuration (page sizes, ias, oas) of the format.
+ */
+export function newPagingDomain(
+  type: number,
+  ops: IommuDomainOps,
+  iommu: IommuDevice,
+  fmt: IoPgtableFmt,
+  cfg: Omit<IoPgtableCfgInit, "tlb" | "onFinding">,
+  aperture: { start: number; end: number },
+  label: string = fmt,
+): IommuDomain {
+  const tlb: TlbLog = { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 };
+  const findings: PagingDomainPriv["findings"] = [];
+  const priv: PagingDomainPriv = {
+    iommu,
+    fmt,
+    label,
+    cfg: {
+      ...cfg,
+      tlb: {
+        tlbFlushAll: () => void tlb.flushAll++,
+        tlbFlushWalk: () => void tlb.flushWalk++,
+        tlbAddPage: () => void tlb.addPage++,
+      },
+      onFinding: (kind, iova, message) => void findings.push({ kind, iova, message }),
+    },
+    pgtbl: null,
+    tlb,
+    findings,
+  };
+  return new IommuDomain(type, ops, false, {
+    iommu,
+    pgsizes: pgsizesOf(cfg.pgsizeBitmap),
+    geometry: { apertureStart: aperture.start, apertureEnd: aperture.end, forceAperture: true },
+    priv,
+  });
+}
+
+/** The instance check most drivers make in attach_dev: a domain serves the instance it was finalised for. */
+export function sameInstance(d: IommuDomain, dev: Device, driver: string): 0 | KError {
+  const iommu = devIommu(dev)?.iommuDev ?? null;
+  if (d.iommu !== null && iommu !== d.iommu) {
+    return kerr("EINVAL", `${driver}: ${d} was finalised for ${d.iommu.name}, but ${dev.name} is behind ${iommu?.name ?? "no IOMMU"}`);
+  }
+  return 0;
+}
+
+/** Reserved regions firmware reports for a device (RMRR, IORT RMR, DT iommu-addresses). */
+// @kernel: iommu_dma_get_resv_regions (the firmware part)
+export function firmwareResvRegions(env: DriverEnv, dev: Device): IommuResvRegion[] {
+  const fw = env.firmware.resvRegions.get(dev.name);
+  if (fw === undefined) return [];
+  return fw.map((r) => ({ start: r.start, length: r.length, prot: IOMMU_READ | IOMMU_WRITE, type: r.kind }));
+}

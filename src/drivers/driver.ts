@@ -1,0 +1,48 @@
+/**
+ * What an IOMMU driver of the model provides: its `iommu_ops` (one table
+ * per driver, as in the kernel) and a constructor for the `iommu_device`
+ * of each hardware unit a scenario describes.
+ */
+import type { BusType } from "../base/bus.ts";
+import type { FwnodeHandle } from "../base/fwnode.ts";
+import type { DmarUnitScope } from "../firmware/dmar.ts";
+import type { FirmwareTables } from "../firmware/tables.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import type { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+
+/** One hardware unit as a scenario describes it. */
+export interface IommuInstanceDesc {
+  name: string;
+  /** Firmware node clients' fwspecs name (DT/IORT drivers); null for scope-based drivers. */
+  fwnode: FwnodeHandle | null;
+  /** DMAR/IVRS scope (intel-iommu, amd-iommu). */
+  scope?: DmarUnitScope;
+  /** Page sizes the hardware supports, as a bitmap number (sums of powers of two). */
+  pgsizeBitmap?: number;
+  /** Input (IOVA) and output address bits. */
+  ias?: number;
+  oas?: number;
+  /** StreamID width (SMMU). */
+  sidBits?: number;
+  /** PASID / SubstreamID width; 0 for none. */
+  pasidBits?: number;
+}
+
+/** Buses and machine facts a driver may need. */
+export interface DriverEnv {
+  /** The iommufd selftest's private bus (`iommufd_mock`). */
+  mockBus: BusType | null;
+  /** Firmware tables (reserved regions). */
+  firmware: FirmwareTables;
+}
+
+export interface IommuDriver {
+  readonly name: string;
+  readonly ops: IommuOps;
+  /** Whether its instances register with iommu_device_register_bus on a private bus (the selftest mock). */
+  readonly registerBus: BusType | null;
+  newInstance(desc: IommuInstanceDesc): IommuDevice;
+}
+
+export type IommuDriverFactory = (k: IommuCore, env: DriverEnv) => IommuDriver;

@@ -1,0 +1,17 @@
+/** The IOMMU drivers of the model, by the names scenarios use. */
+import { createAmdIommu } from "./amd-iommu.ts";
+import { createArmSmmuV3 } from "./arm-smmu-v3.ts";
+import type { IommuDriverFactory } from "./driver.ts";
+import { createIntelIommu } from "./intel-iommu.ts";
+import { createIommufdMock } from "./iommufd-mock.ts";
+import { createVirtioIommu } from "./virtio-iommu.ts";
+
+export const IOMMU_DRIVERS: Readonly<Record<string, IommuDriverFactory>> = {
+  "arm-smmu-v3": createArmSmmuV3,
+  "intel-iommu": createIntelIommu,
+  "amd-iommu": createAmdIommu,
+  "virtio-iommu": createVirtioIommu,
+  mock: createIommufdMock,
+};
+
+export type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";

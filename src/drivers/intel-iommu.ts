@@ -1,0 +1,141 @@
+/**
+ * Intel VT-d (drivers/iommu/intel/iommu.c). Each DMAR DRHD unit is an
+ * instance registered without a fwnode; clients have no fwspec, so ops
+ * resolve to the first fwnode-less instance and probe_device finds the unit
+ * whose device scope covers the device (INCLUDE_PCI_ALL units last),
+ * refusing devices no unit claims, and units whose registration has not
+ * set their ops yet. One paging domain may span several units if their
+ * capabilities are compatible.
+ */
+import type { Device } from "../base/device.ts";
+import { dmarFindMatchedUnit, type DmarUnitScope } from "../firmware/dmar.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommu } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import {
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IOMMU_HWPT_ALLOC_PASID,
+} from "../iommu/domain-alloc.ts";
+import { genericDeviceGroup } from "../iommu/group.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+import { pciDeviceGroup } from "../iommu/pci-group.ts";
+import type { IommuResvRegion } from "../iommu/resv-region.ts";
+import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
+import { domainSuperPgsizeBitmap } from "../pgtable/vtdss.ts";
+import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
+import {
+  firmwareResvRegions,
+  newPagingDomain,
+  pagingDomainOps,
+  pagingPriv,
+  staticBlockedDomain,
+  staticIdentityDomain,
+} from "./domains.ts";
+import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
+
+export const DRIVER = "intel-iommu";
+
+// arch/x86/include/asm/apicdef.h via intel_iommu_get_resv_regions: the IOAPIC/MSI window
+export const IOAPIC_RANGE_START = 0xfee00000;
+export const IOAPIC_RANGE_SIZE = 0x100000;
+
+/** struct intel_iommu (the parts the model needs). */
+export class IntelIommu {
+  constructor(
+    readonly scope: DmarUnitScope,
+    /** cap_super_page_val: 0 none, 1 = 2M, 2 = 2M and 1G. */
+    readonly superpage: number,
+    /** Address width the unit supports (agaw), 39 or 48. */
+    readonly addrWidth: number,
+  ) {}
+}
+
+function unitOf(iommu: IommuDevice): IntelIommu {
+  return iommu.priv as IntelIommu;
+}
+
+export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
+  const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
+  const identity = staticIdentityDomain(DRIVER);
+  const blocked = staticBlockedDomain(DRIVER);
+
+  // @kernel: paging_domain_compatible (the unit must support the domain's superpages and width)
+  const domainOps = pagingDomainOps((d, dev) => {
+    const iommu = devIommu(dev)?.iommuDev;
+    if (iommu === undefined || iommu === null) return kerr("ENODEV", `${dev.name} has no VT-d unit`);
+    const unit = unitOf(iommu);
+    const cfg = pagingPriv(d).cfg;
+    if (domainSuperPgsizeBitmap(unit.superpage) + SZ_4K < cfg.pgsizeBitmap || unit.addrWidth < cfg.ias) {
+      return kerr("EINVAL", `${d} uses page sizes or an address width ${iommu.name} lacks`);
+    }
+    return 0;
+  });
+
+  // @kernel: intel_iommu_domain_alloc_paging_flags (second-stage table for the device's unit)
+  const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
+    const supported = IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_PASID;
+    if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
+    const iommu = dev === null ? (units.find((u) => u.iommu.listed)?.iommu ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    if (iommu === null) return kerr("ENODEV", `${DRIVER}: no VT-d unit to allocate the domain for`);
+    const unit = unitOf(iommu);
+    const bitmap = SZ_4K + domainSuperPgsizeBitmap(unit.superpage);
+    const d = newPagingDomain(
+      IOMMU_DOMAIN_UNMANAGED,
+      domainOps,
+      iommu,
+      "VTDSS",
+      { pgsizeBitmap: bitmap, ias: unit.addrWidth, oas: 52 },
+      { start: 0, end: 2 ** unit.addrWidth - 1 },
+    );
+    // One VT-d domain may be attached to devices behind any compatible unit (domain->iommu_array).
+    d.spansInstances = true;
+    return d;
+  };
+
+  const ops: IommuOps = {
+    name: DRIVER,
+    identityDomain: identity,
+    blockedDomain: blocked,
+    releaseDomain: blocked,
+    // @kernel: intel_iommu_probe_device (device_lookup_iommu; a unit not registered yet has no ops)
+    probeDevice(dev) {
+      const u = dmarFindMatchedUnit(units, dev);
+      if (u === null) return kerr("ENODEV", `no DMAR unit's device scope covers ${dev.name}`);
+      if (!u.iommu.listed) return kerr("ENODEV", `DMAR unit ${u.iommu.name} covering ${dev.name} is not registered`);
+      return u.iommu;
+    },
+    // @kernel: intel_iommu_device_group
+    deviceGroup(dev) {
+      return dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);
+    },
+    domainAllocPagingFlags(dev, flags) {
+      return allocPaging(dev, flags);
+    },
+    // @kernel: intel_iommu_get_resv_regions (RMRRs, then the IOAPIC range)
+    getResvRegions(dev): IommuResvRegion[] {
+      return [
+        ...firmwareResvRegions(env, dev),
+        { start: IOAPIC_RANGE_START, length: IOAPIC_RANGE_SIZE, prot: IOMMU_READ | IOMMU_WRITE | IOMMU_NOEXEC, type: "msi" },
+      ];
+    },
+  };
+
+  return {
+    name: DRIVER,
+    ops,
+    registerBus: null,
+    newInstance(desc: IommuInstanceDesc) {
+      const scope = desc.scope ?? { segment: 0, includeAll: true, devices: new Set<string>() };
+      const bitmap = desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G;
+      const superpage = bitmap >= SZ_4K + SZ_2M + SZ_1G ? 2 : bitmap >= SZ_4K + SZ_2M ? 1 : 0;
+      const pasidBits = desc.pasidBits ?? 20;
+      const it = new IommuDevice(desc.name, DRIVER, null, pasidBits > 0 ? 2 ** pasidBits : 0, new IntelIommu(scope, superpage, desc.ias ?? 48));
+      // DRHD units with explicit scopes are searched before INCLUDE_PCI_ALL ones.
+      units.push({ scope, iommu: it });
+      return it;
+    },
+  };
+};

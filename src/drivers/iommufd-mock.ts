@@ -1,0 +1,80 @@
+/**
+ * The iommufd selftest's mock IOMMU driver (drivers/iommu/iommufd/selftest.c).
+ * One instance registers for the private `iommufd_mock` bus with
+ * iommu_device_register_bus; probe_device accepts exactly the devices on
+ * that bus. Its default and blocked domain are one static BLOCKED domain,
+ * so a mock device starts out blocked. Paging domains use 2 KiB pages
+ * (MOCK_IO_PAGE_SIZE) inside [MOCK_APERTURE_START, MOCK_APERTURE_LAST].
+ */
+import type { Device } from "../base/device.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommu } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import {
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IOMMU_HWPT_ALLOC_PASID,
+} from "../iommu/domain-alloc.ts";
+import { genericDeviceGroup } from "../iommu/group.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../pgtable/mock.ts";
+import { newPagingDomain, pagingDomainOps, staticBlockedDomain } from "./domains.ts";
+import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
+
+export const DRIVER = "mock";
+/** MOCK_PASID_WIDTH */
+export const MOCK_PASID_WIDTH = 20;
+
+export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
+  let mockIommu: IommuDevice | null = null;
+  const blocking = staticBlockedDomain("mock");
+  const domainOps = pagingDomainOps(() => 0);
+
+  // @kernel: mock_domain_alloc_paging_flags
+  const allocPaging = (dev: Device | null, flags: number, userData: unknown): IommuDomain | KError => {
+    const supported = IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_PASID;
+    if (userData !== null) return kerr("EOPNOTSUPP", "mock: paging allocation takes no user data");
+    if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `mock: unsupported allocation flags 0x${flags.toString(16)}`);
+    const iommu = (dev === null ? null : devIommu(dev)?.iommuDev) ?? mockIommu;
+    if (iommu === null) return kerr("ENODEV", "mock: the mock IOMMU is not registered");
+    return newPagingDomain(
+      IOMMU_DOMAIN_UNMANAGED,
+      domainOps,
+      iommu,
+      "IOMMUFD_MOCK",
+      { pgsizeBitmap: MOCK_IO_PAGE_SIZE, ias: 32, oas: 52 },
+      { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST },
+    );
+  };
+
+  const ops: IommuOps = {
+    name: DRIVER,
+    defaultDomain: blocking,
+    blockedDomain: blocking,
+    // @kernel: mock_probe_device
+    probeDevice(dev) {
+      if (env.mockBus === null || dev.bus !== env.mockBus) return kerr("ENODEV", `mock: ${dev.name} is not on the ${env.mockBus?.name ?? "iommufd_mock"} bus`);
+      if (mockIommu === null) return kerr("ENODEV", "mock: no mock IOMMU");
+      return mockIommu;
+    },
+    deviceGroup() {
+      return genericDeviceGroup(k);
+    },
+    domainAllocPagingFlags(dev, flags, userData) {
+      return allocPaging(dev, flags, userData);
+    },
+  };
+
+  return {
+    name: DRIVER,
+    ops,
+    registerBus: env.mockBus,
+    newInstance(desc: IommuInstanceDesc) {
+      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 2 ** MOCK_PASID_WIDTH);
+      mockIommu = it;
+      return it;
+    },
+  };
+};

@@ -1,0 +1,105 @@
+/**
+ * virtio-iommu (drivers/iommu/virtio-iommu.c): a paravirtual IOMMU found by
+ * fwnode (DT `iommus` / `iommu-map`, or ACPI VIOT). probe_device needs a
+ * fwspec naming a virtio-iommu; domains are finalised for the first
+ * viommu that attaches (here: for the device they are allocated on) and
+ * refuse devices behind another one. The host keeps the mappings (MAP and
+ * UNMAP requests); the model stores them in a 4K-granule table.
+ */
+import type { Device } from "../base/device.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import { genericDeviceGroup } from "../iommu/group.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+import { pciDeviceGroup } from "../iommu/pci-group.ts";
+import type { IommuResvRegion } from "../iommu/resv-region.ts";
+import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
+import { SZ_4K } from "../pgtable/sizes.ts";
+import {
+  firmwareResvRegions,
+  newPagingDomain,
+  pagingDomainOps,
+  sameInstance,
+  staticBlockedDomain,
+  staticIdentityDomain,
+} from "./domains.ts";
+import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
+
+export const DRIVER = "virtio-iommu";
+
+export class ViommuDev {
+  constructor(
+    /** config.page_size_mask */
+    readonly pgsizeBitmap: number,
+    /** config.input_range width in bits */
+    readonly inputBits: number,
+  ) {}
+}
+
+export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
+  const instances: IommuDevice[] = [];
+  const domainOps = pagingDomainOps((d, dev) => sameInstance(d, dev, DRIVER));
+
+  // @kernel: viommu_domain_alloc_paging (viommu_domain_finalise for the device's viommu)
+  const allocPaging = (dev: Device | null): IommuDomain | KError => {
+    const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    if (iommu === null) return kerr("ENODEV", `${DRIVER}: no viommu to finalise the domain for`);
+    const v = iommu.priv as ViommuDev;
+    const r = armLpaeRestrictPgsizes(v.pgsizeBitmap, v.inputBits, 48);
+    return newPagingDomain(
+      IOMMU_DOMAIN_UNMANAGED,
+      domainOps,
+      iommu,
+      "ARM_64_LPAE_S1",
+      { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas },
+      { start: 0, end: 2 ** r.ias - 1 },
+      "virtio-iommu",
+    );
+  };
+
+  const ops: IommuOps = {
+    name: DRIVER,
+    identityDomain: staticIdentityDomain(DRIVER),
+    blockedDomain: staticBlockedDomain(DRIVER),
+    // @kernel: viommu_of_xlate
+    ofXlate(dev, args) {
+      const fwspec = devIommuFwspecGet(dev);
+      if (fwspec === null) return kerr("EINVAL", `${dev.name} has no fwspec`);
+      fwspec.ids.push(args[0]!);
+      return 0;
+    },
+    // @kernel: viommu_probe_device (viommu_get_by_fwnode)
+    probeDevice(dev) {
+      const fwspec = devIommuFwspecGet(dev);
+      if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming a virtio-iommu`);
+      const it = instances.find((i) => i.fwnode === fwspec.iommuFwnode);
+      if (it === undefined) return kerr("ENODEV", `no virtio-iommu has fwnode ${fwspec.iommuFwnode?.name}`);
+      return it;
+    },
+    // @kernel: viommu_device_group
+    deviceGroup(dev) {
+      return dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);
+    },
+    domainAllocPaging(dev) {
+      return allocPaging(dev);
+    },
+    // @kernel: viommu_get_resv_regions (the device's probe-request regions, then the MSI window)
+    getResvRegions(dev): IommuResvRegion[] {
+      return [...firmwareResvRegions(env, dev), { start: 0x8000000, length: 0x100000, prot: 0, type: "sw-msi" }];
+    },
+  };
+
+  return {
+    name: DRIVER,
+    ops,
+    registerBus: null,
+    newInstance(desc: IommuInstanceDesc) {
+      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, new ViommuDev(desc.pgsizeBitmap ?? SZ_4K, desc.ias ?? 48));
+      instances.push(it);
+      return it;
+    },
+  };
+};

@@ -1,0 +1,193 @@
+/**
+ * Attaching domains (iommu.c): the per-device primitive, the group-wide
+ * switch with its rollback, and the public attach/detach API. A group is
+ * the unit: every member ends on the same RID domain, or the switch is
+ * undone.
+ */
+import type { Device } from "../base/device.ts";
+import { mutexLock, mutexUnlock } from "../base/mutex.ts";
+import type { Path } from "../base/path.ts";
+import { traced } from "../base/traced.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devGroup, devHasIommu, devIommu, devIommuOps } from "./dev-iommu.ts";
+import { domainIommuOpsCompatible } from "./domain-alloc.ts";
+import { IOMMU_DOMAIN_BLOCKED, type IommuDomain } from "./domain.ts";
+import { iommuGroupFirstDev, type IommuGroup } from "./group.ts";
+import type { IommuCore } from "./iommu-core.ts";
+
+export const IOMMU_SET_DOMAIN_MUST_SUCCEED = 1 << 0;
+
+// @kernel: __iommu_attach_device
+export function iommuAttachDeviceRaw(
+  k: IommuCore,
+  domain: IommuDomain,
+  dev: Device,
+  old: IommuDomain | null,
+): 0 | KError {
+  const ret = domain.ops.attachDev(domain, dev, old);
+  const p = devIommu(dev)!;
+  if (ret !== 0) return ret;
+  p.attachDeferred = false;
+  // The driver's view: the domain this device's RID now translates through.
+  p.domain = domain;
+  k.note("attach_dev", dev.name, `${domain}`);
+  return 0;
+}
+
+// @kernel: __iommu_device_set_domain
+export function iommuDeviceSetDomain(
+  k: IommuCore,
+  group: IommuGroup,
+  dev: Device,
+  newDomain: IommuDomain,
+  oldDomain: IommuDomain | null,
+  flags: number,
+): 0 | KError {
+  const p = devIommu(dev)!;
+  if (p.requireDirect && (newDomain.type === IOMMU_DOMAIN_BLOCKED || newDomain === group.blockingDomain)) {
+    k.warn(
+      "__iommu_device_set_domain",
+      dev.name,
+      "Firmware has requested this device have a 1:1 IOMMU mapping, rejecting configuring the device without a 1:1 mapping",
+    );
+    return kerr("EINVAL", `${dev.name} requires a 1:1 mapping and cannot be blocked`);
+  }
+  if (p.attachDeferred) {
+    if (newDomain === group.defaultDomain) return 0;
+    p.attachDeferred = false;
+  }
+  const ret = iommuAttachDeviceRaw(k, newDomain, dev, oldDomain);
+  if (ret !== 0) {
+    if (
+      (flags & IOMMU_SET_DOMAIN_MUST_SUCCEED) !== 0 &&
+      group.blockingDomain !== null &&
+      group.blockingDomain !== newDomain
+    ) {
+      iommuAttachDeviceRaw(k, group.blockingDomain, dev, oldDomain);
+    }
+    return ret;
+  }
+  return 0;
+}
+
+// @kernel: __iommu_group_set_domain_internal
+export function iommuGroupSetDomainInternal(
+  k: IommuCore,
+  group: IommuGroup,
+  newDomain: IommuDomain | null,
+  flags: number,
+): 0 | KError {
+  if (group.domain === newDomain) return 0;
+  if (newDomain === null) {
+    k.warn("__iommu_group_set_domain_internal", group.toString(), "switching to a NULL domain");
+    return kerr("EINVAL", `${group}: cannot switch to no domain`);
+  }
+  let result: 0 | KError = 0;
+  const devs = group.devices;
+  for (let i = 0; i < devs.length; i++) {
+    const ret = iommuDeviceSetDomain(k, group, devs[i]!.dev, newDomain, group.domain, flags);
+    if (ret === 0) continue;
+    result = ret;
+    if ((flags & IOMMU_SET_DOMAIN_MUST_SUCCEED) !== 0) continue;
+    // Revert the members already moved; a NULL old domain (first probe) is left for release to clean up.
+    for (let j = 0; j < i; j++) {
+      if (group.domain === null) continue;
+      const r = iommuDeviceSetDomain(k, group, devs[j]!.dev, group.domain, newDomain, IOMMU_SET_DOMAIN_MUST_SUCCEED);
+      if (r !== 0) k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
+    }
+    return ret;
+  }
+  group.domain = newDomain;
+  return result;
+}
+
+// @kernel: __iommu_group_set_domain
+export function iommuGroupSetDomain(k: IommuCore, group: IommuGroup, d: IommuDomain): 0 | KError {
+  return iommuGroupSetDomainInternal(k, group, d, 0);
+}
+
+// @kernel: __iommu_group_set_domain_nofail
+export function iommuGroupSetDomainNofail(k: IommuCore, group: IommuGroup, d: IommuDomain | null): void {
+  const ret = iommuGroupSetDomainInternal(k, group, d, IOMMU_SET_DOMAIN_MUST_SUCCEED);
+  if (ret !== 0) k.warn("__iommu_group_set_domain_nofail", group.toString(), `${ret.errno}: ${ret.message}`);
+}
+
+// @kernel: __iommu_group_set_core_domain (the blocking domain if owned, else the default)
+export function iommuGroupSetCoreDomain(k: IommuCore, group: IommuGroup): void {
+  iommuGroupSetDomainNofail(k, group, group.owner !== null ? group.blockingDomain : group.defaultDomain);
+}
+
+// @kernel: __iommu_attach_group
+export function iommuAttachGroupLocked(k: IommuCore, domain: IommuDomain, group: IommuGroup): 0 | KError {
+  if (group.domain !== null && group.domain !== group.defaultDomain && group.domain !== group.blockingDomain) {
+    return kerr("EBUSY", `${group} is attached to ${group.domain}; detach it first`);
+  }
+  const dev = iommuGroupFirstDev(group);
+  if (dev === null || !devHasIommu(dev) || !domainIommuOpsCompatible(devIommuOps(dev)!, domain)) {
+    return kerr("EINVAL", `${domain} was not allocated by ${group}'s IOMMU driver`);
+  }
+  return iommuGroupSetDomain(k, group, domain);
+}
+
+// @kernel: iommu_attach_group
+export function iommuAttachGroup(k: IommuCore, domain: IommuDomain, group: IommuGroup): Path<0 | KError> {
+  return traced(k, "iommu_attach_group", group.toString(), attachGroupBody(k, domain, group), domain.toString());
+}
+
+function* attachGroupBody(k: IommuCore, domain: IommuDomain, group: IommuGroup): Path<0 | KError> {
+  yield* mutexLock(k.sched, group.mutex);
+  const ret = iommuAttachGroupLocked(k, domain, group);
+  yield* mutexUnlock(k.sched, group.mutex);
+  return ret;
+}
+
+// @kernel: iommu_attach_device (singleton groups only)
+export function iommuAttachDevice(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
+  return traced(k, "iommu_attach_device", dev.name, attachDeviceBody(k, domain, dev), domain.toString());
+}
+
+function* attachDeviceBody(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
+  const group = devGroup(dev);
+  if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
+  yield* mutexLock(k.sched, group.mutex);
+  let ret: 0 | KError;
+  if (group.devices.length !== 1) {
+    ret = kerr("EINVAL", `${dev.name}'s ${group} has ${group.devices.length} devices; iommu_attach_device needs a singleton group`);
+  } else {
+    ret = iommuAttachGroupLocked(k, domain, group);
+  }
+  yield* mutexUnlock(k.sched, group.mutex);
+  return ret;
+}
+
+// @kernel: iommu_detach_device (ignored unless `domain` is attached and the group is a singleton)
+export function iommuDetachDevice(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
+  return traced(k, "iommu_detach_device", dev.name, detachDeviceBody(k, domain, dev), domain.toString());
+}
+
+function* detachDeviceBody(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
+  const group = devGroup(dev);
+  if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
+  yield* mutexLock(k.sched, group.mutex);
+  let ret: 0 | KError = 0;
+  if (group.domain !== domain || group.devices.length !== 1) {
+    k.warn("iommu_detach_device", dev.name, `${domain} is not attached to a singleton group here; ignored`);
+    ret = kerr("EINVAL", `${domain} is not attached to ${dev.name}'s singleton group`);
+  } else {
+    iommuGroupSetCoreDomain(k, group);
+  }
+  yield* mutexUnlock(k.sched, group.mutex);
+  return ret;
+}
+
+// @kernel: iommu_detach_group
+export function iommuDetachGroup(k: IommuCore, group: IommuGroup): Path<0 | KError> {
+  return traced(k, "iommu_detach_group", group.toString(), detachGroupBody(k, group));
+}
+
+function* detachGroupBody(k: IommuCore, group: IommuGroup): Path<0 | KError> {
+  yield* mutexLock(k.sched, group.mutex);
+  iommuGroupSetCoreDomain(k, group);
+  yield* mutexUnlock(k.sched, group.mutex);
+  return 0;
+}

@@ -1,0 +1,92 @@
+/**
+ * The buses' `dma_configure` / `dma_cleanup` callbacks
+ * (drivers/base/platform.c, drivers/pci/pci-driver.c, drivers/amba/bus.c):
+ * firmware configuration first (OF or ACPI), then, only when a driver is
+ * binding and does not manage DMA itself, DMA-API ownership of the group.
+ * The IOMMU core calls the same callback with no driver bound
+ * (iommu_init_device), which is how it tells the two callers apart.
+ */
+import type { BusType } from "../base/bus.ts";
+import type { Device } from "../base/device.ts";
+import type { FwnodeHandle } from "../base/fwnode.ts";
+import { mutexLock, mutexUnlock } from "../base/mutex.ts";
+import type { Path } from "../base/path.ts";
+import { traced } from "../base/traced.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommuFwspecGet } from "./dev-iommu.ts";
+import type { IommuCore } from "./iommu-core.ts";
+import { ofIommuConfigure } from "./of-iommu.ts";
+import { iommuDeviceUnuseDefaultDomain, iommuDeviceUseDefaultDomain } from "./ownership.ts";
+
+// @kernel: of_dma_configure_id (only a deferral fails it; other IOMMU errors leave the device without one)
+function* ofDmaConfigure(k: IommuCore, dev: Device, np: FwnodeHandle): Path<0 | KError> {
+  const ret = yield* ofIommuConfigure(k, dev, np);
+  if (ret !== 0 && ret.errno === "EPROBE_DEFER") return ret;
+  return 0;
+}
+
+// @kernel: acpi_dma_configure_id (acpi_iommu_configure_id: IORT, RIMT, VIOT)
+function* acpiDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
+  yield* mutexLock(k.sched, k.probeLock);
+  // No IORT/VIOT table in this model: DMAR/IVRS-described devices get no fwspec.
+  if (devIommuFwspecGet(dev) === null) k.note("acpi_iommu_configure_id", dev.name, "no IORT/VIOT mapping: ENODEV (ignored)");
+  yield* mutexUnlock(k.sched, k.probeLock);
+  return 0;
+}
+
+function* firmwareConfigure(k: IommuCore, dev: Device, np: FwnodeHandle | null): Path<0 | KError> {
+  if (np === null) return 0;
+  if (np.kind === "of") return yield* ofDmaConfigure(k, dev, np);
+  if (np.kind === "acpi") return yield* acpiDmaConfigure(k, dev);
+  return 0;
+}
+
+/** Ownership step shared by the buses: only with a driver bound that is not driver_managed_dma. */
+function* claimForDriver(k: IommuCore, dev: Device): Path<0 | KError> {
+  const drv = dev.driver;
+  if (drv === null || drv.driverManagedDma) return 0;
+  return yield* iommuDeviceUseDefaultDomain(k, dev);
+}
+
+// @kernel: platform_dma_configure (and amba_dma_configure)
+function platformDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
+  return traced(k, `${dev.bus.name}_dma_configure`, dev.name, platformBody(k, dev));
+}
+
+function* platformBody(k: IommuCore, dev: Device): Path<0 | KError> {
+  const ret = yield* firmwareConfigure(k, dev, dev.fwnode);
+  if (ret !== 0) return ret;
+  return yield* claimForDriver(k, dev);
+}
+
+// @kernel: pci_dma_configure (firmware of the host bridge: its DT node or ACPI companion)
+function pciDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
+  return traced(k, "pci_dma_configure", dev.name, pciBody(k, dev));
+}
+
+function* pciBody(k: IommuCore, dev: Device): Path<0 | KError> {
+  if (dev.pci === null) return kerr("EINVAL", `${dev.name} is on the PCI bus without PCI data`);
+  const host = dev.pci.bus.host.fwnode;
+  const ret = host === null ? yield* acpiDmaConfigure(k, dev) : yield* firmwareConfigure(k, dev, host);
+  if (ret !== 0) return ret;
+  return yield* claimForDriver(k, dev);
+}
+
+// @kernel: platform_dma_cleanup / pci_dma_cleanup / amba_dma_cleanup
+function* dmaCleanup(k: IommuCore, dev: Device): Path {
+  const drv = dev.driver;
+  if (drv !== null && !drv.driverManagedDma) yield* iommuDeviceUnuseDefaultDomain(k, dev);
+}
+
+/** Installs the dma_configure / dma_cleanup callbacks on the buses that have them. */
+export function installBusDmaOps(k: IommuCore, buses: { platform?: BusType; pci?: BusType; amba?: BusType }): void {
+  for (const bus of [buses.platform, buses.amba]) {
+    if (bus === undefined) continue;
+    bus.dmaConfigure = (dev) => platformDmaConfigure(k, dev);
+    bus.dmaCleanup = (dev) => dmaCleanup(k, dev);
+  }
+  if (buses.pci !== undefined) {
+    buses.pci.dmaConfigure = (dev) => pciDmaConfigure(k, dev);
+    buses.pci.dmaCleanup = (dev) => dmaCleanup(k, dev);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * struct dev_iommu and struct iommu_fwspec: the IOMMU core's per-device
+ * state (`dev->iommu`), with the accessors the core uses. Lifetime follows
+ * reference §4.6: NONE -> FW_ONLY (fwspec only) -> PROBED (iommu_dev set),
+ * and back to NONE on release or any probe failure.
+ */
+import type { Device, DevIommuFwd, IommuGroupFwd } from "../base/device.ts";
+import type { FwnodeHandle } from "../base/fwnode.ts";
+import type { IommuGroup } from "./group.ts";
+import type { IommuDomain } from "./domain.ts";
+import type { IommuDevice } from "./iommu-device.ts";
+import type { IommuOps } from "./ops.ts";
+
+// include/linux/iommu.h
+export const IOMMU_FWSPEC_PCI_RC_ATS = 1 << 0;
+export const IOMMU_FWSPEC_PCI_RC_CANWBS = 1 << 1;
+
+/** struct iommu_fwspec */
+export class IommuFwspec {
+  flags = 0;
+  readonly ids: number[] = [];
+  constructor(readonly iommuFwnode: FwnodeHandle | null) {}
+}
+
+/** struct dev_iommu */
+export class DevIommu implements DevIommuFwd {
+  readonly kind = "dev_iommu" as const;
+  fwspec: IommuFwspec | null = null;
+  /** The instance this device was probed against; non-null means the device has an IOMMU. */
+  iommuDev: IommuDevice | null = null;
+  /** Driver private data (`dev_iommu_priv_set`). */
+  priv: unknown = null;
+  maxPasids = 0;
+  attachDeferred = false;
+  pci32bitWorkaround = false;
+  requireDirect = false;
+  shadowOnFlush = false;
+  /** The RID domain the driver has this device attached to (the driver's view, set by attach_dev). */
+  domain: IommuDomain | null = null;
+}
+
+export function devIommu(dev: Device): DevIommu | null {
+  return dev.iommu as DevIommu | null;
+}
+
+// @kernel: dev_iommu_fwspec_get
+export function devIommuFwspecGet(dev: Device): IommuFwspec | null {
+  return devIommu(dev)?.fwspec ?? null;
+}
+
+// @kernel: dev_iommu_get
+export function devIommuGet(dev: Device): DevIommu {
+  let p = devIommu(dev);
+  if (p === null) {
+    p = new DevIommu();
+    dev.iommu = p;
+  }
+  return p;
+}
+
+// @kernel: dev_iommu_free (frees the fwspec with it)
+export function devIommuFree(dev: Device): void {
+  dev.iommu = null;
+}
+
+// @kernel: dev_has_iommu
+export function devHasIommu(dev: Device): boolean {
+  return devIommu(dev)?.iommuDev != null;
+}
+
+// @kernel: dev_iommu_ops (valid only for a probed device)
+export function devIommuOps(dev: Device): IommuOps | null {
+  return devIommu(dev)?.iommuDev?.ops ?? null;
+}
+
+// @kernel: iommu_group_get (without the reference)
+export function devGroup(dev: Device): IommuGroup | null {
+  return dev.iommuGroup as IommuGroup | null;
+}
+
+export function setDevGroup(dev: Device, group: IommuGroup | null): void {
+  dev.iommuGroup = group as IommuGroupFwd | null;
+}

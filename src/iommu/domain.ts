@@ -1,0 +1,96 @@
+/**
+ * struct iommu_domain: a translation context. It carries the ops of the
+ * driver that allocated it (`owner`), the instance its page table was
+ * finalised for, its page sizes and aperture.
+ */
+import type { IommuDevice } from "./iommu-device.ts";
+import type { IommuDomainOps, IommuOps } from "./ops.ts";
+
+// include/linux/iommu.h: domain type bits
+export const __IOMMU_DOMAIN_PAGING = 1 << 0;
+export const __IOMMU_DOMAIN_DMA_API = 1 << 1;
+export const __IOMMU_DOMAIN_PT = 1 << 2;
+export const __IOMMU_DOMAIN_DMA_FQ = 1 << 3;
+export const __IOMMU_DOMAIN_SVA = 1 << 4;
+export const __IOMMU_DOMAIN_PLATFORM = 1 << 5;
+export const __IOMMU_DOMAIN_NESTED = 1 << 6;
+
+export const IOMMU_DOMAIN_BLOCKED = 0;
+export const IOMMU_DOMAIN_IDENTITY = __IOMMU_DOMAIN_PT;
+export const IOMMU_DOMAIN_UNMANAGED = __IOMMU_DOMAIN_PAGING;
+export const IOMMU_DOMAIN_DMA = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API;
+export const IOMMU_DOMAIN_DMA_FQ = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API | __IOMMU_DOMAIN_DMA_FQ;
+export const IOMMU_DOMAIN_SVA = __IOMMU_DOMAIN_SVA;
+export const IOMMU_DOMAIN_PLATFORM = __IOMMU_DOMAIN_PLATFORM;
+export const IOMMU_DOMAIN_NESTED = __IOMMU_DOMAIN_NESTED;
+
+/** The words /sys/kernel/iommu_groups/N/type uses (iommu_group_show_type). */
+export function domainTypeName(type: number): string {
+  switch (type) {
+    case IOMMU_DOMAIN_BLOCKED:
+      return "blocked";
+    case IOMMU_DOMAIN_IDENTITY:
+      return "identity";
+    case IOMMU_DOMAIN_UNMANAGED:
+      return "unmanaged";
+    case IOMMU_DOMAIN_DMA:
+      return "DMA";
+    case IOMMU_DOMAIN_DMA_FQ:
+      return "DMA-FQ";
+    case IOMMU_DOMAIN_SVA:
+      return "SVA";
+    case IOMMU_DOMAIN_NESTED:
+      return "nested";
+    case IOMMU_DOMAIN_PLATFORM:
+      return "platform";
+    default:
+      return "unknown";
+  }
+}
+
+// @kernel: iommu_is_dma_domain
+export function iommuIsDmaDomain(d: IommuDomain): boolean {
+  return (d.type & __IOMMU_DOMAIN_DMA_API) !== 0;
+}
+
+export interface IommuDomainGeometry {
+  apertureStart: number;
+  /** Last valid IOVA (inclusive). */
+  apertureEnd: number;
+  forceAperture: boolean;
+}
+
+export class IommuDomain {
+  /** Model id shown in snapshots; 0 until the core first holds the domain (adoptDomain). */
+  id = 0;
+  /** The driver ops whose allocator produced it (`domain->owner`); null for static domains. */
+  owner: IommuOps | null = null;
+  /** The instance the page table was finalised for; null for instance-independent static domains. */
+  iommu: IommuDevice | null;
+  /** Supported page sizes, ascending (`pgsize_bitmap` as a list: sizes above 2^31 do not fit JS bitwise ops). */
+  pgsizes: readonly number[];
+  geometry: IommuDomainGeometry;
+  /** Driver-private state (its page table). */
+  priv: unknown;
+  /** Freed by iommu_domain_free. */
+  freed = false;
+  /** The driver lets this domain serve several instances (VT-d: compatible units share a domain). */
+  spansInstances = false;
+
+  constructor(
+    public type: number,
+    readonly ops: IommuDomainOps,
+    /** A driver's static domain (`ops->identity_domain`, `blocked_domain`, ...). */
+    readonly isStatic: boolean,
+    opts: { iommu?: IommuDevice | null; pgsizes?: readonly number[]; geometry?: IommuDomainGeometry; priv?: unknown } = {},
+  ) {
+    this.iommu = opts.iommu ?? null;
+    this.pgsizes = opts.pgsizes ?? [];
+    this.geometry = opts.geometry ?? { apertureStart: 0, apertureEnd: 0, forceAperture: false };
+    this.priv = opts.priv ?? null;
+  }
+
+  toString(): string {
+    return `domain ${this.id} (${domainTypeName(this.type)})`;
+  }
+}

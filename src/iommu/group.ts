@@ -1,0 +1,92 @@
+/**
+ * struct iommu_group: the unit of isolation. Devices join through
+ * `ops->device_group`, which hands back a referenced group; ids are the
+ * lowest free integers, reused after release, as /sys/kernel/iommu_groups
+ * shows them.
+ */
+import type { Device, IommuGroupFwd } from "../base/device.ts";
+import { Mutex } from "../base/mutex.ts";
+import type { IommuDomain } from "./domain.ts";
+import type { IommuCore } from "./iommu-core.ts";
+
+/** struct group_device */
+export class GroupDevice {
+  constructor(
+    readonly dev: Device,
+    /** The link name under devices/. */
+    readonly name: string,
+  ) {}
+}
+
+/** A pasid_array entry: the domain attached at that PASID (and the handle, if iommufd gave one). */
+export interface PasidEntry {
+  domain: IommuDomain;
+  handle: unknown;
+}
+
+export class IommuGroup implements IommuGroupFwd {
+  readonly kind = "iommu_group" as const;
+  readonly devices: GroupDevice[] = [];
+  readonly mutex: Mutex;
+  defaultDomain: IommuDomain | null = null;
+  blockingDomain: IommuDomain | null = null;
+  /** The RID domain currently attached. */
+  domain: IommuDomain | null = null;
+  ownerCnt = 0;
+  /** The DMA owner cookie (user ownership), or null. */
+  owner: unknown = null;
+  readonly pasidArray = new Map<number, PasidEntry>();
+  name: string | null = null;
+  /** References (`devices_kobj`): one per member plus external holders. */
+  refcount = 1;
+  /** Queued on a bus_iommu_probe group_list awaiting its default domain (`group->entry`). */
+  onGroupList = false;
+  released = false;
+
+  constructor(readonly id: number) {
+    this.mutex = new Mutex(`group->mutex(${id})`);
+  }
+
+  toString(): string {
+    return `group ${this.id}`;
+  }
+}
+
+// @kernel: iommu_group_alloc
+export function iommuGroupAlloc(k: IommuCore): IommuGroup {
+  const g = new IommuGroup(k.groupIda.alloc());
+  k.groups.add(g);
+  return g;
+}
+
+// @kernel: iommu_group_ref_get
+export function iommuGroupRefGet(g: IommuGroup): IommuGroup {
+  g.refcount++;
+  return g;
+}
+
+// @kernel: iommu_group_put (the last put releases: iommu_group_release)
+export function iommuGroupPut(k: IommuCore, g: IommuGroup): void {
+  if (g.refcount <= 0) {
+    k.warn("iommu_group_put", g.toString(), "reference count underflow");
+    return;
+  }
+  if (--g.refcount > 0) return;
+  // @kernel: iommu_group_release
+  if (g.defaultDomain !== null || g.blockingDomain !== null) {
+    k.warn("iommu_group_release", g.toString(), "released with a default or blocking domain still set");
+  }
+  g.released = true;
+  k.groups.delete(g);
+  k.groupIda.free(g.id);
+}
+
+// @kernel: iommu_group_first_dev
+export function iommuGroupFirstDev(g: IommuGroup): Device | null {
+  return g.devices[0]?.dev ?? null;
+}
+
+// @kernel: generic_device_group
+export function genericDeviceGroup(k: IommuCore): IommuGroup {
+  return iommuGroupAlloc(k);
+}

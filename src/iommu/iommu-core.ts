@@ -1,0 +1,88 @@
+/**
+ * The IOMMU core's global state for one machine (the statics of
+ * drivers/iommu/iommu.c): the instance list, the probe lock, group and
+ * domain id allocators, the default-domain knobs, the design strategies in
+ * force, and the buses the core watches.
+ */
+import type { BusType } from "../base/bus.ts";
+import type { DriverCore } from "../base/driver-core.ts";
+import type { FwnodeHandle } from "../base/fwnode.ts";
+import { Mutex } from "../base/mutex.ts";
+import type { Sched } from "../base/path.ts";
+import type { TraceCtx } from "../base/traced.ts";
+import { Ida } from "../lib/ida.ts";
+import type { Trace } from "../lib/trace.ts";
+import { IOMMU_DOMAIN_DMA, type IommuDomain } from "./domain.ts";
+import type { IommuGroup } from "./group.ts";
+import type { IommuDevice } from "./iommu-device.ts";
+import { ProbeIndex } from "./probe-index.ts";
+import { UPSTREAM_STRATEGIES, type IommuStrategies } from "./strategy.ts";
+
+// iommu_cmd_line bits
+export const IOMMU_CMD_LINE_DMA_API = 1 << 0;
+export const IOMMU_CMD_LINE_STRICT = 1 << 1;
+
+export class IommuCore implements TraceCtx {
+  /** iommu_device_list, in registration order. */
+  readonly deviceList: IommuDevice[] = [];
+  /** iommu_probe_device_lock */
+  readonly probeLock = new Mutex("iommu_probe_device_lock");
+  /** iommu_group_ida */
+  readonly groupIda = new Ida(0);
+  /** Model ids for domains, as snapshots show them. */
+  readonly domainIda = new Ida(1);
+  /** Live groups and domains (what /sys/kernel/iommu_groups and the snapshot list). */
+  readonly groups = new Set<IommuGroup>();
+  readonly domains = new Set<IommuDomain>();
+  /** iommu_def_domain_type */
+  defDomainType = IOMMU_DOMAIN_DMA;
+  /** iommu_dma_strict */
+  dmaStrict = true;
+  /** iommu_cmd_line */
+  cmdLine = 0;
+  /** pci_request_acs() was called (DT systems, from of_iommu_configure). */
+  pciAcsRequested = false;
+  /** Unprobed devices indexed by the IOMMU their firmware names (a model speed-up, exact). */
+  readonly probeIndex = new ProbeIndex();
+  /** How bus_iommu_probe picks devices: via the index, or every device on the bus as the kernel does. */
+  probeWalk: "indexed" | "literal" = "indexed";
+
+  private fwnodeCache: Map<FwnodeHandle | null, IommuDevice> | null = null;
+
+  constructor(
+    readonly dc: DriverCore,
+    /** iommu_buses[]: the buses the core registers its notifier on, in walk order. */
+    readonly iommuBuses: readonly BusType[],
+    public strategy: IommuStrategies = UPSTREAM_STRATEGIES,
+  ) {}
+
+  get sched(): Sched {
+    return this.dc.sched;
+  }
+  get trace(): Trace {
+    return this.dc.trace;
+  }
+
+  warn(fn: string, subject: string, message: string): void {
+    this.dc.trace.warn(this.dc.sched.current.id, fn, subject, message);
+  }
+
+  note(fn: string, subject: string, detail: string): void {
+    this.dc.trace.note(this.dc.sched.current.id, fn, subject, detail);
+  }
+
+  /** The first listed instance per fwnode (what iommu_from_fwnode finds), cached until the list changes. */
+  firstByFwnode(fwnode: FwnodeHandle | null): IommuDevice | null {
+    let c = this.fwnodeCache;
+    if (c === null) {
+      c = new Map();
+      for (const it of this.deviceList) if (!c.has(it.fwnode)) c.set(it.fwnode, it);
+      this.fwnodeCache = c;
+    }
+    return c.get(fwnode) ?? null;
+  }
+
+  listChanged(): void {
+    this.fwnodeCache = null;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Device-tree IOMMU configuration (drivers/iommu/of_iommu.c, v6.15+): turn
+ * a device's `iommus` (or, for PCI, the host bridge's `iommu-map` applied
+ * to each DMA alias) into an iommu_fwspec, deferring while the named
+ * instance is not registered.
+ */
+import type { Device } from "../base/device.ts";
+import type { FwnodeHandle } from "../base/fwnode.ts";
+import { mutexLock, mutexUnlock } from "../base/mutex.ts";
+import type { Path } from "../base/path.ts";
+import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
+import { traced } from "../base/traced.ts";
+import { isErr, kerr, type KError } from "../lib/errno.ts";
+import { ofDeviceIsAvailable, ofMapId, ofParsePhandleWithArgs, type OfPhandleArgs } from "../firmware/of.ts";
+import { devIommu, devIommuFree, devIommuFwspecGet } from "./dev-iommu.ts";
+import { iommuFwspecFree, iommuFwspecInit, iommuOpsFromFwnode } from "./fwspec.ts";
+import type { IommuCore } from "./iommu-core.ts";
+import { iommuProbeDevice } from "./probe.ts";
+
+// @kernel: of_iommu_xlate
+function ofIommuXlate(k: IommuCore, dev: Device, spec: OfPhandleArgs): 0 | KError {
+  if (!ofDeviceIsAvailable(spec.np)) return kerr("ENODEV", `IOMMU node ${spec.np.name} is not available`);
+  const ret = iommuFwspecInit(k, dev, spec.np);
+  if (ret !== 0) return ret;
+  const ops = iommuOpsFromFwnode(k, spec.np);
+  if (!ops?.ofXlate) return kerr("ENODEV", `the driver of ${spec.np.name} has no of_xlate`);
+  return ops.ofXlate(dev, spec.args);
+}
+
+// @kernel: of_pci_iommu_init (one DMA alias through iommu-map)
+function ofPciIommuInit(k: IommuCore, dev: Device, hostNp: FwnodeHandle, alias: number): 0 | KError {
+  const m = ofMapId(hostNp, alias, "iommu-map", "iommu-map-mask");
+  if (isErr(m)) return m;
+  if (m.target === null) {
+    return kerr("ENODEV", `${hostNp.name}: no iommu-map translation for RID 0x${alias.toString(16)}`);
+  }
+  return ofIommuXlate(k, dev, { np: m.target, args: [m.idOut] });
+}
+
+// @kernel: of_iommu_configure_dev (each `iommus` entry, stopping at the first error)
+function ofIommuConfigureDev(k: IommuCore, dev: Device, masterNp: FwnodeHandle): 0 | KError {
+  let err: 0 | KError = kerr("ENODEV", `${masterNp.name} has no iommus property`);
+  for (let idx = 0; ; idx++) {
+    const spec = ofParsePhandleWithArgs(masterNp, "iommus", "#iommu-cells", idx);
+    if (spec === null) break;
+    if (isErr(spec)) return spec;
+    err = ofIommuXlate(k, dev, spec);
+    if (err !== 0) break;
+  }
+  return err;
+}
+
+// @kernel: of_iommu_configure
+export function ofIommuConfigure(k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
+  return traced(k, "of_iommu_configure", dev.name, ofIommuConfigureBody(k, dev, masterNp), masterNp?.name ?? "");
+}
+
+function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
+  if (masterNp === null) return kerr("ENODEV", `${dev.name} has no firmware node`);
+  yield* mutexLock(k.sched, k.probeLock);
+  if (devIommuFwspecGet(dev) !== null) {
+    yield* mutexUnlock(k.sched, k.probeLock);
+    return 0;
+  }
+  const devIommuPresent = devIommu(dev) !== null;
+  let err: 0 | KError;
+  if (dev.pci !== null) {
+    // @kernel: pci_request_acs
+    k.pciAcsRequested = true;
+    err = pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0);
+  } else {
+    err = ofIommuConfigureDev(k, dev, masterNp);
+  }
+  if (err !== 0 && devIommuPresent) iommuFwspecFree(dev);
+  else if (err !== 0 && devIommu(dev) !== null) devIommuFree(dev);
+  if (err === 0) {
+    const fw = devIommuFwspecGet(dev)!;
+    k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
+  }
+  yield* mutexUnlock(k.sched, k.probeLock);
+  // Not on the iommu_probe_device path (no dev->iommu on entry): replay the probe.
+  if (err === 0 && dev.registered && !devIommuPresent) err = yield* iommuProbeDevice(k, dev);
+  return err;
+}

@@ -1,0 +1,55 @@
+/**
+ * struct iommu_ops and struct iommu_domain_ops (include/linux/iommu.h),
+ * current shape: ops come per device (no bus ops), domains are allocated
+ * through a device, and static identity/blocked domains live in the ops.
+ */
+import type { Device } from "../base/device.ts";
+import type { KError } from "../lib/errno.ts";
+import type { IommuDomain } from "./domain.ts";
+import type { IommuGroup } from "./group.ts";
+import type { IommuDevice } from "./iommu-device.ts";
+import type { IommuResvRegion } from "./resv-region.ts";
+import type { IommuIotlbGather } from "../pgtable/gather.ts";
+import type { MappedBytes } from "../pgtable/types.ts";
+
+export interface IommuOps {
+  /** The driver's name (what the snapshot shows as a device's `ops`). */
+  readonly name: string;
+  probeDevice(dev: Device): IommuDevice | KError;
+  releaseDevice?(dev: Device): void;
+  probeFinalize?(dev: Device): void;
+  /** Mandatory: returns a referenced group. */
+  deviceGroup(dev: Device): IommuGroup | KError | null;
+  ofXlate?(dev: Device, args: readonly number[]): 0 | KError;
+  isAttachDeferred?(dev: Device): boolean;
+  /** IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_DMA or 0 (no preference). */
+  defDomainType?(dev: Device): number;
+  getResvRegions?(dev: Device): IommuResvRegion[];
+  domainAllocPaging?(dev: Device): IommuDomain | KError;
+  domainAllocPagingFlags?(dev: Device, flags: number, userData: unknown): IommuDomain | KError;
+  domainAllocIdentity?(dev: Device): IommuDomain | KError;
+  /** Static domains. */
+  identityDomain?: IommuDomain;
+  blockedDomain?: IommuDomain;
+  releaseDomain?: IommuDomain;
+  /** Legacy: forces this domain as every group's default. */
+  defaultDomain?: IommuDomain;
+  capable?(dev: Device, cap: number): boolean;
+}
+
+/** The mapped-bytes out parameter of map_pages. */
+export type Mapped = MappedBytes;
+export type { IommuIotlbGather };
+
+export interface IommuDomainOps {
+  /** `old` is the domain being replaced (null on a first attach). */
+  attachDev(domain: IommuDomain, dev: Device, old: IommuDomain | null): 0 | KError;
+  setDevPasid?(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | null): 0 | KError;
+  mapPages?(domain: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped): 0 | KError;
+  unmapPages?(domain: IommuDomain, iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
+  iovaToPhys?(domain: IommuDomain, iova: number): number;
+  iotlbSyncMap?(domain: IommuDomain, iova: number, size: number): 0 | KError;
+  iotlbSync?(domain: IommuDomain, gather: IommuIotlbGather): void;
+  flushIotlbAll?(domain: IommuDomain): void;
+  free?(domain: IommuDomain): void;
+}

@@ -1,0 +1,231 @@
+/**
+ * Device probe and release (iommu.c, reference §4): how a device gets its
+ * `dev->iommu`, its instance and ops, its group and its domain, and how all
+ * of that is torn down again. Any failure after `dev->iommu` was allocated
+ * frees it, fwspec included, so the device is clean and can be probed again.
+ */
+import {
+  BUS_NOTIFY_ADD_DEVICE,
+  BUS_NOTIFY_REMOVED_DEVICE,
+  type BusNotifyAction,
+  type NotifierBlock,
+} from "../base/bus.ts";
+import type { Device } from "../base/device.ts";
+import { mutexHeld, mutexLock, mutexUnlock } from "../base/mutex.ts";
+import type { Path } from "../base/path.ts";
+import { traced } from "../base/traced.ts";
+import { isErr, kerr, type KError } from "../lib/errno.ts";
+import { iommuDeviceSetDomain } from "./attach.ts";
+import {
+  devGroup,
+  devHasIommu,
+  devIommu,
+  devIommuFree,
+  devIommuGet,
+  setDevGroup,
+} from "./dev-iommu.ts";
+import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
+import { iommuCreateDeviceDirectMappings } from "./direct-mapping.ts";
+import { iommuDomainFree } from "./domain-alloc.ts";
+import { GroupDevice, iommuGroupPut, type IommuGroup } from "./group.ts";
+import type { IommuCore } from "./iommu-core.ts";
+import { probeKey } from "./probe-key.ts";
+
+/** The fwnode-less bus notifier callback the core registers on every IOMMU bus. */
+export function iommuBusNotifier(k: IommuCore): NotifierBlock {
+  return {
+    name: "iommu_bus_notifier",
+    // @kernel: iommu_bus_notifier
+    *call(action: BusNotifyAction, dev: Device): Path {
+      if (action === BUS_NOTIFY_ADD_DEVICE) {
+        yield* iommuProbeDevice(k, dev);
+        if (devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(k, dev));
+      } else if (action === BUS_NOTIFY_REMOVED_DEVICE) {
+        k.probeIndex.remove(dev);
+        yield* iommuReleaseDevice(k, dev);
+      }
+    },
+  };
+}
+
+// @kernel: iommu_probe_device
+export function iommuProbeDevice(k: IommuCore, dev: Device): Path<0 | KError> {
+  return traced(k, "iommu_probe_device", dev.name, iommuProbeDeviceBody(k, dev));
+}
+
+function* iommuProbeDeviceBody(k: IommuCore, dev: Device): Path<0 | KError> {
+  yield* mutexLock(k.sched, k.probeLock);
+  const ret = yield* iommuProbeDeviceLocked(k, dev, null);
+  yield* mutexUnlock(k.sched, k.probeLock);
+  if (ret !== 0) return ret;
+  devIommu(dev)?.iommuDev?.ops?.probeFinalize?.(dev);
+  return 0;
+}
+
+/**
+ * @kernel: __iommu_probe_device (iommu_probe_device_lock held)
+ * `groupList` is the bus walk's list of groups still waiting for a default
+ * domain (null on the hotplug path, which sets the domain up at once).
+ */
+export function iommuProbeDeviceLocked(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+  return traced(k, "__iommu_probe_device", dev.name, probeDeviceLockedBody(k, dev, groupList));
+}
+
+function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+  if (!mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
+  if (devGroup(dev) !== null) return 0;
+  const init = yield* iommuInitDevice(k, dev);
+  if (init !== 0) return init;
+  k.probeIndex.remove(dev);
+  if (dev.driver !== null) k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
+
+  const group = devGroup(dev)!;
+  yield* mutexLock(k.sched, group.mutex);
+  // The device must be on the group's list before default-domain setup looks at the members.
+  const gdev = new GroupDevice(dev, dev.name);
+  group.devices.push(gdev);
+  if (group.defaultDomain !== null && group.domain === null) {
+    k.warn("__iommu_probe_device", dev.name, `${group} has a default domain but no current domain`);
+  }
+  if (group.defaultDomain !== null) iommuCreateDeviceDirectMappings(k, group.defaultDomain, dev);
+
+  let ret: 0 | KError = 0;
+  if (group.domain !== null) {
+    ret = iommuDeviceSetDomain(k, group, dev, group.domain, null, 0);
+  } else if (group.defaultDomain === null && groupList === null) {
+    ret = iommuSetupDefaultDomain(k, group, 0);
+  } else if (group.defaultDomain === null && !group.onGroupList) {
+    group.onGroupList = true;
+    groupList!.push(group);
+  }
+  if (ret !== 0) {
+    // @kernel: __iommu_probe_device (err_remove_gdev, then iommu_deinit_device)
+    group.devices.splice(group.devices.indexOf(gdev), 1);
+    iommuDeinitDevice(k, dev, group);
+    yield* mutexUnlock(k.sched, group.mutex);
+    iommuGroupPut(k, group);
+    return ret;
+  }
+  if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);
+  yield* mutexUnlock(k.sched, group.mutex);
+  return 0;
+}
+
+// @kernel: iommu_init_device (iommu_probe_device_lock held)
+function iommuInitDevice(k: IommuCore, dev: Device): Path<0 | KError> {
+  return traced(k, "iommu_init_device", dev.name, initDeviceBody(k, dev));
+}
+
+function* initDeviceBody(k: IommuCore, dev: Device): Path<0 | KError> {
+  const param = devIommuGet(dev);
+  if (param.fwspec === null && dev.driver === null && dev.bus.dmaConfigure !== null) {
+    // The bus parses firmware (it takes the probe lock itself); its result is ignored.
+    yield* mutexUnlock(k.sched, k.probeLock);
+    yield* dev.bus.dmaConfigure(dev);
+    yield* mutexLock(k.sched, k.probeLock);
+    // Another prober may have finished the job (or failed and freed dev->iommu) meanwhile.
+    if (devIommu(dev) === null || devGroup(dev) !== null) {
+      return kerr("ENODEV", `${dev.name} was probed (or released) by another path while its firmware was parsed`);
+    }
+  }
+  const target = k.strategy.opsResolution.probe(k, dev);
+  if (isErr(target)) {
+    devIommuFree(dev);
+    return target;
+  }
+  const { ops, iommuDev } = target;
+  const p = devIommu(dev)!;
+  p.iommuDev = iommuDev;
+  iommuDev.devices.add(dev);
+  // @kernel: iommu_device_link (sysfs links only)
+  let group = ops.deviceGroup(dev);
+  if (group === null) {
+    k.warn("iommu_init_device", dev.name, `${ops.name} device_group returned NULL`);
+    group = kerr("EINVAL", `${ops.name} returned no group for ${dev.name}`);
+  }
+  if (isErr(group)) {
+    ops.releaseDevice?.(dev);
+    iommuDev.devices.delete(dev);
+    devIommuFree(dev);
+    return group;
+  }
+  setDevGroup(dev, group);
+  p.maxPasids = devIommuGetMaxPasids(dev, iommuDev.maxPasids);
+  if (ops.isAttachDeferred) p.attachDeferred = ops.isAttachDeferred(dev);
+  k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
+  return 0;
+}
+
+// @kernel: dev_iommu_get_max_pasids
+function devIommuGetMaxPasids(dev: Device, instanceMax: number): number {
+  let max = 0;
+  if (dev.pci !== null) {
+    max = dev.pci.maxPasids > 0 ? dev.pci.maxPasids : 0;
+  } else {
+    const bits = dev.fwnode?.props.get("pasid-num-bits");
+    if (typeof bits === "number") max = 2 ** bits;
+  }
+  return Math.min(max, instanceMax);
+}
+
+// @kernel: iommu_deinit_device (group->mutex held)
+export function iommuDeinitDevice(k: IommuCore, dev: Device, group: IommuGroup): void {
+  const p = devIommu(dev)!;
+  const iommuDev = p.iommuDev!;
+  const ops = iommuDev.ops!;
+  // @kernel: iommu_deinit_device (park on the release domain before release_device)
+  if (!p.attachDeferred && ops.releaseDomain) {
+    let release = ops.releaseDomain;
+    // A device needing its direct mappings is not parked on a blocking domain.
+    if (p.requireDirect && ops.identityDomain && release === ops.blockedDomain) release = ops.identityDomain;
+    if (release.ops.attachDev(release, dev, group.domain) === 0) p.domain = release;
+  }
+  ops.releaseDevice?.(dev);
+  // An empty group frees its domains before the driver module reference is dropped.
+  if (group.devices.length === 0) {
+    const def = group.defaultDomain;
+    const blk = group.blockingDomain;
+    group.defaultDomain = null;
+    group.blockingDomain = null;
+    group.domain = null;
+    if (def !== null) iommuDomainFree(k, def);
+    if (blk !== null && blk !== def) iommuDomainFree(k, blk);
+  }
+  iommuDev.devices.delete(dev);
+  setDevGroup(dev, null);
+  devIommuFree(dev);
+  dev.dmaIommu = false;
+}
+
+// @kernel: __iommu_group_remove_device
+function* iommuGroupRemoveDevice(k: IommuCore, dev: Device): Path {
+  const group = devGroup(dev)!;
+  yield* mutexLock(k.sched, group.mutex);
+  const i = group.devices.findIndex((g) => g.dev === dev);
+  if (i >= 0) {
+    group.devices.splice(i, 1);
+    // @kernel: __iommu_group_free_device
+    if (group.devices.length === 0 && (group.ownerCnt !== 0 || group.domain !== group.defaultDomain)) {
+      k.warn(
+        "__iommu_group_free_device",
+        dev.name,
+        `${group} became empty while owner_cnt=${group.ownerCnt} or not on its default domain`,
+      );
+    }
+  }
+  if (devHasIommu(dev)) iommuDeinitDevice(k, dev, group);
+  else setDevGroup(dev, null);
+  yield* mutexUnlock(k.sched, group.mutex);
+  iommuGroupPut(k, group);
+}
+
+// @kernel: iommu_release_device
+export function iommuReleaseDevice(k: IommuCore, dev: Device): Path {
+  return traced(k, "iommu_release_device", dev.name, releaseDeviceBody(k, dev));
+}
+
+function* releaseDeviceBody(k: IommuCore, dev: Device): Path {
+  if (devGroup(dev) !== null) yield* iommuGroupRemoveDevice(k, dev);
+  // A fwspec-only dev->iommu (never probed) is freed too.
+  if (devIommu(dev) !== null) devIommuFree(dev);
+}

@@ -1,0 +1,187 @@
+/**
+ * IOMMU instance registration (iommu.c, reference §2): an instance joins
+ * iommu_device_list, then probe is replayed over every IOMMU bus; a failure
+ * in that walk unregisters the whole instance. Unregistering releases
+ * exactly the devices the instance serves.
+ */
+import { busRegisterNotifier, busUnregisterNotifier, type BusType } from "../base/bus.ts";
+import { deviceAdd } from "../base/core.ts";
+import { driverDeferredProbeTrigger } from "../base/dd.ts";
+import type { Device } from "../base/device.ts";
+import { fwnodeCreateSoftwareNode, type FwnodeHandle } from "../base/fwnode.ts";
+import { mutexLock, mutexUnlock } from "../base/mutex.ts";
+import type { Path } from "../base/path.ts";
+import { traced } from "../base/traced.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devGroup, devIommuFree, devIommuOps } from "./dev-iommu.ts";
+import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
+import { iommuFwspecInit } from "./fwspec.ts";
+import { iommuGroupPut, type IommuGroup } from "./group.ts";
+import type { IommuCore } from "./iommu-core.ts";
+import type { IommuDevice } from "./iommu-device.ts";
+import type { IommuOps } from "./ops.ts";
+import { iommuBusNotifier, iommuProbeDeviceLocked, iommuReleaseDevice } from "./probe.ts";
+import { probeKey } from "./probe-key.ts";
+
+function listAdd(k: IommuCore, iommu: IommuDevice): void {
+  k.deviceList.push(iommu);
+  iommu.listed = true;
+  k.listChanged();
+}
+
+function listDel(k: IommuCore, iommu: IommuDevice): void {
+  const i = k.deviceList.indexOf(iommu);
+  if (i >= 0) k.deviceList.splice(i, 1);
+  iommu.listed = false;
+  iommu.ready = false;
+  k.listChanged();
+}
+
+/**
+ * The devices a registration walk of `bus` visits: every device (literal),
+ * or the unprobed devices whose ops could now resolve (see probe-index.ts).
+ */
+function walkCandidates(k: IommuCore, bus: BusType): Device[] {
+  if (k.probeWalk === "literal" || !k.iommuBuses.includes(bus)) return [...bus.devices];
+  const anyGlobal = k.firstByFwnode(null) !== null;
+  return k.probeIndex.select(bus, anyGlobal ? null : (key) => key !== null && k.firstByFwnode(key) !== null);
+}
+
+// @kernel: bus_iommu_probe
+export function busIommuProbe(k: IommuCore, bus: BusType): Path<0 | KError> {
+  return traced(k, "bus_iommu_probe", bus.name, busIommuProbeBody(k, bus));
+}
+
+function* busIommuProbeBody(k: IommuCore, bus: BusType): Path<0 | KError> {
+  const groupList: IommuGroup[] = [];
+  // @kernel: probe_iommu_group (for each device on the bus)
+  for (const dev of walkCandidates(k, bus)) {
+    if (!dev.registered) continue;
+    yield* mutexLock(k.sched, k.probeLock);
+    const ret = yield* iommuProbeDeviceLocked(k, dev, groupList);
+    yield* mutexUnlock(k.sched, k.probeLock);
+    if (ret !== 0 && ret.errno !== "ENODEV") {
+      for (const g of groupList) g.onGroupList = false;
+      return ret;
+    }
+  }
+  for (const group of groupList) {
+    yield* mutexLock(k.sched, group.mutex);
+    group.onGroupList = false;
+    const ret = iommuSetupDefaultDomain(k, group, 0);
+    if (ret !== 0) {
+      yield* mutexUnlock(k.sched, group.mutex);
+      return ret;
+    }
+    for (const gdev of group.devices) iommuSetupDmaOps(gdev.dev, group.defaultDomain!);
+    yield* mutexUnlock(k.sched, group.mutex);
+    // @kernel: iommu_group_do_probe_finalize (outside the group lock)
+    for (const gdev of group.devices) devIommuOps(gdev.dev)?.probeFinalize?.(gdev.dev);
+  }
+  return 0;
+}
+
+// @kernel: iommu_device_register
+export function iommuDeviceRegister(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
+  return traced(k, "iommu_device_register", iommu.name, registerBody(k, iommu, ops, hwdevFwnode));
+}
+
+function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
+  if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
+  iommu.ops = ops;
+  if (hwdevFwnode !== null) iommu.fwnode = hwdevFwnode;
+  listAdd(k, iommu);
+  let err: 0 | KError = 0;
+  for (const bus of k.iommuBuses) {
+    err = yield* busIommuProbe(k, bus);
+    if (err !== 0) break;
+  }
+  if (err !== 0) {
+    yield* iommuDeviceUnregisterBody(k, iommu);
+    return err;
+  }
+  iommu.ready = true;
+  // The IOMMU driver's own successful bind retriggers deferred devices.
+  yield* driverDeferredProbeTrigger(k.dc);
+  return 0;
+}
+
+// @kernel: iommu_device_unregister
+export function iommuDeviceUnregister(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+  return traced(k, "iommu_device_unregister", iommu.name, iommuDeviceUnregisterBody(k, iommu));
+}
+
+function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+  if (!iommu.listed) return kerr("ENOENT", `${iommu.name} is not registered`);
+  // @kernel: remove_iommu_group (for each device of each IOMMU bus served by this instance)
+  const busIndex = new Map(k.iommuBuses.map((b, i) => [b, i] as const));
+  const victims = [...iommu.devices]
+    .filter((d) => busIndex.has(d.bus))
+    .sort((a, b) => busIndex.get(a.bus)! - busIndex.get(b.bus)! || a.busSeq - b.busSeq);
+  for (const dev of victims) {
+    yield* iommuReleaseDevice(k, dev);
+    if (dev.registered && devGroup(dev) === null) k.probeIndex.add(dev, probeKey(k, dev));
+  }
+  listDel(k, iommu);
+  if (iommu.singletonGroup !== null) {
+    const g = iommu.singletonGroup;
+    iommu.singletonGroup = null;
+    iommuGroupPut(k, g);
+  }
+  return 0;
+}
+
+// @kernel: iommu_device_register_bus (CONFIG_IOMMUFD_TEST)
+export function iommuDeviceRegisterBus(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
+  return traced(k, "iommu_device_register_bus", iommu.name, registerBusBody(k, iommu, ops, bus, swnode), bus.name);
+}
+
+function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
+  if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
+  iommu.ops = ops;
+  const nb = iommuBusNotifier(k);
+  busRegisterNotifier(bus, nb);
+  iommu.busNotifier = { bus, nb };
+  // Since v6.18 the instance gets its own software fwnode so fwspecs can name it.
+  if (swnode) iommu.fwnode = fwnodeCreateSoftwareNode(`swnode:${iommu.name}`);
+  listAdd(k, iommu);
+  const err = yield* busIommuProbe(k, bus);
+  if (err !== 0) {
+    yield* unregisterBusBody(k, iommu);
+    return err;
+  }
+  iommu.ready = true;
+  return 0;
+}
+
+// @kernel: iommu_device_unregister_bus
+export function iommuDeviceUnregisterBus(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+  return traced(k, "iommu_device_unregister_bus", iommu.name, unregisterBusBody(k, iommu));
+}
+
+function* unregisterBusBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+  if (!iommu.listed) return kerr("ENOENT", `${iommu.name} is not registered`);
+  const reg = iommu.busNotifier;
+  if (reg !== null) {
+    busUnregisterNotifier(reg.bus, reg.nb);
+    iommu.busNotifier = null;
+  }
+  return yield* iommuDeviceUnregisterBody(k, iommu);
+}
+
+// @kernel: iommu_mock_device_add (the fwspec is installed before device_add)
+export function iommuMockDeviceAdd(k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
+  return traced(k, "iommu_mock_device_add", dev.name, mockDeviceAddBody(k, dev, iommu), iommu.name);
+}
+
+function* mockDeviceAddBody(k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
+  if (dev.registered) return kerr("EEXIST", `${dev.name} is already added`);
+  yield* mutexLock(k.sched, k.probeLock);
+  const ret = iommuFwspecInit(k, dev, iommu.fwnode);
+  yield* mutexUnlock(k.sched, k.probeLock);
+  if (ret !== 0) return ret;
+  const added = yield* deviceAdd(k.dc, dev);
+  // [7.1] a failed device_add frees the whole dev->iommu, not only the fwspec.
+  if (added !== 0) devIommuFree(dev);
+  return added;
+}

@@ -1,0 +1,46 @@
+/**
+ * Bit helpers for addresses and sizes above 2^32. JS bitwise operators work
+ * on 32 bits, so IOVAs, physical addresses and page sizes (up to 2^52) are
+ * handled with arithmetic. All inputs are non-negative integers below 2^53.
+ */
+
+const TWO32 = 4294967296;
+
+/** Count trailing zeros (`__ffs`); 64 for zero. */
+export function ctz(x: number): number {
+  if (x === 0) return 64;
+  const lo = x % TWO32;
+  if (lo !== 0) return 31 - Math.clz32(lo & -lo);
+  const hi = Math.floor(x / TWO32);
+  return 32 + 31 - Math.clz32(hi & -hi);
+}
+
+/** Floor of log2 (`__fls`); -1 for zero. */
+export function fls(x: number): number {
+  if (x === 0) return -1;
+  if (x < TWO32) return 31 - Math.clz32(x);
+  return 32 + 31 - Math.clz32(Math.floor(x / TWO32));
+}
+
+/** `IS_ALIGNED(x, a)` for a power-of-two `a`. */
+export function isAligned(x: number, a: number): boolean {
+  return x % a === 0;
+}
+
+/** `ALIGN(x, a)`: round up to a multiple of the power of two `a`. */
+export function alignUp(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+
+/** Round down to a multiple of the power of two `a`. */
+export function alignDown(x: number, a: number): number {
+  return Math.floor(x / a) * a;
+}
+
+export function isPowerOfTwo(x: number): boolean {
+  return x > 0 && 2 ** ctz(x) === x;
+}
+
+export function hex(x: number): string {
+  return "0x" + x.toString(16);
+}

@@ -1,0 +1,82 @@
+/**
+ * Expectations: a partial match against the snapshot. Only the keys written
+ * are compared; lists of names compare as sets; `groups` asks that each
+ * listed set be exactly one group's devices.
+ */
+import type { ExpectSpec } from "./scenario/schema.ts";
+import type { Snapshot } from "./snapshot.ts";
+
+function fmt(v: unknown): string {
+  return JSON.stringify(v);
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const s = new Set(b);
+  return a.every((x) => s.has(x));
+}
+
+/** Compares `expected` against `actual` where `expected` has keys; pushes one message per difference. */
+function partial(expected: unknown, actual: unknown, path: string, out: string[]): void {
+  if (expected === null || typeof expected !== "object") {
+    if (expected !== actual) out.push(`${path}: expected ${fmt(expected)}, got ${fmt(actual)}`);
+    return;
+  }
+  if (Array.isArray(expected)) {
+    const ok =
+      Array.isArray(actual) &&
+      (expected.every((x) => typeof x === "string") && actual.every((x) => typeof x === "string")
+        ? sameSet(expected as string[], actual as string[])
+        : fmt(expected) === fmt(actual));
+    if (!ok) out.push(`${path}: expected ${fmt(expected)}, got ${fmt(actual)}`);
+    return;
+  }
+  if (actual === null || typeof actual !== "object") {
+    out.push(`${path}: expected ${fmt(expected)}, got ${fmt(actual)}`);
+    return;
+  }
+  for (const [key, v] of Object.entries(expected)) partial(v, (actual as Record<string, unknown>)[key], `${path}.${key}`, out);
+}
+
+/** Expected strings each match (as substrings) some actual message; [] means none at all. */
+function messages(expected: readonly string[], actual: readonly string[], what: string, out: string[]): void {
+  if (expected.length === 0) {
+    if (actual.length > 0) out.push(`${what}: expected none, got ${actual.length}:\n      ${actual.join("\n      ")}`);
+    return;
+  }
+  for (const e of expected) if (!actual.some((a) => a.includes(e))) out.push(`${what}: none matches ${fmt(e)} (got ${fmt(actual)})`);
+}
+
+export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
+  const out: string[] = [];
+  for (const [name, want] of Object.entries(x.devices ?? {})) {
+    const d = snap.devices.find((dd) => dd.name === name)!;
+    partial(want, d, `devices.${name}`, out);
+  }
+  x.groups?.forEach((g, i) => {
+    const want = Array.isArray(g) ? { devices: g } : g;
+    const found = snap.groups.find((sg) => sameSet(want.devices, sg.devices));
+    if (found === undefined) {
+      const where = want.devices.map((n) => {
+        const sg = snap.groups.find((gg) => gg.devices.includes(n));
+        return sg === undefined ? `${n} is in no group` : `${n} is in group ${sg.id} ${fmt(sg.devices)}`;
+      });
+      out.push(`groups[${i}]: no group is exactly ${fmt(want.devices)}; ${where.join("; ")}`);
+      return;
+    }
+    const { devices: _devices, ...rest } = want;
+    partial(rest, found, `groups[${i}] (group ${found.id})`, out);
+  });
+  if (x.group_count !== undefined && snap.groups.length !== x.group_count) {
+    out.push(`group_count: expected ${x.group_count}, got ${snap.groups.length}`);
+  }
+  for (const [name, want] of Object.entries(x.iommus ?? {})) {
+    partial(want, snap.iommus.find((m) => m.name === name), `iommus.${name}`, out);
+  }
+  if (x.deferred !== undefined && !sameSet(x.deferred, snap.deferred)) {
+    out.push(`deferred: expected ${fmt(x.deferred)}, got ${fmt(snap.deferred)}`);
+  }
+  if (x.violations !== undefined) messages(x.violations, snap.violations, "violations", out);
+  if (x.warnings !== undefined) messages(x.warnings, snap.warnings, "warnings", out);
+  return out;
+}

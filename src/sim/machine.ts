@@ -1,0 +1,240 @@
+/**
+ * A machine built from a scenario: the driver core with its buses, the
+ * IOMMU core, firmware nodes, IOMMU drivers and their instances, devices
+ * and device drivers, all created but nothing registered or added yet
+ * (boot.ts does that, in the kernel's order).
+ */
+import type { BusType } from "../base/bus.ts";
+import { Device } from "../base/device.ts";
+import { DeviceDriver } from "../base/driver.ts";
+import { busRegister, DriverCore } from "../base/driver-core.ts";
+import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
+import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge, type PciDevType } from "../base/pci/pci-dev.ts";
+import { IOMMU_DRIVERS, type IommuDriver } from "../drivers/index.ts";
+import { FirmwareTables } from "../firmware/tables.ts";
+import { kerr, type ErrnoName } from "../lib/errno.ts";
+import { installBusDmaOps } from "../iommu/bus-dma.ts";
+import { IommuCore } from "../iommu/iommu-core.ts";
+import type { IommuDevice } from "../iommu/iommu-device.ts";
+import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
+import { OPS_RESOLUTIONS } from "../iommu/strategy.ts";
+import { parseSize, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
+
+export interface InstanceRec {
+  readonly spec: IommuSpec;
+  readonly iommu: IommuDevice;
+  readonly driver: IommuDriver;
+}
+
+export interface DeviceRec {
+  readonly spec: DeviceSpec;
+  readonly dev: Device;
+}
+
+/** One recorded event: what the runner did and how it ended. */
+export interface EventRecord {
+  event: string;
+  arg: string;
+  result: string;
+}
+
+export interface MachineOptions {
+  /** Record the trace (default true). */
+  trace?: boolean;
+  /** bus_iommu_probe walk: via the unprobed-device index (default) or every device, as the kernel does. */
+  probeWalk?: "indexed" | "literal";
+}
+
+export class Machine {
+  readonly dc = new DriverCore();
+  readonly k: IommuCore;
+  readonly buses: { platform: BusType; pci: BusType; amba: BusType; mock: BusType };
+  readonly firmware = new FirmwareTables();
+  readonly instances = new Map<string, InstanceRec>();
+  readonly devices = new Map<string, DeviceRec>();
+  readonly drivers = new Map<string, DeviceDriver>();
+  readonly events: EventRecord[] = [];
+  readonly arch: "x86" | "arm64";
+
+  constructor(
+    readonly scenario: Scenario,
+    opts: MachineOptions = {},
+  ) {
+    this.dc.trace.enabled = opts.trace ?? true;
+    const platform = busRegister(this.dc, "platform");
+    const pci = busRegister(this.dc, "pci");
+    const amba = busRegister(this.dc, "amba");
+    const mock = busRegister(this.dc, "iommufd_mock");
+    this.buses = { platform, pci, amba, mock };
+
+    const strategy = { opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"]! };
+    // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
+    this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
+    this.k.probeWalk = opts.probeWalk ?? "indexed";
+    this.arch =
+      scenario.boot?.arch ?? (scenario.iommus.some((m) => m.driver === "intel-iommu" || m.driver === "amd-iommu") ? "x86" : "arm64");
+    const kc = kconfigFor(this.arch);
+    const ret = iommuParseCmdline(this.k, kc, scenario.boot?.cmdline ?? "");
+    if (ret !== 0) throw new MachineError(ret.message);
+    iommuSubsysInit(this.k, kc);
+    installBusDmaOps(this.k, { platform, pci, amba });
+
+    const nodes = new Map<string, FwnodeHandle>();
+    const node = (path: string): FwnodeHandle => {
+      let n = nodes.get(path);
+      if (n === undefined) {
+        n = new FwnodeHandle(path, path.startsWith("\\") ? "acpi" : "of");
+        nodes.set(path, n);
+      }
+      return n;
+    };
+    this.buildInstances(node);
+    this.buildDevices(node);
+    for (const d of scenario.drivers) {
+      const bus = this.busNamed(d.bus);
+      const results = d.probe_result ?? {};
+      const drv = new DeviceDriver(bus, {
+        name: d.name,
+        match: d.match,
+        driverManagedDma: d.driver_managed_dma ?? false,
+        probeResult: (dev) => {
+          const e = results[dev.name];
+          return e === undefined ? 0 : kerr(e as ErrnoName, `driver ${d.name}'s probe of ${dev.name} returned ${e}`);
+        },
+      });
+      this.drivers.set(d.name, drv);
+    }
+  }
+
+  busNamed(name: string): BusType {
+    switch (name) {
+      case "platform":
+        return this.buses.platform;
+      case "pci":
+        return this.buses.pci;
+      case "amba":
+        return this.buses.amba;
+      default:
+        return this.buses.mock;
+    }
+  }
+
+  private buildInstances(node: (path: string) => FwnodeHandle): void {
+    const drivers = new Map<string, IommuDriver>();
+    const env = { mockBus: this.buses.mock, firmware: this.firmware };
+    for (const spec of this.scenario.iommus) {
+      let driver = drivers.get(spec.driver);
+      if (driver === undefined) {
+        driver = IOMMU_DRIVERS[spec.driver]!(this.k, env);
+        drivers.set(spec.driver, driver);
+      }
+      let fwnode: FwnodeHandle | null = null;
+      if (typeof spec.fwnode === "string") {
+        fwnode = node(spec.fwnode);
+        fwnode.props.set("#iommu-cells", spec["#iommu-cells"] ?? 1);
+        if (spec.status !== undefined) fwnode.props.set("status", spec.status);
+      }
+      const pageSizes = spec["page-sizes"]?.map(parseSize);
+      const iommu = driver.newInstance({
+        name: spec.name,
+        fwnode,
+        scope:
+          spec.scope === undefined
+            ? undefined
+            : { segment: spec.segment ?? 0, includeAll: spec.scope === "all", devices: new Set(spec.scope === "all" ? [] : spec.scope) },
+        pgsizeBitmap: pageSizes?.reduce((a, b) => a + b, 0),
+        ias: spec.ias,
+        sidBits: spec["sid-bits"],
+        pasidBits: spec["pasid-bits"],
+      });
+      this.instances.set(spec.name, { spec, iommu, driver });
+    }
+  }
+
+  private instanceNode(name: string): FwnodeHandle {
+    return this.instances.get(name)!.iommu.fwnode!;
+  }
+
+  private buildDevices(node: (path: string) => FwnodeHandle): void {
+    const hosts = new Map<number, PciHostBridge>();
+    const hostDevice = new Map<number, Device>();
+    // Host bridges first: PCI functions anywhere in the file may sit below them.
+    for (const spec of this.scenario.devices) {
+      const h = spec["pci-host"];
+      if (h === undefined) continue;
+      const np = node(spec.fwnode!);
+      const map: PropCell[] = [];
+      for (const [ridBase, inst, outBase, len] of h["iommu-map"] ?? []) map.push(ridBase, this.instanceNode(inst), outBase, len);
+      if (h["iommu-map"] !== undefined) np.props.set("iommu-map", map);
+      if (h["iommu-map-mask"] !== undefined) np.props.set("iommu-map-mask", h["iommu-map-mask"]);
+      hosts.set(h.segment, new PciHostBridge(h.segment, np));
+    }
+    const roots = new Map<string, PciBus>();
+    for (const spec of this.scenario.devices) {
+      const bus = this.busNamed(spec.bus);
+      const parent = spec.parent !== undefined ? this.devices.get(spec.parent)!.dev : null;
+      let dev: Device;
+      if (spec.bus === "pci") {
+        const a = parsePciName(spec.name)!;
+        let host = hosts.get(a.segment);
+        if (host === undefined) {
+          // No DT host bridge for the segment: an ACPI host bridge (DMAR/IVRS machines).
+          host = new PciHostBridge(a.segment, null);
+          hosts.set(a.segment, host);
+        }
+        let pbus: PciBus;
+        if (parent?.pci) {
+          pbus = parent.pci.subordinate ?? new PciBus(a.segment, a.bus, parent, parent.pci.bus, host);
+          parent.pci.subordinate = pbus;
+        } else {
+          const key = `${a.segment}:${a.bus}`;
+          pbus = roots.get(key) ?? new PciBus(a.segment, a.bus, null, null, host);
+          roots.set(key, pbus);
+        }
+        const aliases = (spec["dma-alias"] ?? []).map((s) => {
+          const full = parsePciName(s);
+          if (full !== null) return full.devfn;
+          const [dd, f] = s.split(".");
+          return (parseInt(dd!, 16) << 3) | parseInt(f!, 10);
+        });
+        const pdev = new PciDev(a.segment, pbus, a.devfn, {
+          type: (spec.type ?? "endpoint") as PciDevType,
+          acs: spec.acs === undefined ? null : spec.acs.reduce((m, c) => m | ACS_BITS[c]!, 0),
+          multifunction: spec.multifunction ?? false,
+          dmaAliasDevfns: aliases,
+          bridgeXlateRoot: spec["bridge-xlate-root"] ?? false,
+          pcieBridgeAlias: spec["pcie-bridge-alias"] ?? false,
+          untrusted: spec.untrusted ?? false,
+          maxPasids: spec["pasid-bits"] ? 2 ** spec["pasid-bits"] : 0,
+        });
+        const hostDev = parent ?? hostDevice.get(a.segment) ?? null;
+        dev = new Device(spec.name, bus, hostDev, null, pdev);
+      } else {
+        const np = spec.fwnode !== undefined ? node(spec.fwnode) : null;
+        if (np !== null && spec.iommus !== undefined) {
+          const cells: PropCell[] = [];
+          for (const [inst, ...args] of spec.iommus) cells.push(this.instanceNode(inst as string), ...(args as number[]));
+          np.props.set("iommus", cells);
+        }
+        if (np !== null && spec["pasid-bits"] !== undefined) np.props.set("pasid-num-bits", spec["pasid-bits"]);
+        dev = new Device(spec.name, bus, parent, np);
+        const h = spec["pci-host"];
+        if (h !== undefined) hostDevice.set(h.segment, dev);
+      }
+      if (spec["reserved-regions"] !== undefined) {
+        this.firmware.resvRegions.set(
+          spec.name,
+          spec["reserved-regions"].map((r) => ({ start: parseSize(r.start), length: parseSize(r.length), kind: r.type })),
+        );
+      }
+      this.devices.set(spec.name, { spec, dev });
+    }
+  }
+}
+
+export class MachineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MachineError";
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Runs a scenario: boots the machine in the kernel's order, then plays its
+ * events one by one, checking every invariant after each step and every
+ * expectation where it stands. The result says what failed and where.
+ */
+import { deferredProbeInitcall } from "../base/dd.ts";
+import { driverRegister } from "../base/dd.ts";
+import { runPath, type Path } from "../base/path.ts";
+import type { KError } from "../lib/errno.ts";
+import { addDevice, bindDriver, delDevice, iommuRegister, iommuUnregister, registerDriver, unbindDriver, unregisterDriver } from "./actions.ts";
+import { matchExpect } from "./expect.ts";
+import { checkInvariants, formatViolation } from "./invariants.ts";
+import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
+import { eventKey, type EventSpec, type Scenario } from "./scenario/schema.ts";
+import { takeSnapshot, type Snapshot } from "./snapshot.ts";
+
+export interface Failure {
+  /** "boot", or the event's index in the file. */
+  step: string;
+  kind: "expectation" | "expect_error" | "invariant";
+  message: string;
+}
+
+export interface RunResult {
+  machine: Machine;
+  boot: EventRecord[];
+  failures: Failure[];
+  expectations: { passed: number; failed: number };
+  /** Every distinct invariant violation seen, with the step it first appeared. */
+  violations: string[];
+  snapshot: Snapshot;
+}
+
+function resultName(r: 0 | KError): string {
+  return r === 0 ? "ok" : r.errno;
+}
+
+/** The path an event stands for, with the name of what it acts on. */
+export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0 | KError> } {
+  switch (eventKey(e)) {
+    case "iommu_register":
+      return { arg: e.iommu_register!, path: iommuRegister(m, m.instances.get(e.iommu_register!)!) };
+    case "iommu_unregister":
+      return { arg: e.iommu_unregister!, path: iommuUnregister(m, m.instances.get(e.iommu_unregister!)!) };
+    case "device_add":
+      return { arg: e.device_add!, path: addDevice(m, m.devices.get(e.device_add!)!) };
+    case "device_del":
+      return { arg: e.device_del!, path: delDevice(m, m.devices.get(e.device_del!)!) };
+    case "driver_register":
+      return { arg: e.driver_register!, path: registerDriver(m, e.driver_register!) };
+    case "driver_unregister":
+      return { arg: e.driver_unregister!, path: unregisterDriver(m, e.driver_unregister!) };
+    case "driver_bind":
+      return { arg: `${e.driver_bind!.device} ${e.driver_bind!.driver}`, path: bindDriver(m, e.driver_bind!.device, e.driver_bind!.driver) };
+    case "driver_unbind":
+      return { arg: e.driver_unbind!, path: unbindDriver(m, e.driver_unbind!) };
+    case "expect":
+      throw new Error("an expectation is not a kernel entry point");
+  }
+}
+
+/** Boots the machine: built-in IOMMU drivers register, devices are added, drivers register, late_initcall retries deferrals. */
+export function* bootPath(m: Machine, records: EventRecord[]): Path {
+  const record = (event: string, arg: string, r: 0 | KError) => records.push({ event, arg, result: resultName(r) });
+  for (const rec of m.instances.values()) {
+    if (rec.spec.registered === false) continue;
+    m.dc.trace.event("boot", `iommu_register ${rec.spec.name}`);
+    record("iommu_register", rec.spec.name, yield* iommuRegister(m, rec));
+  }
+  for (const rec of m.devices.values()) {
+    if (rec.spec.added === false) continue;
+    m.dc.trace.event("boot", `device_add ${rec.spec.name}`);
+    record("device_add", rec.spec.name, yield* addDevice(m, rec));
+  }
+  for (const spec of m.scenario.drivers) {
+    if (spec.registered === false) continue;
+    m.dc.trace.event("boot", `driver_register ${spec.name}`);
+    record("driver_register", spec.name, yield* driverRegister(m.dc, m.drivers.get(spec.name)!));
+  }
+  m.dc.trace.event("boot", "late_initcall deferred_probe_initcall");
+  yield* deferredProbeInitcall(m.dc);
+}
+
+export interface RunOptions extends MachineOptions {
+  /** Check invariants after every step (default true). */
+  invariants?: boolean;
+}
+
+export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
+  const m = new Machine(s, opts);
+  const failures: Failure[] = [];
+  const seen = new Set<string>();
+  const violations: string[] = [];
+  const checkAfter = (step: string) => {
+    if (opts.invariants === false) return;
+    for (const v of checkInvariants(m)) {
+      const msg = formatViolation(v);
+      if (seen.has(msg)) continue;
+      seen.add(msg);
+      violations.push(msg);
+      failures.push({ step, kind: "invariant", message: msg });
+    }
+  };
+  const boot: EventRecord[] = [];
+  runPath(bootPath(m, boot));
+  checkAfter("boot");
+
+  let passed = 0;
+  let failed = 0;
+  s.events.forEach((e, i) => {
+    const step = `events[${i}]`;
+    if (e.expect !== undefined) {
+      m.dc.trace.event(`${step}`, "expect");
+      const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
+      if (diffs.length === 0) passed++;
+      else {
+        failed++;
+        for (const d of diffs) failures.push({ step, kind: "expectation", message: d });
+      }
+      return;
+    }
+    const { arg, path } = eventPath(m, e);
+    const key = eventKey(e);
+    m.dc.trace.event(step, `${key} ${arg}`);
+    const r = runPath(path);
+    m.events.push({ event: key, arg, result: resultName(r) });
+    if (e.expect_error !== undefined) {
+      const got = r === 0 ? "success" : r.errno;
+      if (got !== e.expect_error) {
+        failed++;
+        failures.push({ step, kind: "expect_error", message: `${key} ${arg}: expected ${e.expect_error}, got ${got}${r !== 0 ? ` (${r.message})` : ""}` });
+      } else {
+        passed++;
+      }
+    }
+    checkAfter(step);
+  });
+  return { machine: m, boot, failures, expectations: { passed, failed }, violations, snapshot: takeSnapshot(m, boot, violations) };
+}

@@ -1,0 +1,241 @@
+/**
+ * Cross-reference checks a schema cannot express: unique names, references
+ * to instances, devices and drivers that exist, `iommus` entries with the
+ * instance's number of cells, a PCI topology that holds together.
+ */
+import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/pci-dev.ts";
+import { isPowerOfTwo } from "../../lib/bits.ts";
+import type { KeyPath, Problem } from "./load.ts";
+import { eventKey, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
+
+const FWNODE_DRIVERS = new Set(["arm-smmu-v3", "virtio-iommu"]);
+const SCOPE_DRIVERS = new Set(["intel-iommu", "amd-iommu"]);
+
+export function checkScenario(s: Scenario): Problem[] {
+  const out: Problem[] = [];
+  const bad = (path: KeyPath, message: string) => out.push({ path, message });
+
+  const uniq = (list: { name: string }[], key: string) => {
+    const seen = new Map<string, number>();
+    list.forEach((x, i) => {
+      const prev = seen.get(x.name);
+      if (prev !== undefined) bad([key, i, "name"], `duplicate name '${x.name}' (also ${key}[${prev}])`);
+      else seen.set(x.name, i);
+    });
+    return seen;
+  };
+  const iommuIdx = uniq(s.iommus, "iommus");
+  const devIdx = uniq(s.devices, "devices");
+  const drvIdx = uniq(s.drivers, "drivers");
+
+  // IOMMU instances
+  let mocks = 0;
+  s.iommus.forEach((m, i) => {
+    const at = (k: string): KeyPath => ["iommus", i, k];
+    if (FWNODE_DRIVERS.has(m.driver) && (m.fwnode === undefined || m.fwnode === null)) {
+      bad(at("driver"), `${m.driver} instances are found by fwnode: give '${m.name}' a fwnode`);
+    }
+    if (SCOPE_DRIVERS.has(m.driver)) {
+      if (m.fwnode !== undefined && m.fwnode !== null) bad(at("fwnode"), `${m.driver} registers without a fwnode; describe its devices with scope`);
+      if (m.scope === undefined) bad(at("driver"), `${m.driver} instance '${m.name}' needs a scope ('all' or a list of devices)`);
+    } else {
+      if (m.scope !== undefined) bad(at("scope"), `scope is for intel-iommu/amd-iommu, not ${m.driver}`);
+      if (m.segment !== undefined) bad(at("segment"), `segment is for intel-iommu/amd-iommu, not ${m.driver}`);
+    }
+    if (m.driver === "mock") {
+      mocks++;
+      if (typeof m.fwnode === "string") bad(at("fwnode"), "the mock instance's fwnode is a software node made at registration: omit fwnode, or null for none");
+      if (mocks > 1) bad(at("driver"), "the selftest has one mock IOMMU instance");
+    }
+    if (m["#iommu-cells"] !== undefined && !FWNODE_DRIVERS.has(m.driver)) bad(at("#iommu-cells"), `${m.driver} is not referenced by iommus`);
+    m["page-sizes"]?.forEach((p, j) => {
+      if (!isPowerOfTwo(parseSize(p))) bad(["iommus", i, "page-sizes", j], `page size ${p} is not a power of two`);
+    });
+    if (Array.isArray(m.scope)) {
+      m.scope.forEach((d, j) => {
+        if (!devIdx.has(d)) bad(["iommus", i, "scope", j], `unknown device '${d}'`);
+      });
+    }
+  });
+
+  const iommu = (n: string) => (iommuIdx.has(n) ? s.iommus[iommuIdx.get(n)!]! : null);
+  const cellsOf = (n: string) => iommu(n)?.["#iommu-cells"] ?? 1;
+
+  // Devices
+  const hostBySegment = new Map<number, number>();
+  const fwnodes = new Map<string, number>();
+  const pciBusOf = new Map<string, number>(); // bridge name -> its secondary bus number
+  s.devices.forEach((d, i) => {
+    const at = (k: string | number, ...rest: (string | number)[]): KeyPath => ["devices", i, k, ...rest];
+    const isPci = d.bus === "pci";
+    if (d.fwnode !== undefined) {
+      const prev = fwnodes.get(d.fwnode);
+      if (prev !== undefined) bad(at("fwnode"), `fwnode ${d.fwnode} already belongs to devices[${prev}]`);
+      fwnodes.set(d.fwnode, i);
+    }
+    for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted"] as const) {
+      if (!isPci && d[k] !== undefined) bad(at(k), `${k} is a PCI property; ${d.name} is on the ${d.bus} bus`);
+    }
+    if (d.bus !== "iommufd_mock" && d.add_with !== undefined) bad(at("add_with"), "add_with is for devices on the iommufd_mock bus");
+    if (d.iommus !== undefined) {
+      if (d.bus !== "platform" && d.bus !== "amba") bad(at("iommus"), `iommus describes platform/amba devices; PCI functions get ids from the host bridge's iommu-map`);
+      if (d.fwnode === undefined || d.fwnode.startsWith("\\")) bad(at("iommus"), `iommus is a device-tree property: give ${d.name} a DT fwnode`);
+      d.iommus.forEach((e, j) => {
+        const [target, ...cells] = e;
+        if (typeof target !== "string") return bad(at("iommus", j, 0), "an iommus entry starts with an IOMMU instance name");
+        const m = iommu(target);
+        if (m === null) return bad(at("iommus", j, 0), `unknown IOMMU instance '${target}'`);
+        if (!FWNODE_DRIVERS.has(m.driver)) return bad(at("iommus", j, 0), `${target} (${m.driver}) is not referenced from device tree`);
+        const want = cellsOf(target);
+        if (cells.length !== want) {
+          bad(at("iommus", j), `${target} has #iommu-cells = ${want}, but this entry has ${cells.length} cell${cells.length === 1 ? "" : "s"}`);
+        }
+        cells.forEach((c, k) => {
+          if (typeof c !== "number") bad(at("iommus", j, k + 1), "cells after the instance name are numbers");
+        });
+      });
+    }
+    const host = d["pci-host"];
+    if (host !== undefined) {
+      if (d.bus !== "platform") bad(at("pci-host"), "a PCI host bridge is a platform device");
+      if (d.fwnode === undefined || d.fwnode.startsWith("\\")) bad(at("pci-host"), `a DT host bridge needs a DT fwnode for its iommu-map`);
+      const prev = hostBySegment.get(host.segment);
+      if (prev !== undefined) bad(at("pci-host", "segment"), `segment ${host.segment} already has a host bridge (devices[${prev}])`);
+      hostBySegment.set(host.segment, i);
+      host["iommu-map"]?.forEach((e, j) => {
+        const m = iommu(e[1]);
+        if (m === null) bad(at("pci-host", "iommu-map", j, 1), `unknown IOMMU instance '${e[1]}'`);
+        else if (!FWNODE_DRIVERS.has(m.driver)) bad(at("pci-host", "iommu-map", j, 1), `${e[1]} (${m.driver}) is not referenced from device tree`);
+      });
+    }
+    if (d.parent !== undefined) {
+      const p = devIdx.get(d.parent);
+      if (p === undefined) bad(at("parent"), `parent '${d.parent}' does not exist`);
+      else if (p >= i) bad(at("parent"), `parent '${d.parent}' must be listed before ${d.name}`);
+    }
+    if (isPci) checkPci(s, d, i, at, bad, devIdx, pciBusOf);
+    else if (d.parent !== undefined && s.devices[devIdx.get(d.parent) ?? -1]?.bus === "pci" && d.bus !== "pci") {
+      bad(at("parent"), `${d.name} is on the ${d.bus} bus below PCI function ${d.parent}`);
+    }
+  });
+
+  // Drivers
+  s.drivers.forEach((drv, i) => {
+    if (drv.match !== "*") {
+      drv.match.forEach((n, j) => {
+        const d = devIdx.has(n) ? s.devices[devIdx.get(n)!]! : null;
+        if (d === null) bad(["drivers", i, "match", j], `unknown device '${n}'`);
+        else if (d.bus !== drv.bus) bad(["drivers", i, "match", j], `${n} is on the ${d.bus} bus, driver ${drv.name} on ${drv.bus}`);
+      });
+    }
+    for (const n of Object.keys(drv.probe_result ?? {})) {
+      if (!devIdx.has(n)) bad(["drivers", i, "probe_result", n], `unknown device '${n}'`);
+    }
+  });
+
+  // Events
+  s.events.forEach((e, i) => {
+    const at = (...rest: (string | number)[]): KeyPath => ["events", i, ...rest];
+    switch (eventKey(e)) {
+      case "iommu_register":
+      case "iommu_unregister": {
+        const n = (e.iommu_register ?? e.iommu_unregister)!;
+        if (!iommuIdx.has(n)) bad(at(eventKey(e)), `unknown IOMMU instance '${n}'`);
+        break;
+      }
+      case "device_add":
+      case "device_del":
+      case "driver_unbind": {
+        const k = eventKey(e) as "device_add" | "device_del" | "driver_unbind";
+        if (!devIdx.has(e[k]!)) bad(at(k), `unknown device '${e[k]}'`);
+        break;
+      }
+      case "driver_register":
+      case "driver_unregister": {
+        const k = eventKey(e) as "driver_register" | "driver_unregister";
+        if (!drvIdx.has(e[k]!)) bad(at(k), `unknown driver '${e[k]}'`);
+        break;
+      }
+      case "driver_bind": {
+        const b = e.driver_bind!;
+        if (!devIdx.has(b.device)) bad(at("driver_bind", "device"), `unknown device '${b.device}'`);
+        if (!drvIdx.has(b.driver)) bad(at("driver_bind", "driver"), `unknown driver '${b.driver}'`);
+        break;
+      }
+      case "expect":
+        checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, bad);
+        break;
+    }
+  });
+  return out;
+}
+
+function checkExpect(
+  x: ExpectSpec,
+  at: KeyPath,
+  devIdx: Map<string, number>,
+  iommuIdx: Map<string, number>,
+  bad: (p: KeyPath, m: string) => void,
+): void {
+  for (const n of Object.keys(x.devices ?? {})) if (!devIdx.has(n)) bad([...at, "devices", n], `unknown device '${n}'`);
+  for (const n of Object.keys(x.iommus ?? {})) if (!iommuIdx.has(n)) bad([...at, "iommus", n], `unknown IOMMU instance '${n}'`);
+  x.groups?.forEach((g, i) => {
+    const names = Array.isArray(g) ? g : g.devices;
+    names.forEach((n, j) => {
+      if (!devIdx.has(n)) bad([...at, "groups", i, ...(Array.isArray(g) ? [j] : ["devices", j])], `unknown device '${n}'`);
+    });
+  });
+  x.deferred?.forEach((n, j) => {
+    if (!devIdx.has(n)) bad([...at, "deferred", j], `unknown device '${n}'`);
+  });
+}
+
+function checkPci(
+  s: Scenario,
+  d: DeviceSpec,
+  i: number,
+  at: (k: string | number, ...rest: (string | number)[]) => KeyPath,
+  bad: (p: KeyPath, m: string) => void,
+  devIdx: Map<string, number>,
+  pciBusOf: Map<string, number>,
+): void {
+  const addr = parsePciName(d.name);
+  if (addr === null) {
+    bad(at("name"), `a PCI function is named SSSS:BB:DD.F (segment, bus, device, function); '${d.name}' is not`);
+    return;
+  }
+  if (d.fwnode !== undefined) bad(at("fwnode"), "PCI functions take their firmware from the host bridge; drop fwnode");
+  if (d.parent !== undefined) {
+    const p = s.devices[devIdx.get(d.parent) ?? -1];
+    if (p === undefined) return;
+    if (p.bus === "pci") {
+      const ptype = (p.type ?? "endpoint") as PciDevType;
+      if (!PCI_BRIDGE_TYPES.has(ptype)) return bad(at("parent"), `parent ${d.parent} is a ${ptype}, not a bridge`);
+      const paddr = parsePciName(p.name);
+      if (paddr !== null && paddr.segment !== addr.segment) return bad(at("parent"), `${d.name} is in segment ${addr.segment}, its parent ${d.parent} in ${paddr.segment}`);
+      if (paddr !== null && paddr.bus === addr.bus) return bad(at("name"), `${d.name} is on bus ${addr.bus.toString(16).padStart(2, "0")}, the same bus as its parent bridge ${d.parent}`);
+      const sec = pciBusOf.get(d.parent);
+      if (sec !== undefined && sec !== addr.bus) {
+        bad(at("name"), `${d.name} is on bus ${hex2(addr.bus)}, but ${d.parent}'s other children are on bus ${hex2(sec)}`);
+      }
+      pciBusOf.set(d.parent, addr.bus);
+    } else if (p["pci-host"] === undefined) {
+      bad(at("parent"), `parent ${d.parent} is neither a PCI bridge nor a PCI host bridge`);
+    } else if (p["pci-host"].segment !== addr.segment) {
+      bad(at("parent"), `${d.name} is in segment ${addr.segment}, host bridge ${d.parent} serves segment ${p["pci-host"].segment}`);
+    }
+  }
+  d["dma-alias"]?.forEach((a, j) => {
+    const viaName = parsePciName(a);
+    const short = /^([0-1][0-9a-f])\.([0-7])$/i.exec(a);
+    if (viaName === null && short === null) return bad(at("dma-alias", j), `'${a}' is neither DD.F nor a PCI function name`);
+    if (viaName !== null && (viaName.segment !== addr.segment || viaName.bus !== addr.bus)) {
+      bad(at("dma-alias", j), `DMA aliases are on the same bus; ${a} is not on ${d.name}'s bus`);
+    }
+  });
+  void i;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, "0");
+}

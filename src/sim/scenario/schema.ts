@@ -1,0 +1,230 @@
+/**
+ * The scenario file format (../shared/SCENARIOS.md is the contract; this
+ * schema extends it, never renames). Validated with zod; scenarios/schema.json
+ * is generated from it (scripts/gen-schema.ts) for editors.
+ */
+import { z } from "zod";
+import { ERRNO_NAMES } from "../../lib/errno.ts";
+
+const name = z.string().min(1);
+const errno = z.enum(ERRNO_NAMES as [string, ...string[]]).describe("a kernel errno name, e.g. EBUSY");
+/** A byte size: a number, or a string like "4K", "2M", "1G", "0x1000". */
+export const sizeSchema = z.union([z.number().int().nonnegative(), z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+[KMGT]?)$/)]);
+
+export const IOMMU_DRIVER_NAMES = ["arm-smmu-v3", "intel-iommu", "amd-iommu", "virtio-iommu", "mock"] as const;
+export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
+export const PCI_TYPES = ["root-port", "switch-up", "switch-down", "pcie-pci-bridge", "pci-bridge", "endpoint"] as const;
+export const ACS_NAMES = ["SV", "TB", "RR", "CR", "UF", "EC", "DT"] as const;
+
+const iommuSchema = z
+  .strictObject({
+    name,
+    driver: z.enum(IOMMU_DRIVER_NAMES),
+    fwnode: z
+      .string()
+      .min(1)
+      .nullable()
+      .optional()
+      .describe(
+        "firmware node fwspecs point at (DT path). intel/amd: none (scope-based). mock: omit for a software node created at registration (v6.18+), null for none (v6.8-v6.17)",
+      ),
+    registered: z.boolean().optional().describe("registered at boot (default true); false: an event registers it"),
+    scope: z
+      .union([z.literal("all"), z.array(name)])
+      .optional()
+      .describe("intel-iommu/amd-iommu device scope: 'all' (INCLUDE_PCI_ALL) or device names (a bridge covers its subtree)"),
+    segment: z.number().int().nonnegative().optional().describe("PCI segment of a scope-based unit (default 0)"),
+    "#iommu-cells": z.number().int().min(0).max(4).optional().describe("cells per `iommus` entry (default 1)"),
+    status: z.enum(["okay", "disabled"]).optional().describe("DT status of the IOMMU node"),
+    "page-sizes": z.array(sizeSchema).min(1).optional().describe("page sizes the hardware supports"),
+    "sid-bits": z.number().int().min(1).max(32).optional().describe("SMMU StreamID width"),
+    "pasid-bits": z.number().int().min(0).max(20).optional().describe("PASID/SubstreamID width (0: none)"),
+    ias: z.number().int().min(32).max(52).optional().describe("input (IOVA) address bits"),
+  })
+  .describe("an IOMMU hardware instance (struct iommu_device)");
+
+const resvRegionSchema = z.strictObject({
+  start: sizeSchema,
+  length: sizeSchema,
+  type: z.enum(["direct", "direct-relaxable", "reserved"]),
+});
+
+const pciHostSchema = z.strictObject({
+  segment: z.number().int().nonnegative(),
+  "iommu-map": z
+    .array(z.tuple([z.number().int().nonnegative(), name, z.number().int().nonnegative(), z.number().int().positive()]))
+    .optional()
+    .describe("entries of [rid-base, iommu instance, iommu-base, length]"),
+  "iommu-map-mask": z.number().int().nonnegative().optional(),
+});
+
+const deviceSchema = z
+  .strictObject({
+    name,
+    bus: z.enum(BUS_NAMES),
+    fwnode: z.string().min(1).optional().describe("firmware node: a DT path, or an ACPI path starting with \\_SB"),
+    iommus: z
+      .array(z.array(z.union([name, z.number().int().nonnegative()])).min(1))
+      .optional()
+      .describe("device-tree `iommus`: each entry is [instance, cells...]"),
+    "pci-host": pciHostSchema.optional().describe("this platform device is a PCI host bridge"),
+    parent: name.optional(),
+    type: z.enum(PCI_TYPES).optional(),
+    acs: z.array(z.enum(ACS_NAMES)).optional().describe("ACS controls enabled; absent = no ACS capability"),
+    multifunction: z.boolean().optional(),
+    "dma-alias": z.array(z.string()).optional().describe("quirked DMA aliases on the same bus: 'DD.F' or a device name"),
+    "bridge-xlate-root": z.boolean().optional(),
+    "pcie-bridge-alias": z.boolean().optional(),
+    untrusted: z.boolean().optional().describe("behind an external-facing port"),
+    "pasid-bits": z.number().int().min(0).max(20).optional().describe("PASID capability width"),
+    "reserved-regions": z.array(resvRegionSchema).optional().describe("firmware reserved regions (RMRR, IORT RMR)"),
+    added: z.boolean().optional().describe("added at boot (default true)"),
+    add_with: z
+      .enum(["device_add", "iommu_mock_device_add"])
+      .optional()
+      .describe("how a mock-bus device is added (default iommu_mock_device_add, v6.18+)"),
+  })
+  .describe("a device (struct device)");
+
+const driverSchema = z.strictObject({
+  name,
+  bus: z.enum(BUS_NAMES),
+  match: z.union([z.array(name), z.literal("*")]),
+  driver_managed_dma: z.boolean().optional(),
+  registered: z.boolean().optional().describe("registered at boot (default true)"),
+  probe_result: z.record(name, errno).optional().describe("per device: the errno the driver's probe returns"),
+});
+
+const deviceExpect = z.strictObject({
+  bus: z.string().optional(),
+  registered: z.boolean().optional(),
+  iommu: z.string().nullable().optional(),
+  ops: z.string().nullable().optional(),
+  fwspec: z
+    .strictObject({ iommu: z.string().nullable().optional(), ids: z.array(z.number()).optional() })
+    .nullable()
+    .optional(),
+  dev_iommu: z.enum(["none", "fw_only", "probed"]).optional(),
+  group: z.number().int().nullable().optional(),
+  domain: z.number().int().nullable().optional(),
+  driver: z.string().nullable().optional(),
+  probe: z.enum(["none", "bound", "deferred", "failed"]).optional(),
+  probe_error: z.string().nullable().optional(),
+});
+
+const groupExpect = z.union([
+  z.array(name).min(1),
+  z.strictObject({
+    devices: z.array(name).min(1),
+    type: z.string().optional(),
+    domain: z.number().int().nullable().optional(),
+    owner: z.enum(["none", "kernel", "user"]).optional(),
+  }),
+]);
+
+const iommuExpect = z.strictObject({
+  driver: z.string().optional(),
+  registered: z.boolean().optional(),
+  devices: z.array(name).optional(),
+});
+
+export const expectSchema = z
+  .strictObject({
+    devices: z.record(name, deviceExpect).optional(),
+    groups: z.array(groupExpect).optional().describe("each listed set must be exactly one group's devices (order-free)"),
+    group_count: z.number().int().nonnegative().optional(),
+    iommus: z.record(name, iommuExpect).optional(),
+    deferred: z.array(name).optional().describe("exactly the devices on the deferred-probe lists"),
+    violations: z.array(z.string()).optional().describe("[] asserts that no invariant is broken"),
+    warnings: z.array(z.string()).optional().describe("kernel WARNs so far, by function name; [] asserts none"),
+  })
+  .describe("a partial match against the snapshot: only the keys written are compared");
+
+const EVENT_KEYS = [
+  "iommu_register",
+  "iommu_unregister",
+  "device_add",
+  "device_del",
+  "driver_register",
+  "driver_unregister",
+  "driver_bind",
+  "driver_unbind",
+  "expect",
+] as const;
+export type EventKey = (typeof EVENT_KEYS)[number];
+
+export const eventSchema = z
+  .strictObject({
+    iommu_register: name.optional(),
+    iommu_unregister: name.optional(),
+    device_add: name.optional(),
+    device_del: name.optional(),
+    driver_register: name.optional(),
+    driver_unregister: name.optional(),
+    driver_bind: z.strictObject({ device: name, driver: name }).optional(),
+    driver_unbind: name.optional(),
+    expect: expectSchema.optional(),
+    expect_error: errno.optional().describe("the event must fail with this errno"),
+    note: z.string().optional(),
+  })
+  .superRefine((e, ctx) => {
+    const present = EVENT_KEYS.filter((k) => e[k] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          present.length === 0
+            ? `an event needs one of: ${EVENT_KEYS.join(", ")}`
+            : `an event has exactly one of ${EVENT_KEYS.join(", ")}; this one has ${present.join(" and ")}`,
+      });
+    }
+    if (e.expect_error !== undefined && e.expect !== undefined) {
+      ctx.addIssue({ code: "custom", message: "expect_error belongs on an event, not on expect", path: ["expect_error"] });
+    }
+  })
+  .describe("one kernel entry point, or an expectation");
+
+export const OPS_RESOLUTION_NAMES = ["upstream", "ask-each"] as const;
+
+export const scenarioSchema = z
+  .strictObject({
+    name,
+    description: z.string().optional(),
+    boot: z
+      .strictObject({
+        cmdline: z.string().optional().describe("kernel options the model honours: iommu.passthrough=, iommu.strict="),
+        arch: z.enum(["x86", "arm64"]).optional().describe("default: x86 when an intel/amd instance exists, else arm64"),
+        strategy: z
+          .strictObject({
+            ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
+          })
+          .optional()
+          .describe("design choices (DESIGN.md); {} = upstream"),
+      })
+      .optional(),
+    iommus: z.array(iommuSchema).default([]),
+    devices: z.array(deviceSchema).default([]),
+    drivers: z.array(driverSchema).default([]),
+    events: z.array(eventSchema).default([]),
+  })
+  .describe("an iommu-sim scenario: a machine, what happens to it, and what must hold");
+
+export type Scenario = z.infer<typeof scenarioSchema>;
+export type IommuSpec = z.infer<typeof iommuSchema>;
+export type DeviceSpec = z.infer<typeof deviceSchema>;
+export type DriverSpec = z.infer<typeof driverSchema>;
+export type EventSpec = z.infer<typeof eventSchema>;
+export type ExpectSpec = z.infer<typeof expectSchema>;
+
+export function eventKey(e: EventSpec): EventKey {
+  return EVENT_KEYS.find((k) => e[k] !== undefined)!;
+}
+
+/** Parses a size: 4096, "4K", "2M", "1G", "1T", "0x1000". */
+export function parseSize(v: number | string): number {
+  if (typeof v === "number") return v;
+  if (v.startsWith("0x")) return parseInt(v.slice(2), 16);
+  const m = /^([0-9]+)([KMGT]?)$/.exec(v)!;
+  const mult = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2] as "" | "K" | "M" | "G" | "T"];
+  return parseInt(m[1]!, 10) * mult;
+}

@@ -1,0 +1,155 @@
+/**
+ * The snapshot (`iommu-sim run FILE --json`): the machine's state as plain
+ * data, in the shape ../shared/SCENARIOS.md fixes, plus added keys.
+ */
+import type { Device } from "../base/device.ts";
+import { sizeName } from "../lib/size.ts";
+import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
+import { domainTypeName, type IommuDomain } from "../iommu/domain.ts";
+import { formatResvRegion, iommuGetGroupResvRegions } from "../iommu/group-resv.ts";
+import type { IommuGroup } from "../iommu/group.ts";
+import type { EventRecord, Machine } from "./machine.ts";
+
+export type ProbeState = "none" | "bound" | "deferred" | "failed";
+
+export interface DeviceSnap {
+  name: string;
+  bus: string;
+  registered: boolean;
+  iommu: string | null;
+  ops: string | null;
+  fwspec: { iommu: string | null; ids: number[] } | null;
+  dev_iommu: "none" | "fw_only" | "probed";
+  group: number | null;
+  domain: number | null;
+  driver: string | null;
+  probe: ProbeState;
+  probe_error: string | null;
+}
+
+export interface GroupSnap {
+  id: number;
+  devices: string[];
+  type: string;
+  domain: number | null;
+  default_domain: number | null;
+  owner: "none" | "kernel" | "user";
+  owner_cnt: number;
+  reserved_regions: string[];
+}
+
+export interface IommuSnap {
+  name: string;
+  driver: string;
+  registered: boolean;
+  ready: boolean;
+  fwnode: string | null;
+  devices: string[];
+}
+
+export interface DomainSnap {
+  id: number;
+  type: string;
+  iommu: string | null;
+  page_sizes: string[];
+  static: boolean;
+}
+
+export interface Snapshot {
+  name: string;
+  strategy: { ops_resolution: string };
+  iommus: IommuSnap[];
+  devices: DeviceSnap[];
+  groups: GroupSnap[];
+  domains: DomainSnap[];
+  deferred: string[];
+  boot: EventRecord[];
+  events: EventRecord[];
+  warnings: string[];
+  violations: string[];
+}
+
+export function probeState(dev: Device): ProbeState {
+  if (dev.bound) return "bound";
+  if (dev.deferredProbe) return "deferred";
+  if (dev.probeError !== null) return "failed";
+  return "none";
+}
+
+function instanceNameOf(m: Machine, fwnodeName: string | null): string | null {
+  if (fwnodeName === null) return null;
+  for (const rec of m.instances.values()) if (rec.iommu.fwnode?.name === fwnodeName) return rec.spec.name;
+  return fwnodeName;
+}
+
+function deviceSnap(m: Machine, dev: Device): DeviceSnap {
+  const p = devIommu(dev);
+  const iommuDev = p?.iommuDev ?? null;
+  const fw = p?.fwspec ?? null;
+  return {
+    name: dev.name,
+    bus: dev.bus.name,
+    registered: dev.registered,
+    iommu: iommuDev?.name ?? null,
+    ops: iommuDev?.ops?.name ?? null,
+    fwspec: fw === null ? null : { iommu: instanceNameOf(m, fw.iommuFwnode?.name ?? null), ids: [...fw.ids] },
+    dev_iommu: p === null ? "none" : iommuDev === null ? "fw_only" : "probed",
+    group: devGroup(dev)?.id ?? null,
+    domain: p?.domain?.id ?? null,
+    driver: dev.driver?.name ?? null,
+    probe: probeState(dev),
+    probe_error: dev.probeError,
+  };
+}
+
+export function groupOwner(g: IommuGroup): "none" | "kernel" | "user" {
+  if (g.owner !== null) return "user";
+  return g.ownerCnt > 0 ? "kernel" : "none";
+}
+
+function groupSnap(g: IommuGroup): GroupSnap {
+  return {
+    id: g.id,
+    devices: g.devices.map((d) => d.dev.name),
+    type: g.defaultDomain === null ? "unknown" : domainTypeName(g.defaultDomain.type),
+    domain: g.domain?.id ?? null,
+    default_domain: g.defaultDomain?.id ?? null,
+    owner: groupOwner(g),
+    owner_cnt: g.ownerCnt,
+    reserved_regions: iommuGetGroupResvRegions(g).map(formatResvRegion),
+  };
+}
+
+function domainSnap(d: IommuDomain): DomainSnap {
+  return {
+    id: d.id,
+    type: domainTypeName(d.type),
+    iommu: d.iommu?.name ?? null,
+    page_sizes: d.pgsizes.map(sizeName),
+    static: d.isStatic,
+  };
+}
+
+export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string[]): Snapshot {
+  const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
+  return {
+    name: m.scenario.name,
+    strategy: { ops_resolution: m.k.strategy.opsResolution.name },
+    iommus: [...m.instances.values()].map((rec) => ({
+      name: rec.spec.name,
+      driver: rec.spec.driver,
+      registered: rec.iommu.listed,
+      ready: rec.iommu.ready,
+      fwnode: rec.iommu.fwnode?.name ?? null,
+      devices: [...rec.iommu.devices].sort((a, b) => a.busSeq - b.busSeq).map((d) => d.name),
+    })),
+    devices: [...m.devices.values()].map((r) => deviceSnap(m, r.dev)),
+    groups: groups.map(groupSnap),
+    domains: [...m.k.domains].filter((d) => !d.freed).sort((a, b) => a.id - b.id).map(domainSnap),
+    deferred: [...m.dc.deferredPending, ...m.dc.deferredActive].map((d) => d.name),
+    boot: boot.map((e) => ({ ...e })),
+    events: m.events.map((e) => ({ ...e })),
+    warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+    violations: [...violations],
+  };
+}
