@@ -32,7 +32,7 @@ export * from "./types.ts";
 export * from "./sizes.ts";
 export * from "./gather.ts";
 export { TABLE_POOL_DEFAULT_BASE, TablePool } from "./pool.ts";
-export { allocArmLpaePgtable, newArmLpaeWalkData, type ArmLpaeFmt, type ArmLpaeIoPgtable, type ArmLpaeWalkData } from "./lpae.ts";
+export { allocArmLpaePgtable, type ArmLpaeFmt, type ArmLpaeIoPgtable } from "./lpae.ts";
 export type { ArmLpaeGeometry } from "./lpae-geometry.ts";
 export { allocVtdssPgtable, domainSuperPgsizeBitmap, type VtdssIoPgtable } from "./vtdss.ts";
 export {

@@ -65,6 +65,7 @@ import {
   type MappedBytes,
   type PgtableFindingHandler,
   type PgtableFindingKind,
+  type PgtableWalkData,
 } from "./types.ts";
 
 export type ArmLpaeFmt = "ARM_64_LPAE_S1" | "ARM_64_LPAE_S2";
@@ -81,29 +82,16 @@ const ARM_LPAE_VTCR_SL0_MASK = 0x3;
 const S1_QUIRKS = IO_PGTABLE_QUIRK_ARM_NS | IO_PGTABLE_QUIRK_ARM_TTBR1 | IO_PGTABLE_QUIRK_ARM_OUTER_WBWA | IO_PGTABLE_QUIRK_ARM_HD | IO_PGTABLE_QUIRK_NO_WARN;
 const S2_QUIRKS = IO_PGTABLE_QUIRK_ARM_S2FWB | IO_PGTABLE_QUIRK_NO_WARN;
 
-/**
- * `struct arm_lpae_io_pgtable_walk_data`: the descriptor met at each level,
- * as two 32-bit words (lo = bits 31:0, hi = bits 63:32); levels not walked
- * are left untouched.
- */
-export interface ArmLpaeWalkData {
-  readonly lo: Uint32Array;
-  readonly hi: Uint32Array;
-}
-
-export function newArmLpaeWalkData(): ArmLpaeWalkData {
-  return { lo: new Uint32Array(ARM_LPAE_MAX_LEVELS), hi: new Uint32Array(ARM_LPAE_MAX_LEVELS) };
-}
-
 /** An Arm LPAE table: the common ops plus its geometry and the raw walk. */
 export interface ArmLpaeIoPgtable extends IoPgtableOps {
   readonly fmt: ArmLpaeFmt;
   readonly geometry: ArmLpaeGeometry;
   /**
-   * Record the descriptor at each level the walk for iova visits; returns the
-   * level of the leaf found, or -1 when the walk met an empty entry.
+   * Record the descriptor at each level (Arm numbering, 0..3) the walk for
+   * iova visits; returns the level of the leaf found, or -1 when the walk met
+   * an empty entry.
    */
-  pgtableWalk(iova: number, wd: ArmLpaeWalkData): number;
+  pgtableWalk(iova: number, wd: PgtableWalkData): number;
 }
 
 /**
@@ -342,7 +330,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   }
 
   // @kernel: arm_lpae_pgtable_walk
-  pgtableWalk(iova: number, wd: ArmLpaeWalkData): number {
+  pgtableWalk(iova: number, wd: PgtableWalkData): number {
     let tbl = this.pgd;
     const w = this.pool.words;
     for (let l = this.startLevel; l < ARM_LPAE_MAX_LEVELS; l++) {

@@ -188,6 +188,21 @@ export interface IoPgtableOps {
   free(): void;
 }
 
+/**
+ * The raw descriptor met at each level of one walk (the kernel's
+ * `struct arm_lpae_io_pgtable_walk_data`), as two 32-bit words: lo = bits
+ * 31:0, hi = bits 63:32. Indexed by the format's own level numbers; levels
+ * not walked are left untouched.
+ */
+export interface PgtableWalkData {
+  readonly lo: Uint32Array;
+  readonly hi: Uint32Array;
+}
+
+export function newPgtableWalkData(): PgtableWalkData {
+  return { lo: new Uint32Array(5), hi: new Uint32Array(5) };
+}
+
 /** Flush ops that do nothing, for tables whose driver does not care. */
 export const NOOP_FLUSH_OPS: IommuFlushOps = {
   tlbFlushAll() {},

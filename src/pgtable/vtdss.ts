@@ -34,6 +34,7 @@ import {
   type MappedBytes,
   type PgtableFindingHandler,
   type PgtableFindingKind,
+  type PgtableWalkData,
 } from "./types.ts";
 
 /* Descriptor bits (fmt/vtdss.h), all in the low word except the address. */
@@ -71,6 +72,11 @@ export interface VtdssIoPgtable extends IoPgtableOps {
   readonly fmt: "VTDSS";
   /** Level of the top table: 2 for a 3-level (39-bit) table, 3 for 4 levels (48-bit). */
   readonly topLevel: number;
+  /**
+   * Record the entry at each level (generic_pt numbering: 0 holds 4K leaves)
+   * the walk for iova visits; returns the level of the leaf found, or -1.
+   */
+  pgtableWalk(iova: number, wd: PgtableWalkData): number;
 }
 
 /** Allocate a VT-d second-stage table. ias picks the levels: 31..39 -> 3, 40..48 -> 4. */
@@ -240,6 +246,20 @@ class VtdssPgtable implements VtdssIoPgtable {
       tbl = this.tableOff(lo, hi);
     }
     return 0;
+  }
+
+  pgtableWalk(iova: number, wd: PgtableWalkData): number {
+    const w = this.pool.words;
+    let tbl = this.top;
+    for (let l = this.topLevel; l >= 0; l--) {
+      const p = tbl + 2 * this.index(iova, l);
+      wd.lo[l] = w[p]!;
+      wd.hi[l] = w[p + 1]!;
+      if ((w[p]! | w[p + 1]!) === 0) return -1;
+      if (this.isLeaf(w[p]!, l)) return l;
+      tbl = this.tableOff(w[p]!, w[p + 1]!);
+    }
+    return -1;
   }
 
   // @kernel: deinit

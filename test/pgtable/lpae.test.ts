@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { isErr, type KError } from "../../src/lib/errno.ts";
 import { newIommuIotlbGather } from "../../src/pgtable/gather.ts";
-import { allocArmLpaePgtable, newArmLpaeWalkData, type ArmLpaeFmt, type ArmLpaeIoPgtable } from "../../src/pgtable/lpae.ts";
+import { allocArmLpaePgtable, type ArmLpaeFmt, type ArmLpaeIoPgtable } from "../../src/pgtable/lpae.ts";
 import { SZ_16K, SZ_1G, SZ_1M, SZ_2M, SZ_32M, SZ_4K, SZ_4T, SZ_512M, SZ_64K, bitmapOf } from "../../src/pgtable/sizes.ts";
 import {
   IOMMU_CACHE,
@@ -17,6 +17,7 @@ import {
   IO_PGTABLE_QUIRK_ARM_S2FWB,
   IO_PGTABLE_QUIRK_ARM_TTBR1,
   IO_PGTABLE_QUIRK_NO_WARN,
+  newPgtableWalkData,
   type IoPgtableCfgInit,
 } from "../../src/pgtable/types.ts";
 import { Recorder, must } from "./helpers.ts";
@@ -36,7 +37,7 @@ function arm(fmt: ArmLpaeFmt, init: Partial<IoPgtableCfgInit> = {}, rec = new Re
 
 /** The 64-bit descriptor at level lvl on iova's walk, as a BigInt (tests only). */
 function pte(ops: ArmLpaeIoPgtable, iova: number, lvl: number): bigint {
-  const wd = newArmLpaeWalkData();
+  const wd = newPgtableWalkData();
   ops.pgtableWalk(iova, wd);
   return (BigInt(wd.hi[lvl]!) << 32n) | BigInt(wd.lo[lvl]!);
 }
