@@ -58,7 +58,7 @@ export class Device {
     /** PCI function data when `bus` is the PCI bus (`to_pci_dev`). */
     readonly pci: PciDev | null = null,
   ) {
-    this.lock = new Mutex(`device_lock(${name})`);
+    this.lock = new Mutex("device_lock", this);
     if (parent !== null) parent.children.push(this);
   }
 

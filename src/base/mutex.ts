@@ -8,11 +8,39 @@ import { DeadlockError, type Path, type Sched, type Task } from "./path.ts";
 
 export class Mutex {
   owner: Task | null = null;
-  constructor(readonly name: string) {}
+  /** `kind` names the lock (e.g. `group->mutex`); `of` what it belongs to, formatted only when a name is needed. */
+  constructor(
+    private readonly kind: string,
+    private readonly of: { toString(): string } | null = null,
+  ) {}
+
+  get name(): string {
+    return this.of === null ? this.kind : `${this.kind}(${String(this.of)})`;
+  }
 }
 
+/** An iterator that is already done: the fast path when a lock operation has nothing to yield. */
+const DONE: Path = {
+  next: () => ({ done: true, value: undefined }),
+  return: () => ({ done: true, value: undefined }),
+  throw: (e: unknown) => {
+    throw e;
+  },
+  [Symbol.iterator]() {
+    return this;
+  },
+} as Path;
+
 // @kernel: mutex_lock
-export function* mutexLock(s: Sched, m: Mutex): Path {
+export function mutexLock(s: Sched, m: Mutex): Path {
+  if (!s.points && m.owner === null) {
+    m.owner = s.current;
+    return DONE;
+  }
+  return mutexLockSlow(s, m);
+}
+
+function* mutexLockSlow(s: Sched, m: Mutex): Path {
   if (s.points) yield { op: "lock", what: m.name, lock: m };
   while (m.owner !== null) {
     if (m.owner === s.current) {
@@ -24,12 +52,16 @@ export function* mutexLock(s: Sched, m: Mutex): Path {
 }
 
 // @kernel: mutex_unlock
-export function* mutexUnlock(s: Sched, m: Mutex): Path {
+export function mutexUnlock(s: Sched, m: Mutex): Path {
   if (m.owner !== s.current) {
     throw new DeadlockError(`${s.current.name} releases ${m.name}, which it does not hold`);
   }
   m.owner = null;
-  if (s.points) yield { op: "unlock", what: m.name, lock: m };
+  return s.points ? unlockPoint(m) : DONE;
+}
+
+function* unlockPoint(m: Mutex): Path {
+  yield { op: "unlock", what: m.name, lock: m };
 }
 
 // @kernel: lockdep_assert_held

@@ -20,10 +20,13 @@ export function resultName(r: unknown): string {
   return String(r);
 }
 
-export function* traced<T>(ctx: TraceCtx, fn: string, subject: string, body: Path<T>, detail = ""): Path<T> {
+export function traced<T>(ctx: TraceCtx, fn: string, subject: string, body: Path<T>, detail = ""): Path<T> {
+  return ctx.trace.enabled ? tracedBody(ctx, fn, subject, body, detail) : body;
+}
+
+function* tracedBody<T>(ctx: TraceCtx, fn: string, subject: string, body: Path<T>, detail: string): Path<T> {
   const task = ctx.sched.current.id;
   const rec = ctx.trace.enter(task, fn, subject, detail);
-  if (rec === null) return yield* body;
   let result = "exception";
   try {
     const r = yield* body;

@@ -24,6 +24,8 @@ import {
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
+  pagingFormat,
+  type PagingFormat,
   sameInstance,
   staticBlockedDomain,
   staticIdentityDomain,
@@ -44,6 +46,18 @@ export class AmdIommu {
     /** GIOSUP: the unit can use v2 (guest) page tables, hence PASID-capable RID domains. */
     readonly v2Supported: boolean,
   ) {}
+
+  private readonly formats = new Map<string, PagingFormat>();
+
+  /** The format of this unit's v1 or v2 domains (computed once each). */
+  format(iommu: IommuDevice, label: "amd-v1" | "amd-v2"): PagingFormat {
+    let f = this.formats.get(label);
+    if (f === undefined) {
+      f = pagingFormat(iommu, "VTDSS", { pgsizeBitmap: SZ_4K + SZ_2M + SZ_1G, ias: 48, oas: 52 }, { start: 0, end: 2 ** 48 - 1 }, label);
+      this.formats.set(label, f);
+    }
+    return f;
+  }
 }
 
 export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
@@ -63,15 +77,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     if (pasid && !(iommu.priv as AmdIommu).v2Supported) {
       return kerr("EOPNOTSUPP", `${iommu.name} has no v2 page table support for a PASID-capable domain`);
     }
-    return newPagingDomain(
-      IOMMU_DOMAIN_UNMANAGED,
-      domainOps,
-      iommu,
-      "VTDSS",
-      { pgsizeBitmap: SZ_4K + SZ_2M + SZ_1G, ias: 48, oas: 52 },
-      { start: 0, end: 2 ** 48 - 1 },
-      pasid ? "amd-v2" : "amd-v1",
-    );
+    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, (iommu.priv as AmdIommu).format(iommu, pasid ? "amd-v2" : "amd-v1"));
   };
 
   const ops: IommuOps = {

@@ -25,6 +25,8 @@ import {
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
+  pagingFormat,
+  type PagingFormat,
   sameInstance,
   staticBlockedDomain,
   staticIdentityDomain,
@@ -41,6 +43,8 @@ export const MSI_IOVA_LENGTH = 0x100000;
 export class ArmSmmuDevice {
   /** The StreamID tree (`smmu->streams`): StreamID -> master device. */
   readonly streams = new Map<number, Device>();
+  /** The stage-1 format its paging domains are finalised with (computed once). */
+  s1Format: PagingFormat | null = null;
   constructor(
     readonly sidBits: number,
     readonly ssidBits: number,
@@ -58,6 +62,16 @@ interface ArmSmmuMaster {
 
 function smmuOf(iommu: IommuDevice): ArmSmmuDevice {
   return iommu.priv as ArmSmmuDevice;
+}
+
+// @kernel: arm_smmu_domain_finalise (stage 1: ias = min(VA_BITS, smmu->ias), oas = smmu->ias; one per SMMU)
+function s1Format(iommu: IommuDevice): PagingFormat {
+  const smmu = smmuOf(iommu);
+  if (smmu.s1Format === null) {
+    const r = armLpaeRestrictPgsizes(smmu.pgsizeBitmap, Math.min(48, smmu.ias), smmu.ias);
+    smmu.s1Format = pagingFormat(iommu, "ARM_64_LPAE_S1", { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas }, { start: 0, end: 2 ** r.ias - 1 });
+  }
+  return smmu.s1Format;
 }
 
 export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
@@ -79,17 +93,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
     const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no SMMU to finalise the domain for`);
-    const smmu = smmuOf(iommu);
-    // @kernel: arm_smmu_domain_finalise (stage 1: ias = min(VA_BITS, smmu->ias), oas = smmu->ias)
-    const r = armLpaeRestrictPgsizes(smmu.pgsizeBitmap, Math.min(48, smmu.ias), smmu.ias);
-    return newPagingDomain(
-      IOMMU_DOMAIN_UNMANAGED,
-      domainOps,
-      iommu,
-      "ARM_64_LPAE_S1",
-      { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas },
-      { start: 0, end: 2 ** r.ias - 1 },
-    );
+    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, s1Format(iommu));
   };
 
   const ops: IommuOps = {

@@ -8,7 +8,7 @@
 import type { Device } from "../base/device.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
-import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IommuDomain } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IommuDomain, type IommuDomainGeometry } from "../iommu/domain.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import type { DriverEnv } from "./driver.ts";
@@ -32,13 +32,42 @@ export interface TlbLog {
   sync: number;
 }
 
-export interface PagingDomainPriv {
-  /** The instance this domain's page table was finalised for. */
+/**
+ * One instance's finalised page-table format: what a paging domain
+ * allocated for that instance gets. Computed once per instance and shared
+ * by its domains (each still gets its own tables).
+ */
+export interface PagingFormat {
   readonly iommu: IommuDevice;
   readonly fmt: IoPgtableFmt;
-  /** The table the driver says it built (e.g. AMD's "v2"), when it differs from the modelled format. */
+  /** The table the driver says it built (e.g. AMD's "amd-v2"), when it differs from the modelled format. */
   readonly label: string;
-  readonly cfg: IoPgtableCfgInit;
+  /** The restricted configuration: page sizes, ias, oas. */
+  readonly cfg: Readonly<Omit<IoPgtableCfgInit, "tlb" | "onFinding">>;
+  readonly pgsizes: readonly number[];
+  readonly geometry: IommuDomainGeometry;
+}
+
+export function pagingFormat(
+  iommu: IommuDevice,
+  fmt: IoPgtableFmt,
+  cfg: Omit<IoPgtableCfgInit, "tlb" | "onFinding">,
+  aperture: { start: number; end: number },
+  label: string = fmt,
+): PagingFormat {
+  return Object.freeze({
+    iommu,
+    fmt,
+    label,
+    cfg: Object.freeze({ ...cfg }),
+    pgsizes: Object.freeze(pgsizesOf(cfg.pgsizeBitmap)),
+    geometry: Object.freeze({ apertureStart: aperture.start, apertureEnd: aperture.end, forceAperture: true }),
+  });
+}
+
+export interface PagingDomainPriv {
+  readonly format: PagingFormat;
+  /** The IO page table, allocated on the first map. */
   pgtbl: IoPgtableOps | null;
   readonly tlb: TlbLog;
   readonly findings: { kind: PgtableFindingKind; iova: number; message: string }[];
@@ -54,8 +83,7 @@ export function staticDomain(type: number, name: string): IommuDomain {
     attachDev: () => 0,
     setDevPasid: () => 0,
   };
-  const d = new IommuDomain(type, ops, true, { priv: name });
-  return d;
+  return new IommuDomain(type, ops, true, { priv: name });
 }
 
 export function staticIdentityDomain(driver: string): IommuDomain {
@@ -69,7 +97,16 @@ export function staticBlockedDomain(driver: string): IommuDomain {
 function ensurePgtbl(d: IommuDomain): IoPgtableOps | KError {
   const p = pagingPriv(d);
   if (p.pgtbl !== null) return p.pgtbl;
-  const ops = allocIoPgtableOps(p.fmt, p.cfg);
+  const { tlb, findings } = p;
+  const ops = allocIoPgtableOps(p.format.fmt, {
+    ...p.format.cfg,
+    tlb: {
+      tlbFlushAll: () => void tlb.flushAll++,
+      tlbFlushWalk: () => void tlb.flushWalk++,
+      tlbAddPage: () => void tlb.addPage++,
+    },
+    onFinding: (kind, iova, message) => void findings.push({ kind, iova, message }),
+  });
   if (isErr(ops)) return ops;
   p.pgtbl = ops;
   return ops;
@@ -114,44 +151,15 @@ export function pagingDomainOps(attachCheck: (d: IommuDomain, dev: Device) => 0 
   };
 }
 
-/**
- * Makes a paging domain finalised for `iommu`: `cfg` is the already
- * restricted configuration (page sizes, ias, oas) of the format.
- */
-export function newPagingDomain(
-  type: number,
-  ops: IommuDomainOps,
-  iommu: IommuDevice,
-  fmt: IoPgtableFmt,
-  cfg: Omit<IoPgtableCfgInit, "tlb" | "onFinding">,
-  aperture: { start: number; end: number },
-  label: string = fmt,
-): IommuDomain {
-  const tlb: TlbLog = { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 };
-  const findings: PagingDomainPriv["findings"] = [];
+/** Makes a paging domain of `type` finalised for the instance of `format`. */
+export function newPagingDomain(type: number, ops: IommuDomainOps, format: PagingFormat): IommuDomain {
   const priv: PagingDomainPriv = {
-    iommu,
-    fmt,
-    label,
-    cfg: {
-      ...cfg,
-      tlb: {
-        tlbFlushAll: () => void tlb.flushAll++,
-        tlbFlushWalk: () => void tlb.flushWalk++,
-        tlbAddPage: () => void tlb.addPage++,
-      },
-      onFinding: (kind, iova, message) => void findings.push({ kind, iova, message }),
-    },
+    format,
     pgtbl: null,
-    tlb,
-    findings,
+    tlb: { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 },
+    findings: [],
   };
-  return new IommuDomain(type, ops, false, {
-    iommu,
-    pgsizes: pgsizesOf(cfg.pgsizeBitmap),
-    geometry: { apertureStart: aperture.start, apertureEnd: aperture.end, forceAperture: true },
-    priv,
-  });
+  return new IommuDomain(type, ops, false, { iommu: format.iommu, pgsizes: format.pgsizes, geometry: format.geometry, priv });
 }
 
 /** The instance check most drivers make in attach_dev: a domain serves the instance it was finalised for. */

@@ -30,6 +30,8 @@ import {
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
+  pagingFormat,
+  type PagingFormat,
   pagingPriv,
   staticBlockedDomain,
   staticIdentityDomain,
@@ -51,6 +53,19 @@ export class IntelIommu {
     /** Address width the unit supports (agaw), 39 or 48. */
     readonly addrWidth: number,
   ) {}
+
+  private fmt: PagingFormat | null = null;
+
+  /** The second-stage format of domains allocated on this unit (computed once). */
+  format(iommu: IommuDevice): PagingFormat {
+    this.fmt ??= pagingFormat(
+      iommu,
+      "VTDSS",
+      { pgsizeBitmap: SZ_4K + domainSuperPgsizeBitmap(this.superpage), ias: this.addrWidth, oas: 52 },
+      { start: 0, end: 2 ** this.addrWidth - 1 },
+    );
+    return this.fmt;
+  }
 }
 
 function unitOf(iommu: IommuDevice): IntelIommu {
@@ -67,7 +82,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
     const iommu = devIommu(dev)?.iommuDev;
     if (iommu === undefined || iommu === null) return kerr("ENODEV", `${dev.name} has no VT-d unit`);
     const unit = unitOf(iommu);
-    const cfg = pagingPriv(d).cfg;
+    const cfg = pagingPriv(d).format.cfg;
     if (domainSuperPgsizeBitmap(unit.superpage) + SZ_4K < cfg.pgsizeBitmap || unit.addrWidth < cfg.ias) {
       return kerr("EINVAL", `${d} uses page sizes or an address width ${iommu.name} lacks`);
     }
@@ -80,16 +95,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
     if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
     const iommu = dev === null ? (units.find((u) => u.iommu.listed)?.iommu ?? null) : (devIommu(dev)?.iommuDev ?? null);
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no VT-d unit to allocate the domain for`);
-    const unit = unitOf(iommu);
-    const bitmap = SZ_4K + domainSuperPgsizeBitmap(unit.superpage);
-    const d = newPagingDomain(
-      IOMMU_DOMAIN_UNMANAGED,
-      domainOps,
-      iommu,
-      "VTDSS",
-      { pgsizeBitmap: bitmap, ias: unit.addrWidth, oas: 52 },
-      { start: 0, end: 2 ** unit.addrWidth - 1 },
-    );
+    const d = newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, unitOf(iommu).format(iommu));
     // One VT-d domain may be attached to devices behind any compatible unit (domain->iommu_array).
     d.spansInstances = true;
     return d;

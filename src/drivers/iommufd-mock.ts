@@ -20,7 +20,7 @@ import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuOps } from "../iommu/ops.ts";
 import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../pgtable/mock.ts";
-import { newPagingDomain, pagingDomainOps, staticBlockedDomain } from "./domains.ts";
+import { newPagingDomain, pagingDomainOps, pagingFormat, staticBlockedDomain, type PagingFormat } from "./domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "mock";
@@ -29,6 +29,7 @@ export const MOCK_PASID_WIDTH = 20;
 
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
+  let mockFormat: PagingFormat | null = null;
   const blocking = staticBlockedDomain("mock");
   const domainOps = pagingDomainOps(() => 0);
 
@@ -39,14 +40,8 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `mock: unsupported allocation flags 0x${flags.toString(16)}`);
     const iommu = (dev === null ? null : devIommu(dev)?.iommuDev) ?? mockIommu;
     if (iommu === null) return kerr("ENODEV", "mock: the mock IOMMU is not registered");
-    return newPagingDomain(
-      IOMMU_DOMAIN_UNMANAGED,
-      domainOps,
-      iommu,
-      "IOMMUFD_MOCK",
-      { pgsizeBitmap: MOCK_IO_PAGE_SIZE, ias: 32, oas: 52 },
-      { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST },
-    );
+    mockFormat ??= pagingFormat(iommu, "IOMMUFD_MOCK", { pgsizeBitmap: MOCK_IO_PAGE_SIZE, ias: 32, oas: 52 }, { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST });
+    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, mockFormat);
   };
 
   const ops: IommuOps = {

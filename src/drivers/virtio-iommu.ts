@@ -22,6 +22,8 @@ import {
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
+  pagingFormat,
+  type PagingFormat,
   sameInstance,
   staticBlockedDomain,
   staticIdentityDomain,
@@ -37,6 +39,17 @@ export class ViommuDev {
     /** config.input_range width in bits */
     readonly inputBits: number,
   ) {}
+
+  private fmt: PagingFormat | null = null;
+
+  // @kernel: viommu_domain_finalise (page_size_mask and input range of the device)
+  format(iommu: IommuDevice): PagingFormat {
+    if (this.fmt === null) {
+      const r = armLpaeRestrictPgsizes(this.pgsizeBitmap, this.inputBits, 48);
+      this.fmt = pagingFormat(iommu, "ARM_64_LPAE_S1", { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas }, { start: 0, end: 2 ** r.ias - 1 }, "virtio-iommu");
+    }
+    return this.fmt;
+  }
 }
 
 export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
@@ -47,17 +60,7 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
   const allocPaging = (dev: Device | null): IommuDomain | KError => {
     const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no viommu to finalise the domain for`);
-    const v = iommu.priv as ViommuDev;
-    const r = armLpaeRestrictPgsizes(v.pgsizeBitmap, v.inputBits, 48);
-    return newPagingDomain(
-      IOMMU_DOMAIN_UNMANAGED,
-      domainOps,
-      iommu,
-      "ARM_64_LPAE_S1",
-      { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas },
-      { start: 0, end: 2 ** r.ias - 1 },
-      "virtio-iommu",
-    );
+    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, (iommu.priv as ViommuDev).format(iommu));
   };
 
   const ops: IommuOps = {

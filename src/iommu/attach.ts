@@ -30,7 +30,7 @@ export function iommuAttachDeviceRaw(
   p.attachDeferred = false;
   // The driver's view: the domain this device's RID now translates through.
   p.domain = domain;
-  k.note("attach_dev", dev.name, `${domain}`);
+  if (k.tracing) k.note("attach_dev", dev.name, `${domain}`);
   return 0;
 }
 

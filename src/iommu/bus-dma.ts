@@ -29,7 +29,7 @@ function* ofDmaConfigure(k: IommuCore, dev: Device, np: FwnodeHandle): Path<0 | 
 function* acpiDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
   yield* mutexLock(k.sched, k.probeLock);
   // No IORT/VIOT table in this model: DMAR/IVRS-described devices get no fwspec.
-  if (devIommuFwspecGet(dev) === null) k.note("acpi_iommu_configure_id", dev.name, "no IORT/VIOT mapping: ENODEV (ignored)");
+  if (k.tracing && devIommuFwspecGet(dev) === null) k.note("acpi_iommu_configure_id", dev.name, "no IORT/VIOT mapping: ENODEV (ignored)");
   yield* mutexUnlock(k.sched, k.probeLock);
   return 0;
 }

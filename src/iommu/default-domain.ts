@@ -116,7 +116,7 @@ export function iommuSetupDefaultDomain(k: IommuCore, group: IommuGroup, targetT
   const dom = iommuGroupAllocDefaultDomain(k, group, reqType);
   if (isErr(dom)) return dom;
   if (group.defaultDomain === dom) return 0;
-  k.note("iommu_setup_default_domain", group.toString(), `${dom}${reqType === 0 ? "" : ` (type requested by the driver or sysfs)`}`);
+  if (k.tracing) k.note("iommu_setup_default_domain", group.toString(), `${dom}${reqType === 0 ? "" : ` (type requested by the driver or sysfs)`}`);
 
   // IOMMU_RESV_DIRECT regions must be mapped before their device is attached.
   let directFailed = false;

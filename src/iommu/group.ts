@@ -35,7 +35,15 @@ export class IommuGroup implements IommuGroupFwd {
   ownerCnt = 0;
   /** The DMA owner cookie (user ownership), or null. */
   owner: unknown = null;
-  readonly pasidArray = new Map<number, PasidEntry>();
+  private pasids: Map<number, PasidEntry> | null = null;
+  /** `pasid_array`: PASID -> attached domain (allocated on first use). */
+  get pasidArray(): Map<number, PasidEntry> {
+    return (this.pasids ??= new Map());
+  }
+  /** `!xa_empty(&group->pasid_array)` */
+  get hasPasids(): boolean {
+    return this.pasids !== null && this.pasids.size > 0;
+  }
   name: string | null = null;
   /** References (`devices_kobj`): one per member plus external holders. */
   refcount = 1;
@@ -44,7 +52,7 @@ export class IommuGroup implements IommuGroupFwd {
   released = false;
 
   constructor(readonly id: number) {
-    this.mutex = new Mutex(`group->mutex(${id})`);
+    this.mutex = new Mutex("group->mutex", this);
   }
 
   toString(): string {

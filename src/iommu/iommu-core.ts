@@ -67,6 +67,11 @@ export class IommuCore implements TraceCtx {
     this.dc.trace.warn(this.dc.sched.current.id, fn, subject, message);
   }
 
+  /** Whether the trace records; build note strings only then. */
+  get tracing(): boolean {
+    return this.dc.trace.enabled;
+  }
+
   note(fn: string, subject: string, detail: string): void {
     this.dc.trace.note(this.dc.sched.current.id, fn, subject, detail);
   }

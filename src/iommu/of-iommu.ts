@@ -75,7 +75,7 @@ function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle
   else if (err !== 0 && devIommu(dev) !== null) devIommuFree(dev);
   if (err === 0) {
     const fw = devIommuFwspecGet(dev)!;
-    k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
+    if (k.tracing) k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
   }
   yield* mutexUnlock(k.sched, k.probeLock);
   // Not on the iommu_probe_device path (no dev->iommu on entry): replay the probe.

@@ -30,7 +30,7 @@ function* useDefaultDomainBody(k: IommuCore, dev: Device): Path<0 | KError> {
     ret = kerr("EPROBE_DEFER", `${group} has no default domain yet`);
   } else if (
     group.ownerCnt > 0 &&
-    (group.domain !== group.defaultDomain || group.owner !== null || group.pasidArray.size > 0)
+    (group.domain !== group.defaultDomain || group.owner !== null || group.hasPasids)
   ) {
     ret = kerr(
       "EBUSY",
@@ -49,8 +49,8 @@ export function* iommuDeviceUnuseDefaultDomain(k: IommuCore, dev: Device): Path 
   const group = devGroup(dev);
   if (group === null) return;
   yield* mutexLock(k.sched, group.mutex);
-  if (group.ownerCnt === 0 || group.pasidArray.size > 0) {
-    k.warn("iommu_device_unuse_default_domain", dev.name, `owner_cnt=${group.ownerCnt}, ${group.pasidArray.size} PASIDs attached; not decremented`);
+  if (group.ownerCnt === 0 || group.hasPasids) {
+    k.warn("iommu_device_unuse_default_domain", dev.name, `owner_cnt=${group.ownerCnt}, ${group.hasPasids ? group.pasidArray.size : 0} PASIDs attached; not decremented`);
   } else {
     group.ownerCnt--;
   }
@@ -59,7 +59,7 @@ export function* iommuDeviceUnuseDefaultDomain(k: IommuCore, dev: Device): Path 
 
 // @kernel: __iommu_take_dma_ownership
 function takeDmaOwnership(k: IommuCore, group: IommuGroup, owner: unknown): 0 | KError {
-  if ((group.domain !== null && group.domain !== group.defaultDomain) || group.pasidArray.size > 0) {
+  if ((group.domain !== null && group.domain !== group.defaultDomain) || group.hasPasids) {
     return kerr("EBUSY", `${group} is not on its default domain or has PASID attachments`);
   }
   const blk = iommuGroupAllocBlockingDomain(k, group);
@@ -105,7 +105,7 @@ export function* iommuDeviceClaimDmaOwner(k: IommuCore, dev: Device, owner: unkn
 
 // @kernel: __iommu_release_dma_ownership
 function releaseDmaOwnership(k: IommuCore, group: IommuGroup): void {
-  if (group.ownerCnt === 0 || group.owner === null || group.pasidArray.size > 0) {
+  if (group.ownerCnt === 0 || group.owner === null || group.hasPasids) {
     k.warn("__iommu_release_dma_ownership", group.toString(), "releasing ownership that is not held, or with PASIDs attached");
     return;
   }

@@ -152,7 +152,7 @@ function* initDeviceBody(k: IommuCore, dev: Device): Path<0 | KError> {
   setDevGroup(dev, group);
   p.maxPasids = devIommuGetMaxPasids(dev, iommuDev.maxPasids);
   if (ops.isAttachDeferred) p.attachDeferred = ops.isAttachDeferred(dev);
-  k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
+  if (k.tracing) k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
   return 0;
 }
 

@@ -33,7 +33,7 @@ export const upstreamOpsResolution: OpsResolution = {
     // @kernel: iommu_init_device (ops = iommu_fwspec_ops(dev->iommu->fwspec))
     const fwspec = devIommuFwspecGet(dev);
     const ops = iommuFwspecOps(k, fwspec);
-    k.note(
+    if (k.tracing) k.note(
       "iommu_fwspec_ops",
       dev.name,
       `${fwspec === null ? "no fwspec: first instance without a fwnode" : `fwnode ${fwspec.iommuFwnode?.name ?? "(null)"}`} -> ${ops?.name ?? "no ops"}`,
@@ -47,7 +47,7 @@ export const upstreamOpsResolution: OpsResolution = {
       );
     }
     const r = ops.probeDevice(dev);
-    if (isErr(r)) k.note("probe_device", dev.name, `${ops.name} refused: ${r.errno}: ${r.message}`);
+    if (k.tracing && isErr(r)) k.note("probe_device", dev.name, `${ops.name} refused: ${r.errno}: ${r.message}`);
     return isErr(r) ? r : { ops, iommuDev: r };
   },
 };
@@ -69,7 +69,7 @@ export const askEachOpsResolution: OpsResolution = {
       if (inst.fwnode !== null || ops === null || asked.has(ops)) continue;
       asked.add(ops);
       const r = ops.probeDevice(dev);
-      k.note("probe_device", dev.name, `asked ${inst.name} (${ops.name}): ${isErr(r) ? `refused: ${r.errno}` : "accepted"}`);
+      if (k.tracing) k.note("probe_device", dev.name, `asked ${inst.name} (${ops.name}): ${isErr(r) ? `refused: ${r.errno}` : "accepted"}`);
       if (!isErr(r)) return { ops, iommuDev: r };
       last = r;
     }

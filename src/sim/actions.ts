@@ -78,7 +78,6 @@ export function unbindDriver(m: Machine, device: string): Path<0 | KError> {
   return thenFlush(m, deviceReleaseDriver(m.dc, dev));
 }
 
-// eslint-disable-next-line require-yield
 function* refuse(e: KError): Path<0 | KError> {
   return e;
 }

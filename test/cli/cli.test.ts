@@ -1,0 +1,93 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { main } from "../../src/cli/main.ts";
+
+async function cli(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-cli-"));
+function file(name: string, text: string): string {
+  const p = join(tmp, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe("iommu-sim CLI", () => {
+  it("run prints the sysfs-like view and exits 0 when everything holds", async () => {
+    const r = await cli("run", "scenarios/default.yaml");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("/sys/kernel/iommu_groups");
+    expect(r.out).toMatch(/│ {3}├── devices\/ {2}0000:04:00\.0 {2}0000:04:00\.1/);
+    expect(r.out).toContain("PASS:");
+  });
+
+  it("run --json prints the snapshot with the contract's keys", async () => {
+    const r = await cli("run", "scenarios/arm64-late-smmu.yaml", "--json");
+    expect(r.code).toBe(0);
+    const snap = JSON.parse(r.out) as Record<string, unknown>;
+    for (const k of ["iommus", "devices", "groups", "domains", "events", "violations"]) expect(snap).toHaveProperty(k);
+    expect(snap.events).toEqual([
+      { event: "iommu_register", arg: "smmu0", result: "ok" },
+      { event: "iommu_register", arg: "smmu0", result: "EEXIST" },
+      { event: "iommu_unregister", arg: "smmu0", result: "ok" },
+    ]);
+  });
+
+  it("run --trace prints the core calls by their kernel names", async () => {
+    const r = await cli("run", "scenarios/arm64-late-smmu.yaml", "--trace");
+    expect(r.out).toMatch(/iommu_device_register\(smmu0\) = 0\n\s+bus_iommu_probe\(platform\) = 0\n\s+__iommu_probe_device\(ufs@1d84000\) = 0/);
+  });
+
+  it("accepts a .json scenario", async () => {
+    const json = JSON.stringify(parse(readFileSync("scenarios/mixed-drivers.yaml", "utf8")));
+    const r = await cli("check", file("mixed.json", json));
+    expect(r.code).toBe(0);
+  });
+
+  it("check exits 1 and names the step when an expectation fails", async () => {
+    const p = file("fail.yaml", "name: f\ndevices:\n  - {name: a, bus: platform}\nevents:\n  - expect: {devices: {a: {probe: bound}}}\n");
+    const r = await cli("check", p);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('events[0] expectation: devices.a.probe: expected "bound", got "none"');
+  });
+
+  it("a malformed file exits 2 with the file, key path and problem, and no stack trace", async () => {
+    const p = file("bad.yaml", "name: b\ndevices:\n  - {name: a, bus: platform, iommus: [[nope, 1]], fwnode: /a}\n");
+    for (const cmd of ["run", "check", "validate"]) {
+      const r = await cli(cmd, p);
+      expect(r.code).toBe(2);
+      expect(r.err).toBe(`${p}:3:40: devices[0].iommus[0][0]: unknown IOMMU instance 'nope'`);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it("a missing file exits 2", async () => {
+    const r = await cli("validate", join(tmp, "nope.yaml"));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/nope\.yaml: \(top level\): cannot read the file/);
+  });
+
+  it("validate reports a valid file", async () => {
+    const r = await cli("validate", "scenarios/two-smmus-unregister.yaml");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/valid scenario "two SMMUv3 instances, one unregistered" \(2 IOMMU instances, 10 devices, 5 drivers, 9 events\)/);
+  });
+
+  it("--ops-resolution overrides the strategy, and rejects an unknown one", async () => {
+    const r = await cli("run", "scenarios/x86-mock-wrong-ops.yaml", "--json", "--ops-resolution", "ask-each");
+    const snap = JSON.parse(r.out) as { devices: { name: string; ops: string | null }[] };
+    expect(snap.devices.find((d) => d.name === "iommufd_mock0")?.ops).toBe("mock");
+    expect((await cli("run", "scenarios/default.yaml", "--ops-resolution", "magic")).code).toBe(2);
+  });
+
+  it("an unknown command exits 2", async () => {
+    expect((await cli("frobnicate")).code).toBe(2);
+  });
+});

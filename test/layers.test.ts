@@ -1,0 +1,55 @@
+/**
+ * The layers of DESIGN.md, enforced: each folder under src/ imports only
+ * from itself and the layers listed for it (dependencies point down).
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ALLOWED: Record<string, string[]> = {
+  lib: [],
+  pgtable: ["lib"],
+  base: ["lib"],
+  firmware: ["base", "lib"],
+  iommu: ["firmware", "base", "pgtable", "lib"],
+  drivers: ["iommu", "firmware", "base", "pgtable", "lib"],
+  dma: ["iommu", "base", "pgtable", "lib"],
+  iommufd: ["dma", "iommu", "base", "pgtable", "lib"],
+  sim: ["iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
+  cli: ["sim", "iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
+};
+
+const SRC = new URL("../src/", import.meta.url).pathname;
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith(".ts") ? [p] : [];
+  });
+}
+
+describe("layering", () => {
+  const all = files(SRC);
+
+  it("every top-level folder of src/ is a known layer", () => {
+    const layers = new Set(all.map((f) => relative(SRC, f).split("/")[0]!).filter((l) => !l.endsWith(".ts")));
+    for (const l of layers) expect(Object.keys(ALLOWED)).toContain(l);
+  });
+
+  it("imports point only down the layers", () => {
+    const bad: string[] = [];
+    for (const f of all) {
+      const rel = relative(SRC, f);
+      const layer = rel.split("/")[0]!;
+      if (layer.endsWith(".ts")) continue;
+      const text = readFileSync(f, "utf8");
+      for (const m of text.matchAll(/^\s*(?:import|export)[^"']*from\s+["']([^"']+)["']/gm)) {
+        const spec = m[1]!;
+        if (!spec.startsWith(".")) continue;
+        const target = relative(SRC, join(f, "..", spec)).split("/")[0]!;
+        if (target !== layer && !ALLOWED[layer]!.includes(target)) bad.push(`${rel} imports ${spec} (${layer} -> ${target})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+});

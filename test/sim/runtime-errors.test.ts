@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { runPath } from "../../src/base/path.ts";
+import { Machine } from "../../src/sim/machine.ts";
+import { bootPath, eventPath, runScenario } from "../../src/sim/runner.ts";
+import { takeSnapshot } from "../../src/sim/snapshot.ts";
+import { scenario, state } from "../helpers.ts";
+
+const MACHINE = `
+name: two smmus
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
+  - {name: smmu1, driver: arm-smmu-v3, fwnode: /soc/smmu1, registered: false}
+devices:
+  - {name: a, bus: platform, fwnode: /soc/a, iommus: [[smmu0, 1]]}
+  - {name: b, bus: platform, fwnode: /soc/b, iommus: [[smmu1, 2]], added: false}
+drivers:
+  - {name: da, bus: platform, match: [a]}
+  - {name: db, bus: platform, match: [b]}
+`;
+
+/** Boots the machine, runs one event, and returns the state before and after with the result. */
+function attempt(eventYaml: string) {
+  const s = scenario(MACHINE + `events:\n  - ${eventYaml}\n`);
+  const m = new Machine(s);
+  const boot: never[] = [];
+  runPath(bootPath(m, boot));
+  const before = state(takeSnapshot(m, boot, []));
+  const { path } = eventPath(m, s.events[0]!);
+  const r = runPath(path);
+  const after = state(takeSnapshot(m, boot, []));
+  return { r, before, after };
+}
+
+describe("an event that fails at run time records its errno and changes nothing", () => {
+  it("registering an instance that is already registered: EEXIST", () => {
+    const { r, before, after } = attempt("iommu_register: smmu0");
+    expect(r === 0 ? "ok" : r.errno).toBe("EEXIST");
+    expect(after).toEqual(before);
+  });
+
+  it("unregistering an instance that is not registered: ENOENT", () => {
+    const { r, before, after } = attempt("iommu_unregister: smmu1");
+    expect(r === 0 ? "ok" : r.errno).toBe("ENOENT");
+    expect(after).toEqual(before);
+  });
+
+  it("deleting a device that is not on its bus: ENODEV", () => {
+    const { r, before, after } = attempt("device_del: b");
+    expect(r === 0 ? "ok" : r.errno).toBe("ENODEV");
+    expect(after).toEqual(before);
+  });
+
+  it("adding a device twice: EEXIST", () => {
+    const { r, before, after } = attempt("device_add: a");
+    expect(r === 0 ? "ok" : r.errno).toBe("EEXIST");
+    expect(after).toEqual(before);
+  });
+
+  it("binding a driver that does not match: ENODEV", () => {
+    const { r, before, after } = attempt("driver_bind: {device: a, driver: db}");
+    expect(r === 0 ? "ok" : r.errno).toBe("ENODEV");
+    expect(after).toEqual(before);
+  });
+
+  it("unbinding a device with no driver: ENODEV", () => {
+    const { r, before, after } = attempt("driver_unbind: b");
+    expect(r === 0 ? "ok" : r.errno).toBe("ENODEV");
+    expect(after).toEqual(before);
+  });
+
+  it("the run records each errno, and expect_error fails when the errno differs", () => {
+    const r = runScenario(scenario(MACHINE + "events:\n  - {iommu_register: smmu0, expect_error: EEXIST}\n  - {device_del: b, expect_error: EBUSY}\n"));
+    expect(r.snapshot.events).toEqual([
+      { event: "iommu_register", arg: "smmu0", result: "EEXIST" },
+      { event: "device_del", arg: "b", result: "ENODEV" },
+    ]);
+    expect(r.expectations).toEqual({ passed: 1, failed: 1 });
+    expect(r.failures).toEqual([
+      { step: "events[1]", kind: "expect_error", message: "device_del b: expected EBUSY, got ENODEV (b is not on bus platform: nothing to delete)" },
+    ]);
+  });
+});
