@@ -119,10 +119,11 @@ export function armLpaeConcatenate(g: ArmLpaeGeometry): ArmLpaeGeometry | KError
   return makeGeometry(g.pgShift, g.startLevel + 1, g.pgdBits + g.bitsPerLevel, true);
 }
 
+// Table sizes are at most 2^17 bytes: small-integer shifts keep them V8 small integers (2 ** n is a double).
 function makeGeometry(pgShift: number, startLevel: number, pgdBits: number, concatenated: boolean): ArmLpaeGeometry {
-  const pgdSize = 8 * 2 ** pgdBits;
+  const pgdSize = 8 << pgdBits;
   return {
-    granule: 2 ** pgShift,
+    granule: 1 << pgShift,
     pgShift,
     bitsPerLevel: pgShift - 3,
     levels: ARM_LPAE_MAX_LEVELS - startLevel,
@@ -131,7 +132,7 @@ function makeGeometry(pgShift: number, startLevel: number, pgdBits: number, conc
     pgdSize,
     pgdAllocBytes: Math.max(pgdSize, ARM_LPAE_MIN_PGD_BYTES),
     concatenated,
-    ptesPerTable: 2 ** (pgShift - 3),
+    ptesPerTable: 1 << (pgShift - 3),
   };
 }
 
@@ -151,10 +152,4 @@ export function armLpaeBlockSize(g: ArmLpaeGeometry, lvl: number): number {
 // @kernel: ARM_LPAE_LVL_IDX
 export function armLpaeLvlIdxBits(g: ArmLpaeGeometry, lvl: number): number {
   return lvl === g.startLevel ? g.pgdBits : g.bitsPerLevel;
-}
-
-/** Entries that one batch may write from index i: up to the end of the granule-sized table page. */
-// @kernel: arm_lpae_max_entries
-export function armLpaeMaxEntries(g: ArmLpaeGeometry, idx: number): number {
-  return g.ptesPerTable - (idx & (g.ptesPerTable - 1));
 }

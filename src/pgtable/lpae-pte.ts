@@ -64,6 +64,8 @@ export const ARM_LPAE_MAIR_ATTR_IDX_INC_OCACHE = 3;
 export const ARM_LPAE_MAIR = 0xf404ff44;
 
 const TWO_32 = 4294967296;
+/** Multiplying by 2^-32 is exact and cheaper than dividing by 2^32. */
+const TWO_NEG_32 = 2 ** -32;
 
 /** The attribute words of a leaf for `prot`, without type and address. */
 // @kernel: arm_lpae_prot_to_pte
@@ -97,14 +99,14 @@ export function armLpaeProtToPte(fmt: IoPgtableFmt, quirks: number, prot: number
  */
 // @kernel: paddr_to_iopte
 export function paddrToIopteLo(paddr: number): number {
-  const phi = (paddr / TWO_32) >>> 0;
+  const phi = (paddr * TWO_NEG_32) >>> 0;
   return ((paddr >>> 0) & ARM_LPAE_PTE_ADDR_MASK_LO) | (((phi >>> 16) & 0xf) << 12);
 }
 
 /** High word of the output-address field for `paddr`. */
 // @kernel: paddr_to_iopte
 export function paddrToIopteHi(paddr: number): number {
-  return ((paddr / TWO_32) >>> 0) & ARM_LPAE_PTE_ADDR_MASK_HI;
+  return ((paddr * TWO_NEG_32) >>> 0) & ARM_LPAE_PTE_ADDR_MASK_HI;
 }
 
 /** The output address held by a descriptor; with a 64K granule bits 15:12 are PA[51:48]. */

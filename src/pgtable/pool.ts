@@ -13,31 +13,46 @@ import { hex } from "./sizes.ts";
 
 /** Default simulated physical address of a pool's first page: 1 GiB. */
 export const TABLE_POOL_DEFAULT_BASE = 0x4000_0000;
+/**
+ * A pool spans less than 4 GiB, so `(pa - base)` of any of its pages fits in
+ * 32 bits and formats can recover a word offset from the low address word
+ * alone (see `offsetOfLo`).
+ */
+export const TABLE_POOL_MAX_BYTES = 2 ** 32;
 
 export class TablePool {
+  // `declare`d fields take their type from the constructor's first store (no undefined first).
   /** The memory. Re-read after every `alloc`: growing replaces the array. */
-  words: Uint32Array;
+  declare words: Uint32Array;
   /** Bytes in one page of this pool (the table granule). */
-  readonly pageBytes: number;
+  declare readonly pageBytes: number;
   /** 32-bit words in one page. */
-  readonly pageWords: number;
+  declare readonly pageWords: number;
   /** Simulated physical address of word 0. */
-  readonly base: number;
+  declare readonly base: number;
+  /** The low 32 bits of base. */
+  declare readonly baseLo: number;
   /** Live allocations. */
-  allocations = 0;
+  declare allocations: number;
   /** Bytes accounted to live allocations. */
-  bytes = 0;
+  declare bytes: number;
 
-  private nextPage = 0;
-  private freeList: Int32Array = new Int32Array(64);
-  private freeCount = 0;
+  declare private nextPage: number;
+  declare private freeList: Int32Array;
+  declare private freeCount: number;
 
   constructor(pageBytes: number, base: number, initialPages = 4) {
     if (base % pageBytes !== 0) throw new RangeError(`table pool base ${hex(base)} is not ${hex(pageBytes)}-aligned`);
+    this.words = new Uint32Array((pageBytes / 4) * initialPages);
     this.pageBytes = pageBytes;
     this.pageWords = pageBytes / 4;
     this.base = base;
-    this.words = new Uint32Array(this.pageWords * initialPages);
+    this.baseLo = base >>> 0;
+    this.allocations = 0;
+    this.bytes = 0;
+    this.nextPage = 0;
+    this.freeList = new Int32Array(64);
+    this.freeCount = 0;
   }
 
   /**
@@ -84,9 +99,20 @@ export class TablePool {
     return (phys - this.base) / 4;
   }
 
+  /**
+   * Word offset of the page whose physical address has low word `addrLo`
+   * (already masked to the page alignment): exact because the pool spans
+   * less than 4 GiB, and computed in 32-bit integers for the walkers.
+   */
+  offsetOfLo(addrLo: number): number {
+    return (addrLo - this.baseLo) >>> 2;
+  }
+
   private grow(need: number): void {
+    if (need * 4 > TABLE_POOL_MAX_BYTES) throw new RangeError("a table pool cannot exceed 4 GiB of simulated table memory");
     let len = this.words.length * 2;
     while (len < need) len *= 2;
+    len = Math.min(len, TABLE_POOL_MAX_BYTES / 4);
     const w = new Uint32Array(len);
     w.set(this.words);
     this.words = w;
