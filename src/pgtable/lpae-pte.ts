@@ -55,13 +55,22 @@ export const ARM_LPAE_PTE_NSTABLE_HI = 1 << (63 - 32);
 export const ARM_LPAE_PTE_ADDR_MASK_LO = 0xfffff000;
 export const ARM_LPAE_PTE_ADDR_MASK_HI = 0xffff;
 
-/* MAIR attribute indices and the MAIR value the allocator writes. */
+/* MAIR attribute indices, their attributes, and the MAIR value the allocator writes. */
 export const ARM_LPAE_MAIR_ATTR_IDX_NC = 0;
 export const ARM_LPAE_MAIR_ATTR_IDX_CACHE = 1;
 export const ARM_LPAE_MAIR_ATTR_IDX_DEV = 2;
 export const ARM_LPAE_MAIR_ATTR_IDX_INC_OCACHE = 3;
-/** idx0 0x44 (non-cacheable), idx1 0xff (write-back RWA), idx2 0x04 (device), idx3 0xf4 (inner NC, outer WB). */
-export const ARM_LPAE_MAIR = 0xf404ff44;
+export const ARM_LPAE_MAIR_ATTR_NC = 0x44;
+export const ARM_LPAE_MAIR_ATTR_WBRWA = 0xff;
+export const ARM_LPAE_MAIR_ATTR_DEVICE = 0x04;
+export const ARM_LPAE_MAIR_ATTR_INC_OWBRWA = 0xf4;
+/** 0xf404ff44: attribute n in byte n. */
+// @kernel: arm_64_lpae_alloc_pgtable_s1
+export const ARM_LPAE_MAIR =
+  ARM_LPAE_MAIR_ATTR_NC * 2 ** (8 * ARM_LPAE_MAIR_ATTR_IDX_NC) +
+  ARM_LPAE_MAIR_ATTR_WBRWA * 2 ** (8 * ARM_LPAE_MAIR_ATTR_IDX_CACHE) +
+  ARM_LPAE_MAIR_ATTR_DEVICE * 2 ** (8 * ARM_LPAE_MAIR_ATTR_IDX_DEV) +
+  ARM_LPAE_MAIR_ATTR_INC_OWBRWA * 2 ** (8 * ARM_LPAE_MAIR_ATTR_IDX_INC_OCACHE);
 
 const TWO_32 = 4294967296;
 /** Multiplying by 2^-32 is exact and cheaper than dividing by 2^32. */

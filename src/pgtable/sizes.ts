@@ -7,7 +7,6 @@
  * exact integers below 2^53, which covers every ias/oas up to 52 bits.
  */
 
-export const SZ_2K = 0x800;
 export const SZ_4K = 0x1000;
 export const SZ_16K = 0x4000;
 export const SZ_64K = 0x10000;
@@ -20,11 +19,6 @@ export const SZ_4T = 2 ** 42;
 
 /** CPU page size the model assumes (the kernel's PAGE_SIZE on x86 and most arm64). */
 export const PAGE_SIZE = SZ_4K;
-
-/** 2^n for 0 <= n <= 63 as an exact JS number. */
-export function bit(n: number): number {
-  return 2 ** n;
-}
 
 /** Whether x is a power of two (x > 0). */
 export function isPowerOfTwo(x: number): boolean {
@@ -93,11 +87,6 @@ export function bitmapMax(bitmap: number): number {
  */
 export function bitmapCovers(bitmap: number, sz: number): boolean {
   return Number.isInteger(sz) && sz > 0 && bitmapAnd(sz, bitmap) === sz;
-}
-
-/** `x` rounded down to a multiple of the power of two `sz`. */
-export function alignDown(x: number, sz: number): number {
-  return x - (x % sz);
 }
 
 /** Format an address or size as hex for messages. */

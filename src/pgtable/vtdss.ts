@@ -37,14 +37,15 @@ import {
   type PgtableWalkData,
 } from "./types.ts";
 
-/* Descriptor bits (fmt/vtdss.h), all in the low word except the address. */
+/*
+ * Descriptor bits (fmt/vtdss.h), all in the low word except the address. The
+ * format also has A (bit 8), D (bit 9) and SNP (bit 11); the model sets none
+ * of them (no dirty tracking, no forced snooping).
+ */
 export const VTDSS_FMT_R = 1 << 0;
 export const VTDSS_FMT_W = 1 << 1;
 /** Page size: the entry at level 1 or 2 is a 2M or 1G leaf. */
 export const VTDSS_FMT_PS = 1 << 7;
-export const VTDSS_FMT_A = 1 << 8;
-export const VTDSS_FMT_D = 1 << 9;
-export const VTDSS_FMT_SNP = 1 << 11;
 /* VTDSS_FMT_OA = GENMASK(51, 12), split into words. */
 export const VTDSS_FMT_OA_LO = 0xfffff000;
 export const VTDSS_FMT_OA_HI = 0x000fffff;

@@ -144,6 +144,16 @@ describe("map_pages argument checks (arm_lpae_map_pages)", () => {
     expect(ops.tablePages()).toBe(4);
   });
 
+  it("fails a bitmap size no walked level maps, after allocating tables on the way down", () => {
+    const rec = new Recorder();
+    const ops = arm("ARM_64_LPAE_S1", { ias: 30, oas: 48 }, rec);
+    expect(ops.geometry.startLevel).toBe(2);
+    expect(ops.cfg.pgsizeBitmap).toBe(BM_4K);
+    expect(errno(ops.mapPages(0, PA, SZ_1G, 1, RW, { bytes: 0 }))).toBe("EINVAL");
+    expect(rec.kinds()).toEqual(["unreachable-pgsize"]);
+    expect(ops.tablePages()).toBe(2);
+  });
+
   it("returns ERANGE for an iova beyond ias or a paddr beyond oas, before looking at prot", () => {
     const rec = new Recorder();
     const ops = arm("ARM_64_LPAE_S1", { ias: 40, oas: 36 }, rec);
@@ -264,6 +274,17 @@ describe("batching never crosses a table boundary", () => {
     expect(ops.mapPages(G4 + 500 * SZ_2M, PA, SZ_2M, 100, RW, m)).toBe(0);
     expect(m.bytes).toBe(12 * SZ_2M);
     expect(ops.unmapPages(G4 + 500 * SZ_2M, SZ_2M, 100, null)).toBe(12 * SZ_2M);
+  });
+
+  it("lets a start-level batch run past a small pgd (beyond ias), as the kernel does, and reports it", () => {
+    const rec = new Recorder();
+    const ops = arm("ARM_64_LPAE_S1", { ias: 32 }, rec);
+    expect(2 ** ops.geometry.pgdBits).toBe(4);
+    const m = { bytes: 0 };
+    expect(ops.mapPages(0, PA, SZ_1G, 6, RW, m)).toBe(0);
+    expect(m.bytes).toBe(6 * SZ_1G);
+    expect(rec.kinds()).toEqual(["map-beyond-ias"]);
+    expect(ops.iovaToPhys(3 * SZ_1G + 5)).toBe(PA + 3 * SZ_1G + 5);
   });
 
   it("lets a core-style loop map a large range in table-sized steps", () => {

@@ -99,6 +99,15 @@ describe("map_pages (generic_pt iommu_pt.h)", () => {
     expect(small.iovaToPhys(G4 + SZ_2M - 1)).toBe(PA + SZ_2M - 1);
   });
 
+  it("maps past the request when the best leaf does not divide the length, as generic_pt does (PT_WARN_ON)", () => {
+    const rec = new Recorder();
+    const ops = vtd({}, rec);
+    const m = { bytes: 0 };
+    expect(ops.mapPages(G4, PA, SZ_4K, 513, RW, m)).toBe(0);
+    expect(m.bytes).toBe(2 * SZ_2M);
+    expect(rec.kinds()).toEqual(["map-overrun"]);
+  });
+
   it("returns EADDRINUSE for anything mapped in the range, after mapping the pages before it", () => {
     const ops = vtd();
     ops.mapPages(G4 + 5 * SZ_4K, PA, SZ_4K, 1, RW, { bytes: 0 });
