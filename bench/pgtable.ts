@@ -1,8 +1,10 @@
 /**
  * Page-table micro-benchmark: Arm LPAE stage 1, 4K granule, ias = oas = 48,
- * IOVA base 4 GiB, PA base 256 GiB, prot RW, no-op TLB callbacks - the
- * configuration of the user-space harness around io-pgtable-arm.c in
- * docs (reference section 9), so the figures can be read side by side.
+ * IOVA base 4 GiB, PA base 256 GiB, prot RW, no-op TLB callbacks: the
+ * configuration of the user-space harness that measured the kernel's
+ * io-pgtable-arm.c on this machine (pgtable-and-perf reference, section 9),
+ * so the figures can be read side by side. See docs/pgtable.md for why the
+ * model is slower.
  *
  * Each figure is the median of five timed runs after a warm-up run, with the
  * best run beside it. Beside each: the C figure measured on this machine, and
