@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { loadScenarioFile, ScenarioError } from "../sim/scenario/load.ts";
-import { OPS_RESOLUTION_NAMES, type Scenario } from "../sim/scenario/schema.ts";
+import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, type Scenario } from "../sim/scenario/schema.ts";
 import { runScenario, type RunResult } from "../sim/runner.ts";
 import { renderSnapshot } from "../sim/view.ts";
 import { renderTrace } from "../sim/trace-view.ts";
@@ -21,9 +21,22 @@ const defaultIo: Io = {
   err: (s) => process.stderr.write(s + "\n"),
 };
 
-function withOverrides(s: Scenario, opsResolution: string | undefined): Scenario {
-  if (opsResolution === undefined) return s;
-  return { ...s, boot: { ...s.boot, strategy: { ...s.boot?.strategy, ops_resolution: opsResolution as (typeof OPS_RESOLUTION_NAMES)[number] } } };
+interface StrategyFlags {
+  opsResolution?: string;
+  domainAlloc?: string;
+}
+
+function withOverrides(s: Scenario, f: StrategyFlags): Scenario {
+  const strategy = { ...s.boot?.strategy };
+  if (f.opsResolution !== undefined) strategy.ops_resolution = f.opsResolution as (typeof OPS_RESOLUTION_NAMES)[number];
+  if (f.domainAlloc !== undefined) strategy.domain_alloc = f.domainAlloc as (typeof DOMAIN_ALLOC_NAMES)[number];
+  return { ...s, boot: { ...s.boot, strategy } };
+}
+
+/** Checks a strategy flag's value; returns an error line or null. */
+function badFlag(flag: string, value: string | undefined, allowed: readonly string[]): string | null {
+  if (value === undefined || allowed.includes(value)) return null;
+  return `${flag}: unknown strategy '${value}' (one of ${allowed.join(", ")})`;
 }
 
 function summary(r: RunResult): string {
@@ -64,15 +77,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option("--json", "print the snapshot as JSON")
     .option("--trace", "print the trace of core calls")
     .option("--ops-resolution <name>", `override boot.strategy.ops_resolution (${OPS_RESOLUTION_NAMES.join(", ")})`)
-    .action((file: string, o: { json?: boolean; trace?: boolean; opsResolution?: string }) => {
-      if (o.opsResolution !== undefined && !(OPS_RESOLUTION_NAMES as readonly string[]).includes(o.opsResolution)) {
-        io.err(`--ops-resolution: unknown strategy '${o.opsResolution}' (one of ${OPS_RESOLUTION_NAMES.join(", ")})`);
+    .option("--domain-alloc <name>", `override boot.strategy.domain_alloc (${DOMAIN_ALLOC_NAMES.join(", ")})`)
+    .action((file: string, o: { json?: boolean; trace?: boolean } & StrategyFlags) => {
+      const flagError =
+        badFlag("--ops-resolution", o.opsResolution, OPS_RESOLUTION_NAMES) ?? badFlag("--domain-alloc", o.domainAlloc, DOMAIN_ALLOC_NAMES);
+      if (flagError !== null) {
+        io.err(flagError);
         code = 2;
         return;
       }
       const s = load(file);
       if (s === null) return;
-      const r = runScenario(withOverrides(s, o.opsResolution), { trace: o.trace === true || !o.json });
+      const r = runScenario(withOverrides(s, o), { trace: o.trace === true || !o.json });
       if (o.trace) io.out(renderTrace(r.machine.dc.trace.records) + "\n");
       if (o.json) io.out(JSON.stringify(r.snapshot, null, 2));
       else io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));

@@ -21,10 +21,13 @@ import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
 import {
+  disablePasidAtRelease,
+  enablePasidAtProbe,
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
   pagingFormat,
+  quirkDefDomainType,
   type PagingFormat,
   sameInstance,
   staticBlockedDomain,
@@ -64,7 +67,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
   const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
   const identity = staticIdentityDomain(DRIVER);
   const blocked = staticBlockedDomain(DRIVER);
-  const domainOps = pagingDomainOps((d, dev) => sameInstance(d, dev, DRIVER));
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
 
   // @kernel: amd_iommu_domain_alloc_paging_flags
   const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
@@ -91,8 +94,12 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
       const u = dmarFindMatchedUnit(units, dev);
       if (u === null) return kerr("ENODEV", `no IVHD covers ${dev.name}`);
       if (!u.iommu.listed) return kerr("ENODEV", `AMD-Vi unit ${u.iommu.name} covering ${dev.name} is not registered`);
+      enablePasidAtProbe(k, dev, u.iommu);
       return u.iommu;
     },
+    releaseDevice: disablePasidAtRelease,
+    // @kernel: amd_iommu_def_domain_type (its quirk table)
+    defDomainType: (dev) => quirkDefDomainType(env, dev),
     // @kernel: amd_iommu_device_group
     deviceGroup(dev) {
       return pciDeviceGroup(k, dev);

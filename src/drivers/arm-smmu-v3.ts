@@ -22,10 +22,13 @@ import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 import {
+  disablePasidAtRelease,
+  enablePasidAtProbe,
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
   pagingFormat,
+  quirkDefDomainType,
   type PagingFormat,
   sameInstance,
   staticBlockedDomain,
@@ -85,7 +88,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     return instances.find((i) => i.fwnode === fw) ?? null;
   };
 
-  const domainOps = pagingDomainOps((d, dev) => sameInstance(d, dev, DRIVER));
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
 
   // @kernel: arm_smmu_domain_alloc_paging_flags (finalised for the device's SMMU: stage 1)
   const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
@@ -136,6 +139,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
       }
       const master: ArmSmmuMaster = { smmu: iommu, sids: added };
       p!.priv = master;
+      enablePasidAtProbe(k, dev, iommu);
       return iommu;
     },
     // @kernel: arm_smmu_release_device
@@ -147,7 +151,10 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
         for (const sid of master.sids) if (smmu.streams.get(sid) === dev) smmu.streams.delete(sid);
         p!.priv = null;
       }
+      disablePasidAtRelease(dev);
     },
+    // @kernel: arm_smmu_def_domain_type (its quirk table)
+    defDomainType: (dev) => quirkDefDomainType(env, dev),
     // @kernel: arm_smmu_device_group
     deviceGroup(dev) {
       return dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);

@@ -6,9 +6,11 @@
  * domains holds no table memory.
  */
 import type { Device } from "../base/device.ts";
+import { pciDisablePasid, pciEnablePasid } from "../base/pci/ats.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
-import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IommuDomain, type IommuDomainGeometry } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_UNMANAGED, IommuDomain, type IommuDomainGeometry } from "../iommu/domain.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import type { DriverEnv } from "./driver.ts";
@@ -114,14 +116,22 @@ function ensurePgtbl(d: IommuDomain): IoPgtableOps | KError {
 
 /**
  * Domain ops of a paging domain. `attachCheck` is the driver's own rule for
- * which devices may attach (the instance check, feature checks).
+ * which devices may attach (the instance check, feature checks); an
+ * injected `fail_attach` fault refuses UNMANAGED domains (and any PASID
+ * attachment) for that device.
  */
-export function pagingDomainOps(attachCheck: (d: IommuDomain, dev: Device) => 0 | KError): IommuDomainOps {
+export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, dev: Device) => 0 | KError): IommuDomainOps {
   return {
     attachDev(d, dev) {
+      const fault = env.quirks.failAttach.get(dev.name);
+      if (fault !== undefined && d.type === IOMMU_DOMAIN_UNMANAGED) return kerr(fault, `injected fault: attach_dev of ${d} to ${dev.name}`);
       return attachCheck(d, dev);
     },
     setDevPasid(d, dev) {
+      // A PCI function whose PASID capability could not be enabled at probe takes no PASID domain.
+      if (dev.pci !== null && !dev.pci.pasidEnabled) return kerr("EINVAL", `PASID is not enabled on ${dev.name}`);
+      const fault = env.quirks.failAttach.get(dev.name);
+      if (fault !== undefined) return kerr(fault, `injected fault: set_dev_pasid of ${d} on ${dev.name}`);
       return attachCheck(d, dev);
     },
     mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
@@ -159,7 +169,9 @@ export function newPagingDomain(type: number, ops: IommuDomainOps, format: Pagin
     tlb: { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 },
     findings: [],
   };
-  return new IommuDomain(type, ops, false, { iommu: format.iommu, pgsizes: format.pgsizes, geometry: format.geometry, priv });
+  const d = new IommuDomain(type, ops, false, { iommu: format.iommu, pgsizes: format.pgsizes, geometry: format.geometry, priv });
+  d.pgtableFormat = format.label;
+  return d;
 }
 
 /** The instance check most drivers make in attach_dev: a domain serves the instance it was finalised for. */
@@ -177,4 +189,25 @@ export function firmwareResvRegions(env: DriverEnv, dev: Device): IommuResvRegio
   const fw = env.firmware.resvRegions.get(dev.name);
   if (fw === undefined) return [];
   return fw.map((r) => ({ start: r.start, length: r.length, prot: IOMMU_READ | IOMMU_WRITE, type: r.kind }));
+}
+
+/** The driver's def_domain_type answer from its quirk table (0: no preference). */
+export function quirkDefDomainType(env: DriverEnv, dev: Device): number {
+  return env.quirks.defDomainType.get(dev.name) ?? 0;
+}
+
+/**
+ * What the PASID-capable drivers do in probe_device (arm_smmu_enable_pasid,
+ * intel and amd alike): enable PASID on a PCI function whose capability
+ * the instance can use. A failure (no ACS isolation) is logged, not fatal:
+ * the device just cannot take PASID domains.
+ */
+export function enablePasidAtProbe(k: IommuCore, dev: Device, iommu: IommuDevice): void {
+  if (dev.pci === null || dev.pci.maxPasids === 0 || iommu.maxPasids === 0 || dev.pci.pasidEnabled) return;
+  const r = pciEnablePasid(dev);
+  if (r !== 0) k.warn("pci_enable_pasid", dev.name, `Failed to enable PASID: ${r.message}`);
+}
+
+export function disablePasidAtRelease(dev: Device): void {
+  if (dev.pci !== null) pciDisablePasid(dev);
 }

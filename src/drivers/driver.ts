@@ -7,6 +7,7 @@ import type { BusType } from "../base/bus.ts";
 import type { FwnodeHandle } from "../base/fwnode.ts";
 import type { DmarUnitScope } from "../firmware/dmar.ts";
 import type { FirmwareTables } from "../firmware/tables.ts";
+import type { ErrnoName } from "../lib/errno.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuOps } from "../iommu/ops.ts";
@@ -27,14 +28,28 @@ export interface IommuInstanceDesc {
   sidBits?: number;
   /** PASID / SubstreamID width; 0 for none. */
   pasidBits?: number;
+  /** arm-smmu: number of stream-mapping groups (SMR/S2CR pairs). */
+  streamMapEntries?: number;
 }
 
 /** Buses and machine facts a driver may need. */
+/**
+ * Per-device answers a driver gives from its own tables (intel's IS_AZALIA,
+ * arm-smmu-qcom's client list) and faults to inject, as a scenario sets them.
+ */
+export interface DriverQuirks {
+  /** What `def_domain_type` returns for a device (IOMMU_DOMAIN_IDENTITY or IOMMU_DOMAIN_DMA). */
+  readonly defDomainType: Map<string, number>;
+  /** attach_dev of an UNMANAGED domain to this device fails with this errno (fault injection). */
+  readonly failAttach: Map<string, ErrnoName>;
+}
+
 export interface DriverEnv {
   /** The iommufd selftest's private bus (`iommufd_mock`). */
   mockBus: BusType | null;
   /** Firmware tables (reserved regions). */
   firmware: FirmwareTables;
+  quirks: DriverQuirks;
 }
 
 export interface IommuDriver {

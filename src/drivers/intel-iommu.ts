@@ -27,10 +27,13 @@ import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { domainSuperPgsizeBitmap } from "../pgtable/vtdss.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
 import {
+  disablePasidAtRelease,
+  enablePasidAtProbe,
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
   pagingFormat,
+  quirkDefDomainType,
   type PagingFormat,
   pagingPriv,
   staticBlockedDomain,
@@ -78,7 +81,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
   const blocked = staticBlockedDomain(DRIVER);
 
   // @kernel: paging_domain_compatible (the unit must support the domain's superpages and width)
-  const domainOps = pagingDomainOps((d, dev) => {
+  const domainOps = pagingDomainOps(env, (d, dev) => {
     const iommu = devIommu(dev)?.iommuDev;
     if (iommu === undefined || iommu === null) return kerr("ENODEV", `${dev.name} has no VT-d unit`);
     const unit = unitOf(iommu);
@@ -111,8 +114,12 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
       const u = dmarFindMatchedUnit(units, dev);
       if (u === null) return kerr("ENODEV", `no DMAR unit's device scope covers ${dev.name}`);
       if (!u.iommu.listed) return kerr("ENODEV", `DMAR unit ${u.iommu.name} covering ${dev.name} is not registered`);
+      enablePasidAtProbe(k, dev, u.iommu);
       return u.iommu;
     },
+    releaseDevice: disablePasidAtRelease,
+    // @kernel: device_def_domain_type (its quirk table: IS_AZALIA, ...)
+    defDomainType: (dev) => quirkDefDomainType(env, dev),
     // @kernel: intel_iommu_device_group
     deviceGroup(dev) {
       return dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);

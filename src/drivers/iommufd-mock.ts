@@ -31,7 +31,7 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
   const blocking = staticBlockedDomain("mock");
-  const domainOps = pagingDomainOps(() => 0);
+  const domainOps = pagingDomainOps(env, () => 0);
 
   // @kernel: mock_domain_alloc_paging_flags
   const allocPaging = (dev: Device | null, flags: number, userData: unknown): IommuDomain | KError => {

@@ -23,6 +23,7 @@ import {
   newPagingDomain,
   pagingDomainOps,
   pagingFormat,
+  quirkDefDomainType,
   type PagingFormat,
   sameInstance,
   staticBlockedDomain,
@@ -54,7 +55,7 @@ export class ViommuDev {
 
 export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const instances: IommuDevice[] = [];
-  const domainOps = pagingDomainOps((d, dev) => sameInstance(d, dev, DRIVER));
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
 
   // @kernel: viommu_domain_alloc_paging (viommu_domain_finalise for the device's viommu)
   const allocPaging = (dev: Device | null): IommuDomain | KError => {
@@ -82,6 +83,7 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
       if (it === undefined) return kerr("ENODEV", `no virtio-iommu has fwnode ${fwspec.iommuFwnode?.name}`);
       return it;
     },
+    defDomainType: (dev) => quirkDefDomainType(env, dev),
     // @kernel: viommu_device_group
     deviceGroup(dev) {
       return dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);

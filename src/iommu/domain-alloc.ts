@@ -3,6 +3,7 @@
  * paging domains are finalised for the instance serving that device;
  * identity and blocking domains prefer the driver's static ones.
  */
+import type { BusType } from "../base/bus.ts";
 import type { Device } from "../base/device.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { devHasIommu, devIommuOps } from "./dev-iommu.ts";
@@ -109,4 +110,27 @@ export function domainIommuOpsCompatible(ops: IommuOps, d: IommuDomain): boolean
 
 export function isBlockedType(d: IommuDomain): boolean {
   return d.type === IOMMU_DOMAIN_BLOCKED;
+}
+
+// @kernel: iommu_domain_alloc (v6.8-v6.12, removed in v6.13: ops from the bus, no device)
+export function iommuDomainAllocBus(k: IommuCore, bus: BusType): IommuDomain | KError {
+  // @kernel: __iommu_domain_alloc_dev (every device on the bus with an IOMMU must share ops)
+  let ops: IommuOps | null = null;
+  for (const dev of bus.devices) {
+    if (!devHasIommu(dev)) continue;
+    const o = devIommuOps(dev)!;
+    if (ops !== null && o !== ops) {
+      k.warn("iommu_domain_alloc", bus.name, `Multiple IOMMU drivers present for bus ${bus.name}, which the public IOMMU API can't fully support yet`);
+      return kerr("EBUSY", `bus ${bus.name} has devices of ${ops.name} and ${o.name}`);
+    }
+    ops = o;
+  }
+  if (ops === null) return kerr("ENODEV", `no device on bus ${bus.name} has an IOMMU`);
+  // @kernel: __iommu_domain_alloc (domain_alloc_paging with a NULL device)
+  let d: IommuDomain | KError;
+  if (ops.domainAllocPaging) d = ops.domainAllocPaging(null);
+  else if (ops.domainAllocPagingFlags) d = ops.domainAllocPagingFlags(null, 0, null);
+  else return kerr("EOPNOTSUPP", `${ops.name} has no paging allocator`);
+  if (isErr(d)) return d;
+  return iommuDomainInit(k, d, IOMMU_DOMAIN_UNMANAGED, ops);
 }

@@ -76,6 +76,8 @@ export class IommuDomain {
   freed = false;
   /** The driver lets this domain serve several instances (VT-d: compatible units share a domain). */
   spansInstances = false;
+  /** The IO page-table format of a paging domain (for display), null for static domains. */
+  pgtableFormat: string | null = null;
 
   constructor(
     public type: number,

@@ -8,6 +8,7 @@ import type { Device, IommuGroupFwd } from "../base/device.ts";
 import { Mutex } from "../base/mutex.ts";
 import type { IommuDomain } from "./domain.ts";
 import type { IommuCore } from "./iommu-core.ts";
+import type { IommuDevice } from "./iommu-device.ts";
 
 /** struct group_device */
 export class GroupDevice {
@@ -97,4 +98,10 @@ export function iommuGroupFirstDev(g: IommuGroup): Device | null {
 // @kernel: generic_device_group
 export function genericDeviceGroup(k: IommuCore): IommuGroup {
   return iommuGroupAlloc(k);
+}
+
+// @kernel: generic_single_device_group (one group per IOMMU instance, held by the instance too)
+export function genericSingleDeviceGroup(k: IommuCore, iommu: IommuDevice): IommuGroup {
+  if (iommu.singletonGroup === null) iommu.singletonGroup = iommuGroupAlloc(k);
+  return iommuGroupRefGet(iommu.singletonGroup);
 }

@@ -25,8 +25,9 @@ export interface IommuOps {
   /** IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_DMA or 0 (no preference). */
   defDomainType?(dev: Device): number;
   getResvRegions?(dev: Device): IommuResvRegion[];
-  domainAllocPaging?(dev: Device): IommuDomain | KError;
-  domainAllocPagingFlags?(dev: Device, flags: number, userData: unknown): IommuDomain | KError;
+  /** `dev` is NULL only on the legacy bus allocation path (iommu_domain_alloc, before v6.13). */
+  domainAllocPaging?(dev: Device | null): IommuDomain | KError;
+  domainAllocPagingFlags?(dev: Device | null, flags: number, userData: unknown): IommuDomain | KError;
   domainAllocIdentity?(dev: Device): IommuDomain | KError;
   /** Static domains. */
   identityDomain?: IommuDomain;

@@ -22,12 +22,13 @@ import {
   devIommu,
   devIommuFree,
   devIommuGet,
+  devIommuOps,
   setDevGroup,
 } from "./dev-iommu.ts";
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
 import { iommuCreateDeviceDirectMappings } from "./direct-mapping.ts";
 import { iommuDomainFree } from "./domain-alloc.ts";
-import { GroupDevice, iommuGroupPut, type IommuGroup } from "./group.ts";
+import { GroupDevice, iommuGroupFirstDev, iommuGroupPut, type IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { probeKey } from "./probe-key.ts";
 
@@ -81,6 +82,17 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
 
   const group = devGroup(dev)!;
   yield* mutexLock(k.sched, group.mutex);
+  // Model rule, no kernel check: iommu.c decides for a whole group through its first device
+  // (iommu_group_first_dev), so a member with other ops would be driven with the wrong ops.
+  const first = iommuGroupFirstDev(group);
+  if (first !== null && devIommuOps(first) !== devIommuOps(dev)) {
+    const err = kerr("EINVAL", `${dev.name} (${devIommuOps(dev)?.name}) would join ${group} of ${first.name} (${devIommuOps(first)?.name}): a group's devices must share ops`);
+    k.warn("__iommu_probe_device", dev.name, err.message);
+    iommuDeinitDevice(k, dev, group);
+    yield* mutexUnlock(k.sched, group.mutex);
+    iommuGroupPut(k, group);
+    return err;
+  }
   // The device must be on the group's list before default-domain setup looks at the members.
   const gdev = new GroupDevice(dev, dev.name);
   group.devices.push(gdev);

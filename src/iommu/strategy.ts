@@ -6,6 +6,8 @@
 import type { Device } from "../base/device.ts";
 import { kerr, isErr, type KError } from "../lib/errno.ts";
 import { devIommuFwspecGet } from "./dev-iommu.ts";
+import { iommuDomainAllocBus, iommuPagingDomainAlloc } from "./domain-alloc.ts";
+import type { IommuDomain } from "./domain.ts";
 import { iommuFwspecOps } from "./fwspec.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import type { IommuDevice } from "./iommu-device.ts";
@@ -82,10 +84,40 @@ export const OPS_RESOLUTIONS: Readonly<Record<string, OpsResolution>> = {
   "ask-each": askEachOpsResolution,
 };
 
+/** How a caller (VFIO, a driver) gets an UNMANAGED domain meant for a device. */
+export interface DomainAllocation {
+  readonly name: string;
+  alloc(k: IommuCore, dev: Device): IommuDomain | KError;
+}
+
+/** Current kernels (v6.11+): through the device's ops, finalised for the instance serving it. */
+export const deviceOpsDomainAllocation: DomainAllocation = {
+  name: "device-ops",
+  // @kernel: iommu_paging_domain_alloc
+  alloc: (k, dev) => iommuPagingDomainAlloc(k, dev),
+};
+
+/**
+ * Kernels up to v6.12: iommu_domain_alloc(dev->bus) — ops from the bus's
+ * devices and no device, so the driver cannot know which instance the
+ * domain is for and finalises it for one of its own choosing.
+ */
+export const busNullDeviceDomainAllocation: DomainAllocation = {
+  name: "bus-null-device",
+  alloc: (k, dev) => iommuDomainAllocBus(k, dev.bus),
+};
+
+export const DOMAIN_ALLOCATIONS: Readonly<Record<string, DomainAllocation>> = {
+  "device-ops": deviceOpsDomainAllocation,
+  "bus-null-device": busNullDeviceDomainAllocation,
+};
+
 export interface IommuStrategies {
   opsResolution: OpsResolution;
+  domainAllocation: DomainAllocation;
 }
 
 export const UPSTREAM_STRATEGIES: IommuStrategies = {
   opsResolution: upstreamOpsResolution,
+  domainAllocation: deviceOpsDomainAllocation,
 };

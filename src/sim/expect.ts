@@ -47,11 +47,16 @@ function messages(expected: readonly string[], actual: readonly string[], what: 
   for (const e of expected) if (!actual.some((a) => a.includes(e))) out.push(`${what}: none matches ${fmt(e)} (got ${fmt(actual)})`);
 }
 
+/** A domain named by a domain_alloc event stands for its id. */
+function domainId(ref: unknown, snap: Snapshot): unknown {
+  return typeof ref === "string" ? (snap.user_domains[ref]?.id ?? `(no domain '${ref}')`) : ref;
+}
+
 export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
   const out: string[] = [];
   for (const [name, want] of Object.entries(x.devices ?? {})) {
     const d = snap.devices.find((dd) => dd.name === name)!;
-    partial(want, d, `devices.${name}`, out);
+    partial(want.domain === undefined ? want : { ...want, domain: domainId(want.domain, snap) }, d, `devices.${name}`, out);
   }
   x.groups?.forEach((g, i) => {
     const want = Array.isArray(g) ? { devices: g } : g;
@@ -65,6 +70,7 @@ export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
       return;
     }
     const { devices: _devices, ...rest } = want;
+    if (rest.domain !== undefined) rest.domain = domainId(rest.domain, snap) as number;
     partial(rest, found, `groups[${i}] (group ${found.id})`, out);
   });
   if (x.group_count !== undefined && snap.groups.length !== x.group_count) {
@@ -72,6 +78,9 @@ export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
   }
   for (const [name, want] of Object.entries(x.iommus ?? {})) {
     partial(want, snap.iommus.find((m) => m.name === name), `iommus.${name}`, out);
+  }
+  for (const [name, want] of Object.entries(x.domains ?? {})) {
+    partial(want, snap.user_domains[name], `domains.${name}`, out);
   }
   if (x.deferred !== undefined && !sameSet(x.deferred, snap.deferred)) {
     out.push(`deferred: expected ${fmt(x.deferred)}, got ${fmt(snap.deferred)}`);

@@ -10,14 +10,15 @@ import { DeviceDriver } from "../base/driver.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge, type PciDevType } from "../base/pci/pci-dev.ts";
-import { IOMMU_DRIVERS, type IommuDriver } from "../drivers/index.ts";
+import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
 import { FirmwareTables } from "../firmware/tables.ts";
 import { kerr, type ErrnoName } from "../lib/errno.ts";
 import { installBusDmaOps } from "../iommu/bus-dma.ts";
 import { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
-import { OPS_RESOLUTIONS } from "../iommu/strategy.ts";
+import { DOMAIN_ALLOCATIONS, OPS_RESOLUTIONS } from "../iommu/strategy.ts";
+import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
 import { parseSize, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
 
 export interface InstanceRec {
@@ -54,6 +55,11 @@ export class Machine {
   readonly devices = new Map<string, DeviceRec>();
   readonly drivers = new Map<string, DeviceDriver>();
   readonly events: EventRecord[] = [];
+  /** Domains domain_alloc events allocated, by the names the scenario gave them. */
+  readonly userDomains = new Map<string, IommuDomain>();
+  /** DMA owner cookies, by the names claim_dma_owner events use. */
+  readonly owners = new Map<string, { name: string }>();
+  readonly quirks: DriverQuirks = { defDomainType: new Map(), failAttach: new Map() };
   readonly arch: "x86" | "arm64";
 
   constructor(
@@ -67,7 +73,10 @@ export class Machine {
     const mock = busRegister(this.dc, "iommufd_mock");
     this.buses = { platform, pci, amba, mock };
 
-    const strategy = { opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"]! };
+    const strategy = {
+      opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"]!,
+      domainAllocation: DOMAIN_ALLOCATIONS[scenario.boot?.strategy?.domain_alloc ?? "device-ops"]!,
+    };
     // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
     this.k.probeWalk = opts.probeWalk ?? "indexed";
@@ -121,7 +130,11 @@ export class Machine {
 
   private buildInstances(node: (path: string) => FwnodeHandle): void {
     const drivers = new Map<string, IommuDriver>();
-    const env = { mockBus: this.buses.mock, firmware: this.firmware };
+    for (const d of this.scenario.devices) {
+      if (d.def_domain_type !== undefined) this.quirks.defDomainType.set(d.name, d.def_domain_type === "identity" ? IOMMU_DOMAIN_IDENTITY : IOMMU_DOMAIN_DMA);
+      if (d.fail_attach !== undefined) this.quirks.failAttach.set(d.name, d.fail_attach as ErrnoName);
+    }
+    const env = { mockBus: this.buses.mock, firmware: this.firmware, quirks: this.quirks };
     for (const spec of this.scenario.iommus) {
       let driver = drivers.get(spec.driver);
       if (driver === undefined) {
@@ -133,6 +146,7 @@ export class Machine {
         fwnode = node(spec.fwnode);
         fwnode.props.set("#iommu-cells", spec["#iommu-cells"] ?? 1);
         if (spec.status !== undefined) fwnode.props.set("status", spec.status);
+        if (spec["stream-match-mask"] !== undefined) fwnode.props.set("stream-match-mask", spec["stream-match-mask"]);
       }
       const pageSizes = spec["page-sizes"]?.map(parseSize);
       const iommu = driver.newInstance({
@@ -146,6 +160,7 @@ export class Machine {
         ias: spec.ias,
         sidBits: spec["sid-bits"],
         pasidBits: spec["pasid-bits"],
+        streamMapEntries: spec["stream-map-entries"],
       });
       this.instances.set(spec.name, { spec, iommu, driver });
     }

@@ -8,6 +8,17 @@ import { driverRegister } from "../base/dd.ts";
 import { runPath, type Path } from "../base/path.ts";
 import type { KError } from "../lib/errno.ts";
 import { addDevice, bindDriver, delDevice, iommuRegister, iommuUnregister, registerDriver, unbindDriver, unregisterDriver } from "./actions.ts";
+import {
+  attachDevice,
+  attachGroup,
+  claimDmaOwner,
+  detach,
+  domainAlloc,
+  domainFree,
+  groupType,
+  pasidOp,
+  releaseDmaOwner,
+} from "./domain-actions.ts";
 import { matchExpect } from "./expect.ts";
 import { checkInvariants, formatViolation } from "./invariants.ts";
 import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
@@ -54,24 +65,71 @@ export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0
       return { arg: `${e.driver_bind!.device} ${e.driver_bind!.driver}`, path: bindDriver(m, e.driver_bind!.device, e.driver_bind!.driver) };
     case "driver_unbind":
       return { arg: e.driver_unbind!, path: unbindDriver(m, e.driver_unbind!) };
+    case "domain_alloc": {
+      const a = e.domain_alloc!;
+      return { arg: `${a.name} ${a.device}`, path: domainAlloc(m, a.name, a.device) };
+    }
+    case "domain_free":
+      return { arg: String(e.domain_free), path: domainFree(m, e.domain_free!) };
+    case "attach_group": {
+      const a = e.attach_group!;
+      return { arg: `${a.domain} ${a.device}`, path: attachGroup(m, a.domain, a.device) };
+    }
+    case "attach_device": {
+      const a = e.attach_device!;
+      return { arg: `${a.domain} ${a.device}`, path: attachDevice(m, a.domain, a.device) };
+    }
+    case "detach": {
+      const a = e.detach!;
+      return { arg: a.domain === undefined ? a.device : `${a.domain} ${a.device}`, path: detach(m, a.device, a.domain) };
+    }
+    case "attach_pasid":
+    case "detach_pasid":
+    case "replace_pasid": {
+      const key = eventKey(e) as "attach_pasid" | "detach_pasid" | "replace_pasid";
+      const a = e[key]!;
+      const op = key === "attach_pasid" ? "attach" : key === "detach_pasid" ? "detach" : "replace";
+      return { arg: `${a.domain} ${a.device} ${a.pasid}`, path: pasidOp(m, op, a.domain, a.device, a.pasid) };
+    }
+    case "claim_dma_owner": {
+      const a = e.claim_dma_owner!;
+      return { arg: `${a.device} ${a.owner}${a.group ? " (group)" : ""}`, path: claimDmaOwner(m, a.device, a.owner, a.group ?? false) };
+    }
+    case "release_dma_owner": {
+      const a = e.release_dma_owner!;
+      return { arg: `${a.device}${a.group ? " (group)" : ""}`, path: releaseDmaOwner(m, a.device, a.group ?? false) };
+    }
+    case "group_type": {
+      const a = e.group_type!;
+      return { arg: `${a.device} ${a.type}`, path: groupType(m, a.device, a.type) };
+    }
     case "expect":
       throw new Error("an expectation is not a kernel entry point");
   }
 }
 
-/** Boots the machine: built-in IOMMU drivers register, devices are added, drivers register, late_initcall retries deferrals. */
+/**
+ * Boots the machine: built-in IOMMU drivers register, devices are added (or
+ * the other way round with `boot.order: devices-first`), drivers register,
+ * late_initcall retries deferrals.
+ */
 export function* bootPath(m: Machine, records: EventRecord[]): Path {
   const record = (event: string, arg: string, r: 0 | KError) => records.push({ event, arg, result: resultName(r) });
-  for (const rec of m.instances.values()) {
-    if (rec.spec.registered === false) continue;
-    m.dc.trace.event("boot", `iommu_register ${rec.spec.name}`);
-    record("iommu_register", rec.spec.name, yield* iommuRegister(m, rec));
+  function* registerInstances(): Path {
+    for (const rec of m.instances.values()) {
+      if (rec.spec.registered === false) continue;
+      m.dc.trace.event("boot", `iommu_register ${rec.spec.name}`);
+      record("iommu_register", rec.spec.name, yield* iommuRegister(m, rec));
+    }
   }
+  const devicesFirst = m.scenario.boot?.order === "devices-first";
+  if (!devicesFirst) yield* registerInstances();
   for (const rec of m.devices.values()) {
     if (rec.spec.added === false) continue;
     m.dc.trace.event("boot", `device_add ${rec.spec.name}`);
     record("device_add", rec.spec.name, yield* addDevice(m, rec));
   }
+  if (devicesFirst) yield* registerInstances();
   for (const spec of m.scenario.drivers) {
     if (spec.registered === false) continue;
     m.dc.trace.event("boot", `driver_register ${spec.name}`);

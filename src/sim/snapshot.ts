@@ -35,6 +35,8 @@ export interface GroupSnap {
   default_domain: number | null;
   owner: "none" | "kernel" | "user";
   owner_cnt: number;
+  /** PASIDs with an attachment (pasid_array). */
+  pasids: number[];
   reserved_regions: string[];
 }
 
@@ -49,9 +51,12 @@ export interface IommuSnap {
 
 export interface DomainSnap {
   id: number;
+  /** The name a domain_alloc event gave it. */
+  name: string | null;
   type: string;
   iommu: string | null;
   page_sizes: string[];
+  format: string | null;
   static: boolean;
 }
 
@@ -62,6 +67,8 @@ export interface Snapshot {
   devices: DeviceSnap[];
   groups: GroupSnap[];
   domains: DomainSnap[];
+  /** Domains domain_alloc events named, live or freed. */
+  user_domains: Record<string, DomainSnap & { live: boolean }>;
   deferred: string[];
   boot: EventRecord[];
   events: EventRecord[];
@@ -116,21 +123,25 @@ function groupSnap(g: IommuGroup): GroupSnap {
     default_domain: g.defaultDomain?.id ?? null,
     owner: groupOwner(g),
     owner_cnt: g.ownerCnt,
+    pasids: g.hasPasids ? [...g.pasidArray.keys()].sort((a, b) => a - b) : [],
     reserved_regions: iommuGetGroupResvRegions(g).map(formatResvRegion),
   };
 }
 
-function domainSnap(d: IommuDomain): DomainSnap {
+function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
   return {
     id: d.id,
+    name,
     type: domainTypeName(d.type),
     iommu: d.iommu?.name ?? null,
     page_sizes: d.pgsizes.map(sizeName),
+    format: d.pgtableFormat,
     static: d.isStatic,
   };
 }
 
 export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string[]): Snapshot {
+  const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
   const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
   return {
     name: m.scenario.name,
@@ -145,7 +156,11 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     })),
     devices: [...m.devices.values()].map((r) => deviceSnap(m, r.dev)),
     groups: groups.map(groupSnap),
-    domains: [...m.k.domains].filter((d) => !d.freed).sort((a, b) => a.id - b.id).map(domainSnap),
+    domains: [...m.k.domains]
+      .filter((d) => !d.freed)
+      .sort((a, b) => a.id - b.id)
+      .map((d) => domainSnap(d, userName.get(d) ?? null)),
+    user_domains: Object.fromEntries([...m.userDomains].map(([n, d]) => [n, { ...domainSnap(d, n), live: !d.freed }])),
     deferred: [...m.dc.deferredPending, ...m.dc.deferredActive].map((d) => d.name),
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),

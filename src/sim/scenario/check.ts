@@ -8,7 +8,7 @@ import { isPowerOfTwo } from "../../lib/bits.ts";
 import type { KeyPath, Problem } from "./load.ts";
 import { eventKey, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
 
-const FWNODE_DRIVERS = new Set(["arm-smmu-v3", "virtio-iommu"]);
+const FWNODE_DRIVERS = new Set(["arm-smmu-v3", "arm-smmu", "virtio-iommu"]);
 const SCOPE_DRIVERS = new Set(["intel-iommu", "amd-iommu"]);
 
 export function checkScenario(s: Scenario): Problem[] {
@@ -134,6 +134,13 @@ export function checkScenario(s: Scenario): Problem[] {
   });
 
   // Events
+  const declaredDomains = new Set(s.events.flatMap((e) => (e.domain_alloc ? [e.domain_alloc.name] : [])));
+  const checkDomain = (ref: string | number, path: KeyPath) => {
+    if (typeof ref === "string" && !declaredDomains.has(ref)) bad(path, `no domain_alloc event names a domain '${ref}'`);
+  };
+  const checkDevice = (n: string, path: KeyPath) => {
+    if (!devIdx.has(n)) bad(path, `unknown device '${n}'`);
+  };
   s.events.forEach((e, i) => {
     const at = (...rest: (string | number)[]): KeyPath => ["events", i, ...rest];
     switch (eventKey(e)) {
@@ -162,8 +169,38 @@ export function checkScenario(s: Scenario): Problem[] {
         if (!drvIdx.has(b.driver)) bad(at("driver_bind", "driver"), `unknown driver '${b.driver}'`);
         break;
       }
+      case "domain_alloc":
+        checkDevice(e.domain_alloc!.device, at("domain_alloc", "device"));
+        break;
+      case "domain_free":
+        checkDomain(e.domain_free!, at("domain_free"));
+        break;
+      case "attach_group":
+      case "attach_device":
+      case "detach":
+      case "attach_pasid":
+      case "detach_pasid":
+      case "replace_pasid": {
+        const k = eventKey(e) as "attach_group" | "attach_device" | "detach" | "attach_pasid" | "detach_pasid" | "replace_pasid";
+        const a = e[k]!;
+        checkDevice(a.device, at(k, "device"));
+        if (a.domain !== undefined) checkDomain(a.domain, at(k, "domain"));
+        break;
+      }
+      case "claim_dma_owner":
+      case "release_dma_owner":
+      case "group_type": {
+        const k = eventKey(e) as "claim_dma_owner" | "release_dma_owner" | "group_type";
+        checkDevice(e[k]!.device, at(k, "device"));
+        break;
+      }
       case "expect":
         checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, bad);
+        for (const n of Object.keys(e.expect!.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain '${n}'`);
+        for (const [n, d] of Object.entries(e.expect!.devices ?? {})) if (typeof d.domain === "string") checkDomain(d.domain, at("expect", "devices", n, "domain"));
+        e.expect!.groups?.forEach((g, j) => {
+          if (!Array.isArray(g) && typeof g.domain === "string") checkDomain(g.domain, at("expect", "groups", j, "domain"));
+        });
         break;
     }
   });

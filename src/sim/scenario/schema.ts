@@ -11,7 +11,7 @@ const errno = z.enum(ERRNO_NAMES as [string, ...string[]]).describe("a kernel er
 /** A byte size: a number, or a string like "4K", "2M", "1G", "0x1000". */
 export const sizeSchema = z.union([z.number().int().nonnegative(), z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+[KMGT]?)$/)]);
 
-export const IOMMU_DRIVER_NAMES = ["arm-smmu-v3", "intel-iommu", "amd-iommu", "virtio-iommu", "mock"] as const;
+export const IOMMU_DRIVER_NAMES = ["arm-smmu-v3", "arm-smmu", "intel-iommu", "amd-iommu", "virtio-iommu", "mock"] as const;
 export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
 export const PCI_TYPES = ["root-port", "switch-up", "switch-down", "pcie-pci-bridge", "pci-bridge", "endpoint"] as const;
 export const ACS_NAMES = ["SV", "TB", "RR", "CR", "UF", "EC", "DT"] as const;
@@ -37,7 +37,9 @@ const iommuSchema = z
     "#iommu-cells": z.number().int().min(0).max(4).optional().describe("cells per `iommus` entry (default 1)"),
     status: z.enum(["okay", "disabled"]).optional().describe("DT status of the IOMMU node"),
     "page-sizes": z.array(sizeSchema).min(1).optional().describe("page sizes the hardware supports"),
-    "sid-bits": z.number().int().min(1).max(32).optional().describe("SMMU StreamID width"),
+    "sid-bits": z.number().int().min(1).max(32).optional().describe("SMMU StreamID width (arm-smmu-v3 default 32, arm-smmu 15)"),
+    "stream-match-mask": z.number().int().nonnegative().optional().describe("arm-smmu: SMR mask for 1-cell iommus entries"),
+    "stream-map-entries": z.number().int().min(1).max(128).optional().describe("arm-smmu: number of stream-mapping groups (default 128)"),
     "pasid-bits": z.number().int().min(0).max(20).optional().describe("PASID/SubstreamID width (0: none)"),
     ias: z.number().int().min(32).max(52).optional().describe("input (IOVA) address bits"),
   })
@@ -78,6 +80,11 @@ const deviceSchema = z
     untrusted: z.boolean().optional().describe("behind an external-facing port"),
     "pasid-bits": z.number().int().min(0).max(20).optional().describe("PASID capability width"),
     "reserved-regions": z.array(resvRegionSchema).optional().describe("firmware reserved regions (RMRR, IORT RMR)"),
+    def_domain_type: z
+      .enum(["identity", "DMA"])
+      .optional()
+      .describe("what the IOMMU driver's def_domain_type answers for this device (its quirk table)"),
+    fail_attach: errno.optional().describe("fault injection: the IOMMU driver fails attach_dev of an UNMANAGED domain to this device"),
     added: z.boolean().optional().describe("added at boot (default true)"),
     add_with: z
       .enum(["device_add", "iommu_mock_device_add"])
@@ -106,7 +113,7 @@ const deviceExpect = z.strictObject({
     .optional(),
   dev_iommu: z.enum(["none", "fw_only", "probed"]).optional(),
   group: z.number().int().nullable().optional(),
-  domain: z.number().int().nullable().optional(),
+  domain: z.union([z.number().int(), name]).nullable().optional().describe("a domain id, or the name a domain_alloc event gave"),
   driver: z.string().nullable().optional(),
   probe: z.enum(["none", "bound", "deferred", "failed"]).optional(),
   probe_error: z.string().nullable().optional(),
@@ -117,10 +124,19 @@ const groupExpect = z.union([
   z.strictObject({
     devices: z.array(name).min(1),
     type: z.string().optional(),
-    domain: z.number().int().nullable().optional(),
+    domain: z.union([z.number().int(), name]).nullable().optional().describe("a domain id, or the name a domain_alloc event gave"),
     owner: z.enum(["none", "kernel", "user"]).optional(),
+    owner_cnt: z.number().int().nonnegative().optional(),
+    pasids: z.array(z.number().int()).optional(),
   }),
 ]);
+
+const domainExpect = z.strictObject({
+  type: z.string().optional(),
+  iommu: z.string().nullable().optional(),
+  page_sizes: z.array(z.string()).optional(),
+  live: z.boolean().optional(),
+});
 
 const iommuExpect = z.strictObject({
   driver: z.string().optional(),
@@ -134,11 +150,15 @@ export const expectSchema = z
     groups: z.array(groupExpect).optional().describe("each listed set must be exactly one group's devices (order-free)"),
     group_count: z.number().int().nonnegative().optional(),
     iommus: z.record(name, iommuExpect).optional(),
+    domains: z.record(name, domainExpect).optional().describe("domains a domain_alloc event named"),
     deferred: z.array(name).optional().describe("exactly the devices on the deferred-probe lists"),
     violations: z.array(z.string()).optional().describe("[] asserts that no invariant is broken"),
     warnings: z.array(z.string()).optional().describe("kernel WARNs so far, by function name; [] asserts none"),
   })
   .describe("a partial match against the snapshot: only the keys written are compared");
+
+/** A domain: the name a domain_alloc event gave it, or the model's domain id from the snapshot. */
+const domainRef = z.union([name, z.number().int().positive()]);
 
 const EVENT_KEYS = [
   "iommu_register",
@@ -149,6 +169,17 @@ const EVENT_KEYS = [
   "driver_unregister",
   "driver_bind",
   "driver_unbind",
+  "domain_alloc",
+  "domain_free",
+  "attach_group",
+  "attach_device",
+  "detach",
+  "attach_pasid",
+  "detach_pasid",
+  "replace_pasid",
+  "claim_dma_owner",
+  "release_dma_owner",
+  "group_type",
   "expect",
 ] as const;
 export type EventKey = (typeof EVENT_KEYS)[number];
@@ -163,6 +194,32 @@ export const eventSchema = z
     driver_unregister: name.optional(),
     driver_bind: z.strictObject({ device: name, driver: name }).optional(),
     driver_unbind: name.optional(),
+    domain_alloc: z
+      .strictObject({ name, device: name })
+      .optional()
+      .describe("allocate an UNMANAGED domain for the device (strategy domain_alloc decides how) and name it"),
+    domain_free: domainRef.optional().describe("iommu_domain_free"),
+    attach_group: z.strictObject({ domain: domainRef, device: name }).optional().describe("iommu_attach_group on the device's group"),
+    attach_device: z.strictObject({ domain: domainRef, device: name }).optional().describe("iommu_attach_device (singleton groups only)"),
+    detach: z
+      .strictObject({ device: name, domain: domainRef.optional() })
+      .optional()
+      .describe("with domain: iommu_detach_device; without: iommu_detach_group on the device's group"),
+    attach_pasid: z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() }).optional(),
+    detach_pasid: z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() }).optional(),
+    replace_pasid: z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() }).optional(),
+    claim_dma_owner: z
+      .strictObject({ device: name, owner: name, group: z.boolean().optional() })
+      .optional()
+      .describe("iommu_device_claim_dma_owner (iommufd), or with group: true iommu_group_claim_dma_owner (legacy VFIO); owner names a cookie"),
+    release_dma_owner: z
+      .strictObject({ device: name, group: z.boolean().optional() })
+      .optional()
+      .describe("iommu_device_release_dma_owner, or iommu_group_release_dma_owner"),
+    group_type: z
+      .strictObject({ device: name, type: z.enum(["identity", "DMA", "DMA-FQ", "auto"]) })
+      .optional()
+      .describe("write /sys/kernel/iommu_groups/N/type for the device's group"),
     expect: expectSchema.optional(),
     expect_error: errno.optional().describe("the event must fail with this errno"),
     note: z.string().optional(),
@@ -185,6 +242,7 @@ export const eventSchema = z
   .describe("one kernel entry point, or an expectation");
 
 export const OPS_RESOLUTION_NAMES = ["upstream", "ask-each"] as const;
+export const DOMAIN_ALLOC_NAMES = ["device-ops", "bus-null-device"] as const;
 
 export const scenarioSchema = z
   .strictObject({
@@ -194,9 +252,19 @@ export const scenarioSchema = z
       .strictObject({
         cmdline: z.string().optional().describe("kernel options the model honours: iommu.passthrough=, iommu.strict="),
         arch: z.enum(["x86", "arm64"]).optional().describe("default: x86 when an intel/amd instance exists, else arm64"),
+        order: z
+          .enum(["iommus-first", "devices-first"])
+          .optional()
+          .describe(
+            "iommus-first (default): instances register, then devices are added (built-in drivers); devices-first: devices are enumerated, then instances register and replay probe over them (VT-d's rootfs_initcall), then drivers",
+          ),
         strategy: z
           .strictObject({
             ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
+            domain_alloc: z
+              .enum(DOMAIN_ALLOC_NAMES)
+              .optional()
+              .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
           })
           .optional()
           .describe("design choices (DESIGN.md); {} = upstream"),

@@ -1,0 +1,231 @@
+/**
+ * Arm SMMU v1/v2 (drivers/iommu/arm/arm-smmu/arm-smmu.c). Clients' fwspec
+ * ids pack a StreamID and an SMR mask (`of_xlate`: the second `iommus` cell,
+ * or the node's `stream-match-mask`). probe_device claims a stream-map entry
+ * per id: an id entirely covered by an existing entry shares it, a partial
+ * overlap is refused (EINVAL), none free is ENOSPC. Masters whose ids land on
+ * the same stream-map entry must share a group: device_group returns the
+ * group already recorded on the entry, so such devices end up in one group.
+ */
+import { kerr, type KError } from "../lib/errno.ts";
+import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_UNMANAGED } from "../iommu/domain.ts";
+import { genericDeviceGroup, iommuGroupRefGet, type IommuGroup } from "../iommu/group.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
+import { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuOps } from "../iommu/ops.ts";
+import { pciDeviceGroup } from "../iommu/pci-group.ts";
+import type { IommuResvRegion } from "../iommu/resv-region.ts";
+import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
+import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
+import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
+import {
+  firmwareResvRegions,
+  newPagingDomain,
+  pagingDomainOps,
+  pagingFormat,
+  quirkDefDomainType,
+  sameInstance,
+  staticBlockedDomain,
+  staticIdentityDomain,
+  type PagingFormat,
+} from "./domains.ts";
+import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
+import { MSI_IOVA_BASE, MSI_IOVA_LENGTH } from "./arm-smmu-v3.ts";
+
+export const DRIVER = "arm-smmu";
+
+// arm-smmu.h: SMR fields
+const SMR_ID_BITS = 16;
+
+/** struct arm_smmu_smr */
+interface Smr {
+  id: number;
+  mask: number;
+  valid: boolean;
+}
+
+/** struct arm_smmu_s2cr (the parts that matter: users and the group recorded on the entry) */
+interface S2cr {
+  count: number;
+  group: IommuGroup | null;
+}
+
+/** struct arm_smmu_device */
+export class ArmSmmuV2 {
+  readonly smrs: Smr[];
+  readonly s2crs: S2cr[];
+  private fmt: PagingFormat | null = null;
+  constructor(
+    /** Number of stream-mapping groups (SMR/S2CR pairs). */
+    readonly numMappingGroups: number,
+    readonly streamidMask: number,
+    readonly smrMaskMask: number,
+    readonly pgsizeBitmap: number,
+  ) {
+    this.smrs = Array.from({ length: numMappingGroups }, () => ({ id: 0, mask: 0, valid: false }));
+    this.s2crs = Array.from({ length: numMappingGroups }, () => ({ count: 0, group: null }));
+  }
+
+  // @kernel: arm_smmu_init_domain_context (stage 1, the SMMU's page sizes; one format per SMMU)
+  format(iommu: IommuDevice): PagingFormat {
+    if (this.fmt === null) {
+      const r = armLpaeRestrictPgsizes(this.pgsizeBitmap, 48, 48);
+      this.fmt = pagingFormat(iommu, "ARM_64_LPAE_S1", { pgsizeBitmap: r.pgsizeBitmap, ias: r.ias, oas: r.oas }, { start: 0, end: 2 ** r.ias - 1 });
+    }
+    return this.fmt;
+  }
+}
+
+/** struct arm_smmu_master_cfg */
+interface MasterCfg {
+  smmu: IommuDevice;
+  smendx: number[];
+}
+
+function v2(iommu: IommuDevice): ArmSmmuV2 {
+  return iommu.priv as ArmSmmuV2;
+}
+
+// @kernel: arm_smmu_find_sme (index, or -EINVAL for a conflicting overlap, -ENOSPC for no room)
+function findSme(smmu: ArmSmmuV2, id: number, mask: number): number | KError {
+  let free = -1;
+  for (let i = 0; i < smmu.numMappingGroups; i++) {
+    const smr = smmu.smrs[i]!;
+    if (!smr.valid) {
+      if (free < 0) free = i;
+      continue;
+    }
+    // Entirely covered by an existing entry: share it.
+    if ((mask & smr.mask) === mask && ((id ^ smr.id) & ~smr.mask) === 0) return i;
+    // Any other overlap could match a stream of both: refuse.
+    if (((id ^ smr.id) & ~(smr.mask | mask)) === 0) {
+      return kerr("EINVAL", `stream ID 0x${id.toString(16)} mask 0x${mask.toString(16)} partly overlaps stream-map entry ${i} (0x${smr.id.toString(16)}/0x${smr.mask.toString(16)})`);
+    }
+  }
+  return free >= 0 ? free : kerr("ENOSPC", `no free stream-map entry for stream ID 0x${id.toString(16)}`);
+}
+
+export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
+  const instances: IommuDevice[] = [];
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
+
+  // @kernel: arm_smmu_master_free_smes
+  const freeSmes = (cfg: MasterCfg) => {
+    const smmu = v2(cfg.smmu);
+    for (const idx of cfg.smendx) {
+      const s2cr = smmu.s2crs[idx]!;
+      if (--s2cr.count > 0) continue;
+      s2cr.group = null;
+      smmu.smrs[idx]!.valid = false;
+    }
+  };
+
+  const ops: IommuOps = {
+    name: DRIVER,
+    identityDomain: staticIdentityDomain(DRIVER),
+    blockedDomain: staticBlockedDomain(DRIVER),
+    // @kernel: arm_smmu_of_xlate (fwid = StreamID | SMR mask << 16)
+    ofXlate(dev, args) {
+      const fwspec = devIommuFwspecGet(dev);
+      if (fwspec === null) return kerr("EINVAL", `${dev.name} has no fwspec`);
+      let mask = args[1];
+      if (mask === undefined) {
+        const m = fwspec.iommuFwnode?.props.get("stream-match-mask");
+        mask = typeof m === "number" ? m : 0;
+      }
+      fwspec.ids.push(args[0]! + mask * 2 ** SMR_ID_BITS);
+      return 0;
+    },
+    // @kernel: arm_smmu_probe_device (then arm_smmu_master_alloc_smes)
+    probeDevice(dev) {
+      const fwspec = devIommuFwspecGet(dev);
+      if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming an SMMU`);
+      const iommu = instances.find((i) => i.fwnode === fwspec.iommuFwnode);
+      if (iommu === undefined) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
+      const smmu = v2(iommu);
+      for (const fwid of fwspec.ids) {
+        const sid = fwid % 2 ** SMR_ID_BITS;
+        const mask = Math.floor(fwid / 2 ** SMR_ID_BITS);
+        if ((sid & ~smmu.streamidMask) !== 0) return kerr("ERANGE", `stream ID 0x${sid.toString(16)} out of range for SMMU (0x${smmu.streamidMask.toString(16)})`);
+        if ((mask & ~smmu.smrMaskMask) !== 0) return kerr("ERANGE", `SMR mask 0x${mask.toString(16)} out of range for SMMU (0x${smmu.smrMaskMask.toString(16)})`);
+      }
+      const cfg: MasterCfg = { smmu: iommu, smendx: [] };
+      for (const fwid of fwspec.ids) {
+        const sid = fwid % 2 ** SMR_ID_BITS;
+        const mask = Math.floor(fwid / 2 ** SMR_ID_BITS);
+        const idx = findSme(smmu, sid, mask);
+        if (typeof idx !== "number") {
+          freeSmes(cfg);
+          return idx;
+        }
+        if (cfg.smendx.includes(idx)) {
+          freeSmes(cfg);
+          return kerr("EEXIST", `${dev.name} names stream-map entry ${idx} twice`);
+        }
+        const smr = smmu.smrs[idx]!;
+        if (smmu.s2crs[idx]!.count === 0) {
+          smr.id = sid;
+          smr.mask = mask;
+          smr.valid = true;
+        }
+        smmu.s2crs[idx]!.count++;
+        cfg.smendx.push(idx);
+      }
+      devIommu(dev)!.priv = cfg;
+      return iommu;
+    },
+    // @kernel: arm_smmu_release_device
+    releaseDevice(dev) {
+      const p = devIommu(dev);
+      const cfg = p?.priv as MasterCfg | null;
+      if (cfg) freeSmes(cfg);
+      if (p) p.priv = null;
+    },
+    // @kernel: arm_smmu_device_group (the group recorded on the stream-map entries wins)
+    deviceGroup(dev): IommuGroup | KError {
+      const cfg = devIommu(dev)!.priv as MasterCfg;
+      const smmu = v2(cfg.smmu);
+      let group: IommuGroup | null = null;
+      for (const idx of cfg.smendx) {
+        const g = smmu.s2crs[idx]!.group;
+        if (group !== null && g !== null && g !== group) {
+          return kerr("EINVAL", `${dev.name}'s stream-map entries belong to different groups`);
+        }
+        group = g;
+      }
+      if (group !== null) return iommuGroupRefGet(group);
+      const fresh = dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);
+      if ("errno" in fresh) return fresh;
+      for (const idx of cfg.smendx) smmu.s2crs[idx]!.group = fresh;
+      return fresh;
+    },
+    defDomainType: (dev) => quirkDefDomainType(env, dev),
+    domainAllocPaging(dev) {
+      const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
+      if (iommu === null) return kerr("ENODEV", `${DRIVER}: no SMMU to finalise the domain for`);
+      return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, v2(iommu).format(iommu));
+    },
+    // @kernel: arm_smmu_get_resv_regions
+    getResvRegions(dev): IommuResvRegion[] {
+      return [
+        { start: MSI_IOVA_BASE, length: MSI_IOVA_LENGTH, prot: IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_READ, type: "sw-msi" },
+        ...firmwareResvRegions(env, dev),
+      ];
+    },
+  };
+
+  return {
+    name: DRIVER,
+    ops,
+    registerBus: null,
+    newInstance(desc: IommuInstanceDesc) {
+      const sidBits = desc.sidBits ?? 15;
+      const mask = 2 ** sidBits - 1;
+      const smmu = new ArmSmmuV2(desc.streamMapEntries ?? 128, mask, mask, desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G);
+      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, smmu);
+      instances.push(it);
+      return it;
+    },
+  };
+};

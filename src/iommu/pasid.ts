@@ -1,0 +1,129 @@
+/**
+ * PASID attachments (iommu.c, reference §9): a PASID attachment applies to
+ * every PASID-capable member of the group, so a group keeps one domain per
+ * PASID; a failure on one member rolls the others back through the blocked
+ * domain. While a group holds PASID attachments no second DMA-API user
+ * joins it and its ownership cannot change (ownership.ts checks that).
+ */
+import type { Device } from "../base/device.ts";
+import { mutexLock, mutexUnlock } from "../base/mutex.ts";
+import type { Path } from "../base/path.ts";
+import { traced } from "../base/traced.ts";
+import { kerr, type KError } from "../lib/errno.ts";
+import { devGroup, devIommu, devIommuOps } from "./dev-iommu.ts";
+import { domainIommuOpsCompatible } from "./domain-alloc.ts";
+import type { IommuDomain } from "./domain.ts";
+import type { IommuGroup } from "./group.ts";
+import type { IommuCore } from "./iommu-core.ts";
+
+export const IOMMU_NO_PASID = 0;
+
+function pasidMembers(group: IommuGroup): Device[] {
+  return group.devices.map((g) => g.dev).filter((d) => (devIommu(d)?.maxPasids ?? 0) > 0);
+}
+
+/** The checks iommu_attach_device_pasid and iommu_replace_device_pasid share before locking. */
+function pasidPrecheck(dev: Device, domain: IommuDomain, pasid: number): KError | IommuGroup {
+  const group = devGroup(dev);
+  if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
+  const ops = devIommuOps(dev)!;
+  if (!domain.ops.setDevPasid || !ops.blockedDomain || !ops.blockedDomain.ops.setDevPasid) {
+    return kerr("EOPNOTSUPP", `${ops.name} or ${domain} cannot attach PASIDs`);
+  }
+  if (!domainIommuOpsCompatible(ops, domain)) return kerr("EINVAL", `${domain} was not allocated by ${ops.name}`);
+  if (pasid === IOMMU_NO_PASID) return kerr("EINVAL", "PASID 0 (IOMMU_NO_PASID) is the RID itself, not a PASID");
+  return group;
+}
+
+/** Sets `domain` at `pasid` on every PASID-capable member; rolls the done ones back on failure. */
+function setPasidOnMembers(k: IommuCore, group: IommuGroup, domain: IommuDomain, pasid: number, old: IommuDomain | null): 0 | KError {
+  const done: Device[] = [];
+  for (const d of pasidMembers(group)) {
+    const ret = domain.ops.setDevPasid!(domain, d, pasid, old);
+    if (ret === 0) {
+      done.push(d);
+      continue;
+    }
+    // Undo: back to the old domain (replace) or through the blocked domain (attach).
+    for (const u of done) {
+      const back = old ?? devIommuOps(u)!.blockedDomain!;
+      const r = back.ops.setDevPasid!(back, u, pasid, domain);
+      if (r !== 0) k.warn("iommu pasid rollback", u.name, `could not restore PASID ${pasid}: ${r.errno}`);
+    }
+    return ret;
+  }
+  return 0;
+}
+
+// @kernel: iommu_attach_device_pasid
+export function iommuAttachDevicePasid(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+  return traced(k, "iommu_attach_device_pasid", dev.name, attachBody(k, domain, dev, pasid), `${domain}, pasid ${pasid}`);
+}
+
+function* attachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+  const g = pasidPrecheck(dev, domain, pasid);
+  if ("errno" in g) return g;
+  const group = g;
+  yield* mutexLock(k.sched, group.mutex);
+  let ret: 0 | KError = 0;
+  for (const d of pasidMembers(group)) {
+    const max = devIommu(d)!.maxPasids;
+    if (pasid >= max) {
+      ret = kerr("EINVAL", `PASID ${pasid} is beyond ${d.name}'s max_pasids ${max}`);
+      break;
+    }
+  }
+  if (ret === 0 && group.pasidArray.has(pasid)) ret = kerr("EBUSY", `PASID ${pasid} of ${group} is already attached`);
+  if (ret === 0) {
+    ret = setPasidOnMembers(k, group, domain, pasid, null);
+    if (ret === 0) group.pasidArray.set(pasid, { domain, handle: null });
+  }
+  yield* mutexUnlock(k.sched, group.mutex);
+  return ret;
+}
+
+// @kernel: iommu_detach_device_pasid (each member goes back through the blocked domain)
+export function iommuDetachDevicePasid(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+  return traced(k, "iommu_detach_device_pasid", dev.name, detachBody(k, domain, dev, pasid), `${domain}, pasid ${pasid}`);
+}
+
+function* detachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+  const group = devGroup(dev);
+  if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
+  yield* mutexLock(k.sched, group.mutex);
+  let ret: 0 | KError = 0;
+  // The kernel trusts the caller here; the model refuses a detach of what is not attached.
+  if (!group.hasPasids || group.pasidArray.get(pasid)?.domain !== domain) {
+    ret = kerr("ENOENT", `${domain} is not attached at PASID ${pasid} of ${group}`);
+  } else {
+    for (const d of pasidMembers(group)) {
+      const blocked = devIommuOps(d)!.blockedDomain!;
+      const r = blocked.ops.setDevPasid!(blocked, d, pasid, domain);
+      if (r !== 0) k.warn("iommu_detach_device_pasid", d.name, `blocking PASID ${pasid} failed: ${r.errno}`);
+    }
+    group.pasidArray.delete(pasid);
+  }
+  yield* mutexUnlock(k.sched, group.mutex);
+  return ret;
+}
+
+// @kernel: iommu_replace_device_pasid
+export function iommuReplaceDevicePasid(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+  return traced(k, "iommu_replace_device_pasid", dev.name, replaceBody(k, domain, dev, pasid), `${domain}, pasid ${pasid}`);
+}
+
+function* replaceBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+  const g = pasidPrecheck(dev, domain, pasid);
+  if ("errno" in g) return g;
+  const group = g;
+  yield* mutexLock(k.sched, group.mutex);
+  let ret: 0 | KError = 0;
+  const cur = group.hasPasids ? group.pasidArray.get(pasid) : undefined;
+  if (cur === undefined) ret = kerr("EINVAL", `PASID ${pasid} of ${group} is not attached: nothing to replace`);
+  else if (cur.domain !== domain) {
+    ret = setPasidOnMembers(k, group, domain, pasid, cur.domain);
+    if (ret === 0) group.pasidArray.set(pasid, { domain, handle: null });
+  }
+  yield* mutexUnlock(k.sched, group.mutex);
+  return ret;
+}

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import { runPath } from "../../src/base/path.ts";
+import { Machine } from "../../src/sim/machine.ts";
+import { bootPath, eventPath, runScenario } from "../../src/sim/runner.ts";
+import { takeSnapshot } from "../../src/sim/snapshot.ts";
+import { run, scenario, state } from "../helpers.ts";
+
+const MACHINE = (extra03 = "", extraBoot = "") => `
+name: attach
+${extraBoot}
+iommus:
+  - {name: dmar, driver: intel-iommu, scope: all, pasid-bits: 12}
+devices:
+  - {name: "0000:00:1c.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
+  - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0", multifunction: true}
+  - {name: "0000:01:00.1", bus: pci, parent: "0000:00:1c.0", multifunction: true}
+  - {name: "0000:00:1d.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
+  - {name: "0000:02:00.0", bus: pci, parent: "0000:00:1d.0", pasid-bits: 8}
+  - {name: "0000:00:1b.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
+  - {name: "0000:03:00.0", bus: pci, parent: "0000:00:1b.0", multifunction: true, acs: [SV, RR, CR, UF], pasid-bits: 10}
+  - {name: "0000:03:00.1", bus: pci, parent: "0000:00:1b.0", multifunction: true, acs: [SV, RR, CR, UF], pasid-bits: 10, dma-alias: ["00.0"]${extra03}}
+  - {name: "0000:00:1e.0", bus: pci, type: root-port}
+  - {name: "0000:04:00.0", bus: pci, parent: "0000:00:1e.0", pasid-bits: 8}
+drivers:
+  - {name: vfio-pci, bus: pci, match: "*", driver_managed_dma: true, registered: false}
+  - {name: ice, bus: pci, match: ["0000:03:00.0", "0000:03:00.1"], registered: false}
+events:
+  - domain_alloc: {name: u1, device: "0000:01:00.0"}
+  - domain_alloc: {name: u2, device: "0000:02:00.0"}
+  - domain_alloc: {name: p1, device: "0000:03:00.0"}
+  - domain_alloc: {name: p2, device: "0000:03:00.0"}
+`;
+
+/** Runs the machine's events, then `extra`, returning the state before and after `extra` and its result. */
+function attempt(extra: string, machine = MACHINE()) {
+  const s = scenario(machine + `  - ${extra}\n`);
+  const m = new Machine(s);
+  runPath(bootPath(m, []));
+  for (const e of s.events.slice(0, -1)) runPath(eventPath(m, e).path);
+  const before = state(takeSnapshot(m, [], []));
+  const r = runPath(eventPath(m, s.events.at(-1)!).path);
+  return { r: r === 0 ? "ok" : r.errno, before, after: state(takeSnapshot(m, [], [])), m };
+}
+
+describe("attach and detach", () => {
+  it("iommu_attach_group switches every member; detach returns the group to its default domain", () => {
+    const r = run(MACHINE() + `
+  - attach_group: {domain: u1, device: "0000:01:00.1"}
+  - expect:
+      devices: {"0000:01:00.0": {domain: u1}, "0000:01:00.1": {domain: u1}}
+      groups: [{devices: ["0000:01:00.0", "0000:01:00.1"], domain: u1}]
+      violations: []
+  - detach: {device: "0000:01:00.0"}
+  - expect:
+      devices: {"0000:01:00.0": {domain: 2}, "0000:01:00.1": {domain: 2}}
+      groups: [{devices: ["0000:01:00.0", "0000:01:00.1"], domain: 2, type: DMA-FQ}]
+      violations: []
+`);
+    expect(r.failures).toEqual([]);
+  });
+
+  it("rolls back every member when one fails to attach: the group stays on its previous domain", () => {
+    const s = MACHINE().replace('{name: "0000:01:00.1", bus: pci, parent: "0000:00:1c.0", multifunction: true}', '{name: "0000:01:00.1", bus: pci, parent: "0000:00:1c.0", multifunction: true, fail_attach: ENOMEM}');
+    const { r, before, after } = attempt('attach_group: {domain: u1, device: "0000:01:00.0"}', s);
+    expect(r).toBe("ENOMEM");
+    expect(after).toEqual(before);
+  });
+
+  const bad: [string, string, string][] = [
+    ["attach_device to a non-singleton group", 'attach_device: {domain: u1, device: "0000:01:00.0"}', "EINVAL"],
+    ["an unknown domain id", 'attach_group: {domain: 424242, device: "0000:02:00.0"}', "ENOENT"],
+    ["a freed domain", "domain_free: u2", "ok"],
+    ["a PASID beyond max_pasids", 'attach_pasid: {domain: u2, device: "0000:02:00.0", pasid: 256}', "EINVAL"],
+    ["PASID 0 (the RID itself)", 'attach_pasid: {domain: u2, device: "0000:02:00.0", pasid: 0}', "EINVAL"],
+    ["PASID on a function whose path lacks ACS RR/UF", 'attach_pasid: {domain: u2, device: "0000:04:00.0", pasid: 5}', "EINVAL"],
+    ["detaching a domain that is not attached", 'detach: {domain: u2, device: "0000:02:00.0"}', "EINVAL"],
+    ["releasing ownership nobody holds", 'release_dma_owner: {device: "0000:02:00.0"}', "EINVAL"],
+  ];
+  for (const [what, ev, errno] of bad) {
+    it(`${what}: ${errno}${errno === "ok" ? "" : ", state unchanged"}`, () => {
+      const { r, before, after } = attempt(ev);
+      expect(r).toBe(errno);
+      if (errno !== "ok") expect(after).toEqual(before);
+    });
+  }
+
+  it("a domain finalised for another instance cannot attach (EINVAL), state unchanged", () => {
+    const two = `
+name: two smmus
+iommus:
+  - {name: s0, driver: arm-smmu-v3, fwnode: /s0}
+  - {name: s1, driver: arm-smmu-v3, fwnode: /s1}
+devices:
+  - {name: a, bus: platform, fwnode: /a, iommus: [[s0, 1]]}
+  - {name: b, bus: platform, fwnode: /b, iommus: [[s1, 1]]}
+events:
+  - domain_alloc: {name: da, device: a}
+`;
+    const { r, before, after } = attempt("attach_device: {domain: da, device: b}", two);
+    expect(r).toBe("EINVAL");
+    expect(after).toEqual(before);
+  });
+});
+
+describe("PASID", () => {
+  it("applies a PASID attachment to every PASID-capable member of the group", () => {
+    const r = run(MACHINE() + `
+  - attach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 7}
+  - attach_pasid: {domain: p2, device: "0000:03:00.1", pasid: 7}
+    expect_error: EBUSY
+  - expect: {groups: [{devices: ["0000:03:00.0", "0000:03:00.1"], pasids: [7]}], violations: []}
+  - replace_pasid: {domain: p2, device: "0000:03:00.1", pasid: 7}
+  - detach_pasid: {domain: p2, device: "0000:03:00.0", pasid: 7}
+  - expect: {groups: [{devices: ["0000:03:00.0", "0000:03:00.1"], pasids: []}]}
+`);
+    expect(r.failures).toEqual([]);
+    const t = r.machine.dc.trace.records.filter((x) => x.kind === "call" && x.fn.includes("pasid")).map((x) => `${x.fn}=${x.result}`);
+    expect(t).toEqual([
+      "iommu_attach_device_pasid=0",
+      "iommu_attach_device_pasid=EBUSY",
+      "iommu_replace_device_pasid=0",
+      "iommu_detach_device_pasid=0",
+    ]);
+  });
+
+  it("rolls the other members back through the blocked domain when one fails", () => {
+    const { r, before, after } = attempt('attach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 9}', MACHINE(", fail_attach: ENOMEM"));
+    expect(r).toBe("ENOMEM");
+    expect(after).toEqual(before);
+  });
+
+  it("while PASIDs are attached no second DMA-API user joins the group and ownership cannot change", () => {
+    const r = runScenario(
+      scenario(
+        MACHINE() +
+          `
+  - attach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 3}
+  - claim_dma_owner: {device: "0000:03:00.0", owner: vfio}
+    expect_error: EBUSY
+  - driver_register: ice
+  - expect:
+      devices: {"0000:03:00.0": {probe: bound}, "0000:03:00.1": {probe: failed, probe_error: EBUSY}}
+      groups: [{devices: ["0000:03:00.0", "0000:03:00.1"], owner: kernel, owner_cnt: 1, pasids: [3]}]
+`,
+      ),
+    );
+    expect(r.failures).toEqual([]);
+  });
+
+  it("a PASID-capable group gets a PASID-compatible default domain from a driver that distinguishes (AMD v2)", () => {
+    const r = run(`
+name: amd
+iommus:
+  - {name: ivhd, driver: amd-iommu, scope: all}
+devices:
+  - {name: "0000:00:01.0", bus: pci, pasid-bits: 16}
+  - {name: "0000:00:02.0", bus: pci}
+`);
+    const fmt = (d: string) => r.snapshot.domains.find((x) => x.id === r.snapshot.devices.find((y) => y.name === d)!.domain)!.format;
+    expect(fmt("0000:00:01.0")).toBe("amd-v2");
+    expect(fmt("0000:00:02.0")).toBe("amd-v1");
+  });
+});
