@@ -73,6 +73,6 @@ function removeFrom(list: Device[], dev: Device): void {
 }
 
 function firstRegisteredChild(dev: Device): Device | null {
-  for (const d of dev.children) if (d.registered) return d;
+  for (const d of dev.children ?? []) if (d.registered) return d;
   return null;
 }

@@ -21,7 +21,8 @@ export interface IommuGroupFwd {
   readonly kind: "iommu_group";
 }
 
-export class Device {
+/** struct device (its mutex, `device_lock`, is embedded as in the kernel). */
+export class Device extends Mutex {
   /** Bound driver (`dev->driver`), set by really_probe before dma_configure. */
   driver: DeviceDriver | null = null;
   /** `device_is_bound`: the driver finished probing (knode_driver attached). */
@@ -44,10 +45,8 @@ export class Device {
   /** `dev->dma_iommu`: DMA API goes through iommu-dma. */
   dmaIommu = false;
 
-  /** `device_lock()`. */
-  readonly lock: Mutex;
-  /** Devices whose parent this is (`dev->p->klist_children`). */
-  readonly children: Device[] = [];
+  /** Devices whose parent this is (`dev->p->klist_children`), allocated with the first one. */
+  children: Device[] | null = null;
 
   constructor(
     readonly name: string,
@@ -58,11 +57,20 @@ export class Device {
     /** PCI function data when `bus` is the PCI bus (`to_pci_dev`). */
     readonly pci: PciDev | null = null,
   ) {
-    this.lock = new Mutex("device_lock", this);
-    if (parent !== null) parent.children.push(this);
+    super("device_lock");
+    if (parent !== null) (parent.children ??= []).push(this);
   }
 
-  toString(): string {
+  /** `device_lock()`: the mutex embedded in struct device. */
+  get lock(): Mutex {
+    return this;
+  }
+
+  override get lockName(): string {
+    return `device_lock(${this.name})`;
+  }
+
+  override toString(): string {
     return this.name;
   }
 }

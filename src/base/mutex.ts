@@ -7,15 +7,17 @@
 import { DeadlockError, type Path, type Sched, type Task } from "./path.ts";
 
 export class Mutex {
-  owner: Task | null = null;
-  /** `kind` names the lock (e.g. `group->mutex`); `of` what it belongs to, formatted only when a name is needed. */
-  constructor(
-    private readonly kind: string,
-    private readonly of: { toString(): string } | null = null,
-  ) {}
+  /** The task holding the lock, or null. */
+  holder: Task | null = null;
+  /**
+   * `lockKind` names the lock (e.g. `iommu_probe_device_lock`). Structures
+   * that embed their mutex (struct device, struct iommu_group) extend this
+   * class and name the lock after themselves.
+   */
+  constructor(private readonly lockKind: string) {}
 
-  get name(): string {
-    return this.of === null ? this.kind : `${this.kind}(${String(this.of)})`;
+  get lockName(): string {
+    return this.lockKind;
   }
 }
 
@@ -33,38 +35,38 @@ const DONE: Path = {
 
 // @kernel: mutex_lock
 export function mutexLock(s: Sched, m: Mutex): Path {
-  if (!s.points && m.owner === null) {
-    m.owner = s.current;
+  if (!s.points && m.holder === null) {
+    m.holder = s.current;
     return DONE;
   }
   return mutexLockSlow(s, m);
 }
 
 function* mutexLockSlow(s: Sched, m: Mutex): Path {
-  if (s.points) yield { op: "lock", what: m.name, lock: m };
-  while (m.owner !== null) {
-    if (m.owner === s.current) {
-      throw new DeadlockError(`${s.current.name} takes ${m.name}, which it already holds (AA deadlock)`);
+  if (s.points) yield { op: "lock", what: m.lockName, lock: m };
+  while (m.holder !== null) {
+    if (m.holder === s.current) {
+      throw new DeadlockError(`${s.current.name} takes ${m.lockName}, which it already holds (AA deadlock)`);
     }
-    yield { op: "blocked", what: m.name, lock: m };
+    yield { op: "blocked", what: m.lockName, lock: m };
   }
-  m.owner = s.current;
+  m.holder = s.current;
 }
 
 // @kernel: mutex_unlock
 export function mutexUnlock(s: Sched, m: Mutex): Path {
-  if (m.owner !== s.current) {
-    throw new DeadlockError(`${s.current.name} releases ${m.name}, which it does not hold`);
+  if (m.holder !== s.current) {
+    throw new DeadlockError(`${s.current.name} releases ${m.lockName}, which it does not hold`);
   }
-  m.owner = null;
+  m.holder = null;
   return s.points ? unlockPoint(m) : DONE;
 }
 
 function* unlockPoint(m: Mutex): Path {
-  yield { op: "unlock", what: m.name, lock: m };
+  yield { op: "unlock", what: m.lockName, lock: m };
 }
 
 // @kernel: lockdep_assert_held
 export function mutexHeld(s: Sched, m: Mutex): boolean {
-  return m.owner === s.current;
+  return m.holder === s.current;
 }

@@ -57,12 +57,6 @@ export class ArmSmmuDevice {
   ) {}
 }
 
-/** struct arm_smmu_master */
-interface ArmSmmuMaster {
-  smmu: IommuDevice;
-  sids: number[];
-}
-
 function smmuOf(iommu: IommuDevice): ArmSmmuDevice {
   return iommu.priv as ArmSmmuDevice;
 }
@@ -137,18 +131,19 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
         smmu.streams.set(sid, dev);
         added.push(sid);
       }
-      const master: ArmSmmuMaster = { smmu: iommu, sids: added };
-      p!.priv = master;
+      // struct arm_smmu_master: what the model needs of it is which SMMU holds the streams.
+      p!.priv = iommu;
       enablePasidAtProbe(k, dev, iommu);
       return iommu;
     },
     // @kernel: arm_smmu_release_device
     releaseDevice(dev) {
+      // @kernel: arm_smmu_remove_master (each fwspec StreamID this master holds)
       const p = devIommu(dev);
-      const master = p?.priv as ArmSmmuMaster | null;
-      if (master) {
-        const smmu = smmuOf(master.smmu);
-        for (const sid of master.sids) if (smmu.streams.get(sid) === dev) smmu.streams.delete(sid);
+      const iommu = p?.priv as IommuDevice | null;
+      if (iommu) {
+        const smmu = smmuOf(iommu);
+        for (const sid of p!.fwspec?.ids ?? []) if (smmu.streams.get(sid) === dev) smmu.streams.delete(sid);
         p!.priv = null;
       }
       disablePasidAtRelease(dev);

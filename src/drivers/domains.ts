@@ -67,12 +67,24 @@ export function pagingFormat(
   });
 }
 
+function newTlbLog(): TlbLog {
+  return { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 };
+}
+
+export interface PgtableFinding {
+  kind: PgtableFindingKind;
+  iova: number;
+  message: string;
+}
+
 export interface PagingDomainPriv {
   readonly format: PagingFormat;
   /** The IO page table, allocated on the first map. */
   pgtbl: IoPgtableOps | null;
-  readonly tlb: TlbLog;
-  readonly findings: { kind: PgtableFindingKind; iova: number; message: string }[];
+  /** Invalidations issued (allocated with the page table or the first sync). */
+  tlb: TlbLog | null;
+  /** Kernel WARNs and quirks the page table reported (allocated on the first one). */
+  findings: PgtableFinding[] | null;
 }
 
 export function pagingPriv(d: IommuDomain): PagingDomainPriv {
@@ -85,7 +97,7 @@ export function staticDomain(type: number, name: string): IommuDomain {
     attachDev: () => 0,
     setDevPasid: () => 0,
   };
-  return new IommuDomain(type, ops, true, { priv: name });
+  return new IommuDomain(type, ops, true, null, undefined, undefined, name);
 }
 
 export function staticIdentityDomain(driver: string): IommuDomain {
@@ -99,7 +111,7 @@ export function staticBlockedDomain(driver: string): IommuDomain {
 function ensurePgtbl(d: IommuDomain): IoPgtableOps | KError {
   const p = pagingPriv(d);
   if (p.pgtbl !== null) return p.pgtbl;
-  const { tlb, findings } = p;
+  const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
     ...p.format.cfg,
     tlb: {
@@ -107,7 +119,7 @@ function ensurePgtbl(d: IommuDomain): IoPgtableOps | KError {
       tlbFlushWalk: () => void tlb.flushWalk++,
       tlbAddPage: () => void tlb.addPage++,
     },
-    onFinding: (kind, iova, message) => void findings.push({ kind, iova, message }),
+    onFinding: (kind, iova, message) => void (p.findings ??= []).push({ kind, iova, message }),
   });
   if (isErr(ops)) return ops;
   p.pgtbl = ops;
@@ -148,10 +160,10 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       return t === null ? 0 : t.iovaToPhys(iova);
     },
     iotlbSync(d: IommuDomain) {
-      pagingPriv(d).tlb.sync++;
+      (pagingPriv(d).tlb ??= newTlbLog()).sync++;
     },
     flushIotlbAll(d: IommuDomain) {
-      pagingPriv(d).tlb.flushAll++;
+      (pagingPriv(d).tlb ??= newTlbLog()).flushAll++;
     },
     free(d: IommuDomain) {
       const p = pagingPriv(d);
@@ -166,10 +178,10 @@ export function newPagingDomain(type: number, ops: IommuDomainOps, format: Pagin
   const priv: PagingDomainPriv = {
     format,
     pgtbl: null,
-    tlb: { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 },
-    findings: [],
+    tlb: null,
+    findings: null,
   };
-  const d = new IommuDomain(type, ops, false, { iommu: format.iommu, pgsizes: format.pgsizes, geometry: format.geometry, priv });
+  const d = new IommuDomain(type, ops, false, format.iommu, format.pgsizes, format.geometry, priv);
   d.pgtableFormat = format.label;
   return d;
 }

@@ -8,7 +8,7 @@
  */
 import type { BusType } from "../base/bus.ts";
 import type { Device } from "../base/device.ts";
-import type { FwnodeHandle } from "../base/fwnode.ts";
+import { FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
@@ -17,13 +17,6 @@ import { devIommuFwspecGet } from "./dev-iommu.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { ofIommuConfigure } from "./of-iommu.ts";
 import { iommuDeviceUnuseDefaultDomain, iommuDeviceUseDefaultDomain } from "./ownership.ts";
-
-// @kernel: of_dma_configure_id (only a deferral fails it; other IOMMU errors leave the device without one)
-function* ofDmaConfigure(k: IommuCore, dev: Device, np: FwnodeHandle): Path<0 | KError> {
-  const ret = yield* ofIommuConfigure(k, dev, np);
-  if (ret !== 0 && ret.errno === "EPROBE_DEFER") return ret;
-  return 0;
-}
 
 // @kernel: acpi_dma_configure_id (acpi_iommu_configure_id: IORT, RIMT, VIOT)
 function* acpiDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
@@ -34,15 +27,19 @@ function* acpiDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
   return 0;
 }
 
-function* firmwareConfigure(k: IommuCore, dev: Device, np: FwnodeHandle | null): Path<0 | KError> {
-  if (np === null) return 0;
-  if (np.kind === "of") return yield* ofDmaConfigure(k, dev, np);
-  if (np.kind === "acpi") return yield* acpiDmaConfigure(k, dev);
-  return 0;
-}
-
-/** Ownership step shared by the buses: only with a driver bound that is not driver_managed_dma. */
-function* claimForDriver(k: IommuCore, dev: Device): Path<0 | KError> {
+/**
+ * The bus callbacks' shared body: firmware first — of_dma_configure_id
+ * (only a deferral fails it; other IOMMU errors leave the device without
+ * one) or acpi_dma_configure_id — then, only with a driver bound that is not
+ * driver_managed_dma, iommu_device_use_default_domain.
+ */
+function* dmaConfigureBody(k: IommuCore, dev: Device, np: FwnodeHandle | null): Path<0 | KError> {
+  if (np !== null && np.kind === "of") {
+    const ret = yield* ofIommuConfigure(k, dev, np);
+    if (ret !== 0 && ret.errno === "EPROBE_DEFER") return ret;
+  } else if (np !== null && np.kind === "acpi") {
+    yield* acpiDmaConfigure(k, dev);
+  }
   const drv = dev.driver;
   if (drv === null || drv.driverManagedDma) return 0;
   return yield* iommuDeviceUseDefaultDomain(k, dev);
@@ -50,26 +47,20 @@ function* claimForDriver(k: IommuCore, dev: Device): Path<0 | KError> {
 
 // @kernel: platform_dma_configure (and amba_dma_configure)
 function platformDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, `${dev.bus.name}_dma_configure`, dev.name, platformBody(k, dev));
-}
-
-function* platformBody(k: IommuCore, dev: Device): Path<0 | KError> {
-  const ret = yield* firmwareConfigure(k, dev, dev.fwnode);
-  if (ret !== 0) return ret;
-  return yield* claimForDriver(k, dev);
+  return traced(k, `${dev.bus.name}_dma_configure`, dev.name, dmaConfigureBody(k, dev, dev.fwnode));
 }
 
 // @kernel: pci_dma_configure (firmware of the host bridge: its DT node or ACPI companion)
 function pciDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, "pci_dma_configure", dev.name, pciBody(k, dev));
+  if (dev.pci === null) return refuse(kerr("EINVAL", `${dev.name} is on the PCI bus without PCI data`));
+  return traced(k, "pci_dma_configure", dev.name, dmaConfigureBody(k, dev, dev.pci.bus.host.fwnode ?? ACPI_HOST));
 }
 
-function* pciBody(k: IommuCore, dev: Device): Path<0 | KError> {
-  if (dev.pci === null) return kerr("EINVAL", `${dev.name} is on the PCI bus without PCI data`);
-  const host = dev.pci.bus.host.fwnode;
-  const ret = host === null ? yield* acpiDmaConfigure(k, dev) : yield* firmwareConfigure(k, dev, host);
-  if (ret !== 0) return ret;
-  return yield* claimForDriver(k, dev);
+/** An ACPI host bridge's companion, for PCI segments no DT host bridge describes. */
+const ACPI_HOST = new FwnodeHandle("\\_SB.PCI0", "acpi");
+
+function* refuse(e: KError): Path<0 | KError> {
+  return e;
 }
 
 // @kernel: platform_dma_cleanup / pci_dma_cleanup / amba_dma_cleanup

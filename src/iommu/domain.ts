@@ -60,6 +60,9 @@ export interface IommuDomainGeometry {
   forceAperture: boolean;
 }
 
+const NO_PGSIZES: readonly number[] = Object.freeze([]);
+const NO_GEOMETRY: IommuDomainGeometry = Object.freeze({ apertureStart: 0, apertureEnd: 0, forceAperture: false });
+
 export class IommuDomain {
   /** Model id shown in snapshots; 0 until the core first holds the domain (adoptDomain). */
   id = 0;
@@ -84,12 +87,15 @@ export class IommuDomain {
     readonly ops: IommuDomainOps,
     /** A driver's static domain (`ops->identity_domain`, `blocked_domain`, ...). */
     readonly isStatic: boolean,
-    opts: { iommu?: IommuDevice | null; pgsizes?: readonly number[]; geometry?: IommuDomainGeometry; priv?: unknown } = {},
+    iommu: IommuDevice | null = null,
+    pgsizes: readonly number[] = NO_PGSIZES,
+    geometry: IommuDomainGeometry = NO_GEOMETRY,
+    priv: unknown = null,
   ) {
-    this.iommu = opts.iommu ?? null;
-    this.pgsizes = opts.pgsizes ?? [];
-    this.geometry = opts.geometry ?? { apertureStart: 0, apertureEnd: 0, forceAperture: false };
-    this.priv = opts.priv ?? null;
+    this.iommu = iommu;
+    this.pgsizes = pgsizes;
+    this.geometry = geometry;
+    this.priv = priv;
   }
 
   toString(): string {

@@ -25,10 +25,10 @@ export interface PasidEntry {
   handle: unknown;
 }
 
-export class IommuGroup implements IommuGroupFwd {
+/** struct iommu_group (its `mutex` is embedded, as in the kernel). */
+export class IommuGroup extends Mutex implements IommuGroupFwd {
   readonly kind = "iommu_group" as const;
   readonly devices: GroupDevice[] = [];
-  readonly mutex: Mutex;
   defaultDomain: IommuDomain | null = null;
   blockingDomain: IommuDomain | null = null;
   /** The RID domain currently attached. */
@@ -53,10 +53,19 @@ export class IommuGroup implements IommuGroupFwd {
   released = false;
 
   constructor(readonly id: number) {
-    this.mutex = new Mutex("group->mutex", this);
+    super("group->mutex");
   }
 
-  toString(): string {
+  /** `group->mutex` */
+  get mutex(): Mutex {
+    return this;
+  }
+
+  override get lockName(): string {
+    return `group->mutex(${this.id})`;
+  }
+
+  override toString(): string {
     return `group ${this.id}`;
   }
 }

@@ -19,39 +19,52 @@ import type { FwnodeHandle } from "../base/fwnode.ts";
 
 export type ProbeKey = FwnodeHandle | null;
 
+/**
+ * Buckets are plain arrays; membership lives in `keyOf`, indexed by the
+ * device's bus position (busSeq, unique per device_add), so add and remove
+ * are O(1) with no hashing. Entries of removed (or re-keyed) devices stay in
+ * their bucket until the next walk over it drops them.
+ */
 export class ProbeIndex {
-  private readonly byBus = new Map<BusType, Map<ProbeKey, Set<Device>>>();
-  private readonly keyOf = new Map<Device, ProbeKey>();
+  private readonly byBus = new Map<BusType, Map<ProbeKey, Device[]>>();
+  /** keyOf[busSeq]: the key a device is indexed under; undefined when it is not indexed. */
+  private readonly keyOf: (ProbeKey | undefined)[] = [];
+  /** Per busSeq, the last select() pass that emitted the device (drops duplicate bucket entries). */
+  private readonly seen: number[] = [];
+  private pass = 0;
+  private count = 0;
 
   get size(): number {
-    return this.keyOf.size;
+    return this.count;
   }
 
   has(dev: Device): boolean {
-    return this.keyOf.has(dev);
+    return dev.busSeq >= 0 && this.keyOf[dev.busSeq] !== undefined;
   }
 
   add(dev: Device, key: ProbeKey): void {
-    if (this.keyOf.has(dev)) this.remove(dev);
-    this.keyOf.set(dev, key);
+    if (dev.busSeq < 0) return;
+    const cur = this.keyOf[dev.busSeq];
+    if (cur === key) return;
+    if (cur === undefined) this.count++;
+    this.keyOf[dev.busSeq] = key;
     let m = this.byBus.get(dev.bus);
     if (m === undefined) {
       m = new Map();
       this.byBus.set(dev.bus, m);
     }
-    let s = m.get(key);
-    if (s === undefined) {
-      s = new Set();
-      m.set(key, s);
+    let bucket = m.get(key);
+    if (bucket === undefined) {
+      bucket = [];
+      m.set(key, bucket);
     }
-    s.add(dev);
+    bucket.push(dev);
   }
 
   remove(dev: Device): void {
-    if (!this.keyOf.has(dev)) return;
-    const key = this.keyOf.get(dev)!;
-    this.keyOf.delete(dev);
-    this.byBus.get(dev.bus)?.get(key)?.delete(dev);
+    if (!this.has(dev)) return;
+    this.keyOf[dev.busSeq] = undefined;
+    this.count--;
   }
 
   /** Indexed devices on `bus` whose key passes `want` (or all of them), in bus order. */
@@ -59,9 +72,20 @@ export class ProbeIndex {
     const m = this.byBus.get(bus);
     if (m === undefined) return [];
     const out: Device[] = [];
-    for (const [key, set] of m) {
+    const pass = ++this.pass;
+    for (const [key, bucket] of m) {
       if (want !== null && !want(key)) continue;
-      for (const d of set) out.push(d);
+      // Compact: keep entries still indexed under this key, each device once.
+      let w = 0;
+      for (let r = 0; r < bucket.length; r++) {
+        const d = bucket[r]!;
+        const seq = d.busSeq;
+        if (seq < 0 || this.keyOf[seq] !== key || this.seen[seq] === pass) continue;
+        this.seen[seq] = pass;
+        bucket[w++] = d;
+        out.push(d);
+      }
+      bucket.length = w;
     }
     out.sort((a, b) => a.busSeq - b.busSeq);
     return out;

@@ -135,6 +135,6 @@ export function checkInvariants(m: Machine): Violation[] {
 
   // I33: between steps no path holds a lock.
   const locks = [k.probeLock, m.dc.deferredProbeMutex, ...[...k.groups].map((g) => g.mutex), ...[...m.devices.values()].map((r) => r.dev.lock)];
-  for (const l of locks) if (l.owner !== null) bad("I33 lock-held", `${l.name} is still held by ${l.owner.name}`);
+  for (const l of locks) if (l.holder !== null) bad("I33 lock-held", `${l.lockName} is still held by ${l.holder.name}`);
   return out;
 }

@@ -59,7 +59,7 @@ describe("invariant checkers flag the state they guard", () => {
     expect(broken((m) => (group(m, "b").domain = null))).toContain("I13 domain-set");
   });
   it("I33: a lock still held between steps", () => {
-    expect(broken((m) => (m.k.probeLock.owner = m.dc.sched.current))).toContain("I33 lock-held");
+    expect(broken((m) => (m.k.probeLock.holder = m.dc.sched.current))).toContain("I33 lock-held");
   });
   it("I8: a dev_iommu left behind by a failed probe", () => {
     expect(
