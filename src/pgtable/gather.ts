@@ -43,6 +43,8 @@ export class IommuPagesList {
 
   /** Empty the list without freeing (`INIT_LIST_HEAD`): pages not put first stay allocated, i.e. leak. */
   init(): void {
+    // Setting an array's length is a runtime call; the common gather holds no pages.
+    if (this.offsets.length === 0) return;
     this.pools.length = 0;
     this.offsets.length = 0;
     this.bytes.length = 0;
