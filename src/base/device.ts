@@ -44,6 +44,8 @@ export class Device extends Mutex {
   iommuGroup: IommuGroupFwd | null = null;
   /** `dev->dma_iommu`: DMA API goes through iommu-dma. */
   dmaIommu = false;
+  /** `*dev->dma_mask` as the highest address the device can DMA to (32 bits until a driver sets more). */
+  dmaMask = 2 ** 32 - 1;
 
   /** Devices whose parent this is (`dev->p->klist_children`), allocated with the first one. */
   children: Device[] | null = null;

@@ -27,6 +27,8 @@ export class DriverCore {
   driverDeferredProbeEnable = false;
   /** defer_all_probes (device_block_probing). */
   deferAllProbes = false;
+  /** Model time in milliseconds (jiffies): scenarios advance it; timers fire when it passes them. */
+  now = 0;
 
   private busSeq = 0;
 

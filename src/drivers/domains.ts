@@ -8,13 +8,14 @@
 import type { Device } from "../base/device.ts";
 import { pciDisablePasid, pciEnablePasid } from "../base/pci/ats.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
-import { isErr, kerr, type KError } from "../lib/errno.ts";
+import { isErr, kerr, KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_UNMANAGED, IommuDomain, type IommuDomainGeometry } from "../iommu/domain.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import type { DriverEnv } from "./driver.ts";
 import type { IommuDomainOps, IommuIotlbGather, Mapped } from "../iommu/ops.ts";
+import { iommuIotlbGatherAddRange } from "../pgtable/gather.ts";
 import {
   allocIoPgtableOps,
   IOMMU_READ,
@@ -108,16 +109,24 @@ export function staticBlockedDomain(driver: string): IommuDomain {
   return staticDomain(IOMMU_DOMAIN_BLOCKED, `${driver} blocked`);
 }
 
-function ensurePgtbl(d: IommuDomain): IoPgtableOps | KError {
-  const p = pagingPriv(d);
-  if (p.pgtbl !== null) return p.pgtbl;
+function allocPgtbl(d: IommuDomain, p: PagingDomainPriv): IoPgtableOps | KError {
   const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
     ...p.format.cfg,
     tlb: {
-      tlbFlushAll: () => void tlb.flushAll++,
-      tlbFlushWalk: () => void tlb.flushWalk++,
-      tlbAddPage: () => void tlb.addPage++,
+      tlbFlushAll: () => {
+        tlb.flushAll++;
+        d.iotlb?.invalidateAll();
+      },
+      // A table went away: walk caches and any leaf entries under it are invalidated now.
+      tlbFlushWalk: (iova, size) => {
+        tlb.flushWalk++;
+        d.iotlb?.invalidateRange(iova, iova + size - 1);
+      },
+      tlbAddPage: (gather, iova, granule) => {
+        tlb.addPage++;
+        iommuIotlbGatherAddRange(gather, iova, granule);
+      },
     },
     onFinding: (kind, iova, message) => void (p.findings ??= []).push({ kind, iova, message }),
   });
@@ -147,8 +156,9 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       return attachCheck(d, dev);
     },
     mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
-      const t = ensurePgtbl(d);
-      if (isErr(t)) return t;
+      const p = pagingPriv(d);
+      const t = p.pgtbl ?? allocPgtbl(d, p);
+      if (t instanceof KError) return t;
       return t.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
     },
     unmapPages(d: IommuDomain, iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null) {
@@ -159,11 +169,25 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       const t = pagingPriv(d).pgtbl;
       return t === null ? 0 : t.iovaToPhys(iova);
     },
-    iotlbSync(d: IommuDomain) {
+    iotlbSync(d: IommuDomain, gather: IommuIotlbGather) {
       (pagingPriv(d).tlb ??= newTlbLog()).sync++;
+      if (gather.end >= gather.start) d.iotlb?.invalidateRange(gather.start, gather.end);
+      // Table pages the unmap detached are free once the IOTLB no longer walks them.
+      gather.freelist.put();
     },
     flushIotlbAll(d: IommuDomain) {
       (pagingPriv(d).tlb ??= newTlbLog()).flushAll++;
+      d.iotlb?.invalidateAll();
+    },
+    stats(d: IommuDomain) {
+      const p = pagingPriv(d);
+      const t = p.pgtbl;
+      return {
+        tablePages: t === null ? 0 : t.tablePages(),
+        tableBytes: t === null ? 0 : t.tableBytes(),
+        tlb: { ...(p.tlb ?? newTlbLog()) },
+        findings: (p.findings ?? []).map((f) => `${f.kind} at 0x${f.iova.toString(16)}: ${f.message}`),
+      };
     },
     free(d: IommuDomain) {
       const p = pagingPriv(d);

@@ -162,7 +162,8 @@ export function iommuSetupDefaultDomain(k: IommuCore, group: IommuGroup, targetT
   return 0;
 }
 
-// @kernel: iommu_setup_dma_ops (dev->dma_iommu follows the default domain)
+// @kernel: iommu_setup_dma_ops (dev->dma_iommu follows the default domain; PCI tries 32-bit IOVAs first)
 export function iommuSetupDmaOps(dev: Device, domain: IommuDomain): void {
   dev.dmaIommu = iommuIsDmaDomain(domain);
+  if (dev.dmaIommu && dev.pci !== null) devIommu(dev)!.pci32bitWorkaround = true;
 }

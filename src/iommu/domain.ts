@@ -4,6 +4,7 @@
  * finalised for, its page sizes and aperture.
  */
 import type { IommuDevice } from "./iommu-device.ts";
+import type { IommuIotlb } from "./iotlb.ts";
 import type { IommuDomainOps, IommuOps } from "./ops.ts";
 
 // include/linux/iommu.h: domain type bits
@@ -81,6 +82,14 @@ export class IommuDomain {
   spansInstances = false;
   /** The IO page-table format of a paging domain (for display), null for static domains. */
   pgtableFormat: string | null = null;
+  /** Bytes mapped through iommu_map and not yet unmapped. */
+  mappedBytes = 0;
+  /** The domain's cookie (`domain->iova_cookie`): owned by the DMA layer for DMA-API domains. */
+  cookie: unknown = null;
+  /** The IOTLB model for this domain's translations, created by the first device DMA. */
+  iotlb: IommuIotlb | null = null;
+  /** iommu_set_fault_handler: called with (iova, flags); the default reports -ENOSYS. */
+  faultHandler: ((iova: number, write: boolean) => number) | null = null;
 
   constructor(
     public type: number,

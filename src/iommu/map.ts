@@ -5,7 +5,7 @@
  * Hot path: no allocation per call; results travel through scratch
  * objects, as the kernel uses out-parameters.
  */
-import { ctz, isAligned } from "../lib/bits.ts";
+import { isAligned, modPow2 } from "../lib/bits.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { __IOMMU_DOMAIN_PAGING, IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "./domain.ts";
 import type { IommuIotlbGather, Mapped } from "./ops.ts";
@@ -25,22 +25,24 @@ const scratchGather = newIommuIotlbGather();
 // @kernel: iommu_pgsize
 export function iommuPgsize(domain: IommuDomain, iova: number, paddr: number, size: number, out: PgsizeResult): PgsizeResult {
   const sizes = domain.pgsizes;
-  // Sizes up to `size` and up to the alignment of iova|paddr.
-  const merge = Math.min(ctz(iova), ctz(paddr));
-  let idx = -1;
-  for (let i = 0; i < sizes.length; i++) {
+  // The largest size up to `size` and up to the alignment of iova|paddr. Sizes ascend and
+  // alignment to a size implies alignment to every smaller one, so the first misfit ends it.
+  const first = sizes[0]!;
+  if (first > size || modPow2(iova, first) !== 0 || modPow2(paddr, first) !== 0) {
+    throw new Error(`iommu_pgsize: no page size fits iova 0x${iova.toString(16)} size 0x${size.toString(16)} (BUG)`);
+  }
+  let idx = 0;
+  for (let i = 1; i < sizes.length; i++) {
     const s = sizes[i]!;
-    if (s > size) break;
-    if (merge < 64 && ctz(s) > merge) break;
+    if (s > size || modPow2(iova, s) !== 0 || modPow2(paddr, s) !== 0) break;
     idx = i;
   }
-  if (idx < 0) throw new Error(`iommu_pgsize: no page size fits iova 0x${iova.toString(16)} size 0x${size.toString(16)} (BUG)`);
   const pgsize = sizes[idx]!;
   let run = size;
   const next = sizes[idx + 1];
   // Stop at the next larger page's boundary if iova and paddr can use it from there.
-  if (next !== undefined && iova % next === paddr % next) {
-    const offset = next - (iova % next);
+  if (next !== undefined && modPow2(iova, next) === modPow2(paddr, next)) {
+    const offset = next - modPow2(iova, next);
     if (offset + next <= size) run = offset;
   }
   out.pgsize = pgsize;
@@ -55,6 +57,11 @@ export function iommuUnmapInternal(domain: IommuDomain, iova: number, size: numb
   if (unmapPages === undefined || domain.pgsizes.length === 0) return 0;
   const min = domain.pgsizes[0]!;
   if (!isAligned(iova, min) || !isAligned(size, min)) return 0;
+  if (size === min) {
+    const n = unmapPages(domain, iova, min, 1, gather);
+    domain.mappedBytes -= n;
+    return n;
+  }
   let unmapped = 0;
   while (unmapped < size) {
     const pg = iommuPgsize(domain, iova, iova, size - unmapped, scratchPg);
@@ -63,6 +70,7 @@ export function iommuUnmapInternal(domain: IommuDomain, iova: number, size: numb
     iova += n;
     unmapped += n;
   }
+  domain.mappedBytes -= unmapped;
   return unmapped;
 }
 
@@ -98,6 +106,14 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
       `unaligned: iova 0x${iova.toString(16)} pa 0x${paddr.toString(16)} size 0x${size.toString(16)} min_pagesz 0x${min.toString(16)}`,
     );
   }
+  // One page of the smallest size: a single map_pages call, no splitting needed.
+  if (size === min) {
+    scratchMapped.bytes = 0;
+    const r = mapPages(domain, iova, paddr, min, 1, prot, scratchMapped);
+    domain.mappedBytes += scratchMapped.bytes;
+    if (r !== 0 && scratchMapped.bytes > 0) iommuUnmap(domain, iova, scratchMapped.bytes);
+    return r;
+  }
   const origIova = iova;
   const origSize = size;
   let ret: 0 | KError = 0;
@@ -111,6 +127,7 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
     iova += mapped;
     paddr += mapped;
   }
+  domain.mappedBytes += origSize - size;
   // All or nothing: undo what this call mapped.
   if (ret !== 0 && origSize - size > 0) iommuUnmap(domain, origIova, origSize - size);
   return ret;

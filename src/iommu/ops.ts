@@ -42,6 +42,15 @@ export interface IommuOps {
 export type Mapped = MappedBytes;
 export type { IommuIotlbGather };
 
+/** What a driver reports about a domain for the snapshot (model only). */
+export interface IommuDomainStats {
+  tablePages: number;
+  tableBytes: number;
+  tlb: { flushAll: number; flushWalk: number; addPage: number; sync: number };
+  /** Kernel WARNs and quirks its page table reported. */
+  findings: string[];
+}
+
 export interface IommuDomainOps {
   /** `old` is the domain being replaced (null on a first attach). */
   attachDev(domain: IommuDomain, dev: Device, old: IommuDomain | null): 0 | KError;
@@ -53,4 +62,6 @@ export interface IommuDomainOps {
   iotlbSync?(domain: IommuDomain, gather: IommuIotlbGather): void;
   flushIotlbAll?(domain: IommuDomain): void;
   free?(domain: IommuDomain): void;
+  /** Model only: page-table memory and the invalidations the driver issued for this domain. */
+  stats?(domain: IommuDomain): IommuDomainStats;
 }

@@ -22,9 +22,18 @@ export function fls(x: number): number {
   return 32 + 31 - Math.clz32(Math.floor(x / TWO32));
 }
 
+/**
+ * `x & (a - 1)` for a power-of-two `a`: the offset of x inside an a-aligned
+ * block. `%` on numbers above 2^31 is a call to fmod; for a <= 2^31 the low
+ * 32 bits (`x >>> 0`, exact for integers below 2^53) are enough.
+ */
+export function modPow2(x: number, a: number): number {
+  return a <= 0x80000000 ? (x >>> 0) & (a - 1) : x - Math.floor(x / a) * a;
+}
+
 /** `IS_ALIGNED(x, a)` for a power-of-two `a`. */
 export function isAligned(x: number, a: number): boolean {
-  return x % a === 0;
+  return modPow2(x, a) === 0;
 }
 
 /** `ALIGN(x, a)`: round up to a multiple of the power of two `a`. */

@@ -22,11 +22,6 @@ import { iommuAttachDevicePasid, iommuDetachDevicePasid, iommuReplaceDevicePasid
 import { isErr } from "../lib/errno.ts";
 import type { Machine } from "./machine.ts";
 
-/** A path that only returns `r`: the outcome of a step that needs no kernel path. */
-function* done(r: 0 | KError): Path<0 | KError> {
-  return r;
-}
-
 /** The live domain a scenario reference names. */
 export function findDomain(m: Machine, ref: string | number): IommuDomain | KError {
   if (typeof ref === "string") {
@@ -43,16 +38,16 @@ function groupOf(m: Machine, device: string): IommuGroup | KError {
   return devGroup(dev) ?? kerr("ENODEV", `${device} is not in an IOMMU group`);
 }
 
-export function domainAlloc(m: Machine, name: string, device: string): Path<0 | KError> {
+export function* domainAlloc(m: Machine, name: string, device: string): Path<0 | KError> {
   const existing = m.userDomains.get(name);
-  if (existing !== undefined && !existing.freed) return done(kerr("EEXIST", `a domain named '${name}' is already allocated`));
+  if (existing !== undefined && !existing.freed) return kerr("EEXIST", `a domain named '${name}' is already allocated`);
   const dev = m.devices.get(device)!.dev;
   const strategy = m.k.strategy.domainAllocation;
   const d = strategy.alloc(m.k, dev);
-  if (isErr(d)) return done(d);
+  if (isErr(d)) return d;
   m.userDomains.set(name, d);
   if (m.k.tracing) m.k.note("domain_alloc", device, `${strategy.name}: ${d} for ${d.iommu?.name ?? "any instance"}`);
-  return done(0);
+  return 0;
 }
 
 /** Domains some group or device still uses cannot be freed (the kernel would use-after-free). */
@@ -64,48 +59,48 @@ function inUse(m: Machine, d: IommuDomain): string | null {
   return null;
 }
 
-export function domainFree(m: Machine, ref: string | number): Path<0 | KError> {
+export function* domainFree(m: Machine, ref: string | number): Path<0 | KError> {
   const d = findDomain(m, ref);
-  if (isErr(d)) return done(d);
-  if (d.isStatic) return done(kerr("EINVAL", `${d} is a driver's static domain`));
+  if (isErr(d)) return d;
+  if (d.isStatic) return kerr("EINVAL", `${d} is a driver's static domain`);
   const user = inUse(m, d);
-  if (user !== null) return done(kerr("EBUSY", `${d} is still attached to ${user}`));
+  if (user !== null) return kerr("EBUSY", `${d} is still attached to ${user}`);
   iommuDomainFree(m.k, d);
-  return done(0);
+  return 0;
 }
 
-export function attachGroup(m: Machine, ref: string | number, device: string): Path<0 | KError> {
+export function* attachGroup(m: Machine, ref: string | number, device: string): Path<0 | KError> {
   const d = findDomain(m, ref);
-  if (isErr(d)) return done(d);
+  if (isErr(d)) return d;
   const g = groupOf(m, device);
-  if (isErr(g)) return done(g);
-  return iommuAttachGroup(m.k, d, g);
+  if (isErr(g)) return g;
+  return yield* iommuAttachGroup(m.k, d, g);
 }
 
-export function attachDevice(m: Machine, ref: string | number, device: string): Path<0 | KError> {
+export function* attachDevice(m: Machine, ref: string | number, device: string): Path<0 | KError> {
   const d = findDomain(m, ref);
-  if (isErr(d)) return done(d);
-  return iommuAttachDevice(m.k, d, m.devices.get(device)!.dev);
+  if (isErr(d)) return d;
+  return yield* iommuAttachDevice(m.k, d, m.devices.get(device)!.dev);
 }
 
-export function detach(m: Machine, device: string, ref: string | number | undefined): Path<0 | KError> {
+export function* detach(m: Machine, device: string, ref: string | number | undefined): Path<0 | KError> {
   if (ref === undefined) {
     const g = groupOf(m, device);
-    if (isErr(g)) return done(g);
-    return iommuDetachGroup(m.k, g);
+    if (isErr(g)) return g;
+    return yield* iommuDetachGroup(m.k, g);
   }
   const d = findDomain(m, ref);
-  if (isErr(d)) return done(d);
-  return iommuDetachDevice(m.k, d, m.devices.get(device)!.dev);
+  if (isErr(d)) return d;
+  return yield* iommuDetachDevice(m.k, d, m.devices.get(device)!.dev);
 }
 
-export function pasidOp(m: Machine, op: "attach" | "detach" | "replace", ref: string | number, device: string, pasid: number): Path<0 | KError> {
+export function* pasidOp(m: Machine, op: "attach" | "detach" | "replace", ref: string | number, device: string, pasid: number): Path<0 | KError> {
   const d = findDomain(m, ref);
-  if (isErr(d)) return done(d);
+  if (isErr(d)) return d;
   const dev = m.devices.get(device)!.dev;
-  if (op === "attach") return iommuAttachDevicePasid(m.k, d, dev, pasid);
-  if (op === "detach") return iommuDetachDevicePasid(m.k, d, dev, pasid);
-  return iommuReplaceDevicePasid(m.k, d, dev, pasid);
+  if (op === "attach") return yield* iommuAttachDevicePasid(m.k, d, dev, pasid);
+  if (op === "detach") return yield* iommuDetachDevicePasid(m.k, d, dev, pasid);
+  return yield* iommuReplaceDevicePasid(m.k, d, dev, pasid);
 }
 
 function cookie(m: Machine, owner: string): { name: string } {
@@ -117,12 +112,12 @@ function cookie(m: Machine, owner: string): { name: string } {
   return c;
 }
 
-export function claimDmaOwner(m: Machine, device: string, owner: string, group: boolean): Path<0 | KError> {
+export function* claimDmaOwner(m: Machine, device: string, owner: string, group: boolean): Path<0 | KError> {
   const dev = m.devices.get(device)!.dev;
-  if (!group) return iommuDeviceClaimDmaOwner(m.k, dev, cookie(m, owner));
+  if (!group) return yield* iommuDeviceClaimDmaOwner(m.k, dev, cookie(m, owner));
   const g = groupOf(m, device);
-  if (isErr(g)) return done(g);
-  return iommuGroupClaimDmaOwner(m.k, g, cookie(m, owner));
+  if (isErr(g)) return g;
+  return yield* iommuGroupClaimDmaOwner(m.k, g, cookie(m, owner));
 }
 
 export function* releaseDmaOwner(m: Machine, device: string, group: boolean): Path<0 | KError> {
@@ -136,8 +131,8 @@ export function* releaseDmaOwner(m: Machine, device: string, group: boolean): Pa
   return 0;
 }
 
-export function groupType(m: Machine, device: string, type: string): Path<0 | KError> {
+export function* groupType(m: Machine, device: string, type: string): Path<0 | KError> {
   const g = groupOf(m, device);
-  if (isErr(g)) return done(g);
-  return iommuGroupStoreType(m.k, g, type);
+  if (isErr(g)) return g;
+  return yield* iommuGroupStoreType(m.k, g, type);
 }

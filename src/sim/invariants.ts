@@ -133,6 +133,10 @@ export function checkInvariants(m: Machine): Violation[] {
     }
   }
 
+  // Isolation: a device's DMA reaches only what its current domain maps (a lazy domain's
+  // flush-queue window excepted, which the DMA layer reports as a finding instead).
+  for (const b of m.isolationBreaches) bad("I-isolation", b);
+
   // I33: between steps no path holds a lock.
   const locks = [k.probeLock, m.dc.deferredProbeMutex, ...[...k.groups].map((g) => g.mutex), ...[...m.devices.values()].map((r) => r.dev.lock)];
   for (const l of locks) if (l.holder !== null) bad("I33 lock-held", `${l.lockName} is still held by ${l.holder.name}`);

@@ -37,6 +37,17 @@ export interface EventRecord {
   event: string;
   arg: string;
   result: string;
+  /** What the call returned, for events that return something (bytes unmapped, an address). */
+  value?: number;
+}
+
+/** A DMA mapping a dma_map event made. */
+export interface DmaHandle {
+  device: string;
+  dma: number;
+  size: number;
+  live: boolean;
+  sg: boolean;
 }
 
 export interface MachineOptions {
@@ -60,6 +71,14 @@ export class Machine {
   /** DMA owner cookies, by the names claim_dma_owner events use. */
   readonly owners = new Map<string, { name: string }>();
   readonly quirks: DriverQuirks = { defDomainType: new Map(), failAttach: new Map() };
+  /** DMA handles dma_map events made, by name. */
+  readonly dmaHandles = new Map<string, DmaHandle>();
+  /** The model's findings: stale IOTLB DMA and the like. */
+  readonly findings: string[] = [];
+  /** Device DMA that reached memory its domain no longer maps outside a lazy-invalidation window. */
+  readonly isolationBreaches: string[] = [];
+  /** The value of the last event that returns one. */
+  lastValue: number | undefined = undefined;
   readonly arch: "x86" | "arm64";
 
   constructor(
@@ -236,6 +255,7 @@ export class Machine {
         const h = spec["pci-host"];
         if (h !== undefined) hostDevice.set(h.segment, dev);
       }
+      if (spec["dma-mask"] !== undefined) dev.dmaMask = 2 ** spec["dma-mask"] - 1;
       if (spec["reserved-regions"] !== undefined) {
         this.firmware.resvRegions.set(
           spec.name,

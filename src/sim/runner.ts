@@ -19,6 +19,7 @@ import {
   pasidOp,
   releaseDmaOwner,
 } from "./domain-actions.ts";
+import { advanceTime, deviceDma, dmaMap, dmaUnmap, map, unmap } from "./dma-actions.ts";
 import { matchExpect } from "./expect.ts";
 import { checkInvariants, formatViolation } from "./invariants.ts";
 import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
@@ -103,6 +104,31 @@ export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0
       const a = e.group_type!;
       return { arg: `${a.device} ${a.type}`, path: groupType(m, a.device, a.type) };
     }
+    case "map": {
+      const a = e.map!;
+      return { arg: `${a.domain} ${a.iova} -> ${a.paddr} ${a.size}`, path: map(m, a.domain, a.iova, a.paddr, a.size, a.prot ?? "rw") };
+    }
+    case "unmap": {
+      const a = e.unmap!;
+      return { arg: `${a.domain} ${a.iova} ${a.size}`, path: unmap(m, a.domain, a.iova, a.size) };
+    }
+    case "dma_map": {
+      const a = e.dma_map!;
+      return { arg: `${a.device} ${a.name}`, path: dmaMap(m, a.device, a.name, a.dir ?? "bidirectional", a.paddr, a.size, a.sg) };
+    }
+    case "dma_unmap": {
+      const a = e.dma_unmap!;
+      return { arg: `${a.device} ${a.name}`, path: dmaUnmap(m, a.device, a.name) };
+    }
+    case "device_dma": {
+      const a = e.device_dma!;
+      return {
+        arg: `${a.device} ${a.handle ?? a.iova} ${a.dir ?? "read"}`,
+        path: deviceDma(m, a.device, a.iova, a.handle, a.size, a.dir === "write"),
+      };
+    }
+    case "advance_time":
+      return { arg: `${e.advance_time} ms`, path: advanceTime(m, e.advance_time!) };
     case "expect":
       throw new Error("an expectation is not a kernel entry point");
   }
@@ -180,8 +206,17 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     const { arg, path } = eventPath(m, e);
     const key = eventKey(e);
     m.dc.trace.event(step, `${key} ${arg}`);
+    m.lastValue = undefined;
     const r = runPath(path);
-    m.events.push({ event: key, arg, result: resultName(r) });
+    const rec: EventRecord = { event: key, arg, result: resultName(r) };
+    if (r === 0 && m.lastValue !== undefined) rec.value = m.lastValue;
+    m.events.push(rec);
+    if (e.expect_value !== undefined && rec.value !== e.expect_value) {
+      failed++;
+      failures.push({ step, kind: "expect_error", message: `${key} ${arg}: expected value 0x${e.expect_value.toString(16)}, got ${rec.value === undefined ? "none" : "0x" + rec.value.toString(16)}` });
+    } else if (e.expect_value !== undefined) {
+      passed++;
+    }
     if (e.expect_error !== undefined) {
       const got = r === 0 ? "success" : r.errno;
       if (got !== e.expect_error) {

@@ -8,7 +8,8 @@ import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { domainTypeName, type IommuDomain } from "../iommu/domain.ts";
 import { formatResvRegion, iommuGetGroupResvRegions } from "../iommu/group-resv.ts";
 import type { IommuGroup } from "../iommu/group.ts";
-import type { EventRecord, Machine } from "./machine.ts";
+import { dmaDomainStats } from "../dma/dma-iommu.ts";
+import type { DmaHandle, EventRecord, Machine } from "./machine.ts";
 
 export type ProbeState = "none" | "bound" | "deferred" | "failed";
 
@@ -58,6 +59,15 @@ export interface DomainSnap {
   page_sizes: string[];
   format: string | null;
   static: boolean;
+  mapped_bytes: number;
+  pgtable_pages: number;
+  pgtable_bytes: number;
+  /** Invalidations the driver issued (flush_all, flush_walk, add_page, sync). */
+  tlb: { flushAll: number; flushWalk: number; addPage: number; sync: number } | null;
+  /** Valid IOTLB entries (once a device did DMA through the domain). */
+  iotlb_entries: number;
+  /** DMA-API domains: IOVA ranges in the allocator (those parked in its per-CPU caches included) and, for DMA-FQ, entries waiting in the flush queue. */
+  dma: { iovas: number; fq: number | null; fq_flushes: number | null } | null;
 }
 
 export interface Snapshot {
@@ -73,6 +83,10 @@ export interface Snapshot {
   boot: EventRecord[];
   events: EventRecord[];
   warnings: string[];
+  /** The model's findings: stale IOTLB DMA, page-table quirks the formats reported. */
+  findings: string[];
+  /** DMA handles dma_map events made. */
+  dma_handles: Record<string, DmaHandle>;
   violations: string[];
 }
 
@@ -129,6 +143,7 @@ function groupSnap(g: IommuGroup): GroupSnap {
 }
 
 function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
+  const stats = d.ops.stats?.(d) ?? null;
   return {
     id: d.id,
     name,
@@ -137,6 +152,12 @@ function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
     page_sizes: d.pgsizes.map(sizeName),
     format: d.pgtableFormat,
     static: d.isStatic,
+    mapped_bytes: d.mappedBytes,
+    pgtable_pages: stats?.tablePages ?? 0,
+    pgtable_bytes: stats?.tableBytes ?? 0,
+    tlb: stats?.tlb ?? null,
+    iotlb_entries: d.iotlb?.size ?? 0,
+    dma: dmaDomainStats(d),
   };
 }
 
@@ -165,6 +186,8 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),
     warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+    findings: [...m.findings, ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
+    dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { ...h }])),
     violations: [...violations],
   };
 }

@@ -95,6 +95,6 @@ devices:
       [["m0"], "blocked"],
       [["m1"], "blocked"],
     ]);
-    expect(r.snapshot.domains).toEqual([{ id: 1, name: null, type: "blocked", iommu: null, page_sizes: [], format: null, static: true }]);
+    expect(r.snapshot.domains).toMatchObject([{ id: 1, name: null, type: "blocked", iommu: null, page_sizes: [], format: null, static: true }]);
   });
 });

@@ -135,6 +135,10 @@ export function checkScenario(s: Scenario): Problem[] {
 
   // Events
   const declaredDomains = new Set(s.events.flatMap((e) => (e.domain_alloc ? [e.domain_alloc.name] : [])));
+  const declaredHandles = new Set(s.events.flatMap((e) => (e.dma_map ? [e.dma_map.name] : [])));
+  const checkHandle = (n: string, path: KeyPath) => {
+    if (!declaredHandles.has(n)) bad(path, `no dma_map event names a DMA handle '${n}'`);
+  };
   const checkDomain = (ref: string | number, path: KeyPath) => {
     if (typeof ref === "string" && !declaredDomains.has(ref)) bad(path, `no domain_alloc event names a domain '${ref}'`);
   };
@@ -187,6 +191,32 @@ export function checkScenario(s: Scenario): Problem[] {
         if (a.domain !== undefined) checkDomain(a.domain, at(k, "domain"));
         break;
       }
+      case "map":
+        checkDomain(e.map!.domain, at("map", "domain"));
+        break;
+      case "unmap":
+        checkDomain(e.unmap!.domain, at("unmap", "domain"));
+        break;
+      case "dma_map": {
+        const a = e.dma_map!;
+        checkDevice(a.device, at("dma_map", "device"));
+        if (a.sg === undefined && (a.paddr === undefined || a.size === undefined)) bad(at("dma_map"), "dma_map needs paddr and size (dma_map_page) or sg (dma_map_sg)");
+        if (a.sg !== undefined && (a.paddr !== undefined || a.size !== undefined)) bad(at("dma_map"), "dma_map takes sg or paddr/size, not both");
+        break;
+      }
+      case "dma_unmap":
+        checkDevice(e.dma_unmap!.device, at("dma_unmap", "device"));
+        checkHandle(e.dma_unmap!.name, at("dma_unmap", "name"));
+        break;
+      case "device_dma": {
+        const a = e.device_dma!;
+        checkDevice(a.device, at("device_dma", "device"));
+        if ((a.iova === undefined) === (a.handle === undefined)) bad(at("device_dma"), "device_dma needs exactly one of iova and handle");
+        if (a.handle !== undefined) checkHandle(a.handle, at("device_dma", "handle"));
+        break;
+      }
+      case "advance_time":
+        break;
       case "claim_dma_owner":
       case "release_dma_owner":
       case "group_type": {

@@ -85,6 +85,7 @@ const deviceSchema = z
       .optional()
       .describe("what the IOMMU driver's def_domain_type answers for this device (its quirk table)"),
     fail_attach: errno.optional().describe("fault injection: the IOMMU driver fails attach_dev of an UNMANAGED domain to this device"),
+    "dma-mask": z.number().int().min(1).max(64).optional().describe("DMA mask width in bits (default 32)"),
     added: z.boolean().optional().describe("added at boot (default true)"),
     add_with: z
       .enum(["device_add", "iommu_mock_device_add"])
@@ -135,7 +136,11 @@ const domainExpect = z.strictObject({
   type: z.string().optional(),
   iommu: z.string().nullable().optional(),
   page_sizes: z.array(z.string()).optional(),
+  format: z.string().nullable().optional(),
   live: z.boolean().optional(),
+  mapped_bytes: z.number().optional(),
+  pgtable_pages: z.number().optional(),
+  pgtable_bytes: z.number().optional(),
 });
 
 const iommuExpect = z.strictObject({
@@ -154,6 +159,7 @@ export const expectSchema = z
     deferred: z.array(name).optional().describe("exactly the devices on the deferred-probe lists"),
     violations: z.array(z.string()).optional().describe("[] asserts that no invariant is broken"),
     warnings: z.array(z.string()).optional().describe("kernel WARNs so far, by function name; [] asserts none"),
+    findings: z.array(z.string()).optional().describe("the model's findings so far (stale IOTLB DMA, page-table quirks); [] asserts none"),
   })
   .describe("a partial match against the snapshot: only the keys written are compared");
 
@@ -180,6 +186,12 @@ const EVENT_KEYS = [
   "claim_dma_owner",
   "release_dma_owner",
   "group_type",
+  "map",
+  "unmap",
+  "dma_map",
+  "dma_unmap",
+  "device_dma",
+  "advance_time",
   "expect",
 ] as const;
 export type EventKey = (typeof EVENT_KEYS)[number];
@@ -220,8 +232,37 @@ export const eventSchema = z
       .strictObject({ device: name, type: z.enum(["identity", "DMA", "DMA-FQ", "auto"]) })
       .optional()
       .describe("write /sys/kernel/iommu_groups/N/type for the device's group"),
+    map: z
+      .strictObject({ domain: domainRef, iova: sizeSchema, paddr: sizeSchema, size: sizeSchema, prot: z.enum(["r", "w", "rw"]).optional() })
+      .optional()
+      .describe("iommu_map on a domain (prot default rw)"),
+    unmap: z.strictObject({ domain: domainRef, iova: sizeSchema, size: sizeSchema }).optional().describe("iommu_unmap; its value is the bytes unmapped"),
+    dma_map: z
+      .strictObject({
+        device: name,
+        name,
+        paddr: sizeSchema.optional(),
+        size: sizeSchema.optional(),
+        sg: z.array(z.tuple([sizeSchema, sizeSchema])).min(1).optional().describe("dma_map_sg: [paddr, length] entries"),
+        dir: z.enum(["bidirectional", "to_device", "from_device"]).optional(),
+      })
+      .optional()
+      .describe("dma_map_page (paddr, size) or dma_map_sg (sg); the handle gets a name; its value is the DMA address"),
+    dma_unmap: z.strictObject({ device: name, name }).optional().describe("dma_unmap_page / dma_unmap_sg of a named handle"),
+    device_dma: z
+      .strictObject({
+        device: name,
+        iova: sizeSchema.optional(),
+        handle: name.optional().describe("a dma_map handle: DMA to its address"),
+        size: sizeSchema.optional(),
+        dir: z.enum(["read", "write"]).optional(),
+      })
+      .optional()
+      .describe("the device performs DMA: translated through its domain; a fault fails with EFAULT; its value is the first physical address"),
+    advance_time: z.number().int().positive().optional().describe("milliseconds of model time pass: flush-queue timers fire"),
     expect: expectSchema.optional(),
     expect_error: errno.optional().describe("the event must fail with this errno"),
+    expect_value: z.number().optional().describe("the value the event returns: bytes unmapped, a DMA or physical address"),
     note: z.string().optional(),
   })
   .superRefine((e, ctx) => {

@@ -1,0 +1,283 @@
+/**
+ * The DMA API over a device's default domain (drivers/iommu/dma-iommu.c):
+ * each DMA-API domain has a cookie with an IOVA allocator and, for DMA-FQ
+ * domains, a flush queue. dma_map allocates an IOVA below the device's DMA
+ * limit and maps it; dma_unmap unmaps, then either syncs the IOTLB and
+ * frees the IOVA at once (strict) or queues both (lazy).
+ *
+ * Hot path: no allocation per map/unmap pair; IOVAs come from the
+ * allocator's per-CPU magazines.
+ */
+import type { Device } from "../base/device.ts";
+import { alignUp, modPow2 } from "../lib/bits.ts";
+import { kerr, isErr, type KError } from "../lib/errno.ts";
+import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
+import { IOMMU_DOMAIN_DMA_FQ, iommuIsDmaDomain, type IommuDomain } from "../iommu/domain.ts";
+import { iommuGetResvRegions } from "../iommu/direct-mapping.ts";
+import { iommuIotlbSync, iommuMap, iommuUnmapFast } from "../iommu/map.ts";
+import { IommuPagesList, iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
+import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
+import { FlushQueue, IOVA_DEFAULT_FQ_SIZE } from "./flush-queue.ts";
+import { initIovaDomain, type IovaDomain } from "./iova.ts";
+
+/** DMA_MAPPING_ERROR */
+export const DMA_MAPPING_ERROR = -1;
+
+export type DmaDataDirection = "bidirectional" | "to_device" | "from_device";
+
+/** struct iommu_dma_cookie */
+export class IommuDmaCookie {
+  fq: FlushQueue | null = null;
+  constructor(
+    readonly iovad: IovaDomain,
+    readonly domain: IommuDomain,
+  ) {}
+}
+
+/** The cookie of a DMA-API domain (created on first use by iommu_dma_init_domain). */
+export function dmaCookie(domain: IommuDomain): IommuDmaCookie | null {
+  return domain.cookie as IommuDmaCookie | null;
+}
+
+// @kernel: dma_set_mask
+export function dmaSetMask(dev: Device, bits: number): void {
+  dev.dmaMask = 2 ** bits - 1;
+}
+
+// @kernel: iommu_dma_init_domain (and iova_reserve_iommu_regions)
+function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | KError {
+  const granule = domain.pgsizes[0];
+  if (granule === undefined) return kerr("EINVAL", `${domain} has no page sizes`);
+  // IOVA page 0 is never handed out.
+  const basePfn = Math.max(1, Math.floor(domain.geometry.apertureStart / granule));
+  const iovad = initIovaDomain(granule, basePfn);
+  if (isErr(iovad)) return iovad;
+  // Firmware and hardware reserved regions never become IOVAs (software MSI windows excepted).
+  const group = devGroup(dev);
+  for (const gdev of group?.devices ?? []) {
+    for (const r of iommuGetResvRegions(gdev.dev)) {
+      if (r.type === "sw-msi") continue;
+      const lo = Math.floor(r.start / granule);
+      const hi = Math.floor((r.start + r.length - 1) / granule);
+      if (lo <= iovad.pfnMax) iovad.reserveIova(lo, Math.min(hi, iovad.pfnMax));
+    }
+  }
+  const cookie = new IommuDmaCookie(iovad, domain);
+  // @kernel: iommu_dma_init_fq (DMA-FQ domains of drivers with IOMMU_CAP_DEFERRED_FLUSH)
+  if (domain.type === IOMMU_DOMAIN_DMA_FQ) cookie.fq = new FlushQueue();
+  domain.cookie = cookie;
+  return cookie;
+}
+
+/** The cookie of `dev`'s DMA domain, set up on first use; null when the device does not use iommu-dma. */
+function dmaDomainCookie(dev: Device): IommuDmaCookie | KError | null {
+  if (!dev.dmaIommu) return null;
+  const domain = devGroup(dev)?.defaultDomain ?? null;
+  if (domain === null) return null;
+  const cookie = domain.cookie;
+  if (cookie instanceof IommuDmaCookie) return cookie;
+  return iommuIsDmaDomain(domain) ? iommuDmaInitDomain(domain, dev) : null;
+}
+
+// @kernel: dma_info_to_prot
+function dmaInfoToProt(dir: DmaDataDirection): number {
+  return dir === "to_device" ? IOMMU_READ : dir === "from_device" ? IOMMU_WRITE : IOMMU_READ | IOMMU_WRITE;
+}
+
+// @kernel: iommu_dma_alloc_iova
+function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, size: number, dmaLimit: number): number {
+  const iovad = cookie.iovad;
+  const domain = cookie.domain;
+  const gran = iovad.granule;
+  const iovaLen = size / gran;
+  if (domain.geometry.forceAperture && domain.geometry.apertureEnd < dmaLimit) dmaLimit = domain.geometry.apertureEnd;
+  // Try to get PCI devices a 32-bit (SAC) address first.
+  if (dmaLimit > 0xffffffff && dev.pci !== null) {
+    const p = devIommu(dev)!;
+    if (p.pci32bitWorkaround) {
+      const pfn = iovad.allocIovaFast(iovaLen, Math.floor(0xffffffff / gran), false);
+      if (pfn !== 0) return pfn * gran;
+      p.pci32bitWorkaround = false;
+    }
+  }
+  const pfn = iovad.allocIovaFast(iovaLen, Math.floor(dmaLimit / gran), true);
+  return pfn * gran;
+}
+
+// @kernel: fq_ring_free_locked
+function fqRingFree(cookie: IommuDmaCookie, q: FlushQueue): void {
+  const fq = q.fq;
+  while (fq.head !== fq.tail) {
+    const i = fq.head;
+    if (fq.counters[i]! >= q.flushFinishCnt) break;
+    const pages = q.freelists.get(i);
+    if (pages !== undefined) {
+      pages.put();
+      q.freelists.delete(i);
+    }
+    cookie.iovad.freeIovaFast(fq.pfns[i]!, fq.pages[i]!);
+    fq.head = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1);
+  }
+}
+
+// @kernel: fq_flush_iotlb
+function fqFlushIotlb(cookie: IommuDmaCookie, q: FlushQueue): void {
+  q.flushStartCnt++;
+  cookie.domain.ops.flushIotlbAll?.(cookie.domain);
+  q.flushFinishCnt++;
+  q.flushes++;
+}
+
+// @kernel: queue_iova
+function queueIova(cookie: IommuDmaCookie, q: FlushQueue, pfn: number, pages: number, freelist: IommuPagesList, now: number): void {
+  fqRingFree(cookie, q);
+  if (q.fq.full) {
+    fqFlushIotlb(cookie, q);
+    fqRingFree(cookie, q);
+  }
+  const fq = q.fq;
+  const i = fq.tail;
+  fq.tail = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1);
+  fq.pfns[i] = pfn;
+  fq.pages[i] = pages;
+  fq.counters[i] = q.flushStartCnt;
+  if (freelist.length > 0) {
+    const held = new IommuPagesList();
+    held.splice(freelist);
+    q.freelists.set(i, held);
+  }
+  if (!q.timerOn) {
+    q.timerOn = true;
+    q.timerDeadline = now + q.timeoutMs;
+  }
+}
+
+// @kernel: fq_flush_timeout
+export function fqFlushTimeout(cookie: IommuDmaCookie): void {
+  const q = cookie.fq;
+  if (q === null) return;
+  q.timerOn = false;
+  fqFlushIotlb(cookie, q);
+  fqRingFree(cookie, q);
+}
+
+/** Runs the flush-queue timers that are due at model time `now`; returns how many fired. */
+export function dmaRunTimers(domains: Iterable<IommuDomain>, now: number): number {
+  let fired = 0;
+  for (const d of domains) {
+    const c = dmaCookie(d);
+    if (c?.fq?.timerOn && c.fq.timerDeadline <= now) {
+      fqFlushTimeout(c);
+      fired++;
+    }
+  }
+  return fired;
+}
+
+/**
+ * @kernel: iommu_dma_map_phys (__iommu_dma_map)
+ * Returns the DMA address, or DMA_MAPPING_ERROR. A device that does not use
+ * iommu-dma (identity domain, no IOMMU) gets dma-direct: its bus address is
+ * the physical address, if the DMA mask reaches it (swiotlb is not modelled).
+ */
+export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
+  const cookie = dmaDomainCookie(dev);
+  if (cookie === null) return phys + size - 1 <= dev.dmaMask ? phys : DMA_MAPPING_ERROR;
+  if (!(cookie instanceof IommuDmaCookie)) return DMA_MAPPING_ERROR;
+  const iovad = cookie.iovad;
+  const gran = iovad.granule;
+  const off = modPow2(phys, gran);
+  const len = alignUp(size + off, gran);
+  const iova = iommuDmaAllocIova(cookie, dev, len, dev.dmaMask);
+  if (iova === 0) return DMA_MAPPING_ERROR;
+  if (iommuMap(cookie.domain, iova, phys - off, len, dmaInfoToProt(dir)) !== 0) {
+    iovad.freeIovaFast(iova / gran, len / gran);
+    return DMA_MAPPING_ERROR;
+  }
+  return iova + off;
+}
+
+const unmapGather = newIommuIotlbGather();
+
+/** @kernel: iommu_dma_unmap_phys (__iommu_dma_unmap); returns the bytes unmapped. */
+export function dmaUnmapPage(dev: Device, dma: number, size: number, now = 0): number {
+  const cookie = dmaDomainCookie(dev);
+  if (!(cookie instanceof IommuDmaCookie)) return 0;
+  const iovad = cookie.iovad;
+  const gran = iovad.granule;
+  const off = modPow2(dma, gran);
+  const iova = dma - off;
+  const len = alignUp(size + off, gran);
+  const g = unmapGather;
+  iommuIotlbGatherInit(g);
+  const q = cookie.fq;
+  g.queued = q !== null;
+  const unmapped = iommuUnmapFast(cookie.domain, iova, len, g);
+  if (q === null) {
+    iommuIotlbSync(cookie.domain, g);
+    iovad.freeIovaFast(iova / gran, len / gran);
+  } else {
+    // Lazy: the IOVA and any detached table pages wait for a flush of the whole IOTLB.
+    queueIova(cookie, q, iova / gran, len / gran, g.freelist, now);
+  }
+  return unmapped;
+}
+
+/** One scatterlist entry for dma_map_sg. */
+export interface DmaSgEntry {
+  paddr: number;
+  length: number;
+}
+
+/**
+ * @kernel: iommu_dma_map_sg — one IOVA range for the whole list, each
+ * entry at its offset (the list is laid out contiguously in IOVA space,
+ * entries padded to the granule). Returns the base DMA address of the first
+ * entry and each entry's address, or DMA_MAPPING_ERROR.
+ */
+export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDirection): { dma: number; len: number; addrs: number[] } | KError {
+  const cookie = dmaDomainCookie(dev);
+  if (cookie === null) {
+    const addrs = sg.map((e) => e.paddr);
+    if (sg.some((e) => e.paddr + e.length - 1 > dev.dmaMask)) return kerr("EIO", "dma-direct: an entry lies beyond the device's DMA mask (no swiotlb)");
+    return { dma: addrs[0] ?? 0, len: 0, addrs };
+  }
+  if (isErr(cookie)) return cookie;
+  const gran = cookie.iovad.granule;
+  let total = 0;
+  const spans = sg.map((e) => {
+    const off = modPow2(e.paddr, gran);
+    const span = alignUp(e.length + off, gran);
+    const at = total;
+    total += span;
+    return { off, span, at };
+  });
+  const iova = iommuDmaAllocIova(cookie, dev, total, dev.dmaMask);
+  if (iova === 0) return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
+  const prot = dmaInfoToProt(dir);
+  for (let i = 0; i < sg.length; i++) {
+    const e = sg[i]!;
+    const s = spans[i]!;
+    const r = iommuMap(cookie.domain, iova + s.at, e.paddr - s.off, s.span, prot);
+    if (r !== 0) {
+      for (let j = 0; j < i; j++) dmaUnmapPage(dev, iova + spans[j]!.at, spans[j]!.span);
+      cookie.iovad.freeIovaFast(iova / gran, total / gran);
+      return r;
+    }
+  }
+  return { dma: iova + spans[0]!.off, len: total, addrs: spans.map((s) => iova + s.at + s.off) };
+}
+
+/** Flush-queue state of a DMA domain, for the snapshot. */
+export function dmaDomainStats(domain: IommuDomain): { iovas: number; fq: number | null; fq_flushes: number | null } | null {
+  const c = dmaCookie(domain);
+  if (c === null) return null;
+  return { iovas: c.iovad.treeNodesLive - 1, fq: c.fq?.fq.length ?? null, fq_flushes: c.fq?.flushes ?? null };
+}
+
+/** Whether `iova` sits in a lazy domain's flush queue (unmapped, not yet invalidated). */
+export function dmaIovaQueued(domain: IommuDomain, iova: number): boolean {
+  const c = dmaCookie(domain);
+  if (c === null || c.fq === null) return false;
+  return c.fq.holds(Math.floor(iova / c.iovad.granule));
+}

@@ -1,0 +1,58 @@
+import type { IommuPagesList } from "../pgtable/gather.ts";
+
+/**
+ * The flush queue of lazy (DMA-FQ) domains (dma-iommu.c): an unmapped
+ * IOVA is not invalidated at once; it waits on a per-CPU ring until a
+ * flush of the whole IOTLB has happened after it was queued — when the
+ * ring fills, or when the 10 ms timer fires — and only then goes back to
+ * the IOVA allocator. Until then the hardware may still translate it.
+ */
+
+/** IOVA_DEFAULT_FQ_SIZE: ring slots (one stays empty: 255 entries). */
+export const IOVA_DEFAULT_FQ_SIZE = 256;
+/** IOVA_DEFAULT_FQ_TIMEOUT, in milliseconds. */
+export const IOVA_DEFAULT_FQ_TIMEOUT = 10;
+
+/** struct iova_fq, one CPU's ring, in typed arrays. */
+export class IovaFq {
+  readonly pfns = new Float64Array(IOVA_DEFAULT_FQ_SIZE);
+  readonly pages = new Float64Array(IOVA_DEFAULT_FQ_SIZE);
+  readonly counters = new Float64Array(IOVA_DEFAULT_FQ_SIZE);
+  head = 0;
+  tail = 0;
+
+  // @kernel: fq_full
+  get full(): boolean {
+    return ((this.tail + 1) & (IOVA_DEFAULT_FQ_SIZE - 1)) === this.head;
+  }
+
+  get length(): number {
+    return (this.tail - this.head + IOVA_DEFAULT_FQ_SIZE) & (IOVA_DEFAULT_FQ_SIZE - 1);
+  }
+}
+
+/** The flush-queue half of struct iommu_dma_cookie. */
+export class FlushQueue {
+  readonly fq = new IovaFq();
+  /** Page-table pages detached by an unmap, freed with their entry once flushed (by ring slot). */
+  readonly freelists = new Map<number, IommuPagesList>();
+  /** fq_flush_start_cnt / fq_flush_finish_cnt */
+  flushStartCnt = 0;
+  flushFinishCnt = 0;
+  /** fq_timer_on, and when it fires (model milliseconds). */
+  timerOn = false;
+  timerDeadline = 0;
+  /** Flushes so far (for tests and the snapshot). */
+  flushes = 0;
+
+  constructor(readonly timeoutMs = IOVA_DEFAULT_FQ_TIMEOUT) {}
+
+  /** Whether an entry covering `pfn` is waiting in the ring (its IOTLB entries may still be live). */
+  holds(pfn: number): boolean {
+    const fq = this.fq;
+    for (let i = fq.head; i !== fq.tail; i = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1)) {
+      if (pfn >= fq.pfns[i]! && pfn < fq.pfns[i]! + fq.pages[i]!) return true;
+    }
+    return false;
+  }
+}
