@@ -109,7 +109,7 @@ export function staticBlockedDomain(driver: string): IommuDomain {
   return staticDomain(IOMMU_DOMAIN_BLOCKED, `${driver} blocked`);
 }
 
-function allocPgtbl(d: IommuDomain, p: PagingDomainPriv): IoPgtableOps | KError {
+function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"]): IoPgtableOps | KError {
   const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
     ...p.format.cfg,
@@ -128,7 +128,10 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv): IoPgtableOps | KError 
         iommuIotlbGatherAddRange(gather, iova, granule);
       },
     },
-    onFinding: (kind, iova, message) => void (p.findings ??= []).push({ kind, iova, message }),
+    onFinding: (kind, iova, message) => {
+      (p.findings ??= []).push({ kind, iova, message });
+      report?.(String(d), `${kind} at 0x${iova.toString(16)}: ${message}`);
+    },
   });
   if (isErr(ops)) return ops;
   p.pgtbl = ops;
@@ -157,7 +160,7 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
     },
     mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
       const p = pagingPriv(d);
-      const t = p.pgtbl ?? allocPgtbl(d, p);
+      const t = p.pgtbl ?? allocPgtbl(d, p, env.report);
       if (t instanceof KError) return t;
       return t.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
     },

@@ -50,6 +50,8 @@ export interface DriverEnv {
   /** Firmware tables (reserved regions). */
   firmware: FirmwareTables;
   quirks: DriverQuirks;
+  /** Where page-table findings go as they happen (the trace); optional. */
+  report?: (domain: string, finding: string) => void;
 }
 
 export interface IommuDriver {

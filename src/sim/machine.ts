@@ -153,7 +153,14 @@ export class Machine {
       if (d.def_domain_type !== undefined) this.quirks.defDomainType.set(d.name, d.def_domain_type === "identity" ? IOMMU_DOMAIN_IDENTITY : IOMMU_DOMAIN_DMA);
       if (d.fail_attach !== undefined) this.quirks.failAttach.set(d.name, d.fail_attach as ErrnoName);
     }
-    const env = { mockBus: this.buses.mock, firmware: this.firmware, quirks: this.quirks };
+    const env = {
+      mockBus: this.buses.mock,
+      firmware: this.firmware,
+      quirks: this.quirks,
+      report: (domain: string, finding: string) => {
+        if (this.k.tracing) this.k.note("io-pgtable finding", domain, finding);
+      },
+    };
     for (const spec of this.scenario.iommus) {
       let driver = drivers.get(spec.driver);
       if (driver === undefined) {

@@ -161,3 +161,28 @@ devices:
     expect(fmt("0000:00:02.0")).toBe("amd-v1");
   });
 });
+
+describe("group-level allocation uses the group's first device", () => {
+  const amd = (first: string, second: string) =>
+    run(`
+name: amd group
+iommus:
+  - {name: ivhd, driver: amd-iommu, scope: all}
+devices:
+  - {name: "0000:00:1c.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
+  - ${first}
+  - ${second}
+`);
+  const PASID = '{name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0", multifunction: true, pasid-bits: 16}';
+  const PLAIN = '{name: "0000:01:00.1", bus: pci, parent: "0000:00:1c.0", multifunction: true}';
+  const fmt = (r: ReturnType<typeof run>) => {
+    const g = r.snapshot.groups.find((x) => x.devices.length === 2)!;
+    return r.snapshot.domains.find((d) => d.id === g.default_domain)!.format;
+  };
+  it("a PASID-capable first device gets the group a PASID-capable (v2) default domain", () => {
+    expect(fmt(amd(PASID, PLAIN))).toBe("amd-v2");
+  });
+  it("the same devices in the other order get v1: only the first device is asked", () => {
+    expect(fmt(amd(PLAIN, PASID))).toBe("amd-v1");
+  });
+});

@@ -16,7 +16,7 @@ const G = K * M;
 const RW = IOMMU_READ | IOMMU_WRITE;
 
 /** An UNMANAGED domain on an SMMUv3 (4K, 2M, 1G), with map_pages calls recorded. */
-function domain(): { d: IommuDomain; calls: [number, number, number][] } {
+function domain(): { d: IommuDomain; calls: [number, number, number][]; m: Machine } {
   const m = new Machine(scenario("name: m\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s}\ndevices:\n  - {name: a, bus: platform, fwnode: /a, iommus: [[s, 1]]}\n"));
   runPath(bootPath(m, []));
   const d = iommuPagingDomainAlloc(m.k, m.devices.get("a")!.dev);
@@ -28,7 +28,7 @@ function domain(): { d: IommuDomain; calls: [number, number, number][] } {
     return orig(dd, iova, pa, pgsize, count, prot, mapped);
   } };
   Object.defineProperty(d, "ops", { value: ops });
-  return { d, calls };
+  return { d, calls, m };
 }
 
 describe("iommu_pgsize splits a range into the largest pages the domain supports", () => {
@@ -70,9 +70,10 @@ describe("iommu_map / iommu_unmap", () => {
   });
 
   it("Arm LPAE: a 2M block over a table of live 4K pages discards them, as the kernel does, and says so", () => {
-    const { d } = domain();
+    const { d, m } = domain();
     expect(iommuMap(d, 3 * M, 3 * M, 4 * K, RW)).toBe(0);
     expect(iommuMap(d, 2 * M, 64 * M, 2 * M, RW)).toBe(0);
+    expect(m.dc.trace.records.some((t) => t.fn === "io-pgtable finding" && t.detail.startsWith("map-discards-mappings"))).toBe(true);
     expect(iommuIovaToPhys(d, 3 * M)).toBe(65 * M);
     expect(d.ops.stats!(d).findings.some((f) => f.startsWith("map-discards-mappings"))).toBe(true);
     expect(d.ops.stats!(d).tlb.flushWalk).toBe(1);
