@@ -10,6 +10,7 @@
 import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
+import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
 import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID } from "../iommu/domain-alloc.ts";
 import { genericDeviceGroup } from "../iommu/group.ts";
@@ -100,10 +101,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     releaseDomain: blocked,
     // @kernel: arm_smmu_of_xlate
     ofXlate(dev, args) {
-      const fwspec = devIommuFwspecGet(dev);
-      if (fwspec === null) return kerr("EINVAL", `${dev.name} has no fwspec`);
-      fwspec.ids.push(args[0]!);
-      return 0;
+      return iommuFwspecAddIds(dev, args.slice(0, 1));
     },
     // @kernel: arm_smmu_probe_device
     probeDevice(dev) {

@@ -9,6 +9,7 @@
 import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
+import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
 import { genericDeviceGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
@@ -70,10 +71,7 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     blockedDomain: staticBlockedDomain(DRIVER),
     // @kernel: viommu_of_xlate
     ofXlate(dev, args) {
-      const fwspec = devIommuFwspecGet(dev);
-      if (fwspec === null) return kerr("EINVAL", `${dev.name} has no fwspec`);
-      fwspec.ids.push(args[0]!);
-      return 0;
+      return iommuFwspecAddIds(dev, args.slice(0, 1));
     },
     // @kernel: viommu_probe_device (viommu_get_by_fwnode)
     probeDevice(dev) {
