@@ -131,3 +131,23 @@ devices:
     expect(r.snapshot.groups.every((g) => g.type === "DMA" && g.domain !== null && g.domain === g.default_domain)).toBe(true);
   });
 });
+
+describe("iommu_device_unregister scans only the IOMMU buses", () => {
+  it("a mock device is left pointing at the unregistered mock instance, and the invariant says so", () => {
+    const r = run(`
+name: mock unregister
+iommus:
+  - {name: mock0, driver: mock}
+devices:
+  - {name: md, bus: iommufd_mock}
+events:
+  - iommu_unregister: mock0
+  - expect:
+      iommus: {mock0: {registered: false}}
+      devices: {md: {iommu: mock0}}
+      violations: ["I3 no-dangling-instance: md still points at mock0"]
+`);
+    expect(r.failures.filter((f) => f.kind === "expectation")).toEqual([]);
+    expect(r.violations).toEqual(["I3 no-dangling-instance: md still points at mock0, which is not registered"]);
+  });
+});
