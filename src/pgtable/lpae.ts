@@ -46,7 +46,7 @@ import {
   paddrToIopteLo,
 } from "./lpae-pte.ts";
 import { TABLE_POOL_DEFAULT_BASE, TablePool } from "./pool.ts";
-import { SZ_16K, SZ_4K, SZ_64K, bitmapCovers, hex, pgsizesOf } from "./sizes.ts";
+import { SZ_16K, SZ_1G, SZ_2M, SZ_4K, SZ_64K, bitmapCovers, hex, pgsizesOf } from "./sizes.ts";
 import {
   IOMMU_READ,
   IOMMU_WRITE,
@@ -155,6 +155,14 @@ export function allocArmLpaePgtable(fmt: ArmLpaeFmt, init: IoPgtableCfgInit): Ar
   return new ArmLpaePgtable(fmt, cfg, g, pool, pgd);
 }
 
+/**
+ * Tests: make ops take the general code for everything, so that its results
+ * can be compared with the 4K-granule fast paths'.
+ */
+export function armLpaeGeneralPathsOnly(ops: ArmLpaeIoPgtable): void {
+  if (ops instanceof ArmLpaePgtable) ops.useGeneralPathsOnly();
+}
+
 /*
  * Hot-path copies of the descriptor constants (lpae-pte.ts is their home).
  * The walkers below decode descriptors with inline expressions on these
@@ -169,6 +177,11 @@ const ADDR_LO = ARM_LPAE_PTE_ADDR_MASK_LO;
 const ADDR_HI = ARM_LPAE_PTE_ADDR_MASK_HI;
 const TWO_32 = 4294967296;
 const TWO_NEG_32 = 2 ** -32;
+/* The same masks as int32 values, for the 4K-granule fast paths. */
+const ADDR_LO_I = ADDR_LO | 0;
+/** map4k: the walk needs a table at `missing`. */
+const NEED_TABLE = -2;
+const TYPE_PAGE = ARM_LPAE_PTE_TYPE_PAGE;
 
 class ArmLpaePgtable implements ArmLpaeIoPgtable {
   /*
@@ -213,6 +226,26 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   /** Low-word mask of a table address: with the 64K granule bits 15:12 hold PA[51:48]. */
   declare private readonly tableAddrMaskLo: number;
   declare private freed: boolean;
+  /*
+   * The 4K-granule fast paths (map4k/map4kOne, unmap4k/unmap4kOne, walk4k)
+   * take addresses split into 32-bit halves and walk in int32 arithmetic on
+   * `i32`, level by level with constant shifts; anything unusual goes to
+   * the general code.
+   */
+  /** 4K granule starting at level 0 or 1: the fast paths apply. */
+  declare private fast4k: boolean;
+  /** The pool's memory as int32 words; refreshed with `words`. */
+  declare private i32: Int32Array;
+  /** The low word of the pool base as an int32. */
+  declare private readonly baseLoI: number;
+  /** pgd entries - 1. */
+  declare private readonly pgdMask: number;
+  /** Offset mask of the leaf walk4k found last. */
+  declare private leafOffMask: number;
+  /** Word offset of the empty entry where map4k needs a table (valid after it returned NEED_TABLE). */
+  declare private missing: number;
+  /** Bit l set when level l maps leaves of a bitmap size (leafPgsize[l] >= 0). */
+  declare private readonly leafLevels: number;
 
   constructor(fmt: ArmLpaeFmt, cfg: IoPgtableCfg, g: ArmLpaeGeometry, pool: TablePool, pgd: number) {
     this.fmt = fmt;
@@ -258,6 +291,20 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     this.tableHiBits =
       (cfg.quirks & IO_PGTABLE_QUIRK_ARM_NS ? ARM_LPAE_PTE_NSTABLE_HI : 0) | (cfg.coherentWalk ? 0 : ARM_LPAE_PTE_SW_SYNC_HI);
     this.freed = false;
+    this.fast4k = g.granule === SZ_4K && g.startLevel <= 1;
+    this.i32 = pool.i32;
+    this.baseLoI = pool.base | 0;
+    this.pgdMask = this.pgdEntries - 1;
+    let leafLevels = 0;
+    for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++) if (this.leafPgsize[l]! >= 0) leafLevels |= 1 << l;
+    this.leafLevels = leafLevels;
+    this.missing = 0;
+    this.leafOffMask = 0;
+  }
+
+  /** See armLpaeGeneralPathsOnly. */
+  useGeneralPathsOnly(): void {
+    this.fast4k = false;
   }
 
   tablePages(): number {
@@ -269,14 +316,308 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   }
 
   /*
-   * The three hot paths are kept small, every unusual case in a cold helper,
-   * so that V8 can inline them into a monomorphic caller's loop: then iova
-   * and paddr stay unboxed doubles. A call V8 does not inline boxes each
-   * address of 2^31 or more into a heap number.
+   * The three entry points are small so that V8 inlines them into a
+   * monomorphic caller: then iova and paddr stay unboxed doubles. A call V8
+   * does not inline boxes each address of 2^31 or more into a heap number,
+   * so everything they call takes int32 halves of the addresses. With the
+   * 4K granule they go to the int32 fast paths, which hand anything unusual
+   * (errors, findings, tables under a block, holes) back untouched to the
+   * general code, which then decides exactly as it always did.
    */
 
   // @kernel: arm_lpae_map_pages
   mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    if (this.fast4k && iova >= 0 && iova < this.iasLimit && paddr >= 0 && paddr < this.oasLimit) {
+      const ihi = (iova * TWO_NEG_32) | 0;
+      const ilo = iova | 0;
+      const phi = (paddr * TWO_NEG_32) | 0;
+      const plo = paddr | 0;
+      let n: number;
+      // A missing table: install it and walk again (at most once per level).
+      if (pgcount === 1) {
+        const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
+        while ((n = this.map4kOne(ihi, ilo, phi, plo, leaf, prot)) === NEED_TABLE) this.installTable(this.missing);
+      } else {
+        const cnt = pgcount < 512 ? pgcount : 512;
+        while ((n = this.map4k(ihi, ilo, phi, plo, pgsize, cnt, prot)) === NEED_TABLE) this.installTable(this.missing);
+      }
+      if (n > 0) {
+        mapped.bytes += n * pgsize;
+        return 0;
+      }
+    }
+    return this.mapPagesGeneral(iova, paddr, pgsize, pgcount, prot, mapped);
+  }
+
+  // @kernel: arm_lpae_unmap_pages
+  unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    if (this.fast4k && iova >= 0 && iova < this.iasLimit) {
+      const n =
+        pgcount === 1
+          ? this.unmap4kOne((iova * TWO_NEG_32) | 0, iova | 0, pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0)
+          : this.unmap4k((iova * TWO_NEG_32) | 0, iova | 0, pgsize, pgcount < 512 ? pgcount : 512);
+      if (n > 0) {
+        if (gather !== null && !gather.queued) this.addPages(gather, iova, pgsize, n);
+        return n * pgsize;
+      }
+    }
+    return this.unmapPagesGeneral(iova, pgsize, pgcount, gather);
+  }
+
+  // @kernel: arm_lpae_iova_to_phys
+  iovaToPhys(iova: number): number {
+    if (!(this.fast4k && iova >= 0)) return this.iovaToPhysGeneral(iova);
+    const ilo = iova | 0;
+    const p = this.walk4k((iova * TWO_NEG_32) | 0, ilo);
+    if (p < 0) return 0;
+    // iopte_to_paddr plus the offset inside the leaf.
+    const w = this.i32;
+    return (w[p + 1]! & ADDR_HI) * TWO_32 + ((w[p]! & ADDR_LO_I) >>> 0) + (ilo & this.leafOffMask);
+  }
+
+  /**
+   * The iova_to_phys walk with the 4K granule: the word offset of the leaf
+   * translating iova, with `leafOffMask` set to its offset mask, or -1.
+   */
+  // @kernel: arm_lpae_iova_to_phys
+  private walk4k(ihi: number, ilo: number): number {
+    const w = this.i32;
+    const base = this.baseLoI;
+    let p = this.pgd;
+    let lo: number;
+    if (this.startLevel === 0) {
+      p += ((ihi >>> 7) & this.pgdMask) << 1;
+      lo = w[p]!;
+      // iopte_leaf: a block at level 0 (512G) is no 4K-granule size; the general code gives it no offset.
+      if ((lo & TYPE_MASK) !== TYPE_TABLE) return this.leafAt(p, lo, TYPE_BLOCK, 0);
+      p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
+    } else {
+      p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
+    }
+    lo = w[p]!;
+    if ((lo & TYPE_MASK) !== TYPE_TABLE) return this.leafAt(p, lo, TYPE_BLOCK, 0x3fffffff);
+    p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
+    lo = w[p]!;
+    if ((lo & TYPE_MASK) !== TYPE_TABLE) return this.leafAt(p, lo, TYPE_BLOCK, 0x1fffff);
+    p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
+    return this.leafAt(p, w[p]!, TYPE_PAGE, 0xfff);
+  }
+
+  /** walk4k's end: p if the descriptor lo there is a leaf of the given type (recording its offset mask), else -1. */
+  private leafAt(p: number, lo: number, type: number, offMask: number): number {
+    if ((lo & TYPE_MASK) !== type) return -1;
+    this.leafOffMask = offMask;
+    return p;
+  }
+
+  /**
+   * map_pages with the 4K granule, addresses as int32 halves: the entries
+   * written (at most one table's worth); NEED_TABLE with `missing` set when
+   * the walk met an empty entry above the leaf level (the caller installs a
+   * table there, as the general walk would, and calls again); or -1 having
+   * written nothing when the general code must decide (bad arguments, a
+   * block or a live entry in the way, a batch past the pgd). It calls
+   * nothing, so V8 keeps the whole walk in registers. The walk is written
+   * out level by level: start level 0 or 1, leaves at level 1, 2 or 3.
+   */
+  // @kernel: __arm_lpae_map
+  private map4k(ihi: number, ilo: number, phi: number, plo: number, pgsize: number, cnt: number, prot: number): number {
+    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
+    if (((this.leafLevels >> leaf) & 1) === 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0 || !(cnt >= 1) || (cnt | 0) !== cnt) return -1;
+    const w = this.i32;
+    const base = this.baseLoI;
+    const start = this.startLevel;
+    let p = this.pgd;
+    let lo: number;
+    if (start === 0) {
+      p += ((ihi >>> 7) & this.pgdMask) << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
+      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = ((lo & ADDR_LO_I) - base) >>> 2;
+    }
+    let idx = ((ihi << 2) | (ilo >>> 30)) & (start === 1 ? this.pgdMask : 511);
+    if (leaf !== 1) {
+      p += idx << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
+      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = ((lo & ADDR_LO_I) - base) >>> 2;
+      idx = (ilo >>> 21) & 511;
+      if (leaf === 3) {
+        p += idx << 1;
+        lo = w[p]!;
+        if ((lo | w[p + 1]!) === 0) return this.needTable(p);
+        if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+        p = ((lo & ADDR_LO_I) - base) >>> 2;
+        idx = (ilo >>> 12) & 511;
+      }
+    }
+    // @kernel: arm_lpae_max_entries
+    const max = 512 - (idx & 511);
+    const num = cnt < max ? cnt : max;
+    if (leaf === start && idx + num > this.pgdMask + 1) return -1;
+    // @kernel: __arm_lpae_init_pte
+    const p0 = p + (idx << 1);
+    const attrLo = this.protLo[prot & 63]! | (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK);
+    const attrHi = this.protHi[prot & 63]!;
+    // Write while the entries are empty; at a live one, restore the (empty) entries written and let the general code decide.
+    const end = p0 + 2 * num;
+    let a = plo;
+    let h = phi;
+    let q = p0;
+    for (; q < end; q += 2) {
+      if ((w[q]! | w[q + 1]!) !== 0) break;
+      w[q] = attrLo | (a & ADDR_LO_I);
+      w[q + 1] = attrHi | (h & ADDR_HI);
+      // The output address (h, a) advances by pgsize, the carry done by hand.
+      const b = (a + pgsize) | 0;
+      h += (a & ~b) >>> 31;
+      a = b;
+    }
+    if (q !== end) {
+      w.fill(0, p0, q);
+      return -1;
+    }
+    return num;
+  }
+
+  /**
+   * map4k for a single leaf at level `leaf` (pgcount 1: what the DMA API
+   * maps most), small enough for V8 to inline into the caller.
+   */
+  // @kernel: __arm_lpae_map
+  private map4kOne(ihi: number, ilo: number, phi: number, plo: number, leaf: number, prot: number): number {
+    if (((this.leafLevels >> leaf) & 1) === 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return -1;
+    const w = this.i32;
+    const base = this.baseLoI;
+    let p = this.pgd;
+    let lo: number;
+    if (this.startLevel === 0) {
+      p += ((ihi >>> 7) & this.pgdMask) << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
+      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
+    } else {
+      p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
+    }
+    if (leaf !== 1) {
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
+      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
+      if (leaf === 3) {
+        lo = w[p]!;
+        if ((lo | w[p + 1]!) === 0) return this.needTable(p);
+        if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+        p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
+      }
+    }
+    if ((w[p]! | w[p + 1]!) !== 0) return -1;
+    // @kernel: __arm_lpae_init_pte
+    w[p] = this.protLo[prot & 63]! | (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK) | (plo & ADDR_LO_I);
+    w[p + 1] = this.protHi[prot & 63]! | (phi & ADDR_HI);
+    return 1;
+  }
+
+  private needTable(p: number): number {
+    this.missing = p;
+    return NEED_TABLE;
+  }
+
+  /**
+   * unmap_pages with the 4K granule: clears up to one table's worth of
+   * leaves and returns how many, or -1 having changed nothing when the
+   * general code must decide (bad arguments, an empty entry, a block above
+   * the level, a table or a hole among the entries).
+   */
+  // @kernel: __arm_lpae_unmap
+  private unmap4k(ihi: number, ilo: number, pgsize: number, cnt: number): number {
+    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
+    if (((this.leafLevels >> leaf) & 1) === 0 || !(cnt >= 1) || (cnt | 0) !== cnt) return -1;
+    const w = this.i32;
+    const base = this.baseLoI;
+    const start = this.startLevel;
+    let p = this.pgd;
+    let lo: number;
+    if (start === 0) {
+      p += ((ihi >>> 7) & this.pgdMask) << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = ((lo & ADDR_LO_I) - base) >>> 2;
+    }
+    let idx = ((ihi << 2) | (ilo >>> 30)) & (start === 1 ? this.pgdMask : 511);
+    if (leaf !== 1) {
+      p += idx << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = ((lo & ADDR_LO_I) - base) >>> 2;
+      idx = (ilo >>> 21) & 511;
+      if (leaf === 3) {
+        p += idx << 1;
+        lo = w[p]!;
+        if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+        p = ((lo & ADDR_LO_I) - base) >>> 2;
+        idx = (ilo >>> 12) & 511;
+      }
+    }
+    // @kernel: arm_lpae_max_entries
+    const max = 512 - (idx & 511);
+    const num = cnt < max ? cnt : max;
+    const p0 = p + (idx << 1);
+    const end = p0 + 2 * num;
+    const type = leaf === 3 ? TYPE_PAGE : TYPE_BLOCK;
+    for (let q = p0; q < end; q += 2) if ((w[q]! & TYPE_MASK) !== type) return -1;
+    w.fill(0, p0, end);
+    return num;
+  }
+
+  /** unmap4k for a single leaf at level `leaf`: 1, or -1 having changed nothing. */
+  // @kernel: __arm_lpae_unmap
+  private unmap4kOne(ihi: number, ilo: number, leaf: number): number {
+    if (((this.leafLevels >> leaf) & 1) === 0) return -1;
+    const w = this.i32;
+    const base = this.baseLoI;
+    let p = this.pgd;
+    let lo: number;
+    if (this.startLevel === 0) {
+      p += ((ihi >>> 7) & this.pgdMask) << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
+    } else {
+      p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
+    }
+    if (leaf !== 1) {
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+      p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
+      if (leaf === 3) {
+        lo = w[p]!;
+        if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
+        p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
+      }
+    }
+    if ((w[p]! & TYPE_MASK) !== (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK)) return -1;
+    w[p] = 0;
+    w[p + 1] = 0;
+    return 1;
+  }
+
+  /** tlb_add_page for each of n entries unmapped from iova (strict gather). */
+  // @kernel: __arm_lpae_unmap
+  private addPages(gather: IommuIotlbGather, iova: number, size: number, n: number): void {
+    const tlb = this.tlb;
+    if (tlb.tlbAddPage === undefined) return;
+    // The first page passes iova as received: no new heap number for a one-page unmap.
+    tlb.tlbAddPage(gather, iova, size);
+    for (let j = 1; j < n; j++) tlb.tlbAddPage(gather, iova + j * size, size);
+  }
+
+  /** map_pages for every case the fast path does not take. */
+  // @kernel: arm_lpae_map_pages
+  private mapPagesGeneral(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
     const leaf = this.leafLevelOf(pgsize);
     if (leaf < 0 || !(iova >= 0 && iova < this.iasLimit) || !(paddr >= 0 && paddr < this.oasLimit) || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
       return this.mapRejected(iova, paddr, pgsize, prot);
@@ -286,8 +627,9 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     return this.initPtes(leaf, tbl, iova, paddr, pgsize, pgcount, prot, mapped);
   }
 
+  /** unmap_pages for every case the fast path does not take. */
   // @kernel: arm_lpae_unmap_pages
-  unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+  private unmapPagesGeneral(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
     const leaf = this.leafLevelOf(pgsize);
     if (leaf < 0 || !(pgcount >= 1) || !(iova >= 0 && iova < this.iasLimit)) return this.unmapRejected(iova, pgsize, pgcount);
     // @kernel: __arm_lpae_unmap
@@ -303,8 +645,9 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     }
   }
 
+  /** iova_to_phys for the 16K and 64K granules, and for arguments the fast path does not take. */
   // @kernel: arm_lpae_iova_to_phys
-  iovaToPhys(iova: number): number {
+  private iovaToPhysGeneral(iova: number): number {
     if (this.pa52) return this.iovaToPhys52(iova);
     const w = this.words;
     let tbl = this.pgd;
@@ -361,6 +704,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     const t = this.pool.alloc(1, this.granule);
     const pa = this.pool.physOf(t);
     const w = (this.words = this.pool.words);
+    this.i32 = this.pool.i32;
     w[p] = paddrToIopteLo(pa) | ARM_LPAE_PTE_TYPE_TABLE;
     w[p + 1] = paddrToIopteHi(pa) | this.tableHiBits;
     return t;

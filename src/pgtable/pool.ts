@@ -24,6 +24,12 @@ export class TablePool {
   // `declare`d fields take their type from the constructor's first store (no undefined first).
   /** The memory. Re-read after every `alloc`: growing replaces the array. */
   declare words: Uint32Array;
+  /**
+   * The same memory as signed 32-bit words, for the hot paths: their
+   * descriptor arithmetic stays in int32 (V8 small integers). Replaced
+   * together with `words`.
+   */
+  declare i32: Int32Array;
   /** Bytes in one page of this pool (the table granule). */
   declare readonly pageBytes: number;
   /** 32-bit words in one page. */
@@ -44,6 +50,7 @@ export class TablePool {
   constructor(pageBytes: number, base: number, initialPages = 4) {
     if (base % pageBytes !== 0) throw new RangeError(`table pool base ${hex(base)} is not ${hex(pageBytes)}-aligned`);
     this.words = new Uint32Array((pageBytes / 4) * initialPages);
+    this.i32 = new Int32Array(this.words.buffer);
     this.pageBytes = pageBytes;
     this.pageWords = pageBytes / 4;
     this.base = base;
@@ -116,5 +123,6 @@ export class TablePool {
     const w = new Uint32Array(len);
     w.set(this.words);
     this.words = w;
+    this.i32 = new Int32Array(w.buffer);
   }
 }
