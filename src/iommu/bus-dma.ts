@@ -12,7 +12,7 @@ import { FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
-import { kerr, type KError } from "../lib/errno.ts";
+import type { KError } from "../lib/errno.ts";
 import { devIommuFwspecGet } from "./dev-iommu.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { ofIommuConfigure } from "./of-iommu.ts";
@@ -52,16 +52,11 @@ function platformDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
 
 // @kernel: pci_dma_configure (firmware of the host bridge: its DT node or ACPI companion)
 function pciDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
-  if (dev.pci === null) return refuse(kerr("EINVAL", `${dev.name} is on the PCI bus without PCI data`));
-  return traced(k, "pci_dma_configure", dev.name, dmaConfigureBody(k, dev, dev.pci.bus.host.fwnode ?? ACPI_HOST));
+  return traced(k, "pci_dma_configure", dev.name, dmaConfigureBody(k, dev, dev.pci!.bus.host.fwnode ?? ACPI_HOST));
 }
 
 /** An ACPI host bridge's companion, for PCI segments no DT host bridge describes. */
 const ACPI_HOST = new FwnodeHandle("\\_SB.PCI0", "acpi");
-
-function* refuse(e: KError): Path<0 | KError> {
-  return e;
-}
 
 // @kernel: platform_dma_cleanup / pci_dma_cleanup / amba_dma_cleanup
 function* dmaCleanup(k: IommuCore, dev: Device): Path {

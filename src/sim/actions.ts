@@ -1,6 +1,7 @@
 /**
- * The kernel entry points a scenario event stands for, as paths. Each ends
- * by letting the deferred-probe workqueue drain, as the kernel's would
+ * The kernel entry points the lifecycle events stand for, as paths. Each
+ * does its work when the path runs (so a scheduler can interleave it) and
+ * ends by letting the deferred-probe workqueue drain, as the kernel's would
  * before the next thing a test observes.
  */
 import { deviceAdd, deviceDel } from "../base/core.ts";
@@ -16,25 +17,22 @@ import {
 } from "../iommu/register.ts";
 import type { DeviceRec, InstanceRec, Machine } from "./machine.ts";
 
-function* thenFlush(m: Machine, body: Path<0 | KError>): Path<0 | KError> {
-  const ret = yield* body;
+// iommu_device_register, or iommu_device_register_bus for the selftest's mock
+export function* iommuRegister(m: Machine, rec: InstanceRec): Path<0 | KError> {
+  const bus = rec.driver.registerBus;
+  const ret =
+    bus !== null
+      ? yield* iommuDeviceRegisterBus(m.k, rec.iommu, rec.driver.ops, bus, rec.spec.fwnode !== null)
+      : yield* iommuDeviceRegister(m.k, rec.iommu, rec.driver.ops, rec.iommu.fwnode);
   yield* flushDeferredProbeWork(m.dc);
   return ret;
 }
 
-// iommu_device_register, or iommu_device_register_bus for the selftest's mock
-export function iommuRegister(m: Machine, rec: InstanceRec): Path<0 | KError> {
-  const bus = rec.driver.registerBus;
-  const body =
-    bus !== null
-      ? iommuDeviceRegisterBus(m.k, rec.iommu, rec.driver.ops, bus, rec.spec.fwnode !== null)
-      : iommuDeviceRegister(m.k, rec.iommu, rec.driver.ops, rec.iommu.fwnode);
-  return thenFlush(m, body);
-}
-
-export function iommuUnregister(m: Machine, rec: InstanceRec): Path<0 | KError> {
-  const body = rec.driver.registerBus !== null ? iommuDeviceUnregisterBus(m.k, rec.iommu) : iommuDeviceUnregister(m.k, rec.iommu);
-  return thenFlush(m, body);
+export function* iommuUnregister(m: Machine, rec: InstanceRec): Path<0 | KError> {
+  const ret =
+    rec.driver.registerBus !== null ? yield* iommuDeviceUnregisterBus(m.k, rec.iommu) : yield* iommuDeviceUnregister(m.k, rec.iommu);
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
 
 /** The mock IOMMU instance, for iommu_mock_device_add. */
@@ -43,41 +41,51 @@ function mockInstance(m: Machine): InstanceRec | null {
   return null;
 }
 
-export function addDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
+export function* addDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
+  let ret: 0 | KError;
   if (rec.spec.bus === "iommufd_mock" && (rec.spec.add_with ?? "iommu_mock_device_add") === "iommu_mock_device_add") {
     const mock = mockInstance(m);
-    if (mock === null) return thenFlush(m, refuse(kerr("ENODEV", `${rec.dev.name}: iommu_mock_device_add needs the mock IOMMU instance`)));
-    return thenFlush(m, iommuMockDeviceAdd(m.k, rec.dev, mock.iommu));
+    if (mock === null) return kerr("ENODEV", `${rec.dev.name}: iommu_mock_device_add needs the mock IOMMU instance`);
+    ret = yield* iommuMockDeviceAdd(m.k, rec.dev, mock.iommu);
+  } else {
+    ret = yield* deviceAdd(m.dc, rec.dev);
   }
-  return thenFlush(m, deviceAdd(m.dc, rec.dev));
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
 
-export function delDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
-  return thenFlush(m, deviceDel(m.dc, rec.dev));
+export function* delDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
+  const ret = yield* deviceDel(m.dc, rec.dev);
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
 
-export function registerDriver(m: Machine, name: string): Path<0 | KError> {
-  return thenFlush(m, driverRegister(m.dc, m.drivers.get(name)!));
+export function* registerDriver(m: Machine, name: string): Path<0 | KError> {
+  const ret = yield* driverRegister(m.dc, m.drivers.get(name)!);
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
 
-export function unregisterDriver(m: Machine, name: string): Path<0 | KError> {
-  return thenFlush(m, driverUnregister(m.dc, m.drivers.get(name)!));
+export function* unregisterDriver(m: Machine, name: string): Path<0 | KError> {
+  const ret = yield* driverUnregister(m.dc, m.drivers.get(name)!);
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
 
-export function bindDriver(m: Machine, device: string, driver: string): Path<0 | KError> {
+export function* bindDriver(m: Machine, device: string, driver: string): Path<0 | KError> {
   const drv = m.drivers.get(driver)!;
   const dev = m.devices.get(device)!.dev;
-  if (!drv.registered) return refuse(kerr("ENODEV", `driver ${driver} is not registered`));
-  if (!dev.registered) return refuse(kerr("ENODEV", `${device} is not added`));
-  return thenFlush(m, deviceDriverAttach(m.dc, drv, dev));
+  if (!drv.registered) return kerr("ENODEV", `driver ${driver} is not registered`);
+  if (!dev.registered) return kerr("ENODEV", `${device} is not added`);
+  const ret = yield* deviceDriverAttach(m.dc, drv, dev);
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
 
-export function unbindDriver(m: Machine, device: string): Path<0 | KError> {
+export function* unbindDriver(m: Machine, device: string): Path<0 | KError> {
   const dev = m.devices.get(device)!.dev;
-  if (dev.driver === null) return refuse(kerr("ENODEV", `${device} has no driver bound`));
-  return thenFlush(m, deviceReleaseDriver(m.dc, dev));
-}
-
-function* refuse(e: KError): Path<0 | KError> {
-  return e;
+  if (dev.driver === null) return kerr("ENODEV", `${device} has no driver bound`);
+  const ret = yield* deviceReleaseDriver(m.dc, dev);
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
 }
