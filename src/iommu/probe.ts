@@ -86,11 +86,13 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   // (iommu_group_first_dev), so a member with other ops would be driven with the wrong ops.
   const first = iommuGroupFirstDev(group);
   if (first !== null && devIommuOps(first) !== devIommuOps(dev)) {
-    const err = kerr("EINVAL", `${dev.name} (${devIommuOps(dev)?.name}) would join ${group} of ${first.name} (${devIommuOps(first)?.name}): a group's devices must share ops`);
+    // ENODEV: the device ends with no IOMMU and a registration walk goes on.
+    const err = kerr("ENODEV", `${dev.name} (${devIommuOps(dev)?.name}) would join ${group} of ${first.name} (${devIommuOps(first)?.name}): a group's devices must share ops`);
     k.warn("__iommu_probe_device", dev.name, err.message);
     iommuDeinitDevice(k, dev, group);
     yield* mutexUnlock(k.sched, group.mutex);
     iommuGroupPut(k, group);
+    reindex(k, dev);
     return err;
   }
   // The device must be on the group's list before default-domain setup looks at the members.
@@ -116,11 +118,17 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
     iommuDeinitDevice(k, dev, group);
     yield* mutexUnlock(k.sched, group.mutex);
     iommuGroupPut(k, group);
+    reindex(k, dev);
     return ret;
   }
   if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);
   yield* mutexUnlock(k.sched, group.mutex);
   return 0;
+}
+
+/** A device whose probe failed after it left the probe index goes back into it. */
+function reindex(k: IommuCore, dev: Device): void {
+  if (dev.registered && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(k, dev));
 }
 
 // @kernel: iommu_init_device (iommu_probe_device_lock held)
