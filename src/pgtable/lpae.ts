@@ -179,8 +179,6 @@ const TWO_32 = 4294967296;
 const TWO_NEG_32 = 2 ** -32;
 /* The same masks as int32 values, for the 4K-granule fast paths. */
 const ADDR_LO_I = ADDR_LO | 0;
-/** map4k: the walk needs a table at `missing`. */
-const NEED_TABLE = -2;
 const TYPE_PAGE = ARM_LPAE_PTE_TYPE_PAGE;
 
 class ArmLpaePgtable implements ArmLpaeIoPgtable {
@@ -227,10 +225,10 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   declare private readonly tableAddrMaskLo: number;
   declare private freed: boolean;
   /*
-   * The 4K-granule fast paths (map4k/map4kOne, unmap4k/unmap4kOne, walk4k)
-   * take addresses split into 32-bit halves and walk in int32 arithmetic on
-   * `i32`, level by level with constant shifts; anything unusual goes to
-   * the general code.
+   * The 4K-granule fast paths (map4kOne, mapPages4k, unmap4kOne,
+   * unmapPages4k, walk4k) take addresses split into 32-bit halves and walk
+   * in int32 arithmetic on `i32`, level by level with constant shifts;
+   * anything unusual goes to the general code.
    */
   /** 4K granule starting at level 0 or 1: the fast paths apply. */
   declare private fast4k: boolean;
@@ -242,8 +240,6 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   declare private readonly pgdMask: number;
   /** Offset mask of the leaf walk4k found last. */
   declare private leafOffMask: number;
-  /** Word offset of the empty entry where map4k needs a table (valid after it returned NEED_TABLE). */
-  declare private missing: number;
   /** Bit l set when level l maps leaves of a bitmap size (leafPgsize[l] >= 0). */
   declare private readonly leafLevels: number;
 
@@ -298,7 +294,6 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     let leafLevels = 0;
     for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++) if (this.leafPgsize[l]! >= 0) leafLevels |= 1 << l;
     this.leafLevels = leafLevels;
-    this.missing = 0;
     this.leafOffMask = 0;
   }
 
@@ -321,8 +316,9 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
    * does not inline boxes each address of 2^31 or more into a heap number,
    * so everything they call takes int32 halves of the addresses. With the
    * 4K granule they go to the int32 fast paths, which hand anything unusual
-   * (errors, findings, tables under a block, holes) back untouched to the
-   * general code, which then decides exactly as it always did.
+   * (errors, findings, tables under a block, holes, fractional addresses)
+   * back untouched to the general code, which then decides exactly as it
+   * always did.
    */
 
   // @kernel: arm_lpae_map_pages
@@ -332,18 +328,13 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       const ilo = iova | 0;
       const phi = (paddr * TWO_NEG_32) | 0;
       const plo = paddr | 0;
-      let n: number;
-      // A missing table: install it and walk again (at most once per level).
-      if (pgcount === 1) {
-        const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
-        while ((n = this.map4kOne(ihi, ilo, phi, plo, leaf, prot)) === NEED_TABLE) this.installTable(this.missing);
-      } else {
-        const cnt = pgcount < 512 ? pgcount : 512;
-        while ((n = this.map4k(ihi, ilo, phi, plo, pgsize, cnt, prot)) === NEED_TABLE) this.installTable(this.missing);
-      }
-      if (n > 0) {
-        mapped.bytes += n * pgsize;
-        return 0;
+      // Whole numbers only: the general code gets back exactly the addresses it was given.
+      if (ihi * TWO_32 + (ilo >>> 0) === iova && phi * TWO_32 + (plo >>> 0) === paddr) {
+        if (pgcount === 1 && this.map4kOne(ihi, ilo, phi, plo, pgsize, prot)) {
+          mapped.bytes += pgsize;
+          return 0;
+        }
+        return this.mapPages4k(ihi, ilo, phi, plo, pgsize, pgcount, prot, mapped);
       }
     }
     return this.mapPagesGeneral(iova, paddr, pgsize, pgcount, prot, mapped);
@@ -352,13 +343,15 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: arm_lpae_unmap_pages
   unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
     if (this.fast4k && iova >= 0 && iova < this.iasLimit) {
-      const n =
-        pgcount === 1
-          ? this.unmap4kOne((iova * TWO_NEG_32) | 0, iova | 0, pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0)
-          : this.unmap4k((iova * TWO_NEG_32) | 0, iova | 0, pgsize, pgcount < 512 ? pgcount : 512);
-      if (n > 0) {
-        if (gather !== null && !gather.queued) this.addPages(gather, iova, pgsize, n);
-        return n * pgsize;
+      const ihi = (iova * TWO_NEG_32) | 0;
+      const ilo = iova | 0;
+      if (ihi * TWO_32 + (ilo >>> 0) === iova) {
+        if (pgcount === 1 && this.unmap4kOne(ihi, ilo, pgsize)) {
+          // tlb_add_page gets iova as received: no new heap number when this call was not inlined.
+          if (gather !== null && !gather.queued) this.tlb.tlbAddPage?.(gather, iova, pgsize);
+          return pgsize;
+        }
+        return this.unmapPages4k(ihi, ilo, pgsize, pgcount, gather);
       }
     }
     return this.unmapPagesGeneral(iova, pgsize, pgcount, gather);
@@ -410,209 +403,205 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     return p;
   }
 
-  /**
-   * map_pages with the 4K granule, addresses as int32 halves: the entries
-   * written (at most one table's worth); NEED_TABLE with `missing` set when
-   * the walk met an empty entry above the leaf level (the caller installs a
-   * table there, as the general walk would, and calls again); or -1 having
-   * written nothing when the general code must decide (bad arguments, a
-   * block or a live entry in the way, a batch past the pgd). It calls
-   * nothing, so V8 keeps the whole walk in registers. The walk is written
-   * out level by level: start level 0 or 1, leaves at level 1, 2 or 3.
+  /*
+   * The 4K-granule fast paths of map_pages and unmap_pages. A call for one
+   * entry tries map4kOne/unmap4kOne first: a straight walk through existing
+   * tables, small enough for V8 to inline (with the entry point) into the
+   * caller. Everything else, and anything they decline, goes to
+   * mapPages4k/unmapPages4k: one function each, deliberately, whose
+   * bytecode is over V8's max_inlined_bytecode_size (460), so that V8
+   * never inlines them and the entry points stay small enough to inline
+   * into their callers, where the addresses stay unboxed doubles. (With
+   * those paths inlinable, V8 inlined them into the entry points, which then
+   * no longer fitted its budget in their callers: every call boxed its
+   * addresses.) The walks are written out level by level with the 4K
+   * granule's shifts, start level 0 or 1; tables are page-aligned in the
+   * pool, so an entry's index in its (granule-sized chunk of a) table is
+   * `(p >> 1) & 511` for its word offset p.
    */
-  // @kernel: __arm_lpae_map
-  private map4k(ihi: number, ilo: number, phi: number, plo: number, pgsize: number, cnt: number, prot: number): number {
-    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
-    if (((this.leafLevels >> leaf) & 1) === 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0 || !(cnt >= 1) || (cnt | 0) !== cnt) return -1;
-    const w = this.i32;
-    const base = this.baseLoI;
-    const start = this.startLevel;
-    let p = this.pgd;
-    let lo: number;
-    if (start === 0) {
-      p += ((ihi >>> 7) & this.pgdMask) << 1;
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
-      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = ((lo & ADDR_LO_I) - base) >>> 2;
-    }
-    let idx = ((ihi << 2) | (ilo >>> 30)) & (start === 1 ? this.pgdMask : 511);
-    if (leaf !== 1) {
-      p += idx << 1;
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
-      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = ((lo & ADDR_LO_I) - base) >>> 2;
-      idx = (ilo >>> 21) & 511;
-      if (leaf === 3) {
-        p += idx << 1;
-        lo = w[p]!;
-        if ((lo | w[p + 1]!) === 0) return this.needTable(p);
-        if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-        p = ((lo & ADDR_LO_I) - base) >>> 2;
-        idx = (ilo >>> 12) & 511;
-      }
-    }
-    // @kernel: arm_lpae_max_entries
-    const max = 512 - (idx & 511);
-    const num = cnt < max ? cnt : max;
-    if (leaf === start && idx + num > this.pgdMask + 1) return -1;
-    // @kernel: __arm_lpae_init_pte
-    const p0 = p + (idx << 1);
-    const attrLo = this.protLo[prot & 63]! | (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK);
-    const attrHi = this.protHi[prot & 63]!;
-    // Write while the entries are empty; at a live one, restore the (empty) entries written and let the general code decide.
-    const end = p0 + 2 * num;
-    let a = plo;
-    let h = phi;
-    let q = p0;
-    for (; q < end; q += 2) {
-      if ((w[q]! | w[q + 1]!) !== 0) break;
-      w[q] = attrLo | (a & ADDR_LO_I);
-      w[q + 1] = attrHi | (h & ADDR_HI);
-      // The output address (h, a) advances by pgsize, the carry done by hand.
-      const b = (a + pgsize) | 0;
-      h += (a & ~b) >>> 31;
-      a = b;
-    }
-    if (q !== end) {
-      w.fill(0, p0, q);
-      return -1;
-    }
-    return num;
-  }
 
   /**
-   * map4k for a single leaf at level `leaf` (pgcount 1: what the DMA API
-   * maps most), small enough for V8 to inline into the caller.
+   * map_pages of one leaf of pgsize through existing tables: true when
+   * written; false having changed nothing (mapPages4k then decides).
    */
   // @kernel: __arm_lpae_map
-  private map4kOne(ihi: number, ilo: number, phi: number, plo: number, leaf: number, prot: number): number {
-    if (((this.leafLevels >> leaf) & 1) === 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return -1;
+  private map4kOne(ihi: number, ilo: number, phi: number, plo: number, pgsize: number, prot: number): boolean {
+    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
+    if (((this.leafLevels >> leaf) & 1) === 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return false;
+    const p = this.leafSlot4k(ihi, ilo, leaf);
     const w = this.i32;
-    const base = this.baseLoI;
-    let p = this.pgd;
-    let lo: number;
-    if (this.startLevel === 0) {
-      p += ((ihi >>> 7) & this.pgdMask) << 1;
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
-      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
-    } else {
-      p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
-    }
-    if (leaf !== 1) {
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0) return this.needTable(p);
-      if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
-      if (leaf === 3) {
-        lo = w[p]!;
-        if ((lo | w[p + 1]!) === 0) return this.needTable(p);
-        if ((lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-        p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
-      }
-    }
-    if ((w[p]! | w[p + 1]!) !== 0) return -1;
+    if (p < 0 || (w[p]! | w[p + 1]!) !== 0) return false;
     // @kernel: __arm_lpae_init_pte
     w[p] = this.protLo[prot & 63]! | (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK) | (plo & ADDR_LO_I);
     w[p + 1] = this.protHi[prot & 63]! | (phi & ADDR_HI);
-    return 1;
+    return true;
   }
 
-  private needTable(p: number): number {
-    this.missing = p;
-    return NEED_TABLE;
+  /** unmap_pages of one leaf of pgsize: true when cleared; false having changed nothing (unmapPages4k then decides). */
+  // @kernel: __arm_lpae_unmap
+  private unmap4kOne(ihi: number, ilo: number, pgsize: number): boolean {
+    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
+    if (((this.leafLevels >> leaf) & 1) === 0) return false;
+    const p = this.leafSlot4k(ihi, ilo, leaf);
+    const w = this.i32;
+    if (p < 0 || (w[p]! & TYPE_MASK) !== (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK)) return false;
+    w[p] = 0;
+    w[p + 1] = 0;
+    return true;
+  }
+
+  /** Word offset of iova's entry at level `leaf` (1, 2 or 3) through existing tables; -1 if the walk meets anything else. */
+  // @kernel: __arm_lpae_map
+  private leafSlot4k(ihi: number, ilo: number, leaf: number): number {
+    const w = this.i32;
+    let l = this.startLevel;
+    let p = this.pgd + (((l === 0 ? ihi >>> 7 : (ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1);
+    for (; l < leaf; l++) {
+      const lo = w[p]!;
+      if ((lo & TYPE_MASK) !== TYPE_TABLE) return -1;
+      // Index bits of the next level: 38:30, 29:21, 20:12.
+      p = (((lo & ADDR_LO_I) - this.baseLoI) >>> 2) + (((l === 0 ? (ihi << 2) | (ilo >>> 30) : ilo >>> (l === 1 ? 21 : 12)) & 511) << 1);
+    }
+    return p;
   }
 
   /**
-   * unmap_pages with the 4K granule: clears up to one table's worth of
-   * leaves and returns how many, or -1 having changed nothing when the
-   * general code must decide (bad arguments, an empty entry, a block above
-   * the level, a table or a hole among the entries).
+   * map_pages with the 4K granule, addresses as int32 halves of whole
+   * numbers within ias and oas: installs the tables the walk needs (as the
+   * general walk would) and writes the leaves, or hands the call untouched
+   * to the general code (bad arguments, a block or a live entry in the way,
+   * a batch past the pgd).
    */
-  // @kernel: __arm_lpae_unmap
-  private unmap4k(ihi: number, ilo: number, pgsize: number, cnt: number): number {
+  // @kernel: arm_lpae_map_pages
+  // @kernel: __arm_lpae_map
+  private mapPages4k(ihi: number, ilo: number, phi: number, plo: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
     const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
-    if (((this.leafLevels >> leaf) & 1) === 0 || !(cnt >= 1) || (cnt | 0) !== cnt) return -1;
-    const w = this.i32;
-    const base = this.baseLoI;
-    const start = this.startLevel;
-    let p = this.pgd;
-    let lo: number;
-    if (start === 0) {
-      p += ((ihi >>> 7) & this.pgdMask) << 1;
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = ((lo & ADDR_LO_I) - base) >>> 2;
-    }
-    let idx = ((ihi << 2) | (ilo >>> 30)) & (start === 1 ? this.pgdMask : 511);
-    if (leaf !== 1) {
-      p += idx << 1;
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = ((lo & ADDR_LO_I) - base) >>> 2;
-      idx = (ilo >>> 21) & 511;
-      if (leaf === 3) {
-        p += idx << 1;
+    const cnt = pgcount < 512 ? pgcount : 512;
+    fast: if (((this.leafLevels >> leaf) & 1) !== 0 && (prot & (IOMMU_READ | IOMMU_WRITE)) !== 0 && cnt >= 1 && (cnt | 0) === cnt) {
+      const base = this.baseLoI;
+      let w = this.i32;
+      let p = this.pgd;
+      let lo: number;
+      // The walk: at an empty entry above the leaf level, install a table and go on.
+      if (this.startLevel === 0) {
+        p += ((ihi >>> 7) & this.pgdMask) << 1;
+        if ((w[p]! | w[p + 1]!) === 0) {
+          this.installTable(p);
+          w = this.i32;
+        }
         lo = w[p]!;
-        if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-        p = ((lo & ADDR_LO_I) - base) >>> 2;
-        idx = (ilo >>> 12) & 511;
+        if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
+        p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
+      } else {
+        p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
       }
+      if (leaf !== 1) {
+        if ((w[p]! | w[p + 1]!) === 0) {
+          this.installTable(p);
+          w = this.i32;
+        }
+        lo = w[p]!;
+        if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
+        p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
+        if (leaf === 3) {
+          if ((w[p]! | w[p + 1]!) === 0) {
+            this.installTable(p);
+            w = this.i32;
+          }
+          lo = w[p]!;
+          if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
+          p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
+        }
+      }
+      // @kernel: __arm_lpae_init_pte
+      const attrLo = this.protLo[prot & 63]! | (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK);
+      const attrHi = this.protHi[prot & 63]!;
+      if (cnt === 1) {
+        if ((w[p]! | w[p + 1]!) !== 0) break fast;
+        w[p] = attrLo | (plo & ADDR_LO_I);
+        w[p + 1] = attrHi | (phi & ADDR_HI);
+        mapped.bytes += pgsize;
+        return 0;
+      }
+      // @kernel: arm_lpae_max_entries
+      const max = 512 - ((p >> 1) & 511);
+      const num = cnt < max ? cnt : max;
+      if (leaf === this.startLevel && ((p - this.pgd) >> 1) + num > this.pgdMask + 1) break fast;
+      // Write while the entries are empty; at a live one, restore the (empty) entries written and let the general code decide.
+      const end = p + 2 * num;
+      let a = plo;
+      let h = phi;
+      let q = p;
+      for (; q < end; q += 2) {
+        if ((w[q]! | w[q + 1]!) !== 0) break;
+        w[q] = attrLo | (a & ADDR_LO_I);
+        w[q + 1] = attrHi | (h & ADDR_HI);
+        // The output address (h, a) advances by pgsize, the carry done by hand.
+        const b = (a + pgsize) | 0;
+        h += (a & ~b) >>> 31;
+        a = b;
+      }
+      if (q !== end) {
+        w.fill(0, p, q);
+        break fast;
+      }
+      mapped.bytes += num * pgsize;
+      return 0;
     }
-    // @kernel: arm_lpae_max_entries
-    const max = 512 - (idx & 511);
-    const num = cnt < max ? cnt : max;
-    const p0 = p + (idx << 1);
-    const end = p0 + 2 * num;
-    const type = leaf === 3 ? TYPE_PAGE : TYPE_BLOCK;
-    for (let q = p0; q < end; q += 2) if ((w[q]! & TYPE_MASK) !== type) return -1;
-    w.fill(0, p0, end);
-    return num;
+    return this.mapPagesGeneral(ihi * TWO_32 + (ilo >>> 0), phi * TWO_32 + (plo >>> 0), pgsize, pgcount, prot, mapped);
   }
 
-  /** unmap4k for a single leaf at level `leaf`: 1, or -1 having changed nothing. */
+  /**
+   * unmap_pages with the 4K granule, iova as int32 halves of a whole number
+   * within ias: clears the leaves and queues their invalidation, or hands
+   * the call untouched to the general code (bad arguments, an empty entry
+   * or a block on the way, a table or a hole among the entries).
+   */
+  // @kernel: arm_lpae_unmap_pages
   // @kernel: __arm_lpae_unmap
-  private unmap4kOne(ihi: number, ilo: number, leaf: number): number {
-    if (((this.leafLevels >> leaf) & 1) === 0) return -1;
-    const w = this.i32;
-    const base = this.baseLoI;
-    let p = this.pgd;
-    let lo: number;
-    if (this.startLevel === 0) {
-      p += ((ihi >>> 7) & this.pgdMask) << 1;
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
-    } else {
-      p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
-    }
-    if (leaf !== 1) {
-      lo = w[p]!;
-      if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-      p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
-      if (leaf === 3) {
+  private unmapPages4k(ihi: number, ilo: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
+    const cnt = pgcount < 512 ? pgcount : 512;
+    const iova = ihi * TWO_32 + (ilo >>> 0);
+    fast: if (((this.leafLevels >> leaf) & 1) !== 0 && cnt >= 1 && (cnt | 0) === cnt) {
+      const base = this.baseLoI;
+      const w = this.i32;
+      let p = this.pgd;
+      let lo: number;
+      if (this.startLevel === 0) {
+        p += ((ihi >>> 7) & this.pgdMask) << 1;
         lo = w[p]!;
-        if ((lo | w[p + 1]!) === 0 || (lo & TYPE_MASK) === TYPE_BLOCK) return -1;
-        p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
+        if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
+        p = (((lo & ADDR_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & 511) << 1);
+      } else {
+        p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
       }
+      if (leaf !== 1) {
+        lo = w[p]!;
+        if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
+        p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
+        if (leaf === 3) {
+          lo = w[p]!;
+          if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
+          p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 12) & 511) << 1);
+        }
+      }
+      const type = leaf === 3 ? TYPE_PAGE : TYPE_BLOCK;
+      // @kernel: arm_lpae_max_entries
+      const max = 512 - ((p >> 1) & 511);
+      const num = cnt < max ? cnt : max;
+      const end = p + 2 * num;
+      for (let q = p; q < end; q += 2) if ((w[q]! & TYPE_MASK) !== type) break fast;
+      // TypedArray fill is a builtin call that costs more than a few stores.
+      if (num > 32) w.fill(0, p, end);
+      else for (let q = p; q < end; q++) w[q] = 0;
+      if (gather !== null && !gather.queued) {
+        const tlb = this.tlb;
+        if (tlb.tlbAddPage !== undefined) for (let j = 0; j < num; j++) tlb.tlbAddPage(gather, iova + j * pgsize, pgsize);
+      }
+      return num * pgsize;
     }
-    if ((w[p]! & TYPE_MASK) !== (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK)) return -1;
-    w[p] = 0;
-    w[p + 1] = 0;
-    return 1;
-  }
-
-  /** tlb_add_page for each of n entries unmapped from iova (strict gather). */
-  // @kernel: __arm_lpae_unmap
-  private addPages(gather: IommuIotlbGather, iova: number, size: number, n: number): void {
-    const tlb = this.tlb;
-    if (tlb.tlbAddPage === undefined) return;
-    // The first page passes iova as received: no new heap number for a one-page unmap.
-    tlb.tlbAddPage(gather, iova, size);
-    for (let j = 1; j < n; j++) tlb.tlbAddPage(gather, iova + j * size, size);
+    return this.unmapPagesGeneral(iova, pgsize, pgcount, gather);
   }
 
   /** map_pages for every case the fast path does not take. */
@@ -684,6 +673,10 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     if (this.freed) return;
     this.freed = true;
     this.freePgtable(this.startLevel, this.pgd);
+    // The memory goes back for reuse: drop every reference to it.
+    this.pool.release();
+    this.words = this.pool.words;
+    this.i32 = this.pool.i32;
   }
 
   /** The level whose block size is pgsize, if pgsize is a bitmap size reachable in this table; else -1. */

@@ -8,6 +8,13 @@
  * the next-level table and a walk follows descriptors exactly like hardware.
  * Freed pages go onto a free list and are zeroed when handed out again (the
  * kernel allocates table pages with __GFP_ZERO).
+ *
+ * When its page table is freed, a pool is released: its memory goes to a
+ * small process-wide spare list from which new (or growing) pools take
+ * theirs, zeroing pages as they hand them out, as the kernel's page
+ * allocator recycles freed pages. Fresh memory costs a page fault per 4 KiB
+ * on first touch, and growing by copying costs more; a table that is freed
+ * and built again pays neither. A released pool refuses to allocate.
  */
 import { hex } from "./sizes.ts";
 
@@ -19,6 +26,35 @@ export const TABLE_POOL_DEFAULT_BASE = 0x4000_0000;
  * alone (see `offsetOfLo`).
  */
 export const TABLE_POOL_MAX_BYTES = 2 ** 32;
+
+/** At most this much released pool memory is kept for reuse. */
+export const TABLE_POOL_SPARE_MAX_BYTES = 64 * 2 ** 20;
+
+/** Released pools' buffers, and how many leading bytes of each may be non-zero. */
+const spareBuffers: ArrayBuffer[] = [];
+const spareDirtyBytes: number[] = [];
+let spareBytes = 0;
+
+/** The smallest spare buffer of at least minBytes, removed from the spare list; null if none. */
+function takeSpare(minBytes: number): { buffer: ArrayBuffer; dirtyBytes: number } | null {
+  let best = -1;
+  for (let i = 0; i < spareBuffers.length; i++) {
+    const len = spareBuffers[i]!.byteLength;
+    if (len >= minBytes && (best < 0 || len < spareBuffers[best]!.byteLength)) best = i;
+  }
+  if (best < 0) return null;
+  const buffer = spareBuffers[best]!;
+  const dirtyBytes = spareDirtyBytes[best]!;
+  spareBuffers[best] = spareBuffers[spareBuffers.length - 1]!;
+  spareDirtyBytes[best] = spareDirtyBytes[spareDirtyBytes.length - 1]!;
+  spareBuffers.pop();
+  spareDirtyBytes.pop();
+  spareBytes -= buffer.byteLength;
+  return { buffer, dirtyBytes };
+}
+
+const RELEASED_WORDS = new Uint32Array(0);
+const RELEASED_I32 = new Int32Array(0);
 
 export class TablePool {
   // `declare`d fields take their type from the constructor's first store (no undefined first).
@@ -46,11 +82,17 @@ export class TablePool {
   declare private nextPage: number;
   declare private freeList: Int32Array;
   declare private freeCount: number;
+  /** Words at and beyond this offset are known to be zero; pages below it are zeroed when handed out. */
+  declare private cleanFrom: number;
+  declare private released: boolean;
 
   constructor(pageBytes: number, base: number, initialPages = 4) {
     if (base % pageBytes !== 0) throw new RangeError(`table pool base ${hex(base)} is not ${hex(pageBytes)}-aligned`);
-    this.words = new Uint32Array((pageBytes / 4) * initialPages);
+    const spare = takeSpare(pageBytes * initialPages);
+    this.words = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array((pageBytes / 4) * initialPages);
     this.i32 = new Int32Array(this.words.buffer);
+    this.cleanFrom = spare !== null ? spare.dirtyBytes / 4 : 0;
+    this.released = false;
     this.pageBytes = pageBytes;
     this.pageWords = pageBytes / 4;
     this.base = base;
@@ -72,10 +114,12 @@ export class TablePool {
       off = this.freeList[--this.freeCount]!;
       this.words.fill(0, off, off + this.pageWords);
     } else {
+      if (this.released) throw new RangeError("a table pool cannot allocate after its page table was freed");
       off = this.nextPage * this.pageWords;
       this.nextPage += pages;
       const need = this.nextPage * this.pageWords;
       if (need > this.words.length) this.grow(need);
+      if (off < this.cleanFrom) this.words.fill(0, off, need);
     }
     this.allocations++;
     this.bytes += bytes;
@@ -94,6 +138,25 @@ export class TablePool {
     }
     this.allocations--;
     this.bytes -= bytes;
+  }
+
+  /**
+   * The page table is gone: hand the memory to the spare list (if it has
+   * room) for later pools. Every page must have been freed or abandoned;
+   * the pool's arrays become empty and it refuses to allocate.
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const buffer = this.words.buffer as ArrayBuffer;
+    if (spareBytes + buffer.byteLength <= TABLE_POOL_SPARE_MAX_BYTES) {
+      spareBuffers.push(buffer);
+      spareDirtyBytes.push(Math.min(Math.max(this.nextPage * this.pageBytes, this.cleanFrom * 4), buffer.byteLength));
+      spareBytes += buffer.byteLength;
+    }
+    this.words = RELEASED_WORDS;
+    this.i32 = RELEASED_I32;
+    this.freeCount = 0;
   }
 
   /** Simulated physical address of a word offset. */
@@ -120,7 +183,10 @@ export class TablePool {
     let len = this.words.length * 2;
     while (len < need) len *= 2;
     len = Math.min(len, TABLE_POOL_MAX_BYTES / 4);
-    const w = new Uint32Array(len);
+    // A spare buffer may hold old pages beyond what is copied: they are zeroed when handed out.
+    const spare = takeSpare(need * 4);
+    const w = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array(len);
+    if (spare !== null) this.cleanFrom = Math.max(this.cleanFrom, spare.dirtyBytes / 4);
     w.set(this.words);
     this.words = w;
     this.i32 = new Int32Array(w.buffer);

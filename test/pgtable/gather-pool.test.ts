@@ -91,6 +91,27 @@ describe("TablePool", () => {
     expect([small.allocations, small.bytes]).toEqual([1, 64]);
     expect(() => new TablePool(SZ_4K, 0x800)).toThrow(RangeError);
   });
+
+  it("reuses a released pool's memory with every page zeroed, and refuses to allocate once released", () => {
+    const a = new TablePool(SZ_4K, 0, 1);
+    for (let i = 0; i < 40; i++) a.words.fill(0xffffffff, a.alloc(1, SZ_4K), (i + 1) * 1024);
+    const buffer = a.words.buffer;
+    a.release();
+    expect(a.words.length).toBe(0);
+    expect(() => a.alloc(1, SZ_4K)).toThrow(RangeError);
+    // The next pool takes the dirty buffer (the smallest spare that fits) and zeroes what it hands out.
+    const b = new TablePool(SZ_4K, 0, 1);
+    expect(b.words.buffer).toBe(buffer);
+    for (let i = 0; i < 3; i++) b.alloc(1, SZ_4K);
+    b.release();
+    // A third user must still see zeros where the first one wrote, beyond what the second one used.
+    const c = new TablePool(SZ_4K, 0, 1);
+    expect(c.words.buffer).toBe(buffer);
+    for (let i = 0; i < 40; i++) {
+      const off = c.alloc(1, SZ_4K);
+      expect(c.words.subarray(off, off + 1024).every((x) => x === 0)).toBe(true);
+    }
+  });
 });
 
 describe("page-size bitmaps beyond 32 bits", () => {

@@ -141,7 +141,7 @@ describe("Arm LPAE 4K-granule fast paths agree with the general code", () => {
 
   it("takes the fast paths for the common calls (they would otherwise only match trivially)", () => {
     const pt = must(allocArmLpaePgtable("ARM_64_LPAE_S1", { pgsizeBitmap: BM, ias: 48, oas: 48 }));
-    const fast = pt as unknown as { map4kOne: unknown; mapPagesGeneral: (...a: unknown[]) => unknown; unmapPagesGeneral: (...a: unknown[]) => unknown; iovaToPhysGeneral: (...a: unknown[]) => unknown };
+    const fast = pt as unknown as { mapPagesGeneral: (...a: unknown[]) => unknown; unmapPagesGeneral: (...a: unknown[]) => unknown; iovaToPhysGeneral: (...a: unknown[]) => unknown };
     let general = 0;
     fast.mapPagesGeneral = () => general++;
     fast.unmapPagesGeneral = () => general++;

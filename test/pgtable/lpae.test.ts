@@ -507,6 +507,19 @@ describe("table memory (ARM keeps empty tables)", () => {
     expect(ops.tablePages()).toBe(0);
   });
 
+  it("after free() translates nothing and refuses to build tables: the memory went back for reuse", () => {
+    const ops = arm("ARM_64_LPAE_S1");
+    ops.mapPages(G4, PA, SZ_4K, 1, RW, { bytes: 0 });
+    ops.free();
+    expect(ops.iovaToPhys(G4)).toBe(0);
+    expect(() => ops.mapPages(G4, PA, SZ_4K, 1, RW, { bytes: 0 })).toThrow(RangeError);
+    // A new table built in the recycled memory starts empty.
+    const next = arm("ARM_64_LPAE_S1");
+    expect(next.iovaToPhys(G4)).toBe(0);
+    expect(next.mapPages(G4 + SZ_4K, PA, SZ_4K, 1, RW, { bytes: 0 })).toBe(0);
+    expect(next.iovaToPhys(G4)).toBe(0);
+  });
+
   it("reuses freed table pages (free list) and zeroes them", () => {
     const ops = arm("ARM_64_LPAE_S1");
     ops.mapPages(G4, PA, SZ_4K, 512, RW, { bytes: 0 });
