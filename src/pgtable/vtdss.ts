@@ -49,6 +49,7 @@ export const VTDSS_FMT_PS = 1 << 7;
 /* VTDSS_FMT_OA = GENMASK(51, 12), split into words. */
 export const VTDSS_FMT_OA_LO = 0xfffff000;
 export const VTDSS_FMT_OA_HI = 0x000fffff;
+const OA_LO_I = VTDSS_FMT_OA_LO | 0;
 
 export const VTDSS_MAX_OUTPUT_ADDRESS_LG2 = 52;
 /** Table and granule size. */
@@ -78,6 +79,11 @@ export interface VtdssIoPgtable extends IoPgtableOps {
    * the walk for iova visits; returns the level of the leaf found, or -1.
    */
   pgtableWalk(iova: number, wd: PgtableWalkData): number;
+}
+
+/** Tests: make ops take the general code for every call, to compare it with the one-page fast paths. */
+export function vtdssGeneralPathsOnly(ops: VtdssIoPgtable): void {
+  if (ops instanceof VtdssPgtable) ops.useGeneralPathsOnly();
 }
 
 /** Allocate a VT-d second-stage table. ias picks the levels: 31..39 -> 3, 40..48 -> 4. */
@@ -114,9 +120,22 @@ export function allocVtdssPgtable(init: IoPgtableCfgInit): VtdssIoPgtable | KErr
   return new VtdssPgtable(cfg, pool, top, topLevel);
 }
 
-/** Item size at level l: 4K, 2M, 1G, 512G. */
+/** Item size at level l: 4K, 2M, 1G, 512G, 256T (a table: `2 ** x` is a call into C in V8). */
+const ITEM_SIZE = new Float64Array([SZ_4K, SZ_2M, SZ_1G, 2 ** 39, 2 ** 48]);
+const TWO_NEG_32 = 2 ** -32;
+
 function itemSize(level: number): number {
-  return 2 ** (12 + 9 * level);
+  return ITEM_SIZE[level]!;
+}
+
+/** x mod m for x >= 0 and a power of two m: exact, without the call into C that V8 makes for `%` on doubles. */
+function modPow2(x: number, m: number): number {
+  return x - Math.floor(x / m) * m;
+}
+
+/** Whether x is a multiple of the power of two m (`x % m === 0`, also for negative, fractional or non-finite x). */
+function multipleOf(x: number, m: number): boolean {
+  return x - Math.floor(x / m) * m === 0;
 }
 
 class VtdssPgtable implements VtdssIoPgtable {
@@ -136,6 +155,12 @@ class VtdssPgtable implements VtdssIoPgtable {
   private readonly inv = new Float64Array(5);
   /** The gather map_pages uses for tables it frees (a stack variable in the kernel). */
   private readonly mapGather = newIommuIotlbGather();
+  /** The one-page fast paths apply (tests turn them off to compare). */
+  private fast = true;
+  /** The pool's low base word as an int32, for the int32 walks. */
+  private readonly baseLoI: number;
+  /** Offset mask of the leaf walkLeaf found last. */
+  private leafOffMask = 0;
   /* Per-call walk state. */
   private leafLevel = 0;
   private oa = 0;
@@ -155,6 +180,12 @@ class VtdssPgtable implements VtdssIoPgtable {
     this.tlb = cfg.tlb;
     this.onFinding = cfg.onFinding;
     for (let l = 0; l < 5; l++) this.inv[l] = 2 ** -(12 + 9 * l);
+    this.baseLoI = pool.base | 0;
+  }
+
+  /** See vtdssGeneralPathsOnly. */
+  useGeneralPathsOnly(): void {
+    this.fast = false;
   }
 
   tablePages(): number {
@@ -165,8 +196,73 @@ class VtdssPgtable implements VtdssIoPgtable {
     return this.pool.bytes;
   }
 
+  /*
+   * map_pages, unmap_pages and iova_to_phys of one 4K page (what the DMA API
+   * does most) walk in int32 arithmetic on the address's 32-bit halves, with
+   * the shifts of the 4-level layout written out, through tables that exist.
+   * Anything else, or anything they decline having changed nothing, goes to
+   * the general code, which decides as before.
+   */
+
   // @kernel: map_pages
   mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    if (pgsize === SZ_4K && pgcount === 1 && this.fast && iova >= 0 && iova + SZ_4K <= this.iasLimit && paddr >= 0 && paddr < this.oasLimit) {
+      const ihi = (iova * TWO_NEG_32) | 0;
+      const ilo = iova | 0;
+      const phi = (paddr * TWO_NEG_32) | 0;
+      const plo = paddr | 0;
+      // Whole, 4K-aligned addresses only.
+      if (ihi * TWO_32 + (ilo >>> 0) === iova && phi * TWO_32 + (plo >>> 0) === paddr && ((ilo | plo) & (SZ_4K - 1)) === 0 && this.map4kOne(ihi, ilo, phi, plo, prot)) {
+        mapped.bytes += SZ_4K;
+        return 0;
+      }
+    }
+    return this.mapPagesGeneral(iova, paddr, pgsize, pgcount, prot, mapped);
+  }
+
+  /**
+   * __map_single_page in int32: writes the level-0 leaf if every level above
+   * is a table and the entry is empty; false having changed nothing.
+   */
+  // @kernel: __map_single_page
+  private map4kOne(ihi: number, ilo: number, phi: number, plo: number, prot: number): boolean {
+    const attr = (prot & IOMMU_READ ? VTDSS_FMT_R : 0) | (prot & IOMMU_WRITE ? VTDSS_FMT_W : 0);
+    if (attr === 0) return false;
+    const p = this.slot4k(ihi, ilo);
+    if (p < 0) return false;
+    const w = this.pool.i32;
+    if ((w[p]! | w[p + 1]!) !== 0) return false;
+    // @kernel: pt_install_leaf_entry
+    w[p] = attr | (plo & OA_LO_I);
+    w[p + 1] = phi & VTDSS_FMT_OA_HI;
+    return true;
+  }
+
+  /** Word offset of iova's level-0 entry through existing tables (non-zero entries without PS); -1 otherwise. */
+  private slot4k(ihi: number, ilo: number): number {
+    const w = this.pool.i32;
+    const base = this.baseLoI;
+    let p = this.top;
+    let lo: number;
+    if (this.topLevel === 3) {
+      p += ((ihi >>> 7) & this.topMask) << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0 || (lo & VTDSS_FMT_PS) !== 0) return -1;
+      p = (((lo & OA_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & (ENTRIES - 1)) << 1);
+    } else {
+      p += (((ihi << 2) | (ilo >>> 30)) & this.topMask) << 1;
+    }
+    lo = w[p]!;
+    if ((lo | w[p + 1]!) === 0 || (lo & VTDSS_FMT_PS) !== 0) return -1;
+    p = (((lo & OA_LO_I) - base) >>> 2) + (((ilo >>> 21) & (ENTRIES - 1)) << 1);
+    lo = w[p]!;
+    if ((lo | w[p + 1]!) === 0 || (lo & VTDSS_FMT_PS) !== 0) return -1;
+    return (((lo & OA_LO_I) - base) >>> 2) + (((ilo >>> 12) & (ENTRIES - 1)) << 1);
+  }
+
+  /** map_pages for every call the one-page fast path does not take. */
+  // @kernel: map_pages
+  private mapPagesGeneral(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
     if (!(prot & (IOMMU_READ | IOMMU_WRITE))) {
       this.report("bad-prot", iova, "map_pages: prot has neither IOMMU_READ nor IOMMU_WRITE");
       return kerr("EINVAL", "prot has neither IOMMU_READ nor IOMMU_WRITE: a VT-d entry without R or W is not present");
@@ -180,7 +276,7 @@ class VtdssPgtable implements VtdssIoPgtable {
     const single = pgsize === SZ_4K && pgcount === 1;
     let leafSize: number;
     if (single) {
-      if (iova % SZ_4K !== 0 || paddr % SZ_4K !== 0) return kerr("ENXIO", `iova ${hex(iova)} or paddr ${hex(paddr)} is not 4K aligned`);
+      if (!multipleOf(iova, SZ_4K) || !multipleOf(paddr, SZ_4K)) return kerr("ENXIO", `iova ${hex(iova)} or paddr ${hex(paddr)} is not 4K aligned`);
       leafSize = SZ_4K;
     } else {
       leafSize = this.computeBestPgsize(iova, len, paddr);
@@ -201,13 +297,36 @@ class VtdssPgtable implements VtdssIoPgtable {
     }
     const done = this.oa - paddr;
     if (ret === OK && done !== len) this.report("map-overrun", iova, `map_pages: installed ${hex(done)} bytes for a ${hex(len)}-byte request`);
-    mapped.bytes += done;
+    // A whole number in the small-integer range is added as one: the out-parameter object is shared with every format, and a double stored there once makes V8 keep its field as a boxed double.
+    mapped.bytes += done <= 0x7fffffff ? done | 0 : done;
     if (ret === EADDRINUSE) return kerr("EADDRINUSE", `something is already mapped in [${hex(iova)}, ${hex(last)}]`);
     return 0;
   }
 
   // @kernel: unmap_pages
   unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    if (pgsize === SZ_4K && pgcount === 1 && this.fast && iova >= 0 && iova + SZ_4K <= this.iasLimit) {
+      const ihi = (iova * TWO_NEG_32) | 0;
+      const ilo = iova | 0;
+      if (ihi * TWO_32 + (ilo >>> 0) === iova && (ilo & (SZ_4K - 1)) === 0) {
+        const p = this.slot4k(ihi, ilo);
+        const w = this.pool.i32;
+        // @kernel: __unmap_range
+        if (p >= 0 && (w[p]! | w[p + 1]!) !== 0) {
+          w[p] = 0;
+          w[p + 1] = 0;
+          // @kernel: gather_range_pages
+          if (gather !== null) iommuIotlbGatherAddRange(gather, iova, SZ_4K);
+          return SZ_4K;
+        }
+      }
+    }
+    return this.unmapPagesGeneral(iova, pgsize, pgcount, gather);
+  }
+
+  /** unmap_pages for every call the one-page fast path does not take. */
+  // @kernel: unmap_pages
+  private unmapPagesGeneral(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
     const len = pgsize * pgcount;
     if (!(len > 0)) return 0;
     const last = iova + len - 1;
@@ -229,24 +348,54 @@ class VtdssPgtable implements VtdssIoPgtable {
 
   // @kernel: iova_to_phys
   iovaToPhys(iova: number): number {
-    if (!(iova >= 0 && iova < this.iasLimit)) {
-      this.report("iova-to-phys-erange", iova, `iova_to_phys: iova ${hex(iova)} outside the table; the kernel returns (phys_addr_t)-ERANGE, the model 0`);
-      return 0;
-    }
-    const w = this.pool.words;
-    let tbl = this.top;
-    for (let l = this.topLevel; l >= 0; l--) {
-      const p = tbl + 2 * this.index(iova, l);
-      const lo = w[p]!;
-      const hi = w[p + 1]!;
-      if ((lo | hi) === 0) return 0;
-      if (l === 0 || (l <= 2 && lo & VTDSS_FMT_PS)) {
-        const sz = itemSize(l);
-        return this.entryOa(lo, hi) + (sz <= 0x8000_0000 ? ((iova >>> 0) & (sz - 1)) >>> 0 : iova % sz);
-      }
-      tbl = this.tableOff(lo, hi);
-    }
+    if (!(iova >= 0 && iova < this.iasLimit)) return this.iovaToPhysErange(iova);
+    const ilo = iova | 0;
+    const p = this.walkLeaf((iova * TWO_NEG_32) | 0, ilo);
+    if (p < 0) return 0;
+    const w = this.pool.i32;
+    return (w[p + 1]! & VTDSS_FMT_OA_HI) * TWO_32 + ((w[p]! & OA_LO_I) >>> 0) + (ilo & this.leafOffMask);
+  }
+
+  private iovaToPhysErange(iova: number): number {
+    this.report("iova-to-phys-erange", iova, `iova_to_phys: iova ${hex(iova)} outside the table; the kernel returns (phys_addr_t)-ERANGE, the model 0`);
     return 0;
+  }
+
+  /**
+   * iova_to_phys's walk in int32 on the halves of an iova within the table,
+   * level by level: the word offset of the leaf translating it, with
+   * `leafOffMask` set to the offset mask inside that leaf, or -1 at an empty
+   * entry. Level 3 holds tables only, whatever its PS bit says.
+   */
+  // @kernel: iova_to_phys
+  private walkLeaf(ihi: number, ilo: number): number {
+    const w = this.pool.i32;
+    const base = this.baseLoI;
+    let p = this.top;
+    let lo: number;
+    if (this.topLevel === 3) {
+      p += ((ihi >>> 7) & this.topMask) << 1;
+      lo = w[p]!;
+      if ((lo | w[p + 1]!) === 0) return -1;
+      p = (((lo & OA_LO_I) - base) >>> 2) + ((((ihi << 2) | (ilo >>> 30)) & (ENTRIES - 1)) << 1);
+    } else {
+      p += (((ihi << 2) | (ilo >>> 30)) & this.topMask) << 1;
+    }
+    lo = w[p]!;
+    if ((lo | w[p + 1]!) === 0) return -1;
+    if ((lo & VTDSS_FMT_PS) !== 0) return this.leafAt(p, SZ_1G - 1);
+    p = (((lo & OA_LO_I) - base) >>> 2) + (((ilo >>> 21) & (ENTRIES - 1)) << 1);
+    lo = w[p]!;
+    if ((lo | w[p + 1]!) === 0) return -1;
+    if ((lo & VTDSS_FMT_PS) !== 0) return this.leafAt(p, SZ_2M - 1);
+    p = (((lo & OA_LO_I) - base) >>> 2) + (((ilo >>> 12) & (ENTRIES - 1)) << 1);
+    if ((w[p]! | w[p + 1]!) === 0) return -1;
+    return this.leafAt(p, SZ_4K - 1);
+  }
+
+  private leafAt(p: number, offMask: number): number {
+    this.leafOffMask = offMask;
+    return p;
   }
 
   pgtableWalk(iova: number, wd: PgtableWalkData): number {
@@ -269,12 +418,13 @@ class VtdssPgtable implements VtdssIoPgtable {
     this.freed = true;
     this.freeTables(this.topLevel, this.top);
     this.pool.free(this.top, 1, VTDSS_TABLE_BYTES);
+    this.pool.release();
   }
 
   /** Largest bitmap size that divides iova and paddr and fits in len. */
   // @kernel: pt_compute_best_pgsize
   private computeBestPgsize(iova: number, len: number, paddr: number): number {
-    for (const sz of this.sizesDesc) if (sz <= len && iova % sz === 0 && paddr % sz === 0) return sz;
+    for (const sz of this.sizesDesc) if (sz <= len && multipleOf(iova, sz) && multipleOf(paddr, sz)) return sz;
     return 0;
   }
 
@@ -335,17 +485,26 @@ class VtdssPgtable implements VtdssIoPgtable {
   private mapRange(level: number, tbl: number, va: number, last: number): number {
     const item = itemSize(level);
     const end = this.index(last, level) + 1;
-    let entStart = va - (va % item);
+    let entStart = va - modPow2(va, item);
     if (level === this.leafLevel) {
       // @kernel: __map_range_leaf
+      // installLeaf for each entry, with the output address in a local (this.oa is written back on the way out).
+      const attr = this.attrLo | (level !== 0 ? VTDSS_FMT_PS : 0);
+      let oa = this.oa;
       for (let i = this.index(va, level); i < end; i++, entStart += item) {
         const p = tbl + 2 * i;
-        if ((this.pool.words[p]! | this.pool.words[p + 1]!) !== 0) {
+        const w = this.pool.i32;
+        if ((w[p]! | w[p + 1]!) !== 0) {
+          this.oa = oa;
           const r = this.clearContig(level, p, entStart);
           if (r !== OK) return r;
         }
-        this.installLeaf(p, level);
+        // @kernel: pt_install_leaf_entry
+        w[p] = attr | ((oa >>> 0) & OA_LO_I);
+        w[p + 1] = ((oa * TWO_NEG_32) >>> 0) & VTDSS_FMT_OA_HI;
+        oa += item;
       }
+      this.oa = oa;
       return OK;
     }
     for (let i = this.index(va, level); i < end; i++, entStart += item) {
@@ -390,10 +549,22 @@ class VtdssPgtable implements VtdssIoPgtable {
     const first = this.index(va, level);
     const end = this.index(last, level) + 1;
     // Starting inside a large entry: unmap nothing more.
-    if ((w[tbl + 2 * first]! | w[tbl + 2 * first + 1]!) !== 0 && this.isLeaf(w[tbl + 2 * first]!, level) && va % item !== 0) return STOP;
+    if ((w[tbl + 2 * first]! | w[tbl + 2 * first + 1]!) !== 0 && this.isLeaf(w[tbl + 2 * first]!, level) && !multipleOf(va, item)) return STOP;
+    if (level === 0) {
+      // Every entry at level 0 is a leaf: clear up to the first hole.
+      const w32 = this.pool.i32;
+      let p = tbl + 2 * first;
+      const stop = tbl + 2 * end;
+      for (; p < stop && (w32[p]! | w32[p + 1]!) !== 0; p += 2) {
+        w32[p] = 0;
+        w32[p + 1] = 0;
+      }
+      this.unmapped += ((p - tbl) / 2 - first) * SZ_4K;
+      return p < stop ? STOP : OK;
+    }
     let num = 0;
     let ret = OK;
-    let entStart = va - (va % item);
+    let entStart = va - modPow2(va, item);
     for (let i = first; i < end; i++, entStart += item) {
       const p = tbl + 2 * i;
       const lo = w[p]!;
