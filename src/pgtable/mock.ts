@@ -54,7 +54,79 @@ export const IOMMU_DIRTY_NO_CLEAR = 1 << 0;
 const MOCK_ADDRESS_BITS = 53;
 const CHUNK_ENTRIES = 512;
 const CHUNK_BYTES = SZ_4K;
+const CHUNK_WORDS = CHUNK_BYTES / 4;
 const TWO_32 = 4294967296;
+const TWO_NEG_32 = 2 ** -32;
+/* The fast paths multiply by reciprocals of powers of two (exact) where they would divide: V8 divides small integers with idiv. */
+const INV_PAGE = 1 / MOCK_IO_PAGE_SIZE;
+const INV_CHUNK = 1 / CHUNK_ENTRIES;
+/** A chunk's entries cover 1 MiB of IOVA. */
+const INV_CHUNK_SPAN = INV_CHUNK * INV_PAGE;
+/** log2 of MOCK_IO_PAGE_SIZE, and of CHUNK_WORDS. */
+const MOCK_PAGE_SHIFT = 11;
+const CHUNK_WORDS_SHIFT = 10;
+/** The fast paths take at most this many entries (2 TiB of IOVA) in one call, a small integer. */
+const MAX_FAST_ENTRIES = 2 ** 30;
+/** Chunk numbers below this (IOVAs below 64 GiB: the aperture and far beyond) are looked up in an array. */
+const DENSE_CHUNKS = 1 << 16;
+
+/** A whole, non-negative multiple of MOCK_IO_PAGE_SIZE below 2^53 (the fast paths' addresses and page sizes). */
+function isWholeIndex(iova: number): boolean {
+  return iova >= 0 && iova <= Number.MAX_SAFE_INTEGER && iova - Math.floor(iova * INV_PAGE) * MOCK_IO_PAGE_SIZE === 0;
+}
+
+/**
+ * The xarray's upper levels, reduced to what the mock needs: chunk number
+ * (entry index / 512) -> word offset of the chunk in the pool, -1 if absent.
+ * An array serves the chunk numbers below DENSE_CHUNKS (a Map lookup per
+ * call cost more than the rest of the call), a Map the others.
+ */
+class ChunkDirectory {
+  private dense = new Int32Array(16).fill(-1);
+  private readonly sparse = new Map<number, number>();
+
+  get(key: number): number {
+    if (key >= 0 && key < this.dense.length) return this.dense[key]!;
+    if (key >= 0 && key < DENSE_CHUNKS) return -1;
+    return this.sparse.get(key) ?? -1;
+  }
+
+  set(key: number, off: number): void {
+    if (key >= 0 && key < DENSE_CHUNKS) {
+      if (key >= this.dense.length) {
+        let len = this.dense.length * 2;
+        while (len <= key) len *= 2;
+        const d = new Int32Array(Math.min(len, DENSE_CHUNKS)).fill(-1);
+        d.set(this.dense);
+        this.dense = d;
+      }
+      this.dense[key] = off;
+    } else {
+      this.sparse.set(key, off);
+    }
+  }
+
+  delete(key: number): void {
+    if (key >= 0 && key < DENSE_CHUNKS) {
+      if (key < this.dense.length) this.dense[key] = -1;
+    } else {
+      this.sparse.delete(key);
+    }
+  }
+
+  /** Every chunk's word offset. */
+  offsets(): number[] {
+    const out: number[] = [];
+    for (const off of this.dense) if (off >= 0) out.push(off);
+    for (const off of this.sparse.values()) out.push(off);
+    return out;
+  }
+
+  clear(): void {
+    this.dense.fill(-1);
+    this.sparse.clear();
+  }
+}
 
 export interface MockIoPgtable extends IoPgtableOps {
   readonly fmt: "IOMMUFD_MOCK";
@@ -65,6 +137,11 @@ export interface MockIoPgtable extends IoPgtableOps {
   readAndClearDirty(iova: number, size: number, flags: number, record: (iova: number, length: number) => void): void;
   /** Set the DIRTY bit of the entry at iova, as the selftest's IOMMU_TEST_OP_DIRTY does; false if unmapped. */
   setDirty(iova: number): boolean;
+}
+
+/** Tests: make ops take the entry-by-entry code for every call, to compare it with the chunk-wise fast paths. */
+export function mockGeneralPathsOnly(ops: MockIoPgtable): void {
+  if (ops instanceof MockPgtable) ops.useGeneralPathsOnly();
 }
 
 /** Allocate a mock table; the bitmap must be MOCK_IO_PAGE_SIZE, optionally with MOCK_HUGE_PAGE_SIZE. */
@@ -96,18 +173,25 @@ class MockPgtable implements MockIoPgtable {
 
   private readonly pool: TablePool;
   /** Chunk number (index / 512) -> word offset of the chunk in the pool. */
-  private readonly chunks = new Map<number, number>();
+  private readonly chunks = new ChunkDirectory();
   /** Live entries per chunk, indexed by the chunk's page number in the pool. */
   private chunkLive = new Uint16Array(16);
   private readonly hugeIova: boolean;
   private readonly onFinding: PgtableFindingHandler | null;
   private entries = 0;
+  /** The chunk-wise fast paths apply (tests turn them off to compare). */
+  private fast = true;
 
   constructor(cfg: IoPgtableCfg, pool: TablePool) {
     this.cfg = cfg;
     this.pool = pool;
     this.hugeIova = cfg.pgsizeBitmap !== MOCK_IO_PAGE_SIZE;
     this.onFinding = cfg.onFinding;
+  }
+
+  /** See mockGeneralPathsOnly. */
+  useGeneralPathsOnly(): void {
+    this.fast = false;
   }
 
   tablePages(): number {
@@ -118,8 +202,118 @@ class MockPgtable implements MockIoPgtable {
     return this.pool.bytes;
   }
 
+  /*
+   * map_pages, unmap_pages and iova_to_phys for whole, 2 KiB-aligned
+   * addresses and whole counts (every call the IOMMU core makes) work chunk
+   * by chunk: one directory lookup per 512 entries, the pfn advanced in
+   * int32 halves. A map over present entries (which WARNs entry by entry)
+   * and every unusual argument go to the general code.
+   */
+
   // @kernel: mock_domain_map_pages
-  mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, _prot: number, mapped: MappedBytes): 0 | KError {
+  mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    // The bitmap's sizes (2K, 1M) and a whole count: n entries of 2K.
+    const n = pgcount * ((pgsize === MOCK_IO_PAGE_SIZE ? 1 : pgsize === MOCK_HUGE_PAGE_SIZE ? CHUNK_ENTRIES : 0) | 0);
+    if (this.fast && n >= 1 && (pgcount | 0) === pgcount && n <= MAX_FAST_ENTRIES && isWholeIndex(iova) && paddr >= 0 && paddr <= Number.MAX_SAFE_INTEGER && Math.floor(paddr) === paddr) {
+      const pfn = Math.floor(paddr * INV_PAGE);
+      const huge = pgsize !== MOCK_IO_PAGE_SIZE ? MOCK_PFN_HUGE_IOVA_HI : 0;
+      const done = this.mapInChunk(iova, pfn, n, huge);
+      if (done > 0 || (done < 0 && this.mapFast(iova, pfn, n, huge))) {
+        mapped.bytes += n * MOCK_IO_PAGE_SIZE;
+        return 0;
+      }
+    }
+    return this.mapPagesGeneral(iova, paddr, pgsize, pgcount, prot, mapped);
+  }
+
+  /**
+   * mapFast for entries within one chunk (one 4K page is two entries),
+   * small enough for V8 to inline: 1 when stored, 0 having stored nothing
+   * (an entry is present), -1 when they span chunks.
+   */
+  // @kernel: mock_domain_map_pages
+  private mapInChunk(iova: number, pfn: number, n: number, huge: number): number {
+    const first = ((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1);
+    if (first + n > CHUNK_ENTRIES) return -1;
+    const key = Math.floor(iova * INV_CHUNK_SPAN);
+    let off = this.chunks.get(key);
+    let w = this.pool.i32;
+    if (off >= 0) {
+      for (let q = off + 2 * first + 1, e = q + 2 * n; q < e; q += 2) if (w[q]! < 0) return 0;
+    } else {
+      off = this.chunkFor(key);
+      w = this.pool.i32;
+    }
+    let lo = pfn | 0;
+    let hi = Math.floor(pfn * TWO_NEG_32) & MOCK_PFN_HI_MASK;
+    for (let q = off + 2 * first, e = q + 2 * n, k = 0; q < e; q += 2, k++) {
+      w[q] = lo;
+      w[q + 1] = hi | huge | MOCK_PRESENT_HI | (k === 0 || k === n - 1 ? MOCK_PFN_START_IOVA_HI : 0);
+      lo = (lo + 1) | 0;
+      if (lo === 0) hi = (hi + 1) & MOCK_PFN_HI_MASK;
+    }
+    this.chunkLive[off >> CHUNK_WORDS_SHIFT]! += n;
+    this.entries += n;
+    return 1;
+  }
+
+  /**
+   * Store n entries from iova, pfns from pfn: START on the first, LAST on
+   * the last, `huge` on all. False having stored nothing if any of them is
+   * present (the general code then stores them one by one, WARNing).
+   */
+  // @kernel: mock_domain_map_pages
+  private mapFast(iova: number, pfn: number, n: number, huge: number): boolean {
+    let lo = pfn | 0;
+    let hi = Math.floor(pfn * TWO_NEG_32) & MOCK_PFN_HI_MASK;
+    // A chunk covers 1 MiB of IOVA: its number, and the entry's place in it from the low address word.
+    let key = Math.floor(iova * INV_CHUNK_SPAN);
+    let first = ((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1);
+    const w = this.pool.i32;
+    for (let k = 0; k < n; key++, first = 0) {
+      const run = Math.min(CHUNK_ENTRIES - first, n - k);
+      const off = this.chunks.get(key);
+      if (off >= 0) for (let q = off + 2 * first + 1, e = q + 2 * run; q < e; q += 2) if (w[q]! < 0) return false;
+      k += run;
+    }
+    key = Math.floor(iova * INV_CHUNK_SPAN);
+    first = ((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1);
+    for (let k = 0; k < n; key++, first = 0) {
+      const run = Math.min(CHUNK_ENTRIES - first, n - k);
+      const off = this.chunkFor(key);
+      const w32 = this.pool.i32;
+      for (let q = off + 2 * first, e = q + 2 * run; q < e; q += 2, k++) {
+        w32[q] = lo;
+        w32[q + 1] = hi | huge | MOCK_PRESENT_HI | (k === 0 || k === n - 1 ? MOCK_PFN_START_IOVA_HI : 0);
+        lo = (lo + 1) | 0;
+        if (lo === 0) hi = (hi + 1) & MOCK_PFN_HI_MASK;
+      }
+      this.chunkLive[off >> CHUNK_WORDS_SHIFT]! += run;
+      this.entries += run;
+    }
+    return true;
+  }
+
+  /** The chunk for chunk number key, allocated if absent (xa_store's node allocation). */
+  private chunkFor(key: number): number {
+    let off = this.chunks.get(key);
+    if (off < 0) {
+      off = this.pool.alloc(1, CHUNK_BYTES);
+      this.chunks.set(key, off);
+      const page = off / CHUNK_WORDS;
+      if (page >= this.chunkLive.length) {
+        const grown = new Uint16Array(this.chunkLive.length * 2 + page);
+        grown.set(this.chunkLive);
+        this.chunkLive = grown;
+      }
+      this.chunkLive[page] = 0;
+    }
+    return off;
+  }
+
+  /** map_pages entry by entry: every call the fast path does not take. */
+  // @kernel: mock_domain_map_pages
+  private mapPagesGeneral(iova: number, paddr: number, pgsize: number, pgcount: number, _prot: number, mapped: MappedBytes): 0 | KError {
     if (!this.sizeOk(iova, pgsize, "map_pages")) return kerr("EINVAL", `mock pgsize ${hex(pgsize)} is not a positive multiple of ${hex(MOCK_IO_PAGE_SIZE)}`);
     const huge = pgsize !== MOCK_IO_PAGE_SIZE ? MOCK_PFN_HUGE_IOVA_HI : 0;
     let flags = MOCK_PFN_START_IOVA_HI;
@@ -141,7 +335,86 @@ class MockPgtable implements MockIoPgtable {
   }
 
   // @kernel: mock_domain_unmap_pages
-  unmapPages(iova: number, pgsize: number, pgcount: number, _gather: IommuIotlbGather | null): number {
+  unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    const n = pgcount * ((pgsize === MOCK_IO_PAGE_SIZE ? 1 : pgsize === MOCK_HUGE_PAGE_SIZE ? CHUNK_ENTRIES : 0) | 0);
+    if (this.fast && n >= 1 && (pgcount | 0) === pgcount && n <= MAX_FAST_ENTRIES && isWholeIndex(iova)) {
+      this.unmapFast(iova, n);
+      return n * MOCK_IO_PAGE_SIZE;
+    }
+    return this.unmapPagesGeneral(iova, pgsize, pgcount, gather);
+  }
+
+  /**
+   * Erase n entries from iova: the first and the last one by one, for the
+   * START/LAST checks in the order the entry-by-entry loop makes them, the
+   * ones between a chunk run at a time.
+   */
+  // @kernel: mock_domain_unmap_pages
+  private unmapFast(iova: number, n: number): void {
+    this.unmapEnd(iova, iova, 0, n);
+    if (n > 2) this.eraseRange(iova + MOCK_IO_PAGE_SIZE, n - 2);
+    if (n > 1) this.unmapEnd(iova, iova + (n - 1) * MOCK_IO_PAGE_SIZE, n - 1, n);
+  }
+
+  /** xa_erase of the entry at `at`, the k-th of n from iova, with the loop's check on it. */
+  private unmapEnd(iova: number, at: number, k: number, n: number): void {
+    const key = Math.floor(at * INV_CHUNK_SPAN);
+    const off = this.chunks.get(key);
+    if (off < 0) return;
+    const w = this.pool.i32;
+    const p = off + 2 * (((at | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1));
+    const old = w[p + 1]!;
+    if (old >= 0) return;
+    w[p] = 0;
+    w[p + 1] = 0;
+    this.entries--;
+    if (--this.chunkLive[off >> CHUNK_WORDS_SHIFT]! === 0) {
+      this.chunks.delete(key);
+      this.pool.free(off, 1, CHUNK_BYTES);
+    }
+    // With huge pages the core switches page size mid-range, so the check cannot hold.
+    if (!this.hugeIova) this.checkUnmapEnds(iova, k, n, old);
+  }
+
+  /** xa_erase of count entries from iova, a chunk run at a time, freeing the chunks that empty. */
+  private eraseRange(iova: number, count: number): void {
+    let key = Math.floor(iova * INV_CHUNK_SPAN);
+    let first = ((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1);
+    for (let k = 0; k < count; key++, first = 0) {
+      const run = Math.min(CHUNK_ENTRIES - first, count - k);
+      k += run;
+      const off = this.chunks.get(key);
+      if (off < 0) continue;
+      const w = this.pool.i32;
+      let erased = 0;
+      for (let q = off + 2 * first, e = q + 2 * run; q < e; q += 2) {
+        if (w[q + 1]! < 0) {
+          w[q] = 0;
+          w[q + 1] = 0;
+          erased++;
+        }
+      }
+      const page = off >> CHUNK_WORDS_SHIFT;
+      this.entries -= erased;
+      if (erased > 0 && (this.chunkLive[page]! -= erased) === 0) {
+        this.chunks.delete(key);
+        this.pool.free(off, 1, CHUNK_BYTES);
+      }
+    }
+  }
+
+  /** The general loop's START (first entry) and LAST (last entry) checks on an erased entry's old high word. */
+  private checkUnmapEnds(iova: number, k: number, n: number, old: number): void {
+    // The messages cost more than the rest of a call: only for a listener.
+    if (this.onFinding === null) return;
+    const at = iova + k * MOCK_IO_PAGE_SIZE;
+    if (k === 0 && !(old & MOCK_PFN_START_IOVA_HI)) this.report("mock-unmap-split", at, `unmap_pages: unmap starts at ${hex(at)}, inside an earlier map (no START mark)`);
+    if (k === n - 1 && !(old & MOCK_PFN_LAST_IOVA_HI)) this.report("mock-unmap-split", at, `unmap_pages: unmap ends at ${hex(at + MOCK_IO_PAGE_SIZE)}, inside an earlier map (no LAST mark)`);
+  }
+
+  /** unmap_pages entry by entry: every call the fast path does not take. */
+  // @kernel: mock_domain_unmap_pages
+  private unmapPagesGeneral(iova: number, pgsize: number, pgcount: number, _gather: IommuIotlbGather | null): number {
     if (!this.sizeOk(iova, pgsize, "unmap_pages")) return 0;
     let first = true;
     let ret = 0;
@@ -169,6 +442,21 @@ class MockPgtable implements MockIoPgtable {
 
   // @kernel: mock_domain_iova_to_phys
   iovaToPhys(iova: number): number {
+    if (this.fast && isWholeIndex(iova)) {
+      const off = this.chunks.get(Math.floor(iova * INV_CHUNK_SPAN));
+      if (off >= 0) {
+        const w = this.pool.i32;
+        const p = off + 2 * (((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1));
+        const hi = w[p + 1]!;
+        if (hi < 0) return ((hi & MOCK_PFN_HI_MASK) * TWO_32 + (w[p]! >>> 0)) * MOCK_IO_PAGE_SIZE;
+      }
+    }
+    return this.iovaToPhysGeneral(iova);
+  }
+
+  /** iova_to_phys for a misaligned or unmapped iova: the WARNs, then the same lookup. */
+  // @kernel: mock_domain_iova_to_phys
+  private iovaToPhysGeneral(iova: number): number {
     if (iova % MOCK_IO_PAGE_SIZE !== 0) this.report("mock-iova-to-phys", iova, `iova_to_phys: iova ${hex(iova)} is not ${hex(MOCK_IO_PAGE_SIZE)}-aligned`);
     const p = this.slot(Math.floor(iova / MOCK_IO_PAGE_SIZE));
     const w = this.pool.words;
@@ -207,9 +495,10 @@ class MockPgtable implements MockIoPgtable {
   // @kernel: mock_domain_free
   free(): void {
     if (this.entries > 0) this.report("mock-free-nonempty", 0, `domain freed with ${this.entries} entries still mapped`);
-    for (const off of this.chunks.values()) this.pool.free(off, 1, CHUNK_BYTES);
+    for (const off of this.chunks.offsets()) this.pool.free(off, 1, CHUNK_BYTES);
     this.chunks.clear();
     this.entries = 0;
+    this.pool.release();
   }
 
   /** The kernel WARNs on misalignment and loops forever on a pgsize that is not a multiple of 2K. */
@@ -238,32 +527,22 @@ class MockPgtable implements MockIoPgtable {
 
   /** Word offset of entry `index`, or -1 if its chunk does not exist. */
   private slot(index: number): number {
-    const off = this.chunks.get(Math.floor(index / CHUNK_ENTRIES));
-    return off === undefined ? -1 : off + 2 * (index % CHUNK_ENTRIES);
+    const key = Math.floor(index * INV_CHUNK);
+    const off = this.chunks.get(key);
+    return off < 0 ? -1 : off + 2 * (index - key * CHUNK_ENTRIES);
   }
 
   /** xa_store: returns whether the slot was occupied. */
   private store(index: number, lo: number, hi: number): boolean {
-    const key = Math.floor(index / CHUNK_ENTRIES);
-    let off = this.chunks.get(key);
-    if (off === undefined) {
-      off = this.pool.alloc(1, CHUNK_BYTES);
-      this.chunks.set(key, off);
-      const page = off / this.pool.pageWords;
-      if (page >= this.chunkLive.length) {
-        const grown = new Uint16Array(this.chunkLive.length * 2 + page);
-        grown.set(this.chunkLive);
-        this.chunkLive = grown;
-      }
-      this.chunkLive[page] = 0;
-    }
-    const p = off + 2 * (index % CHUNK_ENTRIES);
+    const key = Math.floor(index * INV_CHUNK);
+    const off = this.chunkFor(key);
+    const p = off + 2 * (index - key * CHUNK_ENTRIES);
     const w = this.pool.words;
     const had = (w[p + 1]! & MOCK_PRESENT_HI) !== 0;
     w[p] = lo;
     w[p + 1] = (hi | MOCK_PRESENT_HI) >>> 0;
     if (!had) {
-      this.chunkLive[off / this.pool.pageWords]!++;
+      this.chunkLive[off / CHUNK_WORDS]!++;
       this.entries++;
     }
     return had;
@@ -271,17 +550,17 @@ class MockPgtable implements MockIoPgtable {
 
   /** xa_erase: clears the slot, returns the old high word (0 if it was empty); frees an emptied chunk. */
   private erase(index: number): number {
-    const key = Math.floor(index / CHUNK_ENTRIES);
+    const key = Math.floor(index * INV_CHUNK);
     const off = this.chunks.get(key);
-    if (off === undefined) return 0;
-    const p = off + 2 * (index % CHUNK_ENTRIES);
+    if (off < 0) return 0;
+    const p = off + 2 * (index - key * CHUNK_ENTRIES);
     const w = this.pool.words;
     const oldHi = w[p + 1]!;
     if (!(oldHi & MOCK_PRESENT_HI)) return 0;
     w[p] = 0;
     w[p + 1] = 0;
     this.entries--;
-    const page = off / this.pool.pageWords;
+    const page = off / CHUNK_WORDS;
     if (--this.chunkLive[page]! === 0) {
       this.chunks.delete(key);
       this.pool.free(off, 1, CHUNK_BYTES);
