@@ -27,30 +27,40 @@ export const TABLE_POOL_DEFAULT_BASE = 0x4000_0000;
  */
 export const TABLE_POOL_MAX_BYTES = 2 ** 32;
 
-/** At most this much released pool memory is kept for reuse. */
+/** At most this much released pool memory is kept for reuse; the oldest goes first. */
 export const TABLE_POOL_SPARE_MAX_BYTES = 64 * 2 ** 20;
+/** A new pool takes a spare buffer at most this many times the size it asks for (growing pools take any). */
+const SPARE_MAX_OVERSIZE = 64;
 
-/** Released pools' buffers, and how many leading bytes of each may be non-zero. */
+/** Released pools' buffers, oldest first, and how many leading bytes of each may be non-zero. */
 const spareBuffers: ArrayBuffer[] = [];
 const spareDirtyBytes: number[] = [];
 let spareBytes = 0;
 
-/** The smallest spare buffer of at least minBytes, removed from the spare list; null if none. */
-function takeSpare(minBytes: number): { buffer: ArrayBuffer; dirtyBytes: number } | null {
+/** The smallest spare buffer of minBytes to maxBytes, removed from the spare list; null if none. */
+function takeSpare(minBytes: number, maxBytes: number): { buffer: ArrayBuffer; dirtyBytes: number } | null {
   let best = -1;
   for (let i = 0; i < spareBuffers.length; i++) {
     const len = spareBuffers[i]!.byteLength;
-    if (len >= minBytes && (best < 0 || len < spareBuffers[best]!.byteLength)) best = i;
+    if (len >= minBytes && len <= maxBytes && (best < 0 || len < spareBuffers[best]!.byteLength)) best = i;
   }
   if (best < 0) return null;
-  const buffer = spareBuffers[best]!;
-  const dirtyBytes = spareDirtyBytes[best]!;
-  spareBuffers[best] = spareBuffers[spareBuffers.length - 1]!;
-  spareDirtyBytes[best] = spareDirtyBytes[spareDirtyBytes.length - 1]!;
-  spareBuffers.pop();
-  spareDirtyBytes.pop();
+  const buffer = spareBuffers.splice(best, 1)[0]!;
+  const dirtyBytes = spareDirtyBytes.splice(best, 1)[0]!;
   spareBytes -= buffer.byteLength;
   return { buffer, dirtyBytes };
+}
+
+/** Keep a released buffer, the oldest ones making room. */
+function putSpare(buffer: ArrayBuffer, dirtyBytes: number): void {
+  if (buffer.byteLength > TABLE_POOL_SPARE_MAX_BYTES) return;
+  spareBuffers.push(buffer);
+  spareDirtyBytes.push(dirtyBytes);
+  spareBytes += buffer.byteLength;
+  while (spareBytes > TABLE_POOL_SPARE_MAX_BYTES) {
+    spareBytes -= spareBuffers.shift()!.byteLength;
+    spareDirtyBytes.shift();
+  }
 }
 
 const RELEASED_WORDS = new Uint32Array(0);
@@ -88,7 +98,7 @@ export class TablePool {
 
   constructor(pageBytes: number, base: number, initialPages = 4) {
     if (base % pageBytes !== 0) throw new RangeError(`table pool base ${hex(base)} is not ${hex(pageBytes)}-aligned`);
-    const spare = takeSpare(pageBytes * initialPages);
+    const spare = takeSpare(pageBytes * initialPages, pageBytes * initialPages * SPARE_MAX_OVERSIZE);
     this.words = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array((pageBytes / 4) * initialPages);
     this.i32 = new Int32Array(this.words.buffer);
     this.cleanFrom = spare !== null ? spare.dirtyBytes / 4 : 0;
@@ -141,19 +151,15 @@ export class TablePool {
   }
 
   /**
-   * The page table is gone: hand the memory to the spare list (if it has
-   * room) for later pools. Every page must have been freed or abandoned;
-   * the pool's arrays become empty and it refuses to allocate.
+   * The page table is gone: hand the memory to the spare list for later
+   * pools. Every page must have been freed or abandoned; the pool's arrays
+   * become empty and it refuses to allocate.
    */
   release(): void {
     if (this.released) return;
     this.released = true;
     const buffer = this.words.buffer as ArrayBuffer;
-    if (spareBytes + buffer.byteLength <= TABLE_POOL_SPARE_MAX_BYTES) {
-      spareBuffers.push(buffer);
-      spareDirtyBytes.push(Math.min(Math.max(this.nextPage * this.pageBytes, this.cleanFrom * 4), buffer.byteLength));
-      spareBytes += buffer.byteLength;
-    }
+    putSpare(buffer, Math.min(Math.max(this.nextPage * this.pageBytes, this.cleanFrom * 4), buffer.byteLength));
     this.words = RELEASED_WORDS;
     this.i32 = RELEASED_I32;
     this.freeCount = 0;
@@ -184,7 +190,7 @@ export class TablePool {
     while (len < need) len *= 2;
     len = Math.min(len, TABLE_POOL_MAX_BYTES / 4);
     // A spare buffer may hold old pages beyond what is copied: they are zeroed when handed out.
-    const spare = takeSpare(need * 4);
+    const spare = takeSpare(need * 4, TABLE_POOL_MAX_BYTES);
     const w = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array(len);
     if (spare !== null) this.cleanFrom = Math.max(this.cleanFrom, spare.dirtyBytes / 4);
     w.set(this.words);
