@@ -238,6 +238,9 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   declare private readonly baseLoI: number;
   /** pgd entries - 1. */
   declare private readonly pgdMask: number;
+  /** iasLimit and oasLimit in 4K frames. */
+  declare private readonly iasPfnLimit: number;
+  declare private readonly oasPfnLimit: number;
   /** Offset mask of the leaf walk4k found last. */
   declare private leafOffMask: number;
   /** Bit l set when level l maps leaves of a bitmap size (leafPgsize[l] >= 0). */
@@ -291,6 +294,8 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     this.i32 = pool.i32;
     this.baseLoI = pool.base | 0;
     this.pgdMask = this.pgdEntries - 1;
+    this.iasPfnLimit = this.iasLimit / SZ_4K;
+    this.oasPfnLimit = this.oasLimit / SZ_4K;
     let leafLevels = 0;
     for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++) if (this.leafPgsize[l]! >= 0) leafLevels |= 1 << l;
     this.leafLevels = leafLevels;
@@ -355,6 +360,42 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       }
     }
     return this.unmapPagesGeneral(iova, pgsize, pgcount, gather);
+  }
+
+  /*
+   * The same with frame numbers (see IoPgtableOps.mapPagesPfn): with the 4K
+   * granule a whole frame below 2^31 splits into the address halves with
+   * two shifts, and the call goes where mapPages would send it.
+   */
+
+  // @kernel: arm_lpae_map_pages
+  mapPagesPfn(iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    if (this.fast4k && (iovaPfn | 0) === iovaPfn && iovaPfn >= 0 && iovaPfn < this.iasPfnLimit && (paddrPfn | 0) === paddrPfn && paddrPfn >= 0 && paddrPfn < this.oasPfnLimit) {
+      const ihi = iovaPfn >>> 20;
+      const ilo = iovaPfn << 12;
+      const phi = paddrPfn >>> 20;
+      const plo = paddrPfn << 12;
+      if (pgcount === 1 && this.map4kOne(ihi, ilo, phi, plo, pgsize, prot)) {
+        mapped.bytes += pgsize;
+        return 0;
+      }
+      return this.mapPages4k(ihi, ilo, phi, plo, pgsize, pgcount, prot, mapped);
+    }
+    return this.mapPages(iovaPfn * this.granule, paddrPfn * this.granule, pgsize, pgcount, prot, mapped);
+  }
+
+  // @kernel: arm_lpae_unmap_pages
+  unmapPagesPfn(iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    if (this.fast4k && (iovaPfn | 0) === iovaPfn && iovaPfn >= 0 && iovaPfn < this.iasPfnLimit) {
+      const ihi = iovaPfn >>> 20;
+      const ilo = iovaPfn << 12;
+      if (pgcount === 1 && this.unmap4kOne(ihi, ilo, pgsize)) {
+        if (gather !== null && !gather.queued) this.tlb.tlbAddPage?.(gather, iovaPfn * SZ_4K, pgsize);
+        return pgsize;
+      }
+      return this.unmapPages4k(ihi, ilo, pgsize, pgcount, gather);
+    }
+    return this.unmapPages(iovaPfn * this.granule, pgsize, pgcount, gather);
   }
 
   // @kernel: arm_lpae_iova_to_phys

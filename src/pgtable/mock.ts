@@ -226,6 +226,18 @@ class MockPgtable implements MockIoPgtable {
     return this.mapPagesGeneral(iova, paddr, pgsize, pgcount, prot, mapped);
   }
 
+  /** mapPages with 2 KiB frame numbers (see IoPgtableOps.mapPagesPfn). */
+  // @kernel: mock_domain_map_pages
+  mapPagesPfn(iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    return this.mapPages(iovaPfn * MOCK_IO_PAGE_SIZE, paddrPfn * MOCK_IO_PAGE_SIZE, pgsize, pgcount, prot, mapped);
+  }
+
+  /** unmapPages with a 2 KiB frame number (see IoPgtableOps.mapPagesPfn). */
+  // @kernel: mock_domain_unmap_pages
+  unmapPagesPfn(iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    return this.unmapPages(iovaPfn * MOCK_IO_PAGE_SIZE, pgsize, pgcount, gather);
+  }
+
   /**
    * mapFast for entries within one chunk (one 4K page is two entries),
    * small enough for V8 to inline: 1 when stored, 0 having stored nothing

@@ -180,6 +180,18 @@ export interface IoPgtableOps {
   unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
   /** Output address for iova, 0 when nothing is mapped there. */
   iovaToPhys(iova: number): number;
+  /**
+   * `mapPages(iovaPfn * g, paddrPfn * g, ...)`, where g is the table's
+   * granule (the smallest size in cfg.pgsizeBitmap, the IOVA granule of the
+   * DMA layer above it): the addresses as frame numbers. Frames below 2^31
+   * are V8 small integers, which a call V8 does not inline passes as they
+   * are, where an address of 2^31 or more is boxed into a new heap number at
+   * every such call: the core can hand the IOVA allocator's pfn and the
+   * page's pfn down to the table without allocating.
+   */
+  mapPagesPfn(iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError;
+  /** `unmapPages(iovaPfn * g, ...)`, g the granule as for mapPagesPfn. */
+  unmapPagesPfn(iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
   /** Live table allocations (the top table counts once, even when concatenated). */
   tablePages(): number;
   /** Bytes held by live table allocations. */

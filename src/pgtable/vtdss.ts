@@ -159,6 +159,9 @@ class VtdssPgtable implements VtdssIoPgtable {
   private fast = true;
   /** The pool's low base word as an int32, for the int32 walks. */
   private readonly baseLoI: number;
+  /** The frames of iova and paddr a one-page fast path takes: iova + 4K <= 2^ias, paddr < 2^oas. */
+  private readonly iasPfnLimit: number;
+  private readonly oasPfnLimit: number;
   /** Offset mask of the leaf walkLeaf found last. */
   private leafOffMask = 0;
   /* Per-call walk state. */
@@ -181,6 +184,8 @@ class VtdssPgtable implements VtdssIoPgtable {
     this.onFinding = cfg.onFinding;
     for (let l = 0; l < 5; l++) this.inv[l] = 2 ** -(12 + 9 * l);
     this.baseLoI = pool.base | 0;
+    this.iasPfnLimit = this.iasLimit / SZ_4K;
+    this.oasPfnLimit = this.oasLimit / SZ_4K;
   }
 
   /** See vtdssGeneralPathsOnly. */
@@ -218,6 +223,45 @@ class VtdssPgtable implements VtdssIoPgtable {
       }
     }
     return this.mapPagesGeneral(iova, paddr, pgsize, pgcount, prot, mapped);
+  }
+
+  /** mapPages with frame numbers (see IoPgtableOps.mapPagesPfn): one 4K page of whole frames below 2^31 takes the fast path directly. */
+  // @kernel: map_pages
+  mapPagesPfn(iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
+    if (
+      pgsize === SZ_4K &&
+      pgcount === 1 &&
+      this.fast &&
+      (iovaPfn | 0) === iovaPfn &&
+      iovaPfn >= 0 &&
+      iovaPfn < this.iasPfnLimit &&
+      (paddrPfn | 0) === paddrPfn &&
+      paddrPfn >= 0 &&
+      paddrPfn < this.oasPfnLimit &&
+      this.map4kOne(iovaPfn >>> 20, iovaPfn << 12, paddrPfn >>> 20, paddrPfn << 12, prot)
+    ) {
+      mapped.bytes += SZ_4K;
+      return 0;
+    }
+    return this.mapPages(iovaPfn * SZ_4K, paddrPfn * SZ_4K, pgsize, pgcount, prot, mapped);
+  }
+
+  /** unmapPages with a frame number (see IoPgtableOps.mapPagesPfn). */
+  // @kernel: unmap_pages
+  unmapPagesPfn(iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    if (pgsize === SZ_4K && pgcount === 1 && this.fast && (iovaPfn | 0) === iovaPfn && iovaPfn >= 0 && iovaPfn < this.iasPfnLimit) {
+      const p = this.slot4k(iovaPfn >>> 20, iovaPfn << 12);
+      const w = this.pool.i32;
+      // @kernel: __unmap_range
+      if (p >= 0 && (w[p]! | w[p + 1]!) !== 0) {
+        w[p] = 0;
+        w[p + 1] = 0;
+        // @kernel: gather_range_pages
+        if (gather !== null) iommuIotlbGatherAddRange(gather, iovaPfn * SZ_4K, SZ_4K);
+        return SZ_4K;
+      }
+    }
+    return this.unmapPages(iovaPfn * SZ_4K, pgsize, pgcount, gather);
   }
 
   /**

@@ -43,6 +43,8 @@ const opArb = fc.record({
   skew: fc.constantFrom(0, 0, 0, 0, 0, 0x10, -SZ_4K, 2 ** 49, 0.5),
   pa: fc.constantFrom(0, 256 * SZ_1G, 2 ** 32 - SZ_4K, 2 ** 39 + SZ_4K, 2 ** 52, 0x800),
   gather: fc.constantFrom("strict", "queued", "none"),
+  /** Call the fast table through the frame-number entry points. */
+  pfn: fc.boolean(),
 });
 type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
 
@@ -66,17 +68,25 @@ function gatherState(g: IommuIotlbGather | null): unknown {
   return g === null ? null : { start: g.start, end: g.end, pgsize: g.pgsize, pending: g.freelist.length };
 }
 
-function apply(pt: VtdssIoPgtable, rec: Recorder, gathers: Record<string, IommuIotlbGather | null>, c: Config, op: Op): unknown {
+/** A whole, non-negative multiple of 4K: expressible as a frame number for the *Pfn entry points. */
+const isFrame = (x: number): boolean => x >= 0 && x % SZ_4K === 0;
+
+/** One call; with `pfn`, through mapPagesPfn/unmapPagesPfn whenever the addresses are whole frames. */
+function apply(pt: VtdssIoPgtable, rec: Recorder, gathers: Record<string, IommuIotlbGather | null>, c: Config, op: Op, pfn: boolean): unknown {
   const iova = iovaOf(c, op);
   const g = gathers[op.gather]!;
+  const [pgsize, pgcount] = op.kind === "map1" || op.kind === "unmap1" ? [SZ_4K, 1] : [op.range[0]!, op.range[1]!];
   rec.clear();
   let ret: unknown;
   if (op.kind === "map1" || op.kind === "map") {
     const m = { bytes: 5 };
-    const r = op.kind === "map1" ? pt.mapPages(iova, op.pa, SZ_4K, 1, op.prot, m) : pt.mapPages(iova, op.pa, op.range[0]!, op.range[1]!, op.prot, m);
+    const r =
+      pfn && isFrame(iova) && isFrame(op.pa)
+        ? pt.mapPagesPfn(iova / SZ_4K, op.pa / SZ_4K, pgsize, pgcount, op.prot, m)
+        : pt.mapPages(iova, op.pa, pgsize, pgcount, op.prot, m);
     ret = { r: isErr(r) ? r.errno + ": " + r.message : r, bytes: m.bytes };
   } else if (op.kind === "unmap1" || op.kind === "unmap") {
-    ret = op.kind === "unmap1" ? pt.unmapPages(iova, SZ_4K, 1, g) : pt.unmapPages(iova, op.range[0]!, op.range[1]!, g);
+    ret = pfn && isFrame(iova) ? pt.unmapPagesPfn(iova / SZ_4K, pgsize, pgcount, g) : pt.unmapPages(iova, pgsize, pgcount, g);
   } else {
     ret = [pt.iovaToPhys(iova), pt.iovaToPhys(iova + SZ_4K + 0x44)];
   }
@@ -99,7 +109,7 @@ describe("VT-d second-stage one-page fast paths agree with the general code", ()
           const gF = { strict: newIommuIotlbGather(false), queued: newIommuIotlbGather(true), none: null };
           const gG = { strict: newIommuIotlbGather(false), queued: newIommuIotlbGather(true), none: null };
           for (const op of ops) {
-            expect(apply(fast, recF, gF, c, op)).toEqual(apply(general, recG, gG, c, op));
+            expect(apply(fast, recF, gF, c, op, op.pfn)).toEqual(apply(general, recG, gG, c, op, false));
             expect(firstDifference(words(fast), words(general))).toBe(-1);
           }
         }),
