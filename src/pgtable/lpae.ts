@@ -399,6 +399,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   }
 
   // @kernel: arm_lpae_iova_to_phys
+  // @kernel: iopte_to_paddr
   iovaToPhys(iova: number): number {
     if (!(this.fast4k && iova >= 0)) return this.iovaToPhysGeneral(iova);
     const ilo = iova | 0;
@@ -414,6 +415,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
    * translating iova, with `leafOffMask` set to its offset mask, or -1.
    */
   // @kernel: arm_lpae_iova_to_phys
+  // @kernel: ARM_LPAE_LVL_IDX
   private walk4k(ihi: number, ilo: number): number {
     const w = this.i32;
     const base = this.baseLoI;
