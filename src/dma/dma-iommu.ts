@@ -181,13 +181,13 @@ export function dmaRunTimers(domains: Iterable<IommuDomain>, now: number): numbe
  * the physical address, if the DMA mask reaches it (swiotlb is not modelled).
  */
 export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
-  const cookie = dmaDomainCookie(dev);
+  const cookie = dev.dmaIommu ? dmaDomainCookie(dev) : null;
   if (cookie === null) return phys + size - 1 <= dev.dmaMask ? phys : DMA_MAPPING_ERROR;
   if (!(cookie instanceof IommuDmaCookie)) return DMA_MAPPING_ERROR;
   const iovad = cookie.iovad;
   const gran = iovad.granule;
-  const off = modPow2(phys, gran);
-  const len = alignUp(size + off, gran);
+  const off = (phys >>> 0) & (gran - 1);
+  const len = granAlign(size + off, gran);
   const iova = iommuDmaAllocIova(cookie, dev, len, dev.dmaMask);
   if (iova === 0) return DMA_MAPPING_ERROR;
   if (iommuMap(cookie.domain, iova, phys - off, len, dmaInfoToProt(dir)) !== 0) {
@@ -197,17 +197,23 @@ export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaData
   return iova + off;
 }
 
+/** Rounds a byte count up to whole IOVA granules (granules are at most PAGE_SIZE). */
+function granAlign(bytes: number, gran: number): number {
+  if (bytes < 0x80000000) return (bytes + gran - 1) & ~(gran - 1);
+  return Math.ceil(bytes / gran) * gran;
+}
+
 const unmapGather = newIommuIotlbGather();
 
 /** @kernel: iommu_dma_unmap_phys (__iommu_dma_unmap); returns the bytes unmapped. */
 export function dmaUnmapPage(dev: Device, dma: number, size: number, now = 0): number {
-  const cookie = dmaDomainCookie(dev);
+  const cookie = dev.dmaIommu ? dmaDomainCookie(dev) : null;
   if (!(cookie instanceof IommuDmaCookie)) return 0;
   const iovad = cookie.iovad;
   const gran = iovad.granule;
-  const off = modPow2(dma, gran);
+  const off = (dma >>> 0) & (gran - 1);
   const iova = dma - off;
-  const len = alignUp(size + off, gran);
+  const len = granAlign(size + off, gran);
   const g = unmapGather;
   iommuIotlbGatherInit(g);
   const q = cookie.fq;
