@@ -14,7 +14,7 @@ import { kerr, isErr, type KError } from "../lib/errno.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_DMA_FQ, iommuIsDmaDomain, type IommuDomain } from "../iommu/domain.ts";
 import { iommuGetResvRegions } from "../iommu/direct-mapping.ts";
-import { iommuIotlbSync, iommuMap, iommuUnmapFast } from "../iommu/map.ts";
+import { iommuIotlbSync, iommuMap, iommuMapOnePfn, iommuUnmapFast, iommuUnmapFastOnePfn } from "../iommu/map.ts";
 import { IommuPagesList, iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { FlushQueue, IOVA_DEFAULT_FQ_SIZE } from "./flush-queue.ts";
@@ -84,24 +84,22 @@ function dmaInfoToProt(dir: DmaDataDirection): number {
   return dir === "to_device" ? IOMMU_READ : dir === "from_device" ? IOMMU_WRITE : IOMMU_READ | IOMMU_WRITE;
 }
 
-// @kernel: iommu_dma_alloc_iova
-function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, size: number, dmaLimit: number): number {
+// @kernel: iommu_dma_alloc_iova (returns the IOVA's frame number, 0 for none)
+function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number, dmaLimit: number): number {
   const iovad = cookie.iovad;
-  const domain = cookie.domain;
+  const geometry = cookie.domain.geometry;
   const gran = iovad.granule;
-  const iovaLen = size / gran;
-  if (domain.geometry.forceAperture && domain.geometry.apertureEnd < dmaLimit) dmaLimit = domain.geometry.apertureEnd;
+  if (geometry.forceAperture && geometry.apertureEnd < dmaLimit) dmaLimit = geometry.apertureEnd;
   // Try to get PCI devices a 32-bit (SAC) address first.
   if (dmaLimit > 0xffffffff && dev.pci !== null) {
     const p = devIommu(dev)!;
     if (p.pci32bitWorkaround) {
-      const pfn = iovad.allocIovaFast(iovaLen, Math.floor(0xffffffff / gran), false);
-      if (pfn !== 0) return pfn * gran;
+      const pfn = iovad.allocIovaFast(pages, Math.floor(0xffffffff / gran), false);
+      if (pfn !== 0) return pfn;
       p.pci32bitWorkaround = false;
     }
   }
-  const pfn = iovad.allocIovaFast(iovaLen, Math.floor(dmaLimit / gran), true);
-  return pfn * gran;
+  return iovad.allocIovaFast(pages, Math.floor(dmaLimit / gran), true);
 }
 
 // @kernel: fq_ring_free_locked
@@ -187,20 +185,26 @@ export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaData
   const iovad = cookie.iovad;
   const gran = iovad.granule;
   const off = (phys >>> 0) & (gran - 1);
-  const len = granAlign(size + off, gran);
-  const iova = iommuDmaAllocIova(cookie, dev, len, dev.dmaMask);
-  if (iova === 0) return DMA_MAPPING_ERROR;
-  if (iommuMap(cookie.domain, iova, phys - off, len, dmaInfoToProt(dir)) !== 0) {
-    iovad.freeIovaFast(iova / gran, len / gran);
+  const pages = granPages(size + off, gran);
+  const pfn = iommuDmaAllocIova(cookie, dev, pages, dev.dmaMask);
+  if (pfn === 0) return DMA_MAPPING_ERROR;
+  const prot = dmaInfoToProt(dir);
+  const domain = cookie.domain;
+  // One granule, the common case, goes down by frame number (no boxed addresses).
+  const r =
+    pages === 1 && domain.pgsizes[0] === gran
+      ? iommuMapOnePfn(domain, pfn, Math.floor(phys / gran), prot)
+      : iommuMap(domain, pfn * gran, phys - off, pages * gran, prot);
+  if (r !== 0) {
+    iovad.freeIovaFast(pfn, pages);
     return DMA_MAPPING_ERROR;
   }
-  return iova + off;
+  return pfn * gran + off;
 }
 
-/** Rounds a byte count up to whole IOVA granules (granules are at most PAGE_SIZE). */
-function granAlign(bytes: number, gran: number): number {
-  if (bytes < 0x80000000) return (bytes + gran - 1) & ~(gran - 1);
-  return Math.ceil(bytes / gran) * gran;
+/** Whole IOVA granules covering `bytes` (granules are powers of two up to PAGE_SIZE). */
+function granPages(bytes: number, gran: number): number {
+  return Math.ceil(bytes / gran);
 }
 
 const unmapGather = newIommuIotlbGather();
@@ -212,19 +216,21 @@ export function dmaUnmapPage(dev: Device, dma: number, size: number, now = 0): n
   const iovad = cookie.iovad;
   const gran = iovad.granule;
   const off = (dma >>> 0) & (gran - 1);
-  const iova = dma - off;
-  const len = granAlign(size + off, gran);
+  const pfn = Math.floor(dma / gran);
+  const pages = granPages(size + off, gran);
+  const domain = cookie.domain;
   const g = unmapGather;
   iommuIotlbGatherInit(g);
   const q = cookie.fq;
   g.queued = q !== null;
-  const unmapped = iommuUnmapFast(cookie.domain, iova, len, g);
+  const unmapped =
+    pages === 1 && domain.pgsizes[0] === gran ? iommuUnmapFastOnePfn(domain, pfn, g) : iommuUnmapFast(domain, pfn * gran, pages * gran, g);
   if (q === null) {
-    iommuIotlbSync(cookie.domain, g);
-    iovad.freeIovaFast(iova / gran, len / gran);
+    iommuIotlbSync(domain, g);
+    iovad.freeIovaFast(pfn, pages);
   } else {
     // Lazy: the IOVA and any detached table pages wait for a flush of the whole IOTLB.
-    queueIova(cookie, q, iova / gran, len / gran, g.freelist, now);
+    queueIova(cookie, q, pfn, pages, g.freelist, now);
   }
   return unmapped;
 }
@@ -258,8 +264,9 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
     total += span;
     return { off, span, at };
   });
-  const iova = iommuDmaAllocIova(cookie, dev, total, dev.dmaMask);
-  if (iova === 0) return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
+  const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran, dev.dmaMask);
+  if (iovaPfn === 0) return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
+  const iova = iovaPfn * gran;
   const prot = dmaInfoToProt(dir);
   for (let i = 0; i < sg.length; i++) {
     const e = sg[i]!;
@@ -267,7 +274,7 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
     const r = iommuMap(cookie.domain, iova + s.at, e.paddr - s.off, s.span, prot);
     if (r !== 0) {
       for (let j = 0; j < i; j++) dmaUnmapPage(dev, iova + spans[j]!.at, spans[j]!.span);
-      cookie.iovad.freeIovaFast(iova / gran, total / gran);
+      cookie.iovad.freeIovaFast(iovaPfn, total / gran);
       return r;
     }
   }

@@ -168,6 +168,16 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       const t = pagingPriv(d).pgtbl;
       return t === null ? 0 : t.unmapPages(iova, pgsize, pgcount, gather);
     },
+    mapPagesPfn(d: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
+      const p = pagingPriv(d);
+      const t = p.pgtbl ?? allocPgtbl(d, p, env.report);
+      if (t instanceof KError) return t;
+      return t.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
+    },
+    unmapPagesPfn(d: IommuDomain, iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null) {
+      const t = pagingPriv(d).pgtbl;
+      return t === null ? 0 : t.unmapPagesPfn(iovaPfn, pgsize, pgcount, gather);
+    },
     iovaToPhys(d: IommuDomain, iova: number) {
       const t = pagingPriv(d).pgtbl;
       return t === null ? 0 : t.iovaToPhys(iova);

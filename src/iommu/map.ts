@@ -196,6 +196,35 @@ export function iommuMapSg(domain: IommuDomain, iova: number, sg: readonly SgEnt
   return mapped;
 }
 
+/**
+ * @kernel: iommu_map (one page of the domain's smallest size)
+ * The model's allocation-free form for the DMA fast path: the IOVA and the
+ * physical address are given as frames of that page size (small integers),
+ * and go down to the driver as frames when it offers map_pages by frame.
+ */
+export function iommuMapOnePfn(domain: IommuDomain, iovaPfn: number, physPfn: number, prot: number): 0 | KError {
+  const gran = domain.pgsizes[0]!;
+  const mapPfn = domain.ops.mapPagesPfn;
+  if (mapPfn === undefined || (domain.type & __IOMMU_DOMAIN_PAGING) === 0 || domain.ops.iotlbSyncMap !== undefined) {
+    return iommuMap(domain, iovaPfn * gran, physPfn * gran, gran, prot);
+  }
+  scratchMapped.bytes = 0;
+  const r = mapPfn(domain, iovaPfn, physPfn, gran, 1, prot, scratchMapped);
+  domain.mappedBytes += scratchMapped.bytes;
+  if (r !== 0 && scratchMapped.bytes > 0) iommuUnmap(domain, iovaPfn * gran, scratchMapped.bytes);
+  return r;
+}
+
+/** @kernel: iommu_unmap_fast (one page of the smallest size, by frame; see iommuMapOnePfn) */
+export function iommuUnmapFastOnePfn(domain: IommuDomain, iovaPfn: number, gather: IommuIotlbGather): number {
+  const unmapPfn = domain.ops.unmapPagesPfn;
+  const gran = domain.pgsizes[0]!;
+  if (unmapPfn === undefined || (domain.type & __IOMMU_DOMAIN_PAGING) === 0) return iommuUnmapInternal(domain, iovaPfn * gran, gran, gather);
+  const n = unmapPfn(domain, iovaPfn, gran, 1, gather);
+  domain.mappedBytes -= n;
+  return n;
+}
+
 // @kernel: iommu_iova_to_phys
 export function iommuIovaToPhys(domain: IommuDomain, iova: number): number {
   if (domain.type === IOMMU_DOMAIN_IDENTITY) return iova;

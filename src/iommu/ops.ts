@@ -57,6 +57,13 @@ export interface IommuDomainOps {
   setDevPasid?(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | null): 0 | KError;
   mapPages?(domain: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped): 0 | KError;
   unmapPages?(domain: IommuDomain, iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
+  /**
+   * Model only: map_pages / unmap_pages with addresses given as frames of the
+   * domain's smallest page, so hot paths pass small integers (no boxed
+   * numbers per call). Same semantics as the address forms.
+   */
+  mapPagesPfn?(domain: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped): 0 | KError;
+  unmapPagesPfn?(domain: IommuDomain, iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
   iovaToPhys?(domain: IommuDomain, iova: number): number;
   iotlbSyncMap?(domain: IommuDomain, iova: number, size: number): 0 | KError;
   iotlbSync?(domain: IommuDomain, gather: IommuIotlbGather): void;
