@@ -10,6 +10,7 @@ import { Machine } from "../src/sim/machine.ts";
 import { bootPath } from "../src/sim/runner.ts";
 import type { Scenario } from "../src/sim/scenario/schema.ts";
 import { checkInvariants } from "../src/sim/invariants.ts";
+import { median } from "./stats.ts";
 
 const INSTANCES = 64;
 
@@ -71,10 +72,6 @@ function bootOnce(devices: number, instancesFirst: boolean, check: boolean): Boo
   return { build: t1 - t0, boot: t2 - t1 };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 export async function benchBoot(log: (line: string) => void): Promise<void> {
   log(`boot: ${INSTANCES} SMMUv3 instances, half platform / half PCI devices, trace off (median of 3 runs)`);

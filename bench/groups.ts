@@ -9,6 +9,7 @@ import { Machine } from "../src/sim/machine.ts";
 import { bootPath } from "../src/sim/runner.ts";
 import type { Scenario } from "../src/sim/scenario/schema.ts";
 import { checkInvariants } from "../src/sim/invariants.ts";
+import { median } from "./stats.ts";
 
 const SWITCHES_PER_SEGMENT = 15;
 const PORTS = 14;
@@ -56,9 +57,6 @@ function bootOnce(switches: number, check: boolean): { ms: number; groups: numbe
   return { ms, groups: m.k.groups.size, functions: m.devices.size };
 }
 
-function median(xs: number[]): number {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-}
 
 export async function benchGroups(log: (line: string) => void): Promise<void> {
   log("groups: PCI functions under PCIe switches with mixed ACS, VT-d, trace off (median of 3 runs)");

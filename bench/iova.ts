@@ -16,6 +16,7 @@ import { PerformanceObserver, performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { initIovaDomain, type IovaDomain, type IovaNode } from "../src/dma/iova.ts";
 import { isErr, type KError } from "../src/lib/errno.ts";
+import { best, median } from "./stats.ts";
 
 /** dma_mask 2^32 - 1 with 4 KiB granules. */
 const LIMIT_32 = 0xf_ffff;
@@ -105,14 +106,10 @@ async function report(
 }
 
 function line(label: string, ns: number[], extra: string): string {
-  const best = Math.min(...ns).toFixed(1);
-  return `  ${label.padEnd(64)} ${median(ns).toFixed(1).padStart(7)} ns (best ${best.padStart(6)})  ${extra}`;
+  const fastest = best(ns).toFixed(1);
+  return `  ${label.padEnd(64)} ${median(ns).toFixed(1).padStart(7)} ns (best ${fastest.padStart(6)})  ${extra}`;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 /** Counts garbage collections reported by perf_hooks (delivered asynchronously). */
 class GcCounter {

@@ -39,6 +39,7 @@ import { MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE, allocMockPgtable, type MockIoPg
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOf } from "../src/pgtable/sizes.ts";
 import { IOMMU_READ, IOMMU_WRITE, type IommuFlushOps } from "../src/pgtable/types.ts";
 import { allocVtdssPgtable, type VtdssIoPgtable } from "../src/pgtable/vtdss.ts";
+import { best, median } from "./stats.ts";
 
 const IOVA = 4 * SZ_1G;
 const PA = 256 * SZ_1G;
@@ -388,13 +389,9 @@ export async function benchPgtable(log: (line: string) => void): Promise<void> {
 function row(c: Case, ns: number[], gcs: number, pageFaults: number): string {
   const med = median(ns);
   const mark = med <= c.goal ? "ok" : "OVER";
-  return `  ${c.label.padEnd(66)} ${med.toFixed(1).padStart(7)} ${Math.min(...ns).toFixed(1).padStart(6)}  ${c.c.padStart(5)}  ${String(c.goal).padStart(4)}  ${String(gcs).padStart(3)}  ${String(pageFaults).padStart(6)}  ${mark}`;
+  return `  ${c.label.padEnd(66)} ${med.toFixed(1).padStart(7)} ${best(ns).toFixed(1).padStart(6)}  ${c.c.padStart(5)}  ${String(c.goal).padStart(4)}  ${String(gcs).padStart(3)}  ${String(pageFaults).padStart(6)}  ${mark}`;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 /** Counts garbage collections reported by perf_hooks (delivered asynchronously). */
 class GcCounter {
