@@ -72,7 +72,6 @@ function bootOnce(devices: number, instancesFirst: boolean, check: boolean): Boo
   return { build: t1 - t0, boot: t2 - t1 };
 }
 
-
 export async function benchBoot(log: (line: string) => void): Promise<void> {
   log(`boot: ${INSTANCES} SMMUv3 instances, half platform / half PCI devices, trace off (median of 3 runs)`);
   bootOnce(20_000, true, true);

@@ -14,3 +14,4 @@ export function median(xs: readonly number[]): number {
 export function best(xs: readonly number[]): number {
   return Math.min(...xs);
 }
+

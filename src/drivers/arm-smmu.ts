@@ -10,6 +10,7 @@
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED } from "../iommu/domain.ts";
+import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
 import { genericDeviceGroup, iommuGroupRefGet, type IommuGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
@@ -134,8 +135,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
         const m = fwspec.iommuFwnode?.props.get("stream-match-mask");
         mask = typeof m === "number" ? m : 0;
       }
-      fwspec.ids.push(args[0]! + mask * 2 ** SMR_ID_BITS);
-      return 0;
+      return iommuFwspecAddIds(dev, [args[0]! + mask * 2 ** SMR_ID_BITS]);
     },
     // @kernel: arm_smmu_probe_device (then arm_smmu_master_alloc_smes)
     probeDevice(dev) {

@@ -15,10 +15,13 @@ import type { IommuOps } from "./ops.ts";
 export const IOMMU_FWSPEC_PCI_RC_ATS = 1 << 0;
 export const IOMMU_FWSPEC_PCI_RC_CANWBS = 1 << 1;
 
+const NO_IDS: readonly number[] = Object.freeze([]);
+
 /** struct iommu_fwspec */
 export class IommuFwspec {
   flags = 0;
-  readonly ids: number[] = [];
+  /** Replaced, never grown in place: a fwspec usually holds one id, so its array is sized exactly. */
+  ids: readonly number[] = NO_IDS;
   constructor(readonly iommuFwnode: FwnodeHandle | null) {}
 }
 

@@ -51,7 +51,7 @@ export function iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle 
 export function iommuFwspecAddIds(dev: Device, ids: readonly number[]): 0 | KError {
   const fwspec = devIommu(dev)?.fwspec;
   if (!fwspec) return kerr("EINVAL", `${dev.name} has no fwspec to add ids to`);
-  fwspec.ids.push(...ids);
+  fwspec.ids = fwspec.ids.length === 0 ? ids.slice() : fwspec.ids.concat(ids);
   return 0;
 }
 

@@ -28,7 +28,8 @@ export interface PasidEntry {
 /** struct iommu_group (its `mutex` is embedded, as in the kernel). */
 export class IommuGroup extends Mutex implements IommuGroupFwd {
   readonly kind = "iommu_group" as const;
-  readonly devices: GroupDevice[] = [];
+  /** Members (`group->devices`); see addDevice. */
+  devices: GroupDevice[] = [];
   defaultDomain: IommuDomain | null = null;
   blockingDomain: IommuDomain | null = null;
   /** The RID domain currently attached. */
@@ -40,6 +41,11 @@ export class IommuGroup extends Mutex implements IommuGroupFwd {
   /** `pasid_array`: PASID -> attached domain (allocated on first use). */
   get pasidArray(): Map<number, PasidEntry> {
     return (this.pasids ??= new Map());
+  }
+  /** Puts a member on the list; the first gets an exactly sized list, as most groups keep one device. */
+  addDevice(gdev: GroupDevice): void {
+    if (this.devices.length === 0) this.devices = [gdev];
+    else this.devices.push(gdev);
   }
   /** `!xa_empty(&group->pasid_array)` */
   get hasPasids(): boolean {
