@@ -49,6 +49,9 @@ function failureLines(r: RunResult): string[] {
   return r.failures.map((f) => `  ${f.step} ${f.kind}: ${f.message}`);
 }
 
+const OPS_HELP = `override boot.strategy.ops_resolution (${OPS_RESOLUTION_NAMES.join(", ")})`;
+const DOMAIN_ALLOC_HELP = `override boot.strategy.domain_alloc (${DOMAIN_ALLOC_NAMES.join(", ")})`;
+
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   let code = 0;
   const program = new Command()
@@ -70,22 +73,26 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     }
   };
 
+  /** Rejects an unknown strategy name (exit 2) before anything runs. */
+  const flagsOk = (o: StrategyFlags): boolean => {
+    const flagError =
+      badFlag("--ops-resolution", o.opsResolution, OPS_RESOLUTION_NAMES) ?? badFlag("--domain-alloc", o.domainAlloc, DOMAIN_ALLOC_NAMES);
+    if (flagError === null) return true;
+    io.err(flagError);
+    code = 2;
+    return false;
+  };
+
   program
     .command("run")
     .description("boot the scenario, play its events, print the resulting state")
     .argument("<file>", "scenario file (.yaml or .json)")
     .option("--json", "print the snapshot as JSON")
     .option("--trace", "print the trace of core calls")
-    .option("--ops-resolution <name>", `override boot.strategy.ops_resolution (${OPS_RESOLUTION_NAMES.join(", ")})`)
-    .option("--domain-alloc <name>", `override boot.strategy.domain_alloc (${DOMAIN_ALLOC_NAMES.join(", ")})`)
+    .option("--ops-resolution <name>", OPS_HELP)
+    .option("--domain-alloc <name>", DOMAIN_ALLOC_HELP)
     .action((file: string, o: { json?: boolean; trace?: boolean } & StrategyFlags) => {
-      const flagError =
-        badFlag("--ops-resolution", o.opsResolution, OPS_RESOLUTION_NAMES) ?? badFlag("--domain-alloc", o.domainAlloc, DOMAIN_ALLOC_NAMES);
-      if (flagError !== null) {
-        io.err(flagError);
-        code = 2;
-        return;
-      }
+      if (!flagsOk(o)) return;
       const s = load(file);
       if (s === null) return;
       const r = runScenario(withOverrides(s, o), { trace: o.trace === true || !o.json });
@@ -103,10 +110,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .command("check")
     .description("run the scenario and report only its expectations and invariants")
     .argument("<file>", "scenario file (.yaml or .json)")
-    .action((file: string) => {
+    .option("--ops-resolution <name>", OPS_HELP)
+    .option("--domain-alloc <name>", DOMAIN_ALLOC_HELP)
+    .action((file: string, o: StrategyFlags) => {
+      if (!flagsOk(o)) return;
       const s = load(file);
       if (s === null) return;
-      const r = runScenario(s, { trace: false });
+      const r = runScenario(withOverrides(s, o), { trace: false });
       io.out(`${file}: ${summary(r)}`);
       if (r.failures.length > 0) {
         for (const l of failureLines(r)) io.out(l);

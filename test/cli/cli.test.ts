@@ -25,6 +25,11 @@ describe("iommu-sim CLI", () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain("/sys/kernel/iommu_groups");
     expect(r.out).toMatch(/│ {3}├── devices\/ {2}0000:04:00\.0 {2}0000:04:00\.1/);
+    // The devices and instances sections: who serves each device, and each instance's devices.
+    expect(r.out).toMatch(/^ {2}0000:03:00\.0 +pci +iommu=dmar1 \(intel-iommu\) +group \d+ +domain \d+ +driver=nvme +bound$/m);
+    expect(r.out).toMatch(/^ {2}iommufd_mock0 +iommufd_mock +iommu=mock-iommu \(mock\) /m);
+    expect(r.out).toMatch(/^ {2}mock-iommu +mock +registered +fwnode=swnode:mock-iommu +devices: iommufd_mock0$/m);
+    expect(r.out).toMatch(/^ {2}dmar0 +intel-iommu +registered +fwnode=none +devices: 0000:00:02\.0$/m);
     expect(r.out).toContain("PASS:");
   });
 
@@ -85,6 +90,13 @@ describe("iommu-sim CLI", () => {
     const snap = JSON.parse(r.out) as { devices: { name: string; ops: string | null }[] };
     expect(snap.devices.find((d) => d.name === "iommufd_mock0")?.ops).toBe("mock");
     expect((await cli("run", "scenarios/default.yaml", "--ops-resolution", "magic")).code).toBe(2);
+  });
+
+  it("check takes the strategy flags too: the upstream expectations fail under ask-each", async () => {
+    const r = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--ops-resolution", "ask-each");
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('devices.iommufd_mock0.ops: expected null, got "mock"');
+    expect((await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--domain-alloc", "nope")).code).toBe(2);
   });
 
   it("an unknown command exits 2", async () => {

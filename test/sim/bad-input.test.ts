@@ -58,6 +58,20 @@ events:
     ]);
   });
 
+  it("reports unknown instance, driver and ops names used as expected values", () => {
+    const p = problems(`name: x${SMMU}devices:
+  - {name: a, bus: platform}
+events:
+  - expect: {devices: {a: {iommu: nobody, driver: nodrv, ops: arm-smmu-v9}}}
+  - expect: {devices: {a: {iommu: null, driver: null, ops: null}}}
+`);
+    expect(p).toEqual([
+      "inline.yaml:7:28: events[0].expect.devices.a.iommu: unknown IOMMU instance 'nobody'",
+      "inline.yaml:7:43: events[0].expect.devices.a.driver: unknown driver 'nodrv'",
+      expect.stringMatching(/^inline\.yaml:7:\d+: events\[0\]\.expect\.devices\.a\.ops: unknown iommu_ops 'arm-smmu-v9' \(one of arm-smmu-v3, /),
+    ]);
+  });
+
   it("reports duplicate names", () => {
     const p = problems(`name: x
 devices:

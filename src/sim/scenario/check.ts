@@ -6,7 +6,7 @@
 import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/pci-dev.ts";
 import { isPowerOfTwo } from "../../lib/bits.ts";
 import type { KeyPath, Problem } from "./load.ts";
-import { eventKey, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
+import { eventKey, IOMMU_DRIVER_NAMES, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
 
 const FWNODE_DRIVERS = new Set(["arm-smmu-v3", "arm-smmu", "virtio-iommu"]);
 const SCOPE_DRIVERS = new Set(["intel-iommu", "amd-iommu"]);
@@ -225,7 +225,7 @@ export function checkScenario(s: Scenario): Problem[] {
         break;
       }
       case "expect":
-        checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, bad);
+        checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, drvIdx, bad);
         for (const n of Object.keys(e.expect!.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain '${n}'`);
         for (const [n, d] of Object.entries(e.expect!.devices ?? {})) if (typeof d.domain === "string") checkDomain(d.domain, at("expect", "devices", n, "domain"));
         e.expect!.groups?.forEach((g, j) => {
@@ -242,9 +242,18 @@ function checkExpect(
   at: KeyPath,
   devIdx: Map<string, number>,
   iommuIdx: Map<string, number>,
+  drvIdx: Map<string, number>,
   bad: (p: KeyPath, m: string) => void,
 ): void {
-  for (const n of Object.keys(x.devices ?? {})) if (!devIdx.has(n)) bad([...at, "devices", n], `unknown device '${n}'`);
+  for (const [n, d] of Object.entries(x.devices ?? {})) {
+    if (!devIdx.has(n)) bad([...at, "devices", n], `unknown device '${n}'`);
+    // Names used as values must exist too, or the expectation could never hold.
+    if (typeof d.iommu === "string" && !iommuIdx.has(d.iommu)) bad([...at, "devices", n, "iommu"], `unknown IOMMU instance '${d.iommu}'`);
+    if (typeof d.driver === "string" && !drvIdx.has(d.driver)) bad([...at, "devices", n, "driver"], `unknown driver '${d.driver}'`);
+    if (typeof d.ops === "string" && !(IOMMU_DRIVER_NAMES as readonly string[]).includes(d.ops)) {
+      bad([...at, "devices", n, "ops"], `unknown iommu_ops '${d.ops}' (one of ${IOMMU_DRIVER_NAMES.join(", ")})`);
+    }
+  }
   for (const n of Object.keys(x.iommus ?? {})) if (!iommuIdx.has(n)) bad([...at, "iommus", n], `unknown IOMMU instance '${n}'`);
   x.groups?.forEach((g, i) => {
     const names = Array.isArray(g) ? g : g.devices;
