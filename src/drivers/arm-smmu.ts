@@ -3,9 +3,12 @@
  * ids pack a StreamID and an SMR mask (`of_xlate`: the second `iommus` cell,
  * or the node's `stream-match-mask`). probe_device claims a stream-map entry
  * per id: an id entirely covered by an existing entry shares it, a partial
- * overlap is refused (EINVAL), none free is ENOSPC. Masters whose ids land on
- * the same stream-map entry must share a group: device_group returns the
- * group already recorded on the entry, so such devices end up in one group.
+ * overlap is refused (EINVAL), none free is ENOSPC. A stream ID or SMR mask
+ * wider than the SMMU implements is EINVAL. Two ids of one master may land
+ * on the same entry (a bridged PCI device whose own RID is also its alias):
+ * the entry just counts both. Masters whose ids land on the same stream-map
+ * entry must share a group: device_group returns the group already recorded
+ * on the entry, so such devices end up in one group.
  */
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
@@ -78,8 +81,11 @@ export class ArmSmmuV2 {
   }
 }
 
-/** struct arm_smmu_master_cfg */
-interface MasterCfg {
+/** The stream-map index of a fwspec id that holds none (arm-smmu.h). */
+export const INVALID_SMENDX = -1;
+
+/** struct arm_smmu_master_cfg: one stream-map index per fwspec id, in fwspec order. */
+export interface MasterCfg {
   smmu: IommuDevice;
   smendx: number[];
 }
@@ -107,20 +113,76 @@ function findSme(smmu: ArmSmmuV2, id: number, mask: number): number | KError {
   return free >= 0 ? free : kerr("ENOSPC", `no free stream-map entry for stream ID 0x${id.toString(16)}`);
 }
 
+function fwidSid(fwid: number): number {
+  return fwid % 2 ** SMR_ID_BITS;
+}
+
+function fwidMask(fwid: number): number {
+  return Math.floor(fwid / 2 ** SMR_ID_BITS);
+}
+
+// @kernel: arm_smmu_free_sme (true when the entry has no users left)
+function freeSme(smmu: ArmSmmuV2, idx: number): boolean {
+  const s2cr = smmu.s2crs[idx]!;
+  if (--s2cr.count > 0) return false;
+  s2cr.group = null;
+  smmu.smrs[idx]!.valid = false;
+  return true;
+}
+
+/**
+ * Claims a stream-map entry for each fwspec id of a master. All or nothing:
+ * on failure the entries this call claimed are released again.
+ */
+// @kernel: arm_smmu_master_alloc_smes
+export function armSmmuMasterAllocSmes(cfg: MasterCfg, ids: readonly number[], devName: string): 0 | KError {
+  const smmu = v2(cfg.smmu);
+  let i = 0;
+  let err: KError | null = null;
+  for (; i < ids.length; i++) {
+    const sid = fwidSid(ids[i]!);
+    const mask = fwidMask(ids[i]!);
+    // This master's cfg already holds an entry for the id: a second allocation for the same master.
+    if ((cfg.smendx[i] ?? INVALID_SMENDX) !== INVALID_SMENDX) {
+      err = kerr("EEXIST", `${devName}: stream ID 0x${sid.toString(16)} already holds stream-map entry ${cfg.smendx[i]}`);
+      break;
+    }
+    const idx = findSme(smmu, sid, mask);
+    if (typeof idx !== "number") {
+      err = idx;
+      break;
+    }
+    // An entry another id of this master (or another master) already claimed just counts one more user.
+    const smr = smmu.smrs[idx]!;
+    if (smmu.s2crs[idx]!.count === 0) {
+      smr.id = sid;
+      smr.mask = mask;
+      smr.valid = true;
+    }
+    smmu.s2crs[idx]!.count++;
+    cfg.smendx[i] = idx;
+  }
+  if (err === null) return 0;
+  while (i-- > 0) {
+    freeSme(smmu, cfg.smendx[i]!);
+    cfg.smendx[i] = INVALID_SMENDX;
+  }
+  return err;
+}
+
+// @kernel: arm_smmu_master_free_smes
+export function armSmmuMasterFreeSmes(cfg: MasterCfg): void {
+  const smmu = v2(cfg.smmu);
+  cfg.smendx.forEach((idx, i) => {
+    if (idx === INVALID_SMENDX) return;
+    freeSme(smmu, idx);
+    cfg.smendx[i] = INVALID_SMENDX;
+  });
+}
+
 export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const instances: IommuDevice[] = [];
   const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
-
-  // @kernel: arm_smmu_master_free_smes
-  const freeSmes = (cfg: MasterCfg) => {
-    const smmu = v2(cfg.smmu);
-    for (const idx of cfg.smendx) {
-      const s2cr = smmu.s2crs[idx]!;
-      if (--s2cr.count > 0) continue;
-      s2cr.group = null;
-      smmu.smrs[idx]!.valid = false;
-    }
-  };
 
   const ops: IommuOps = {
     name: DRIVER,
@@ -145,33 +207,15 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       if (iommu === undefined) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
       const smmu = v2(iommu);
       for (const fwid of fwspec.ids) {
-        const sid = fwid % 2 ** SMR_ID_BITS;
-        const mask = Math.floor(fwid / 2 ** SMR_ID_BITS);
-        if ((sid & ~smmu.streamidMask) !== 0) return kerr("ERANGE", `stream ID 0x${sid.toString(16)} out of range for SMMU (0x${smmu.streamidMask.toString(16)})`);
-        if ((mask & ~smmu.smrMaskMask) !== 0) return kerr("ERANGE", `SMR mask 0x${mask.toString(16)} out of range for SMMU (0x${smmu.smrMaskMask.toString(16)})`);
+        const sid = fwidSid(fwid);
+        const mask = fwidMask(fwid);
+        if ((sid & ~smmu.streamidMask) !== 0) return kerr("EINVAL", `stream ID 0x${sid.toString(16)} out of range for SMMU (0x${smmu.streamidMask.toString(16)})`);
+        if ((mask & ~smmu.smrMaskMask) !== 0) return kerr("EINVAL", `SMR mask 0x${mask.toString(16)} out of range for SMMU (0x${smmu.smrMaskMask.toString(16)})`);
       }
-      const cfg: MasterCfg = { smmu: iommu, smendx: [] };
-      for (const fwid of fwspec.ids) {
-        const sid = fwid % 2 ** SMR_ID_BITS;
-        const mask = Math.floor(fwid / 2 ** SMR_ID_BITS);
-        const idx = findSme(smmu, sid, mask);
-        if (typeof idx !== "number") {
-          freeSmes(cfg);
-          return idx;
-        }
-        if (cfg.smendx.includes(idx)) {
-          freeSmes(cfg);
-          return kerr("EEXIST", `${dev.name} names stream-map entry ${idx} twice`);
-        }
-        const smr = smmu.smrs[idx]!;
-        if (smmu.s2crs[idx]!.count === 0) {
-          smr.id = sid;
-          smr.mask = mask;
-          smr.valid = true;
-        }
-        smmu.s2crs[idx]!.count++;
-        cfg.smendx.push(idx);
-      }
+      // A fresh cfg: every id starts without a stream-map entry.
+      const cfg: MasterCfg = { smmu: iommu, smendx: fwspec.ids.map(() => INVALID_SMENDX) };
+      const ret = armSmmuMasterAllocSmes(cfg, fwspec.ids, dev.name);
+      if (ret !== 0) return ret;
       devIommu(dev)!.priv = cfg;
       return iommu;
     },
@@ -179,7 +223,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
     releaseDevice(dev) {
       const p = devIommu(dev);
       const cfg = p?.priv as MasterCfg | null;
-      if (cfg) freeSmes(cfg);
+      if (cfg) armSmmuMasterFreeSmes(cfg);
       if (p) p.priv = null;
     },
     // @kernel: arm_smmu_device_group (the group recorded on the stream-map entries wins)
@@ -188,6 +232,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       const smmu = v2(cfg.smmu);
       let group: IommuGroup | null = null;
       for (const idx of cfg.smendx) {
+        if (idx === INVALID_SMENDX) continue;
         const g = smmu.s2crs[idx]!.group;
         if (group !== null && g !== null && g !== group) {
           return kerr("EINVAL", `${dev.name}'s stream-map entries belong to different groups`);
@@ -197,7 +242,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       if (group !== null) return iommuGroupRefGet(group);
       const fresh = dev.pci !== null ? pciDeviceGroup(k, dev) : genericDeviceGroup(k);
       if ("errno" in fresh) return fresh;
-      for (const idx of cfg.smendx) smmu.s2crs[idx]!.group = fresh;
+      for (const idx of cfg.smendx) if (idx !== INVALID_SMENDX) smmu.s2crs[idx]!.group = fresh;
       return fresh;
     },
     defDomainType: (dev) => quirkDefDomainType(env, dev),

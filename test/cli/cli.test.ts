@@ -33,6 +33,48 @@ describe("iommu-sim CLI", () => {
     expect(r.out).toContain("PASS:");
   });
 
+  it("run prints each group's type and reserved_regions as sysfs shows them, agreeing with --json", async () => {
+    const r = await cli("run", "scenarios/passthrough-cmdline.yaml");
+    expect(r.code).toBe(0);
+    const lines = r.out.split("\n");
+    // The group of 03:00.0: DMA (its driver's def_domain_type), its RMRR 0x7c000000+2M as a direct
+    // region before the x86 MSI window, both "0x%016llx 0x%016llx %s" and sorted by start.
+    const at = lines.findIndex((l, i) => /^├── \d+$/.test(l) && lines[i + 1] === "│   ├── devices/  0000:03:00.0");
+    expect(at).toBeGreaterThan(0);
+    expect(lines.slice(at + 1, at + 6)).toEqual([
+      "│   ├── devices/  0000:03:00.0",
+      "│   ├── type      DMA",
+      "│   └── reserved_regions",
+      "│         0x000000007c000000 0x000000007c1fffff direct",
+      "│         0x00000000fee00000 0x00000000feefffff msi",
+    ]);
+    // A group under iommu.passthrough=1 with no preference is identity.
+    expect(r.out).toMatch(/├── devices\/ {2}0000:00:01\.0\n│ {3}├── type {6}identity\n│ {3}└── reserved_regions\n│ {9}0x00000000fee00000 0x00000000feefffff msi\n/);
+
+    // Every group's block in the tree says what the JSON snapshot says.
+    const snap = JSON.parse((await cli("run", "scenarios/passthrough-cmdline.yaml", "--json")).out) as {
+      groups: { id: number; devices: string[]; type: string; reserved_regions: string[] }[];
+    };
+    expect(snap.groups.length).toBeGreaterThan(5);
+    for (const g of snap.groups) {
+      const last = g === snap.groups.at(-1);
+      const pad = last ? "    " : "│   ";
+      const i = lines.indexOf(`${last ? "└── " : "├── "}${g.id}`);
+      expect(i).toBeGreaterThan(0);
+      expect(lines.slice(i + 1, i + 4 + g.reserved_regions.length)).toEqual([
+        `${pad}├── devices/  ${g.devices.join("  ")}`,
+        `${pad}├── type      ${g.type}`,
+        `${pad}└── reserved_regions${g.reserved_regions.length === 0 ? "  (empty)" : ""}`,
+        ...g.reserved_regions.map((x) => `${pad}      ${x}`),
+      ]);
+    }
+  });
+
+  it("a group without reserved regions shows an empty reserved_regions, and the mock's static blocked default domain as type blocked", async () => {
+    const r = await cli("run", "scenarios/default.yaml");
+    expect(r.out).toMatch(/└── \d+\n {4}├── devices\/ {2}iommufd_mock0\n {4}├── type {6}blocked\n {4}└── reserved_regions {2}\(empty\)\n/);
+  });
+
   it("run --json prints the snapshot with the contract's keys", async () => {
     const r = await cli("run", "scenarios/arm64-late-smmu.yaml", "--json");
     expect(r.code).toBe(0);

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { runPath } from "../../src/base/path.ts";
 import { Machine } from "../../src/sim/machine.ts";
 import { bootPath, eventPath, runScenario } from "../../src/sim/runner.ts";
-import { takeSnapshot } from "../../src/sim/snapshot.ts";
+import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
+import { takeSnapshot, type Snapshot } from "../../src/sim/snapshot.ts";
 import { run, scenario, state } from "../helpers.ts";
 
 const MACHINE = (extra03 = "", extraBoot = "") => `
@@ -159,6 +160,112 @@ devices:
     const fmt = (d: string) => r.snapshot.domains.find((x) => x.id === r.snapshot.devices.find((y) => y.name === d)!.domain)!.format;
     expect(fmt("0000:00:01.0")).toBe("amd-v2");
     expect(fmt("0000:00:02.0")).toBe("amd-v1");
+  });
+});
+
+/**
+ * Runs the machine's events, then `extra` one at a time: each step's result and
+ * the snapshot after it (state without the event log), with the warnings it added.
+ */
+function steps(extra: string[], machine = MACHINE()) {
+  const s = scenario(machine + extra.map((e) => `  - ${e}\n`).join(""));
+  const m = new Machine(s);
+  runPath(bootPath(m, []));
+  const base = s.events.length - extra.length;
+  for (const e of s.events.slice(0, base)) runPath(eventPath(m, e).path);
+  let warned = takeSnapshot(m, [], []).warnings.length;
+  const out = s.events.slice(base).map((e) => {
+    const r = runPath(eventPath(m, e).path);
+    const snap = takeSnapshot(m, [], checkInvariants(m).map(formatViolation));
+    const added = snap.warnings.slice(warned);
+    warned = snap.warnings.length;
+    return { r: r === 0 ? "ok" : r.errno, snap, warnings: added };
+  });
+  return { m, out };
+}
+
+const GROUP03 = ["0000:03:00.0", "0000:03:00.1"];
+const group03 = (snap: Snapshot) => snap.groups.find((g) => g.devices.includes("0000:03:00.0"))!;
+
+/**
+ * The release side of the PASID/ownership coupling (iommu.c): __iommu_release_dma_ownership
+ * and iommu_device_unuse_default_domain WARN and change nothing while pasid_array is not
+ * empty; iommu_device_release_dma_owner only reaches that check for the last claim — with
+ * owner_cnt > 1 it just decrements, PASIDs or not.
+ */
+describe("PASID attachments and releasing ownership", () => {
+  it("device API: a non-last release just decrements; the last one WARNs and leaves owner, owner_cnt, domain and PASIDs as they were", () => {
+    const { out } = steps([
+      'claim_dma_owner: {device: "0000:03:00.0", owner: vfio}',
+      'claim_dma_owner: {device: "0000:03:00.1", owner: vfio}',
+      'attach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 3}',
+      'release_dma_owner: {device: "0000:03:00.1"}',
+      'release_dma_owner: {device: "0000:03:00.0"}',
+      'detach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 3}',
+      'release_dma_owner: {device: "0000:03:00.0"}',
+    ]);
+    const [, claimed, attached, firstRelease, lastRelease, detached, released] = out;
+    expect(out.map((x) => x.r)).toEqual(["ok", "ok", "ok", "ok", "ok", "ok", "ok"]);
+    expect(group03(claimed!.snap)).toMatchObject({ devices: GROUP03, owner: "user", owner_cnt: 2, pasids: [] });
+    const blocking = group03(claimed!.snap).domain;
+    expect(blocking).not.toBe(group03(claimed!.snap).default_domain);
+    expect(group03(attached!.snap)).toMatchObject({ owner: "user", owner_cnt: 2, pasids: [3], domain: blocking });
+
+    // owner_cnt 2 -> 1 without looking at the PASIDs, and without a warning.
+    expect(group03(firstRelease!.snap)).toMatchObject({ owner: "user", owner_cnt: 1, pasids: [3], domain: blocking });
+    expect(firstRelease!.warnings).toEqual([]);
+
+    // The last claim: WARN, and nothing changes.
+    expect(lastRelease!.warnings).toEqual([`__iommu_release_dma_ownership: group ${group03(lastRelease!.snap).id}: releasing ownership that is not held, or with PASIDs attached`]);
+    expect(state(lastRelease!.snap)).toEqual({ ...state(firstRelease!.snap), warnings: lastRelease!.snap.warnings });
+    expect(lastRelease!.snap.violations).toEqual([]);
+
+    // Once the PASID is detached the same release goes through: back on the default domain.
+    expect(group03(detached!.snap)).toMatchObject({ owner: "user", owner_cnt: 1, pasids: [] });
+    expect(group03(released!.snap)).toMatchObject({ owner: "none", owner_cnt: 0, pasids: [] });
+    expect(group03(released!.snap).domain).toBe(group03(released!.snap).default_domain);
+    expect(released!.warnings).toEqual([]);
+    expect(released!.snap.violations).toEqual([]);
+  });
+
+  it("group API: iommu_group_release_dma_owner WARNs while a PASID is attached, state unchanged", () => {
+    const { out } = steps([
+      'claim_dma_owner: {device: "0000:03:00.1", owner: vfio, group: true}',
+      'attach_pasid: {domain: p2, device: "0000:03:00.1", pasid: 9}',
+      'release_dma_owner: {device: "0000:03:00.0", group: true}',
+    ]);
+    const [, attached, release] = out;
+    expect(out.map((x) => x.r)).toEqual(["ok", "ok", "ok"]);
+    expect(group03(attached!.snap)).toMatchObject({ owner: "user", owner_cnt: 1, pasids: [9] });
+    expect(release!.warnings).toHaveLength(1);
+    expect(release!.warnings[0]).toMatch(/^__iommu_release_dma_ownership: /);
+    expect(state(release!.snap)).toEqual({ ...state(attached!.snap), warnings: release!.snap.warnings });
+  });
+
+  it("unbinding a DMA-API driver while a PASID is attached WARNs and does not decrement owner_cnt", () => {
+    const { out } = steps([
+      "driver_register: ice",
+      'attach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 4}',
+      'driver_unbind: "0000:03:00.1"',
+      'detach_pasid: {domain: p1, device: "0000:03:00.0", pasid: 4}',
+      'driver_unbind: "0000:03:00.0"',
+    ]);
+    const [bound, attached, unbound, detached, unbound2] = out;
+    expect(out.map((x) => x.r)).toEqual(["ok", "ok", "ok", "ok", "ok"]);
+    expect(group03(bound!.snap)).toMatchObject({ owner: "kernel", owner_cnt: 2, pasids: [] });
+    expect(group03(attached!.snap)).toMatchObject({ owner: "kernel", owner_cnt: 2, pasids: [4] });
+    // The driver is gone, the count is not: iommu_device_unuse_default_domain WARNed instead.
+    expect(unbound!.snap.devices.find((d) => d.name === "0000:03:00.1")).toMatchObject({ driver: null, probe: "none" });
+    expect(group03(unbound!.snap)).toMatchObject({ owner: "kernel", owner_cnt: 2, pasids: [4] });
+    expect(unbound!.warnings).toEqual(["iommu_device_unuse_default_domain: 0000:03:00.1: owner_cnt=2, 1 PASIDs attached; not decremented"]);
+    // The leaked count is what the owner-count invariant reports.
+    const g = group03(unbound!.snap).id;
+    expect(unbound!.snap.violations).toEqual([`I24 owner-count: group ${g} counts 2 kernel DMA users, but 1 bound drivers use the DMA API (0000:03:00.0)`]);
+    // Without PASIDs the next unbind decrements again, but the leaked claim stays.
+    expect(group03(detached!.snap)).toMatchObject({ owner_cnt: 2, pasids: [] });
+    expect(unbound2!.warnings).toEqual([]);
+    expect(group03(unbound2!.snap)).toMatchObject({ owner: "kernel", owner_cnt: 1 });
+    expect(unbound2!.snap.violations).toEqual([`I24 owner-count: group ${g} counts 1 kernel DMA users, but 0 bound drivers use the DMA API (none)`]);
   });
 });
 

@@ -61,6 +61,33 @@ describe("invariant checkers flag the state they guard", () => {
   it("I33: a lock still held between steps", () => {
     expect(broken((m) => (m.k.probeLock.holder = m.dc.sched.current))).toContain("I33 lock-held");
   });
+  it("I-default-domain: a group whose kernel DMA driver is bound but which has no default domain", () => {
+    const m = run(BASE).machine;
+    const g = group(m, "a");
+    // Healthy: a is bound to da (a DMA-API driver), its group counts it and has a default domain.
+    expect(g.ownerCnt).toBe(1);
+    expect(g.defaultDomain).not.toBeNull();
+    expect(checkInvariants(m).filter((v) => v.rule === "I-default-domain")).toEqual([]);
+    g.defaultDomain = null;
+    expect(checkInvariants(m).filter((v) => v.rule === "I-default-domain")).toEqual([
+      { rule: "I-default-domain", message: `group ${g.id} has kernel DMA users but no default domain` },
+    ]);
+  });
+  it("I-default-domain: not a rule for a group without a kernel DMA driver", () => {
+    const m = run(BASE).machine;
+    const g = group(m, "b");
+    expect(g.ownerCnt).toBe(0);
+    g.defaultDomain = null;
+    expect(checkInvariants(m).map((v) => v.rule)).not.toContain("I-default-domain");
+  });
+  it("I-default-domain: an identity default domain counts as present (iommu.passthrough=1)", () => {
+    const r = run(BASE.replace("name: base", 'name: base\nboot: {cmdline: "iommu.passthrough=1"}'));
+    const g = group(r.machine, "a");
+    expect(r.snapshot.groups.find((x) => x.id === g.id)).toMatchObject({ type: "identity", owner: "kernel", owner_cnt: 1 });
+    expect(r.violations).toEqual([]);
+    g.defaultDomain = null;
+    expect(checkInvariants(r.machine).map((v) => v.rule)).toContain("I-default-domain");
+  });
   it("I8: a dev_iommu left behind by a failed probe", () => {
     expect(
       broken((m) => {
