@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runPath } from "../../src/base/path.ts";
+import { pagingPriv } from "../../src/drivers/domains.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
@@ -9,6 +10,7 @@ import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";
 import { Machine } from "../../src/sim/machine.ts";
 import { bootPath } from "../../src/sim/runner.ts";
 import { run, scenario } from "../helpers.ts";
+import { tableChange, tableState, type TableState } from "../pgtable/helpers.ts";
 
 const K = 1024;
 const M = K * K;
@@ -79,29 +81,6 @@ describe("iommu_map / iommu_unmap", () => {
     expect(d.ops.stats!(d).tlb.flushWalk).toBe(1);
   });
 
-  it("refuses unaligned iova, paddr or size with EINVAL and changes nothing", () => {
-    const { d, calls } = domain();
-    for (const [iova, pa, size] of [[4 * K + 1, 0, 4 * K], [0, 100, 4 * K], [0, 0, 4 * K + 8]]) {
-      expect(iommuMap(d, iova!, pa!, size!, RW)).toMatchObject({ errno: "EINVAL" });
-    }
-    expect(calls).toEqual([]);
-    expect(d.mappedBytes).toBe(0);
-  });
-
-  it("refuses an IOVA beyond the input address size (ERANGE from the page table)", () => {
-    const { d } = domain();
-    expect(iommuMap(d, 2 ** 48, 0, 4 * K, RW)).toMatchObject({ errno: "ERANGE" });
-    expect(d.mappedBytes).toBe(0);
-  });
-
-  it("unmapping what is not mapped returns 0 bytes; unaligned unmaps return 0", () => {
-    const { d } = domain();
-    expect(iommuUnmap(d, 8 * M, 4 * K)).toBe(0);
-    expect(iommuMap(d, 8 * M, 8 * M, 4 * K, RW)).toBe(0);
-    expect(iommuUnmap(d, 8 * M + 1, 4 * K)).toBe(0);
-    expect(iommuIovaToPhys(d, 8 * M)).toBe(8 * M);
-  });
-
   it("iommu_map_sg merges physically contiguous entries and skips bus addresses", () => {
     const { d, calls } = domain();
     const r = iommuMapSg(d, 16 * M, [
@@ -131,5 +110,178 @@ describe("iommu_map / iommu_unmap", () => {
     for (let off = 0; off < G; off += 2 * M) expect(iommuMap(d, 4 * G + off, 256 * G + off + 4 * K, 2 * M, RW)).toBe(0);
     expect(ops.stats!(d).tablePages).toBe(515);
     expect(ops.stats!(d).tableBytes).toBe(515 * 4096);
+  });
+});
+
+/**
+ * Bad input: the kernel's errno or return value, and no change to the
+ * tables. The domain holds three mappings first, so that the pgd exists and
+ * there are neighbours whose translations must survive: two 4K pages at
+ * 2M+8K, a 2M block at 4M and a 1G block at 2G.
+ */
+describe("bad input to iommu_map / iommu_unmap: errno, and the tables unchanged", () => {
+  const MAPS: [iova: number, pa: number, size: number][] = [
+    [2 * M + 8 * K, 64 * M + 8 * K, 8 * K],
+    [4 * M, 128 * M, 2 * M],
+    [2 * G, 4 * G, G],
+  ];
+  /** What those mappings translate to, from the list above (not from the model). */
+  const refPhys = (iova: number): number => {
+    for (const [v, p, s] of MAPS) if (iova >= v && iova < v + s) return p + (iova - v);
+    return 0;
+  };
+  const PROBES = [
+    2 * M - 8 * K, 2 * M - 4 * K, 2 * M, 2 * M + 4 * K, 2 * M + 8 * K, 2 * M + 12 * K, 2 * M + 16 * K, 4 * M - 4 * K,
+    4 * M, 5 * M, 6 * M - 4 * K, 6 * M, G, 2 * G - 4 * K, 2 * G, 2 * G + 123 * M, 3 * G - 4 * K, 3 * G, 2 ** 48 - 4 * K,
+  ].map((p) => p + 0x18);
+
+  interface DomainState {
+    table: TableState;
+    mapped: number;
+    translations: number[];
+    tlb: { flushWalk: number; addPage: number; flushAll: number };
+    findings: number;
+  }
+
+  function populated() {
+    const x = domain();
+    for (const [iova, pa, size] of MAPS) expect(iommuMap(x.d, iova, pa, size, RW)).toBe(0);
+    x.calls.length = 0;
+    return x;
+  }
+
+  function stateOf(d: IommuDomain): DomainState {
+    const st = d.ops.stats!(d);
+    return {
+      table: tableState(pagingPriv(d).pgtbl!),
+      mapped: d.mappedBytes,
+      translations: PROBES.map((p) => iommuIovaToPhys(d, p)),
+      tlb: { flushWalk: st.tlb.flushWalk, addPage: st.tlb.addPage, flushAll: st.tlb.flushAll },
+      findings: st.findings.length,
+    };
+  }
+
+  /** Finding kinds the page table reported since `before`. */
+  function newFindings(d: IommuDomain, before: DomainState): string[] {
+    return d.ops.stats!(d).findings.slice(before.findings).map((f) => f.split(" ")[0]!);
+  }
+
+  it("the populated domain: 4 table pages (pgd, level 1, level 2, one level-3 table) and the reference translations", () => {
+    const { d } = populated();
+    const s = stateOf(d);
+    // The 2M and 1G blocks are entries of the level-2 and level-1 tables the 4K pages needed anyway.
+    expect(s.table.pages).toBe(4);
+    expect(s.table.bytes).toBe(4 * 4096);
+    expect(s.mapped).toBe(8 * K + 2 * M + G);
+    expect(s.translations).toEqual(PROBES.map(refPhys));
+    expect(d.geometry.apertureEnd).toBe(2 ** 48 - 1);
+  });
+
+  type MapCase = [name: string, iova: number, pa: number, size: number, errno: string | 0, findings: string[]];
+  const mapCases: MapCase[] = [
+    // iommu_map_nosync: IS_ALIGNED(iova | paddr | size, min_pagesz) or -EINVAL, before any map_pages call.
+    ["unaligned iova", 8 * M + 0x800, 8 * M, 4 * K, "EINVAL", []],
+    ["unaligned paddr", 8 * M, 8 * M + 0x10, 4 * K, "EINVAL", []],
+    ["a size that is no multiple of the smallest page (4K + 8)", 8 * M, 8 * M, 4 * K + 8, "EINVAL", []],
+    // iommu_map_nosync: the classic loop maps nothing for size 0 and succeeds.
+    ["size 0", 8 * M, 8 * M, 0, 0, []],
+    // arm_lpae_map_pages: iova >> ias must be 0, else WARN and -ERANGE before the walk. The SMMUv3
+    // aperture ends at 2^ias - 1 and iommu_map itself does not check it: the page table does.
+    ["an iova just beyond the aperture (2^48)", 2 ** 48, 8 * M, 4 * K, "ERANGE", ["out-of-range"]],
+    ["an iova far beyond the aperture, 2M block", 2 ** 49, 8 * M, 2 * M, "ERANGE", ["out-of-range"]],
+    // arm_lpae_map_pages: paddr >> oas must be 0.
+    ["a paddr beyond oas", 8 * M, 2 ** 48, 4 * K, "ERANGE", ["out-of-range"]],
+    // arm_lpae_init_pte: an existing leaf is -EEXIST (WARN unless NO_WARN), checked before any write.
+    ["a 4K page over a mapped 4K page", 2 * M + 8 * K, 96 * M, 4 * K, "EEXIST", ["map-exists"]],
+    ["8K over one free and one mapped page (one batch)", 2 * M + 4 * K, 96 * M, 8 * K, "EEXIST", ["map-exists"]],
+    ["a 2M block over a 2M block", 4 * M, 96 * M, 2 * M, "EEXIST", ["map-exists"]],
+    // __arm_lpae_map: a block met above the target level is -EEXIST, before any table is allocated.
+    ["a 4K page inside a 2M block", 5 * M, 96 * M, 4 * K, "EEXIST", ["map-exists"]],
+    ["a 2M block inside a 1G block", 2 * G + 2 * M, 96 * M, 2 * M, "EEXIST", ["map-exists"]],
+    ["a 1G block over a 1G block", 2 * G, 8 * G, G, "EEXIST", ["map-exists"]],
+  ];
+
+  it.each(mapCases)("iommu_map: %s", (_name, iova, pa, size, errno, findings) => {
+    const { d } = populated();
+    const before = stateOf(d);
+    const r = iommuMap(d, iova, pa, size, RW);
+    if (errno === 0) expect(r).toBe(0);
+    else expect(r).toMatchObject({ errno });
+    const after = stateOf(d);
+    expect(tableChange(before.table, after.table)).toEqual({ pages: 0, bytes: 0, firstChangedWord: -1 });
+    expect(after.mapped).toBe(before.mapped);
+    expect(after.translations).toEqual(PROBES.map(refPhys));
+    expect(after.tlb).toEqual(before.tlb);
+    expect(newFindings(d, before)).toEqual(findings);
+  });
+
+  type UnmapCase = [name: string, iova: number, size: number, findings: string[]];
+  const unmapCases: UnmapCase[] = [
+    // __iommu_unmap: IS_ALIGNED(iova | size, min_pagesz) or return 0, before any unmap_pages call.
+    ["an unaligned iova", 2 * M + 8 * K + 0x10, 4 * K, []],
+    ["an unaligned size", 2 * M + 8 * K, 4 * K + 0x10, []],
+    // __arm_lpae_unmap: an empty entry on the walk. The kernel returns -ENOENT through size_t; the model
+    // returns 0, what __iommu_unmap treats as "stop" (docs/pgtable.md, "unmap of a hole").
+    ["a hole in an existing level-3 table", 2 * M, 4 * K, ["unmap-enoent"]],
+    ["a range starting in a hole before a mapped page", 2 * M + 4 * K, 8 * K, ["unmap-enoent"]],
+    ["an address with no level-3 table", 8 * M, 4 * K, ["unmap-enoent"]],
+    ["an address with no level-1 table", 600 * G, 2 * M, ["unmap-enoent"]],
+    // __arm_lpae_unmap: a leaf larger than pgsize is a partial unmap: WARN_ONCE, 0, the block is kept.
+    ["4K inside a 2M block", 5 * M, 4 * K, ["unmap-partial-block"]],
+    ["the first 2M of a 1G block", 2 * G, 2 * M, ["unmap-partial-block"]],
+    // arm_lpae_unmap_pages: an iova beyond ias WARNs and returns 0.
+    ["an iova beyond ias", 2 ** 48, 4 * K, ["out-of-range"]],
+  ];
+
+  it.each(unmapCases)("iommu_unmap of what is not mapped: %s returns 0", (_name, iova, size, findings) => {
+    const { d } = populated();
+    const before = stateOf(d);
+    expect(iommuUnmap(d, iova, size)).toBe(0);
+    const after = stateOf(d);
+    expect(tableChange(before.table, after.table)).toEqual({ pages: 0, bytes: 0, firstChangedWord: -1 });
+    expect(after.mapped).toBe(before.mapped);
+    expect(after.translations).toEqual(PROBES.map(refPhys));
+    // iommu_unmap always syncs the gather, but nothing was unmapped: no page or walk invalidation.
+    expect(after.tlb).toEqual(before.tlb);
+    expect(newFindings(d, before)).toEqual(findings);
+  });
+
+  it("EEXIST on a later map_pages call: the core unmaps what the call mapped, the level-3 table it needed stays", () => {
+    const { d, calls } = populated();
+    const before = stateOf(d);
+    // [2M-8K, 2M+12K): the first map_pages call maps 2 pages up to the end of the [0, 2M) level-3
+    // table, which it allocates (__arm_lpae_map); the next one meets the leaf at 2M+8K (-EEXIST).
+    const r = iommuMap(d, 2 * M - 8 * K, 64 * M - 8 * K, 20 * K, RW);
+    expect(r).toMatchObject({ errno: "EEXIST" });
+    expect(calls).toEqual([[2 * M - 8 * K, 4 * K, 5], [2 * M, 4 * K, 3]]);
+    const after = stateOf(d);
+    // iommu_map_nosync unmaps the 8K it mapped; arm_lpae_unmap_pages never frees a table that a leaf
+    // unmap empties (io-pgtable-arm keeps empty tables): one more table page than before.
+    expect(after.table.pages).toBe(before.table.pages + 1);
+    expect(after.table.bytes).toBe(before.table.bytes + 4096);
+    expect(after.mapped).toBe(before.mapped);
+    expect(after.translations).toEqual(PROBES.map(refPhys));
+    expect(newFindings(d, before)).toEqual(["map-exists"]);
+    // The same call again allocates nothing more and fails the same way.
+    expect(iommuMap(d, 2 * M - 8 * K, 64 * M - 8 * K, 20 * K, RW)).toMatchObject({ errno: "EEXIST" });
+    expect(tableChange(after.table, stateOf(d).table)).toEqual({ pages: 0, bytes: 0, firstChangedWord: -1 });
+  });
+
+  it("a range running past the aperture: ERANGE, the page below it unmapped again, its three tables stay", () => {
+    const { d, calls } = populated();
+    const before = stateOf(d);
+    const top = 2 ** 48 - 4 * K;
+    expect(iommuMap(d, top, G, 8 * K, RW)).toMatchObject({ errno: "ERANGE" });
+    // One batch of two pages stops at the end of the last level-3 table after one page; the next
+    // call starts at 2^48 (arm_lpae_map_pages: -ERANGE).
+    expect(calls).toEqual([[top, 4 * K, 2], [2 ** 48, 4 * K, 1]]);
+    const after = stateOf(d);
+    // The walk to the top page allocated the level-1, level-2 and level-3 tables under pgd entry 511;
+    // the core's unmap of that page leaves them (empty tables are kept).
+    expect(after.table.pages).toBe(before.table.pages + 3);
+    expect(after.mapped).toBe(before.mapped);
+    expect(iommuIovaToPhys(d, top)).toBe(0);
+    expect(after.translations).toEqual(PROBES.map(refPhys));
+    expect(newFindings(d, before)).toEqual(["out-of-range"]);
   });
 });

@@ -1,7 +1,8 @@
 /** Shared test helpers for the pgtable layer: TLB/finding recorders and a result unwrapper. */
 import { isErr, type KError } from "../../src/lib/errno.ts";
 import type { IommuIotlbGather } from "../../src/pgtable/gather.ts";
-import type { IommuFlushOps, PgtableFindingKind } from "../../src/pgtable/types.ts";
+import type { TablePool } from "../../src/pgtable/pool.ts";
+import type { IoPgtableOps, IommuFlushOps, PgtableFindingKind } from "../../src/pgtable/types.ts";
 
 /** Unwrap an allocation result, failing the test with the KError's sentence. */
 export function must<T>(x: T | KError): T {
@@ -54,4 +55,29 @@ export class Recorder {
     this.calls.length = 0;
     this.findings.length = 0;
   }
+}
+
+/** What a bad input must leave exactly as it was: the table accounting and every word of table memory. */
+export interface TableState {
+  pages: number;
+  bytes: number;
+  /** A copy of the simulated memory the table's pages live in (every format keeps them in a TablePool). */
+  memory: Uint32Array;
+}
+
+export function tableState(pt: IoPgtableOps): TableState {
+  const pool = (pt as unknown as { pool: TablePool }).pool;
+  return { pages: pt.tablePages(), bytes: pt.tableBytes(), memory: pool.words.slice() };
+}
+
+/** Index of the first word that differs (or the shorter length if one is a prefix), -1 if identical. */
+export function firstDifference(a: Uint32Array, b: Uint32Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+/** Assert-friendly comparison: accounting equal and no word of table memory changed. */
+export function tableChange(before: TableState, after: TableState): { pages: number; bytes: number; firstChangedWord: number } {
+  return { pages: after.pages - before.pages, bytes: after.bytes - before.bytes, firstChangedWord: firstDifference(before.memory, after.memory) };
 }
