@@ -182,6 +182,11 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       const t = pagingPriv(d).pgtbl;
       return t === null ? 0 : t.iovaToPhys(iova);
     },
+    // Model only: the permission bits of the leaf at iova, which device DMA checks its access against.
+    iovaProt(d: IommuDomain, iova: number) {
+      const t = pagingPriv(d).pgtbl;
+      return t === null ? 0 : t.iovaProt(iova);
+    },
     iotlbSync(d: IommuDomain, gather: IommuIotlbGather) {
       (pagingPriv(d).tlb ??= newTlbLog()).sync++;
       if (gather.end >= gather.start) d.iotlb?.invalidateRange(gather.start, gather.end);

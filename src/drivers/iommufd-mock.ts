@@ -5,6 +5,8 @@
  * that bus. Its default and blocked domain are one static BLOCKED domain,
  * so a mock device starts out blocked. Paging domains use 2 KiB pages
  * (MOCK_IO_PAGE_SIZE) inside [MOCK_APERTURE_START, MOCK_APERTURE_LAST].
+ * Their ops have no IOTLB invalidation, as the kernel's have none: nothing
+ * caches a mock translation, so an unmap takes effect for device DMA at once.
  */
 import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
@@ -18,9 +20,9 @@ import {
 import { genericDeviceGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
-import type { IommuOps } from "../iommu/ops.ts";
+import type { IommuDomainOps, IommuOps } from "../iommu/ops.ts";
 import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../pgtable/mock.ts";
-import { newPagingDomain, pagingDomainOps, pagingFormat, staticBlockedDomain, type PagingFormat } from "./domains.ts";
+import { newPagingDomain, pagingDomainOps, pagingFormat, pagingPriv, staticBlockedDomain, type PagingFormat } from "./domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "mock";
@@ -31,7 +33,16 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
   const blocking = staticBlockedDomain("mock");
-  const domainOps = pagingDomainOps(env, () => 0);
+  // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
+  // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
+  const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...pagingOps } = pagingDomainOps(env, () => 0);
+  const domainOps: IommuDomainOps = {
+    ...pagingOps,
+    iovaProt(d, iova) {
+      const t = pagingPriv(d).pgtbl;
+      return t === null ? 0 : t.iovaProt(iova);
+    },
+  };
 
   // @kernel: mock_domain_alloc_paging_flags
   const allocPaging = (dev: Device | null, flags: number, userData: unknown): IommuDomain | KError => {

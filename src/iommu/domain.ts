@@ -3,6 +3,7 @@
  * driver that allocated it (`owner`), the instance its page table was
  * finalised for, its page sizes and aperture.
  */
+import type { Device } from "../base/device.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import type { IommuIotlb } from "./iotlb.ts";
 import type { IommuDomainOps, IommuOps } from "./ops.ts";
@@ -61,6 +62,13 @@ export interface IommuDomainGeometry {
   forceAperture: boolean;
 }
 
+/**
+ * iommu_fault_handler_t: (domain, dev, iova, flags, token), flags
+ * IOMMU_FAULT_READ or IOMMU_FAULT_WRITE; returns 0 when handled, an error
+ * code otherwise (-ENOSYS asks the driver for its default behaviour).
+ */
+export type IommuFaultHandler = (domain: IommuDomain, dev: Device, iova: number, flags: number, token: unknown) => number;
+
 const NO_PGSIZES: readonly number[] = Object.freeze([]);
 const NO_GEOMETRY: IommuDomainGeometry = Object.freeze({ apertureStart: 0, apertureEnd: 0, forceAperture: false });
 
@@ -88,8 +96,10 @@ export class IommuDomain {
   cookie: unknown = null;
   /** The IOTLB model for this domain's translations, created by the first device DMA. */
   iotlb: IommuIotlb | null = null;
-  /** iommu_set_fault_handler: called with (iova, flags); the default reports -ENOSYS. */
-  faultHandler: ((iova: number, write: boolean) => number) | null = null;
+  /** `domain->handler`, installed by iommu_set_fault_handler; report_iommu_fault returns -ENOSYS without one. */
+  faultHandler: IommuFaultHandler | null = null;
+  /** `domain->handler_token`: passed back to the handler. */
+  faultHandlerToken: unknown = null;
 
   constructor(
     public type: number,

@@ -3,7 +3,10 @@
  * typed arrays, that device DMA fills and the driver's invalidations clear.
  * It exists so that the window lazy invalidation leaves open (DMA-FQ: the
  * page table no longer maps an IOVA, but the IOTLB still does until the
- * flush queue flushes) is visible, as it is in hardware.
+ * flush queue flushes) is visible, as it is in hardware. An entry holds the
+ * permissions of the leaf it was filled from beside the output page, as a
+ * TLB entry does: a cached translation is checked against its cached
+ * permissions, not the table's current ones.
  */
 
 export const IOTLB_ENTRIES = 1024;
@@ -13,6 +16,8 @@ export class IommuIotlb {
   private readonly tags = new Float64Array(IOTLB_ENTRIES);
   /** The cached output page address. */
   private readonly pages = new Float64Array(IOTLB_ENTRIES);
+  /** The cached permissions (IOMMU_* bits of the leaf, as the table's iovaProt read them). */
+  private readonly prots = new Uint8Array(IOTLB_ENTRIES);
   /** Entries dropped by invalidations since creation (for tests and the snapshot). */
   invalidations = 0;
 
@@ -32,11 +37,20 @@ export class IommuIotlb {
     return this.tags[s] === pfn + 1 ? this.pages[s]! : -1;
   }
 
-  fill(iova: number, pagePa: number): void {
+  /** The cached permissions for `iova`'s page, or -1 on a miss. */
+  lookupProt(iova: number): number {
+    const pfn = Math.floor(iova / this.pageSize);
+    const s = this.slot(pfn);
+    return this.tags[s] === pfn + 1 ? this.prots[s]! : -1;
+  }
+
+  /** Cache the translation of `iova`'s page: its output page address and the leaf's permissions. */
+  fill(iova: number, pagePa: number, prot: number): void {
     const pfn = Math.floor(iova / this.pageSize);
     const s = this.slot(pfn);
     this.tags[s] = pfn + 1;
     this.pages[s] = pagePa;
+    this.prots[s] = prot;
   }
 
   /** Drops entries for [start, end] (inclusive byte addresses). */

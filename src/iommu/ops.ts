@@ -65,6 +65,13 @@ export interface IommuDomainOps {
   mapPagesPfn?(domain: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped): 0 | KError;
   unmapPagesPfn?(domain: IommuDomain, iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
   iovaToPhys?(domain: IommuDomain, iova: number): number;
+  /**
+   * Model only: the IOMMU_* permissions (IOMMU_READ, IOMMU_WRITE, ...) the
+   * leaf translating iova grants, 0 when nothing is mapped (the page
+   * table's iovaProt). Device DMA checks the access against it; a domain
+   * without the op translates without permission checks.
+   */
+  iovaProt?(domain: IommuDomain, iova: number): number;
   iotlbSyncMap?(domain: IommuDomain, iova: number, size: number): 0 | KError;
   iotlbSync?(domain: IommuDomain, gather: IommuIotlbGather): void;
   flushIotlbAll?(domain: IommuDomain): void;

@@ -102,6 +102,43 @@ export function armLpaeProtToPte(fmt: IoPgtableFmt, quirks: number, prot: number
   return { lo: lo >>> 0, hi: hi >>> 0 };
 }
 
+/** ATTRINDX, bits 4:2 of a stage-1 leaf. */
+const ARM_LPAE_PTE_ATTRINDX_MASK = 0x7 << ARM_LPAE_PTE_ATTRINDX_SHIFT;
+/** MemAttr, bits 5:2 of a stage-2 leaf. */
+const ARM_LPAE_PTE_MEMATTR_MASK = 0xf << 2;
+
+/**
+ * The access a leaf grants, as IOMMU_* bits: armLpaeProtToPte read back the
+ * way the SMMU reads the descriptor. Stage 1 has no read permission (every
+ * valid leaf is readable) and AP[2] (AP_RDONLY) withholds write, unless
+ * hardware dirty management is on (IO_PGTABLE_QUIRK_ARM_HD) and DBM is set:
+ * then AP[2] means "writable, clean" and a write is allowed (the SMMU clears
+ * AP[2]). AP[1] (AP_UNPRIV) clear means privileged only. Stage 2 has S2AP:
+ * HAP_READ and HAP_WRITE, each on its own, so a write-only leaf exists. XN
+ * (bits 54:53) is IOMMU_NOEXEC at either stage. Table descriptors carry no
+ * permissions here (io-pgtable-arm never sets APTable/XNTable).
+ */
+// @kernel: arm_lpae_prot_to_pte
+export function armLpaePteToProt(fmt: IoPgtableFmt, quirks: number, lo: number, hi: number): number {
+  let prot = 0;
+  if (fmt === "ARM_64_LPAE_S1") {
+    prot |= IOMMU_READ;
+    if (!(lo & ARM_LPAE_PTE_AP_RDONLY) || (quirks & IO_PGTABLE_QUIRK_ARM_HD && hi & ARM_LPAE_PTE_DBM_HI)) prot |= IOMMU_WRITE;
+    if (!(lo & ARM_LPAE_PTE_AP_UNPRIV)) prot |= IOMMU_PRIV;
+    const idx = (lo & ARM_LPAE_PTE_ATTRINDX_MASK) >>> ARM_LPAE_PTE_ATTRINDX_SHIFT;
+    if (idx === ARM_LPAE_MAIR_ATTR_IDX_DEV) prot |= IOMMU_MMIO;
+    else if (idx === ARM_LPAE_MAIR_ATTR_IDX_CACHE) prot |= IOMMU_CACHE;
+  } else {
+    if (lo & ARM_LPAE_PTE_HAP_READ) prot |= IOMMU_READ;
+    if (lo & ARM_LPAE_PTE_HAP_WRITE) prot |= IOMMU_WRITE;
+    const attr = lo & ARM_LPAE_PTE_MEMATTR_MASK;
+    if (attr === ARM_LPAE_PTE_MEMATTR_DEV) prot |= IOMMU_MMIO;
+    else if (attr === ARM_LPAE_PTE_MEMATTR_OIWB || attr === ARM_LPAE_PTE_MEMATTR_FWB_WB) prot |= IOMMU_CACHE;
+  }
+  if (hi & ARM_LPAE_PTE_XN_HI) prot |= IOMMU_NOEXEC;
+  return prot;
+}
+
 /**
  * Low word of the output-address field for `paddr`. PA[51:48] is folded into
  * bits 15:12, which are RES0 whenever those PA bits can be set (64K granule).

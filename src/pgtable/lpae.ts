@@ -39,6 +39,7 @@ import {
   ARM_LPAE_PTE_TYPE_PAGE,
   ARM_LPAE_PTE_TYPE_TABLE,
   armLpaeProtToPte,
+  armLpaePteToProt,
   iopteLeaf,
   iopteTable,
   iopteToPaddr,
@@ -57,6 +58,7 @@ import {
   IO_PGTABLE_QUIRK_ARM_TTBR1,
   IO_PGTABLE_QUIRK_NO_WARN,
   NOOP_FLUSH_OPS,
+  newPgtableWalkData,
   type ArmLpaeS1Cfg,
   type ArmLpaeS2Cfg,
   type IoPgtableCfg,
@@ -180,6 +182,9 @@ const TWO_NEG_32 = 2 ** -32;
 /* The same masks as int32 values, for the 4K-granule fast paths. */
 const ADDR_LO_I = ADDR_LO | 0;
 const TYPE_PAGE = ARM_LPAE_PTE_TYPE_PAGE;
+
+/** iovaProt's walk record (one model thread: shared by every table). */
+const PROT_WALK = newPgtableWalkData();
 
 class ArmLpaePgtable implements ArmLpaeIoPgtable {
   /*
@@ -693,6 +698,18 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       tbl = ((lo & this.tableAddrMaskLo) - this.baseLo) >>> 2;
     }
     return 0;
+  }
+
+  /**
+   * The permissions of the leaf translating iova (IoPgtableOps.iovaProt):
+   * its own walk, so iova_to_phys stays as lean as the kernel's.
+   */
+  // @kernel: arm_lpae_prot_to_pte
+  iovaProt(iova: number): number {
+    if (!(iova >= 0 && iova < this.iasLimit)) return 0;
+    const wd = PROT_WALK;
+    const l = this.pgtableWalk(iova, wd);
+    return l < 0 ? 0 : armLpaePteToProt(this.fmt, this.cfg.quirks, wd.lo[l]!, wd.hi[l]!);
   }
 
   // @kernel: arm_lpae_pgtable_walk

@@ -11,7 +11,8 @@
  * from chunk number to chunk, chunks freed when they empty, like xarray
  * nodes), with bit 63 standing for "present" (xarray's non-NULL).
  *
- * The mock checks nothing a real table would: it ignores prot, overwrites
+ * The mock checks nothing a real table would: it ignores prot (an entry
+ * grants read and write, whatever the map asked for), overwrites
  * existing entries (with a WARN), unmaps holes silently and always returns
  * the full size, and its iova_to_phys returns the page address without the
  * offset. Its WARNs are how the selftest catches core bugs; the model turns
@@ -22,6 +23,8 @@ import type { IommuIotlbGather } from "./gather.ts";
 import { TABLE_POOL_DEFAULT_BASE, TablePool } from "./pool.ts";
 import { PAGE_SIZE, SZ_4K, bitmapOf, hex } from "./sizes.ts";
 import {
+  IOMMU_READ,
+  IOMMU_WRITE,
   NOOP_FLUSH_OPS,
   type IoPgtableCfg,
   type IoPgtableCfgInit,
@@ -477,6 +480,20 @@ class MockPgtable implements MockIoPgtable {
       return 0;
     }
     return ((w[p + 1]! & MOCK_PFN_HI_MASK) * TWO_32 + w[p]!) * MOCK_IO_PAGE_SIZE;
+  }
+
+  /**
+   * The permissions of the entry for iova (IoPgtableOps.iovaProt). The
+   * mock's entries hold no permissions: mock_domain_map_pages drops prot,
+   * so whatever was asked for, a present entry reads back as read-write.
+   * No WARN for an unmapped iova (mock_domain_iova_to_phys would): this is
+   * the model's device walk, not a kernel call.
+   */
+  // @kernel: mock_domain_map_pages
+  iovaProt(iova: number): number {
+    if (!(iova >= 0 && iova <= Number.MAX_SAFE_INTEGER)) return 0;
+    const p = this.slot(Math.floor(iova / MOCK_IO_PAGE_SIZE));
+    return p >= 0 && this.pool.words[p + 1]! & MOCK_PRESENT_HI ? IOMMU_READ | IOMMU_WRITE : 0;
   }
 
   // @kernel: mock_domain_read_and_clear_dirty

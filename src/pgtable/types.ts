@@ -181,6 +181,16 @@ export interface IoPgtableOps {
   /** Output address for iova, 0 when nothing is mapped there. */
   iovaToPhys(iova: number): number;
   /**
+   * Model only: the access the leaf translating iova grants, as IOMMU_* bits
+   * decoded from the entry the way the hardware reads it (IOMMU_READ and
+   * IOMMU_WRITE, and IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_CACHE, IOMMU_MMIO where
+   * the format encodes them); 0 when nothing is mapped there or iova is
+   * outside the table. A prot the format cannot express comes back as what
+   * it became (an Arm stage-1 leaf is always readable). Device DMA reads it;
+   * it is a separate walk, so iova_to_phys and map/unmap do no permission work.
+   */
+  iovaProt(iova: number): number;
+  /**
    * `mapPages(iovaPfn * g, paddrPfn * g, ...)`, where g is the table's
    * granule (the smallest size in cfg.pgsizeBitmap, the IOVA granule of the
    * DMA layer above it): the addresses as frame numbers. Frames below 2^31

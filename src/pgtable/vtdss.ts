@@ -27,6 +27,7 @@ import {
   IOMMU_READ,
   IOMMU_WRITE,
   NOOP_FLUSH_OPS,
+  newPgtableWalkData,
   type IoPgtableCfg,
   type IoPgtableCfgInit,
   type IoPgtableOps,
@@ -119,6 +120,9 @@ export function allocVtdssPgtable(init: IoPgtableCfgInit): VtdssIoPgtable | KErr
   };
   return new VtdssPgtable(cfg, pool, top, topLevel);
 }
+
+/** iovaProt's walk record (one model thread: shared by every table). */
+const PROT_WALK = newPgtableWalkData();
 
 /** Item size at level l: 4K, 2M, 1G, 512G, 256T (a table: `2 ** x` is a call into C in V8). */
 const ITEM_SIZE = new Float64Array([SZ_4K, SZ_2M, SZ_1G, 2 ** 39, 2 ** 48]);
@@ -398,6 +402,24 @@ class VtdssPgtable implements VtdssIoPgtable {
     if (p < 0) return 0;
     const w = this.pool.i32;
     return (w[p + 1]! & VTDSS_FMT_OA_HI) * TWO_32 + ((w[p]! & OA_LO_I) >>> 0) + (ilo & this.leafOffMask);
+  }
+
+  /**
+   * The permissions the walk for iova grants (IoPgtableOps.iovaProt). VT-d
+   * second-stage R and W apply at every level: a table entry without R or W
+   * withholds it from its whole range, so the walk ANDs them (the model's
+   * table entries carry both, so the leaf decides). Nothing else is decoded:
+   * the model's entries hold no attribute but R and W.
+   */
+  // @kernel: vtdss_pt_iommu_set_prot
+  iovaProt(iova: number): number {
+    if (!(iova >= 0 && iova < this.iasLimit)) return 0;
+    const wd = PROT_WALK;
+    const leaf = this.pgtableWalk(iova, wd);
+    if (leaf < 0) return 0;
+    let rw = VTDSS_FMT_R | VTDSS_FMT_W;
+    for (let l = this.topLevel; l >= leaf; l--) rw &= wd.lo[l]!;
+    return (rw & VTDSS_FMT_R ? IOMMU_READ : 0) | (rw & VTDSS_FMT_W ? IOMMU_WRITE : 0);
   }
 
   private iovaToPhysErange(iova: number): number {
