@@ -14,10 +14,10 @@ import { kerr, isErr, type KError } from "../lib/errno.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_DMA_FQ, iommuIsDmaDomain, type IommuDomain } from "../iommu/domain.ts";
 import { iommuGetResvRegions } from "../iommu/direct-mapping.ts";
-import { iommuIotlbSync, iommuMap, iommuMapOnePfn, iommuUnmapFast, iommuUnmapFastOnePfn } from "../iommu/map.ts";
+import { iommuIotlbSync, iommuMap, iommuMapOnePfn, iommuMapSg, iommuUnmapFast, iommuUnmapFastOnePfn, type SgEntry } from "../iommu/map.ts";
 import { IommuPagesList, iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
-import { FlushQueue, IOVA_DEFAULT_FQ_SIZE } from "./flush-queue.ts";
+import { FlushQueue, IOVA_DEFAULT_FQ_SIZE, type FqFlushReason } from "./flush-queue.ts";
 import { initIovaDomain, type IovaDomain } from "./iova.ts";
 
 /** DMA_MAPPING_ERROR */
@@ -25,9 +25,18 @@ export const DMA_MAPPING_ERROR = -1;
 
 export type DmaDataDirection = "bidirectional" | "to_device" | "from_device";
 
+/**
+ * Told of every IOTLB flush a cookie's flush queue issues, after the flush
+ * and before the flushed entries go back to the allocator (so `fq.fq.length`
+ * is what the flush covered). The layers above use it to trace flushes.
+ */
+export type FqFlushHook = (cookie: IommuDmaCookie, reason: FqFlushReason) => void;
+
 /** struct iommu_dma_cookie */
 export class IommuDmaCookie {
   fq: FlushQueue | null = null;
+  /** Model only: called on each flush-queue IOTLB flush (null: nobody listens). */
+  fqFlushHook: FqFlushHook | null = null;
   constructor(
     readonly iovad: IovaDomain,
     readonly domain: IommuDomain,
@@ -119,18 +128,21 @@ function fqRingFree(cookie: IommuDmaCookie, q: FlushQueue): void {
 }
 
 // @kernel: fq_flush_iotlb
-function fqFlushIotlb(cookie: IommuDmaCookie, q: FlushQueue): void {
+function fqFlushIotlb(cookie: IommuDmaCookie, q: FlushQueue, reason: FqFlushReason): void {
   q.flushStartCnt++;
   cookie.domain.ops.flushIotlbAll?.(cookie.domain);
   q.flushFinishCnt++;
   q.flushes++;
+  if (reason === "full") q.fullFlushes++;
+  else q.timerFlushes++;
+  cookie.fqFlushHook?.(cookie, reason);
 }
 
 // @kernel: queue_iova
 function queueIova(cookie: IommuDmaCookie, q: FlushQueue, pfn: number, pages: number, freelist: IommuPagesList, now: number): void {
   fqRingFree(cookie, q);
   if (q.fq.full) {
-    fqFlushIotlb(cookie, q);
+    fqFlushIotlb(cookie, q, "full");
     fqRingFree(cookie, q);
   }
   const fq = q.fq;
@@ -155,7 +167,7 @@ export function fqFlushTimeout(cookie: IommuDmaCookie): void {
   const q = cookie.fq;
   if (q === null) return;
   q.timerOn = false;
-  fqFlushIotlb(cookie, q);
+  fqFlushIotlb(cookie, q, "timer");
   fqRingFree(cookie, q);
 }
 
@@ -179,6 +191,8 @@ export function dmaRunTimers(domains: Iterable<IommuDomain>, now: number): numbe
  * the physical address, if the DMA mask reaches it (swiotlb is not modelled).
  */
 export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
+  // A zero-length mapping maps nothing (see dmaMapPageChecked); also catches NaN and negatives.
+  if (!(size > 0)) return DMA_MAPPING_ERROR;
   const cookie = dev.dmaIommu ? dmaDomainCookie(dev) : null;
   if (cookie === null) return phys + size - 1 <= dev.dmaMask ? phys : DMA_MAPPING_ERROR;
   if (!(cookie instanceof IommuDmaCookie)) return DMA_MAPPING_ERROR;
@@ -200,6 +214,26 @@ export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaData
     return DMA_MAPPING_ERROR;
   }
   return pfn * gran + off;
+}
+
+/**
+ * dma_map_page as a caller that checks dma_mapping_error sees it: the DMA
+ * address, or why there is none. A zero-length mapping is EINVAL, refused
+ * before anything is allocated: the kernel's dma_map_page has no check and
+ * would hand iommu_dma_alloc_iova a length of 0 (alloc_iova_fast's
+ * roundup_pow_of_two(0) is undefined); its newer IOVA API refuses one with
+ * WARN_ON_ONCE(!size) in dma_iova_try_alloc, and the model does the same
+ * here. Any other DMA_MAPPING_ERROR is ENOMEM, as dma_mapping_error returns.
+ */
+export function dmaMapPageChecked(dev: Device, phys: number, size: number, dir: DmaDataDirection): number | KError {
+  // @kernel: dma_iova_try_alloc
+  if (!(size > 0)) return kerr("EINVAL", `dma_map_page of ${size} bytes: a zero-length mapping maps nothing`);
+  const dma = dmaMapPage(dev, phys, size, dir);
+  // @kernel: dma_mapping_error
+  if (dma === DMA_MAPPING_ERROR) {
+    return kerr("ENOMEM", `DMA_MAPPING_ERROR: no mapping of 0x${size.toString(16)} bytes at PA 0x${phys.toString(16)} for ${dev.name} (DMA mask 0x${dev.dmaMask.toString(16)})`);
+  }
+  return dma;
 }
 
 /** Whole IOVA granules covering `bytes` (granules are powers of two up to PAGE_SIZE). */
@@ -241,51 +275,103 @@ export interface DmaSgEntry {
   length: number;
 }
 
+/** A mapped scatterlist. */
+export interface DmaSgMapping {
+  /** The first entry's DMA address (sg_dma_address of the first segment). */
+  dma: number;
+  /** Where the last entry's data ends (its DMA address + length): with `dma`, what dma_unmap_sg needs. */
+  end: number;
+  /** The IOVA range the list occupies: base and length (whole granules; 0 and 0 for dma-direct). */
+  iova: number;
+  len: number;
+  /** Each entry's DMA address. */
+  addrs: number[];
+}
+
 /**
  * @kernel: iommu_dma_map_sg — one IOVA range for the whole list, each
- * entry at its offset (the list is laid out contiguously in IOVA space,
- * entries padded to the granule). Returns the base DMA address of the first
- * entry and each entry's address, or DMA_MAPPING_ERROR.
+ * entry at its offset (entries padded to the granule, laid out one after
+ * the other), mapped by one iommu_map_sg. If that fails it has already
+ * unmapped what it mapped, and the IOVA goes back to the allocator once.
+ * Errors as the kernel's: ENOMEM when no IOVA fits, EINVAL for any other
+ * failure (the sentence names the page-table error), EINVAL for an empty
+ * list or a zero-length entry (the model refuses those; see below).
  */
-export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDirection): { dma: number; len: number; addrs: number[] } | KError {
+export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDirection): DmaSgMapping | KError {
+  // The kernel maps a zero-length entry as nothing, but a segment whose sg_dma_len is 0 ends
+  // iommu_dma_unmap_sg's walk, so such a list could not be unmapped whole: the model refuses it.
+  if (sg.length === 0) return kerr("EINVAL", "dma_map_sg of an empty scatterlist");
+  const zero = sg.findIndex((e) => !(e.length > 0));
+  if (zero >= 0) return kerr("EINVAL", `dma_map_sg: entry ${zero} has length ${sg[zero]!.length}: a zero-length mapping maps nothing`);
   const cookie = dmaDomainCookie(dev);
   if (cookie === null) {
     const addrs = sg.map((e) => e.paddr);
     if (sg.some((e) => e.paddr + e.length - 1 > dev.dmaMask)) return kerr("EIO", "dma-direct: an entry lies beyond the device's DMA mask (no swiotlb)");
-    return { dma: addrs[0] ?? 0, len: 0, addrs };
+    return { dma: addrs[0]!, end: addrs[0]! + sg[0]!.length, iova: 0, len: 0, addrs };
   }
   if (isErr(cookie)) return cookie;
   const gran = cookie.iovad.granule;
+  // Align each entry to whole granules, keeping its offset for the caller.
+  const aligned: SgEntry[] = [];
+  const offs: number[] = [];
   let total = 0;
-  const spans = sg.map((e) => {
+  for (const e of sg) {
     const off = modPow2(e.paddr, gran);
     const span = alignUp(e.length + off, gran);
-    const at = total;
+    aligned.push({ paddr: e.paddr - off, length: span });
+    offs.push(total + off);
     total += span;
-    return { off, span, at };
-  });
+  }
   const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran, dev.dmaMask);
   if (iovaPfn === 0) return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
   const iova = iovaPfn * gran;
-  const prot = dmaInfoToProt(dir);
-  for (let i = 0; i < sg.length; i++) {
-    const e = sg[i]!;
-    const s = spans[i]!;
-    const r = iommuMap(cookie.domain, iova + s.at, e.paddr - s.off, s.span, prot);
-    if (r !== 0) {
-      for (let j = 0; j < i; j++) dmaUnmapPage(dev, iova + spans[j]!.at, spans[j]!.span);
-      cookie.iovad.freeIovaFast(iovaPfn, total / gran);
-      return r;
-    }
+  const mapped = iommuMapSg(cookie.domain, iova, aligned, dmaInfoToProt(dir));
+  if (isErr(mapped)) {
+    // @kernel: iommu_dma_free_iova
+    cookie.iovad.freeIovaFast(iovaPfn, total / gran);
+    return kerr(mapped.errno === "ENOMEM" ? "ENOMEM" : "EINVAL", `dma_map_sg: iommu_map_sg failed with ${mapped.errno}: ${mapped.message}`);
   }
-  return { dma: iova + spans[0]!.off, len: total, addrs: spans.map((s) => iova + s.at + s.off) };
+  const addrs = offs.map((o) => iova + o);
+  const last = sg.length - 1;
+  return { dma: addrs[0]!, end: addrs[last]! + sg[last]!.length, iova, len: total, addrs };
+}
+
+/**
+ * @kernel: iommu_dma_unmap_sg — the list sits in one IOVA range, so one
+ * unmap from the first entry's DMA address to the end of the last entry's
+ * data (the unmap rounds both out to whole granules). Returns the bytes
+ * unmapped.
+ */
+export function dmaUnmapSg(dev: Device, dma: number, end: number, now = 0): number {
+  if (!(end > dma)) return 0;
+  return dmaUnmapPage(dev, dma, end - dma, now);
+}
+
+/** IOVA and flush-queue state of a DMA domain, for the snapshot (the fq_* keys are null for a strict domain). */
+export interface DmaDomainStats {
+  /** IOVA ranges in the allocator's tree: live mappings, reserved regions, and ranges parked in its per-CPU caches (the anchor not counted). */
+  iovas: number;
+  /** Entries waiting in the flush queue. */
+  fq: number | null;
+  /** IOTLB flushes the flush queue issued: in all, because its ring was full, because its timer fired. */
+  fq_flushes: number | null;
+  fq_full_flushes: number | null;
+  fq_timer_flushes: number | null;
 }
 
 /** Flush-queue state of a DMA domain, for the snapshot. */
-export function dmaDomainStats(domain: IommuDomain): { iovas: number; fq: number | null; fq_flushes: number | null } | null {
+export function dmaDomainStats(domain: IommuDomain): DmaDomainStats | null {
   const c = dmaCookie(domain);
   if (c === null) return null;
-  return { iovas: c.iovad.treeNodesLive - 1, fq: c.fq?.fq.length ?? null, fq_flushes: c.fq?.flushes ?? null };
+  const q = c.fq;
+  return {
+    // treeNodesLive already leaves the anchor out.
+    iovas: c.iovad.treeNodesLive,
+    fq: q?.fq.length ?? null,
+    fq_flushes: q?.flushes ?? null,
+    fq_full_flushes: q?.fullFlushes ?? null,
+    fq_timer_flushes: q?.timerFlushes ?? null,
+  };
 }
 
 /** Whether `iova` sits in a lazy domain's flush queue (unmapped, not yet invalidated). */

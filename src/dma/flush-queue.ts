@@ -10,6 +10,9 @@ import type { IommuPagesList } from "../pgtable/gather.ts";
 
 /** IOVA_DEFAULT_FQ_SIZE: ring slots (one stays empty: 255 entries). */
 export const IOVA_DEFAULT_FQ_SIZE = 256;
+/** Why the flush queue flushed the IOTLB: its ring was full (queue_iova), or its timer fired (fq_flush_timeout). */
+export type FqFlushReason = "full" | "timer";
+
 /** IOVA_DEFAULT_FQ_TIMEOUT, in milliseconds. */
 export const IOVA_DEFAULT_FQ_TIMEOUT = 10;
 
@@ -42,8 +45,10 @@ export class FlushQueue {
   /** fq_timer_on, and when it fires (model milliseconds). */
   timerOn = false;
   timerDeadline = 0;
-  /** Flushes so far (for tests and the snapshot). */
+  /** IOTLB flushes the queue issued so far (for tests and the snapshot): in all, on a full ring, by the timer. */
   flushes = 0;
+  fullFlushes = 0;
+  timerFlushes = 0;
 
   constructor(readonly timeoutMs = IOVA_DEFAULT_FQ_TIMEOUT) {}
 

@@ -14,7 +14,7 @@ import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_UNMANAGED, Io
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import type { DriverEnv } from "./driver.ts";
-import type { IommuDomainOps, IommuIotlbGather, Mapped } from "../iommu/ops.ts";
+import type { IommuDomainOps, IommuDomainStats, IommuIotlbGather, Mapped } from "../iommu/ops.ts";
 import { iommuIotlbGatherAddRange } from "../pgtable/gather.ts";
 import {
   allocIoPgtableOps,
@@ -27,12 +27,103 @@ import {
   type PgtableFindingKind,
 } from "../pgtable/index.ts";
 
-/** Invalidations a domain's driver issued, counted so tests can see what a change caused. */
-export interface TlbLog {
+/** How many of a domain's most recent IOTLB invalidations its TlbLog keeps (a power of two). */
+export const TLB_LOG_RECENT = 64;
+
+/** What one recorded invalidation covered: the whole IOTLB, a table's walk caches (and leaves under it), or a gathered range at iotlb_sync. */
+export type TlbInvalidationKind = "flush_all" | "flush_walk" | "sync";
+
+const TLB_KINDS: readonly TlbInvalidationKind[] = ["flush_all", "flush_walk", "sync"];
+const KIND_FLUSH_ALL = 0;
+const KIND_FLUSH_WALK = 1;
+const KIND_SYNC = 2;
+
+/** One recorded invalidation; iova and size are null for a flush of the whole IOTLB. */
+export interface TlbInvalidation {
+  kind: TlbInvalidationKind;
+  iova: number | null;
+  size: number | null;
+}
+
+/** The `tlb` block a paging domain's stats op reports: the counts, and the most recent invalidations, oldest first. */
+export interface TlbStats {
   flushAll: number;
   flushWalk: number;
   addPage: number;
   sync: number;
+  /** The last TLB_LOG_RECENT (or fewer) invalidations, oldest first. */
+  invalidations: TlbInvalidation[];
+  /** Invalidations recorded since the domain was created (more than `invalidations` holds once the ring wrapped). */
+  invalidationsTotal: number;
+}
+
+/**
+ * Invalidations a domain's driver issued, so tests can see what a change
+ * caused: counts per callback, and a ring of the last TLB_LOG_RECENT
+ * invalidations (kind, iova, size) in one typed array allocated with the
+ * log, so recording one is three array writes and a counter.
+ */
+export class TlbLog {
+  flushAll = 0;
+  flushWalk = 0;
+  addPage = 0;
+  sync = 0;
+  /** Invalidations recorded so far; the next one goes to ring slot `recorded % TLB_LOG_RECENT`. */
+  recorded = 0;
+  /** The ring: per slot, kind, iova and size. */
+  private readonly ring = new Float64Array(3 * TLB_LOG_RECENT);
+
+  private record(kind: number, iova: number, size: number): void {
+    const r = this.ring;
+    // `&` keeps the slot right past 2^31 records too (ToInt32 wraps by 2^32, a multiple of the ring size).
+    const i = (this.recorded & (TLB_LOG_RECENT - 1)) * 3;
+    r[i] = kind;
+    r[i + 1] = iova;
+    r[i + 2] = size;
+    this.recorded++;
+  }
+
+  /** The whole IOTLB was invalidated (tlb_flush_all, flush_iotlb_all). */
+  recordFlushAll(): void {
+    this.flushAll++;
+    this.record(KIND_FLUSH_ALL, 0, 0);
+  }
+
+  /** A table went away: walk caches and leaves for [iova, iova + size) were invalidated (tlb_flush_walk). */
+  recordFlushWalk(iova: number, size: number): void {
+    this.flushWalk++;
+    this.record(KIND_FLUSH_WALK, iova, size);
+  }
+
+  /** iotlb_sync of a gather; a non-empty gather invalidated [start, end]. */
+  recordSync(start: number, end: number): void {
+    this.sync++;
+    if (end >= start) this.record(KIND_SYNC, start, end - start + 1);
+  }
+
+  /** The counts and the recorded invalidations, oldest first, as plain data. */
+  stats(): TlbStats {
+    const n = Math.min(this.recorded, TLB_LOG_RECENT);
+    const invalidations: TlbInvalidation[] = [];
+    for (let k = this.recorded - n; k < this.recorded; k++) {
+      const i = (k & (TLB_LOG_RECENT - 1)) * 3;
+      const kind = TLB_KINDS[this.ring[i]!]!;
+      invalidations.push(kind === "flush_all" ? { kind, iova: null, size: null } : { kind, iova: this.ring[i + 1]!, size: this.ring[i + 2]! });
+    }
+    return {
+      flushAll: this.flushAll,
+      flushWalk: this.flushWalk,
+      addPage: this.addPage,
+      sync: this.sync,
+      invalidations,
+      invalidationsTotal: this.recorded,
+    };
+  }
+}
+
+/** Whether a stats op's `tlb` block carries the invalidation record (the paging domains of this module do). */
+export function isTlbStats(tlb: IommuDomainStats["tlb"]): tlb is TlbStats {
+  return "invalidations" in tlb;
 }
 
 /**
@@ -69,7 +160,7 @@ export function pagingFormat(
 }
 
 function newTlbLog(): TlbLog {
-  return { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0 };
+  return new TlbLog();
 }
 
 export interface PgtableFinding {
@@ -115,12 +206,12 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["repo
     ...p.format.cfg,
     tlb: {
       tlbFlushAll: () => {
-        tlb.flushAll++;
+        tlb.recordFlushAll();
         d.iotlb?.invalidateAll();
       },
       // A table went away: walk caches and any leaf entries under it are invalidated now.
       tlbFlushWalk: (iova, size) => {
-        tlb.flushWalk++;
+        tlb.recordFlushWalk(iova, size);
         d.iotlb?.invalidateRange(iova, iova + size - 1);
       },
       tlbAddPage: (gather, iova, granule) => {
@@ -188,13 +279,13 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       return t === null ? 0 : t.iovaProt(iova);
     },
     iotlbSync(d: IommuDomain, gather: IommuIotlbGather) {
-      (pagingPriv(d).tlb ??= newTlbLog()).sync++;
+      (pagingPriv(d).tlb ??= newTlbLog()).recordSync(gather.start, gather.end);
       if (gather.end >= gather.start) d.iotlb?.invalidateRange(gather.start, gather.end);
       // Table pages the unmap detached are free once the IOTLB no longer walks them.
       gather.freelist.put();
     },
     flushIotlbAll(d: IommuDomain) {
-      (pagingPriv(d).tlb ??= newTlbLog()).flushAll++;
+      (pagingPriv(d).tlb ??= newTlbLog()).recordFlushAll();
       d.iotlb?.invalidateAll();
     },
     stats(d: IommuDomain) {
@@ -203,7 +294,7 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       return {
         tablePages: t === null ? 0 : t.tablePages(),
         tableBytes: t === null ? 0 : t.tableBytes(),
-        tlb: { ...(p.tlb ?? newTlbLog()) },
+        tlb: (p.tlb ?? newTlbLog()).stats(),
         findings: (p.findings ?? []).map((f) => `${f.kind} at 0x${f.iova.toString(16)}: ${f.message}`),
       };
     },

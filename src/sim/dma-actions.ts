@@ -4,8 +4,20 @@
  * DMA through its IOMMU, and model time passing (flush-queue timers).
  * Each sets `m.lastValue` to what the call returns (bytes, an address).
  */
+import type { Device } from "../base/device.ts";
 import type { Path } from "../base/path.ts";
-import { dmaIovaQueued, dmaMapPage, dmaMapSg, dmaRunTimers, dmaUnmapPage, DMA_MAPPING_ERROR, type DmaDataDirection } from "../dma/dma-iommu.ts";
+import {
+  dmaCookie,
+  dmaIovaQueued,
+  dmaMapPageChecked,
+  dmaMapSg,
+  dmaRunTimers,
+  dmaUnmapPage,
+  dmaUnmapSg,
+  type DmaDataDirection,
+  type FqFlushHook,
+} from "../dma/dma-iommu.ts";
+import { devGroup } from "../iommu/dev-iommu.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommuMap, iommuUnmap } from "../iommu/map.ts";
 import { iommuDeviceDma } from "../iommu/translate.ts";
@@ -15,6 +27,25 @@ import type { Machine } from "./machine.ts";
 import { parseSize } from "./scenario/schema.ts";
 
 type Size = number | string;
+
+/** The trace note for each IOTLB flush a flush queue issues. */
+function fqFlushTracer(m: Machine): FqFlushHook {
+  return (cookie, reason) => {
+    if (!m.k.tracing) return;
+    const q = cookie.fq!;
+    const n = q.fq.length;
+    const waiting = `${n} ${n === 1 ? "entry" : "entries"} waiting`;
+    const why = reason === "full" ? `its ring was full (${waiting})` : `its ${q.timeoutMs} ms timer fired at t=${m.dc.now} ms (${waiting})`;
+    m.k.note("fq_flush_iotlb", String(cookie.domain), `flush queue flush #${q.flushes}: the whole IOTLB, because ${why}`);
+  };
+}
+
+/** Hooks the trace onto the flush queue of `dev`'s DMA domain, once its cookie exists (iommu_dma_init_domain runs on first use). */
+function traceFlushQueue(m: Machine, dev: Device): void {
+  const domain = devGroup(dev)?.defaultDomain ?? null;
+  const c = domain === null ? null : dmaCookie(domain);
+  if (c !== null && c.fq !== null && c.fqFlushHook === null) c.fqFlushHook = fqFlushTracer(m);
+}
 
 export function* map(m: Machine, ref: string | number, iova: Size, paddr: Size, size: Size, prot: "r" | "w" | "rw"): Path<0 | KError> {
   const d = findDomain(m, ref);
@@ -44,14 +75,17 @@ export function* dmaMap(
   if (!dev.registered) return kerr("ENODEV", `${device} is not added`);
   if (sg !== undefined) {
     const r = dmaMapSg(dev, sg.map(([p, l]) => ({ paddr: parseSize(p), length: parseSize(l) })), dir);
+    traceFlushQueue(m, dev);
     if (isErr(r)) return r;
-    m.dmaHandles.set(name, { device, dma: r.dma, size: r.len, live: true, sg: true });
+    // What iommu_dma_unmap_sg works from: the first entry's DMA address and where the last entry ends.
+    m.dmaHandles.set(name, { device, dma: r.dma, size: r.end - r.dma, live: true, sg: true });
     m.lastValue = r.dma;
     return 0;
   }
   if (paddr === undefined || size === undefined) return kerr("EINVAL", "dma_map needs paddr and size, or sg");
-  const dma = dmaMapPage(dev, parseSize(paddr), parseSize(size), dir);
-  if (dma === DMA_MAPPING_ERROR) return kerr("ENOMEM", `DMA_MAPPING_ERROR: no mapping for ${device} below its DMA mask 0x${dev.dmaMask.toString(16)}`);
+  const dma = dmaMapPageChecked(dev, parseSize(paddr), parseSize(size), dir);
+  traceFlushQueue(m, dev);
+  if (isErr(dma)) return dma;
   m.dmaHandles.set(name, { device, dma, size: parseSize(size), live: true, sg: false });
   m.lastValue = dma;
   return 0;
@@ -62,7 +96,8 @@ export function* dmaUnmap(m: Machine, device: string, name: string): Path<0 | KE
   if (h === undefined || !h.live) return kerr("ENOENT", `no live DMA handle '${name}'`);
   if (h.device !== device) return kerr("EINVAL", `DMA handle '${name}' belongs to ${h.device}, not ${device}`);
   const dev = m.devices.get(device)!.dev;
-  m.lastValue = dmaUnmapPage(dev, h.dma, h.size, m.dc.now);
+  traceFlushQueue(m, dev);
+  m.lastValue = h.sg ? dmaUnmapSg(dev, h.dma, h.dma + h.size, m.dc.now) : dmaUnmapPage(dev, h.dma, h.size, m.dc.now);
   h.live = false;
   return 0;
 }

@@ -8,7 +8,9 @@ import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { domainTypeName, type IommuDomain } from "../iommu/domain.ts";
 import { formatResvRegion, iommuGetGroupResvRegions } from "../iommu/group-resv.ts";
 import type { IommuGroup } from "../iommu/group.ts";
-import { dmaDomainStats } from "../dma/dma-iommu.ts";
+import { dmaDomainStats, type DmaDomainStats } from "../dma/dma-iommu.ts";
+import type { TlbInvalidation } from "../drivers/domains.ts";
+import type { IommuDomainStats } from "../iommu/ops.ts";
 import type { DmaHandle, EventRecord, Machine } from "./machine.ts";
 
 export type ProbeState = "none" | "bound" | "deferred" | "failed";
@@ -62,12 +64,20 @@ export interface DomainSnap {
   mapped_bytes: number;
   pgtable_pages: number;
   pgtable_bytes: number;
-  /** Invalidations the driver issued (flush_all, flush_walk, add_page, sync). */
-  tlb: { flushAll: number; flushWalk: number; addPage: number; sync: number } | null;
+  /**
+   * Invalidations the driver issued (flush_all, flush_walk, add_page, sync) and, for the paging
+   * domains of drivers/domains.ts, the most recent ones (kind, iova, size; oldest first) and how
+   * many were recorded in all.
+   */
+  tlb: (IommuDomainStats["tlb"] & { invalidations?: TlbInvalidation[]; invalidationsTotal?: number }) | null;
   /** Valid IOTLB entries (once a device did DMA through the domain). */
   iotlb_entries: number;
-  /** DMA-API domains: IOVA ranges in the allocator (those parked in its per-CPU caches included) and, for DMA-FQ, entries waiting in the flush queue. */
-  dma: { iovas: number; fq: number | null; fq_flushes: number | null } | null;
+  /**
+   * DMA-API domains: IOVA ranges in the allocator (those parked in its per-CPU caches included) and,
+   * for DMA-FQ, entries waiting in the flush queue and the IOTLB flushes the queue issued (in all,
+   * on a full ring, by its timer).
+   */
+  dma: DmaDomainStats | null;
 }
 
 export interface Snapshot {

@@ -1,0 +1,76 @@
+/** Shared set-up for the DMA-API tests (not a test file itself). */
+import { runPath } from "../../src/base/path.ts";
+import type { Device } from "../../src/base/device.ts";
+import { dmaCookie, type IommuDmaCookie } from "../../src/dma/dma-iommu.ts";
+import { IOVA_RANGE_CACHE_MAX_SIZE, type IovaDomain } from "../../src/dma/iova.ts";
+import { RB_NIL } from "../../src/dma/iova/rbtree.ts";
+import { isTlbStats, type TlbStats } from "../../src/drivers/domains.ts";
+import { devGroup } from "../../src/iommu/dev-iommu.ts";
+import type { IommuDomain } from "../../src/iommu/domain.ts";
+import { Machine } from "../../src/sim/machine.ts";
+import { bootPath } from "../../src/sim/runner.ts";
+import { scenario } from "../helpers.ts";
+
+/** One PCI device behind a VT-d unit (52-bit output size); `cmdline` picks strict or lazy. */
+export function bootX86(cmdline: string, extra = ""): { m: Machine; dev: Device; domain: IommuDomain } {
+  const m = new Machine(
+    scenario(`
+name: dma
+boot: {arch: x86, cmdline: "${cmdline}"}
+iommus:
+  - {name: dmar, driver: intel-iommu, scope: all}
+devices:
+  - {name: "0000:00:01.0", bus: pci${extra}}
+`),
+  );
+  runPath(bootPath(m, []));
+  const dev = m.devices.get("0000:00:01.0")!.dev;
+  return { m, dev, domain: devGroup(dev)!.defaultDomain! };
+}
+
+export function cookieOf(domain: IommuDomain): IommuDmaCookie {
+  const c = dmaCookie(domain);
+  if (c === null) throw new Error(`${domain} has no DMA cookie yet`);
+  return c;
+}
+
+/**
+ * Everything the IOVA allocator holds, as plain data: the tree's ranges in
+ * order, the cached-node positions, every CPU's magazines and the depots.
+ * Two equal dumps mean the allocator will answer every request the same way.
+ */
+export function allocatorDump(iovad: IovaDomain): unknown {
+  const t = iovad.tree;
+  const ranges: [number, number][] = [];
+  let n = t.root;
+  while (t.left[n] !== RB_NIL) n = t.left[n]!;
+  for (; n !== RB_NIL; n = t.next(n)) ranges.push([t.pfnLo[n]!, t.pfnHi[n]!]);
+  const magazines: unknown[] = [];
+  for (let cpu = 0; cpu < iovad.nrCpuIds; cpu++) {
+    for (let cls = 0; cls < IOVA_RANGE_CACHE_MAX_SIZE; cls++) magazines.push(iovad.rcaches.cpuMagazines(cpu, cls));
+  }
+  const depots = Array.from({ length: IOVA_RANGE_CACHE_MAX_SIZE }, (_, cls) => iovad.rcaches.depotMagazines(cls));
+  return {
+    ranges,
+    cachedNode: [t.pfnLo[iovad.cachedNode], t.pfnHi[iovad.cachedNode]],
+    cached32Node: [t.pfnLo[iovad.cached32Node], t.pfnHi[iovad.cached32Node]],
+    max32AllocSize: iovad.max32AllocSize,
+    magazines,
+    depots,
+  };
+}
+
+/** The paging domain's TLB log, with the invalidation record. */
+export function tlbOf(domain: IommuDomain): TlbStats {
+  const tlb = domain.ops.stats!(domain).tlb;
+  if (!isTlbStats(tlb)) throw new Error(`${domain}'s driver keeps no invalidation record`);
+  return tlb;
+}
+
+/** The invalidations recorded since the log's total was `since` (oldest first). */
+export function invalidationsSince(domain: IommuDomain, since: number): TlbStats["invalidations"] {
+  const t = tlbOf(domain);
+  const fresh = t.invalidationsTotal - since;
+  if (fresh > t.invalidations.length) throw new Error(`${fresh} invalidations since, but the log keeps ${t.invalidations.length}`);
+  return t.invalidations.slice(t.invalidations.length - fresh);
+}
