@@ -18,6 +18,7 @@ import type { IommuDomainOps, IommuDomainStats, IommuIotlbGather, Mapped } from 
 import { iommuIotlbGatherAddRange } from "../pgtable/gather.ts";
 import {
   allocIoPgtableOps,
+  ioPgtableTopFootprint,
   IOMMU_READ,
   IOMMU_WRITE,
   pgsizesOf,
@@ -291,9 +292,13 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
     stats(d: IommuDomain) {
       const p = pagingPriv(d);
       const t = p.pgtbl;
+      // The kernel allocates the top table when the domain is finalised; the model builds it at the
+      // first map (a machine of 100,000 devices would otherwise hold 100,000 idle pgds), and counts it from the start.
+      const top = t === null ? ioPgtableTopFootprint(p.format.fmt, p.format.cfg) : null;
       return {
-        tablePages: t === null ? 0 : t.tablePages(),
-        tableBytes: t === null ? 0 : t.tableBytes(),
+        mappedBytes: t === null ? 0 : t.leafBytes(),
+        tablePages: t !== null ? t.tablePages() : top === null || isErr(top) ? 0 : top.pages,
+        tableBytes: t !== null ? t.tableBytes() : top === null || isErr(top) ? 0 : top.bytes,
         tlb: (p.tlb ?? newTlbLog()).stats(),
         findings: (p.findings ?? []).map((f) => `${f.kind} at 0x${f.iova.toString(16)}: ${f.message}`),
       };

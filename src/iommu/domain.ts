@@ -90,8 +90,6 @@ export class IommuDomain {
   spansInstances = false;
   /** The IO page-table format of a paging domain (for display), null for static domains. */
   pgtableFormat: string | null = null;
-  /** Bytes mapped through iommu_map and not yet unmapped. */
-  mappedBytes = 0;
   /** The domain's cookie (`domain->iova_cookie`): owned by the DMA layer for DMA-API domains. */
   cookie: unknown = null;
   /** The IOTLB model for this domain's translations, created by the first device DMA. */
@@ -120,4 +118,14 @@ export class IommuDomain {
   toString(): string {
     return `domain ${this.id} (${domainTypeName(this.type)})`;
   }
+}
+
+/**
+ * The bytes a domain's page table maps, by the driver's walk of it (0 for a
+ * domain without one). Not a running sum of what iommu_map and iommu_unmap
+ * returned: an unmap over a whole table returns the table's span, as the
+ * kernel's does, however little was mapped in it.
+ */
+export function iommuDomainMappedBytes(d: IommuDomain): number {
+  return d.ops.stats?.(d).mappedBytes ?? 0;
 }

@@ -58,9 +58,7 @@ export function iommuUnmapInternal(domain: IommuDomain, iova: number, size: numb
   const min = domain.pgsizes[0]!;
   if (!isAligned(iova, min) || !isAligned(size, min)) return 0;
   if (size === min) {
-    const n = unmapPages(domain, iova, min, 1, gather);
-    domain.mappedBytes -= n;
-    return n;
+    return unmapPages(domain, iova, min, 1, gather);
   }
   let unmapped = 0;
   while (unmapped < size) {
@@ -70,7 +68,6 @@ export function iommuUnmapInternal(domain: IommuDomain, iova: number, size: numb
     iova += n;
     unmapped += n;
   }
-  domain.mappedBytes -= unmapped;
   return unmapped;
 }
 
@@ -110,7 +107,6 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
   if (size === min) {
     scratchMapped.bytes = 0;
     const r = mapPages(domain, iova, paddr, min, 1, prot, scratchMapped);
-    domain.mappedBytes += scratchMapped.bytes;
     if (r !== 0 && scratchMapped.bytes > 0) iommuUnmap(domain, iova, scratchMapped.bytes);
     return r;
   }
@@ -127,7 +123,6 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
     iova += mapped;
     paddr += mapped;
   }
-  domain.mappedBytes += origSize - size;
   // All or nothing: undo what this call mapped.
   if (ret !== 0 && origSize - size > 0) iommuUnmap(domain, origIova, origSize - size);
   return ret;
@@ -210,7 +205,6 @@ export function iommuMapOnePfn(domain: IommuDomain, iovaPfn: number, physPfn: nu
   }
   scratchMapped.bytes = 0;
   const r = mapPfn(domain, iovaPfn, physPfn, gran, 1, prot, scratchMapped);
-  domain.mappedBytes += scratchMapped.bytes;
   if (r !== 0 && scratchMapped.bytes > 0) iommuUnmap(domain, iovaPfn * gran, scratchMapped.bytes);
   return r;
 }
@@ -220,9 +214,7 @@ export function iommuUnmapFastOnePfn(domain: IommuDomain, iovaPfn: number, gathe
   const unmapPfn = domain.ops.unmapPagesPfn;
   const gran = domain.pgsizes[0]!;
   if (unmapPfn === undefined || (domain.type & __IOMMU_DOMAIN_PAGING) === 0) return iommuUnmapInternal(domain, iovaPfn * gran, gran, gather);
-  const n = unmapPfn(domain, iovaPfn, gran, 1, gather);
-  domain.mappedBytes -= n;
-  return n;
+  return unmapPfn(domain, iovaPfn, gran, 1, gather);
 }
 
 // @kernel: iommu_iova_to_phys

@@ -44,6 +44,9 @@ export type { IommuIotlbGather };
 
 /** What a driver reports about a domain for the snapshot (model only). */
 export interface IommuDomainStats {
+  /** Bytes the page table's leaves map (a walk of the table). */
+  mappedBytes: number;
+  /** Table pages and bytes: the top table counts from finalisation on, even before the model builds it. */
   tablePages: number;
   tableBytes: number;
   tlb: { flushAll: number; flushWalk: number; addPage: number; sync: number };

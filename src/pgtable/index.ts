@@ -3,7 +3,8 @@
  * src/lib. See docs/pgtable.md for what each format models.
  */
 import type { KError } from "../lib/errno.ts";
-import { allocArmLpaePgtable } from "./lpae.ts";
+import { allocArmLpaePgtable, armLpaePgdFootprint } from "./lpae.ts";
+import { SZ_4K } from "./sizes.ts";
 import { allocMockPgtable } from "./mock.ts";
 import type { IoPgtableCfgInit, IoPgtableFmt, IoPgtableOps } from "./types.ts";
 import { allocVtdssPgtable } from "./vtdss.ts";
@@ -19,6 +20,24 @@ export function allocIoPgtableOps(fmt: IoPgtableFmt, cfg: IoPgtableCfgInit): IoP
       return allocVtdssPgtable(cfg);
     case "IOMMUFD_MOCK":
       return allocMockPgtable(cfg);
+  }
+}
+
+/**
+ * The top table a page table of this format and configuration starts with,
+ * as its tablePages() and tableBytes() count it: LPAE's pgd (concatenated
+ * for stage 2 where it must be), the VT-d top table, nothing for the mock
+ * (an empty xarray holds no nodes). For a domain whose table is not built yet.
+ */
+export function ioPgtableTopFootprint(fmt: IoPgtableFmt, cfg: IoPgtableCfgInit): { pages: number; bytes: number } | KError {
+  switch (fmt) {
+    case "ARM_64_LPAE_S1":
+    case "ARM_64_LPAE_S2":
+      return armLpaePgdFootprint(fmt, cfg);
+    case "VTDSS":
+      return { pages: 1, bytes: SZ_4K };
+    case "IOMMUFD_MOCK":
+      return { pages: 0, bytes: 0 };
   }
 }
 

@@ -97,6 +97,26 @@ export interface ArmLpaeIoPgtable extends IoPgtableOps {
   pgtableWalk(iova: number, wd: PgtableWalkData): number;
 }
 
+/** The walk geometry of a format for restricted sizes: stage 2 concatenates its pgd where it must. */
+function armLpaeFmtGeometry(fmt: ArmLpaeFmt, r: ReturnType<typeof armLpaeRestrictPgsizes>): ArmLpaeGeometry | KError {
+  const g = armLpaeGeometry(r);
+  if (isErr(g)) return g;
+  // @kernel: arm_64_lpae_alloc_pgtable_s2
+  if (fmt === "ARM_64_LPAE_S2" && armLpaeConcatMandatory(g, r.ias, r.oas)) return armLpaeConcatenate(g);
+  return g;
+}
+
+/**
+ * The pgd a table of this configuration starts with, as tablePages() and
+ * tableBytes() count it: one allocation of pgdAllocBytes (concatenated
+ * stage-2 pgds included). For a domain whose table is not built yet.
+ */
+export function armLpaePgdFootprint(fmt: ArmLpaeFmt, init: IoPgtableCfgInit): { pages: number; bytes: number } | KError {
+  const g = armLpaeFmtGeometry(fmt, armLpaeRestrictPgsizes(init.pgsizeBitmap, init.ias, init.oas));
+  if (isErr(g)) return g;
+  return { pages: 1, bytes: g.pgdAllocBytes };
+}
+
 /**
  * Allocate an ARM_64_LPAE_S1 or _S2 table, or say why the configuration is
  * impossible. The returned ops carry the rewritten cfg.
@@ -113,12 +133,8 @@ export function allocArmLpaePgtable(fmt: ArmLpaeFmt, init: IoPgtableCfgInit): Ar
   if (quirks & IO_PGTABLE_QUIRK_ARM_TTBR1) return kerr("EINVAL", "IO_PGTABLE_QUIRK_ARM_TTBR1 is not modelled: upper-half VAs do not fit in a JS number");
 
   const r = armLpaeRestrictPgsizes(init.pgsizeBitmap, init.ias, init.oas);
-  let g = armLpaeGeometry(r);
+  const g = armLpaeFmtGeometry(fmt, r);
   if (isErr(g)) return g;
-  if (!s1 && armLpaeConcatMandatory(g, r.ias, r.oas)) {
-    g = armLpaeConcatenate(g);
-    if (isErr(g)) return g;
-  }
   const ps = ARM_LPAE_TCR_PS[r.oas];
   if (ps === undefined) return kerr("EINVAL", `oas ${r.oas} has no TCR.IPS/VTCR.PS encoding (32, 36, 40, 42, 44, 48 or 52)`);
   if (s1 && coherentWalk && quirks & IO_PGTABLE_QUIRK_ARM_OUTER_WBWA) {
@@ -1002,6 +1018,24 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     }
     if (start) this.pool.free(tbl, Math.max(1, this.geometry.pgdAllocBytes / this.granule), this.geometry.pgdAllocBytes);
     else this.pool.free(tbl, 1, this.granule);
+  }
+
+  leafBytes(): number {
+    return this.freed ? 0 : this.leafBytesUnder(this.startLevel, this.pgd);
+  }
+
+  /** Bytes the leaves under the table at word offset tbl (level lvl) map. */
+  private leafBytesUnder(lvl: number, tbl: number): number {
+    const n = lvl === this.startLevel ? 2 ** this.geometry.pgdBits : this.geometry.ptesPerTable;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const lo = this.words[tbl + 2 * i]!;
+      const hi = this.words[tbl + 2 * i + 1]!;
+      if ((lo | hi) === 0) continue;
+      if (iopteLeaf(lo, lvl)) bytes += this.blk[lvl]!;
+      else if (iopteTable(lo, lvl)) bytes += this.leafBytesUnder(lvl + 1, this.derefTable(lo));
+    }
+    return bytes;
   }
 
   /** Leaves mapped anywhere under the table at word offset tbl (level lvl). */

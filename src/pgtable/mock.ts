@@ -197,6 +197,11 @@ class MockPgtable implements MockIoPgtable {
     this.fast = false;
   }
 
+  /** Each present entry maps MOCK_IO_PAGE_SIZE (a huge page is 512 entries, each marked HUGE). */
+  leafBytes(): number {
+    return this.entries * MOCK_IO_PAGE_SIZE;
+  }
+
   tablePages(): number {
     return this.pool.allocations;
   }

@@ -202,6 +202,12 @@ export interface IoPgtableOps {
   mapPagesPfn(iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError;
   /** `unmapPages(iovaPfn * g, ...)`, g the granule as for mapPagesPfn. */
   unmapPagesPfn(iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
+  /**
+   * Model only: the bytes the table's leaves map, by a walk of the whole
+   * table. Not the sum of what map and unmap returned: an unmap that covers
+   * a whole table returns the table's span, however little was mapped in it.
+   */
+  leafBytes(): number;
   /** Live table allocations (the top table counts once, even when concatenated). */
   tablePages(): number;
   /** Bytes held by live table allocations. */

@@ -686,6 +686,24 @@ class VtdssPgtable implements VtdssIoPgtable {
     freelist.add(this.pool, tbl, VTDSS_TABLE_BYTES);
   }
 
+  leafBytes(): number {
+    return this.freed ? 0 : this.leafBytesUnder(this.topLevel, this.top);
+  }
+
+  /** Bytes the leaves under the table at tbl (level `level`) map: a level-l leaf maps 4 KiB << 9l. */
+  private leafBytesUnder(level: number, tbl: number): number {
+    const w = this.pool.words;
+    let bytes = 0;
+    for (let i = 0; i < ENTRIES; i++) {
+      const lo = w[tbl + 2 * i]!;
+      const hi = w[tbl + 2 * i + 1]!;
+      if ((lo | hi) === 0) continue;
+      if (this.isLeaf(lo, level)) bytes += SZ_4K * 2 ** (9 * level);
+      else bytes += this.leafBytesUnder(level - 1, this.tableOff(lo, hi));
+    }
+    return bytes;
+  }
+
   /** Free every table below the table at tbl (not tbl itself). */
   private freeTables(level: number, tbl: number): void {
     if (level === 0) return;

@@ -162,7 +162,7 @@ function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
     page_sizes: d.pgsizes.map(sizeName),
     format: d.pgtableFormat,
     static: d.isStatic,
-    mapped_bytes: d.mappedBytes,
+    mapped_bytes: stats?.mappedBytes ?? 0,
     pgtable_pages: stats?.tablePages ?? 0,
     pgtable_bytes: stats?.tableBytes ?? 0,
     tlb: stats?.tlb ?? null,

@@ -246,6 +246,7 @@ describe.each(CONFIGS)("ARM LPAE $name agrees with a leaf/table reference under 
             expect(m.bytes).toBe(want.bytes);
           }
           expect(pt.tablePages()).toBe(1 + ref.tables.size);
+          expect(pt.leafBytes()).toBe([...ref.leaves.values()].reduce((n, l) => n + l.size, 0));
           for (const p of probes) expect(pt.iovaToPhys(p)).toBe(ref.translate(p));
         }
         for (const [iova, leaf] of [...ref.leaves]) {
@@ -253,6 +254,7 @@ describe.each(CONFIGS)("ARM LPAE $name agrees with a leaf/table reference under 
           expect(pt.unmapPages(iova, leaf.size, 1, null)).toBe(leaf.size);
         }
         for (const p of probes) expect(pt.iovaToPhys(p)).toBe(0);
+        expect(pt.leafBytes()).toBe(0);
         // ARM never frees a table on a leaf unmap: exactly the tables the rules created remain,
         // each one granule, beside the pgd.
         expect(pt.tablePages()).toBe(1 + ref.tables.size);

@@ -98,6 +98,15 @@ describe("map and unmap (mock_domain_map_pages, mock_domain_unmap_pages)", () =>
     expect(rec.findings).toEqual([]);
   });
 
+  it("counts the bytes its entries map, whatever unmap returned", () => {
+    const ops = mock(false, new Recorder());
+    expect(ops.mapPages(A, 0x100000, P, 4, IOMMU_READ, { bytes: 0 })).toBe(0);
+    expect(ops.leafBytes()).toBe(4 * P);
+    // Unmapping 16 pages over the 4 mapped ones returns 16 pages' worth; 0 bytes remain mapped.
+    expect(ops.unmapPages(A, P, 16, null)).toBe(16 * P);
+    expect(ops.leafBytes()).toBe(0);
+  });
+
   it("WARNs on misalignment; refuses a pgsize the kernel's loop would never finish", () => {
     const rec = new Recorder();
     const ops = mock(false, rec);

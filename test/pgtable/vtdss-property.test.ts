@@ -149,6 +149,7 @@ describe("VT-d second stage agrees with a leaf/table reference under random map/
             expect(m.bytes).toBe(want.bytes);
           }
           expect(pt.tablePages()).toBe(1 + ref.tables.size);
+          expect(pt.leafBytes()).toBe([...ref.leaves.values()].reduce((n, l) => n + l.size, 0));
           for (const p of PROBES) expect(pt.iovaToPhys(p)).toBe(ref.translate(p));
         }
         for (const [iova, leaf] of [...ref.leaves]) {
@@ -156,6 +157,7 @@ describe("VT-d second stage agrees with a leaf/table reference under random map/
           ref.leaves.delete(iova);
         }
         for (const p of PROBES) expect(pt.iovaToPhys(p)).toBe(0);
+        expect(pt.leafBytes()).toBe(0);
         // Leaf-by-leaf unmaps cover no table: exactly the tables the reference kept remain.
         expect(pt.tablePages()).toBe(1 + ref.tables.size);
         pt.free();
@@ -171,9 +173,11 @@ describe("VT-d second stage agrees with a leaf/table reference under random map/
         const pt = must(allocVtdssPgtable({ pgsizeBitmap: SZ_4K, ias: 48, oas: 52 }));
         for (const s of slots) expect(pt.mapPages(G4 + s * SZ_2M, s * SZ_2M + SZ_4K, SZ_4K, 512, IOMMU_WRITE, { bytes: 0 })).toBe(0);
         expect(pt.tablePages()).toBe(3 + slots.length);
+        expect(pt.leafBytes()).toBe(slots.length * SZ_2M);
         for (const s of slots) expect(pt.unmapPages(G4 + s * SZ_2M, SZ_4K, 512, null)).toBe(SZ_2M);
         // The leaf tables were fully covered; the level-1 and level-2 tables were not.
         expect(pt.tablePages()).toBe(3);
+        expect(pt.leafBytes()).toBe(0);
       }),
       { numRuns: 50 },
     );
