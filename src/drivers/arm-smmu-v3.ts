@@ -20,13 +20,14 @@ import type { IommuOps } from "../iommu/ops.ts";
 import { pciDeviceGroup } from "../iommu/pci-group.ts";
 import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
-import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
+import { SZ_1G, SZ_2M, SZ_4K, bitmapOr } from "../pgtable/sizes.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 import {
   disablePasidAtRelease,
   enablePasidAtProbe,
   firmwareResvRegions,
   newPagingDomain,
+  newUnfinalisedPagingDomain,
   pagingDomainOps,
   pagingFormat,
   quirkDefDomainType,
@@ -83,13 +84,25 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     return instances.find((i) => i.fwnode === fw) ?? null;
   };
 
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
+  // arm_smmu_ops.pgsize_bitmap: what the SMMUs probed so far support together (each one's hw_probe ORs its sizes in).
+  let opsPgsizeBitmap = 0;
+
+  // @kernel: arm_smmu_attach_dev (the first attach finalises a domain allocated without a device)
+  const finaliseAtAttach = (d: IommuDomain, dev: Device): PagingFormat | KError => {
+    const iommu = devIommu(dev)?.iommuDev ?? null;
+    if (iommu === null) return kerr("ENODEV", `${dev.name} has no SMMU`);
+    if (k.tracing) k.note("arm_smmu_domain_finalise", dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the SMMU of the first device attached`);
+    return s1Format(iommu);
+  };
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), finaliseAtAttach);
 
   // @kernel: arm_smmu_domain_alloc_paging_flags (finalised for the device's SMMU: stage 1)
   const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
     const supported = IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_PASID;
     if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
-    const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    // @kernel: arm_smmu_domain_alloc_paging (without a device there is no SMMU to finalise for: left to the first attach)
+    if (dev === null) return newUnfinalisedPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, opsPgsizeBitmap);
+    const iommu = devIommu(dev)?.iommuDev ?? null;
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no SMMU to finalise the domain for`);
     return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, s1Format(iommu));
   };
@@ -178,6 +191,8 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
         desc.oas ?? 48,
       );
       const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, ssid > 0 ? 2 ** ssid : 0, smmu);
+      // @kernel: arm_smmu_device_hw_probe (arm_smmu_ops.pgsize_bitmap |= smmu->pgsize_bitmap)
+      opsPgsizeBitmap = bitmapOr(opsPgsizeBitmap, smmu.pgsizeBitmap);
       instances.push(it);
       return it;
     },

@@ -10,9 +10,10 @@
  * entry must share a group: device_group returns the group already recorded
  * on the entry, so such devices end up in one group.
  */
+import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
-import { IOMMU_DOMAIN_UNMANAGED } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
 import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
 import { genericDeviceGroup, iommuGroupRefGet, type IommuGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
@@ -21,11 +22,11 @@ import type { IommuOps } from "../iommu/ops.ts";
 import { pciDeviceGroup } from "../iommu/pci-group.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
-import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
+import { SZ_1G, SZ_2M, SZ_4K, bitmapOr } from "../pgtable/sizes.ts";
 import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import {
   firmwareResvRegions,
-  newPagingDomain,
+  newUnfinalisedPagingDomain,
   pagingDomainOps,
   pagingFormat,
   quirkDefDomainType,
@@ -182,7 +183,16 @@ export function armSmmuMasterFreeSmes(cfg: MasterCfg): void {
 
 export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const instances: IommuDevice[] = [];
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
+  // arm_smmu_ops.pgsize_bitmap: what the SMMUs probed so far support together.
+  let opsPgsizeBitmap = 0;
+  // @kernel: arm_smmu_init_domain_context (called by arm_smmu_attach_dev: the first attach finalises the domain)
+  const finaliseAtAttach = (d: IommuDomain, dev: Device): PagingFormat | KError => {
+    const iommu = devIommu(dev)?.iommuDev ?? null;
+    if (iommu === null) return kerr("ENODEV", `${dev.name} has no SMMU`);
+    if (k.tracing) k.note("arm_smmu_init_domain_context", dev.name, `${d} finalised for ${iommu.name}, the SMMU of the first device attached`);
+    return v2(iommu).format(iommu);
+  };
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), finaliseAtAttach);
 
   const ops: IommuOps = {
     name: DRIVER,
@@ -246,10 +256,9 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       return fresh;
     },
     defDomainType: (dev) => quirkDefDomainType(env, dev),
-    domainAllocPaging(dev) {
-      const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
-      if (iommu === null) return kerr("ENODEV", `${DRIVER}: no SMMU to finalise the domain for`);
-      return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, v2(iommu).format(iommu));
+    // @kernel: arm_smmu_domain_alloc_paging (nothing meaningful until a master attaches, device or not)
+    domainAllocPaging() {
+      return newUnfinalisedPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, opsPgsizeBitmap);
     },
     // @kernel: arm_smmu_get_resv_regions
     getResvRegions(dev): IommuResvRegion[] {
@@ -269,6 +278,8 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       const mask = 2 ** sidBits - 1;
       const smmu = new ArmSmmuV2(desc.streamMapEntries ?? 128, mask, mask, desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G);
       const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, smmu);
+      // @kernel: arm_smmu_device_cfg_probe (arm_smmu_ops.pgsize_bitmap |= smmu->pgsize_bitmap)
+      opsPgsizeBitmap = bitmapOr(opsPgsizeBitmap, smmu.pgsizeBitmap);
       instances.push(it);
       return it;
     },

@@ -171,7 +171,12 @@ export interface PgtableFinding {
 }
 
 export interface PagingDomainPriv {
-  readonly format: PagingFormat;
+  /**
+   * The format of the instance the domain is finalised for: set at
+   * allocation, or, for a domain a driver allocated without a device, by its
+   * first attach (null until then).
+   */
+  format: PagingFormat | null;
   /** The IO page table, allocated on the first map. */
   pgtbl: IoPgtableOps | null;
   /** Invalidations issued (allocated with the page table or the first sync). */
@@ -202,6 +207,8 @@ export function staticBlockedDomain(driver: string): IommuDomain {
 }
 
 function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"]): IoPgtableOps | KError {
+  // @kernel: arm_smmu_map_pages (no io-pgtable ops before the domain is finalised: -ENODEV)
+  if (p.format === null) return kerr("ENODEV", `${d} has no page table: it is not finalised for any instance until its first attach`);
   const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
     ...p.format.cfg,
@@ -231,16 +238,35 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["repo
 }
 
 /**
+ * The format of the instance serving `dev`, for a domain its first attach
+ * finalises (the driver's domain_finalise); an error refuses the attach.
+ */
+export type FinaliseAtAttach = (d: IommuDomain, dev: Device) => PagingFormat | KError;
+
+/**
  * Domain ops of a paging domain. `attachCheck` is the driver's own rule for
  * which devices may attach (the instance check, feature checks); an
  * injected `fail_attach` fault refuses UNMANAGED domains (and any PASID
- * attachment) for that device.
+ * attachment) for that device. `finalise` is for drivers that can allocate
+ * a domain without knowing its instance: the first attach finalises it for
+ * the attaching device's instance, and later attaches meet `attachCheck`.
  */
-export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, dev: Device) => 0 | KError): IommuDomainOps {
+export function pagingDomainOps(
+  env: DriverEnv,
+  attachCheck: (d: IommuDomain, dev: Device) => 0 | KError,
+  finalise: FinaliseAtAttach | null = null,
+): IommuDomainOps {
   return {
     attachDev(d, dev) {
       const fault = env.quirks.failAttach.get(dev.name);
       if (fault !== undefined && d.type === IOMMU_DOMAIN_UNMANAGED) return kerr(fault, `injected fault: attach_dev of ${d} to ${dev.name}`);
+      // @kernel: arm_smmu_attach_dev (an unfinalised domain is finalised for the attaching device's SMMU)
+      if (pagingPriv(d).format === null) {
+        if (finalise === null) return kerr("EINVAL", `${d} is not finalised for any instance`);
+        const f = finalise(d, dev);
+        if (isErr(f)) return f;
+        pagingDomainFinalise(d, f);
+      }
       return attachCheck(d, dev);
     },
     setDevPasid(d, dev) {
@@ -248,6 +274,8 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       if (dev.pci !== null && !dev.pci.pasidEnabled) return kerr("EINVAL", `PASID is not enabled on ${dev.name}`);
       const fault = env.quirks.failAttach.get(dev.name);
       if (fault !== undefined) return kerr(fault, `injected fault: set_dev_pasid of ${d} on ${dev.name}`);
+      // @kernel: arm_smmu_set_pasid (a domain not finalised for the master's SMMU: -EINVAL)
+      if (pagingPriv(d).format === null) return kerr("EINVAL", `${d} is not finalised for any instance: attach it to a device first`);
       return attachCheck(d, dev);
     },
     mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
@@ -294,7 +322,7 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       const t = p.pgtbl;
       // The kernel allocates the top table when the domain is finalised; the model builds it at the
       // first map (a machine of 100,000 devices would otherwise hold 100,000 idle pgds), and counts it from the start.
-      const top = t === null ? ioPgtableTopFootprint(p.format.fmt, p.format.cfg) : null;
+      const top = t === null && p.format !== null ? ioPgtableTopFootprint(p.format.fmt, p.format.cfg) : null;
       return {
         mappedBytes: t === null ? 0 : t.leafBytes(),
         tablePages: t !== null ? t.tablePages() : top === null || isErr(top) ? 0 : top.pages,
@@ -309,6 +337,28 @@ export function pagingDomainOps(env: DriverEnv, attachCheck: (d: IommuDomain, de
       p.pgtbl = null;
     },
   };
+}
+
+/**
+ * Makes a paging domain of `type` finalised for no instance yet, as a driver
+ * whose domain_alloc had no device does (iommu_domain_alloc(bus), up to
+ * v6.12; arm-smmu v2 always): no page table, no aperture, and the page
+ * sizes the core takes from the ops (`ops->pgsize_bitmap`, what the
+ * driver's instances together support) until its first attach finalises it.
+ */
+// @kernel: __iommu_domain_alloc (pgsize_bitmap from the ops when the driver left it 0)
+export function newUnfinalisedPagingDomain(type: number, ops: IommuDomainOps, opsPgsizeBitmap: number): IommuDomain {
+  const priv: PagingDomainPriv = { format: null, pgtbl: null, tlb: null, findings: null };
+  return new IommuDomain(type, ops, false, null, pgsizesOf(opsPgsizeBitmap), undefined, priv);
+}
+
+/** Finalises an unfinalised paging domain for the instance of `format`: its page sizes, aperture and table format. */
+export function pagingDomainFinalise(d: IommuDomain, format: PagingFormat): void {
+  pagingPriv(d).format = format;
+  d.iommu = format.iommu;
+  d.pgsizes = format.pgsizes;
+  d.geometry = format.geometry;
+  d.pgtableFormat = format.label;
 }
 
 /** Makes a paging domain of `type` finalised for the instance of `format`. */

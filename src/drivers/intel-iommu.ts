@@ -85,7 +85,8 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
     const iommu = devIommu(dev)?.iommuDev;
     if (iommu === undefined || iommu === null) return kerr("ENODEV", `${dev.name} has no VT-d unit`);
     const unit = unitOf(iommu);
-    const cfg = pagingPriv(d).format.cfg;
+    // Intel domains are always finalised at allocation.
+    const cfg = pagingPriv(d).format!.cfg;
     if (domainSuperPgsizeBitmap(unit.superpage) + SZ_4K < cfg.pgsizeBitmap || unit.addrWidth < cfg.ias) {
       return kerr("EINVAL", `${d} uses page sizes or an address width ${iommu.name} lacks`);
     }

@@ -22,6 +22,7 @@ import { SZ_4K } from "../pgtable/sizes.ts";
 import {
   firmwareResvRegions,
   newPagingDomain,
+  newUnfinalisedPagingDomain,
   pagingDomainOps,
   pagingFormat,
   quirkDefDomainType,
@@ -56,11 +57,22 @@ export class ViommuDev {
 
 export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const instances: IommuDevice[] = [];
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
+  // viommu_ops.pgsize_bitmap: the page_size_mask of the last viommu probed (each probe overwrites it).
+  let opsPgsizeBitmap = 0;
+  // @kernel: viommu_attach_dev (a domain allocated without a device is finalised for the first endpoint's viommu)
+  const finaliseAtAttach = (d: IommuDomain, dev: Device): PagingFormat | KError => {
+    const iommu = devIommu(dev)?.iommuDev ?? null;
+    if (iommu === null) return kerr("ENODEV", `${dev.name} has no viommu`);
+    if (k.tracing) k.note("viommu_domain_finalise", dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the viommu of the first endpoint attached`);
+    return (iommu.priv as ViommuDev).format(iommu);
+  };
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), finaliseAtAttach);
 
   // @kernel: viommu_domain_alloc_paging (viommu_domain_finalise for the device's viommu)
   const allocPaging = (dev: Device | null): IommuDomain | KError => {
-    const iommu = dev === null ? (instances.find((i) => i.listed) ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    // @kernel: viommu_domain_alloc (no device: finalised by the first attach)
+    if (dev === null) return newUnfinalisedPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, opsPgsizeBitmap);
+    const iommu = devIommu(dev)?.iommuDev ?? null;
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no viommu to finalise the domain for`);
     return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, (iommu.priv as ViommuDev).format(iommu));
   };
@@ -101,6 +113,8 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     registerBus: null,
     newInstance(desc: IommuInstanceDesc) {
       const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, new ViommuDev(desc.pgsizeBitmap ?? SZ_4K, desc.ias ?? 48));
+      // @kernel: viommu_probe (viommu_ops.pgsize_bitmap = viommu->pgsize_bitmap)
+      opsPgsizeBitmap = (it.priv as ViommuDev).pgsizeBitmap;
       instances.push(it);
       return it;
     },

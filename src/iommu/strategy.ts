@@ -100,7 +100,8 @@ export const deviceOpsDomainAllocation: DomainAllocation = {
 /**
  * Kernels up to v6.12: iommu_domain_alloc(dev->bus) — ops from the bus's
  * devices and no device, so the driver cannot know which instance the
- * domain is for and finalises it for one of its own choosing.
+ * domain is for: the Arm drivers leave it unfinalised until its first
+ * attach decides (docs/design-axes.md).
  */
 export const busNullDeviceDomainAllocation: DomainAllocation = {
   name: "bus-null-device",

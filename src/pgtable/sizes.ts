@@ -62,6 +62,11 @@ export function bitmapOf(...sizes: number[]): number {
   return bm;
 }
 
+/** Union of two bitmaps (JS `|` would cut them to 32 bits). */
+export function bitmapOr(a: number, b: number): number {
+  return bitmapOf(...pgsizesOf(a), ...pgsizesOf(b));
+}
+
 /** Intersection of two bitmaps. */
 export function bitmapAnd(a: number, b: number): number {
   let out = 0;

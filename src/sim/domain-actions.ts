@@ -46,7 +46,7 @@ export function* domainAlloc(m: Machine, name: string, device: string): Path<0 |
   const d = strategy.alloc(m.k, dev);
   if (isErr(d)) return d;
   m.userDomains.set(name, d);
-  if (m.k.tracing) m.k.note("domain_alloc", device, `${strategy.name}: ${d} for ${d.iommu?.name ?? "any instance"}`);
+  if (m.k.tracing) m.k.note("domain_alloc", device, `${strategy.name}: ${d} ${d.iommu !== null ? `finalised for ${d.iommu.name}` : "finalised for no instance yet (its first attach will)"}`);
   return 0;
 }
 

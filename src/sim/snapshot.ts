@@ -82,7 +82,8 @@ export interface DomainSnap {
 
 export interface Snapshot {
   name: string;
-  strategy: { ops_resolution: string };
+  /** The design-axis strategies the run used. */
+  strategy: { ops_resolution: string; domain_alloc: string };
   iommus: IommuSnap[];
   devices: DeviceSnap[];
   groups: GroupSnap[];
@@ -176,7 +177,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
   const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
   return {
     name: m.scenario.name,
-    strategy: { ops_resolution: m.k.strategy.opsResolution.name },
+    strategy: { ops_resolution: m.k.strategy.opsResolution.name, domain_alloc: m.k.strategy.domainAllocation.name },
     iommus: [...m.instances.values()].map((rec) => ({
       name: rec.spec.name,
       driver: rec.spec.driver,

@@ -10,7 +10,7 @@ function hexIds(ids: number[]): string {
 
 export function renderSnapshot(s: Snapshot): string {
   const L: string[] = [];
-  L.push(`${s.name}   [ops resolution: ${s.strategy.ops_resolution}]`);
+  L.push(`${s.name}   [ops resolution: ${s.strategy.ops_resolution}, domain allocation: ${s.strategy.domain_alloc}]`);
   L.push("");
   L.push("/sys/kernel/iommu_groups");
   s.groups.forEach((g, gi) => {

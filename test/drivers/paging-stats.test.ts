@@ -40,7 +40,7 @@ describe("paging domain stats", () => {
       const d = freshDomain(driver);
       const p = pagingPriv(d);
       expect(p.pgtbl).toBeNull();
-      const built = allocIoPgtableOps(p.format.fmt, { ...p.format.cfg });
+      const built = allocIoPgtableOps(p.format!.fmt, { ...p.format!.cfg });
       if (isErr(built)) throw new Error(built.message);
       const s = d.ops.stats!(d);
       expect([s.tablePages, s.tableBytes, s.mappedBytes]).toEqual([built.tablePages(), built.tableBytes(), 0]);
