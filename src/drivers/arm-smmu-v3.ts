@@ -94,7 +94,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     if (k.tracing) k.note("arm_smmu_domain_finalise", dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the SMMU of the first device attached`);
     return s1Format(iommu);
   };
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), finaliseAtAttach);
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), { atAttach: finaliseAtAttach, atPasid: true, mapErrno: "ENODEV" });
 
   // @kernel: arm_smmu_domain_alloc_paging_flags (finalised for the device's SMMU: stage 1)
   const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
@@ -191,10 +191,12 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
         desc.oas ?? 48,
       );
       const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, ssid > 0 ? 2 ** ssid : 0, smmu);
-      // @kernel: arm_smmu_device_hw_probe (arm_smmu_ops.pgsize_bitmap |= smmu->pgsize_bitmap)
-      opsPgsizeBitmap = bitmapOr(opsPgsizeBitmap, smmu.pgsizeBitmap);
       instances.push(it);
       return it;
+    },
+    // @kernel: arm_smmu_device_hw_probe (arm_smmu_ops.pgsize_bitmap |= smmu->pgsize_bitmap; never narrowed again)
+    hwProbe(iommu) {
+      opsPgsizeBitmap = bitmapOr(opsPgsizeBitmap, smmuOf(iommu).pgsizeBitmap);
     },
   };
 };

@@ -192,7 +192,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
     if (k.tracing) k.note("arm_smmu_init_domain_context", dev.name, `${d} finalised for ${iommu.name}, the SMMU of the first device attached`);
     return v2(iommu).format(iommu);
   };
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), finaliseAtAttach);
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), { atAttach: finaliseAtAttach, atPasid: false, mapErrno: "ENODEV" });
 
   const ops: IommuOps = {
     name: DRIVER,
@@ -257,8 +257,10 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
     },
     defDomainType: (dev) => quirkDefDomainType(env, dev),
     // @kernel: arm_smmu_domain_alloc_paging (nothing meaningful until a master attaches, device or not)
-    domainAllocPaging() {
-      return newUnfinalisedPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, opsPgsizeBitmap);
+    domainAllocPaging(dev) {
+      // Since v6.16 the page sizes are the device's SMMU's; with no device (up to v6.12) the ops' union.
+      const iommu = dev === null ? null : (devIommu(dev)?.iommuDev ?? null);
+      return newUnfinalisedPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, iommu === null ? opsPgsizeBitmap : v2(iommu).pgsizeBitmap);
     },
     // @kernel: arm_smmu_get_resv_regions
     getResvRegions(dev): IommuResvRegion[] {
@@ -278,10 +280,12 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       const mask = 2 ** sidBits - 1;
       const smmu = new ArmSmmuV2(desc.streamMapEntries ?? 128, mask, mask, desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G);
       const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, smmu);
-      // @kernel: arm_smmu_device_cfg_probe (arm_smmu_ops.pgsize_bitmap |= smmu->pgsize_bitmap)
-      opsPgsizeBitmap = bitmapOr(opsPgsizeBitmap, smmu.pgsizeBitmap);
       instances.push(it);
       return it;
+    },
+    // @kernel: arm_smmu_device_cfg_probe (arm_smmu_ops.pgsize_bitmap |= smmu->pgsize_bitmap, up to v6.15)
+    hwProbe(iommu) {
+      opsPgsizeBitmap = bitmapOr(opsPgsizeBitmap, v2(iommu).pgsizeBitmap);
     },
   };
 };

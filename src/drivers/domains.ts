@@ -206,9 +206,9 @@ export function staticBlockedDomain(driver: string): IommuDomain {
   return staticDomain(IOMMU_DOMAIN_BLOCKED, `${driver} blocked`);
 }
 
-function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"]): IoPgtableOps | KError {
+function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"], unfinalisedErrno: "ENODEV" | "EINVAL"): IoPgtableOps | KError {
   // @kernel: arm_smmu_map_pages (no io-pgtable ops before the domain is finalised: -ENODEV)
-  if (p.format === null) return kerr("ENODEV", `${d} has no page table: it is not finalised for any instance until its first attach`);
+  if (p.format === null) return kerr(unfinalisedErrno, `${d} has no page table: it is not finalised for any instance until its first attach`);
   const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
     ...p.format.cfg,
@@ -243,6 +243,20 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["repo
  */
 export type FinaliseAtAttach = (d: IommuDomain, dev: Device) => PagingFormat | KError;
 
+/** How a driver treats a domain allocated before it knew its instance. */
+export interface LateFinalise {
+  /** The attaching device's instance's format: the first attach finalises the domain with it. */
+  atAttach: FinaliseAtAttach;
+  /** Whether a PASID attach finalises it too (SMMUv3's set_dev_pasid), or is refused with EINVAL. */
+  atPasid: boolean;
+  /**
+   * What map_pages returns before then: ENODEV where there is no io-pgtable
+   * yet (arm_smmu_map_pages), EINVAL where the map's permissions exceed the
+   * flags the domain has until it is finalised (viommu_map_pages).
+   */
+  mapErrno: "ENODEV" | "EINVAL";
+}
+
 /**
  * Domain ops of a paging domain. `attachCheck` is the driver's own rule for
  * which devices may attach (the instance check, feature checks); an
@@ -254,19 +268,26 @@ export type FinaliseAtAttach = (d: IommuDomain, dev: Device) => PagingFormat | K
 export function pagingDomainOps(
   env: DriverEnv,
   attachCheck: (d: IommuDomain, dev: Device) => 0 | KError,
-  finalise: FinaliseAtAttach | null = null,
+  late: LateFinalise | null = null,
 ): IommuDomainOps {
+  const unfinalisedErrno = late?.mapErrno ?? "ENODEV";
+  /** Finalise an unfinalised domain for dev's instance, if the driver does that here. */
+  const finaliseFor = (d: IommuDomain, dev: Device, pasid: boolean): 0 | KError => {
+    if (pagingPriv(d).format !== null) return 0;
+    // A driver that does not finalise here refuses the domain.
+    if (late === null || (pasid && !late.atPasid)) return kerr("EINVAL", `${d} is not finalised for any instance${pasid ? ": attach it to a device first" : ""}`);
+    const f = late.atAttach(d, dev);
+    if (isErr(f)) return f;
+    pagingDomainFinalise(d, f);
+    return 0;
+  };
   return {
     attachDev(d, dev) {
       const fault = env.quirks.failAttach.get(dev.name);
       if (fault !== undefined && d.type === IOMMU_DOMAIN_UNMANAGED) return kerr(fault, `injected fault: attach_dev of ${d} to ${dev.name}`);
       // @kernel: arm_smmu_attach_dev (an unfinalised domain is finalised for the attaching device's SMMU)
-      if (pagingPriv(d).format === null) {
-        if (finalise === null) return kerr("EINVAL", `${d} is not finalised for any instance`);
-        const f = finalise(d, dev);
-        if (isErr(f)) return f;
-        pagingDomainFinalise(d, f);
-      }
+      const f = finaliseFor(d, dev, false);
+      if (f !== 0) return f;
       return attachCheck(d, dev);
     },
     setDevPasid(d, dev) {
@@ -274,13 +295,14 @@ export function pagingDomainOps(
       if (dev.pci !== null && !dev.pci.pasidEnabled) return kerr("EINVAL", `PASID is not enabled on ${dev.name}`);
       const fault = env.quirks.failAttach.get(dev.name);
       if (fault !== undefined) return kerr(fault, `injected fault: set_dev_pasid of ${d} on ${dev.name}`);
-      // @kernel: arm_smmu_set_pasid (a domain not finalised for the master's SMMU: -EINVAL)
-      if (pagingPriv(d).format === null) return kerr("EINVAL", `${d} is not finalised for any instance: attach it to a device first`);
+      // @kernel: arm_smmu_s1_set_dev_pasid (finalises an unfinalised domain for the master's SMMU, as attach does)
+      const f = finaliseFor(d, dev, true);
+      if (f !== 0) return f;
       return attachCheck(d, dev);
     },
     mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
       const p = pagingPriv(d);
-      const t = p.pgtbl ?? allocPgtbl(d, p, env.report);
+      const t = p.pgtbl ?? allocPgtbl(d, p, env.report, unfinalisedErrno);
       if (t instanceof KError) return t;
       return t.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
     },
@@ -290,7 +312,7 @@ export function pagingDomainOps(
     },
     mapPagesPfn(d: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
       const p = pagingPriv(d);
-      const t = p.pgtbl ?? allocPgtbl(d, p, env.report);
+      const t = p.pgtbl ?? allocPgtbl(d, p, env.report, unfinalisedErrno);
       if (t instanceof KError) return t;
       return t.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
     },
@@ -322,7 +344,8 @@ export function pagingDomainOps(
       const t = p.pgtbl;
       // The kernel allocates the top table when the domain is finalised; the model builds it at the
       // first map (a machine of 100,000 devices would otherwise hold 100,000 idle pgds), and counts it from the start.
-      const top = t === null && p.format !== null ? ioPgtableTopFootprint(p.format.fmt, p.format.cfg) : null;
+      // A freed domain holds nothing.
+      const top = t === null && p.format !== null && !d.freed ? ioPgtableTopFootprint(p.format.fmt, p.format.cfg) : null;
       return {
         mappedBytes: t === null ? 0 : t.leafBytes(),
         tablePages: t !== null ? t.tablePages() : top === null || isErr(top) ? 0 : top.pages,

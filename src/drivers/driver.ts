@@ -60,6 +60,12 @@ export interface IommuDriver {
   /** Whether its instances register with iommu_device_register_bus on a private bus (the selftest mock). */
   readonly registerBus: BusType | null;
   newInstance(desc: IommuInstanceDesc): IommuDevice;
+  /**
+   * The instance's own probe, just before it registers (the SMMU's
+   * hw_probe): where drivers that keep state across their instances
+   * (`ops->pgsize_bitmap`) take this one's into account.
+   */
+  hwProbe?(iommu: IommuDevice): void;
 }
 
 export type IommuDriverFactory = (k: IommuCore, env: DriverEnv) => IommuDriver;

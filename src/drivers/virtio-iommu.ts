@@ -66,7 +66,7 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     if (k.tracing) k.note("viommu_domain_finalise", dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the viommu of the first endpoint attached`);
     return (iommu.priv as ViommuDev).format(iommu);
   };
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), finaliseAtAttach);
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), { atAttach: finaliseAtAttach, atPasid: false, mapErrno: "EINVAL" });
 
   // @kernel: viommu_domain_alloc_paging (viommu_domain_finalise for the device's viommu)
   const allocPaging = (dev: Device | null): IommuDomain | KError => {
@@ -113,10 +113,12 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     registerBus: null,
     newInstance(desc: IommuInstanceDesc) {
       const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, new ViommuDev(desc.pgsizeBitmap ?? SZ_4K, desc.ias ?? 48));
-      // @kernel: viommu_probe (viommu_ops.pgsize_bitmap = viommu->pgsize_bitmap)
-      opsPgsizeBitmap = (it.priv as ViommuDev).pgsizeBitmap;
       instances.push(it);
       return it;
+    },
+    // @kernel: viommu_probe (viommu_ops.pgsize_bitmap = viommu->pgsize_bitmap: the last one probed wins)
+    hwProbe(iommu) {
+      opsPgsizeBitmap = (iommu.priv as ViommuDev).pgsizeBitmap;
     },
   };
 };

@@ -19,6 +19,8 @@ import type { DeviceRec, InstanceRec, Machine } from "./machine.ts";
 
 // iommu_device_register, or iommu_device_register_bus for the selftest's mock
 export function* iommuRegister(m: Machine, rec: InstanceRec): Path<0 | KError> {
+  // The instance's driver probes its hardware first; an instance already registered is not probed again.
+  if (!rec.iommu.listed) rec.driver.hwProbe?.(rec.iommu);
   const bus = rec.driver.registerBus;
   const ret =
     bus !== null

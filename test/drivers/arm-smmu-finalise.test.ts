@@ -7,7 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { runPath } from "../../src/base/path.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
-import { iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
+import { iommuDomainAllocBus, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
+import { iommuAttachDevice } from "../../src/iommu/attach.ts";
 import { iommuIovaToPhys, iommuMap } from "../../src/iommu/map.ts";
 import { isErr } from "../../src/lib/errno.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
@@ -36,14 +37,28 @@ describe("arm-smmu (v2): finalised at the first attach", () => {
     expect(iommuIovaToPhys(dom, 0x90001234)).toBe(0x90001234);
   });
 
-  it("a domain allocated through the device's ops is not finalised either: ops page sizes, no map until attached", () => {
+  it("a domain allocated through the device's ops is not finalised either: its SMMU's page sizes (v6.16+), no map until attached", () => {
     const m = new Machine(scenario(YAML));
     runPath(bootPath(m, []));
-    const d = iommuPagingDomainAlloc(m.k, m.devices.get("cam")!.dev);
+    const cam = m.devices.get("cam")!.dev;
+    const d = iommuPagingDomainAlloc(m.k, cam);
+    if (isErr(d)) throw new Error(d.message);
+    expect(d.iommu).toBeNull();
+    expect(d.pgsizes).toEqual([0x10000, 0x20000000]);
+    const e = iommuMap(d, 0x100000, 0x80000000, 0x10000, IOMMU_READ);
+    expect(isErr(e) && e.errno).toBe("ENODEV");
+    // Attached, it is finalised for cam's SMMU and maps.
+    expect(runPath(iommuAttachDevice(m.k, d, cam))).toBe(0);
+    expect(d.iommu?.name).toBe("smmu64k");
+    expect(iommuMap(d, 0x100000, 0x80000000, 0x10000, IOMMU_READ)).toBe(0);
+  });
+
+  it("with no device (iommu_domain_alloc(bus), up to v6.12) the page sizes are the ops' union of both SMMUs", () => {
+    const m = new Machine(scenario(YAML));
+    runPath(bootPath(m, []));
+    const d = iommuDomainAllocBus(m.k, m.devices.get("cam")!.dev.bus);
     if (isErr(d)) throw new Error(d.message);
     expect(d.iommu).toBeNull();
     expect(d.pgsizes).toEqual([0x1000, 0x10000, 0x200000, 0x20000000, 0x40000000]);
-    const e = iommuMap(d, 0x100000, 0x80000000, 0x10000, IOMMU_READ);
-    expect(isErr(e) && e.errno).toBe("ENODEV");
   });
 });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { runPath } from "../../src/base/path.ts";
 import { pagingPriv } from "../../src/drivers/domains.ts";
-import { iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
+import { iommuDomainFree, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { iommuDomainMappedBytes, type IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
 import { isErr } from "../../src/lib/errno.ts";
@@ -26,12 +26,16 @@ const MACHINES = {
 } as const;
 
 function freshDomain(driver: keyof typeof MACHINES): IommuDomain {
+  return freshDomainOn(driver).d;
+}
+
+function freshDomainOn(driver: keyof typeof MACHINES): { d: IommuDomain; m: Machine } {
   const [yaml, dev] = MACHINES[driver];
   const m = new Machine(scenario(yaml));
   runPath(bootPath(m, []));
   const d = iommuPagingDomainAlloc(m.k, m.devices.get(dev)!.dev);
   if (isErr(d)) throw new Error(d.message);
-  return d;
+  return { d, m };
 }
 
 describe("paging domain stats", () => {
@@ -44,6 +48,16 @@ describe("paging domain stats", () => {
       if (isErr(built)) throw new Error(built.message);
       const s = d.ops.stats!(d);
       expect([s.tablePages, s.tableBytes, s.mappedBytes]).toEqual([built.tablePages(), built.tableBytes(), 0]);
+    });
+
+    it(`${driver}: a freed domain holds no tables, whether it was ever mapped or not`, () => {
+      for (const mapFirst of [false, true]) {
+        const { d, m } = freshDomainOn(driver);
+        if (mapFirst) expect(iommuMap(d, MACHINES[driver][2], 0x8000_0000, d.pgsizes[0]!, IOMMU_READ)).toBe(0);
+        iommuDomainFree(m.k, d);
+        const s = d.ops.stats!(d);
+        expect([s.tablePages, s.tableBytes]).toEqual([0, 0]);
+      }
     });
 
     it(`${driver}: mapped bytes follow the table through map and unmap`, () => {
