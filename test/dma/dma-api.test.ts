@@ -1,29 +1,12 @@
-import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
 import { dmaCookie, dmaMapPage, dmaMapSg, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
 import { IOVA_DEFAULT_FQ_SIZE } from "../../src/dma/flush-queue.ts";
-import { devGroup } from "../../src/iommu/dev-iommu.ts";
+import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
 import { iommuIovaToPhys } from "../../src/iommu/map.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath } from "../../src/sim/runner.ts";
-import { run, scenario } from "../helpers.ts";
+import { run } from "../helpers.ts";
+import { bootX86 } from "./dma-helpers.ts";
 
-function boot(cmdline: string, extra = "") {
-  const m = new Machine(
-    scenario(`
-name: dma
-boot: {arch: x86, cmdline: "${cmdline}"}
-iommus:
-  - {name: dmar, driver: intel-iommu, scope: all}
-devices:
-  - {name: "0000:00:01.0", bus: pci${extra}}
-`),
-  );
-  runPath(bootPath(m, []));
-  const dev = m.devices.get("0000:00:01.0")!.dev;
-  return { m, dev, domain: devGroup(dev)!.defaultDomain! };
-}
+const boot = bootX86;
 
 describe("the DMA API over the default domain", () => {
   it("maps top-down from the DMA mask, keeps the offset, rounds to pages, and unmaps strictly", () => {
