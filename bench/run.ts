@@ -19,7 +19,8 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
 const names = wanted.length > 0 ? wanted : Object.keys(ALL);
 const log = (line: string) => console.log(line);
-log(`iommu-sim benchmarks (node ${process.version}, ${new Date().toISOString().slice(0, 10)})`);
+const v8Flags = process.execArgv.filter((a) => a.startsWith("--max-semi-space-size")).join(" ");
+log(`iommu-sim benchmarks (node ${process.version}, ${new Date().toISOString().slice(0, 10)}${v8Flags === "" ? ", V8's default young generation" : `, ${v8Flags}`})`);
 for (const n of names) {
   const fn = ALL[n];
   if (fn === undefined) {

@@ -21,10 +21,13 @@ export class Mutex {
   }
 }
 
+/** The one result an already-done iterator returns (nothing reads it but `yield*`, which does not keep it). */
+const DONE_RESULT: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
+
 /** An iterator that is already done: the fast path when a lock operation has nothing to yield. */
 const DONE: Path = {
-  next: () => ({ done: true, value: undefined }),
-  return: () => ({ done: true, value: undefined }),
+  next: () => DONE_RESULT,
+  return: () => DONE_RESULT,
   throw: (e: unknown) => {
     throw e;
   },
