@@ -79,19 +79,21 @@ function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | 
 }
 
 /**
- * The cookie of `dev`'s DMA domain, set up on first use; null when the
- * device does not use iommu-dma. Small, so that V8 inlines it into the
- * map and unmap paths; the first use goes to dmaDomainCookieInit.
+ * The cookie of `dev`'s DMA domain once it is set up; null when it is not
+ * yet, or when the device does not use iommu-dma. Small and free of type
+ * tests, so that V8 inlines it into the map and unmap paths (only this layer
+ * sets a domain's cookie, and only to an IommuDmaCookie).
  */
 // @kernel: iommu_get_dma_domain
-function dmaDomainCookie(dev: Device): IommuDmaCookie | KError | null {
+function dmaReadyCookie(dev: Device): IommuDmaCookie | null {
   if (!dev.dmaIommu) return null;
-  // Only this layer sets a domain's cookie, and only to an IommuDmaCookie.
-  const cookie = devGroup(dev)?.defaultDomain?.cookie as IommuDmaCookie | null | undefined;
-  return cookie != null ? cookie : dmaDomainCookieInit(dev);
+  return (devGroup(dev)?.defaultDomain?.cookie ?? null) as IommuDmaCookie | null;
 }
 
-function dmaDomainCookieInit(dev: Device): IommuDmaCookie | KError | null {
+/** The cookie of `dev`'s DMA domain, set up on first use; null when the device does not use iommu-dma. */
+function dmaDomainCookie(dev: Device): IommuDmaCookie | KError | null {
+  const ready = dmaReadyCookie(dev);
+  if (ready !== null || !dev.dmaIommu) return ready;
   const domain = devGroup(dev)?.defaultDomain ?? null;
   if (domain === null) return null;
   return iommuIsDmaDomain(domain) ? iommuDmaInitDomain(domain, dev) : null;
@@ -202,9 +204,21 @@ export function dmaRunTimers(domains: Iterable<IommuDomain>, now: number): numbe
 export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
   // A zero-length mapping maps nothing (see dmaMapPageChecked); also catches NaN and negatives.
   if (!(size > 0)) return DMA_MAPPING_ERROR;
-  const cookie = dev.dmaIommu ? dmaDomainCookie(dev) : null;
+  const cookie = dmaReadyCookie(dev);
+  return cookie !== null ? iommuDmaMapPhys(cookie, dev, phys, size, dir) : dmaMapPageFirst(dev, phys, size, dir);
+}
+
+/** dma_map_page before the DMA domain's cookie exists: set it up, or map dma-direct. */
+function dmaMapPageFirst(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
+  const cookie = dmaDomainCookie(dev);
   if (cookie === null) return phys + size - 1 <= dev.dmaMask ? phys : DMA_MAPPING_ERROR;
   if (isErr(cookie)) return DMA_MAPPING_ERROR;
+  return iommuDmaMapPhys(cookie, dev, phys, size, dir);
+}
+
+/** The iommu-dma half of dma_map_page: an IOVA, the mapping, the DMA address. */
+// @kernel: __iommu_dma_map
+function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
   const iovad = cookie.iovad;
   const gran = iovad.granule;
   const off = (phys >>> 0) & (gran - 1);
@@ -254,8 +268,9 @@ const unmapGather = newIommuIotlbGather();
 
 /** @kernel: iommu_dma_unmap_phys (__iommu_dma_unmap); returns the bytes unmapped. */
 export function dmaUnmapPage(dev: Device, dma: number, size: number, now = 0): number {
-  const cookie = dev.dmaIommu ? dmaDomainCookie(dev) : null;
-  if (cookie === null || isErr(cookie)) return 0;
+  // Nothing was mapped through iommu-dma before its cookie existed.
+  const cookie = dmaReadyCookie(dev);
+  if (cookie === null) return 0;
   const iovad = cookie.iovad;
   const gran = iovad.granule;
   const off = (dma >>> 0) & (gran - 1);

@@ -302,7 +302,9 @@ export function pagingDomainOps(
     },
     mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
       const p = pagingPriv(d);
-      const t = p.pgtbl ?? allocPgtbl(d, p, env.report, unfinalisedErrno);
+      // The table exists but for the first map: no type test on the way.
+      if (p.pgtbl !== null) return p.pgtbl.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
+      const t = allocPgtbl(d, p, env.report, unfinalisedErrno);
       if (t instanceof KError) return t;
       return t.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
     },
@@ -312,7 +314,8 @@ export function pagingDomainOps(
     },
     mapPagesPfn(d: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
       const p = pagingPriv(d);
-      const t = p.pgtbl ?? allocPgtbl(d, p, env.report, unfinalisedErrno);
+      if (p.pgtbl !== null) return p.pgtbl.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
+      const t = allocPgtbl(d, p, env.report, unfinalisedErrno);
       if (t instanceof KError) return t;
       return t.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
     },
