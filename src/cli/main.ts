@@ -96,9 +96,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const s = load(file);
       if (s === null) return;
       const r = runScenario(withOverrides(s, o), { trace: o.trace === true || !o.json });
-      if (o.trace) io.out(renderTrace(r.machine.dc.trace.records) + "\n");
-      if (o.json) io.out(JSON.stringify(r.snapshot, null, 2));
-      else io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));
+      // With --json the output stays one JSON document: the trace goes in it, as records.
+      if (o.json) io.out(JSON.stringify(o.trace ? { ...r.snapshot, trace: r.machine.dc.trace.records } : r.snapshot, null, 2));
+      else {
+        if (o.trace) io.out(renderTrace(r.machine.dc.trace.records) + "\n");
+        io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));
+      }
       if (r.failures.length > 0) {
         if (o.json) io.err(summary(r));
         for (const l of failureLines(r)) io.err(l);

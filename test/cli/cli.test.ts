@@ -92,6 +92,28 @@ describe("iommu-sim CLI", () => {
     expect(r.out).toMatch(/iommu_device_register\(smmu0\) = 0\n\s+bus_iommu_probe\(platform\) = 0\n\s+__iommu_probe_device\(ufs@1d84000\) = 0/);
   });
 
+  it("run --json --trace prints one JSON document whose trace is the list of call records", async () => {
+    const r = await cli("run", "scenarios/arm64-late-smmu.yaml", "--json", "--trace");
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out) as { devices: unknown[]; trace: { fn: string; subject: string; result: string | null; kind: string }[] };
+    expect(doc.devices.length).toBeGreaterThan(0);
+    const reg = doc.trace.findIndex((t) => t.kind === "call" && t.fn === "iommu_device_register" && t.subject === "smmu0");
+    expect(reg).toBeGreaterThanOrEqual(0);
+    expect(doc.trace[reg]!.result).toBe("0");
+    expect(doc.trace.slice(reg).some((t) => t.fn === "__iommu_probe_device" && t.subject === "ufs@1d84000")).toBe(true);
+  });
+
+  it("refuses a file that is neither .yaml, .yml nor .json, with exit 2 and a message naming it", async () => {
+    const p = file("scenario.txt", readFileSync("scenarios/mixed-drivers.yaml", "utf8"));
+    for (const cmd of ["validate", "check", "run"]) {
+      const r = await cli(cmd, p);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(p);
+      expect(r.err).toMatch(/\.yaml.*\.json/);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it("accepts a .json scenario", async () => {
     const json = JSON.stringify(parse(readFileSync("scenarios/mixed-drivers.yaml", "utf8")));
     const r = await cli("check", file("mixed.json", json));

@@ -99,6 +99,9 @@ export function parseScenario(text: string, file: string): Scenario {
 }
 
 export function loadScenarioFile(path: string): Scenario {
+  if (!/\.(ya?ml|json)$/i.test(path)) {
+    throw new ScenarioError(path, [{ path: [], message: "not a scenario file: expected a .yaml, .yml or .json file" }]);
+  }
   let text: string;
   try {
     text = readFileSync(path, "utf8");
