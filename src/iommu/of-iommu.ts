@@ -39,15 +39,15 @@ function ofPciIommuInit(k: IommuCore, dev: Device, hostNp: FwnodeHandle, alias: 
 
 // @kernel: of_iommu_configure_dev (each `iommus` entry, stopping at the first error)
 function ofIommuConfigureDev(k: IommuCore, dev: Device, masterNp: FwnodeHandle): 0 | KError {
-  let err: 0 | KError = kerr("ENODEV", `${masterNp.name} has no iommus property`);
-  for (let idx = 0; ; idx++) {
+  let idx = 0;
+  for (; ; idx++) {
     const spec = ofParsePhandleWithArgs(masterNp, "iommus", "#iommu-cells", idx);
     if (spec === null) break;
     if (isErr(spec)) return spec;
-    err = ofIommuXlate(k, dev, spec);
-    if (err !== 0) break;
+    const err = ofIommuXlate(k, dev, spec);
+    if (err !== 0) return err;
   }
-  return err;
+  return idx > 0 ? 0 : kerr("ENODEV", `${masterNp.name} has no iommus property`);
 }
 
 // @kernel: of_iommu_configure
