@@ -12,11 +12,11 @@
  *
  *   node --import tsx bench/iova.ts
  */
-import { PerformanceObserver, performance } from "node:perf_hooks";
+import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { initIovaDomain, type IovaDomain, type IovaNode } from "../src/dma/iova.ts";
 import { isErr, type KError } from "../src/lib/errno.ts";
-import { best, median } from "./stats.ts";
+import { GcCounter, best, median } from "./stats.ts";
 
 /** dma_mask 2^32 - 1 with 4 KiB granules. */
 const LIMIT_32 = 0xf_ffff;
@@ -110,36 +110,6 @@ function line(label: string, ns: number[], extra: string): string {
   return `  ${label.padEnd(64)} ${median(ns).toFixed(1).padStart(7)} ns (best ${fastest.padStart(6)})  ${extra}`;
 }
 
-
-/** Counts garbage collections reported by perf_hooks (delivered asynchronously). */
-class GcCounter {
-  private seen = 0;
-  private constructor(private readonly obs: PerformanceObserver) {}
-
-  static async start(): Promise<GcCounter> {
-    let counter: GcCounter | null = null;
-    const obs = new PerformanceObserver((list) => {
-      if (counter !== null) counter.seen += list.getEntries().length;
-    });
-    counter = new GcCounter(obs);
-    obs.observe({ entryTypes: ["gc"] });
-    await settle();
-    return counter;
-  }
-
-  async count(): Promise<number> {
-    await settle();
-    return this.seen;
-  }
-
-  stop(): void {
-    this.obs.disconnect();
-  }
-}
-
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 20));
-}
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   await benchIova((l) => console.log(l));

@@ -30,7 +30,7 @@
  *
  *   node --import tsx bench/pgtable.ts
  */
-import { PerformanceObserver, performance } from "node:perf_hooks";
+import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { isErr, type KError } from "../src/lib/errno.ts";
 import { iommuIotlbGatherInit, newIommuIotlbGather } from "../src/pgtable/gather.ts";
@@ -39,7 +39,7 @@ import { MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE, allocMockPgtable, type MockIoPg
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOf } from "../src/pgtable/sizes.ts";
 import { IOMMU_READ, IOMMU_WRITE, type IommuFlushOps } from "../src/pgtable/types.ts";
 import { allocVtdssPgtable, type VtdssIoPgtable } from "../src/pgtable/vtdss.ts";
-import { best, median } from "./stats.ts";
+import { GcCounter, best, median } from "./stats.ts";
 
 const IOVA = 4 * SZ_1G;
 const PA = 256 * SZ_1G;
@@ -392,36 +392,6 @@ function row(c: Case, ns: number[], gcs: number, pageFaults: number): string {
   return `  ${c.label.padEnd(66)} ${med.toFixed(1).padStart(7)} ${best(ns).toFixed(1).padStart(6)}  ${c.c.padStart(5)}  ${String(c.goal).padStart(4)}  ${String(gcs).padStart(3)}  ${String(pageFaults).padStart(6)}  ${mark}`;
 }
 
-
-/** Counts garbage collections reported by perf_hooks (delivered asynchronously). */
-class GcCounter {
-  private seen = 0;
-  private constructor(private readonly obs: PerformanceObserver) {}
-
-  static async start(): Promise<GcCounter> {
-    let counter: GcCounter | null = null;
-    const obs = new PerformanceObserver((list) => {
-      if (counter !== null) counter.seen += list.getEntries().length;
-    });
-    counter = new GcCounter(obs);
-    obs.observe({ entryTypes: ["gc"] });
-    await settle();
-    return counter;
-  }
-
-  async count(): Promise<number> {
-    await settle();
-    return this.seen;
-  }
-
-  stop(): void {
-    this.obs.disconnect();
-  }
-}
-
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 20));
-}
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   await benchPgtable((l) => console.log(l));

@@ -59,6 +59,15 @@ export class ArmSmmuDevice {
   ) {}
 }
 
+/** Both Arm SMMU drivers' reserved regions: the software-managed MSI window, then what firmware reports. */
+// @kernel: arm_smmu_get_resv_regions
+export function armSmmuResvRegions(env: DriverEnv, dev: Device): IommuResvRegion[] {
+  return [
+    { start: MSI_IOVA_BASE, length: MSI_IOVA_LENGTH, prot: IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_READ, type: "sw-msi" },
+    ...firmwareResvRegions(env, dev),
+  ];
+}
+
 function smmuOf(iommu: IommuDevice): ArmSmmuDevice {
   return iommu.priv as ArmSmmuDevice;
 }
@@ -168,13 +177,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     domainAllocPagingFlags(dev, flags) {
       return allocPaging(dev, flags);
     },
-    // @kernel: arm_smmu_get_resv_regions
-    getResvRegions(dev): IommuResvRegion[] {
-      return [
-        { start: MSI_IOVA_BASE, length: MSI_IOVA_LENGTH, prot: IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_READ, type: "sw-msi" },
-        ...firmwareResvRegions(env, dev),
-      ];
-    },
+    getResvRegions: (dev) => armSmmuResvRegions(env, dev),
   };
 
   return {

@@ -20,12 +20,9 @@ import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuOps } from "../iommu/ops.ts";
 import { pciDeviceGroup } from "../iommu/pci-group.ts";
-import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOr } from "../pgtable/sizes.ts";
-import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import {
-  firmwareResvRegions,
   newUnfinalisedPagingDomain,
   pagingDomainOps,
   pagingFormat,
@@ -36,7 +33,7 @@ import {
   type PagingFormat,
 } from "./domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
-import { MSI_IOVA_BASE, MSI_IOVA_LENGTH } from "./arm-smmu-v3.ts";
+import { armSmmuResvRegions } from "./arm-smmu-v3.ts";
 
 export const DRIVER = "arm-smmu";
 
@@ -262,13 +259,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       const iommu = dev === null ? null : (devIommu(dev)?.iommuDev ?? null);
       return newUnfinalisedPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, iommu === null ? opsPgsizeBitmap : v2(iommu).pgsizeBitmap);
     },
-    // @kernel: arm_smmu_get_resv_regions
-    getResvRegions(dev): IommuResvRegion[] {
-      return [
-        { start: MSI_IOVA_BASE, length: MSI_IOVA_LENGTH, prot: IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_READ, type: "sw-msi" },
-        ...firmwareResvRegions(env, dev),
-      ];
-    },
+    getResvRegions: (dev) => armSmmuResvRegions(env, dev),
   };
 
   return {
