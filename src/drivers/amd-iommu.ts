@@ -8,7 +8,7 @@
  * stage): the AMD v1 replicated-PTE sizes are not modelled.
  */
 import type { Device } from "../base/device.ts";
-import { dmarFindMatchedUnit, type DmarUnitScope } from "../firmware/dmar.ts";
+import { dmarFindMatchedUnit, dmarIncludeAllScope, type DmarUnitScope } from "../firmware/dmar.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
@@ -122,7 +122,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     ops,
     registerBus: null,
     newInstance(desc: IommuInstanceDesc) {
-      const scope = desc.scope ?? { segment: 0, includeAll: true, devices: new Set<string>() };
+      const scope = desc.scope ?? dmarIncludeAllScope();
       const pasidBits = desc.pasidBits ?? 16;
       const it = new IommuDevice(desc.name, DRIVER, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(scope, pasidBits > 0));
       units.push({ scope, iommu: it });

@@ -8,7 +8,7 @@
  * capabilities are compatible.
  */
 import type { Device } from "../base/device.ts";
-import { dmarFindMatchedUnit, type DmarUnitScope } from "../firmware/dmar.ts";
+import { dmarFindMatchedUnit, dmarIncludeAllScope, type DmarUnitScope } from "../firmware/dmar.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
@@ -142,7 +142,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
     ops,
     registerBus: null,
     newInstance(desc: IommuInstanceDesc) {
-      const scope = desc.scope ?? { segment: 0, includeAll: true, devices: new Set<string>() };
+      const scope = desc.scope ?? dmarIncludeAllScope();
       const bitmap = desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G;
       const superpage = bitmap >= SZ_4K + SZ_2M + SZ_1G ? 2 : bitmap >= SZ_4K + SZ_2M ? 1 : 0;
       const pasidBits = desc.pasidBits ?? 20;

@@ -15,6 +15,11 @@ export interface DmarUnitScope {
   devices: ReadonlySet<string>;
 }
 
+/** The scope of a unit whose firmware entry says nothing else: INCLUDE_PCI_ALL on segment 0. */
+export function dmarIncludeAllScope(): DmarUnitScope {
+  return { segment: 0, includeAll: true, devices: new Set<string>() };
+}
+
 /** True if `dev` or one of the bridges above it is named in the explicit scope. */
 export function dmarScopeNames(scope: DmarUnitScope, dev: Device): boolean {
   for (let d: Device | null = dev; d !== null; d = d.parent) {

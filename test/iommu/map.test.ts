@@ -187,6 +187,16 @@ describe("bad input to iommu_map / iommu_unmap: errno, and the tables unchanged"
     };
   }
 
+  /** The domain is as `before` found it (tables, mapped bytes, translations, invalidations), with exactly these new findings. */
+  function expectUnchanged(d: IommuDomain, before: DomainState, findings: string[]): void {
+    const after = stateOf(d);
+    expect(tableChange(before.table, after.table)).toEqual({ pages: 0, bytes: 0, firstChangedWord: -1 });
+    expect(after.mapped).toBe(before.mapped);
+    expect(after.translations).toEqual(PROBES.map(refPhys));
+    expect(after.tlb).toEqual(before.tlb);
+    expect(newFindings(d, before)).toEqual(findings);
+  }
+
   /** Finding kinds the page table reported since `before`. */
   function newFindings(d: IommuDomain, before: DomainState): string[] {
     return d.ops.stats!(d).findings.slice(before.findings).map((f) => f.split(" ")[0]!);
@@ -233,12 +243,7 @@ describe("bad input to iommu_map / iommu_unmap: errno, and the tables unchanged"
     const r = iommuMap(d, iova, pa, size, RW);
     if (errno === 0) expect(r).toBe(0);
     else expect(r).toMatchObject({ errno });
-    const after = stateOf(d);
-    expect(tableChange(before.table, after.table)).toEqual({ pages: 0, bytes: 0, firstChangedWord: -1 });
-    expect(after.mapped).toBe(before.mapped);
-    expect(after.translations).toEqual(PROBES.map(refPhys));
-    expect(after.tlb).toEqual(before.tlb);
-    expect(newFindings(d, before)).toEqual(findings);
+    expectUnchanged(d, before, findings);
   });
 
   type UnmapCase = [name: string, iova: number, size: number, findings: string[]];
@@ -263,13 +268,8 @@ describe("bad input to iommu_map / iommu_unmap: errno, and the tables unchanged"
     const { d } = populated();
     const before = stateOf(d);
     expect(iommuUnmap(d, iova, size)).toBe(0);
-    const after = stateOf(d);
-    expect(tableChange(before.table, after.table)).toEqual({ pages: 0, bytes: 0, firstChangedWord: -1 });
-    expect(after.mapped).toBe(before.mapped);
-    expect(after.translations).toEqual(PROBES.map(refPhys));
     // iommu_unmap always syncs the gather, but nothing was unmapped: no page or walk invalidation.
-    expect(after.tlb).toEqual(before.tlb);
-    expect(newFindings(d, before)).toEqual(findings);
+    expectUnchanged(d, before, findings);
   });
 
   it("EEXIST on a later map_pages call: the core unmaps what the call mapped, the level-3 table it needed stays", () => {
