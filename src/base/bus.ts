@@ -33,7 +33,6 @@ export class BusType {
   readonly devices: Device[] = [];
   readonly drivers: DeviceDriver[] = [];
   readonly notifiers: NotifierBlock[] = [];
-  driversAutoprobe = true;
   /** `bus->dma_configure`: firmware IOMMU setup, then DMA ownership for a bound driver. */
   dmaConfigure: ((dev: Device) => Path<0 | KError>) | null = null;
   /** `bus->dma_cleanup`: undoes the ownership part of dma_configure. */

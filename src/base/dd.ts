@@ -45,9 +45,6 @@ function reallyProbe(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<Probe
 }
 
 function* reallyProbeBody(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
-  if (dc.deferAllProbes) {
-    return new ProbeFailure(kerr("EPROBE_DEFER", `probing is blocked; ${dev.name} is deferred`), false);
-  }
   // @kernel: device_set_driver
   dev.driver = drv;
   const bus = dev.bus;
@@ -102,7 +99,7 @@ function* driverProbeDevice(dc: DriverCore, drv: DeviceDriver, dev: Device): Pat
   if (isDefer(ret)) {
     yield* driverDeferredProbeAdd(dc, dev);
     // Did a trigger occur while probing? Then retrigger, or the device could be stuck.
-    if (triggerCount !== dc.deferredTriggerCount && !dc.deferAllProbes) yield* driverDeferredProbeTrigger(dc);
+    if (triggerCount !== dc.deferredTriggerCount) yield* driverDeferredProbeTrigger(dc);
   }
   return ret;
 }
@@ -133,9 +130,9 @@ export function* deviceAttach(dc: DriverCore, dev: Device): Path<0 | 1 | KError>
   return ret;
 }
 
-// @kernel: bus_probe_device (device_initial_probe when drivers_autoprobe)
+// @kernel: bus_probe_device (device_initial_probe: drivers_autoprobe is always on in the model)
 export function* busProbeDevice(dc: DriverCore, dev: Device): Path {
-  if (dev.bus.driversAutoprobe) yield* deviceAttach(dc, dev);
+  yield* deviceAttach(dc, dev);
 }
 
 // @kernel: device_driver_attach (sysfs bind: no deferred-list handling, -EAGAIN for a deferral)
@@ -163,7 +160,6 @@ function* driverRegisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KError
   if (drv.registered) return kerr("EBUSY", `driver ${drv.name} is already registered`);
   drv.bus.drivers.push(drv);
   drv.registered = true;
-  if (!drv.bus.driversAutoprobe) return 0;
   // @kernel: driver_attach (__driver_attach for each device on the bus)
   for (const dev of [...drv.bus.devices]) {
     if (!drv.matches(dev)) continue;

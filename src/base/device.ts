@@ -77,6 +77,3 @@ export class Device extends Mutex {
   }
 }
 
-export function devIsPci(dev: Device): boolean {
-  return dev.pci !== null;
-}

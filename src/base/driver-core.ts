@@ -25,8 +25,6 @@ export class DriverCore {
   deferredWorkQueued = false;
   /** driver_deferred_probe_enable: false until late_initcall (deferred_probe_initcall). */
   driverDeferredProbeEnable = false;
-  /** defer_all_probes (device_block_probing). */
-  deferAllProbes = false;
   /** Model time in milliseconds (jiffies): scenarios advance it; timers fire when it passes them. */
   now = 0;
 

@@ -48,11 +48,6 @@ export function dmaCookie(domain: IommuDomain): IommuDmaCookie | null {
   return domain.cookie as IommuDmaCookie | null;
 }
 
-// @kernel: dma_set_mask
-export function dmaSetMask(dev: Device, bits: number): void {
-  dev.dmaMask = 2 ** bits - 1;
-}
-
 // @kernel: iommu_dma_init_domain (and iova_reserve_iommu_regions)
 function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | KError {
   const granule = domain.pgsizes[0];

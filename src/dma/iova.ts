@@ -22,14 +22,15 @@
  * an IommuSimError.
  */
 import { IommuSimError, kerr, type KError } from "../lib/errno.ts";
-import { isPowerOf2, roundupPowOfTwo } from "./iova/log2.ts";
+import { isPowerOfTwo } from "../lib/bits.ts";
+import { PAGE_SIZE } from "../pgtable/sizes.ts";
+import { roundupPowOfTwo } from "./iova/log2.ts";
 import { IOVA_MAG_SIZE } from "./iova/magazine.ts";
 import { IOVA_DEPOT_DELAY_MS, IOVA_RANGE_CACHE_MAX_SIZE, IovaRcaches } from "./iova/rcache.ts";
 import { RB_NIL, RangeTree } from "./iova/rbtree.ts";
 
 export { IOVA_DEPOT_DELAY_MS, IOVA_MAG_SIZE, IOVA_RANGE_CACHE_MAX_SIZE };
 
-export const PAGE_SIZE = 4096;
 
 /** The anchor's pfn_lo and pfn_hi: the model's ~0UL. */
 export const IOVA_ANCHOR = Number.MAX_SAFE_INTEGER;
@@ -56,7 +57,7 @@ export function iovaRcacheRange(): number {
  */
 // @kernel: init_iova_domain
 export function initIovaDomain(granule: number, startPfn: number, opts: IovaDomainOptions = {}): IovaDomain | KError {
-  if (!isPowerOf2(granule) || granule > PAGE_SIZE) {
+  if (!isPowerOfTwo(granule) || granule > PAGE_SIZE) {
     return kerr("EINVAL", `IOVA granule ${granule} is not a power of two of at most PAGE_SIZE (${PAGE_SIZE})`);
   }
   const nrCpus = opts.nrCpus ?? 1;

@@ -45,7 +45,6 @@ export const HT_RANGE_END = 0xffffffffff;
 
 export class AmdIommu {
   constructor(
-    readonly scope: DmarUnitScope,
     /** GIOSUP: the unit can use v2 (guest) page tables, hence PASID-capable RID domains. */
     readonly v2Supported: boolean,
   ) {}
@@ -65,8 +64,8 @@ export class AmdIommu {
 
 export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
-  const identity = staticIdentityDomain(DRIVER);
-  const blocked = staticBlockedDomain(DRIVER);
+  const identity = staticIdentityDomain();
+  const blocked = staticBlockedDomain();
   const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
 
   // @kernel: amd_iommu_domain_alloc_paging_flags
@@ -124,7 +123,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     newInstance(desc: IommuInstanceDesc) {
       const scope = desc.scope ?? dmarIncludeAllScope();
       const pasidBits = desc.pasidBits ?? 16;
-      const it = new IommuDevice(desc.name, DRIVER, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(scope, pasidBits > 0));
+      const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(pasidBits > 0));
       units.push({ scope, iommu: it });
       return it;
     },

@@ -52,10 +52,8 @@ export class ArmSmmuDevice {
   s1Format: PagingFormat | null = null;
   constructor(
     readonly sidBits: number,
-    readonly ssidBits: number,
     readonly pgsizeBitmap: number,
     readonly ias: number,
-    readonly oas: number,
   ) {}
 }
 
@@ -84,8 +82,8 @@ function s1Format(iommu: IommuDevice): PagingFormat {
 
 export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const instances: IommuDevice[] = [];
-  const identity = staticIdentityDomain(DRIVER);
-  const blocked = staticBlockedDomain(DRIVER);
+  const identity = staticIdentityDomain();
+  const blocked = staticBlockedDomain();
 
   // @kernel: arm_smmu_get_by_fwnode
   const getByFwnode = (dev: Device): IommuDevice | null => {
@@ -186,14 +184,8 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     registerBus: null,
     newInstance(desc: IommuInstanceDesc) {
       const ssid = desc.pasidBits ?? 20;
-      const smmu = new ArmSmmuDevice(
-        desc.sidBits ?? 32,
-        ssid,
-        desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G,
-        desc.ias ?? 48,
-        desc.oas ?? 48,
-      );
-      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, ssid > 0 ? 2 ** ssid : 0, smmu);
+      const smmu = new ArmSmmuDevice(desc.sidBits ?? 32, desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G, desc.ias ?? 48);
+      const it = new IommuDevice(desc.name, desc.fwnode, ssid > 0 ? 2 ** ssid : 0, smmu);
       instances.push(it);
       return it;
     },

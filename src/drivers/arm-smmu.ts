@@ -193,8 +193,8 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
 
   const ops: IommuOps = {
     name: DRIVER,
-    identityDomain: staticIdentityDomain(DRIVER),
-    blockedDomain: staticBlockedDomain(DRIVER),
+    identityDomain: staticIdentityDomain(),
+    blockedDomain: staticBlockedDomain(),
     // @kernel: arm_smmu_of_xlate (fwid = StreamID | SMR mask << 16)
     ofXlate(dev, args) {
       const fwspec = devIommuFwspecGet(dev);
@@ -270,7 +270,7 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       const sidBits = desc.sidBits ?? 15;
       const mask = 2 ** sidBits - 1;
       const smmu = new ArmSmmuV2(desc.streamMapEntries ?? 128, mask, mask, desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G);
-      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, smmu);
+      const it = new IommuDevice(desc.name, desc.fwnode, 0, smmu);
       instances.push(it);
       return it;
     },

@@ -189,21 +189,21 @@ export function pagingPriv(d: IommuDomain): PagingDomainPriv {
   return d.priv as PagingDomainPriv;
 }
 
-/** A static domain every device of the driver can attach to (no instance check). */
-export function staticDomain(type: number, name: string): IommuDomain {
+/** A static domain every device of the driver can attach to (no instance check): one per driver, as `ops->identity_domain` and `ops->blocked_domain` are. */
+export function staticDomain(type: number): IommuDomain {
   const ops: IommuDomainOps = {
     attachDev: () => 0,
     setDevPasid: () => 0,
   };
-  return new IommuDomain(type, ops, true, null, undefined, undefined, name);
+  return new IommuDomain(type, ops, true);
 }
 
-export function staticIdentityDomain(driver: string): IommuDomain {
-  return staticDomain(IOMMU_DOMAIN_IDENTITY, `${driver} identity`);
+export function staticIdentityDomain(): IommuDomain {
+  return staticDomain(IOMMU_DOMAIN_IDENTITY);
 }
 
-export function staticBlockedDomain(driver: string): IommuDomain {
-  return staticDomain(IOMMU_DOMAIN_BLOCKED, `${driver} blocked`);
+export function staticBlockedDomain(): IommuDomain {
+  return staticDomain(IOMMU_DOMAIN_BLOCKED);
 }
 
 function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"], unfinalisedErrno: "ENODEV" | "EINVAL"): IoPgtableOps | KError {

@@ -21,9 +21,8 @@ export interface IommuInstanceDesc {
   scope?: DmarUnitScope;
   /** Page sizes the hardware supports, as a bitmap number (sums of powers of two). */
   pgsizeBitmap?: number;
-  /** Input (IOVA) and output address bits. */
+  /** Input (IOVA) address bits. */
   ias?: number;
-  oas?: number;
   /** StreamID width (SMMU). */
   sidBits?: number;
   /** PASID / SubstreamID width; 0 for none. */

@@ -50,7 +50,6 @@ export const IOAPIC_RANGE_SIZE = 0x100000;
 /** struct intel_iommu (the parts the model needs). */
 export class IntelIommu {
   constructor(
-    readonly scope: DmarUnitScope,
     /** cap_super_page_val: 0 none, 1 = 2M, 2 = 2M and 1G. */
     readonly superpage: number,
     /** Address width the unit supports (agaw), 39 or 48. */
@@ -77,8 +76,8 @@ function unitOf(iommu: IommuDevice): IntelIommu {
 
 export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
-  const identity = staticIdentityDomain(DRIVER);
-  const blocked = staticBlockedDomain(DRIVER);
+  const identity = staticIdentityDomain();
+  const blocked = staticBlockedDomain();
 
   // @kernel: paging_domain_compatible (the unit must support the domain's superpages and width)
   const domainOps = pagingDomainOps(env, (d, dev) => {
@@ -146,7 +145,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
       const bitmap = desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G;
       const superpage = bitmap >= SZ_4K + SZ_2M + SZ_1G ? 2 : bitmap >= SZ_4K + SZ_2M ? 1 : 0;
       const pasidBits = desc.pasidBits ?? 20;
-      const it = new IommuDevice(desc.name, DRIVER, null, pasidBits > 0 ? 2 ** pasidBits : 0, new IntelIommu(scope, superpage, desc.ias ?? 48));
+      const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new IntelIommu(superpage, desc.ias ?? 48));
       // DRHD units with explicit scopes are searched before INCLUDE_PCI_ALL ones.
       units.push({ scope, iommu: it });
       return it;

@@ -32,7 +32,7 @@ export const MOCK_PASID_WIDTH = 20;
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
-  const blocking = staticBlockedDomain("mock");
+  const blocking = staticBlockedDomain();
   // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
   // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
   const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...pagingOps } = pagingDomainOps(env, () => 0);
@@ -78,7 +78,7 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     ops,
     registerBus: env.mockBus,
     newInstance(desc: IommuInstanceDesc) {
-      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 2 ** MOCK_PASID_WIDTH);
+      const it = new IommuDevice(desc.name, desc.fwnode, 2 ** MOCK_PASID_WIDTH);
       mockIommu = it;
       return it;
     },

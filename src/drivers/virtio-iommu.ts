@@ -79,8 +79,8 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
 
   const ops: IommuOps = {
     name: DRIVER,
-    identityDomain: staticIdentityDomain(DRIVER),
-    blockedDomain: staticBlockedDomain(DRIVER),
+    identityDomain: staticIdentityDomain(),
+    blockedDomain: staticBlockedDomain(),
     // @kernel: viommu_of_xlate
     ofXlate(dev, args) {
       return iommuFwspecAddIds(dev, args.slice(0, 1));
@@ -112,7 +112,7 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     ops,
     registerBus: null,
     newInstance(desc: IommuInstanceDesc) {
-      const it = new IommuDevice(desc.name, DRIVER, desc.fwnode, 0, new ViommuDev(desc.pgsizeBitmap ?? SZ_4K, desc.ias ?? 48));
+      const it = new IommuDevice(desc.name, desc.fwnode, 0, new ViommuDev(desc.pgsizeBitmap ?? SZ_4K, desc.ias ?? 48));
       instances.push(it);
       return it;
     },

@@ -11,15 +11,10 @@ import type { IommuDomain } from "./domain.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import type { IommuOps } from "./ops.ts";
 
-// include/linux/iommu.h
-export const IOMMU_FWSPEC_PCI_RC_ATS = 1 << 0;
-export const IOMMU_FWSPEC_PCI_RC_CANWBS = 1 << 1;
-
 const NO_IDS: readonly number[] = Object.freeze([]);
 
 /** struct iommu_fwspec */
 export class IommuFwspec {
-  flags = 0;
   /** Replaced, never grown in place: a fwspec usually holds one id, so its array is sized exactly. */
   ids: readonly number[] = NO_IDS;
   constructor(readonly iommuFwnode: FwnodeHandle | null) {}
@@ -37,7 +32,6 @@ export class DevIommu implements DevIommuFwd {
   attachDeferred = false;
   pci32bitWorkaround = false;
   requireDirect = false;
-  shadowOnFlush = false;
   /** The RID domain the driver has this device attached to (the driver's view, set by attach_dev). */
   domain: IommuDomain | null = null;
 }

@@ -8,7 +8,6 @@ import type { Device } from "../base/device.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { devHasIommu, devIommuOps } from "./dev-iommu.ts";
 import {
-  IOMMU_DOMAIN_BLOCKED,
   IOMMU_DOMAIN_IDENTITY,
   IOMMU_DOMAIN_UNMANAGED,
   type IommuDomain,
@@ -20,7 +19,6 @@ import type { IommuOps } from "./ops.ts";
 // include/uapi/linux/iommufd.h: IOMMU_HWPT_ALLOC_* flags the core passes through
 export const IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0;
 export const IOMMU_HWPT_ALLOC_DIRTY_TRACKING = 1 << 1;
-export const IOMMU_HWPT_FAULT_ID_VALID = 1 << 2;
 export const IOMMU_HWPT_ALLOC_PASID = 1 << 3;
 
 /** Gives a domain its model id and lists it as live, the first time the core holds it. */
@@ -106,10 +104,6 @@ export function iommuDomainFree(k: IommuCore, d: IommuDomain): void {
 export function domainIommuOpsCompatible(ops: IommuOps, d: IommuDomain): boolean {
   if (d.owner === ops) return true;
   return d === ops.blockedDomain || d === ops.identityDomain;
-}
-
-export function isBlockedType(d: IommuDomain): boolean {
-  return d.type === IOMMU_DOMAIN_BLOCKED;
 }
 
 // @kernel: iommu_domain_alloc (v6.8-v6.12, removed in v6.13: ops from the bus, no device)

@@ -12,17 +12,12 @@ import type { IommuDevice } from "./iommu-device.ts";
 
 /** struct group_device */
 export class GroupDevice {
-  constructor(
-    readonly dev: Device,
-    /** The link name under devices/. */
-    readonly name: string,
-  ) {}
+  constructor(readonly dev: Device) {}
 }
 
-/** A pasid_array entry: the domain attached at that PASID (and the handle, if iommufd gave one). */
+/** A pasid_array entry: the domain attached at that PASID (no iommufd attach handles are modelled). */
 export interface PasidEntry {
   domain: IommuDomain;
-  handle: unknown;
 }
 
 /** struct iommu_group (its `mutex` is embedded, as in the kernel). */
@@ -51,7 +46,6 @@ export class IommuGroup extends Mutex implements IommuGroupFwd {
   get hasPasids(): boolean {
     return this.pasids !== null && this.pasids.size > 0;
   }
-  name: string | null = null;
   /** References (`devices_kobj`): one per member plus external holders. */
   refcount = 1;
   /** Queued on a bus_iommu_probe group_list awaiting its default domain (`group->entry`). */

@@ -10,16 +10,18 @@ import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_DMA_FQ, IOMMU_DOMAIN_IDENTITY } from "./
 import { IOMMU_CMD_LINE_DMA_API, IOMMU_CMD_LINE_STRICT, type IommuCore } from "./iommu-core.ts";
 import { iommuBusNotifier } from "./probe.ts";
 
-/** Kconfig choices that set the defaults the command line may override. */
+/**
+ * Kconfig choices that set the defaults the command line may override.
+ * CONFIG_IOMMU_DEFAULT_PASSTHROUGH is taken as off (the distributions'
+ * choice); `iommu.passthrough=1` gives the same default domain type.
+ */
 export interface IommuKconfig {
-  /** CONFIG_IOMMU_DEFAULT_PASSTHROUGH */
-  defaultPassthrough: boolean;
   /** CONFIG_IOMMU_DEFAULT_DMA_STRICT (lazy is the default on x86 and s390) */
   defaultDmaStrict: boolean;
 }
 
 export function kconfigFor(arch: "x86" | "arm64"): IommuKconfig {
-  return { defaultPassthrough: false, defaultDmaStrict: arch !== "x86" };
+  return { defaultDmaStrict: arch !== "x86" };
 }
 
 // @kernel: kstrtobool
@@ -78,11 +80,8 @@ export function iommuParseCmdline(k: IommuCore, kc: IommuKconfig, cmdline: strin
 }
 
 // @kernel: iommu_subsys_init
-export function iommuSubsysInit(k: IommuCore, kc: IommuKconfig): void {
-  if ((k.cmdLine & IOMMU_CMD_LINE_DMA_API) === 0) {
-    if (kc.defaultPassthrough) setDefaultPassthrough(k, false);
-    else setDefaultTranslated(k, false);
-  }
+export function iommuSubsysInit(k: IommuCore): void {
+  if ((k.cmdLine & IOMMU_CMD_LINE_DMA_API) === 0) setDefaultTranslated(k, false);
   if (k.defDomainType !== IOMMU_DOMAIN_IDENTITY && !k.dmaStrict) k.defDomainType = IOMMU_DOMAIN_DMA_FQ;
   for (const bus of k.iommuBuses) busRegisterNotifier(bus, iommuBusNotifier(k));
 }

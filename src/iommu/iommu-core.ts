@@ -40,8 +40,6 @@ export class IommuCore implements TraceCtx {
   dmaStrict = true;
   /** iommu_cmd_line */
   cmdLine = 0;
-  /** pci_request_acs() was called (DT systems, from of_iommu_configure). */
-  pciAcsRequested = false;
   /** Unprobed devices indexed by the IOMMU their firmware names (a model speed-up, exact). */
   readonly probeIndex = new ProbeIndex();
   /** How bus_iommu_probe picks devices: via the index, or every device on the bus as the kernel does. */

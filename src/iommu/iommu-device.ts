@@ -30,8 +30,6 @@ export class IommuDevice {
   constructor(
     /** The instance's name (`iommu_device_sysfs_add` fmt, /sys/class/iommu/<name>). */
     readonly name: string,
-    /** The driver name, e.g. `arm-smmu-v3`. */
-    readonly driver: string,
     fwnode: FwnodeHandle | null,
     maxPasids = 0,
     /** Driver-private instance data (struct arm_smmu_device, struct intel_iommu, ...). */

@@ -18,8 +18,6 @@ export class IommuIotlb {
   private readonly pages = new Float64Array(IOTLB_ENTRIES);
   /** The cached permissions (IOMMU_* bits of the leaf, as the table's iovaProt read them). */
   private readonly prots = new Uint8Array(IOTLB_ENTRIES);
-  /** Entries dropped by invalidations since creation (for tests and the snapshot). */
-  invalidations = 0;
 
   constructor(
     /** The translation granule (the domain's smallest page). */
@@ -63,20 +61,12 @@ export class IommuIotlb {
     }
     for (let pfn = first; pfn <= last; pfn++) {
       const s = this.slot(pfn);
-      if (this.tags[s] === pfn + 1) {
-        this.tags[s] = 0;
-        this.invalidations++;
-      }
+      if (this.tags[s] === pfn + 1) this.tags[s] = 0;
     }
   }
 
   invalidateAll(): void {
-    for (let s = 0; s < IOTLB_ENTRIES; s++) {
-      if (this.tags[s] !== 0) {
-        this.tags[s] = 0;
-        this.invalidations++;
-      }
-    }
+    this.tags.fill(0);
   }
 
   /** Valid entries (for the snapshot). */

@@ -65,8 +65,6 @@ function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle
   const devIommuPresent = devIommu(dev) !== null;
   let err: 0 | KError;
   if (dev.pci !== null) {
-    // @kernel: pci_request_acs
-    k.pciAcsRequested = true;
     err = pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0);
   } else {
     err = ofIommuConfigureDev(k, dev, masterNp);

@@ -76,7 +76,7 @@ function* attachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: numb
   if (ret === 0 && group.pasidArray.has(pasid)) ret = kerr("EBUSY", `PASID ${pasid} of ${group} is already attached`);
   if (ret === 0) {
     ret = setPasidOnMembers(k, group, domain, pasid, null);
-    if (ret === 0) group.pasidArray.set(pasid, { domain, handle: null });
+    if (ret === 0) group.pasidArray.set(pasid, { domain });
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
@@ -122,7 +122,7 @@ function* replaceBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: num
   if (cur === undefined) ret = kerr("EINVAL", `PASID ${pasid} of ${group} is not attached: nothing to replace`);
   else if (cur.domain !== domain) {
     ret = setPasidOnMembers(k, group, domain, pasid, cur.domain);
-    if (ret === 0) group.pasidArray.set(pasid, { domain, handle: null });
+    if (ret === 0) group.pasidArray.set(pasid, { domain });
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;

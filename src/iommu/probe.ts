@@ -96,7 +96,7 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
     return err;
   }
   // The device must be on the group's list before default-domain setup looks at the members.
-  const gdev = new GroupDevice(dev, dev.name);
+  const gdev = new GroupDevice(dev);
   group.addDevice(gdev);
   if (group.defaultDomain !== null && group.domain === null) {
     k.warn("__iommu_probe_device", dev.name, `${group} has a default domain but no current domain`);

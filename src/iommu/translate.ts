@@ -19,6 +19,7 @@
  * access and never caches anything.
  */
 import type { Device } from "../base/device.ts";
+import { hex } from "../lib/bits.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { devIommu } from "./dev-iommu.ts";
 import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "./domain.ts";
@@ -74,9 +75,6 @@ function fault(k: IommuCore, domain: IommuDomain, dev: Device, pages: DmaPage[],
   return { domain, pages, fault: iova, faultReason: reason, faultType: type, faultFlags: flags, faultRet: ret };
 }
 
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
 
 /** Why `prot` does not let `write` through, for a fault message. */
 function permissionReason(domain: IommuDomain, iova: number, prot: number, write: boolean, cached: boolean): string {

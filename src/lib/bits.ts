@@ -15,13 +15,6 @@ export function ctz(x: number): number {
   return 32 + 31 - Math.clz32(hi & -hi);
 }
 
-/** Floor of log2 (`__fls`); -1 for zero. */
-export function fls(x: number): number {
-  if (x === 0) return -1;
-  if (x < TWO32) return 31 - Math.clz32(x);
-  return 32 + 31 - Math.clz32(Math.floor(x / TWO32));
-}
-
 /**
  * `x & (a - 1)` for a power-of-two `a`: the offset of x inside an a-aligned
  * block. `%` on numbers above 2^31 is a call to fmod; for a <= 2^31 the low
@@ -46,10 +39,12 @@ export function alignDown(x: number, a: number): number {
   return Math.floor(x / a) * a;
 }
 
+// @kernel: is_power_of_2 (false for 0, negatives and non-integers)
 export function isPowerOfTwo(x: number): boolean {
-  return x > 0 && 2 ** ctz(x) === x;
+  return Number.isInteger(x) && x > 0 && x <= Number.MAX_SAFE_INTEGER && 2 ** ctz(x) === x;
 }
 
+/** An address or size as hex, for messages. */
 export function hex(x: number): string {
   return "0x" + x.toString(16);
 }

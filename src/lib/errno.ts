@@ -38,10 +38,6 @@ export type ErrnoName = keyof typeof ERRNO;
 
 export const ERRNO_NAMES = Object.keys(ERRNO) as ErrnoName[];
 
-export function isErrnoName(s: string): s is ErrnoName {
-  return Object.prototype.hasOwnProperty.call(ERRNO, s);
-}
-
 /** A failure as the kernel would report it: errno name plus a human sentence. */
 export class KError {
   constructor(

@@ -41,12 +41,6 @@ export function ioPgtableTopFootprint(fmt: IoPgtableFmt, cfg: IoPgtableCfgInit):
   }
 }
 
-/** Free every table of ops; the caller must have stopped the hardware using it. */
-// @kernel: free_io_pgtable_ops
-export function freeIoPgtableOps(ops: IoPgtableOps): void {
-  ops.free();
-}
-
 export * from "./types.ts";
 export * from "./sizes.ts";
 export * from "./gather.ts";

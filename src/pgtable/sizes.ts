@@ -7,6 +7,8 @@
  * exact integers below 2^53, which covers every ias/oas up to 52 bits.
  */
 
+import { hex, isPowerOfTwo } from "../lib/bits.ts";
+
 export const SZ_4K = 0x1000;
 export const SZ_16K = 0x4000;
 export const SZ_64K = 0x10000;
@@ -20,15 +22,7 @@ export const SZ_4T = 2 ** 42;
 /** CPU page size the model assumes (the kernel's PAGE_SIZE on x86 and most arm64). */
 export const PAGE_SIZE = SZ_4K;
 
-/** Whether x is a power of two (x > 0). */
-export function isPowerOfTwo(x: number): boolean {
-  if (!Number.isInteger(x) || x <= 0) return false;
-  while (x > 1) {
-    if (x % 2 !== 0) return false;
-    x /= 2;
-  }
-  return true;
-}
+export { hex, isPowerOfTwo };
 
 /** log2 of a power of two; -1 if x is not one. */
 export function ilog2(x: number): number {
@@ -92,9 +86,4 @@ export function bitmapMax(bitmap: number): number {
  */
 export function bitmapCovers(bitmap: number, sz: number): boolean {
   return Number.isInteger(sz) && sz > 0 && bitmapAnd(sz, bitmap) === sz;
-}
-
-/** Format an address or size as hex for messages. */
-export function hex(x: number): string {
-  return "0x" + x.toString(16);
 }

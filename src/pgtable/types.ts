@@ -31,9 +31,6 @@ export const IOMMU_PRIV = 1 << 5;
 
 /* IO_PGTABLE_QUIRK_* bits (include/linux/io-pgtable.h). */
 export const IO_PGTABLE_QUIRK_ARM_NS = 1 << 0;
-export const IO_PGTABLE_QUIRK_NO_PERMS = 1 << 1;
-export const IO_PGTABLE_QUIRK_ARM_MTK_EXT = 1 << 3;
-export const IO_PGTABLE_QUIRK_ARM_MTK_TTBR_EXT = 1 << 4;
 export const IO_PGTABLE_QUIRK_ARM_TTBR1 = 1 << 5;
 export const IO_PGTABLE_QUIRK_ARM_OUTER_WBWA = 1 << 6;
 export const IO_PGTABLE_QUIRK_ARM_HD = 1 << 7;

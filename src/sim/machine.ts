@@ -104,7 +104,7 @@ export class Machine {
     const kc = kconfigFor(this.arch);
     const ret = iommuParseCmdline(this.k, kc, scenario.boot?.cmdline ?? "");
     if (ret !== 0) throw new MachineError(ret.message);
-    iommuSubsysInit(this.k, kc);
+    iommuSubsysInit(this.k);
     installBusDmaOps(this.k, { platform, pci, amba });
 
     const nodes = new Map<string, FwnodeHandle>();
@@ -225,11 +225,11 @@ export class Machine {
         }
         let pbus: PciBus;
         if (parent?.pci) {
-          pbus = parent.pci.subordinate ?? new PciBus(a.segment, a.bus, parent, parent.pci.bus, host);
+          pbus = parent.pci.subordinate ?? new PciBus(a.bus, parent, parent.pci.bus, host);
           parent.pci.subordinate = pbus;
         } else {
           const key = `${a.segment}:${a.bus}`;
-          pbus = roots.get(key) ?? new PciBus(a.segment, a.bus, null, null, host);
+          pbus = roots.get(key) ?? new PciBus(a.bus, null, null, host);
           roots.set(key, pbus);
         }
         const aliases = (spec["dma-alias"] ?? []).map((s) => {
@@ -238,7 +238,7 @@ export class Machine {
           const [dd, f] = s.split(".");
           return (parseInt(dd!, 16) << 3) | parseInt(f!, 10);
         });
-        const pdev = new PciDev(a.segment, pbus, a.devfn, {
+        const pdev = new PciDev(pbus, a.devfn, {
           type: (spec.type ?? "endpoint") as PciDevType,
           acs: spec.acs === undefined ? null : spec.acs.reduce((m, c) => m | ACS_BITS[c]!, 0),
           multifunction: spec.multifunction ?? false,

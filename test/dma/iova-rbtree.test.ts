@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkRangeTree } from "../../src/dma/iova/check.ts";
-import { flsLong, isPowerOf2, orderBase2, roundupPowOfTwo } from "../../src/dma/iova/log2.ts";
+import { flsLong, orderBase2, roundupPowOfTwo } from "../../src/dma/iova/log2.ts";
+import { isPowerOfTwo as isPowerOf2 } from "../../src/lib/bits.ts";
 import { RB_NIL, RangeTree } from "../../src/dma/iova/rbtree.ts";
 
 function inOrder(t: RangeTree): number[] {

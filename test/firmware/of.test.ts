@@ -64,12 +64,12 @@ describe("PCI iommu-map (of_map_id)", () => {
 describe("DMAR device scopes (dmar_find_matched_drhd_unit)", () => {
   const bus = new BusType("pci");
   const host = new PciHostBridge(0, null);
-  const root = new PciBus(0, 0, null, null, host);
+  const root = new PciBus(0, null, null, host);
   const spec = { type: "endpoint" as const, acs: null, multifunction: false, dmaAliasDevfns: [], bridgeXlateRoot: false, pcieBridgeAlias: false, untrusted: false, maxPasids: 0 };
-  const gpu = new Device("0000:00:02.0", bus, null, null, new PciDev(0, root, 0x10, spec));
-  const rp = new Device("0000:00:1c.0", bus, null, null, new PciDev(0, root, 0xe0, { ...spec, type: "root-port" }));
-  const sub = new PciBus(0, 1, rp, root, host);
-  const nic = new Device("0000:01:00.0", bus, rp, null, new PciDev(0, sub, 0, spec));
+  const gpu = new Device("0000:00:02.0", bus, null, null, new PciDev(root, 0x10, spec));
+  const rp = new Device("0000:00:1c.0", bus, null, null, new PciDev(root, 0xe0, { ...spec, type: "root-port" }));
+  const sub = new PciBus(1, rp, root, host);
+  const nic = new Device("0000:01:00.0", bus, rp, null, new PciDev(sub, 0, spec));
   const plat = new Device("serial", new BusType("platform"), null, null);
   const units = [
     { name: "all", scope: { segment: 0, includeAll: true, devices: new Set<string>() } },
@@ -84,7 +84,7 @@ describe("DMAR device scopes (dmar_find_matched_drhd_unit)", () => {
     expect(dmarFindMatchedUnit(units, nic)?.name).toBe("port");
   });
   it("INCLUDE_PCI_ALL catches the rest of its segment's PCI devices, and no platform device", () => {
-    const other = new Device("0000:00:03.0", bus, null, null, new PciDev(0, root, 0x18, spec));
+    const other = new Device("0000:00:03.0", bus, null, null, new PciDev(root, 0x18, spec));
     expect(dmarFindMatchedUnit(units, other)?.name).toBe("all");
     expect(dmarFindMatchedUnit(units, plat)).toBeNull();
   });

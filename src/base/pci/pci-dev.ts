@@ -47,7 +47,6 @@ export const ACS_BITS: Readonly<Record<string, number>> = {
 export class PciBus {
   readonly devices: Device[] = [];
   constructor(
-    readonly segment: number,
     readonly number: number,
     /** The bridge leading to this bus (`bus->self`); null for a root bus. */
     readonly self: Device | null,
@@ -102,7 +101,6 @@ export class PciDev implements PciDevSpec {
   pasidEnabled = false;
 
   constructor(
-    readonly segment: number,
     readonly bus: PciBus,
     readonly devfn: number,
     spec: PciDevSpec,
@@ -117,6 +115,10 @@ export class PciDev implements PciDevSpec {
     this.maxPasids = spec.maxPasids;
   }
 
+  /** The PCI segment (`pci_domain_nr`): its host bridge's. */
+  get segment(): number {
+    return this.bus.host.segment;
+  }
   get slot(): number {
     return this.devfn >> 3;
   }
@@ -153,7 +155,3 @@ export function parsePciName(name: string): { segment: number; bus: number; devf
   return { segment: parseInt(m[1]!, 16), bus: parseInt(m[2]!, 16), devfn: (slot << 3) | parseInt(m[4]!, 10) };
 }
 
-export function pciName(segment: number, bus: number, devfn: number): string {
-  const h = (n: number, w: number) => n.toString(16).padStart(w, "0");
-  return `${h(segment, 4)}:${h(bus, 2)}:${h(devfn >> 3, 2)}.${devfn & 7}`;
-}

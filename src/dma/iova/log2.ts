@@ -25,7 +25,3 @@ export function orderBase2(x: number): number {
   return x <= 1 ? 0 : flsLong(x - 1);
 }
 
-// @kernel: is_power_of_2
-export function isPowerOf2(x: number): boolean {
-  return Number.isInteger(x) && x > 0 && POW2[flsLong(x) - 1] === x;
-}

@@ -321,7 +321,6 @@ export const scenarioSchema = z
 export type Scenario = z.infer<typeof scenarioSchema>;
 export type IommuSpec = z.infer<typeof iommuSchema>;
 export type DeviceSpec = z.infer<typeof deviceSchema>;
-export type DriverSpec = z.infer<typeof driverSchema>;
 export type EventSpec = z.infer<typeof eventSchema>;
 export type ExpectSpec = z.infer<typeof expectSchema>;
 
