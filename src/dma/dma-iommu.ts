@@ -79,10 +79,14 @@ function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | 
  * tests, so that V8 inlines it into the map and unmap paths (only this layer
  * sets a domain's cookie, and only to an IommuDmaCookie).
  */
-// @kernel: iommu_get_dma_domain
 function dmaReadyCookie(dev: Device): IommuDmaCookie | null {
-  if (!dev.dmaIommu) return null;
-  return (devGroup(dev)?.defaultDomain?.cookie ?? null) as IommuDmaCookie | null;
+  return (dmaApiDomain(dev)?.cookie ?? null) as IommuDmaCookie | null;
+}
+
+/** The domain the DMA API maps `dev`'s buffers through now: its group's default domain if it uses iommu-dma, else null (dma-direct). */
+// @kernel: iommu_get_dma_domain
+export function dmaApiDomain(dev: Device): IommuDomain | null {
+  return dev.dmaIommu ? (devGroup(dev)?.defaultDomain ?? null) : null;
 }
 
 /** The cookie of `dev`'s DMA domain, set up on first use; null when the device does not use iommu-dma. */

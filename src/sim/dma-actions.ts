@@ -7,6 +7,7 @@
 import type { Device } from "../base/device.ts";
 import type { Path } from "../base/path.ts";
 import {
+  dmaApiDomain,
   dmaCookie,
   dmaIovaQueued,
   dmaMapPageChecked,
@@ -17,13 +18,12 @@ import {
   type DmaDataDirection,
   type FqFlushHook,
 } from "../dma/dma-iommu.ts";
-import { devGroup } from "../iommu/dev-iommu.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommuMap, iommuUnmap } from "../iommu/map.ts";
 import { iommuDeviceDma } from "../iommu/translate.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { findDomain } from "./domain-actions.ts";
-import type { Machine } from "./machine.ts";
+import type { DmaHandle, Machine } from "./machine.ts";
 import { parseSize } from "./scenario/schema.ts";
 
 type Size = number | string;
@@ -42,9 +42,23 @@ function fqFlushTracer(m: Machine): FqFlushHook {
 
 /** Hooks the trace onto the flush queue of `dev`'s DMA domain, once its cookie exists (iommu_dma_init_domain runs on first use). */
 function traceFlushQueue(m: Machine, dev: Device): void {
-  const domain = devGroup(dev)?.defaultDomain ?? null;
+  const domain = dmaApiDomain(dev);
   const c = domain === null ? null : dmaCookie(domain);
   if (c !== null && c.fq !== null && c.fqFlushHook === null) c.fqFlushHook = fqFlushTracer(m);
+}
+
+/**
+ * A live handle whose device no longer maps through the domain it was mapped
+ * in (its group's default domain changed, or the device was removed): its
+ * DMA address means nothing there, and unmapping it would free whatever
+ * now holds that IOVA. The kernel trusts the driver not to do this; the
+ * model refuses it.
+ */
+function staleHandle(dev: Device, name: string, h: DmaHandle): KError | null {
+  const now = dmaApiDomain(dev);
+  if (now === h.domain) return null;
+  const was = h.domain === null ? "dma-direct" : String(h.domain);
+  return kerr("EINVAL", `DMA handle '${name}' was mapped through ${was}, but ${h.device} now uses ${now === null ? "dma-direct" : String(now)}: that mapping went with the old domain`);
 }
 
 export function* map(m: Machine, ref: string | number, iova: Size, paddr: Size, size: Size, prot: "r" | "w" | "rw"): Path<0 | KError> {
@@ -78,7 +92,7 @@ export function* dmaMap(
     traceFlushQueue(m, dev);
     if (isErr(r)) return r;
     // What iommu_dma_unmap_sg works from: the first entry's DMA address and where the last entry ends.
-    m.dmaHandles.set(name, { device, dma: r.dma, size: r.end - r.dma, live: true, sg: true });
+    m.dmaHandles.set(name, { device, domain: dmaApiDomain(dev), dma: r.dma, size: r.end - r.dma, live: true, sg: true });
     m.lastValue = r.dma;
     return 0;
   }
@@ -86,7 +100,7 @@ export function* dmaMap(
   const dma = dmaMapPageChecked(dev, parseSize(paddr), parseSize(size), dir);
   traceFlushQueue(m, dev);
   if (isErr(dma)) return dma;
-  m.dmaHandles.set(name, { device, dma, size: parseSize(size), live: true, sg: false });
+  m.dmaHandles.set(name, { device, domain: dmaApiDomain(dev), dma, size: parseSize(size), live: true, sg: false });
   m.lastValue = dma;
   return 0;
 }
@@ -96,6 +110,8 @@ export function* dmaUnmap(m: Machine, device: string, name: string): Path<0 | KE
   if (h === undefined || !h.live) return kerr("ENOENT", `no live DMA handle '${name}'`);
   if (h.device !== device) return kerr("EINVAL", `DMA handle '${name}' belongs to ${h.device}, not ${device}`);
   const dev = m.devices.get(device)!.dev;
+  const stale = staleHandle(dev, name, h);
+  if (stale !== null) return stale;
   traceFlushQueue(m, dev);
   m.lastValue = h.sg ? dmaUnmapSg(dev, h.dma, h.dma + h.size, m.dc.now) : dmaUnmapPage(dev, h.dma, h.size, m.dc.now);
   h.live = false;
@@ -116,6 +132,7 @@ export function* deviceDma(
   if (handle !== undefined) {
     const h = m.dmaHandles.get(handle);
     if (h === undefined) return kerr("ENOENT", `no DMA handle '${handle}'`);
+    if (h.device !== device) return kerr("EINVAL", `DMA handle '${handle}' belongs to ${h.device}, not ${device}`);
     addr = h.dma;
     if (size === undefined) len = h.size;
   } else if (iova !== undefined) {

@@ -44,6 +44,8 @@ export interface EventRecord {
 /** A DMA mapping a dma_map event made. */
 export interface DmaHandle {
   device: string;
+  /** The domain the buffer was mapped through (null: dma-direct); unmapping it elsewhere would free another mapping's IOVA. */
+  domain: IommuDomain | null;
   dma: number;
   size: number;
   live: boolean;

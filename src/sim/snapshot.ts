@@ -80,6 +80,8 @@ export interface DomainSnap {
   dma: DmaDomainStats | null;
 }
 
+export type DmaHandleSnap = Omit<DmaHandle, "domain">;
+
 export interface Snapshot {
   name: string;
   /** The design-axis strategies the run used. */
@@ -97,7 +99,8 @@ export interface Snapshot {
   /** The model's findings: stale IOTLB DMA, page-table quirks the formats reported. */
   findings: string[];
   /** DMA handles dma_map events made. */
-  dma_handles: Record<string, DmaHandle>;
+  /** Named DMA mappings: device, DMA address, size, whether still mapped, whether a scatterlist. */
+  dma_handles: Record<string, DmaHandleSnap>;
   violations: string[];
 }
 
@@ -198,7 +201,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     events: m.events.map((e) => ({ ...e })),
     warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
     findings: [...m.findings, ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
-    dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { ...h }])),
+    dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
     violations: [...violations],
   };
 }

@@ -24,7 +24,7 @@ devices:
 }
 
 /** The NIC's default (DMA) domain in a snapshot. */
-function nicDomain(snap: Snapshot): DomainSnap {
+function nicDomain(snap: Pick<Snapshot, "groups" | "domains">): DomainSnap {
   const id = snap.groups.find((g) => g.devices.includes(NIC))!.default_domain;
   return snap.domains.find((d) => d.id === id)!;
 }
@@ -140,5 +140,38 @@ describe("flush-queue flushes in the trace and the snapshot", () => {
     const r = run(yaml, { trace: false });
     expect(r.machine.dc.trace.records.filter((t) => t.fn === "fq_flush_iotlb")).toEqual([]);
     expect(nicDomain(r.snapshot).dma).toMatchObject({ fq: 0, fq_flushes: 2, fq_full_flushes: 1, fq_timer_flushes: 1 });
+  });
+});
+
+describe("a DMA handle outlives the domain it was mapped in", () => {
+  const map = (name: string) => `dma_map: {device: "${NIC}", name: ${name}, paddr: 0x100000, size: 0x1000}`;
+
+  it("after device_del and device_add (a new default domain at the same IOVA), dma_unmap of the old handle is EINVAL and frees nothing", () => {
+    const { r, before, after } = attempt("iommu.strict=1", [map("a"), `device_del: "${NIC}"`, `device_add: "${NIC}"`, map("b")], `dma_unmap: {device: "${NIC}", name: a}`);
+    expect(r).toBe("EINVAL");
+    expect(after).toEqual(before);
+    // b's mapping is intact: the same IOVA the stale handle named still translates.
+    expect(nicDomain(after).mapped_bytes).toBe(0x1000);
+  });
+
+  it("after the group's default domain changes type through sysfs, the old handle is refused", () => {
+    const { r, before, after } = attempt(
+      "iommu.strict=1",
+      [map("a"), `group_type: {device: "${NIC}", type: identity}`, `group_type: {device: "${NIC}", type: DMA}`],
+      `dma_unmap: {device: "${NIC}", name: a}`,
+    );
+    expect(r).toBe("EINVAL");
+    expect(after).toEqual(before);
+  });
+
+  it("device_dma with a handle of another device is EINVAL", () => {
+    const s = scenario(
+      machineYaml("iommu.strict=1") + `  - {name: "0000:00:02.0", bus: pci}\nevents:\n  - ${map("a")}\n  - device_dma: {device: "0000:00:02.0", handle: a}\n`,
+    );
+    const m = new Machine(s);
+    runPath(bootPath(m, []));
+    expect(runPath(eventPath(m, s.events[0]!).path)).toBe(0);
+    const r = runPath(eventPath(m, s.events[1]!).path);
+    expect(r !== 0 && r.errno).toBe("EINVAL");
   });
 });
