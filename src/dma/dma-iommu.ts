@@ -23,6 +23,13 @@ import { initIovaDomain, type IovaDomain } from "./iova.ts";
 /** DMA_MAPPING_ERROR */
 export const DMA_MAPPING_ERROR = -1;
 
+/**
+ * Why the last dma_map_page returned DMA_MAPPING_ERROR (the kernel logs it,
+ * or says nothing): set only on failure, so a mapping costs nothing extra;
+ * dmaMapPageChecked puts it in its error's sentence.
+ */
+let lastMapFailure = "";
+
 export type DmaDataDirection = "bidirectional" | "to_device" | "from_device";
 
 /**
@@ -210,8 +217,15 @@ export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaData
 /** dma_map_page before the DMA domain's cookie exists: set it up, or map dma-direct. */
 function dmaMapPageFirst(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
   const cookie = dmaDomainCookie(dev);
-  if (cookie === null) return phys + size - 1 <= dev.dmaMask ? phys : DMA_MAPPING_ERROR;
-  if (isErr(cookie)) return DMA_MAPPING_ERROR;
+  if (cookie === null) {
+    if (phys + size - 1 <= dev.dmaMask) return phys;
+    lastMapFailure = `dma-direct: the buffer ends beyond ${dev.name}'s DMA mask 0x${dev.dmaMask.toString(16)} (swiotlb is not modelled)`;
+    return DMA_MAPPING_ERROR;
+  }
+  if (isErr(cookie)) {
+    lastMapFailure = `the DMA domain could not be set up: ${cookie.toString()}`;
+    return DMA_MAPPING_ERROR;
+  }
   return iommuDmaMapPhys(cookie, dev, phys, size, dir);
 }
 
@@ -223,7 +237,10 @@ function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size
   const off = (phys >>> 0) & (gran - 1);
   const pages = granPages(size + off, gran);
   const pfn = iommuDmaAllocIova(cookie, dev, pages, dev.dmaMask);
-  if (pfn === 0) return DMA_MAPPING_ERROR;
+  if (pfn === 0) {
+    lastMapFailure = `no IOVA space for ${pages} granule(s) below ${dev.name}'s DMA mask 0x${dev.dmaMask.toString(16)}`;
+    return DMA_MAPPING_ERROR;
+  }
   const prot = dmaInfoToProt(dir);
   const domain = cookie.domain;
   // One granule, the common case, goes down by frame number (no boxed addresses).
@@ -233,6 +250,7 @@ function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size
       : iommuMap(domain, pfn * gran, phys - off, pages * gran, prot);
   if (r !== 0) {
     iovad.freeIovaFast(pfn, pages);
+    lastMapFailure = `iommu_map failed: ${r.toString()}`;
     return DMA_MAPPING_ERROR;
   }
   return pfn * gran + off;
@@ -253,7 +271,7 @@ export function dmaMapPageChecked(dev: Device, phys: number, size: number, dir: 
   const dma = dmaMapPage(dev, phys, size, dir);
   // @kernel: dma_mapping_error
   if (dma === DMA_MAPPING_ERROR) {
-    return kerr("ENOMEM", `DMA_MAPPING_ERROR: no mapping of 0x${size.toString(16)} bytes at PA 0x${phys.toString(16)} for ${dev.name} (DMA mask 0x${dev.dmaMask.toString(16)})`);
+    return kerr("ENOMEM", `DMA_MAPPING_ERROR: no mapping of 0x${size.toString(16)} bytes at PA 0x${phys.toString(16)} for ${dev.name}: ${lastMapFailure}`);
   }
   return dma;
 }
