@@ -74,10 +74,21 @@ function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | 
     }
   }
   const cookie = new IommuDmaCookie(iovad, domain);
-  // @kernel: iommu_dma_init_fq (DMA-FQ domains of drivers with IOMMU_CAP_DEFERRED_FLUSH)
-  if (domain.type === IOMMU_DOMAIN_DMA_FQ) cookie.fq = new FlushQueue();
   domain.cookie = cookie;
+  if (domain.type === IOMMU_DOMAIN_DMA_FQ) iommuDmaInitFq(domain);
   return cookie;
+}
+
+/**
+ * @kernel: iommu_dma_init_fq — the flush queue of a DMA-FQ domain (drivers
+ * with IOMMU_CAP_DEFERRED_FLUSH), when it becomes DMA-FQ after its cookie
+ * exists too (the sysfs switch). A domain whose cookie is not set up yet
+ * gets its queue with the cookie.
+ */
+export function iommuDmaInitFq(domain: IommuDomain): 0 | KError {
+  const cookie = dmaCookie(domain);
+  if (cookie !== null && cookie.fq === null) cookie.fq = new FlushQueue();
+  return 0;
 }
 
 /**

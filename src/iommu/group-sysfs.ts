@@ -30,8 +30,10 @@ function* storeTypeBody(k: IommuCore, group: IommuGroup, buf: string): Path<0 | 
   yield* mutexLock(k.sched, group.mutex);
   let ret: 0 | KError = 0;
   if (reqType === IOMMU_DOMAIN_DMA_FQ && group.defaultDomain.type === IOMMU_DOMAIN_DMA) {
-    // A flush queue comes up without tearing the domain down.
-    group.defaultDomain.type = IOMMU_DOMAIN_DMA_FQ;
+    // A flush queue comes up without tearing the domain down; if it cannot, the domain stays strict.
+    // @kernel: iommu_dma_init_fq
+    ret = k.dmaInitFq?.(group.defaultDomain) ?? 0;
+    if (ret === 0) group.defaultDomain.type = IOMMU_DOMAIN_DMA_FQ;
   } else if (group.devices.length === 0 || group.ownerCnt > 0) {
     ret = kerr("EPERM", `${group} has a driver bound or an owner (owner_cnt=${group.ownerCnt}); unbind first`);
   } else {

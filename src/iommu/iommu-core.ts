@@ -11,6 +11,7 @@ import { Mutex } from "../base/mutex.ts";
 import type { Sched } from "../base/path.ts";
 import type { TraceCtx } from "../base/traced.ts";
 import { Ida } from "../lib/ida.ts";
+import type { KError } from "../lib/errno.ts";
 import type { Trace } from "../lib/trace.ts";
 import { IOMMU_DOMAIN_DMA, type IommuDomain } from "./domain.ts";
 import type { IommuGroup } from "./group.ts";
@@ -44,6 +45,12 @@ export class IommuCore implements TraceCtx {
   readonly probeIndex = new ProbeIndex();
   /** How bus_iommu_probe picks devices: via the index, or every device on the bus as the kernel does. */
   probeWalk: "indexed" | "literal" = "indexed";
+  /**
+   * iommu_dma_init_fq, which the DMA layer (above this one) provides: the
+   * sysfs switch of a DMA domain to DMA-FQ brings its flush queue up first.
+   * Null when no DMA layer is wired in: the switch then only changes the type.
+   */
+  dmaInitFq: ((domain: IommuDomain) => 0 | KError) | null = null;
 
   private fwnodeCache: Map<FwnodeHandle | null, IommuDevice> | null = null;
 

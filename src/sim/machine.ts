@@ -6,6 +6,7 @@
  */
 import type { BusType } from "../base/bus.ts";
 import { Device } from "../base/device.ts";
+import { iommuDmaInitFq } from "../dma/dma-iommu.ts";
 import { DeviceDriver } from "../base/driver.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
@@ -100,6 +101,7 @@ export class Machine {
     };
     // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
+    this.k.dmaInitFq = iommuDmaInitFq;
     this.k.probeWalk = opts.probeWalk ?? "indexed";
     this.arch =
       scenario.boot?.arch ?? (scenario.iommus.some((m) => m.driver === "intel-iommu" || m.driver === "amd-iommu") ? "x86" : "arm64");

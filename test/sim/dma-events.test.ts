@@ -199,3 +199,17 @@ describe("a failed dma_map says why", () => {
     expect(withoutIovas(after)).toEqual(withoutIovas(before));
   });
 });
+
+describe("the sysfs switch of a DMA domain to DMA-FQ", () => {
+  it("brings the flush queue up first (iommu_dma_init_fq): the next dma_unmap is lazy", () => {
+    const r = run(
+      machineYaml("iommu.strict=1") +
+        `events:\n  - dma_map: {device: "${NIC}", name: a, paddr: 0x100000, size: 0x1000}\n  - group_type: {device: "${NIC}", type: DMA-FQ}\n  - dma_unmap: {device: "${NIC}", name: a}\n`,
+    );
+    expect(r.violations).toEqual([]);
+    const d = nicDomain(r.snapshot);
+    expect(d.type).toBe("DMA-FQ");
+    // The IOVA waits in the flush queue instead of going back at once.
+    expect(d.dma).toMatchObject({ fq: 1, fq_flushes: 0 });
+  });
+});
