@@ -23,7 +23,7 @@ export function kernelCoverage(root: string): string {
     readFileSync(f, "utf8")
       .split("\n")
       .forEach((line, i) => {
-        const m = /(?:\/\/|^\s*\*) @kernel: ([A-Za-z_][A-Za-z0-9_]*)(.*)$/.exec(line);
+        const m = /(?:\/\/|^\s*\*|\/\*\*) @kernel: ([A-Za-z_][A-Za-z0-9_]*)(.*)$/.exec(line);
         if (m === null) return;
         const name = m[1]!;
         let set = rows.get(name);

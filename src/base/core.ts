@@ -47,6 +47,7 @@ export function deviceDel(dc: DriverCore, dev: Device): Path<0 | KError> {
 
 function* deviceDelBody(dc: DriverCore, dev: Device): Path<0 | KError> {
   if (!dev.registered) return kerr("ENODEV", `${dev.name} is not on bus ${dev.bus.name}: nothing to delete`);
+  // Model rule (docs/model.md): the kernel leaves children to their bus code; deleting a parent first is refused.
   const child = firstRegisteredChild(dev);
   if (child !== null) {
     return kerr("EBUSY", `${dev.name} still has child ${child.name}; remove the children first`);

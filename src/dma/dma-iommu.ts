@@ -56,7 +56,7 @@ export function dmaCookie(domain: IommuDomain): IommuDmaCookie | null {
 }
 
 // @kernel: iommu_dma_init_domain (and iova_reserve_iommu_regions)
-function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | KError {
+export function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCookie | KError {
   const granule = domain.pgsizes[0];
   if (granule === undefined) return kerr("EINVAL", `${domain} has no page sizes`);
   // IOVA page 0 is never handed out.
@@ -237,7 +237,21 @@ function dmaMapPageFirst(dev: Device, phys: number, size: number, dir: DmaDataDi
     lastMapFailure = `the DMA domain could not be set up: ${cookie.toString()}`;
     return DMA_MAPPING_ERROR;
   }
-  return iommuDmaMapPhys(cookie, dev, phys, size, dir);
+  const dma = iommuDmaMapPhys(cookie, dev, phys, size, dir);
+  if (dma === DMA_MAPPING_ERROR) dropFreshCookie(cookie);
+  return dma;
+}
+
+/**
+ * The kernel sets a DMA domain's cookie up when its device is probed
+ * (iommu_dma_init_domain); the model does it at the first DMA, because a
+ * machine of 100,000 devices would otherwise hold 100,000 IOVA trees. A
+ * first DMA that fails takes the cookie it set up away again, so the state
+ * is what it was before, as the kernel's is (its failed map leaves only
+ * the allocator's max32_alloc_size hint behind).
+ */
+function dropFreshCookie(cookie: IommuDmaCookie): void {
+  cookie.domain.cookie = null;
 }
 
 /** The iommu-dma half of dma_map_page: an IOVA, the mapping, the DMA address. */
@@ -355,6 +369,7 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
   if (sg.length === 0) return kerr("EINVAL", "dma_map_sg of an empty scatterlist");
   const zero = sg.findIndex((e) => !(e.length > 0));
   if (zero >= 0) return kerr("EINVAL", `dma_map_sg: entry ${zero} has length ${sg[zero]!.length}: a zero-length mapping maps nothing`);
+  const fresh = dmaReadyCookie(dev) === null;
   const cookie = dmaDomainCookie(dev);
   if (cookie === null) {
     const addrs = sg.map((e) => e.paddr);
@@ -375,12 +390,16 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
     total += span;
   }
   const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran, dev.dmaMask);
-  if (iovaPfn === 0) return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
+  if (iovaPfn === 0) {
+    if (fresh) dropFreshCookie(cookie);
+    return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
+  }
   const iova = iovaPfn * gran;
   const mapped = iommuMapSg(cookie.domain, iova, aligned, dmaInfoToProt(dir));
   if (isErr(mapped)) {
     // @kernel: iommu_dma_free_iova
     cookie.iovad.freeIovaFast(iovaPfn, total / gran);
+    if (fresh) dropFreshCookie(cookie);
     return kerr(mapped.errno === "ENOMEM" ? "ENOMEM" : "EINVAL", `dma_map_sg: iommu_map_sg failed with ${mapped.errno}: ${mapped.message}`);
   }
   const addrs = offs.map((o) => iova + o);

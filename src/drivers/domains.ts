@@ -207,7 +207,9 @@ export function staticBlockedDomain(): IommuDomain {
 }
 
 function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"], unfinalisedErrno: "ENODEV" | "EINVAL"): IoPgtableOps | KError {
-  // @kernel: arm_smmu_map_pages (no io-pgtable ops before the domain is finalised: -ENODEV)
+  // Before the domain is finalised it has no page table: the driver's errno (LateFinalise.mapErrno).
+  // @kernel: arm_smmu_map_pages (no io-pgtable ops: -ENODEV)
+  // @kernel: viommu_map_pages (the map's flags exceed the domain's, which finalisation sets: -EINVAL)
   if (p.format === null) return kerr(unfinalisedErrno, `${d} has no page table: it is not finalised for any instance until its first attach`);
   const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
@@ -285,7 +287,9 @@ export function pagingDomainOps(
     attachDev(d, dev) {
       const fault = env.quirks.failAttach.get(dev.name);
       if (fault !== undefined && d.type === IOMMU_DOMAIN_UNMANAGED) return kerr(fault, `injected fault: attach_dev of ${d} to ${dev.name}`);
-      // @kernel: arm_smmu_attach_dev (an unfinalised domain is finalised for the attaching device's SMMU)
+      // An unfinalised domain is finalised for the attaching device's instance.
+      // @kernel: arm_smmu_attach_dev
+      // @kernel: viommu_attach_dev
       const f = finaliseFor(d, dev, false);
       if (f !== 0) return f;
       return attachCheck(d, dev);
@@ -295,7 +299,7 @@ export function pagingDomainOps(
       if (dev.pci !== null && !dev.pci.pasidEnabled) return kerr("EINVAL", `PASID is not enabled on ${dev.name}`);
       const fault = env.quirks.failAttach.get(dev.name);
       if (fault !== undefined) return kerr(fault, `injected fault: set_dev_pasid of ${d} on ${dev.name}`);
-      // @kernel: arm_smmu_s1_set_dev_pasid (finalises an unfinalised domain for the master's SMMU, as attach does)
+      // @kernel: arm_smmu_s1_set_dev_pasid (SMMUv3 finalises an unfinalised domain here too; LateFinalise.atPasid)
       const f = finaliseFor(d, dev, true);
       if (f !== 0) return f;
       return attachCheck(d, dev);

@@ -114,7 +114,7 @@ export function iommuDomainAllocBus(k: IommuCore, bus: BusType): IommuDomain | K
     if (!devHasIommu(dev)) continue;
     const o = devIommuOps(dev)!;
     if (ops !== null && o !== ops) {
-      k.warn("iommu_domain_alloc", bus.name, `Multiple IOMMU drivers present for bus ${bus.name}, which the public IOMMU API can't fully support yet`);
+      k.warn("__iommu_domain_alloc_dev", bus.name, `Multiple IOMMU drivers present for bus ${bus.name}, which the public IOMMU API can't fully support yet`);
       return kerr("EBUSY", `bus ${bus.name} has devices of ${ops.name} and ${o.name}`);
     }
     ops = o;

@@ -23,6 +23,7 @@ function pasidMembers(group: IommuGroup): Device[] {
 }
 
 /** The checks iommu_attach_device_pasid and iommu_replace_device_pasid share before locking. */
+// @kernel: iommu_attach_device_pasid (its checks before taking group->mutex)
 function pasidPrecheck(dev: Device, domain: IommuDomain, pasid: number): KError | IommuGroup {
   const group = devGroup(dev);
   if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
@@ -35,7 +36,16 @@ function pasidPrecheck(dev: Device, domain: IommuDomain, pasid: number): KError 
   return group;
 }
 
+/** Takes `pasid` of `dev` off `domain` through the blocked domain. */
+// @kernel: iommu_remove_dev_pasid
+function iommuRemoveDevPasid(k: IommuCore, dev: Device, pasid: number, domain: IommuDomain): void {
+  const blocked = devIommuOps(dev)!.blockedDomain!;
+  const r = blocked.ops.setDevPasid!(blocked, dev, pasid, domain);
+  if (r !== 0) k.warn("iommu_remove_dev_pasid", dev.name, `the blocked domain refused PASID ${pasid}: ${r.errno}`);
+}
+
 /** Sets `domain` at `pasid` on every PASID-capable member; rolls the done ones back on failure. */
+// @kernel: __iommu_set_group_pasid
 function setPasidOnMembers(k: IommuCore, group: IommuGroup, domain: IommuDomain, pasid: number, old: IommuDomain | null): 0 | KError {
   const done: Device[] = [];
   for (const d of pasidMembers(group)) {
@@ -44,11 +54,15 @@ function setPasidOnMembers(k: IommuCore, group: IommuGroup, domain: IommuDomain,
       done.push(d);
       continue;
     }
-    // Undo: back to the old domain (replace) or through the blocked domain (attach).
+    // Undo: back to the old domain (replace) or off the PASID (attach); an old domain that
+    // worked before and now fails is a driver bug (WARN), and the PASID is removed instead.
     for (const u of done) {
-      const back = old ?? devIommuOps(u)!.blockedDomain!;
-      const r = back.ops.setDevPasid!(back, u, pasid, domain);
-      if (r !== 0) k.warn("iommu pasid rollback", u.name, `could not restore PASID ${pasid}: ${r.errno}`);
+      if (old !== null) {
+        const r = old.ops.setDevPasid!(old, u, pasid, domain);
+        if (r === 0) continue;
+        k.warn("__iommu_set_group_pasid", u.name, `could not restore PASID ${pasid} to ${old}: ${r.errno}`);
+      }
+      iommuRemoveDevPasid(k, u, pasid, domain);
     }
     return ret;
   }

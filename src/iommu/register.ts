@@ -87,6 +87,7 @@ export function iommuDeviceRegister(k: IommuCore, iommu: IommuDevice, ops: Iommu
 }
 
 function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
+  // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
   iommu.ops = ops;
   if (hwdevFwnode !== null) iommu.fwnode = hwdevFwnode;
@@ -112,6 +113,7 @@ export function iommuDeviceUnregister(k: IommuCore, iommu: IommuDevice): Path<0 
 }
 
 function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+  // Model rule (docs/model.md): unregistering what is not registered is refused.
   if (!iommu.listed) return kerr("ENOENT", `${iommu.name} is not registered`);
   // @kernel: remove_iommu_group (for each device of each IOMMU bus served by this instance)
   const busIndex = new Map(k.iommuBuses.map((b, i) => [b, i] as const));
@@ -137,6 +139,7 @@ export function iommuDeviceRegisterBus(k: IommuCore, iommu: IommuDevice, ops: Io
 }
 
 function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
+  // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
   iommu.ops = ops;
   const nb = iommuBusNotifier(k);
@@ -160,6 +163,7 @@ export function iommuDeviceUnregisterBus(k: IommuCore, iommu: IommuDevice): Path
 }
 
 function* unregisterBusBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+  // Model rule (docs/model.md): unregistering what is not registered is refused.
   if (!iommu.listed) return kerr("ENOENT", `${iommu.name} is not registered`);
   const reg = iommu.busNotifier;
   if (reg !== null) {
