@@ -141,6 +141,9 @@ describe("iommu-sim CLI", () => {
     const r = await cli("validate", join(tmp, "nope.yaml"));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/nope\.yaml: \(top level\): cannot read the file/);
+    expect(r.err.startsWith(`${join(tmp, "nope.yaml")}: (top level): cannot read the file`)).toBe(true);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.out).toBe("");
   });
 
   it("validate reports a valid file", async () => {
@@ -153,17 +156,27 @@ describe("iommu-sim CLI", () => {
     const r = await cli("run", "scenarios/x86-mock-wrong-ops.yaml", "--json", "--ops-resolution", "ask-each");
     const snap = JSON.parse(r.out) as { devices: { name: string; ops: string | null }[] };
     expect(snap.devices.find((d) => d.name === "iommufd_mock0")?.ops).toBe("mock");
-    expect((await cli("run", "scenarios/default.yaml", "--ops-resolution", "magic")).code).toBe(2);
+    const bad = await cli("run", "scenarios/default.yaml", "--ops-resolution", "magic");
+    expect(bad.code).toBe(2);
+    // The flag (the key it overrides), the bad value and the allowed ones; nothing ran, no stack trace.
+    expect(bad.err).toBe("--ops-resolution: unknown strategy 'magic' (one of upstream, ask-each)");
+    expect(bad.out).toBe("");
   });
 
   it("check takes the strategy flags too: the upstream expectations fail under ask-each", async () => {
     const r = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--ops-resolution", "ask-each");
     expect(r.code).toBe(1);
     expect(r.out).toContain('devices.iommufd_mock0.ops: expected null, got "mock"');
-    expect((await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--domain-alloc", "nope")).code).toBe(2);
+    const bad = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--domain-alloc", "nope");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe("--domain-alloc: unknown strategy 'nope' (one of device-ops, bus-null-device)");
+    expect(bad.out).toBe("");
   });
 
   it("an unknown command exits 2", async () => {
-    expect((await cli("frobnicate")).code).toBe(2);
+    const r = await cli("frobnicate");
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("error: unknown command 'frobnicate'");
+    expect(r.out).toBe("");
   });
 });

@@ -1,10 +1,21 @@
 import { describe, expect, it } from "vitest";
-import { dmaCookie, dmaMapPage, dmaMapSg, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { dmaCookie, dmaMapPage, iommuDmaInitDomain, dmaMapSg, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { isErr } from "../../src/lib/errno.ts";
 import { IOVA_DEFAULT_FQ_SIZE } from "../../src/dma/flush-queue.ts";
 import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
-import { iommuIovaToPhys } from "../../src/iommu/map.ts";
-import { run } from "../helpers.ts";
-import { bootX86 } from "./dma-helpers.ts";
+import { runPath } from "../../src/base/path.ts";
+import { pagingPriv } from "../../src/drivers/domains.ts";
+import { iommuIovaToPhys, iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
+import { IOMMU_READ } from "../../src/pgtable/types.ts";
+import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
+import { Machine } from "../../src/sim/machine.ts";
+import { bootPath, eventPath } from "../../src/sim/runner.ts";
+import { takeSnapshot } from "../../src/sim/snapshot.ts";
+import { run, scenario, state } from "../helpers.ts";
+import { tableChange, tableState } from "../pgtable/helpers.ts";
+import { allocatorDump, bootX86, cookieOf, x86InitialAllocator } from "./dma-helpers.ts";
+
+const NO_CHANGE = { pages: 0, bytes: 0, firstChangedWord: -1 };
 
 const boot = bootX86;
 
@@ -26,17 +37,48 @@ describe("the DMA API over the default domain", () => {
   });
 
   it("tries 32-bit IOVAs first for a PCI device with a 64-bit mask, then falls back for good", () => {
-    const { dev } = boot("iommu.strict=1", ", dma-mask: 64");
-    expect(dmaMapPage(dev, 0x1000, 0x1000, "bidirectional")).toBeLessThan(2 ** 32);
-    // Exhaust the 32-bit space with one huge request: the workaround is dropped for good.
+    const { dev, domain } = boot("iommu.strict=1", ", dma-mask: 64");
+    // A 4-level VT-d domain (48-bit address width) caps the 64-bit mask at its aperture:
+    // iommu_dma_alloc_iova's dma_limit becomes 2^48 - 1, pfn limit 2^36 - 1.
+    expect(domain.geometry.apertureEnd).toBe(2 ** 48 - 1);
+    // 1 page, SAC first: limit pfn 0xfffff, the top 4K page below 4 GiB (the IOAPIC/MSI window
+    // 0xfee00000-0xfeefffff reserved in the tree lies lower).
+    expect(dmaMapPage(dev, 0x1000, 0x1000, "bidirectional")).toBe(2 ** 32 - 0x1000);
+    // 2^33 bytes = 2^21 pages: not below 4 GiB (2^21 >= max32_alloc_size 2^20 fails without a walk),
+    // so the workaround is dropped and the range comes from the full limit, size-aligned to 2^21
+    // pages: pfn floor((2^36 - 2^21) / 2^21) * 2^21 = 2^36 - 2^21, i.e. IOVA 2^48 - 2^33.
     const big = dmaMapPage(dev, 0, 2 ** 33, "bidirectional");
-    expect(big).toBeGreaterThanOrEqual(2 ** 32);
-    expect(dmaMapPage(dev, 0x2000, 0x1000, "bidirectional")).toBeGreaterThan(2 ** 32);
+    expect(big).toBe(2 ** 48 - 2 ** 33);
+    expect(big).toBe(0xfffe_0000_0000);
+    // The workaround stays off: the next page sits directly below the big range, not below 4 GiB.
+    expect(dmaMapPage(dev, 0x2000, 0x1000, "bidirectional")).toBe(2 ** 48 - 2 ** 33 - 0x1000);
   });
 
   it("a DMA mask too small for any IOVA fails with DMA_MAPPING_ERROR and maps nothing", () => {
     const { dev, domain } = boot("iommu.strict=1", ", dma-mask: 12");
+    // Build the page table first (a mapping outside the DMA API, then gone), so its memory can be compared.
+    expect(iommuMap(domain, 0x8000_0000, 0x5000_0000, 0x1000, IOMMU_READ)).toBe(0);
+    expect(iommuUnmap(domain, 0x8000_0000, 0x1000)).toBe(0x1000);
+    const pt = pagingPriv(domain).pgtbl!;
+    const table = tableState(pt);
+    // A first DMA that fails leaves no cookie behind (the model sets it up lazily, and takes it back).
+    expect(dmaMapPage(dev, 0x1000, 0x2000, "bidirectional")).toBe(DMA_MAPPING_ERROR);
+    expect(dmaCookie(domain)).toBeNull();
+    // The kernel has the cookie from probe on: set it up as iommu_dma_init_domain would.
+    expect(isErr(iommuDmaInitDomain(domain, dev))).toBe(false);
+
+    // The mask's limit pfn is 0 and IOVA pfn 0 is never handed out: a 2-page request fails, and
+    // alloc_iova records max32_alloc_size = 2 (the retry after flushing the rcaches then fails fast).
+    expect(dmaMapPage(dev, 0x1000, 0x2000, "bidirectional")).toBe(DMA_MAPPING_ERROR);
+    const iovad = cookieOf(domain).iovad;
+    // Otherwise the allocator is as iommu_dma_init_domain left it.
+    expect(allocatorDump(iovad)).toEqual(x86InitialAllocator(2));
+    expect(tableChange(table, tableState(pt))).toEqual(NO_CHANGE);
+
+    // A 1-page request walks (1 < 2), fails, and lowers max32_alloc_size to 1; nothing else changes.
     expect(dmaMapPage(dev, 0x1000, 0x1000, "bidirectional")).toBe(DMA_MAPPING_ERROR);
+    expect(allocatorDump(iovad)).toEqual(x86InitialAllocator(1));
+    expect(tableChange(table, tableState(pt))).toEqual(NO_CHANGE);
     expect(iommuDomainMappedBytes(domain)).toBe(0);
   });
 
@@ -52,9 +94,12 @@ describe("the DMA API over the default domain", () => {
   it("lazy (DMA-FQ): unmap queues the IOVA; a flush of the IOTLB frees it, on a full ring or the 10 ms timer", () => {
     const { dev, domain } = boot("");
     expect(domain.type).toBe(11);
-    const cookie = dmaCookie(domain) ?? (dmaMapPage(dev, 0, 0x1000, "to_device"), dmaCookie(domain))!;
+    // One live mapping first (it also sets the cookie up if it is not yet).
+    expect(dmaMapPage(dev, 0, 0x1000, "to_device")).toBe(0xffff_f000);
+    const cookie = dmaCookie(domain)!;
     const fq = cookie.fq!;
-    const before = cookie.iovad.treeNodesLive;
+    // The reserved IOAPIC/MSI window and that mapping.
+    expect(cookie.iovad.treeNodesLive).toBe(2);
     for (let i = 0; i < IOVA_DEFAULT_FQ_SIZE - 1; i++) {
       const dma = dmaMapPage(dev, 0x100000 + i * 0x1000, 0x1000, "to_device");
       dmaUnmapPage(dev, dma, 0x1000, 0);
@@ -72,7 +117,11 @@ describe("the DMA API over the default domain", () => {
     expect(dmaRunTimers([domain], 9)).toBe(0);
     expect(dmaRunTimers([domain], 10)).toBe(1);
     expect(fq.fq.length).toBe(0);
-    expect(cookie.iovad.treeNodesLive).toBeGreaterThanOrEqual(before);
+    // Every one of the 256 queued IOVAs was a fresh tree range (the rcache was empty while they
+    // waited), and every freed one went to the per-CPU magazines / depot (127 + 127 + 2 fit),
+    // which keep their ranges in the tree: 2 + 256 ranges.
+    expect(cookie.iovad.treeNodesLive).toBe(2 + IOVA_DEFAULT_FQ_SIZE);
+    expect(cookie.iovad.cachedPfns(0)).toBe(IOVA_DEFAULT_FQ_SIZE);
   });
 
   it("scenario: the stale IOTLB window under DMA-FQ is a finding, and strict DMA faults after unmap", () => {
@@ -100,8 +149,7 @@ events:
     expect(r.machine.dc.trace.records.some((t) => t.fn === "report_iommu_fault")).toBe(true);
   });
 
-  it("bad DMA input changes nothing", () => {
-    const r = run(`
+  const BAD_INPUT = `
 name: bad
 boot: {arch: x86, cmdline: "iommu.strict=1"}
 iommus:
@@ -118,8 +166,30 @@ events:
   - dma_unmap: {device: "0000:00:01.0", name: y}
     expect_error: EINVAL
   - expect: {violations: []}
-`);
+`;
+
+  it("bad DMA input changes nothing", () => {
+    const r = run(BAD_INPUT);
     expect(r.failures).toEqual([]);
     expect(r.snapshot.domains.find((d) => d.dma !== null && d.mapped_bytes > 0)?.mapped_bytes).toBe(0x1000);
+  });
+
+  it("bad DMA input changes nothing: the whole snapshot (the event log aside) is the same before and after each bad event", () => {
+    const s = scenario(BAD_INPUT);
+    const m = new Machine(s);
+    runPath(bootPath(m, []));
+    const snap = () => state(takeSnapshot(m, [], checkInvariants(m).map(formatViolation)));
+    const steps = s.events.slice(0, 4).map((e) => {
+      const before = snap();
+      const r = runPath(eventPath(m, e).path);
+      return { r: r === 0 ? "ok" : r.errno, before, after: snap() };
+    });
+    expect(steps.map((x) => x.r)).toEqual(["ENOMEM", "ok", "EEXIST", "EINVAL"]);
+    // Each bad event on its own (soft: one failing does not hide the others).
+    for (const i of [0, 2, 3]) expect.soft(steps[i]!.after, `event ${i}`).toEqual(steps[i]!.before);
+    // The good map between them did change the state: 0x1000 bytes mapped for 02:00.0, no violations.
+    const nic = (x: ReturnType<typeof snap>) => x.domains.find((d) => d.id === x.devices.find((v) => v.name === "0000:00:02.0")!.domain)!;
+    expect([nic(steps[1]!.before).mapped_bytes, nic(steps[1]!.after).mapped_bytes]).toEqual([0, 0x1000]);
+    expect(steps[3]!.after.violations).toEqual([]);
   });
 });

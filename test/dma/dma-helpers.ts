@@ -2,7 +2,7 @@
 import { runPath } from "../../src/base/path.ts";
 import type { Device } from "../../src/base/device.ts";
 import { dmaCookie, type IommuDmaCookie } from "../../src/dma/dma-iommu.ts";
-import { IOVA_RANGE_CACHE_MAX_SIZE, type IovaDomain } from "../../src/dma/iova.ts";
+import { IOVA_ANCHOR, IOVA_RANGE_CACHE_MAX_SIZE, type IovaDomain } from "../../src/dma/iova.ts";
 import { RB_NIL } from "../../src/dma/iova/rbtree.ts";
 import { isTlbStats, type TlbStats } from "../../src/drivers/domains.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
@@ -57,6 +57,27 @@ export function allocatorDump(iovad: IovaDomain): unknown {
     max32AllocSize: iovad.max32AllocSize,
     magazines,
     depots,
+  };
+}
+
+/**
+ * allocatorDump of bootX86's DMA domain as iommu_dma_init_domain leaves it, with max32_alloc_size
+ * as given (the kernel's starts at dma_32bit_pfn, 0x100000 for 4K granules): the VT-d IOAPIC/MSI
+ * window 0xfee00000-0xfeefffff reserved (pfns 0xfee00-0xfeeff), the anchor, both cached nodes at
+ * the anchor, every magazine and depot empty. Written out by hand, not read from the model.
+ */
+export function x86InitialAllocator(max32AllocSize: number): unknown {
+  const empty = { loaded: [], prev: [] };
+  return {
+    ranges: [
+      [0xfee00, 0xfeeff],
+      [IOVA_ANCHOR, IOVA_ANCHOR],
+    ],
+    cachedNode: [IOVA_ANCHOR, IOVA_ANCHOR],
+    cached32Node: [IOVA_ANCHOR, IOVA_ANCHOR],
+    max32AllocSize,
+    magazines: Array.from({ length: IOVA_RANGE_CACHE_MAX_SIZE }, () => empty),
+    depots: Array.from({ length: IOVA_RANGE_CACHE_MAX_SIZE }, () => []),
   };
 }
 

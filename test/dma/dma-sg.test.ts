@@ -1,11 +1,14 @@
 /** dma_map_sg / dma_unmap_sg over a DMA domain: the error path and the unmap range. */
 import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
 import { describe, expect, it } from "vitest";
-import { dmaMapPage, dmaMapSg, dmaUnmapPage, dmaUnmapSg, DMA_MAPPING_ERROR, type DmaSgMapping } from "../../src/dma/dma-iommu.ts";
+import { dmaMapPage, dmaMapSg, iommuDmaInitDomain, dmaUnmapPage, dmaUnmapSg, DMA_MAPPING_ERROR, type DmaSgMapping } from "../../src/dma/dma-iommu.ts";
 import { checkIovaDomain } from "../../src/dma/iova/check.ts";
 import { isErr, type KError } from "../../src/lib/errno.ts";
-import { iommuIovaToPhys } from "../../src/iommu/map.ts";
-import { allocatorDump, bootX86, cookieOf, invalidationsSince, tlbOf } from "./dma-helpers.ts";
+import { iommuIovaToPhys, iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
+import { pagingPriv } from "../../src/drivers/domains.ts";
+import { IOMMU_READ } from "../../src/pgtable/types.ts";
+import { tableChange, tableState } from "../pgtable/helpers.ts";
+import { allocatorDump, bootX86, cookieOf, invalidationsSince, tlbOf, x86InitialAllocator } from "./dma-helpers.ts";
 
 function ok(r: DmaSgMapping | KError): DmaSgMapping {
   if (isErr(r)) throw new Error(`unexpected ${r.errno}: ${r.message}`);
@@ -60,8 +63,28 @@ describe("dma_map_sg", () => {
 
   it("no IOVA below the mask is ENOMEM, and nothing changes", () => {
     const { dev, domain } = bootX86("iommu.strict=1", ", dma-mask: 12");
+    // Build the page table first (a mapping outside the DMA API, then gone), so its memory can be compared.
+    expect(iommuMap(domain, 0x8000_0000, 0x5000_0000, 0x1000, IOMMU_READ)).toBe(0);
+    expect(iommuUnmap(domain, 0x8000_0000, 0x1000)).toBe(0x1000);
+    const pt = pagingPriv(domain).pgtbl!;
+    const table = tableState(pt);
+    const NO_CHANGE = { pages: 0, bytes: 0, firstChangedWord: -1 };
+    // The kernel has the domain's cookie from probe on (the model sets it up at the first DMA).
+    expect(isErr(iommuDmaInitDomain(domain, dev))).toBe(false);
+
+    // Two entries, two granules: the limit pfn is 0 and pfn 0 is never handed out, so alloc_iova
+    // fails and records max32_alloc_size = 2; the allocator is otherwise as iommu_dma_init_domain left it.
+    const two = dmaMapSg(dev, [{ paddr: 0x1000, length: 0x1000 }, { paddr: 0x3000, length: 0x800 }], "to_device");
+    expect(isErr(two) && two.errno).toBe("ENOMEM");
+    const iovad = cookieOf(domain).iovad;
+    expect(allocatorDump(iovad)).toEqual(x86InitialAllocator(2));
+    expect(tableChange(table, tableState(pt))).toEqual(NO_CHANGE);
+
+    // One granule walks again (1 < 2), fails, and lowers max32_alloc_size to 1; nothing else changes.
     const r = dmaMapSg(dev, [{ paddr: 0x1000, length: 0x1000 }], "to_device");
     expect(isErr(r) && r.errno).toBe("ENOMEM");
+    expect(allocatorDump(iovad)).toEqual(x86InitialAllocator(1));
+    expect(tableChange(table, tableState(pt))).toEqual(NO_CHANGE);
     expect(iommuDomainMappedBytes(domain)).toBe(0);
   });
 

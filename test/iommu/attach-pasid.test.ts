@@ -70,7 +70,7 @@ describe("attach and detach", () => {
   const bad: [string, string, string][] = [
     ["attach_device to a non-singleton group", 'attach_device: {domain: u1, device: "0000:01:00.0"}', "EINVAL"],
     ["an unknown domain id", 'attach_group: {domain: 424242, device: "0000:02:00.0"}', "ENOENT"],
-    ["a freed domain", "domain_free: u2", "ok"],
+    ["freeing an unattached domain", "domain_free: u2", "ok"],
     ["a PASID beyond max_pasids", 'attach_pasid: {domain: u2, device: "0000:02:00.0", pasid: 256}', "EINVAL"],
     ["PASID 0 (the RID itself)", 'attach_pasid: {domain: u2, device: "0000:02:00.0", pasid: 0}', "EINVAL"],
     ["PASID on a function whose path lacks ACS RR/UF", 'attach_pasid: {domain: u2, device: "0000:04:00.0", pasid: 5}', "EINVAL"],
@@ -82,6 +82,30 @@ describe("attach and detach", () => {
       const { r, before, after } = attempt(ev);
       expect(r).toBe(errno);
       if (errno !== "ok") expect(after).toEqual(before);
+    });
+  }
+
+  it("the PASID just below max_pasids attaches: 02:00.0 has 8 PASID bits (max_pasids 256), so 255 is the last", () => {
+    const { r, before, after } = attempt('attach_pasid: {domain: u2, device: "0000:02:00.0", pasid: 255}');
+    expect(r).toBe("ok");
+    // Only the group's pasid_array changes.
+    const at = before.groups.findIndex((x) => x.devices.includes("0000:02:00.0"));
+    expect(before.groups[at]!.pasids).toEqual([]);
+    expect(after).toEqual({ ...before, groups: before.groups.map((g, i) => (i === at ? { ...g, pasids: [255] } : g)) });
+  });
+
+  // domain-actions.ts findDomain: a name whose domain was freed names no live domain (ENOENT),
+  // refused before any kernel entry point runs.
+  const FREED = MACHINE() + "  - domain_free: u2\n";
+  for (const ev of ['attach_group: {domain: u2, device: "0000:02:00.0"}', 'attach_device: {domain: u2, device: "0000:02:00.0"}']) {
+    it(`a freed domain: ${ev.split(":")[0]} fails with ENOENT, state unchanged`, () => {
+      const { r, before, after } = attempt(ev, FREED);
+      // The setup really freed it: no domain named u2 is left, and 02:00.0 sits on its default domain.
+      expect(before.domains.filter((d) => d.name === "u2")).toEqual([]);
+      const g = before.groups.find((x) => x.devices.includes("0000:02:00.0"))!;
+      expect(g.domain).toBe(g.default_domain);
+      expect(r).toBe("ENOENT");
+      expect(after).toEqual(before);
     });
   }
 

@@ -126,7 +126,30 @@ devices:
     // The conventional device aliases to the bridge (RID 01:00.0 maps to viommu) but its group is the bridge's (smmu).
     expect(dev(r.snapshot, "0000:00:01.0")).toMatchObject({ iommu: "smmu", group: 0 });
     expect(dev(r.snapshot, "0000:01:02.0")).toMatchObject({ iommu: null, group: null, dev_iommu: "none" });
+    // Nothing of the failed probe is left on the device, and no driver probe ran (probe_error is a driver's).
+    expect(dev(r.snapshot, "0000:01:02.0")).toEqual({
+      name: "0000:01:02.0",
+      bus: "pci",
+      registered: true,
+      iommu: null,
+      ops: null,
+      fwspec: null,
+      dev_iommu: "none",
+      group: null,
+      domain: null,
+      driver: null,
+      probe: "none",
+      probe_error: null,
+    });
+    // The errno: __iommu_probe_device and iommu_probe_device both return ENODEV for it, once each.
+    const calls = r.machine.dc.trace.records
+      .filter((t) => t.kind === "call" && t.subject === "0000:01:02.0" && (t.fn === "iommu_probe_device" || t.fn === "__iommu_probe_device"))
+      .map((t) => `${t.fn}=${t.result}`);
+    expect(calls).toEqual(["iommu_probe_device=ENODEV", "__iommu_probe_device=ENODEV"]);
     expect(r.snapshot.warnings.some((w) => w.includes("a group's devices must share ops"))).toBe(true);
+    expect(r.snapshot.warnings).toEqual([
+      "__iommu_probe_device: 0000:01:02.0: 0000:01:02.0 (virtio-iommu) would join group 0 of 0000:00:01.0 (arm-smmu-v3): a group's devices must share ops",
+    ]);
     expect(r.violations).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Bad input at the io-pgtable level, for every Arm LPAE granule and both
- * stages, and for the VT-d second stage: the kernel's errno or return value,
+ * stages, for the VT-d second stage and for the iommufd selftest mock: the kernel's errno or return value,
  * and every word of table memory, the table count and every translation as
  * they were. Where the kernel format does change the tables before it fails
  * (io-pgtable-arm allocating tables on the way down to an unreachable size;
@@ -10,7 +10,8 @@
 import { describe, expect, it } from "vitest";
 import { isErr, type KError } from "../../src/lib/errno.ts";
 import { allocArmLpaePgtable, type ArmLpaeFmt } from "../../src/pgtable/lpae.ts";
-import { SZ_16K, SZ_1G, SZ_2M, SZ_32M, SZ_4K, SZ_4T, SZ_512M, SZ_64K, bitmapOf } from "../../src/pgtable/sizes.ts";
+import { allocMockPgtable, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../../src/pgtable/mock.ts";
+import { SZ_16K, SZ_1G, SZ_1M, SZ_2M, SZ_32M, SZ_4K, SZ_4T, SZ_512M, SZ_64K, bitmapOf } from "../../src/pgtable/sizes.ts";
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type IoPgtableOps } from "../../src/pgtable/types.ts";
 import { allocVtdssPgtable } from "../../src/pgtable/vtdss.ts";
 import { Recorder, must, tableChange, tableState } from "./helpers.ts";
@@ -184,6 +185,11 @@ describe("VT-d second stage: bad input", () => {
     ["paddr beyond oas", 3 * SZ_1G, 2 ** 48, SZ_4K, 1, RW, "ERANGE"],
     ["zero length", 3 * SZ_1G, PA_X, SZ_4K, 0, RW, "EINVAL"],
     ["a misaligned single page", 3 * SZ_1G + 0x800, PA_X, SZ_4K, 1, RW, "ENXIO"],
+    // map_pages takes the largest bitmap size that the iova, paddr and length (pgsize * pgcount,
+    // pgsize itself is not checked) allow (pt_compute_best_pgsize); none fits -> -ENXIO.
+    ["pgsize 2K, below the bitmap's smallest (4K)", 3 * SZ_1G, PA_X, 0x800, 1, RW, "ENXIO"],
+    ["a single page at an unaligned paddr", 3 * SZ_1G, PA_X + 0x800, SZ_4K, 1, RW, "ENXIO"],
+    ["two pages at an unaligned paddr", 3 * SZ_1G, PA_X + 0x800, SZ_4K, 2, RW, "ENXIO"],
     ["a range past ias", 2 ** 48 - SZ_4K, PA_X, SZ_4K, 2, RW, "ERANGE"],
     // Anything mapped at the first leaf: EADDRINUSE with nothing installed.
     ["a page over the mapped page", X, PA_Y, SZ_4K, 1, RW, "EADDRINUSE"],
@@ -217,5 +223,106 @@ describe("VT-d second stage: bad input", () => {
     expect(tableChange(before, tableState(pt))).toEqual(NO_CHANGE);
     expect(PROBES.map((p) => pt.iovaToPhys(p))).toEqual(PROBES.map(ref));
     expect(rec.calls).toEqual([]);
+  });
+});
+
+/**
+ * The iommufd selftest mock (selftest.c mock_domain_map_pages / mock_domain_unmap_pages): it
+ * WARNs on an iova or pgsize that is not a multiple of MOCK_IO_PAGE_SIZE (2K) but goes on; the
+ * model refuses a pgsize the kernel's loop would never finish (EINVAL on map, 0 on unmap), and an
+ * unaligned iova is used as the kernel uses it, as the entry iova / 2K.
+ */
+describe("iommufd mock: bad input", () => {
+  const P = MOCK_IO_PAGE_SIZE;
+  const A = MOCK_APERTURE_START;
+  // One page at X, four at Y, in different 1 MiB chunks (xarray nodes) of the table.
+  const X = A + 3 * P;
+  const Y = A + SZ_1M;
+  const PA_X = 0x4000_0000 + 7 * P;
+  const PA_Y = 0x5000_0000;
+  const FRESH = A + 2 * SZ_1M;
+  const ref = (iova: number): number => (iova === X ? PA_X : iova >= Y && iova < Y + 4 * P ? PA_Y + iova - Y : 0);
+  // Page addresses only: the mock WARNs on an unaligned iova_to_phys.
+  const PROBES = [A, X - P, X, X + P, Y, Y + P, Y + 3 * P, Y + 4 * P, FRESH];
+
+  function populated() {
+    const rec = new Recorder();
+    const pt = must(allocMockPgtable({ pgsizeBitmap: P, ias: 64, oas: 64, tlb: rec.tlb, onFinding: rec.onFinding }));
+    expect(pt.mapPages(X, PA_X, P, 1, RW, { bytes: 0 })).toBe(0);
+    expect(pt.mapPages(Y, PA_Y, P, 4, RW, { bytes: 0 })).toBe(0);
+    // One 4K chunk of 512 entries per MiB used.
+    expect([pt.tablePages(), pt.tableBytes()]).toEqual([2, 2 * SZ_4K]);
+    rec.clear();
+    return { pt, rec, before: tableState(pt) };
+  }
+
+  const translations = (pt: IoPgtableOps) => PROBES.map((p) => pt.iovaToPhys(p));
+
+  type MapCase = [name: string, iova: number, pgsize: number, pgcount: number, result: string | 0, findings: string[]];
+  const mapCases: MapCase[] = [
+    ["pgsize 0x300 (not a multiple of 2K)", FRESH, 0x300, 1, "EINVAL", ["mock-misaligned"]],
+    ["pgsize 3K (not a multiple of 2K)", FRESH, 0xc00, 1, "EINVAL", ["mock-misaligned"]],
+    ["pgsize 0", FRESH, 0, 1, "EINVAL", ["mock-misaligned"]],
+    ["pgsize 0x300 at a mapped page", X, 0x300, 1, "EINVAL", ["mock-misaligned"]],
+    // for (; pgcount; pgcount--) never runs: 0, nothing stored, no WARN.
+    ["zero pgcount", FRESH, P, 0, 0, []],
+    ["zero pgcount over mapped pages", Y, P, 0, 0, []],
+  ];
+
+  it.each(mapCases)("map_pages: %s", (_name, iova, pgsize, pgcount, result, findings) => {
+    const { pt, rec, before } = populated();
+    const m = { bytes: 0 };
+    expect(errnoOf(pt.mapPages(iova, 0x6000_0000, pgsize, pgcount, RW, m))).toBe(result);
+    expect(m.bytes).toBe(0);
+    expect(tableChange(before, tableState(pt))).toEqual(NO_CHANGE);
+    expect(pt.leafBytes()).toBe(5 * P);
+    expect(rec.calls).toEqual([]);
+    expect(rec.kinds()).toEqual(findings);
+    // (iova_to_phys of the unmapped probes WARNs too: checked after the findings above.)
+    expect(translations(pt)).toEqual(PROBES.map(ref));
+  });
+
+  type UnmapCase = [name: string, iova: number, pgsize: number, pgcount: number, findings: string[]];
+  const unmapCases: UnmapCase[] = [
+    ["pgsize 0x300 (not a multiple of 2K)", X, 0x300, 1, ["mock-misaligned"]],
+    ["pgsize 0", Y, 0, 4, ["mock-misaligned"]],
+    // The loop never runs: 0 bytes, no WARN.
+    ["zero pgcount", Y, P, 0, []],
+  ];
+
+  it.each(unmapCases)("unmap_pages: %s returns 0", (_name, iova, pgsize, pgcount, findings) => {
+    const { pt, rec, before } = populated();
+    expect(pt.unmapPages(iova, pgsize, pgcount, null)).toBe(0);
+    expect(tableChange(before, tableState(pt))).toEqual(NO_CHANGE);
+    expect(pt.leafBytes()).toBe(5 * P);
+    expect(rec.calls).toEqual([]);
+    expect(rec.kinds()).toEqual(findings);
+    // (iova_to_phys of the unmapped probes WARNs too: checked after the findings above.)
+    expect(translations(pt)).toEqual(PROBES.map(ref));
+  });
+
+  it("map_pages at an unaligned iova WARNs and stores the entry iova / 2K, as the kernel does", () => {
+    const { pt, rec, before } = populated();
+    const m = { bytes: 0 };
+    expect(pt.mapPages(X + P + 0x100, 0x6000_0000, P, 1, RW, m)).toBe(0);
+    expect(m.bytes).toBe(P);
+    expect(rec.kinds()).toEqual(["mock-misaligned"]);
+    // Written into X's chunk: no table page more, but its words changed.
+    const change = tableChange(before, tableState(pt));
+    expect([change.pages, change.bytes]).toEqual([0, 0]);
+    expect(change.firstChangedWord).not.toBe(-1);
+    expect(pt.leafBytes()).toBe(6 * P);
+    expect(translations(pt)).toEqual(PROBES.map((p) => (p === X + P ? 0x6000_0000 : ref(p))));
+  });
+
+  it("unmap_pages at an unaligned iova WARNs and erases the entry iova / 2K, returning the full size", () => {
+    const { pt, rec, before } = populated();
+    expect(pt.unmapPages(X + 0x100, P, 1, null)).toBe(P);
+    expect(rec.kinds()).toEqual(["mock-misaligned"]);
+    // X was its chunk's only entry: the chunk (one 4K table page) goes with it.
+    const change = tableChange(before, tableState(pt));
+    expect([change.pages, change.bytes]).toEqual([-1, -SZ_4K]);
+    expect(pt.leafBytes()).toBe(4 * P);
+    expect(translations(pt)).toEqual(PROBES.map((p) => (p === X ? 0 : ref(p))));
   });
 });

@@ -1,6 +1,45 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.ts";
 import { ScenarioError } from "../../src/sim/scenario/load.ts";
 import { scenario } from "../helpers.ts";
+
+const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-bad-input-"));
+let files = 0;
+
+/**
+ * The same scenario through the command line, as a file: every command exits 2 with nothing on
+ * stdout and no stack trace, each message line starting with the file's path. Returns the lines
+ * with the path put back to "inline.yaml", to compare with what the loader reported.
+ */
+async function cliProblems(yaml: string): Promise<string[]> {
+  const path = join(tmp, `bad-${files++}.yaml`);
+  writeFileSync(path, yaml);
+  const errs: string[] = [];
+  for (const cmd of ["validate", "check", "run"]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main([cmd, path], { out: (x) => out.push(x), err: (x) => err.push(x) });
+    expect(code, cmd).toBe(2);
+    expect(out, cmd).toEqual([]);
+    const text = err.join("\n");
+    expect(text, cmd).not.toMatch(/\n\s+at /);
+    for (const line of text.split("\n")) expect(line.startsWith(`${path}:`), line).toBe(true);
+    errs.push(text);
+  }
+  expect(errs[1]).toBe(errs[0]);
+  expect(errs[2]).toBe(errs[0]);
+  return errs[0]!.split("\n").map((l) => "inline.yaml" + l.slice(path.length));
+}
+
+/** problems(yaml), checked to be exactly what the command line prints for the same file. */
+async function problemsEverywhere(yaml: string): Promise<string[]> {
+  const p = problems(yaml);
+  expect(await cliProblems(yaml)).toEqual(p);
+  return p;
+}
 
 /** The problems a malformed scenario reports, as "line:col path: message" lines. */
 function problems(yaml: string): string[] {
@@ -19,8 +58,8 @@ iommus:
 `;
 
 describe("malformed scenarios get a precise message", () => {
-  it("names the file, line, column and key path of an unknown key", () => {
-    const p = problems(`name: x
+  it("names the file, line, column and key path of an unknown key", async () => {
+    const p = await problemsEverywhere(`name: x
 devices:
   - name: a
     bus: platform
@@ -29,18 +68,18 @@ devices:
     expect(p).toEqual(["inline.yaml:5:5: devices[0].colour: unknown key 'colour'"]);
   });
 
-  it("reports a wrong type", () => {
-    expect(problems(`name: x\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s, registered: "no"}\n`)[0]).toMatch(
+  it("reports a wrong type", async () => {
+    expect((await problemsEverywhere(`name: x\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s, registered: "no"}\n`))[0]).toMatch(
       /^inline\.yaml:3:\d+: iommus\[0\]\.registered: .*boolean/,
     );
   });
 
-  it("reports an unknown driver kind with the allowed ones", () => {
-    expect(problems(`name: x\niommus:\n  - {name: s, driver: arm-smmu-v9, fwnode: /s}\n`)[0]).toMatch(/iommus\[0\]\.driver: .*arm-smmu-v3/);
+  it("reports an unknown driver kind with the allowed ones", async () => {
+    expect((await problemsEverywhere(`name: x\niommus:\n  - {name: s, driver: arm-smmu-v9, fwnode: /s}\n`))[0]).toMatch(/iommus\[0\]\.driver: .*arm-smmu-v3/);
   });
 
-  it("reports unknown device, instance and driver names in events", () => {
-    const p = problems(`name: x${SMMU}devices:
+  it("reports unknown device, instance and driver names in events", async () => {
+    const p = await problemsEverywhere(`name: x${SMMU}devices:
   - {name: a, bus: platform}
 drivers:
   - {name: d, bus: platform, match: [a]}
@@ -58,8 +97,8 @@ events:
     ]);
   });
 
-  it("reports unknown instance, driver and ops names used as expected values", () => {
-    const p = problems(`name: x${SMMU}devices:
+  it("reports unknown instance, driver and ops names used as expected values", async () => {
+    const p = await problemsEverywhere(`name: x${SMMU}devices:
   - {name: a, bus: platform}
 events:
   - expect: {devices: {a: {iommu: nobody, driver: nodrv, ops: arm-smmu-v9}}}
@@ -72,8 +111,8 @@ events:
     ]);
   });
 
-  it("reports duplicate names", () => {
-    const p = problems(`name: x
+  it("reports duplicate names", async () => {
+    const p = await problemsEverywhere(`name: x
 devices:
   - {name: a, bus: platform}
   - {name: a, bus: amba}
@@ -81,27 +120,48 @@ devices:
     expect(p).toEqual(["inline.yaml:4:6: devices[1].name: duplicate name 'a' (also devices[0])"]);
   });
 
-  it("reports an iommus entry with the wrong number of cells", () => {
-    const p = problems(`name: x${SMMU}devices:
+  it("reports duplicate IOMMU instance names", async () => {
+    const p = await problemsEverywhere(`name: x
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu1}
+`);
+    expect(p).toEqual(["inline.yaml:4:6: iommus[1].name: duplicate name 'smmu0' (also iommus[0])"]);
+  });
+
+  it("reports duplicate driver names", async () => {
+    const p = await problemsEverywhere(`name: x
+devices:
+  - {name: a, bus: platform}
+drivers:
+  - {name: d, bus: platform, match: [a]}
+  - {name: e, bus: platform, match: [a]}
+  - {name: d, bus: platform, match: "*"}
+`);
+    expect(p).toEqual(["inline.yaml:7:6: drivers[2].name: duplicate name 'd' (also drivers[0])"]);
+  });
+
+  it("reports an iommus entry with the wrong number of cells", async () => {
+    const p = await problemsEverywhere(`name: x${SMMU}devices:
   - {name: a, bus: platform, fwnode: /a, iommus: [[smmu0, 1, 2]]}
 `);
     expect(p).toEqual(["inline.yaml:5:51: devices[0].iommus[0]: smmu0 has #iommu-cells = 1, but this entry has 2 cells"]);
   });
 
-  it("reports a PCI device whose parent does not exist", () => {
-    const p = problems(`name: x
+  it("reports a PCI device whose parent does not exist", async () => {
+    const p = await problemsEverywhere(`name: x
 devices:
   - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0"}
 `);
     expect(p).toEqual(["inline.yaml:3:38: devices[0].parent: parent '0000:00:1c.0' does not exist"]);
   });
 
-  it("reports a PCI function name that is not SSSS:BB:DD.F", () => {
-    expect(problems(`name: x\ndevices:\n  - {name: "00:1f.3", bus: pci}\n`)[0]).toMatch(/devices\[0\]\.name: a PCI function is named SSSS:BB:DD\.F/);
+  it("reports a PCI function name that is not SSSS:BB:DD.F", async () => {
+    expect((await problemsEverywhere(`name: x\ndevices:\n  - {name: "00:1f.3", bus: pci}\n`))[0]).toMatch(/devices\[0\]\.name: a PCI function is named SSSS:BB:DD\.F/);
   });
 
-  it("reports a child on the wrong bus number below its bridge", () => {
-    const p = problems(`name: x
+  it("reports a child on the wrong bus number below its bridge", async () => {
+    const p = await problemsEverywhere(`name: x
 devices:
   - {name: "0000:00:1c.0", bus: pci, type: root-port}
   - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0"}
@@ -110,15 +170,15 @@ devices:
     expect(p[0]).toMatch(/devices\[2\]\.name: 0000:02:00\.0 is on bus 02, but 0000:00:1c\.0's other children are on bus 01/);
   });
 
-  it("reports an event with two kernel entry points", () => {
-    expect(problems(`name: x\nevents:\n  - {device_add: a, device_del: a}\n`)[0]).toMatch(/events\[0\]: an event has exactly one of/);
+  it("reports an event with two kernel entry points", async () => {
+    expect((await problemsEverywhere(`name: x\nevents:\n  - {device_add: a, device_del: a}\n`))[0]).toMatch(/events\[0\]: an event has exactly one of/);
   });
 
-  it("reports YAML syntax errors with their position", () => {
-    expect(problems(`name: x\ndevices: [\n`)[0]).toMatch(/^inline\.yaml:\d+:\d+: \(top level\): not valid YAML\/JSON/);
+  it("reports YAML syntax errors with their position", async () => {
+    expect((await problemsEverywhere(`name: x\ndevices: [\n`))[0]).toMatch(/^inline\.yaml:\d+:\d+: \(top level\): not valid YAML\/JSON/);
   });
 
-  it("reports a missing name", () => {
-    expect(problems(`devices: []\n`)[0]).toMatch(/name: /);
+  it("reports a missing name", async () => {
+    expect((await problemsEverywhere(`devices: []\n`))[0]).toMatch(/name: /);
   });
 });
