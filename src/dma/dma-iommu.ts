@@ -160,7 +160,6 @@ function fqFlushIotlb(cookie: IommuDmaCookie, q: FlushQueue, reason: FqFlushReas
   q.flushStartCnt++;
   cookie.domain.ops.flushIotlbAll?.(cookie.domain);
   q.flushFinishCnt++;
-  q.flushes++;
   if (reason === "full") q.fullFlushes++;
   else q.timerFlushes++;
   cookie.fqFlushHook?.(cookie, reason);

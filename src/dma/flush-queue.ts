@@ -45,10 +45,12 @@ export class FlushQueue {
   /** fq_timer_on, and when it fires (model milliseconds). */
   timerOn = false;
   timerDeadline = 0;
-  /** IOTLB flushes the queue issued so far (for tests and the snapshot): in all, on a full ring, by the timer. */
-  flushes = 0;
+  /** IOTLB flushes the queue issued so far (for tests and the snapshot): on a full ring, by the timer, in all. */
   fullFlushes = 0;
   timerFlushes = 0;
+  get flushes(): number {
+    return this.fullFlushes + this.timerFlushes;
+  }
 
   constructor(readonly timeoutMs = IOVA_DEFAULT_FQ_TIMEOUT) {}
 

@@ -14,7 +14,7 @@ import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_UNMANAGED, Io
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import type { DriverEnv } from "./driver.ts";
-import type { IommuDomainOps, IommuDomainStats, IommuIotlbGather, Mapped } from "../iommu/ops.ts";
+import type { IommuDomainOps, IommuIotlbGather, MappedBytes, TlbInvalidation, TlbInvalidationKind, TlbStats } from "../iommu/ops.ts";
 import { iommuIotlbGatherAddRange } from "../pgtable/gather.ts";
 import {
   allocIoPgtableOps,
@@ -31,32 +31,10 @@ import {
 /** How many of a domain's most recent IOTLB invalidations its TlbLog keeps (a power of two). */
 export const TLB_LOG_RECENT = 64;
 
-/** What one recorded invalidation covered: the whole IOTLB, a table's walk caches (and leaves under it), or a gathered range at iotlb_sync. */
-export type TlbInvalidationKind = "flush_all" | "flush_walk" | "sync";
-
 const TLB_KINDS: readonly TlbInvalidationKind[] = ["flush_all", "flush_walk", "sync"];
 const KIND_FLUSH_ALL = 0;
 const KIND_FLUSH_WALK = 1;
 const KIND_SYNC = 2;
-
-/** One recorded invalidation; iova and size are null for a flush of the whole IOTLB. */
-export interface TlbInvalidation {
-  kind: TlbInvalidationKind;
-  iova: number | null;
-  size: number | null;
-}
-
-/** The `tlb` block a paging domain's stats op reports: the counts, and the most recent invalidations, oldest first. */
-export interface TlbStats {
-  flushAll: number;
-  flushWalk: number;
-  addPage: number;
-  sync: number;
-  /** The last TLB_LOG_RECENT (or fewer) invalidations, oldest first. */
-  invalidations: TlbInvalidation[];
-  /** Invalidations recorded since the domain was created (more than `invalidations` holds once the ring wrapped). */
-  invalidationsTotal: number;
-}
 
 /**
  * Invalidations a domain's driver issued, so tests can see what a change
@@ -120,11 +98,6 @@ export class TlbLog {
       invalidationsTotal: this.recorded,
     };
   }
-}
-
-/** Whether a stats op's `tlb` block carries the invalidation record (the paging domains of this module do). */
-export function isTlbStats(tlb: IommuDomainStats["tlb"]): tlb is TlbStats {
-  return "invalidations" in tlb;
 }
 
 /**
@@ -304,7 +277,7 @@ export function pagingDomainOps(
       if (f !== 0) return f;
       return attachCheck(d, dev);
     },
-    mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
+    mapPages(d: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes) {
       const p = pagingPriv(d);
       // The table exists but for the first map: no type test on the way.
       if (p.pgtbl !== null) return p.pgtbl.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
@@ -316,7 +289,7 @@ export function pagingDomainOps(
       const t = pagingPriv(d).pgtbl;
       return t === null ? 0 : t.unmapPages(iova, pgsize, pgcount, gather);
     },
-    mapPagesPfn(d: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped) {
+    mapPagesPfn(d: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes) {
       const p = pagingPriv(d);
       if (p.pgtbl !== null) return p.pgtbl.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
       const t = allocPgtbl(d, p, env.report, unfinalisedErrno);

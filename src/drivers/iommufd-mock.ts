@@ -20,9 +20,9 @@ import {
 import { genericDeviceGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
-import type { IommuDomainOps, IommuOps } from "../iommu/ops.ts";
+import type { IommuOps } from "../iommu/ops.ts";
 import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../pgtable/mock.ts";
-import { newPagingDomain, pagingDomainOps, pagingFormat, pagingPriv, staticBlockedDomain, type PagingFormat } from "./domains.ts";
+import { newPagingDomain, pagingDomainOps, pagingFormat, staticBlockedDomain, type PagingFormat } from "./domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "mock";
@@ -35,14 +35,7 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
   const blocking = staticBlockedDomain();
   // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
   // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
-  const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...pagingOps } = pagingDomainOps(env, () => 0);
-  const domainOps: IommuDomainOps = {
-    ...pagingOps,
-    iovaProt(d, iova) {
-      const t = pagingPriv(d).pgtbl;
-      return t === null ? 0 : t.iovaProt(iova);
-    },
-  };
+  const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...domainOps } = pagingDomainOps(env, () => 0);
 
   // @kernel: mock_domain_alloc_paging_flags
   const allocPaging = (dev: Device | null, flags: number, userData: unknown): IommuDomain | KError => {

@@ -8,7 +8,7 @@
 import { isAligned, modPow2 } from "../lib/bits.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { __IOMMU_DOMAIN_PAGING, IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "./domain.ts";
-import type { IommuIotlbGather, Mapped } from "./ops.ts";
+import type { IommuIotlbGather, MappedBytes } from "./ops.ts";
 import { iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
 
 /** Result of iommu_pgsize: the page size and how many of them to map in one call. */
@@ -18,7 +18,7 @@ export interface PgsizeResult {
 }
 
 const scratchPg: PgsizeResult = { pgsize: 0, count: 0 };
-const scratchMapped: Mapped = { bytes: 0 };
+const scratchMapped: MappedBytes = { bytes: 0 };
 
 const scratchGather = newIommuIotlbGather();
 

@@ -38,9 +38,30 @@ export interface IommuOps {
   capable?(dev: Device, cap: number): boolean;
 }
 
-/** The mapped-bytes out parameter of map_pages. */
-export type Mapped = MappedBytes;
+export type { MappedBytes };
 export type { IommuIotlbGather };
+
+/** What one recorded IOTLB invalidation covered: the whole IOTLB, a table's walk caches (and leaves under it), or a gathered range at iotlb_sync. */
+export type TlbInvalidationKind = "flush_all" | "flush_walk" | "sync";
+
+/** One recorded invalidation; iova and size are null for a flush of the whole IOTLB. */
+export interface TlbInvalidation {
+  kind: TlbInvalidationKind;
+  iova: number | null;
+  size: number | null;
+}
+
+/** The invalidations a domain's driver issued: counts per callback, and the most recent ones, oldest first. */
+export interface TlbStats {
+  flushAll: number;
+  flushWalk: number;
+  addPage: number;
+  sync: number;
+  /** The last invalidations the driver kept (oldest first). */
+  invalidations: TlbInvalidation[];
+  /** Invalidations recorded since the domain was created (more than `invalidations` holds once its record wrapped). */
+  invalidationsTotal: number;
+}
 
 /** What a driver reports about a domain for the snapshot (model only). */
 export interface IommuDomainStats {
@@ -49,7 +70,7 @@ export interface IommuDomainStats {
   /** Table pages and bytes: the top table counts from finalisation on, even before the model builds it. */
   tablePages: number;
   tableBytes: number;
-  tlb: { flushAll: number; flushWalk: number; addPage: number; sync: number };
+  tlb: TlbStats;
   /** Kernel WARNs and quirks its page table reported. */
   findings: string[];
 }
@@ -58,14 +79,14 @@ export interface IommuDomainOps {
   /** `old` is the domain being replaced (null on a first attach). */
   attachDev(domain: IommuDomain, dev: Device, old: IommuDomain | null): 0 | KError;
   setDevPasid?(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | null): 0 | KError;
-  mapPages?(domain: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped): 0 | KError;
+  mapPages?(domain: IommuDomain, iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError;
   unmapPages?(domain: IommuDomain, iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
   /**
    * Model only: map_pages / unmap_pages with addresses given as frames of the
    * domain's smallest page, so hot paths pass small integers (no boxed
    * numbers per call). Same semantics as the address forms.
    */
-  mapPagesPfn?(domain: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: Mapped): 0 | KError;
+  mapPagesPfn?(domain: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError;
   unmapPagesPfn?(domain: IommuDomain, iovaPfn: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number;
   iovaToPhys?(domain: IommuDomain, iova: number): number;
   /**

@@ -8,10 +8,9 @@ import type { Device } from "../base/device.ts";
 import { isErr } from "../lib/errno.ts";
 import { ofMapId, ofParsePhandleWithArgs } from "../firmware/of.ts";
 import { devIommuFwspecGet } from "./dev-iommu.ts";
-import type { IommuCore } from "./iommu-core.ts";
 import type { ProbeKey } from "./probe-index.ts";
 
-export function probeKey(_k: IommuCore, dev: Device): ProbeKey {
+export function probeKey(dev: Device): ProbeKey {
   const fwspec = devIommuFwspecGet(dev);
   if (fwspec !== null) return fwspec.iommuFwnode;
   if (dev.pci !== null) {

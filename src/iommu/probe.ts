@@ -40,7 +40,7 @@ export function iommuBusNotifier(k: IommuCore): NotifierBlock {
     *call(action: BusNotifyAction, dev: Device): Path {
       if (action === BUS_NOTIFY_ADD_DEVICE) {
         yield* iommuProbeDevice(k, dev);
-        if (devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(k, dev));
+        if (devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
       } else if (action === BUS_NOTIFY_REMOVED_DEVICE) {
         k.probeIndex.remove(dev);
         yield* iommuReleaseDevice(k, dev);
@@ -128,7 +128,7 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
 
 /** A device whose probe failed after it left the probe index goes back into it. */
 function reindex(k: IommuCore, dev: Device): void {
-  if (dev.registered && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(k, dev));
+  if (dev.registered && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
 }
 
 // @kernel: iommu_init_device (iommu_probe_device_lock held)

@@ -122,7 +122,7 @@ function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | 
     .sort((a, b) => busIndex.get(a.bus)! - busIndex.get(b.bus)! || a.busSeq - b.busSeq);
   for (const dev of victims) {
     yield* iommuReleaseDevice(k, dev);
-    if (dev.registered && devGroup(dev) === null) k.probeIndex.add(dev, probeKey(k, dev));
+    if (dev.registered && devGroup(dev) === null) k.probeIndex.add(dev, probeKey(dev));
   }
   listDel(k, iommu);
   if (iommu.singletonGroup !== null) {

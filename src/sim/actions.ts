@@ -17,24 +17,28 @@ import {
 } from "../iommu/register.ts";
 import type { DeviceRec, InstanceRec, Machine } from "./machine.ts";
 
+/** Runs `path`, then lets the deferred-probe workqueue drain, as the kernel's would before anything observes the result. */
+function* thenFlush(m: Machine, path: Path<0 | KError>): Path<0 | KError> {
+  const ret = yield* path;
+  yield* flushDeferredProbeWork(m.dc);
+  return ret;
+}
+
 // iommu_device_register, or iommu_device_register_bus for the selftest's mock
 export function* iommuRegister(m: Machine, rec: InstanceRec): Path<0 | KError> {
   // The instance's driver probes its hardware first; an instance already registered is not probed again.
   if (!rec.iommu.listed) rec.driver.hwProbe?.(rec.iommu);
   const bus = rec.driver.registerBus;
-  const ret =
+  return yield* thenFlush(
+    m,
     bus !== null
-      ? yield* iommuDeviceRegisterBus(m.k, rec.iommu, rec.driver.ops, bus, rec.spec.fwnode !== null)
-      : yield* iommuDeviceRegister(m.k, rec.iommu, rec.driver.ops, rec.iommu.fwnode);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+      ? iommuDeviceRegisterBus(m.k, rec.iommu, rec.driver.ops, bus, rec.spec.fwnode !== null)
+      : iommuDeviceRegister(m.k, rec.iommu, rec.driver.ops, rec.iommu.fwnode),
+  );
 }
 
 export function* iommuUnregister(m: Machine, rec: InstanceRec): Path<0 | KError> {
-  const ret =
-    rec.driver.registerBus !== null ? yield* iommuDeviceUnregisterBus(m.k, rec.iommu) : yield* iommuDeviceUnregister(m.k, rec.iommu);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, rec.driver.registerBus !== null ? iommuDeviceUnregisterBus(m.k, rec.iommu) : iommuDeviceUnregister(m.k, rec.iommu));
 }
 
 /** The mock IOMMU instance, for iommu_mock_device_add. */
@@ -44,34 +48,24 @@ function mockInstance(m: Machine): InstanceRec | null {
 }
 
 export function* addDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
-  let ret: 0 | KError;
   if (rec.spec.bus === "iommufd_mock" && (rec.spec.add_with ?? "iommu_mock_device_add") === "iommu_mock_device_add") {
     const mock = mockInstance(m);
     if (mock === null) return kerr("ENODEV", `${rec.dev.name}: iommu_mock_device_add needs the mock IOMMU instance`);
-    ret = yield* iommuMockDeviceAdd(m.k, rec.dev, mock.iommu);
-  } else {
-    ret = yield* deviceAdd(m.dc, rec.dev);
+    return yield* thenFlush(m, iommuMockDeviceAdd(m.k, rec.dev, mock.iommu));
   }
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, deviceAdd(m.dc, rec.dev));
 }
 
 export function* delDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
-  const ret = yield* deviceDel(m.dc, rec.dev);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, deviceDel(m.dc, rec.dev));
 }
 
 export function* registerDriver(m: Machine, name: string): Path<0 | KError> {
-  const ret = yield* driverRegister(m.dc, m.drivers.get(name)!);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, driverRegister(m.dc, m.drivers.get(name)!));
 }
 
 export function* unregisterDriver(m: Machine, name: string): Path<0 | KError> {
-  const ret = yield* driverUnregister(m.dc, m.drivers.get(name)!);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, driverUnregister(m.dc, m.drivers.get(name)!));
 }
 
 export function* bindDriver(m: Machine, device: string, driver: string): Path<0 | KError> {
@@ -79,15 +73,11 @@ export function* bindDriver(m: Machine, device: string, driver: string): Path<0 
   const dev = m.devices.get(device)!.dev;
   if (!drv.registered) return kerr("ENODEV", `driver ${driver} is not registered`);
   if (!dev.registered) return kerr("ENODEV", `${device} is not added`);
-  const ret = yield* deviceDriverAttach(m.dc, drv, dev);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, deviceDriverAttach(m.dc, drv, dev));
 }
 
 export function* unbindDriver(m: Machine, device: string): Path<0 | KError> {
   const dev = m.devices.get(device)!.dev;
   if (dev.driver === null) return kerr("ENODEV", `${device} has no driver bound`);
-  const ret = yield* deviceReleaseDriver(m.dc, dev);
-  yield* flushDeferredProbeWork(m.dc);
-  return ret;
+  return yield* thenFlush(m, deviceReleaseDriver(m.dc, dev));
 }

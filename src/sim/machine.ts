@@ -2,7 +2,7 @@
  * A machine built from a scenario: the driver core with its buses, the
  * IOMMU core, firmware nodes, IOMMU drivers and their instances, devices
  * and device drivers, all created but nothing registered or added yet
- * (boot.ts does that, in the kernel's order).
+ * (runner.ts's bootPath does that, in the kernel's order).
  */
 import type { BusType } from "../base/bus.ts";
 import { Device } from "../base/device.ts";

@@ -9,7 +9,6 @@ import { domainTypeName, type IommuDomain } from "../iommu/domain.ts";
 import { formatResvRegion, iommuGetGroupResvRegions } from "../iommu/group-resv.ts";
 import type { IommuGroup } from "../iommu/group.ts";
 import { dmaDomainStats, type DmaDomainStats } from "../dma/dma-iommu.ts";
-import type { TlbInvalidation } from "../drivers/domains.ts";
 import type { IommuDomainStats } from "../iommu/ops.ts";
 import type { DmaHandle, EventRecord, Machine } from "./machine.ts";
 
@@ -69,7 +68,7 @@ export interface DomainSnap {
    * domains of drivers/domains.ts, the most recent ones (kind, iova, size; oldest first) and how
    * many were recorded in all.
    */
-  tlb: (IommuDomainStats["tlb"] & { invalidations?: TlbInvalidation[]; invalidationsTotal?: number }) | null;
+  tlb: IommuDomainStats["tlb"] | null;
   /** Valid IOTLB entries (once a device did DMA through the domain). */
   iotlb_entries: number;
   /**

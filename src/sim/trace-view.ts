@@ -13,7 +13,7 @@ export function renderTrace(records: readonly TraceRecord[]): string {
     const t = multiTask ? `[T${r.task}] ` : "";
     if (r.kind === "call") {
       const args = [r.subject, r.detail].filter((x) => x !== "").join(", ");
-      const res = r.result === null ? "" : r.result === "" ? "" : ` = ${r.result === "0" ? "0" : r.result}`;
+      const res = r.result === null || r.result === "" ? "" : ` = ${r.result}`;
       L.push(`${ind}${t}${r.fn}(${args})${res}`);
     } else if (r.kind === "note") {
       L.push(`${ind}${t}${r.fn}: ${r.subject}${r.detail ? ": " + r.detail : ""}`);

@@ -113,7 +113,7 @@ export function checkScenario(s: Scenario): Problem[] {
       if (p === undefined) bad(at("parent"), `parent '${d.parent}' does not exist`);
       else if (p >= i) bad(at("parent"), `parent '${d.parent}' must be listed before ${d.name}`);
     }
-    if (isPci) checkPci(s, d, i, at, bad, devIdx, pciBusOf);
+    if (isPci) checkPci(s, d, at, bad, devIdx, pciBusOf);
     else if (d.parent !== undefined && s.devices[devIdx.get(d.parent) ?? -1]?.bus === "pci" && d.bus !== "pci") {
       bad(at("parent"), `${d.name} is on the ${d.bus} bus below PCI function ${d.parent}`);
     }
@@ -269,7 +269,6 @@ function checkExpect(
 function checkPci(
   s: Scenario,
   d: DeviceSpec,
-  i: number,
   at: (k: string | number, ...rest: (string | number)[]) => KeyPath,
   bad: (p: KeyPath, m: string) => void,
   devIdx: Map<string, number>,
@@ -309,7 +308,6 @@ function checkPci(
       bad(at("dma-alias", j), `DMA aliases are on the same bus; ${a} is not on ${d.name}'s bus`);
     }
   });
-  void i;
 }
 
 function hex2(n: number): string {
