@@ -79,10 +79,12 @@ export const askEachOpsResolution: OpsResolution = {
   },
 };
 
-export const OPS_RESOLUTIONS: Readonly<Record<string, OpsResolution>> = {
+export const OPS_RESOLUTIONS = {
   upstream: upstreamOpsResolution,
   "ask-each": askEachOpsResolution,
-};
+} as const satisfies Record<string, OpsResolution>;
+export type OpsResolutionName = keyof typeof OPS_RESOLUTIONS;
+export const OPS_RESOLUTION_NAMES = Object.keys(OPS_RESOLUTIONS) as [OpsResolutionName, ...OpsResolutionName[]];
 
 /** How a caller (VFIO, a driver) gets an UNMANAGED domain meant for a device. */
 export interface DomainAllocation {
@@ -108,10 +110,12 @@ export const busNullDeviceDomainAllocation: DomainAllocation = {
   alloc: (k, dev) => iommuDomainAllocBus(k, dev.bus),
 };
 
-export const DOMAIN_ALLOCATIONS: Readonly<Record<string, DomainAllocation>> = {
+export const DOMAIN_ALLOCATIONS = {
   "device-ops": deviceOpsDomainAllocation,
   "bus-null-device": busNullDeviceDomainAllocation,
-};
+} as const satisfies Record<string, DomainAllocation>;
+export type DomainAllocationName = keyof typeof DOMAIN_ALLOCATIONS;
+export const DOMAIN_ALLOC_NAMES = Object.keys(DOMAIN_ALLOCATIONS) as [DomainAllocationName, ...DomainAllocationName[]];
 
 export interface IommuStrategies {
   opsResolution: OpsResolution;

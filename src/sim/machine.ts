@@ -10,7 +10,7 @@ import { iommuDmaInitFq } from "../dma/dma-iommu.ts";
 import { DeviceDriver } from "../base/driver.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
-import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge, type PciDevType } from "../base/pci/pci-dev.ts";
+import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
 import { FirmwareTables } from "../firmware/tables.ts";
 import { kerr, type ErrnoName } from "../lib/errno.ts";
@@ -96,8 +96,8 @@ export class Machine {
     this.buses = { platform, pci, amba, mock };
 
     const strategy = {
-      opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"]!,
-      domainAllocation: DOMAIN_ALLOCATIONS[scenario.boot?.strategy?.domain_alloc ?? "device-ops"]!,
+      opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"],
+      domainAllocation: DOMAIN_ALLOCATIONS[scenario.boot?.strategy?.domain_alloc ?? "device-ops"],
     };
     // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
@@ -168,7 +168,7 @@ export class Machine {
     for (const spec of this.scenario.iommus) {
       let driver = drivers.get(spec.driver);
       if (driver === undefined) {
-        driver = IOMMU_DRIVERS[spec.driver]!(this.k, env);
+        driver = IOMMU_DRIVERS[spec.driver](this.k, env);
         drivers.set(spec.driver, driver);
       }
       let fwnode: FwnodeHandle | null = null;
@@ -243,8 +243,8 @@ export class Machine {
           return (parseInt(dd!, 16) << 3) | parseInt(f!, 10);
         });
         const pdev = new PciDev(pbus, a.devfn, {
-          type: (spec.type ?? "endpoint") as PciDevType,
-          acs: spec.acs === undefined ? null : spec.acs.reduce((m, c) => m | ACS_BITS[c]!, 0),
+          type: spec.type ?? "endpoint",
+          acs: spec.acs === undefined ? null : spec.acs.reduce((m, c) => m | ACS_BITS[c], 0),
           multifunction: spec.multifunction ?? false,
           dmaAliasDevfns: aliases,
           bridgeXlateRoot: spec["bridge-xlate-root"] ?? false,

@@ -8,13 +8,15 @@ import type { Device } from "../device.ts";
 import type { FwnodeHandle } from "../fwnode.ts";
 
 /** PCIe port types (PCI_EXP_TYPE_*) plus the conventional kinds the model needs. */
-export type PciDevType =
-  | "root-port" // PCI_EXP_TYPE_ROOT_PORT
-  | "switch-up" // PCI_EXP_TYPE_UPSTREAM
-  | "switch-down" // PCI_EXP_TYPE_DOWNSTREAM
-  | "pcie-pci-bridge" // PCI_EXP_TYPE_PCI_BRIDGE (PCIe-to-PCI/PCI-X)
-  | "pci-bridge" // conventional PCI-to-PCI bridge (no PCIe capability)
-  | "endpoint"; // PCI_EXP_TYPE_ENDPOINT, RC_END on a root bus, conventional behind a PCI bridge
+export const PCI_DEV_TYPES = [
+  "root-port", // PCI_EXP_TYPE_ROOT_PORT
+  "switch-up", // PCI_EXP_TYPE_UPSTREAM
+  "switch-down", // PCI_EXP_TYPE_DOWNSTREAM
+  "pcie-pci-bridge", // PCI_EXP_TYPE_PCI_BRIDGE (PCIe-to-PCI/PCI-X)
+  "pci-bridge", // conventional PCI-to-PCI bridge (no PCIe capability)
+  "endpoint", // PCI_EXP_TYPE_ENDPOINT, RC_END on a root bus, conventional behind a PCI bridge
+] as const;
+export type PciDevType = (typeof PCI_DEV_TYPES)[number];
 
 export const PCI_BRIDGE_TYPES: ReadonlySet<PciDevType> = new Set([
   "root-port",
@@ -33,7 +35,7 @@ export const PCI_ACS_UF = 0x10;
 export const PCI_ACS_EC = 0x20;
 export const PCI_ACS_DT = 0x40;
 
-export const ACS_BITS: Readonly<Record<string, number>> = {
+export const ACS_BITS = {
   SV: PCI_ACS_SV,
   TB: PCI_ACS_TB,
   RR: PCI_ACS_RR,
@@ -41,7 +43,9 @@ export const ACS_BITS: Readonly<Record<string, number>> = {
   UF: PCI_ACS_UF,
   EC: PCI_ACS_EC,
   DT: PCI_ACS_DT,
-};
+} as const;
+export type AcsName = keyof typeof ACS_BITS;
+export const ACS_NAMES = Object.keys(ACS_BITS) as [AcsName, ...AcsName[]];
 
 /** struct pci_bus */
 export class PciBus {

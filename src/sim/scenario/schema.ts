@@ -4,6 +4,9 @@
  * is generated from it (scripts/gen-schema.ts) for editors.
  */
 import { z } from "zod";
+import { ACS_NAMES, PCI_DEV_TYPES } from "../../base/pci/pci-dev.ts";
+import { IOMMU_DRIVER_NAMES } from "../../drivers/index.ts";
+import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES } from "../../iommu/strategy.ts";
 import { ERRNO_NAMES } from "../../lib/errno.ts";
 
 const name = z.string().min(1);
@@ -11,10 +14,8 @@ const errno = z.enum(ERRNO_NAMES as [string, ...string[]]).describe("a kernel er
 /** A byte size: a number, or a string like "4K", "2M", "1G", "0x1000". */
 export const sizeSchema = z.union([z.number().int().nonnegative(), z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+[KMGT]?)$/)]);
 
-export const IOMMU_DRIVER_NAMES = ["arm-smmu-v3", "arm-smmu", "intel-iommu", "amd-iommu", "virtio-iommu", "mock"] as const;
+export { DOMAIN_ALLOC_NAMES, IOMMU_DRIVER_NAMES, OPS_RESOLUTION_NAMES };
 export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
-export const PCI_TYPES = ["root-port", "switch-up", "switch-down", "pcie-pci-bridge", "pci-bridge", "endpoint"] as const;
-export const ACS_NAMES = ["SV", "TB", "RR", "CR", "UF", "EC", "DT"] as const;
 
 const iommuSchema = z
   .strictObject({
@@ -71,7 +72,7 @@ const deviceSchema = z
       .describe("device-tree `iommus`: each entry is [instance, cells...]"),
     "pci-host": pciHostSchema.optional().describe("this platform device is a PCI host bridge"),
     parent: name.optional(),
-    type: z.enum(PCI_TYPES).optional(),
+    type: z.enum(PCI_DEV_TYPES).optional(),
     acs: z.array(z.enum(ACS_NAMES)).optional().describe("ACS controls enabled; absent = no ACS capability"),
     multifunction: z.boolean().optional(),
     "dma-alias": z.array(z.string()).optional().describe("quirked DMA aliases on the same bus: 'DD.F' or a device name"),
@@ -282,8 +283,6 @@ export const eventSchema = z
   })
   .describe("one kernel entry point, or an expectation");
 
-export const OPS_RESOLUTION_NAMES = ["upstream", "ask-each"] as const;
-export const DOMAIN_ALLOC_NAMES = ["device-ops", "bus-null-device"] as const;
 
 export const scenarioSchema = z
   .strictObject({
