@@ -40,7 +40,7 @@ export function iommuBusNotifier(k: IommuCore): NotifierBlock {
     *call(action: BusNotifyAction, dev: Device): Path {
       if (action === BUS_NOTIFY_ADD_DEVICE) {
         yield* iommuProbeDevice(k, dev);
-        if (devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
+        probeIndexAdd(k, dev);
       } else if (action === BUS_NOTIFY_REMOVED_DEVICE) {
         k.probeIndex.remove(dev);
         yield* iommuReleaseDevice(k, dev);
@@ -89,11 +89,7 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
     // ENODEV: the device ends with no IOMMU and a registration walk goes on.
     const err = kerr("ENODEV", `${dev.name} (${devIommuOps(dev)?.name}) would join ${group} of ${first.name} (${devIommuOps(first)?.name}): a group's devices must share ops`);
     k.warn("__iommu_probe_device", dev.name, err.message);
-    iommuDeinitDevice(k, dev, group);
-    yield* mutexUnlock(k.sched, group.mutex);
-    iommuGroupPut(k, group);
-    reindex(k, dev);
-    return err;
+    return yield* probeUnwind(k, dev, group, err);
   }
   // The device must be on the group's list before default-domain setup looks at the members.
   const gdev = new GroupDevice(dev);
@@ -115,20 +111,30 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   if (ret !== 0) {
     // @kernel: __iommu_probe_device (err_remove_gdev, then iommu_deinit_device)
     group.devices.splice(group.devices.indexOf(gdev), 1);
-    iommuDeinitDevice(k, dev, group);
-    yield* mutexUnlock(k.sched, group.mutex);
-    iommuGroupPut(k, group);
-    reindex(k, dev);
-    return ret;
+    return yield* probeUnwind(k, dev, group, ret);
   }
   if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);
   yield* mutexUnlock(k.sched, group.mutex);
   return 0;
 }
 
-/** A device whose probe failed after it left the probe index goes back into it. */
-function reindex(k: IommuCore, dev: Device): void {
-  if (dev.registered && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
+/** __iommu_probe_device's error exit (group->mutex held): the device leaves its group and waits in the probe index again. */
+// @kernel: iommu_deinit_device
+function* probeUnwind(k: IommuCore, dev: Device, group: IommuGroup, err: KError): Path<KError> {
+  iommuDeinitDevice(k, dev, group);
+  yield* mutexUnlock(k.sched, group.mutex);
+  iommuGroupPut(k, group);
+  probeIndexAdd(k, dev);
+  return err;
+}
+
+/**
+ * An added device on an IOMMU bus that has no group (never probed, its probe
+ * failed, or its instance went away) waits in the probe index for the
+ * instance its firmware names.
+ */
+export function probeIndexAdd(k: IommuCore, dev: Device): void {
+  if (dev.registered && devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
 }
 
 // @kernel: iommu_init_device (iommu_probe_device_lock held)

@@ -13,15 +13,14 @@ import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
-import { devGroup, devIommuFree, devIommuOps } from "./dev-iommu.ts";
+import { devIommuFree, devIommuOps } from "./dev-iommu.ts";
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
 import { iommuFwspecInit } from "./fwspec.ts";
 import { iommuGroupPut, type IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import type { IommuOps } from "./ops.ts";
-import { iommuBusNotifier, iommuProbeDeviceLocked, iommuReleaseDevice } from "./probe.ts";
-import { probeKey } from "./probe-key.ts";
+import { iommuBusNotifier, iommuProbeDeviceLocked, iommuReleaseDevice, probeIndexAdd } from "./probe.ts";
 
 function listAdd(k: IommuCore, iommu: IommuDevice): void {
   k.deviceList.push(iommu);
@@ -122,7 +121,7 @@ function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | 
     .sort((a, b) => busIndex.get(a.bus)! - busIndex.get(b.bus)! || a.busSeq - b.busSeq);
   for (const dev of victims) {
     yield* iommuReleaseDevice(k, dev);
-    if (dev.registered && devGroup(dev) === null) k.probeIndex.add(dev, probeKey(dev));
+    probeIndexAdd(k, dev);
   }
   listDel(k, iommu);
   if (iommu.singletonGroup !== null) {
