@@ -77,8 +77,9 @@ export async function benchDma(log: (line: string) => void): Promise<void> {
   const core = timeRuns(() => {
     for (let i = 0; i < N; i++) {
       const iova = 0x1000_0000 + (i & 1023) * 4096;
-      iommuMap(domain, iova, iova, 4096, IOMMU_READ | IOMMU_WRITE);
-      iommuUnmap(domain, iova, 4096);
+      if (iommuMap(domain, iova, iova, 4096, IOMMU_READ | IOMMU_WRITE) !== 0 || iommuUnmap(domain, iova, 4096) !== 4096) {
+        throw new Error(`iommu_map/iommu_unmap of IOVA 0x${iova.toString(16)} failed`);
+      }
     }
   });
   log(row("iommu_map + iommu_unmap (core splitting + driver + sync)", core));

@@ -48,7 +48,7 @@ const PROT = IOMMU_READ | IOMMU_WRITE;
 const PAGES_4K = SZ_1G / SZ_4K;
 const BLOCKS_2M = SZ_1G / SZ_2M;
 const MOCK_PAGES = SZ_1G / MOCK_IO_PAGE_SIZE;
-const LOOKUPS = 1 << 20;
+const LOOKUPS = 1_000_000;
 const RUNS = 9;
 /** Untimed runs of a case before its timed ones: at least this long (V8 re-optimises for a while after a case starts)... */
 const WARMUP_MS = 150;
