@@ -19,7 +19,9 @@ import {
   type FqFlushHook,
 } from "../dma/dma-iommu.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
+import { __IOMMU_DOMAIN_PAGING } from "../iommu/domain.ts";
 import { iommuMap, iommuUnmap } from "../iommu/map.ts";
+import { isAligned } from "../lib/bits.ts";
 import { iommuDeviceDma } from "../iommu/translate.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { findDomain } from "./domain-actions.ts";
@@ -71,7 +73,15 @@ export function* map(m: Machine, ref: string | number, iova: Size, paddr: Size, 
 export function* unmap(m: Machine, ref: string | number, iova: Size, size: Size): Path<0 | KError> {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
-  m.lastValue = iommuUnmap(d, parseSize(iova), parseSize(size));
+  const at = parseSize(iova);
+  const len = parseSize(size);
+  // __iommu_unmap returns 0 for these (with a pr_err for the alignment); an event with such arguments is bad input.
+  if ((d.type & __IOMMU_DOMAIN_PAGING) === 0) return kerr("EINVAL", `${d} is not a paging domain: nothing to unmap`);
+  const min = d.pgsizes[0] ?? 0;
+  if (min === 0 || !isAligned(at, min) || !isAligned(len, min) || len === 0) {
+    return kerr("EINVAL", `unmap of 0x${len.toString(16)} bytes at IOVA 0x${at.toString(16)}: not a non-zero multiple of ${d}'s smallest page 0x${min.toString(16)}`);
+  }
+  m.lastValue = iommuUnmap(d, at, len);
   return 0;
 }
 
