@@ -4,7 +4,7 @@
  * points; a path that finds the lock held yields `blocked` until the owner
  * drops it. Locks are not recursive, as in the kernel.
  */
-import { DeadlockError, type Path, type Sched, type Task } from "./path.ts";
+import { DeadlockError, NO_POINT, type Path, type Sched, type Task } from "./path.ts";
 
 export class Mutex {
   /** The task holding the lock, or null. */
@@ -21,20 +21,8 @@ export class Mutex {
   }
 }
 
-/** The one result an already-done iterator returns (nothing reads it but `yield*`, which does not keep it). */
-const DONE_RESULT: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
-
-/** An iterator that is already done: the fast path when a lock operation has nothing to yield. */
-const DONE: Path = {
-  next: () => DONE_RESULT,
-  return: () => DONE_RESULT,
-  throw: (e: unknown) => {
-    throw e;
-  },
-  [Symbol.iterator]() {
-    return this;
-  },
-} as Path;
+/** A lock operation with nothing to yield (run to completion, the lock free). */
+const DONE = NO_POINT;
 
 // @kernel: mutex_lock
 export function mutexLock(s: Sched, m: Mutex): Path {

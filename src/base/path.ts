@@ -64,7 +64,24 @@ export function runPath<T>(path: Path<T>): T {
   }
 }
 
-/** A shared-state access point: yields only when the scheduler wants points. */
-export function* access(s: Sched, op: "read" | "write", what: string): Path {
-  if (s.points) yield { op, what, lock: null };
+/** The iterator of a point that does not yield: run to completion, a path makes no step objects for it. */
+export const NO_POINT: Path = {
+  next: () => NO_POINT_DONE,
+  return: () => NO_POINT_DONE,
+  throw: (e: unknown) => {
+    throw e;
+  },
+  [Symbol.iterator]() {
+    return this;
+  },
+} as Path;
+const NO_POINT_DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
+
+/** A shared-state access point (`yield* access(...)`): a step only when the scheduler wants points. */
+export function access(s: Sched, op: "read" | "write", what: string): Path {
+  return s.points ? accessPoint(op, what) : NO_POINT;
+}
+
+function* accessPoint(op: "read" | "write", what: string): Path {
+  yield { op, what, lock: null };
 }

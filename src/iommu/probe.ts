@@ -12,7 +12,7 @@ import {
 } from "../base/bus.ts";
 import type { Device } from "../base/device.ts";
 import { mutexHeld, mutexLock, mutexUnlock } from "../base/mutex.ts";
-import type { Path } from "../base/path.ts";
+import { access, type Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommuDeviceSetDomain } from "./attach.ts";
@@ -74,6 +74,8 @@ export function iommuProbeDeviceLocked(k: IommuCore, dev: Device, groupList: Iom
 
 function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
   if (!mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
+  // Another path may have probed the device already: the check a race hinges on.
+  yield* access(k.sched, "read", "dev->iommu_group");
   if (devGroup(dev) !== null) return 0;
   const init = yield* iommuInitDevice(k, dev);
   if (init !== 0) return init;

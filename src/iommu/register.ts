@@ -10,7 +10,7 @@ import { driverDeferredProbeTrigger } from "../base/dd.ts";
 import type { Device } from "../base/device.ts";
 import { fwnodeCreateSoftwareNode, type FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
-import type { Path } from "../base/path.ts";
+import { access, type Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommuFree, devIommuOps } from "./dev-iommu.ts";
@@ -90,6 +90,8 @@ function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwn
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
   iommu.ops = ops;
   if (hwdevFwnode !== null) iommu.fwnode = hwdevFwnode;
+  // iommu_device_list is written under iommu_device_lock (a spinlock: a point, never a wait).
+  yield* access(k.sched, "write", "iommu_device_list");
   listAdd(k, iommu);
   let err: 0 | KError = 0;
   for (const bus of k.iommuBuses) {
@@ -123,6 +125,7 @@ function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | 
     yield* iommuReleaseDevice(k, dev);
     probeIndexAdd(k, dev);
   }
+  yield* access(k.sched, "write", "iommu_device_list");
   listDel(k, iommu);
   if (iommu.singletonGroup !== null) {
     const g = iommu.singletonGroup;
@@ -146,6 +149,8 @@ function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: 
   iommu.busNotifier = { bus, nb };
   // Since v6.18 the instance gets its own software fwnode so fwspecs can name it.
   if (swnode) iommu.fwnode = fwnodeCreateSoftwareNode(`swnode:${iommu.name}`);
+  // iommu_device_list is written under iommu_device_lock (a spinlock: a point, never a wait).
+  yield* access(k.sched, "write", "iommu_device_list");
   listAdd(k, iommu);
   const err = yield* busIommuProbe(k, bus);
   if (err !== 0) {

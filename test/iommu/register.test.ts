@@ -113,6 +113,27 @@ drivers:
     expect(t).toMatch(/\[T2\] of_iommu_configure\(b, \/soc\/b\) = EPROBE_DEFER/);
   });
 
+  it("with points on, registration yields at its lock points and at the shared state a race hinges on", () => {
+    const m = new Machine(scenario(DEVICES_FIRST));
+    runPath(bootPath(m, []));
+    const sched = new Scheduler(m.dc.sched);
+    const reg = sched.spawn("register", () => iommuRegister(m, m.instances.get("smmu0")!));
+    const steps: string[] = [];
+    while (sched.step(reg)) steps.push(`${reg.last!.op} ${reg.last!.what}`);
+    expect(reg.result).toBe(0);
+    // The list write comes first, then each probe takes the probe lock and checks dev->iommu_group.
+    expect(steps[0]).toBe("write iommu_device_list");
+    const probeStart = steps.indexOf("lock iommu_probe_device_lock");
+    expect(probeStart).toBeGreaterThan(0);
+    expect(steps).toContain("read dev->iommu_group");
+    expect(steps.indexOf("read dev->iommu_group")).toBeGreaterThan(probeStart);
+    // Run to completion instead, the same registration yields nothing.
+    const m2 = new Machine(scenario(DEVICES_FIRST));
+    runPath(bootPath(m2, []));
+    const path = iommuRegister(m2, m2.instances.get("smmu0")!);
+    expect(path.next()).toEqual({ done: true, value: 0 });
+  });
+
   it("iommu_from_fwnode returns the first registered instance with that fwnode", () => {
     const m = new Machine(scenario(DEVICES_FIRST));
     const [i0, i1] = [m.instances.get("smmu0")!.iommu, m.instances.get("smmu1")!.iommu];
