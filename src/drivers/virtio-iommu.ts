@@ -19,6 +19,7 @@ import { pciDeviceGroup } from "../iommu/pci-group.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_4K } from "../pgtable/sizes.ts";
+import { IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_WRITE } from "../pgtable/types.ts";
 import {
   firmwareResvRegions,
   newPagingDomain,
@@ -34,6 +35,10 @@ import {
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "virtio-iommu";
+
+// virtio-iommu.c: the software-managed MSI window, when the device's probe reports none
+const MSI_IOVA_BASE = 0x8000000;
+const MSI_IOVA_LENGTH = 0x100000;
 
 export class ViommuDev {
   constructor(
@@ -103,7 +108,8 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     },
     // @kernel: viommu_get_resv_regions (the device's probe-request regions, then the MSI window)
     getResvRegions(dev): IommuResvRegion[] {
-      return [...firmwareResvRegions(env, dev), { start: 0x8000000, length: 0x100000, prot: 0, type: "sw-msi" }];
+      const prot = IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO;
+      return [...firmwareResvRegions(env, dev), { start: MSI_IOVA_BASE, length: MSI_IOVA_LENGTH, prot, type: "sw-msi" }];
     },
   };
 
