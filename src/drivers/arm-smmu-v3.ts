@@ -95,13 +95,13 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
   let opsPgsizeBitmap = 0;
 
   // @kernel: arm_smmu_attach_dev (the first attach finalises a domain allocated without a device)
-  const finaliseAtAttach = (d: IommuDomain, dev: Device): PagingFormat | KError => {
-    const iommu = devIommu(dev)?.iommuDev ?? null;
-    if (iommu === null) return kerr("ENODEV", `${dev.name} has no SMMU`);
-    if (k.tracing) k.note("arm_smmu_domain_finalise", dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the SMMU of the first device attached`);
-    return s1Format(iommu);
-  };
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), { atAttach: finaliseAtAttach, atPasid: true, mapErrno: "ENODEV" });
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), {
+    k,
+    finalise: "arm_smmu_domain_finalise",
+    formatOf: s1Format,
+    atPasid: true,
+    mapErrno: "ENODEV",
+  });
 
   // @kernel: arm_smmu_domain_alloc_paging_flags (finalised for the device's SMMU: stage 1)
   const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {

@@ -10,10 +10,9 @@
  * entry must share a group: device_group returns the group already recorded
  * on the entry, so such devices end up in one group.
  */
-import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
-import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_UNMANAGED } from "../iommu/domain.ts";
 import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
 import { genericDeviceGroup, iommuGroupRefGet, type IommuGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
@@ -183,13 +182,13 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
   // arm_smmu_ops.pgsize_bitmap: what the SMMUs probed so far support together.
   let opsPgsizeBitmap = 0;
   // @kernel: arm_smmu_init_domain_context (called by arm_smmu_attach_dev: the first attach finalises the domain)
-  const finaliseAtAttach = (d: IommuDomain, dev: Device): PagingFormat | KError => {
-    const iommu = devIommu(dev)?.iommuDev ?? null;
-    if (iommu === null) return kerr("ENODEV", `${dev.name} has no SMMU`);
-    if (k.tracing) k.note("arm_smmu_init_domain_context", dev.name, `${d} finalised for ${iommu.name}, the SMMU of the first device attached`);
-    return v2(iommu).format(iommu);
-  };
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), { atAttach: finaliseAtAttach, atPasid: false, mapErrno: "ENODEV" });
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), {
+    k,
+    finalise: "arm_smmu_init_domain_context",
+    formatOf: (iommu) => v2(iommu).format(iommu),
+    atPasid: false,
+    mapErrno: "ENODEV",
+  });
 
   const ops: IommuOps = {
     name: DRIVER,

@@ -212,16 +212,14 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["repo
   return ops;
 }
 
-/**
- * The format of the instance serving `dev`, for a domain its first attach
- * finalises (the driver's domain_finalise); an error refuses the attach.
- */
-export type FinaliseAtAttach = (d: IommuDomain, dev: Device) => PagingFormat | KError;
-
 /** How a driver treats a domain allocated before it knew its instance. */
 export interface LateFinalise {
-  /** The attaching device's instance's format: the first attach finalises the domain with it. */
-  atAttach: FinaliseAtAttach;
+  /** The core, for the trace note. */
+  k: IommuCore;
+  /** The driver's function that finalises (named in the trace). */
+  finalise: string;
+  /** The format of an instance's domains: the first attach finalises the domain with the attaching device's. */
+  formatOf: (iommu: IommuDevice) => PagingFormat;
   /** Whether a PASID attach finalises it too (SMMUv3's set_dev_pasid), or is refused with EINVAL. */
   atPasid: boolean;
   /**
@@ -251,9 +249,10 @@ export function pagingDomainOps(
     if (pagingPriv(d).format !== null) return 0;
     // A driver that does not finalise here refuses the domain.
     if (late === null || (pasid && !late.atPasid)) return kerr("EINVAL", `${d} is not finalised for any instance${pasid ? ": attach it to a device first" : ""}`);
-    const f = late.atAttach(d, dev);
-    if (isErr(f)) return f;
-    pagingDomainFinalise(d, f);
+    const iommu = devIommu(dev)?.iommuDev ?? null;
+    if (iommu === null) return kerr("ENODEV", `${dev.name} has no IOMMU to finalise ${d} for`);
+    if (late.k.tracing) late.k.note(late.finalise, dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the instance of the first device attached`);
+    pagingDomainFinalise(d, late.formatOf(iommu));
     return 0;
   };
   return {

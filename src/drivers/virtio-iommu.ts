@@ -65,13 +65,13 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
   // viommu_ops.pgsize_bitmap: the page_size_mask of the last viommu probed (each probe overwrites it).
   let opsPgsizeBitmap = 0;
   // @kernel: viommu_attach_dev (a domain allocated without a device is finalised for the first endpoint's viommu)
-  const finaliseAtAttach = (d: IommuDomain, dev: Device): PagingFormat | KError => {
-    const iommu = devIommu(dev)?.iommuDev ?? null;
-    if (iommu === null) return kerr("ENODEV", `${dev.name} has no viommu`);
-    if (k.tracing) k.note("viommu_domain_finalise", dev.name, `${d} allocated without a device: finalised now for ${iommu.name}, the viommu of the first endpoint attached`);
-    return (iommu.priv as ViommuDev).format(iommu);
-  };
-  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), { atAttach: finaliseAtAttach, atPasid: false, mapErrno: "EINVAL" });
+  const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER), {
+    k,
+    finalise: "viommu_domain_finalise",
+    formatOf: (iommu) => (iommu.priv as ViommuDev).format(iommu),
+    atPasid: false,
+    mapErrno: "EINVAL",
+  });
 
   // @kernel: viommu_domain_alloc_paging (viommu_domain_finalise for the device's viommu)
   const allocPaging = (dev: Device | null): IommuDomain | KError => {
