@@ -8,7 +8,8 @@
  * stage): the AMD v1 replicated-PTE sizes are not modelled.
  */
 import type { Device } from "../base/device.ts";
-import { dmarFindMatchedUnit, dmarIncludeAllScope, type DmarUnitScope } from "../firmware/dmar.ts";
+import { dmarIncludeAllScope } from "../firmware/dmar.ts";
+import { DmarUnits } from "./dmar-units.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
@@ -22,7 +23,6 @@ import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
 import {
   disablePasidAtRelease,
-  enablePasidAtProbe,
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
@@ -63,7 +63,7 @@ export class AmdIommu {
 }
 
 export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
-  const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
+  const units = new DmarUnits("IVHD");
   const identity = staticIdentityDomain();
   const blocked = staticBlockedDomain();
   const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
@@ -73,7 +73,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     if ((flags & ~(IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_PASID)) !== 0) {
       return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
     }
-    const iommu = dev === null ? (units.find((u) => u.iommu.listed)?.iommu ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    const iommu = dev === null ? units.firstRegistered() : (devIommu(dev)?.iommuDev ?? null);
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no AMD-Vi unit to allocate the domain for`);
     const pasid = (flags & IOMMU_HWPT_ALLOC_PASID) !== 0;
     if (pasid && !(iommu.priv as AmdIommu).v2Supported) {
@@ -90,11 +90,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     // @kernel: amd_iommu_probe_device (check_device, rlookup_amd_iommu)
     probeDevice(dev) {
       if (dev.pci === null) return kerr("ENODEV", `${DRIVER} serves PCI devices; ${dev.name} is not one`);
-      const u = dmarFindMatchedUnit(units, dev);
-      if (u === null) return kerr("ENODEV", `no IVHD covers ${dev.name}`);
-      if (!u.iommu.listed) return kerr("ENODEV", `AMD-Vi unit ${u.iommu.name} covering ${dev.name} is not registered`);
-      enablePasidAtProbe(k, dev, u.iommu);
-      return u.iommu;
+      return units.probe(k, dev);
     },
     releaseDevice: disablePasidAtRelease,
     // @kernel: amd_iommu_def_domain_type (its quirk table)
@@ -124,7 +120,7 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
       const scope = desc.scope ?? dmarIncludeAllScope();
       const pasidBits = desc.pasidBits ?? 16;
       const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(pasidBits > 0));
-      units.push({ scope, iommu: it });
+      units.add(scope, it);
       return it;
     },
   };

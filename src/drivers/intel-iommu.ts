@@ -8,7 +8,8 @@
  * capabilities are compatible.
  */
 import type { Device } from "../base/device.ts";
-import { dmarFindMatchedUnit, dmarIncludeAllScope, type DmarUnitScope } from "../firmware/dmar.ts";
+import { dmarIncludeAllScope } from "../firmware/dmar.ts";
+import { DmarUnits } from "./dmar-units.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
@@ -28,7 +29,6 @@ import { domainSuperPgsizeBitmap } from "../pgtable/vtdss.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
 import {
   disablePasidAtRelease,
-  enablePasidAtProbe,
   firmwareResvRegions,
   newPagingDomain,
   pagingDomainOps,
@@ -75,7 +75,7 @@ function unitOf(iommu: IommuDevice): IntelIommu {
 }
 
 export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
-  const units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];
+  const units = new DmarUnits("DMAR unit");
   const identity = staticIdentityDomain();
   const blocked = staticBlockedDomain();
 
@@ -96,7 +96,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
   const allocPaging = (dev: Device | null, flags: number): IommuDomain | KError => {
     const supported = IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_PASID;
     if ((flags & ~supported) !== 0) return kerr("EOPNOTSUPP", `${DRIVER}: unsupported allocation flags 0x${flags.toString(16)}`);
-    const iommu = dev === null ? (units.find((u) => u.iommu.listed)?.iommu ?? null) : (devIommu(dev)?.iommuDev ?? null);
+    const iommu = dev === null ? units.firstRegistered() : (devIommu(dev)?.iommuDev ?? null);
     if (iommu === null) return kerr("ENODEV", `${DRIVER}: no VT-d unit to allocate the domain for`);
     const d = newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, unitOf(iommu).format(iommu));
     // One VT-d domain may be attached to devices behind any compatible unit (domain->iommu_array).
@@ -111,11 +111,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
     releaseDomain: blocked,
     // @kernel: intel_iommu_probe_device (device_lookup_iommu; a unit not registered yet has no ops)
     probeDevice(dev) {
-      const u = dmarFindMatchedUnit(units, dev);
-      if (u === null) return kerr("ENODEV", `no DMAR unit's device scope covers ${dev.name}`);
-      if (!u.iommu.listed) return kerr("ENODEV", `DMAR unit ${u.iommu.name} covering ${dev.name} is not registered`);
-      enablePasidAtProbe(k, dev, u.iommu);
-      return u.iommu;
+      return units.probe(k, dev);
     },
     releaseDevice: disablePasidAtRelease,
     // @kernel: device_def_domain_type (its quirk table: IS_AZALIA, ...)
@@ -147,7 +143,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
       const pasidBits = desc.pasidBits ?? 20;
       const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new IntelIommu(superpage, desc.ias ?? 48));
       // DRHD units with explicit scopes are searched before INCLUDE_PCI_ALL ones.
-      units.push({ scope, iommu: it });
+      units.add(scope, it);
       return it;
     },
   };
