@@ -13,7 +13,7 @@ import { alignUp, modPow2 } from "../lib/bits.ts";
 import { kerr, isErr, type KError } from "../lib/errno.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_DMA_FQ, iommuIsDmaDomain, type IommuDomain } from "../iommu/domain.ts";
-import { iommuGetResvRegions } from "../iommu/direct-mapping.ts";
+import { iommuGetResvRegions } from "../iommu/resv-region.ts";
 import { iommuIotlbSync, iommuMap, iommuMapOnePfn, iommuMapSg, iommuUnmapFast, iommuUnmapFastOnePfn, type SgEntry } from "../iommu/map.ts";
 import { IommuPagesList, iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";

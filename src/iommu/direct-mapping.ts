@@ -1,20 +1,15 @@
 /**
  * Direct (1:1) mappings firmware requires in default domains
- * (iommu_create_device_direct_mappings), and the device's reserved regions.
+ * (iommu_create_device_direct_mappings).
  */
 import type { Device } from "../base/device.ts";
 import { alignUp } from "../lib/bits.ts";
 import { kerr, type KError } from "../lib/errno.ts";
-import { devIommu, devIommuOps } from "./dev-iommu.ts";
+import { devIommu } from "./dev-iommu.ts";
 import { iommuIsDmaDomain, type IommuDomain } from "./domain.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { iommuIovaToPhys, iommuMap } from "./map.ts";
-import type { IommuResvRegion } from "./resv-region.ts";
-
-// @kernel: iommu_get_resv_regions
-export function iommuGetResvRegions(dev: Device): IommuResvRegion[] {
-  return devIommuOps(dev)?.getResvRegions?.(dev) ?? [];
-}
+import { iommuGetResvRegions } from "./resv-region.ts";
 
 // @kernel: iommu_create_device_direct_mappings
 export function iommuCreateDeviceDirectMappings(k: IommuCore, domain: IommuDomain, dev: Device): 0 | KError {

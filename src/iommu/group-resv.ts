@@ -3,9 +3,8 @@
  * sysfs form (/sys/kernel/iommu_groups/N/reserved_regions).
  */
 import { devHasIommu } from "./dev-iommu.ts";
-import { iommuGetResvRegions } from "./direct-mapping.ts";
 import type { IommuGroup } from "./group.ts";
-import { RESV_TYPE_ORDER, type IommuResvRegion } from "./resv-region.ts";
+import { RESV_TYPE_ORDER, iommuGetResvRegions, type IommuResvRegion } from "./resv-region.ts";
 
 // @kernel: iommu_insert_resv_region
 function insertResvRegion(list: IommuResvRegion[], r: IommuResvRegion): void {

@@ -3,6 +3,9 @@
  * (`get_resv_regions`) and their merged per-group view.
  */
 
+import type { Device } from "../base/device.ts";
+import { devIommuOps } from "./dev-iommu.ts";
+
 export type IommuResvType = "direct" | "direct-relaxable" | "reserved" | "msi" | "sw-msi";
 
 // IOMMU_RESV_* in include/linux/iommu.h order (the tie-break order of the group list)
@@ -19,4 +22,9 @@ export interface IommuResvRegion {
   length: number;
   prot: number;
   type: IommuResvType;
+}
+
+// @kernel: iommu_get_resv_regions
+export function iommuGetResvRegions(dev: Device): IommuResvRegion[] {
+  return devIommuOps(dev)?.getResvRegions?.(dev) ?? [];
 }
