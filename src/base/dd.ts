@@ -13,8 +13,10 @@ import {
   BUS_NOTIFY_UNBOUND_DRIVER,
   busNotify,
 } from "./bus.ts";
+import type { SkipSummary } from "./deferred-lists.ts";
 import type { Device } from "./device.ts";
 import type { DeviceDriver } from "./driver.ts";
+import type { FwnodeHandle } from "./fwnode.ts";
 import type { DriverCore } from "./driver-core.ts";
 import { mutexLock, mutexUnlock } from "./mutex.ts";
 import type { Path } from "./path.ts";
@@ -45,6 +47,8 @@ function reallyProbe(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<Probe
 }
 
 function* reallyProbeBody(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
+  // A new attempt: whatever the last one waited for is moot until this one defers.
+  dev.deferredProbeSupplier = null;
   // @kernel: device_set_driver
   dev.driver = drv;
   const bus = dev.bus;
@@ -181,6 +185,8 @@ function* driverUnregisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KErr
   const i = drv.bus.drivers.indexOf(drv);
   drv.bus.drivers.splice(i, 1);
   drv.registered = false;
+  // A deferred device this driver matched may find no driver, or another one, when it is retried.
+  dc.deferred.wakeAll();
   return 0;
 }
 
@@ -208,22 +214,26 @@ function* deviceReleaseDriverBody(dc: DriverCore, dev: Device): Path<0 | KError>
 // @kernel: driver_deferred_probe_add
 export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device): Path {
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
-  if (!dev.deferredProbe) {
-    dc.deferredPending.add(dev);
-    dev.deferredProbe = true;
-  }
+  dc.deferred.add(dev);
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
 }
 
 // @kernel: driver_deferred_probe_del
 export function* driverDeferredProbeDel(dc: DriverCore, dev: Device): Path {
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
-  if (dev.deferredProbe) {
-    dc.deferredPending.delete(dev);
-    dc.deferredActive.delete(dev);
-    dev.deferredProbe = false;
-  }
+  dc.deferred.del(dev);
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+}
+
+/**
+ * A supplier named by deferred devices (an IOMMU instance's firmware node)
+ * was registered or became ready. No kernel counterpart: the kernel retries
+ * every deferred device at the trigger that follows; the model's index
+ * retries those whose wait may have ended (deferred-index.ts). fw_devlink
+ * keys a consumer's suppliers by the same firmware node.
+ */
+export function deferredProbeSupplierReady(dc: DriverCore, supplier: FwnodeHandle): void {
+  dc.deferred.wake(supplier);
 }
 
 // @kernel: driver_deferred_probe_trigger
@@ -231,8 +241,8 @@ export function* driverDeferredProbeTrigger(dc: DriverCore): Path {
   if (!dc.driverDeferredProbeEnable) return;
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
   dc.deferredTriggerCount++;
-  for (const dev of dc.deferredPending) dc.deferredActive.add(dev);
-  dc.deferredPending.clear();
+  // list_splice_tail_init(&deferred_probe_pending_list, &deferred_probe_active_list)
+  dc.deferred.splice();
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
   // @kernel: queue_work(deferred_wq, &deferred_probe_work)
   dc.deferredWorkQueued = true;
@@ -245,17 +255,27 @@ export function deferredProbeWorkFunc(dc: DriverCore): Path {
 
 function* deferredProbeWorkBody(dc: DriverCore): Path {
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  dc.deferred.beginRun();
   for (;;) {
-    const next = dc.deferredActive.values().next();
-    if (next.done) break;
-    const dev = next.value;
-    dc.deferredActive.delete(dev);
-    dev.deferredProbe = false;
+    const dev = dc.deferred.next();
+    if (dev === null) break;
     yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
     yield* busProbeDevice(dc, dev);
     yield* mutexLock(dc.sched, dc.deferredProbeMutex);
   }
+  const skipped = dc.deferred.endRun();
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
+  if (skipped !== null && skipped.skipped > 0 && dc.trace.enabled) {
+    dc.trace.note(dc.sched.current.id, "deferred_probe_work_func", "", skipSummaryText(skipped));
+  }
+}
+
+/** The trace line for the retries the index skipped in one run of the work item. */
+function skipSummaryText(s: SkipSummary): string {
+  const waits = [...s.bySupplier].map(([fw, n]) => `${n} for ${fw}`);
+  const keyless = s.skipped - [...s.bySupplier.values()].reduce((a, b) => a + b, 0);
+  if (keyless > 0) waits.push(`${keyless} outside this trigger's active list`);
+  return `skipped the retries of ${s.skipped} deferred device(s) whose wait has not ended (the kernel retries each; each would defer again unchanged): ${waits.join(", ")}`;
 }
 
 /** Runs the deferred-probe work item until nothing re-queues it (the workqueue draining). */

@@ -35,6 +35,14 @@ export class Device extends Mutex {
   busSeq = -1;
   /** On the deferred-probe pending or active list. */
   deferredProbe = false;
+  /**
+   * The supplier the last probe attempt deferred for: the firmware node of an
+   * IOMMU that is not registered or not ready (set by the layer that returned
+   * EPROBE_DEFER, cleared when the next attempt starts); null when the deferral
+   * named none. The kernel keeps only a string (`dev->p->deferred_probe_reason`);
+   * the deferred-probe index files the device under this node.
+   */
+  deferredProbeSupplier: FwnodeHandle | null = null;
   /** The last bind attempt's failure, for the snapshot's `probe: failed`. */
   probeError: string | null = null;
 

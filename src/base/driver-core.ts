@@ -5,7 +5,8 @@
  */
 import { Trace } from "../lib/trace.ts";
 import { BusType } from "./bus.ts";
-import type { Device } from "./device.ts";
+import { IndexedDeferredLists } from "./deferred-index.ts";
+import { LiteralDeferredLists, type DeferredLists, type DeferredProbeMode } from "./deferred-lists.ts";
 import { Mutex } from "./mutex.ts";
 import { Sched } from "./path.ts";
 
@@ -14,10 +15,12 @@ export class DriverCore {
   readonly trace = new Trace();
   readonly buses = new Map<string, BusType>();
 
-  /** deferred_probe_pending_list (insertion-ordered). */
-  readonly deferredPending = new Set<Device>();
-  /** deferred_probe_active_list (insertion-ordered). */
-  readonly deferredActive = new Set<Device>();
+  /**
+   * deferred_probe_pending_list and deferred_probe_active_list: the kernel's
+   * own lists, or the index that retries only devices whose wait may have
+   * ended (deferred-index.ts), with the same outcome.
+   */
+  readonly deferred: DeferredLists;
   readonly deferredProbeMutex = new Mutex("deferred_probe_mutex");
   /** deferred_trigger_count */
   deferredTriggerCount = 0;
@@ -29,6 +32,10 @@ export class DriverCore {
   now = 0;
 
   private busSeq = 0;
+
+  constructor(deferredProbe: DeferredProbeMode = "indexed") {
+    this.deferred = deferredProbe === "indexed" ? new IndexedDeferredLists() : new LiteralDeferredLists();
+  }
 
   nextBusSeq(): number {
     return this.busSeq++;

@@ -26,16 +26,18 @@ export function iommuFwspecOps(k: IommuCore, fwspec: IommuFwspec | null): IommuO
 }
 
 // @kernel: driver_deferred_probe_check_state (modules enabled, before the timeout)
-function deferredProbeCheckState(fwnode: FwnodeHandle | null): KError {
+function deferredProbeCheckState(dev: Device, fwnode: FwnodeHandle | null): KError {
+  dev.deferredProbeSupplier = fwnode;
   return kerr("EPROBE_DEFER", `the IOMMU ${fwnode?.name ?? "(none)"} names is not registered yet`);
 }
 
 // @kernel: iommu_fwspec_init (caller holds iommu_probe_device_lock)
 export function iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): 0 | KError {
   const iommu = iommuFromFwnode(k, fwnode);
-  if (iommu === null) return deferredProbeCheckState(fwnode);
+  if (iommu === null) return deferredProbeCheckState(dev, fwnode);
   const param = devIommu(dev);
   if (param === null && !iommu.ready) {
+    dev.deferredProbeSupplier = fwnode;
     return kerr("EPROBE_DEFER", `${dev.name}: IOMMU ${iommu.name} is registering but not ready yet`);
   }
   if (param?.fwspec) {

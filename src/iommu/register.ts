@@ -6,7 +6,7 @@
  */
 import { busRegisterNotifier, busUnregisterNotifier, type BusType } from "../base/bus.ts";
 import { deviceAdd } from "../base/core.ts";
-import { driverDeferredProbeTrigger } from "../base/dd.ts";
+import { deferredProbeSupplierReady, driverDeferredProbeTrigger } from "../base/dd.ts";
 import type { Device } from "../base/device.ts";
 import { fwnodeCreateSoftwareNode, type FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
@@ -26,6 +26,12 @@ function listAdd(k: IommuCore, iommu: IommuDevice): void {
   k.deviceList.push(iommu);
   iommu.listed = true;
   k.listChanged();
+  supplierReady(k, iommu);
+}
+
+/** Devices deferred for this instance (not registered, or not ready) may probe at the next trigger. */
+function supplierReady(k: IommuCore, iommu: IommuDevice): void {
+  if (iommu.fwnode !== null) deferredProbeSupplierReady(k.dc, iommu.fwnode);
 }
 
 function listDel(k: IommuCore, iommu: IommuDevice): void {
@@ -103,6 +109,7 @@ function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwn
     return err;
   }
   iommu.ready = true;
+  supplierReady(k, iommu);
   // The IOMMU driver's own successful bind retriggers deferred devices.
   yield* driverDeferredProbeTrigger(k.dc);
   return 0;
@@ -158,6 +165,7 @@ function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: 
     return err;
   }
   iommu.ready = true;
+  supplierReady(k, iommu);
   return 0;
 }
 

@@ -8,6 +8,7 @@ import type { BusType } from "../base/bus.ts";
 import { Device } from "../base/device.ts";
 import { iommuDmaInitFq } from "../dma/dma-iommu.ts";
 import { DeviceDriver } from "../base/driver.ts";
+import type { DeferredProbeMode } from "../base/deferred-lists.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
@@ -58,10 +59,12 @@ export interface MachineOptions {
   trace?: boolean;
   /** bus_iommu_probe walk: via the unprobed-device index (default) or every device, as the kernel does. */
   probeWalk?: "indexed" | "literal";
+  /** Deferred probe: retry only devices whose wait may have ended (default), or every one on every trigger, as the kernel does. */
+  deferredProbe?: DeferredProbeMode;
 }
 
 export class Machine {
-  readonly dc = new DriverCore();
+  readonly dc: DriverCore;
   readonly k: IommuCore;
   readonly buses: { platform: BusType; pci: BusType; amba: BusType; mock: BusType };
   readonly firmware = new FirmwareTables();
@@ -88,6 +91,7 @@ export class Machine {
     readonly scenario: Scenario,
     opts: MachineOptions = {},
   ) {
+    this.dc = new DriverCore(opts.deferredProbe ?? "indexed");
     this.dc.trace.enabled = opts.trace ?? true;
     const platform = busRegister(this.dc, "platform");
     const pci = busRegister(this.dc, "pci");

@@ -195,7 +195,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
       .sort((a, b) => a.id - b.id)
       .map((d) => domainSnap(d, userName.get(d) ?? null)),
     user_domains: Object.fromEntries([...m.userDomains].map(([n, d]) => [n, { ...domainSnap(d, n), live: !d.freed }])),
-    deferred: [...m.dc.deferredPending, ...m.dc.deferredActive].map((d) => d.name),
+    deferred: m.dc.deferred.devices().map((d) => d.name),
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),
     warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),

@@ -60,7 +60,7 @@ describe("the driver core", () => {
     runPath(deviceAdd(dc, a));
     expect(a.deferredProbe).toBe(true);
     expect(a.driver).toBeNull();
-    expect([...dc.deferredPending]).toEqual([a]);
+    expect(dc.deferred.devices()).toEqual([a]);
     dmaResult.delete("a");
     // Any successful bind retriggers the deferred devices; the work item retries them.
     runPath(deviceAdd(dc, b));
