@@ -35,16 +35,27 @@ export function ilog2(x: number): number {
   return n;
 }
 
+const TWO_32 = 2 ** 32;
+
 /** Whether the bitmap contains the power-of-two size sz. */
 export function bitmapHas(bitmap: number, sz: number): boolean {
   return Math.floor(bitmap / sz) % 2 === 1;
 }
 
-/** The sizes present in a bitmap, ascending. */
+/** The sizes present in a bitmap, ascending (the bitmap's two 32-bit halves scanned a set bit at a time). */
 export function pgsizesOf(bitmap: number): number[] {
   const out: number[] = [];
-  for (let n = 0; n < 64 && 2 ** n <= bitmap; n++) {
-    if (bitmapHas(bitmap, 2 ** n)) out.push(2 ** n);
+  let lo = bitmap >>> 0;
+  let hi = Math.floor(bitmap / TWO_32) >>> 0;
+  while (lo !== 0) {
+    const bit = lo & -lo;
+    out.push(bit >>> 0);
+    lo = (lo ^ bit) >>> 0;
+  }
+  while (hi !== 0) {
+    const bit = hi & -hi;
+    out.push((bit >>> 0) * TWO_32);
+    hi = (hi ^ bit) >>> 0;
   }
   return out;
 }
@@ -58,25 +69,28 @@ export function bitmapOf(...sizes: number[]): number {
 
 /** Union of two bitmaps (JS `|` would cut them to 32 bits). */
 export function bitmapOr(a: number, b: number): number {
-  return bitmapOf(...pgsizesOf(a), ...pgsizesOf(b));
+  return (((a >>> 0) | (b >>> 0)) >>> 0) + (((Math.floor(a / TWO_32) | Math.floor(b / TWO_32)) >>> 0) * TWO_32);
 }
 
 /** Intersection of two bitmaps. */
 export function bitmapAnd(a: number, b: number): number {
-  let out = 0;
-  for (const sz of pgsizesOf(a)) if (bitmapHas(b, sz)) out += sz;
-  return out;
+  return (((a >>> 0) & (b >>> 0)) >>> 0) + (((Math.floor(a / TWO_32) & Math.floor(b / TWO_32)) >>> 0) * TWO_32);
 }
 
 /** Smallest size in the bitmap (the kernel's `1 << __ffs(bitmap)`); 0 for an empty bitmap. */
 export function bitmapMin(bitmap: number): number {
-  return pgsizesOf(bitmap)[0] ?? 0;
+  const lo = bitmap >>> 0;
+  if (lo !== 0) return (lo & -lo) >>> 0;
+  const hi = Math.floor(bitmap / TWO_32) >>> 0;
+  return hi === 0 ? 0 : ((hi & -hi) >>> 0) * TWO_32;
 }
 
 /** Largest size in the bitmap (the kernel's `1 << __fls(bitmap)`); 0 for an empty bitmap. */
 export function bitmapMax(bitmap: number): number {
-  const s = pgsizesOf(bitmap);
-  return s[s.length - 1] ?? 0;
+  const hi = Math.floor(bitmap / TWO_32) >>> 0;
+  if (hi !== 0) return 2 ** (31 - Math.clz32(hi)) * TWO_32;
+  const lo = bitmap >>> 0;
+  return lo === 0 ? 0 : 2 ** (31 - Math.clz32(lo));
 }
 
 /**
