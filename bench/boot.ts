@@ -10,6 +10,7 @@ import { Machine } from "../src/sim/machine.ts";
 import { bootPath } from "../src/sim/runner.ts";
 import type { Scenario } from "../src/sim/scenario/schema.ts";
 import { checkInvariants } from "../src/sim/invariants.ts";
+import { benchBootLate } from "./boot-late.ts";
 import { best, median } from "./stats.ts";
 
 const INSTANCES = 64;
@@ -96,6 +97,8 @@ export async function benchBoot(log: (line: string) => void): Promise<void> {
     const ratios = (t: number[]) => `50k/25k ${(t[1]! / t[0]!).toFixed(2)}x, 100k/50k ${(t[2]! / t[1]!).toFixed(2)}x`;
     log(`    scaling: medians ${ratios(times)}; best runs ${ratios(bests)}  (goal: <= 2.2x; 100k in < 1000 ms)`);
   }
+  log("");
+  await benchBootLate(log);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
