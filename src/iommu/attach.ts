@@ -88,12 +88,17 @@ export function iommuGroupSetDomainInternal(
     const ret = iommuDeviceSetDomain(k, group, devs[i]!.dev, newDomain, group.domain, flags);
     if (ret === 0) continue;
     result = ret;
-    if ((flags & IOMMU_SET_DOMAIN_MUST_SUCCEED) !== 0) continue;
+    if ((flags & IOMMU_SET_DOMAIN_MUST_SUCCEED) !== 0) {
+      group.domainWarned = true;
+      continue;
+    }
     // Revert the members already moved; a NULL old domain (first probe) is left for release to clean up.
     for (let j = 0; j < i; j++) {
       if (group.domain === null) continue;
       const r = iommuDeviceSetDomain(k, group, devs[j]!.dev, group.domain, newDomain, IOMMU_SET_DOMAIN_MUST_SUCCEED);
-      if (r !== 0) k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
+      if (r === 0) continue;
+      k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
+      group.domainWarned = true;
     }
     return ret;
   }

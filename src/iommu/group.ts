@@ -32,6 +32,16 @@ export class IommuGroup extends Mutex implements IommuGroupFwd {
   ownerCnt = 0;
   /** The DMA owner cookie (user ownership), or null. */
   owner: unknown = null;
+  /**
+   * Model only: a kernel WARN left `owner_cnt` out of step with the drivers bound in this group
+   * (the kernel warns and carries on); the invariant checker then stops counting them (docs/invariants.md).
+   */
+  ownerCntWarned = false;
+  /**
+   * Model only: a member's attach failed in a switch the core cannot fail (IOMMU_SET_DOMAIN_MUST_SUCCEED,
+   * whose callers WARN but one), so members may translate through other domains than `domain`.
+   */
+  domainWarned = false;
   private pasids: Map<number, PasidEntry> | null = null;
   /** `pasid_array`: PASID -> attached domain (allocated on first use). */
   get pasidArray(): Map<number, PasidEntry> {

@@ -96,6 +96,9 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   // The device must be on the group's list before default-domain setup looks at the members.
   const gdev = new GroupDevice(dev);
   group.addDevice(gdev);
+  // After the late-probe WARN above: a DMA-API driver bound before the device had a group was never counted
+  // by iommu_device_use_default_domain (a replay from the binding's own dma_configure is counted after this).
+  if (dev.bound && !dev.driver!.driverManagedDma) group.ownerCntWarned = true;
   if (group.defaultDomain !== null && group.domain === null) {
     k.warn("__iommu_probe_device", dev.name, `${group} has a default domain but no current domain`);
   }
@@ -239,6 +242,7 @@ function* iommuGroupRemoveDevice(k: IommuCore, dev: Device): Path {
         dev.name,
         `${group} became empty while owner_cnt=${group.ownerCnt} or not on its default domain`,
       );
+      if (group.ownerCnt !== 0) group.ownerCntWarned = true;
     }
   }
   if (devHasIommu(dev)) iommuDeinitDevice(k, dev, group);

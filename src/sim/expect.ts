@@ -3,7 +3,7 @@
  * are compared; lists of names compare as sets; `groups` asks that each
  * listed set be exactly one group's devices.
  */
-import type { ExpectSpec } from "./scenario/schema.ts";
+import { EXPECT_DOMAIN_KINDS, type ExpectSpec } from "./scenario/schema.ts";
 import type { Snapshot } from "./snapshot.ts";
 
 function fmt(v: unknown): string {
@@ -47,16 +47,30 @@ function messages(expected: readonly string[], actual: readonly string[], what: 
   for (const e of expected) if (!actual.some((a) => a.includes(e))) out.push(`${what}: none matches ${fmt(e)} (got ${fmt(actual)})`);
 }
 
-/** A domain named by a domain_alloc event stands for its id. */
-function domainId(ref: unknown, snap: Snapshot): unknown {
-  return typeof ref === "string" ? (snap.user_domains[ref]?.id ?? `(no domain '${ref}')`) : ref;
+/**
+ * Compares an expected domain with a device's or group's current domain id:
+ * `blocked` / `identity` ask for a live domain of that type (a group's
+ * blocking domain, a driver's static identity domain, ...), a name stands for
+ * the id of the domain a domain_alloc event gave it, a number is an id.
+ */
+function matchDomain(want: string | number | null, actual: number | null, snap: Snapshot, path: string, out: string[]): void {
+  const kind = EXPECT_DOMAIN_KINDS.find((k) => k === want);
+  if (kind !== undefined) {
+    const d = actual === null ? undefined : snap.domains.find((x) => x.id === actual);
+    if (d?.type !== kind) out.push(`${path}: expected ${kind === "identity" ? "an" : "a"} ${kind} domain, got ${actual === null ? "none" : `domain ${actual} (${d?.type ?? "not live"})`}`);
+    return;
+  }
+  const id = typeof want === "string" ? (snap.user_domains[want]?.id ?? `(no domain '${want}')`) : want;
+  if (id !== actual) out.push(`${path}: expected ${fmt(id)}, got ${fmt(actual)}`);
 }
 
 export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
   const out: string[] = [];
   for (const [name, want] of Object.entries(x.devices ?? {})) {
     const d = snap.devices.find((dd) => dd.name === name)!;
-    partial(want.domain === undefined ? want : { ...want, domain: domainId(want.domain, snap) }, d, `devices.${name}`, out);
+    const { domain, ...rest } = want;
+    partial(rest, d, `devices.${name}`, out);
+    if (domain !== undefined) matchDomain(domain, d.domain, snap, `devices.${name}.domain`, out);
   }
   x.groups?.forEach((g, i) => {
     const want = Array.isArray(g) ? { devices: g } : g;
@@ -69,9 +83,9 @@ export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
       out.push(`groups[${i}]: no group is exactly ${fmt(want.devices)}; ${where.join("; ")}`);
       return;
     }
-    const { devices: _devices, ...rest } = want;
-    if (rest.domain !== undefined) rest.domain = domainId(rest.domain, snap) as number;
+    const { devices: _devices, domain, ...rest } = want;
     partial(rest, found, `groups[${i}] (group ${found.id})`, out);
+    if (domain !== undefined) matchDomain(domain, found.domain, snap, `groups[${i}] (group ${found.id}).domain`, out);
   });
   if (x.group_count !== undefined && snap.groups.length !== x.group_count) {
     out.push(`group_count: expected ${x.group_count}, got ${snap.groups.length}`);

@@ -1,17 +1,49 @@
 /**
  * The rules the model checks after every step (reference §17 numbers them;
  * DESIGN.md "Invariants are first-class"). Checkers live apart from the
- * model and only read its state. A violation names the rule and says what
- * is wrong in a sentence.
+ * model and only read its state. Each rule here is one the kernel never
+ * breaks: a state it refuses (with an errno) or cannot reach, so a
+ * violation is a model bug. States the kernel reaches with a WARN are
+ * `warnings` (the model warns where the kernel does), and states it allows
+ * silently are neither; docs/invariants.md classifies every rule by the
+ * kernel function that enforces it.
  */
+import type { Device } from "../base/device.ts";
 import { devGroup, devIommu, devIommuOps } from "../iommu/dev-iommu.ts";
 import { domainIommuOpsCompatible } from "../iommu/domain-alloc.ts";
-import { IOMMU_DOMAIN_BLOCKED } from "../iommu/domain.ts";
+import { domainTypeName, IOMMU_DOMAIN_BLOCKED, type IommuDomain } from "../iommu/domain.ts";
 import { iommuFwspecOps } from "../iommu/fwspec.ts";
+import type { IommuGroup } from "../iommu/group.ts";
 import type { Machine } from "./machine.ts";
 
+/** Every rule id the checker can emit; docs/invariants.md has a section for each (a test checks). */
+export const INVARIANT_RULES = [
+  "I1 instance-ops",
+  "I3 no-dangling-instance",
+  "I4 group-membership",
+  "I6 fwspec-ops",
+  "I8 clean-failure",
+  "I-fwspec-deferred",
+  "I9 group-ops",
+  "I10 group-id",
+  "I11 empty-group",
+  "I12 group-refcount",
+  "I13 domain-set",
+  "I16 member-domain",
+  "I17 domain-compatible",
+  "I18 require-direct",
+  "I22 owner-count",
+  "I23 user-vs-kernel",
+  "I24 owner-count",
+  "I-default-domain",
+  "I-isolation",
+  "I33 lock-held",
+] as const;
+
+export type InvariantRule = (typeof INVARIANT_RULES)[number];
+
 export interface Violation {
-  rule: string;
+  rule: InvariantRule;
   message: string;
 }
 
@@ -19,126 +51,185 @@ export function formatViolation(v: Violation): string {
   return `${v.rule}: ${v.message}`;
 }
 
+function names(devs: readonly Device[]): string {
+  return devs.length === 0 ? "none" : devs.map((d) => d.name).join(", ");
+}
+
+/** "group 3 [a, b]": a group by its sysfs id and its members. */
+function groupName(g: IommuGroup): string {
+  return `group ${g.id} [${names(g.devices.map((gd) => gd.dev))}]`;
+}
+
+/**
+ * A device whose bound driver took DMA ownership at bind: a driver that is
+ * not driver_managed_dma, on a bus whose dma_configure calls
+ * iommu_device_use_default_domain (platform, PCI, AMBA; not the iommufd
+ * mock bus, which has no dma_configure).
+ */
+function kernelDmaUser(d: Device): boolean {
+  return d.bound && d.driver !== null && !d.driver.driverManagedDma && d.bus.dmaConfigure !== null;
+}
+
 export function checkInvariants(m: Machine): Violation[] {
   const out: Violation[] = [];
-  const bad = (rule: string, message: string) => out.push({ rule, message });
+  const bad = (rule: InvariantRule, message: string) => out.push({ rule, message });
   const k = m.k;
+  const userName = new Map<IommuDomain, string>();
+  for (const [n, d] of m.userDomains) userName.set(d, n);
+  /** "domain 5 'd0' (unmanaged)": the scenario's name where it gave one. */
+  const dom = (d: IommuDomain | null): string => {
+    if (d === null) return "no domain";
+    const n = userName.get(d);
+    return n === undefined ? `${d}` : `domain ${d.id} '${n}' (${domainTypeName(d.type)})`;
+  };
 
-  // I1: every listed instance has ops.
-  for (const it of k.deviceList) if (it.ops === null) bad("I1 instance-ops", `${it.name} is on iommu_device_list without ops`);
+  // I1: an instance joins iommu_device_list only with its ops set.
+  for (const it of k.deviceList) {
+    if (it.ops === null) bad("I1 instance-ops", `${it.name} is on iommu_device_list without ops (iommu_device_register sets them before listing it)`);
+  }
 
-  const memberOf = new Map<unknown, number>();
+  const memberOf = new Map<Device, number>();
   for (const g of k.groups) for (const gd of g.devices) memberOf.set(gd.dev, (memberOf.get(gd.dev) ?? 0) + 1);
 
   for (const { dev } of m.devices.values()) {
     const p = devIommu(dev);
     const g = devGroup(dev);
     const iommuDev = p?.iommuDev ?? null;
-    // I3: nothing points at an instance that is not registered.
-    if (iommuDev !== null && !iommuDev.listed) {
-      bad("I3 no-dangling-instance", `${dev.name} still points at ${iommuDev.name}, which is not registered`);
+    const onIommuBus = k.iommuBuses.includes(dev.bus);
+    // I3: unregistering releases every device of iommu_buses[] it served (the mock bus is not scanned).
+    if (iommuDev !== null && !iommuDev.listed && onIommuBus) {
+      bad(
+        "I3 no-dangling-instance",
+        `${dev.name} (bus ${dev.bus.name}) still points at ${iommuDev.name}, which is not registered (iommu_device_unregister releases every device of iommu_buses[] it served)`,
+      );
     }
     // I4: probed <=> in exactly one group, the one dev->iommu_group names.
     const n = memberOf.get(dev) ?? 0;
     if (iommuDev !== null && (g === null || n !== 1 || !g.devices.some((gd) => gd.dev === dev))) {
-      bad("I4 group-membership", `${dev.name} has an IOMMU but is in ${n} groups (iommu_group ${g?.id ?? "NULL"})`);
+      const where = g === null ? "iommu_group NULL" : `iommu_group ${groupName(g)}${g.devices.some((gd) => gd.dev === dev) ? "" : ", which does not list it"}`;
+      bad("I4 group-membership", `${dev.name} is probed against ${iommuDev.name} but is a member of ${n} groups (${where}); a probed device is in exactly one group`);
     }
     if (iommuDev === null && (g !== null || n !== 0)) {
-      bad("I4 group-membership", `${dev.name} has no IOMMU but is in a group`);
+      bad(
+        "I4 group-membership",
+        `${dev.name} has no IOMMU but is a member of ${n} groups (iommu_group ${g === null ? "NULL" : groupName(g)}); only a probed device is in a group`,
+      );
     }
     // I8: a dev_iommu without an instance is a fwspec waiting to be probed, nothing else.
     if (p !== null && iommuDev === null && p.fwspec === null) {
-      bad("I8 clean-failure", `${dev.name} keeps a dev_iommu with neither fwspec nor IOMMU (a failed probe did not clean up)`);
+      bad("I8 clean-failure", `${dev.name} keeps a dev_iommu with neither fwspec nor IOMMU (a failed probe frees dev->iommu: iommu_init_device)`);
     }
-    // I6: the fwspec resolves to the ops the device was probed with.
+    // I6: a live fwspec resolves to the ops the device was probed with.
     if (p?.fwspec && iommuDev !== null && iommuDev.listed) {
       const ops = iommuFwspecOps(k, p.fwspec);
-      if (ops !== iommuDev.ops) bad("I6 fwspec-ops", `${dev.name}'s fwspec resolves to ${ops?.name ?? "no ops"}, but it was probed with ${iommuDev.ops?.name}`);
+      if (ops !== null && ops !== iommuDev.ops) {
+        bad(
+          "I6 fwspec-ops",
+          `${dev.name}'s fwspec (${p.fwspec.iommuFwnode?.name ?? "NULL fwnode"}) resolves to ${ops.name}, but it was probed with ${iommuDev.name}'s ${iommuDev.ops?.name ?? "missing ops"} (probe takes the ops from the fwspec)`,
+        );
+      }
     }
-    // A fwspec names a registered instance, or its device waits on the deferred list.
-    if (p?.fwspec && iommuDev === null && k.firstByFwnode(p.fwspec.iommuFwnode) === null && !dev.deferredProbe) {
-      bad("I-fwspec-deferred", `${dev.name}'s fwspec names ${p.fwspec.iommuFwnode?.name}, which is not registered, and it is not deferred`);
+    // On the IOMMU buses a fwspec names a registered instance (iommu_fwspec_init defers otherwise), or its
+    // device waits on the deferred list. The mock bus is not scanned, and loses its notifier with the instance.
+    if (p?.fwspec && iommuDev === null && onIommuBus && k.firstByFwnode(p.fwspec.iommuFwnode) === null && !dev.deferredProbe) {
+      bad(
+        "I-fwspec-deferred",
+        `${dev.name}'s fwspec names ${p.fwspec.iommuFwnode?.name ?? "a NULL fwnode"}, which no registered instance has, and ${dev.name} is not on the deferred-probe list`,
+      );
     }
   }
 
   const groupIds = new Set<number>();
   for (const g of k.groups) {
     // I10: ids unique among live groups.
-    if (groupIds.has(g.id)) bad("I10 group-id", `two live groups have id ${g.id}`);
+    if (groupIds.has(g.id)) bad("I10 group-id", `two live groups have id ${g.id} (iommu_group_alloc takes the lowest free id from the ida)`);
     groupIds.add(g.id);
     const devs = g.devices.map((gd) => gd.dev);
     // I12: each member holds a reference.
-    if (g.refcount < devs.length) bad("I12 group-refcount", `group ${g.id} has ${devs.length} members but ${g.refcount} references`);
+    if (g.refcount < devs.length) bad("I12 group-refcount", `${groupName(g)} has ${devs.length} members but ${g.refcount} references (each member holds one)`);
     if (devs.length === 0) {
-      // I11: an empty group holds no domains and no owner.
-      if (g.defaultDomain !== null || g.blockingDomain !== null || g.domain !== null || g.ownerCnt !== 0) {
-        bad("I11 empty-group", `group ${g.id} has no devices but still holds domains or owners`);
+      // I11: the last member's release frees the group's domains (iommu_deinit_device); owner_cnt
+      // left non-zero there is the WARN of __iommu_group_free_device.
+      if (g.defaultDomain !== null || g.blockingDomain !== null || g.domain !== null) {
+        bad(
+          "I11 empty-group",
+          `group ${g.id} has no devices but still holds default ${dom(g.defaultDomain)}, blocking ${dom(g.blockingDomain)}, current ${dom(g.domain)} (iommu_deinit_device frees them with the last member)`,
+        );
+      }
+      if (!g.ownerCntWarned && (g.ownerCnt !== 0 || g.owner !== null)) {
+        bad("I11 empty-group", `group ${g.id} has no devices but owner_cnt ${g.ownerCnt}${g.owner !== null ? " and a user owner" : ""}, with no WARN from __iommu_group_free_device`);
       }
       continue;
     }
-    // I9: members share ops and instance.
-    const ops0 = devIommuOps(devs[0]!);
-    const inst0 = devIommu(devs[0]!)?.iommuDev ?? null;
+    // I9: members share ops (the model refuses the join the kernel would misdrive; instances may differ).
+    const first = devs[0]!;
+    const ops0 = devIommuOps(first);
+    const inst0 = devIommu(first)?.iommuDev ?? null;
     for (const d of devs.slice(1)) {
-      if (devIommuOps(d) !== ops0) bad("I9 group-ops", `group ${g.id} mixes ${ops0?.name} (${devs[0]!.name}) and ${devIommuOps(d)?.name} (${d.name})`);
-      else if ((devIommu(d)?.iommuDev ?? null) !== inst0) {
-        bad("I9 group-ops", `group ${g.id} mixes instances ${inst0?.name} (${devs[0]!.name}) and ${devIommu(d)?.iommuDev?.name} (${d.name})`);
+      const ops = devIommuOps(d);
+      if (ops !== ops0) {
+        bad(
+          "I9 group-ops",
+          `${groupName(g)} mixes ${ops0?.name ?? "no ops"} (${first.name}) and ${ops?.name ?? "no ops"} (${d.name}); a group's members share one driver's ops (the model refuses the join in __iommu_probe_device)`,
+        );
       }
     }
     // I13: a default domain implies a current domain.
-    if (g.defaultDomain !== null && g.domain === null) bad("I13 domain-set", `group ${g.id} has a default domain but no domain attached`);
-    const dom = g.domain;
-    if (dom !== null && ops0 !== null) {
+    if (g.defaultDomain !== null && g.domain === null) {
+      bad("I13 domain-set", `${groupName(g)} has default ${dom(g.defaultDomain)} but no current domain (iommu_setup_default_domain attaches the default domain it installs)`);
+    }
+    const cur = g.domain;
+    if (cur !== null && ops0 !== null) {
       // I17: the current domain is one the group's driver can use, finalised for its instance.
-      if (!domainIommuOpsCompatible(ops0, dom)) bad("I17 domain-compatible", `group ${g.id} is attached to ${dom}, which ${ops0.name} did not allocate`);
-      else if (dom.iommu !== null && !dom.spansInstances && inst0 !== null && dom.iommu !== inst0) {
-        bad("I17 domain-compatible", `group ${g.id} (behind ${inst0.name}) is attached to ${dom}, finalised for ${dom.iommu.name}`);
+      if (!domainIommuOpsCompatible(ops0, cur)) {
+        bad("I17 domain-compatible", `${groupName(g)} is attached to ${dom(cur)}, which ${ops0.name} did not allocate (__iommu_attach_group refuses it with EINVAL)`);
+      } else if (!g.domainWarned && cur.iommu !== null && !cur.spansInstances && inst0 !== null && cur.iommu !== inst0) {
+        bad("I17 domain-compatible", `${groupName(g)} (behind ${inst0.name}) is attached to ${dom(cur)}, finalised for ${cur.iommu.name} (the driver's attach_dev refuses it)`);
       }
     }
-    // I16: each member translates through the group's domain (unless its attach is deferred).
+    // I16: each member translates through the group's domain (unless its attach is deferred, or a
+    // switch the core cannot fail failed for it: see IommuGroup.domainWarned).
     for (const d of devs) {
       const p = devIommu(d)!;
-      if (p.attachDeferred && dom === g.defaultDomain) continue;
-      if (dom !== null && p.domain !== dom) {
-        bad("I16 member-domain", `${d.name} translates through ${p.domain ?? "no domain"}, but group ${g.id} is attached to ${dom}`);
+      if (p.attachDeferred && cur === g.defaultDomain) continue;
+      if (!g.domainWarned && cur !== null && p.domain !== cur) {
+        bad("I16 member-domain", `${d.name} translates through ${dom(p.domain)}, but its ${groupName(g)} is attached to ${dom(cur)} (a group switch moves every member or none)`);
       }
       // I18: a device that needs its direct mappings is never blocked.
       if (p.requireDirect && p.domain !== null && (p.domain.type === IOMMU_DOMAIN_BLOCKED || p.domain === g.blockingDomain)) {
-        bad("I18 require-direct", `${d.name} needs its direct mappings but is attached to ${p.domain}`);
+        bad("I18 require-direct", `${d.name} needs its firmware direct mappings but is attached to ${dom(p.domain)} (__iommu_device_set_domain refuses it with EINVAL)`);
       }
     }
     // I22: an owner cookie means at least one claim.
-    if (g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `group ${g.id} has an owner but owner_cnt ${g.ownerCnt}`);
-    // I14 / I15: kernel DMA users sit on the default domain; a user owner never does.
-    if (g.owner === null && g.ownerCnt > 0 && dom !== g.defaultDomain) {
-      bad("I14 kernel-dma-on-default", `group ${g.id} has ${g.ownerCnt} kernel DMA users but is attached to ${dom ?? "no domain"}, not its default domain`);
-    }
-    if (g.owner !== null && dom === g.defaultDomain && g.defaultDomain !== g.blockingDomain) {
-      bad("I15 user-not-on-default", `group ${g.id} is owned by user space but still on its default domain`);
-    }
-    // I23 / I24: owner_cnt counts the bound DMA-API drivers; they never coexist with a user owner.
-    const dmaUsers = devs.filter((d) => d.bound && d.driver !== null && !d.driver.driverManagedDma);
-    if (g.owner !== null && dmaUsers.length > 0) {
-      bad("I23 user-vs-kernel", `group ${g.id} is user-owned while ${dmaUsers.map((d) => d.name).join(", ")} use the DMA API`);
-    }
-    if (g.owner === null && g.ownerCnt !== dmaUsers.length) {
+    if (g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `${groupName(g)} has a user owner but owner_cnt ${g.ownerCnt} (a claim counts itself)`);
+    // I23 / I24: owner_cnt counts the kernel DMA-API drivers bound in the group, unless a WARN broke
+    // the count (see IommuGroup.ownerCntWarned); they never coexist with a user owner.
+    const dmaUsers = devs.filter(kernelDmaUser);
+    if (!g.ownerCntWarned && g.owner !== null && dmaUsers.length > 0) {
       bad(
-        "I24 owner-count",
-        `group ${g.id} counts ${g.ownerCnt} kernel DMA users, but ${dmaUsers.length} bound drivers use the DMA API (${dmaUsers.map((d) => d.name).join(", ") || "none"})`,
+        "I23 user-vs-kernel",
+        `${groupName(g)} is owned by user space while ${names(dmaUsers)} ${dmaUsers.length === 1 ? "is" : "are"} bound to a DMA-API driver (claims need owner_cnt 0: EPERM; a DMA-API bind needs no owner: EBUSY)`,
       );
     }
-    // A group with a kernel DMA user has a default domain.
+    if (!g.ownerCntWarned && g.owner === null && g.ownerCnt !== dmaUsers.length) {
+      bad(
+        "I24 owner-count",
+        `${groupName(g)} has owner_cnt ${g.ownerCnt}, but ${dmaUsers.length} device(s) are bound to a DMA-API driver (${names(dmaUsers)}); ` +
+          `iommu_device_use_default_domain counts each at bind and iommu_device_unuse_default_domain uncounts it at unbind`,
+      );
+    }
+    // A group with a kernel DMA user has a default domain (iommu_device_use_default_domain defers otherwise).
     if (g.ownerCnt > 0 && g.owner === null && g.defaultDomain === null) {
-      bad("I-default-domain", `group ${g.id} has kernel DMA users but no default domain`);
+      bad("I-default-domain", `${groupName(g)} has ${g.ownerCnt} kernel DMA user(s) but no default domain (iommu_device_use_default_domain returns EPROBE_DEFER without one)`);
     }
   }
 
   // Isolation: a device's DMA reaches only what its current domain maps (a lazy domain's
   // flush-queue window excepted, which the DMA layer reports as a finding instead).
-  for (const b of m.isolationBreaches) bad("I-isolation", b);
+  for (const b of m.isolationBreaches) bad("I-isolation", `${b}, outside any flush-queue window (strict iommu_unmap invalidates the IOTLB before it returns)`);
 
   // I33: between steps no path holds a lock.
   const locks = [k.probeLock, m.dc.deferredProbeMutex, ...[...k.groups].map((g) => g.mutex), ...[...m.devices.values()].map((r) => r.dev.lock)];
-  for (const l of locks) if (l.holder !== null) bad("I33 lock-held", `${l.lockName} is still held by ${l.holder.name}`);
+  for (const l of locks) if (l.holder !== null) bad("I33 lock-held", `${l.lockName} is still held by ${l.holder.name} between steps`);
   return out;
 }

@@ -6,7 +6,7 @@
 import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/pci-dev.ts";
 import { isPowerOfTwo } from "../../lib/bits.ts";
 import type { KeyPath, Problem } from "./load.ts";
-import { eventKey, IOMMU_DRIVER_NAMES, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
+import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
 
 const FWNODE_DRIVERS = new Set(["arm-smmu-v3", "arm-smmu", "virtio-iommu"]);
 const SCOPE_DRIVERS = new Set(["intel-iommu", "amd-iommu"]);
@@ -139,6 +139,8 @@ export function checkScenario(s: Scenario): Problem[] {
   const checkHandle = (n: string, path: KeyPath) => {
     if (!declaredHandles.has(n)) bad(path, `no dma_map event names a DMA handle '${n}'`);
   };
+  /** An expected domain may be a kind (blocked, identity) rather than a domain_alloc name. */
+  const named = (d: unknown): d is string => typeof d === "string" && !(EXPECT_DOMAIN_KINDS as readonly string[]).includes(d);
   const checkDomain = (ref: string | number, path: KeyPath) => {
     if (typeof ref === "string" && !declaredDomains.has(ref)) bad(path, `no domain_alloc event names a domain '${ref}'`);
   };
@@ -175,6 +177,9 @@ export function checkScenario(s: Scenario): Problem[] {
       }
       case "domain_alloc":
         checkDevice(e.domain_alloc!.device, at("domain_alloc", "device"));
+        if ((EXPECT_DOMAIN_KINDS as readonly string[]).includes(e.domain_alloc!.name)) {
+          bad(at("domain_alloc", "name"), `'${e.domain_alloc!.name}' is reserved: expect reads ${EXPECT_DOMAIN_KINDS.join(" and ")} as kinds of domain`);
+        }
         break;
       case "domain_free":
         checkDomain(e.domain_free!, at("domain_free"));
@@ -227,9 +232,9 @@ export function checkScenario(s: Scenario): Problem[] {
       case "expect":
         checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, drvIdx, bad);
         for (const n of Object.keys(e.expect!.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain '${n}'`);
-        for (const [n, d] of Object.entries(e.expect!.devices ?? {})) if (typeof d.domain === "string") checkDomain(d.domain, at("expect", "devices", n, "domain"));
+        for (const [n, d] of Object.entries(e.expect!.devices ?? {})) if (named(d.domain)) checkDomain(d.domain, at("expect", "devices", n, "domain"));
         e.expect!.groups?.forEach((g, j) => {
-          if (!Array.isArray(g) && typeof g.domain === "string") checkDomain(g.domain, at("expect", "groups", j, "domain"));
+          if (!Array.isArray(g) && named(g.domain)) checkDomain(g.domain, at("expect", "groups", j, "domain"));
         });
         break;
     }

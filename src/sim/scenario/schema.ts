@@ -104,6 +104,16 @@ const driverSchema = z.strictObject({
   probe_result: z.record(name, errno).optional().describe("per device: the errno the driver's probe returns"),
 });
 
+/** The words `expect` reads as a kind of domain (the current domain's type) rather than a domain_alloc name. */
+export const EXPECT_DOMAIN_KINDS = ["blocked", "identity"] as const;
+
+/** An expected current domain: a kind, a domain id, or a domain_alloc name. */
+const expectDomain = z
+  .union([z.enum(EXPECT_DOMAIN_KINDS), z.number().int(), name])
+  .nullable()
+  .optional()
+  .describe("blocked or identity (a domain of that type), a domain id, or the name a domain_alloc event gave");
+
 const deviceExpect = z.strictObject({
   bus: z.string().optional(),
   registered: z.boolean().optional(),
@@ -115,7 +125,7 @@ const deviceExpect = z.strictObject({
     .optional(),
   dev_iommu: z.enum(["none", "fw_only", "probed"]).optional(),
   group: z.number().int().nullable().optional(),
-  domain: z.union([z.number().int(), name]).nullable().optional().describe("a domain id, or the name a domain_alloc event gave"),
+  domain: expectDomain,
   driver: z.string().nullable().optional(),
   probe: z.enum(["none", "bound", "deferred", "failed"]).optional(),
   probe_error: z.string().nullable().optional(),
@@ -126,7 +136,7 @@ const groupExpect = z.union([
   z.strictObject({
     devices: z.array(name).min(1),
     type: z.string().optional(),
-    domain: z.union([z.number().int(), name]).nullable().optional().describe("a domain id, or the name a domain_alloc event gave"),
+    domain: expectDomain,
     owner: z.enum(["none", "kernel", "user"]).optional(),
     owner_cnt: z.number().int().nonnegative().optional(),
     pasids: z.array(z.number().int()).optional(),
