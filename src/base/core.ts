@@ -15,7 +15,7 @@ import { deviceReleaseDriver, busProbeDevice, driverDeferredProbeDel } from "./d
 import type { Device } from "./device.ts";
 import type { DriverCore } from "./driver-core.ts";
 import { mutexLock, mutexUnlock } from "./mutex.ts";
-import type { Path } from "./path.ts";
+import { touch, type Path } from "./path.ts";
 import { traced } from "./traced.ts";
 
 // @kernel: device_add
@@ -24,6 +24,7 @@ export function deviceAdd(dc: DriverCore, dev: Device): Path<0 | KError> {
 }
 
 function* deviceAddBody(dc: DriverCore, dev: Device): Path<0 | KError> {
+  touch(dc.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added to bus ${dev.bus.name}`);
   if (dev.parent !== null && !dev.parent.registered) {
     return kerr("ENODEV", `${dev.name}: its parent ${dev.parent.name} is not added`);

@@ -19,7 +19,7 @@ import type { DeviceDriver } from "./driver.ts";
 import type { FwnodeHandle } from "./fwnode.ts";
 import type { DriverCore } from "./driver-core.ts";
 import { mutexLock, mutexUnlock } from "./mutex.ts";
-import type { Path } from "./path.ts";
+import { touch, type Path } from "./path.ts";
 import { traced } from "./traced.ts";
 
 /**
@@ -213,6 +213,7 @@ function* deviceReleaseDriverBody(dc: DriverCore, dev: Device): Path<0 | KError>
 
 // @kernel: driver_deferred_probe_add
 export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device): Path {
+  touch(dc.sched, dev);
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
   dc.deferred.add(dev);
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
@@ -220,6 +221,7 @@ export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device): Path {
 
 // @kernel: driver_deferred_probe_del
 export function* driverDeferredProbeDel(dc: DriverCore, dev: Device): Path {
+  touch(dc.sched, dev);
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
   dc.deferred.del(dev);
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);

@@ -4,11 +4,13 @@
  * points; a path that finds the lock held yields `blocked` until the owner
  * drops it. Locks are not recursive, as in the kernel.
  */
-import { DeadlockError, NO_POINT, type Path, type Sched, type Task } from "./path.ts";
+import { DeadlockError, NO_POINT, touch, type Path, type Sched, type Task } from "./path.ts";
 
 export class Mutex {
   /** The task holding the lock, or null. */
   holder: Task | null = null;
+  /** The step that last touched the structure embedding this lock (see `touch` in path.ts). */
+  touchStamp = -1;
   /**
    * `lockKind` names the lock (e.g. `iommu_probe_device_lock`). Structures
    * that embed their mutex (struct device, struct iommu_group) extend this
@@ -26,6 +28,7 @@ const DONE = NO_POINT;
 
 // @kernel: mutex_lock
 export function mutexLock(s: Sched, m: Mutex): Path {
+  if (s.touched !== null) touch(s, m);
   if (!s.points && m.holder === null) {
     m.holder = s.current;
     return DONE;

@@ -34,6 +34,14 @@ export class Sched {
   points = false;
   /** The task whose path is running now. */
   current: Task = MAIN_TASK;
+  /**
+   * While a step runs with tracking on: every device and group whose lock it
+   * took or whose IOMMU state it changed outside one (probe, release), each
+   * once. The invariant checker reads only these after the step.
+   */
+  touched: Mutex[] | null = null;
+  /** Tells one step's touches from the last one's (Mutex.touchStamp). */
+  touchEpoch = 0;
   private nextTaskId = 1;
 
   newTask(name: string): Task {
@@ -84,4 +92,21 @@ export function access(s: Sched, op: "read" | "write", what: string): Path {
 
 function* accessPoint(op: "read" | "write", what: string): Path {
   yield { op, what, lock: null };
+}
+
+/** Records that a step touched `m` (a device or a group, by its embedded lock); a no-op unless tracking is on. */
+export function touch(s: Sched, m: Mutex): void {
+  const t = s.touched;
+  if (t !== null && m.touchStamp !== s.touchEpoch) {
+    m.touchStamp = s.touchEpoch;
+    t.push(m);
+  }
+}
+
+/** Starts recording the objects the next step touches (the previous step's list is reused). */
+export function trackTouches(s: Sched): Mutex[] {
+  s.touchEpoch++;
+  if (s.touched === null) s.touched = [];
+  else s.touched.length = 0;
+  return s.touched;
 }

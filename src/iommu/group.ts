@@ -33,10 +33,12 @@ export class IommuGroup extends Mutex implements IommuGroupFwd {
   /** The DMA owner cookie (user ownership), or null. */
   owner: unknown = null;
   /**
-   * Model only: a kernel WARN left `owner_cnt` out of step with the drivers bound in this group
-   * (the kernel warns and carries on); the invariant checker then stops counting them (docs/invariants.md).
+   * Model only: `owner_cnt` is out of step with the drivers bound in this group for good, as the
+   * kernel leaves it: after a WARN (the kernel warns and carries on), or after a member was
+   * released while its DMA-API driver stayed bound (iommu_release_device says nothing; the count
+   * leaks with the group). The invariant checker then stops counting them (docs/invariants.md).
    */
-  ownerCntWarned = false;
+  ownerCntStale = false;
   /**
    * Model only: a member's attach failed in a switch the core cannot fail (IOMMU_SET_DOMAIN_MUST_SUCCEED,
    * whose callers WARN but one), so members may translate through other domains than `domain`.

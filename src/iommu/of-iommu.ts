@@ -7,7 +7,7 @@
 import type { Device } from "../base/device.ts";
 import type { FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
-import type { Path } from "../base/path.ts";
+import { touch, type Path } from "../base/path.ts";
 import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
 import { traced } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
@@ -57,6 +57,7 @@ export function ofIommuConfigure(k: IommuCore, dev: Device, masterNp: FwnodeHand
 
 function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
   if (masterNp === null) return kerr("ENODEV", `${dev.name} has no firmware node`);
+  touch(k.sched, dev);
   yield* mutexLock(k.sched, k.probeLock);
   if (devIommuFwspecGet(dev) !== null) {
     yield* mutexUnlock(k.sched, k.probeLock);

@@ -51,7 +51,7 @@ export function* iommuDeviceUnuseDefaultDomain(k: IommuCore, dev: Device): Path 
   yield* mutexLock(k.sched, group.mutex);
   if (group.ownerCnt === 0 || group.hasPasids) {
     k.warn("iommu_device_unuse_default_domain", dev.name, `owner_cnt=${group.ownerCnt}, ${group.hasPasids ? group.pasidArray.size : 0} PASIDs attached; not decremented`);
-    group.ownerCntWarned = true;
+    group.ownerCntStale = true;
   } else {
     group.ownerCnt--;
   }

@@ -12,7 +12,7 @@ import {
 } from "../base/bus.ts";
 import type { Device } from "../base/device.ts";
 import { mutexHeld, mutexLock, mutexUnlock } from "../base/mutex.ts";
-import { access, type Path } from "../base/path.ts";
+import { access, touch, type Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommuDeviceSetDomain } from "./attach.ts";
@@ -73,6 +73,7 @@ export function iommuProbeDeviceLocked(k: IommuCore, dev: Device, groupList: Iom
 }
 
 function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+  touch(k.sched, dev);
   if (!mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
   // Another path may have probed the device already: the check a race hinges on.
   yield* access(k.sched, "read", "dev->iommu_group");
@@ -98,7 +99,7 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   group.addDevice(gdev);
   // After the late-probe WARN above: a DMA-API driver bound before the device had a group was never counted
   // by iommu_device_use_default_domain (a replay from the binding's own dma_configure is counted after this).
-  if (dev.bound && !dev.driver!.driverManagedDma) group.ownerCntWarned = true;
+  if (dev.bound && !dev.driver!.driverManagedDma) group.ownerCntStale = true;
   if (group.defaultDomain !== null && group.domain === null) {
     k.warn("__iommu_probe_device", dev.name, `${group} has a default domain but no current domain`);
   }
@@ -235,6 +236,11 @@ function* iommuGroupRemoveDevice(k: IommuCore, dev: Device): Path {
   const i = group.devices.findIndex((g) => g.dev === dev);
   if (i >= 0) {
     group.devices.splice(i, 1);
+    // The member's count stays in owner_cnt: its driver's unbind finds no group to uncount it from.
+    if (group.devices.length > 0 && dev.bound && !dev.driver!.driverManagedDma && dev.bus.dmaConfigure !== null && group.ownerCnt > 0) {
+      group.ownerCntStale = true;
+      if (k.tracing) k.note("__iommu_group_remove_device", dev.name, `released while its DMA-API driver stays bound: ${group} keeps owner_cnt=${group.ownerCnt}`);
+    }
     // @kernel: __iommu_group_free_device
     if (group.devices.length === 0 && (group.ownerCnt !== 0 || group.domain !== group.defaultDomain)) {
       k.warn(
@@ -242,7 +248,7 @@ function* iommuGroupRemoveDevice(k: IommuCore, dev: Device): Path {
         dev.name,
         `${group} became empty while owner_cnt=${group.ownerCnt} or not on its default domain`,
       );
-      if (group.ownerCnt !== 0) group.ownerCntWarned = true;
+      if (group.ownerCnt !== 0) group.ownerCntStale = true;
     }
   }
   if (devHasIommu(dev)) iommuDeinitDevice(k, dev, group);
@@ -257,6 +263,7 @@ export function iommuReleaseDevice(k: IommuCore, dev: Device): Path {
 }
 
 function* releaseDeviceBody(k: IommuCore, dev: Device): Path {
+  touch(k.sched, dev);
   if (devGroup(dev) !== null) yield* iommuGroupRemoveDevice(k, dev);
   // A fwspec-only dev->iommu (never probed) is freed too.
   if (devIommu(dev) !== null) devIommuFree(dev);

@@ -10,7 +10,7 @@ import { deferredProbeSupplierReady, driverDeferredProbeTrigger } from "../base/
 import type { Device } from "../base/device.ts";
 import { fwnodeCreateSoftwareNode, type FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
-import { access, type Path } from "../base/path.ts";
+import { access, touch, type Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommuFree, devIommuOps } from "./dev-iommu.ts";
@@ -35,6 +35,8 @@ function supplierReady(k: IommuCore, iommu: IommuDevice): void {
 }
 
 function listDel(k: IommuCore, iommu: IommuDevice): void {
+  // Whatever still points at the instance now points at an unregistered one.
+  for (const dev of iommu.devices) touch(k.sched, dev);
   const i = k.deviceList.indexOf(iommu);
   if (i >= 0) k.deviceList.splice(i, 1);
   iommu.listed = false;
@@ -191,6 +193,7 @@ export function iommuMockDeviceAdd(k: IommuCore, dev: Device, iommu: IommuDevice
 }
 
 function* mockDeviceAddBody(k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
+  touch(k.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added`);
   yield* mutexLock(k.sched, k.probeLock);
   const ret = iommuFwspecInit(k, dev, iommu.fwnode);

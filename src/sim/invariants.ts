@@ -8,12 +8,13 @@
  * silently are neither; docs/invariants.md classifies every rule by the
  * kernel function that enforces it.
  */
-import type { Device } from "../base/device.ts";
+import { Device } from "../base/device.ts";
+import type { Mutex } from "../base/mutex.ts";
 import { devGroup, devIommu, devIommuOps } from "../iommu/dev-iommu.ts";
 import { domainIommuOpsCompatible } from "../iommu/domain-alloc.ts";
 import { domainTypeName, IOMMU_DOMAIN_BLOCKED, type IommuDomain } from "../iommu/domain.ts";
 import { iommuFwspecOps } from "../iommu/fwspec.ts";
-import type { IommuGroup } from "../iommu/group.ts";
+import { IommuGroup } from "../iommu/group.ts";
 import type { Machine } from "./machine.ts";
 
 /** Every rule id the checker can emit; docs/invariants.md has a section for each (a test checks). */
@@ -70,7 +71,38 @@ function kernelDmaUser(d: Device): boolean {
   return d.bound && d.driver !== null && !d.driver.driverManagedDma && d.bus.dmaConfigure !== null;
 }
 
-export function checkInvariants(m: Machine): Violation[] {
+/**
+ * What one step may have changed: the devices and groups it touched (took
+ * the lock of, or probed, released or queued for deferral; see `touch` in
+ * base/path.ts) and the locks it took. Objects a step did not touch keep the
+ * state they were checked in, so checking the touched ones after each step
+ * finds what a whole check would (test/sim/invariants-incremental.test.ts
+ * checks that every object whose checked state changed was touched).
+ */
+export interface InvariantScope {
+  readonly devices: readonly Device[];
+  readonly groups: readonly IommuGroup[];
+  readonly locks: readonly Mutex[];
+}
+
+/** The scope of a step from the locks and objects it touched. */
+export function scopeOfTouched(touched: readonly Mutex[]): InvariantScope {
+  const devices: Device[] = [];
+  const groups: IommuGroup[] = [];
+  for (const t of touched) {
+    if (t instanceof Device) devices.push(t);
+    else if (t instanceof IommuGroup) groups.push(t);
+  }
+  return { devices, groups, locks: touched };
+}
+
+/**
+ * Checks the rules on the whole machine, or on what one step touched
+ * (`scope`): its devices, their groups and the groups it locked, and the
+ * locks it took, plus the machine-wide rules that cost nothing (the
+ * instance list, isolation breaches, the global locks).
+ */
+export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[] {
   const out: Violation[] = [];
   const bad = (rule: InvariantRule, message: string) => out.push({ rule, message });
   const k = m.k;
@@ -88,10 +120,23 @@ export function checkInvariants(m: Machine): Violation[] {
     if (it.ops === null) bad("I1 instance-ops", `${it.name} is on iommu_device_list without ops (iommu_device_register sets them before listing it)`);
   }
 
-  const memberOf = new Map<Device, number>();
-  for (const g of k.groups) for (const gd of g.devices) memberOf.set(gd.dev, (memberOf.get(gd.dev) ?? 0) + 1);
+  // The groups to check: all, or those the step locked plus the groups of the devices it touched.
+  let groups: Iterable<IommuGroup> = k.groups;
+  if (scope !== undefined) {
+    const set = new Set<IommuGroup>();
+    for (const g of scope.groups) if (k.groups.has(g)) set.add(g);
+    for (const d of scope.devices) {
+      const g = devGroup(d);
+      if (g !== null && k.groups.has(g)) set.add(g);
+    }
+    groups = set;
+  }
 
-  for (const { dev } of m.devices.values()) {
+  // A member of two groups was added to the second under its mutex: counting over the groups in scope finds it.
+  const memberOf = new Map<Device, number>();
+  for (const g of groups) for (const gd of g.devices) memberOf.set(gd.dev, (memberOf.get(gd.dev) ?? 0) + 1);
+
+  for (const dev of scope?.devices ?? allDevices(m)) {
     const p = devIommu(dev);
     const g = devGroup(dev);
     const iommuDev = p?.iommuDev ?? null;
@@ -139,11 +184,13 @@ export function checkInvariants(m: Machine): Violation[] {
     }
   }
 
-  const groupIds = new Set<number>();
-  for (const g of k.groups) {
-    // I10: ids unique among live groups.
-    if (groupIds.has(g.id)) bad("I10 group-id", `two live groups have id ${g.id} (iommu_group_alloc takes the lowest free id from the ida)`);
-    groupIds.add(g.id);
+  // I10: ids unique among live groups (a group's id is taken when it is allocated, under its first member's probe).
+  const ids = new Map<number, number>();
+  for (const g of groups) ids.set(g.id, 0);
+  if (ids.size > 0) for (const g of k.groups) if (ids.has(g.id)) ids.set(g.id, ids.get(g.id)! + 1);
+  for (const [id, n] of ids) if (n > 1) bad("I10 group-id", `${n} live groups have id ${id} (iommu_group_alloc takes the lowest free id from the ida)`);
+
+  for (const g of groups) {
     const devs = g.devices.map((gd) => gd.dev);
     // I12: each member holds a reference.
     if (g.refcount < devs.length) bad("I12 group-refcount", `${groupName(g)} has ${devs.length} members but ${g.refcount} references (each member holds one)`);
@@ -156,7 +203,7 @@ export function checkInvariants(m: Machine): Violation[] {
           `group ${g.id} has no devices but still holds default ${dom(g.defaultDomain)}, blocking ${dom(g.blockingDomain)}, current ${dom(g.domain)} (iommu_deinit_device frees them with the last member)`,
         );
       }
-      if (!g.ownerCntWarned && (g.ownerCnt !== 0 || g.owner !== null)) {
+      if (!g.ownerCntStale && (g.ownerCnt !== 0 || g.owner !== null)) {
         bad("I11 empty-group", `group ${g.id} has no devices but owner_cnt ${g.ownerCnt}${g.owner !== null ? " and a user owner" : ""}, with no WARN from __iommu_group_free_device`);
       }
       continue;
@@ -203,15 +250,15 @@ export function checkInvariants(m: Machine): Violation[] {
     // I22: an owner cookie means at least one claim.
     if (g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `${groupName(g)} has a user owner but owner_cnt ${g.ownerCnt} (a claim counts itself)`);
     // I23 / I24: owner_cnt counts the kernel DMA-API drivers bound in the group, unless a WARN broke
-    // the count (see IommuGroup.ownerCntWarned); they never coexist with a user owner.
+    // the count (see IommuGroup.ownerCntStale); they never coexist with a user owner.
     const dmaUsers = devs.filter(kernelDmaUser);
-    if (!g.ownerCntWarned && g.owner !== null && dmaUsers.length > 0) {
+    if (!g.ownerCntStale && g.owner !== null && dmaUsers.length > 0) {
       bad(
         "I23 user-vs-kernel",
         `${groupName(g)} is owned by user space while ${names(dmaUsers)} ${dmaUsers.length === 1 ? "is" : "are"} bound to a DMA-API driver (claims need owner_cnt 0: EPERM; a DMA-API bind needs no owner: EBUSY)`,
       );
     }
-    if (!g.ownerCntWarned && g.owner === null && g.ownerCnt !== dmaUsers.length) {
+    if (!g.ownerCntStale && g.owner === null && g.ownerCnt !== dmaUsers.length) {
       bad(
         "I24 owner-count",
         `${groupName(g)} has owner_cnt ${g.ownerCnt}, but ${dmaUsers.length} device(s) are bound to a DMA-API driver (${names(dmaUsers)}); ` +
@@ -228,8 +275,21 @@ export function checkInvariants(m: Machine): Violation[] {
   // flush-queue window excepted, which the DMA layer reports as a finding instead).
   for (const b of m.isolationBreaches) bad("I-isolation", `${b}, outside any flush-queue window (strict iommu_unmap invalidates the IOTLB before it returns)`);
 
-  // I33: between steps no path holds a lock.
-  const locks = [k.probeLock, m.dc.deferredProbeMutex, ...[...k.groups].map((g) => g.mutex), ...[...m.devices.values()].map((r) => r.dev.lock)];
-  for (const l of locks) if (l.holder !== null) bad("I33 lock-held", `${l.lockName} is still held by ${l.holder.name} between steps`);
+  // I33: between steps no path holds a lock (a lock is taken only through mutex_lock, which marks it touched).
+  const held = (l: Mutex) => {
+    if (l.holder !== null) bad("I33 lock-held", `${l.lockName} is still held by ${l.holder.name} between steps`);
+  };
+  held(k.probeLock);
+  held(m.dc.deferredProbeMutex);
+  if (scope !== undefined) {
+    for (const l of scope.locks) if (l !== k.probeLock && l !== m.dc.deferredProbeMutex) held(l);
+  } else {
+    for (const g of k.groups) held(g.mutex);
+    for (const r of m.devices.values()) held(r.dev.lock);
+  }
   return out;
+}
+
+function* allDevices(m: Machine): Iterable<Device> {
+  for (const r of m.devices.values()) yield r.dev;
 }

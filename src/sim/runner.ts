@@ -5,7 +5,7 @@
  */
 import { deferredProbeInitcall } from "../base/dd.ts";
 import { driverRegister } from "../base/dd.ts";
-import { runPath, type Path } from "../base/path.ts";
+import { runPath, trackTouches, type Path } from "../base/path.ts";
 import type { KError } from "../lib/errno.ts";
 import { addDevice, bindDriver, delDevice, iommuRegister, iommuUnregister, registerDriver, unbindDriver, unregisterDriver } from "./actions.ts";
 import {
@@ -21,7 +21,7 @@ import {
 } from "./domain-actions.ts";
 import { advanceTime, deviceDma, dmaMap, dmaUnmap, map, unmap } from "./dma-actions.ts";
 import { matchExpect } from "./expect.ts";
-import { checkInvariants, formatViolation } from "./invariants.ts";
+import { checkInvariants, formatViolation, scopeOfTouched, type InvariantScope } from "./invariants.ts";
 import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
 import { eventKey, type EventSpec, type Scenario } from "./scenario/schema.ts";
 import { takeSnapshot, type Snapshot } from "./snapshot.ts";
@@ -175,9 +175,10 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const failures: Failure[] = [];
   const seen = new Set<string>();
   const violations: string[] = [];
-  const checkAfter = (step: string) => {
+  // After boot and at the end the whole machine is checked; after each event, what the event touched.
+  const checkAfter = (step: string, scope?: InvariantScope) => {
     if (opts.invariants === false) return;
-    for (const v of checkInvariants(m)) {
+    for (const v of checkInvariants(m, scope)) {
       const msg = formatViolation(v);
       if (seen.has(msg)) continue;
       seen.add(msg);
@@ -186,6 +187,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     }
   };
   const boot: EventRecord[] = [];
+  const touched = opts.invariants === false ? null : trackTouches(m.dc.sched);
   runPath(bootPath(m, boot));
   checkAfter("boot");
 
@@ -207,6 +209,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     const key = eventKey(e);
     m.dc.trace.event(step, `${key} ${arg}`);
     m.lastValue = undefined;
+    if (touched !== null) trackTouches(m.dc.sched);
     const r = runPath(path);
     const rec: EventRecord = { event: key, arg, result: resultName(r) };
     if (r === 0 && m.lastValue !== undefined) rec.value = m.lastValue;
@@ -226,7 +229,8 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         passed++;
       }
     }
-    checkAfter(step);
+    checkAfter(step, touched === null ? undefined : scopeOfTouched(touched));
   });
+  if (s.events.length > 0) checkAfter("end");
   return { machine: m, boot, failures, expectations: { passed, failed }, violations, snapshot: takeSnapshot(m, boot, violations) };
 }

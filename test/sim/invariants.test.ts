@@ -125,13 +125,13 @@ describe("rules give way where the kernel warns or allows", () => {
     const g = group(m, "a");
     g.ownerCnt = 0;
     expect(checkInvariants(m).map((v) => v.rule)).toEqual(["I24 owner-count"]);
-    g.ownerCntWarned = true;
+    g.ownerCntStale = true;
     expect(checkInvariants(m)).toEqual([]);
     // A user owner next to the bound DMA-API driver: I23, unless a WARN broke the count.
     g.owner = { name: "iommufd" };
     g.ownerCnt = 1;
     expect(checkInvariants(m)).toEqual([]);
-    g.ownerCntWarned = false;
+    g.ownerCntStale = false;
     expect(checkInvariants(m).map((v) => v.rule)).toEqual(["I23 user-vs-kernel"]);
     expect(checkInvariants(m)[0]!.message).toMatch(/^group \d+ \[a\] is owned by user space while a is bound to a DMA-API driver/);
   });
@@ -167,7 +167,7 @@ drivers:
     expect(checkInvariants(m)).toEqual([]);
     g.ownerCnt = 1;
     expect(checkInvariants(m).map((v) => v.rule)).toEqual(["I11 empty-group"]);
-    g.ownerCntWarned = true;
+    g.ownerCntStale = true;
     expect(checkInvariants(m)).toEqual([]);
     g.domain = dom;
     expect(checkInvariants(m).map((v) => v.rule)).toEqual(["I11 empty-group"]);
