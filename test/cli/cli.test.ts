@@ -132,7 +132,7 @@ describe("iommu-sim CLI", () => {
     for (const cmd of ["run", "check", "validate"]) {
       const r = await cli(cmd, p);
       expect(r.code).toBe(2);
-      expect(r.err).toBe(`${p}:3:40: devices[0].iommus[0][0]: unknown IOMMU instance 'nope'`);
+      expect(r.err).toBe(`${p}:3:40: devices[0].iommus[0][0]: unknown IOMMU instance 'nope': the scenario has no IOMMU instance at all`);
       expect(r.err).not.toMatch(/\n\s+at /);
     }
   });
