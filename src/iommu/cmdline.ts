@@ -128,7 +128,7 @@ const ARM_ONLY = "an Arm SMMU driver parameter: an x86 kernel does not build tha
 
 function boolParam(c: Ctx, key: string, value: string | null): boolean | null {
   const b = kstrtobool(value);
-  if (b === null) c.error(`${cut(key)}=${cut(value ?? "")}: expected ${BOOL_WORDS}, found ${value === null ? "no value" : `'${cut(value)}'`}`);
+  if (b === null) c.error(`${cut(key)}${value === null ? "" : `=${cut(value)}`}: expected ${BOOL_WORDS}, found ${value === null ? "no value" : `'${cut(value)}'`}`);
   return b;
 }
 
@@ -214,7 +214,7 @@ function driverSubs(c: Ctx, key: string, value: string, table: SubOption[]): voi
     const opt = `${key}=${sub}`;
     const hit = table.find((t) => sub.startsWith(t.prefix));
     if (hit === undefined) {
-      c.note(opt, "unknown", `not a ${key}= option (the kernel prints "Unknown option" and ignores it)`);
+      c.note(opt, "unknown", `not one of the ${key}= options (the kernel prints "Unknown option" and ignores it)`);
       continue;
     }
     c.note(opt, hit.status, hit.message);

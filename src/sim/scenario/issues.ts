@@ -66,9 +66,16 @@ export function keysAt(root: Schema, path: KeyPath): string[] {
   return [...keys];
 }
 
+/** Whether the number's lower bound excludes itself (positive(), gt()). */
+function exclusiveMin(s: z.ZodNumber): boolean {
+  const checks = (s.def.checks ?? []) as { _zod: { def: { check?: string; inclusive?: boolean } } }[];
+  return checks.some((c) => c._zod.def.check === "greater_than" && c._zod.def.inclusive === false);
+}
+
 function numberNoun(s: z.ZodNumber): string {
   const int = s.isInt;
-  const lo = s.minValue !== null && s.minValue > Number.MIN_SAFE_INTEGER ? s.minValue : null;
+  let lo = s.minValue !== null && s.minValue > Number.MIN_SAFE_INTEGER ? s.minValue : null;
+  if (lo !== null && int && exclusiveMin(s)) lo += 1;
   const hi = s.maxValue !== null && s.maxValue < Number.MAX_SAFE_INTEGER ? s.maxValue : null;
   const what = int ? "an integer" : "a number";
   if (lo !== null && hi !== null) return `${what} from ${lo} to ${hi}`;
@@ -195,7 +202,7 @@ export function issueProblems(iss: Issue, raw: unknown, root: Schema, base: KeyP
         // The value is of a kind some alternative takes: say what is wrong with it there.
         return (near[0] as Issue[]).flatMap((i) => issueProblems(i, raw, root, path));
       }
-      return one(`expected ${expectedAt(root, path, undefined)}, found ${foundText}`);
+      return one(`expected ${expectedAt(root, path, undefined)}, found ${foundText}${found === undefined ? " (this key is required)" : ""}`);
     }
     case "custom":
       return one(iss.message);

@@ -177,13 +177,14 @@ function lineCol(t: string, offset: number): { line: number; col: number } {
 }
 
 /** Parses JSON scenario text; throws ScenarioError with the position of a syntax error. */
-export function parseJsonSource(text: string, file: string): ParsedSource {
+export function parseJsonSource(text: string, file: string, sniffed = false): ParsedSource {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
     const e = jsonSyntaxError(text) ?? { offset: 0, message: "not valid JSON" };
-    throw new ScenarioError(file, [{ path: [], message: e.message, ...lineCol(text, e.offset) }]);
+    const why = sniffed ? " (text that starts with { or [ is read as JSON)" : "";
+    throw new ScenarioError(file, [{ path: [], message: e.message + why, ...lineCol(text, e.offset) }]);
   }
   return { raw, locate: (path) => lineCol(text, jsonOffsetOf(text, path)) };
 }

@@ -8,7 +8,8 @@
 import { readFileSync } from "node:fs";
 import { scenarioSchema, type Scenario } from "./schema.ts";
 import { checkScenario } from "./check.ts";
-import { issueProblems } from "./issues.ts";
+import { issueProblems, keysAt } from "./issues.ts";
+import { closest } from "./suggest.ts";
 import { ScenarioError, type Problem } from "./problem.ts";
 import { parseJsonSource } from "./json-source.ts";
 import { parseYamlSource, type ParsedSource } from "./yaml-source.ts";
@@ -20,7 +21,7 @@ export type ScenarioFormat = "yaml" | "json";
 /** The name stdin goes by in messages. */
 export const STDIN_NAME = "<stdin>";
 
-/** JSON if the text starts (after white space) with `{` or `[`, else YAML. */
+/** JSON if the text starts (after white space) with `{` or `[`, else YAML (for stdin and inline text). */
 export function sniffFormat(text: string): ScenarioFormat {
   const m = /^\s*([{[])/.exec(text.slice(0, 4096));
   return m === null ? "yaml" : "json";
@@ -39,16 +40,30 @@ export function validateScenario(raw: unknown, file: string, src: ParsedSource |
     total = problems.length;
     if (total === 0) return parsed.data;
   } else {
-    // A refinement's complaint about a mapping that also has an unknown key is noise: the key says it.
-    const unknownAt = new Set(parsed.error.issues.filter((i) => i.code === "unrecognized_keys").map((i) => i.path.join("\0")));
-    const issues = parsed.error.issues.filter((i) => i.code !== "custom" || !unknownAt.has(i.path.join("\0")));
+    // Where a mapping has an unknown key, a refinement's complaint about it, and "missing" for the
+    // key the unknown one is a slip of, are noise: the unknown key's "did you mean" says it all.
+    const key = (p: PropertyKey[]) => p.map(String).join("\0");
+    const unknownAt = new Set<string>();
+    const slipOf = new Set<string>();
+    for (const i of parsed.error.issues) {
+      if (i.code !== "unrecognized_keys") continue;
+      unknownAt.add(key(i.path));
+      const allowed = keysAt(scenarioSchema, i.path.filter((s): s is string | number => typeof s !== "symbol"));
+      for (const k of i.keys) for (const c of closest(k, allowed)) slipOf.add(key([...i.path, c]));
+    }
+    const missing = (i: (typeof parsed.error.issues)[number]) => (i.code === "invalid_type" || i.code === "invalid_union") && i.input === undefined;
+    const issues = parsed.error.issues.filter((i) => !(i.code === "custom" && unknownAt.has(key(i.path))) && !(missing(i) && slipOf.has(key(i.path))));
     total = issues.length;
     problems = issues.slice(0, MAX_PROBLEMS).flatMap((iss) => issueProblems(iss, raw, scenarioSchema));
   }
-  problems = problems.slice(0, MAX_PROBLEMS).map((p) => {
-    const pos = src?.locate(p.path) ?? null;
-    return pos === null ? p : { ...p, line: pos.line, col: pos.col };
-  });
+  // In the order they appear in the text.
+  problems = problems
+    .slice(0, MAX_PROBLEMS)
+    .map((p) => {
+      const pos = src?.locate(p.path) ?? null;
+      return pos === null ? p : { ...p, line: pos.line, col: pos.col };
+    })
+    .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
   if (total > MAX_PROBLEMS) problems.push({ path: [], message: `and ${total - MAX_PROBLEMS} more problems` });
   throw new ScenarioError(file, problems);
 }
@@ -56,27 +71,13 @@ export function validateScenario(raw: unknown, file: string, src: ParsedSource |
 /**
  * Parses and validates scenario text; `file` names it in messages. The
  * format is JSON or YAML as given; without one, a name ending in .json means
- * JSON, and otherwise text starting with `{` or `[` is tried as JSON first.
+ * JSON, and otherwise text that starts with `{` or `[` is JSON, the rest YAML.
  */
 export function parseScenario(text: string, file: string, format?: ScenarioFormat): Scenario {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  let src: ParsedSource;
-  if (format === "json" || (format === undefined && /\.json$/i.test(file))) {
-    src = parseJsonSource(text, file);
-  } else if (format === undefined && sniffFormat(text) === "json") {
-    // Looks like JSON: JSON.parse it; if it is not JSON, it may still be YAML flow style.
-    try {
-      src = parseJsonSource(text, file);
-    } catch (jsonError) {
-      try {
-        src = parseYamlSource(text, file);
-      } catch {
-        throw jsonError;
-      }
-    }
-  } else {
-    src = parseYamlSource(text, file);
-  }
+  const byName = /\.json$/i.test(file);
+  const fmt = format ?? (byName ? "json" : sniffFormat(text));
+  const src = fmt === "json" ? parseJsonSource(text, file, format === undefined && !byName) : parseYamlSource(text, file);
   return validateScenario(src.raw, file, src);
 }
 

@@ -80,6 +80,8 @@ export function describeValue(v: unknown): string {
   if (typeof v === "number") return Number.isFinite(v) ? String(v) : v > 0 ? "infinity" : v < 0 ? "-infinity" : "NaN";
   if (typeof v === "boolean") return String(v);
   if (typeof v === "bigint") return `${v}`;
+  if (ArrayBuffer.isView(v)) return "binary data (a YAML !!binary value)";
+  if (v instanceof Date) return "a date";
   if (Array.isArray(v)) return v.length === 0 ? "an empty list" : `a list of ${v.length} item${v.length === 1 ? "" : "s"}`;
   if (typeof v === "object") {
     const keys = Object.keys(v);
