@@ -320,6 +320,16 @@ export const eventSchema = z
   .describe("one kernel entry point, or an expectation");
 
 
+/** The design-axis strategies a run uses (docs/design-axes.md). */
+export const strategySchema = z.strictObject({
+  ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
+  domain_alloc: z
+    .enum(DOMAIN_ALLOC_NAMES)
+    .optional()
+    .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
+});
+export type StrategyChoice = z.infer<typeof strategySchema>;
+
 export const scenarioSchema = z
   .strictObject({
     name,
@@ -339,14 +349,7 @@ export const scenarioSchema = z
           .describe(
             "iommus-first (default): instances register, then devices are added (built-in drivers); devices-first: devices are enumerated, then instances register and replay probe over them (VT-d's rootfs_initcall), then drivers",
           ),
-        strategy: z
-          .strictObject({
-            ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
-            domain_alloc: z
-              .enum(DOMAIN_ALLOC_NAMES)
-              .optional()
-              .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
-          })
+        strategy: strategySchema
           .optional()
           .describe("design choices (docs/design-axes.md); {} = upstream"),
       })
@@ -363,6 +366,14 @@ export type IommuSpec = z.infer<typeof iommuSchema>;
 export type DeviceSpec = z.infer<typeof deviceSchema>;
 export type EventSpec = z.infer<typeof eventSchema>;
 export type ExpectSpec = z.infer<typeof expectSchema>;
+
+/** The scenario with some of its boot.strategy choices replaced. */
+export function withStrategy(s: Scenario, over: StrategyChoice): Scenario {
+  const strategy = { ...s.boot?.strategy };
+  if (over.ops_resolution !== undefined) strategy.ops_resolution = over.ops_resolution;
+  if (over.domain_alloc !== undefined) strategy.domain_alloc = over.domain_alloc;
+  return { ...s, boot: { ...s.boot, strategy } };
+}
 
 /** The architecture a scenario boots: boot.arch, else x86 when an intel/amd instance exists, else arm64. */
 export function scenarioArch(s: Pick<Scenario, "boot" | "iommus">): "x86" | "arm64" {
