@@ -46,6 +46,35 @@ describe("a closed stdout ends the command quietly", () => {
   });
 });
 
+describe("start-up loads only what the command needs", () => {
+  /** The repository modules and packages a command loads. */
+  function loaded(...argv: string[]): { ours: string[]; packages: string[] } {
+    const log = join(tmp, `imports-${argv.join("-").replace(/[^\w-]/g, "_")}.log`);
+    writeFileSync(log, "");
+    const r = spawnSync(process.execPath, ["--import", "./test/cli/log-imports.mjs", ...ENTRY, ...argv], { encoding: "utf8", env: { ...process.env, IMPORT_LOG: log } });
+    expect(r.status).toBe(0);
+    const urls = readFileSync(log, "utf8").split("\n").filter((u) => u.startsWith("file:"));
+    const root = new URL("../../", import.meta.url).href;
+    return {
+      ours: urls.filter((u) => u.startsWith(root) && !u.includes("/node_modules/")).map((u) => u.slice(root.length)),
+      packages: [...new Set(urls.filter((u) => u.includes("/node_modules/")).map((u) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u)![1]!))].filter((p) => p !== "tsx" && p !== "esbuild"), // (the TypeScript runner)
+    };
+  }
+
+  it("--version and --help load commander and four small modules: no model, no zod, no yaml", () => {
+    for (const flag of ["--version", "--help"]) {
+      expect(loaded(flag), flag).toEqual({ ours: ["src/cli/main.ts", "src/cli/exit.ts", "src/cli/io.ts", "src/cli/version.ts"], packages: ["commander"] });
+    }
+  });
+
+  it("a command loads the model", () => {
+    const r = loaded("validate", "scenarios/default.yaml");
+    expect(r.ours).toContain("src/cli/commands.ts");
+    expect(r.ours).toContain("src/sim/scenario/schema.ts");
+    expect(r.packages).toEqual(expect.arrayContaining(["commander", "zod", "yaml"]));
+  });
+});
+
 describe("stdin", () => {
   it("- reads a piped scenario, JSON or YAML", () => {
     const yaml = readFileSync("scenarios/arm64-late-smmu.yaml", "utf8");

@@ -391,6 +391,12 @@ describe(".json files are JSON, parsed strictly, with positions", () => {
     ]);
   });
 
+  it("deep nesting is refused by the schema at its first level, without recursing into it", async () => {
+    const deep = (n: number) => `{"name": "x", "description": ${"[".repeat(n)}${"]".repeat(n)}}`;
+    for (const n of [2000, 100_000]) expect(await jsonProblems(deep(n))).toEqual(["inline.json:1:15: description: expected a string, found a list of 1 item"]);
+    expect(await jsonProblems(`[${deep(10)}]`)).toEqual(["inline.json:1:1: (top level): expected a mapping, found a list of 1 item"]);
+  });
+
   it("a malformed cmdline value is exit 2 at boot.cmdline, not a failed boot", async () => {
     expect(await jsonProblems('{"name": "x", "boot": {"cmdline": "quiet iommu.strict=banana"}}')).toEqual([
       "inline.json:1:24: boot.cmdline: iommu.strict=banana: expected a boolean (1/0, y/n, on/off, true/false), found 'banana'",
