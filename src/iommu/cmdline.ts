@@ -10,7 +10,8 @@
  * (drivers/iommu/dma-iommu.c), iommu= (arch/x86/kernel/pci-dma.c),
  * intel_iommu= (drivers/iommu/intel/iommu.c), amd_iommu=, amd_iommu_dump,
  * amd_iommu_intr=, ivrs_ioapic, ivrs_hpet, ivrs_acpihid
- * (drivers/iommu/amd/init.c), intremap= (drivers/iommu/irq_remapping.c),
+ * (drivers/iommu/amd/init.c), intremap= and nointremap
+ * (drivers/iommu/irq_remapping.c),
  * swiotlb= (kernel/dma/swiotlb.c), the arm-smmu.* and arm_smmu_v3.* module
  * parameters (drivers/iommu/arm/), and pci= sub-options that change ATS or
  * ACS (drivers/pci/pci.c).
@@ -273,8 +274,10 @@ function classify(c: Ctx, p: { key: string; value: string | null; text: string }
         `${cut(which)}: expected ${which === "ivrs_acpihid" ? `${which}=HID:UID@[SSSS:]BB:DD.F` : `${which}=ID@[SSSS:]BB:DD.F`}, found '${cut(p.text)}' (the kernel prints "Invalid command line")`,
       );
     } else c.note(opt, "not-modelled", "an IVRS override for an IOAPIC, HPET or ACPI device; those devices are not modelled");
-  } else if (key === "intremap") {
+  } else if (key === "intremap" || key === "nointremap") {
     c.note(opt, x86 ? "not-modelled" : "unknown", x86 ? "interrupt remapping is not modelled" : X86_ONLY);
+  } else if (key === "pcie_acs_override") {
+    c.note(opt, "unknown", "not a mainline option (an out-of-tree patch some distributions carry); write the devices' acs lists instead");
   } else if (key === "swiotlb") {
     c.note(opt, "not-modelled", "swiotlb bounce buffering is not modelled (dma-direct fails beyond the DMA mask instead)");
   } else if (parameq(key, "arm-smmu.disable_bypass") || parameq(key, "arm-smmu.force_stage") || parameq(key, "arm_smmu_v3.disable_msipolling")) {

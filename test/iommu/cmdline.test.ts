@@ -63,6 +63,7 @@ describe("every IOMMU option of the kernel is modelled or named as not modelled"
     ["ivrs_acpihid=AMD0020:0@0001:00:14.5", "not-modelled"],
     ["ivrs_acpihid[00:14.5]=AMD0020:0", "not-modelled"],
     ["intremap=off", "not-modelled"],
+    ["nointremap", "not-modelled"],
     ["swiotlb=force", "not-modelled"],
     ["pci=noats", "not-modelled"],
     ["pci=config_acs=000000@pci:0:0", "not-modelled"],
