@@ -366,6 +366,12 @@ describe("YAML that could exhaust the loader is refused with exit 2", () => {
     expect(await problemsEverywhere(y)).toEqual([expect.stringMatching(/^inline\.yaml:3:49: \(top level\): alias '\*a0' nests too deep: expected at most 64 levels once expanded, found 80$/)]);
   });
 
+  it("an empty document", async () => {
+    for (const y of ["", "---\n", "# nothing but a comment\n"]) {
+      expect(await problemsEverywhere(y)).toEqual(["inline.yaml: (top level): expected a scenario (a mapping with at least a name), found an empty document"]);
+    }
+  });
+
   it("more than one document, and unknown tags", async () => {
     expect(await problemsEverywhere("name: x\n---\nname: y\n")).toEqual(["inline.yaml:3:1: (top level): expected one YAML document, found several (a line '---' starts another)"]);
     expect(await problemsEverywhere("name: !color red\n")).toEqual(["inline.yaml:1:7: (top level): not valid YAML: Unresolved tag: !color"]);

@@ -147,6 +147,10 @@ export function parseYamlSource(text: string, file: string): ParsedSource {
     ...at(e.pos[0]),
   }));
   if (syntax.length > 0) throw new ScenarioError(file, syntax);
+  const c = doc.contents;
+  if (c === null || (isScalar(c) && c.range !== undefined && c.range[0] === c.range[1])) {
+    fail(null, "expected a scenario (a mapping with at least a name), found an empty document");
+  }
   const aliases = aliasProblems(doc);
   if (aliases.length > 0) throw new ScenarioError(file, aliases.map((a) => ({ path: [], message: a.message, ...at(a.offset) })));
   let raw: unknown;
