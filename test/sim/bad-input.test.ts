@@ -263,7 +263,7 @@ events:
 `);
     expect(p).toEqual([
       "inline.yaml:1:1: name: expected a non-empty string, found an empty string",
-      "inline.yaml:3:48: iommus[0].pasid-bits: expected an integer from 0 to 20 (at most 20), found 99",
+      "inline.yaml:3:48: iommus[0].pasid-bits: expected an integer from 0 to 20, found 99",
       "inline.yaml:3:64: iommus[0].ias: expected an integer from 32 to 52, found '48'",
       "inline.yaml:3:75: iommus[0].page-sizes: expected at least 1 item, found an empty list",
       "inline.yaml:5:30: devices[0].dma-mask: expected an integer from 1 to 64, found 0",

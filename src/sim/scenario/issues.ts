@@ -177,13 +177,15 @@ export function issueProblems(iss: Issue, raw: unknown, root: Schema, base: KeyP
       const min = bound(iss.minimum as number);
       if (iss.origin === "string") return one(Number(iss.minimum) === 1 ? `expected a non-empty string, found ${foundText}` : `expected at least ${min} characters, found ${foundText}`);
       if (iss.origin === "array" || iss.origin === "set") return one(`expected at least ${min} item${Number(iss.minimum) === 1 ? "" : "s"}, found ${foundText}`);
-      return one(`expected ${expectedAt(root, path, "number")}${iss.inclusive ? "" : ` above ${min}`}, found ${foundText}`);
+      const what = expectedAt(root, path, "number");
+      return one(`expected ${what}${/\d/.test(what) || /positive|non-negative/.test(what) ? "" : ` (at least ${min})`}, found ${foundText}`);
     }
     case "too_big": {
       const max = bound(iss.maximum as number);
       if (iss.origin === "string") return one(`expected at most ${max} characters, found ${foundText}`);
       if (iss.origin === "array" || iss.origin === "set") return one(`expected at most ${max} items, found ${foundText}`);
-      return one(`expected ${expectedAt(root, path, "number")} (at most ${max}), found ${foundText}`);
+      const what = expectedAt(root, path, "number");
+      return one(`expected ${what}${/ to -?\d+$/.test(what) ? "" : ` (at most ${max})`}, found ${foundText}`);
     }
     case "invalid_format": {
       if (iss.message.startsWith("expected ")) return one(`${iss.message}, found ${foundText}`);
