@@ -1,148 +1,90 @@
 /**
  * The command line: `iommu-sim run FILE [--json] [--trace]`,
- * `iommu-sim check FILE`, `iommu-sim validate FILE`.
- * Exit codes (SCENARIOS.md): 0 all held, 1 an expectation or invariant
- * failed, 2 the file is not a valid scenario, 3 the model itself failed.
+ * `iommu-sim check FILE [--json]`, `iommu-sim validate FILE [--json]`,
+ * `iommu-sim --version`. FILE `-` is stdin. Exit codes are in exit.ts.
+ *
+ * Only commander and small modules load here: the model is imported when a
+ * command runs, so `--version` and `--help` do not pay for it.
  */
 import { Command, CommanderError } from "commander";
-import { loadScenarioFile, ScenarioError } from "../sim/scenario/load.ts";
-import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, type Scenario } from "../sim/scenario/schema.ts";
-import { runScenario, type RunResult } from "../sim/runner.ts";
-import { renderSnapshot } from "../sim/view.ts";
-import { renderTrace } from "../sim/trace-view.ts";
+import { EXIT_INVALID, EXIT_MODEL_BUG, EXIT_OK, EXIT_USAGE } from "./exit.ts";
+import { processIo, type Io } from "./io.ts";
+import { packageVersion } from "./version.ts";
 
-interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
+export type { Io } from "./io.ts";
+
+const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from stdin";
+
+/** The strategy names for the help of run and check, loaded only when that help is asked for. */
+async function strategyNames(argv: string[]): Promise<{ ops: string; alloc: string }> {
+  const help = argv.includes("-h") || argv.includes("--help") || argv[0] === "help";
+  if (!help || !argv.some((a) => a === "run" || a === "check")) return { ops: "a strategy name", alloc: "a strategy name" };
+  const { OPS_RESOLUTION_NAMES, DOMAIN_ALLOC_NAMES } = await import("../iommu/strategy.ts");
+  return { ops: OPS_RESOLUTION_NAMES.join(", "), alloc: DOMAIN_ALLOC_NAMES.join(", ") };
 }
 
-const defaultIo: Io = {
-  out: (s) => process.stdout.write(s + "\n"),
-  err: (s) => process.stderr.write(s + "\n"),
-};
-
-interface StrategyFlags {
-  opsResolution?: string;
-  domainAlloc?: string;
-}
-
-function withOverrides(s: Scenario, f: StrategyFlags): Scenario {
-  const strategy = { ...s.boot?.strategy };
-  if (f.opsResolution !== undefined) strategy.ops_resolution = f.opsResolution as (typeof OPS_RESOLUTION_NAMES)[number];
-  if (f.domainAlloc !== undefined) strategy.domain_alloc = f.domainAlloc as (typeof DOMAIN_ALLOC_NAMES)[number];
-  return { ...s, boot: { ...s.boot, strategy } };
-}
-
-/** Checks a strategy flag's value; returns an error line or null. */
-function badFlag(flag: string, value: string | undefined, allowed: readonly string[]): string | null {
-  if (value === undefined || allowed.includes(value)) return null;
-  return `${flag}: unknown strategy '${value}' (one of ${allowed.join(", ")})`;
-}
-
-function summary(r: RunResult): string {
-  const { passed, failed } = r.expectations;
-  const inv = r.violations.length === 0 ? "invariants hold" : `${r.violations.length} invariant violation(s)`;
-  return `${r.failures.length === 0 ? "PASS" : "FAIL"}: ${passed} expectation(s) passed, ${failed} failed; ${inv}`;
-}
-
-function failureLines(r: RunResult): string[] {
-  return r.failures.map((f) => `  ${f.step} ${f.kind}: ${f.message}`);
-}
-
-const OPS_HELP = `override boot.strategy.ops_resolution (${OPS_RESOLUTION_NAMES.join(", ")})`;
-const DOMAIN_ALLOC_HELP = `override boot.strategy.domain_alloc (${DOMAIN_ALLOC_NAMES.join(", ")})`;
-
-export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
-  let code = 0;
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  let code = EXIT_OK;
+  const names = await strategyNames(argv);
   const program = new Command()
     .name("iommu-sim")
     .description("An executable model of the Linux IOMMU core: boot a described machine through the IOMMU lifecycle and check its rules.")
+    .version(packageVersion(), "-V, --version", "print the version")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-
-  const load = (file: string): Scenario | null => {
-    try {
-      return loadScenarioFile(file);
-    } catch (e) {
-      if (e instanceof ScenarioError) {
-        io.err(e.message);
-        code = 2;
-        return null;
-      }
-      throw e;
-    }
-  };
-
-  /** Rejects an unknown strategy name (exit 2) before anything runs. */
-  const flagsOk = (o: StrategyFlags): boolean => {
-    const flagError =
-      badFlag("--ops-resolution", o.opsResolution, OPS_RESOLUTION_NAMES) ?? badFlag("--domain-alloc", o.domainAlloc, DOMAIN_ALLOC_NAMES);
-    if (flagError === null) return true;
-    io.err(flagError);
-    code = 2;
-    return false;
-  };
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 everything held; 1 an expectation, invariant or event (without expect_error) failed; 2 invalid input; 3 a bug in the model; 64 a usage error.",
+    );
+  const opsHelp = `override boot.strategy.ops_resolution (${names.ops})`;
+  const allocHelp = `override boot.strategy.domain_alloc (${names.alloc})`;
+  const commands = () => import("./commands.ts");
 
   program
     .command("run")
     .description("boot the scenario, play its events, print the resulting state")
-    .argument("<file>", "scenario file (.yaml or .json)")
-    .option("--json", "print the snapshot as JSON")
+    .argument("<file>", FILE_HELP)
+    .option("--json", "print the snapshot as one JSON document")
     .option("--trace", "print the trace of core calls")
-    .option("--ops-resolution <name>", OPS_HELP)
-    .option("--domain-alloc <name>", DOMAIN_ALLOC_HELP)
-    .action((file: string, o: { json?: boolean; trace?: boolean } & StrategyFlags) => {
-      if (!flagsOk(o)) return;
-      const s = load(file);
-      if (s === null) return;
-      const r = runScenario(withOverrides(s, o), { trace: o.trace === true || !o.json });
-      // With --json the output stays one JSON document: the trace goes in it, as records.
-      if (o.json) io.out(JSON.stringify(o.trace ? { ...r.snapshot, trace: r.machine.dc.trace.records } : r.snapshot, null, 2));
-      else {
-        if (o.trace) io.out(renderTrace(r.machine.dc.trace.records) + "\n");
-        io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));
-      }
-      if (r.failures.length > 0) {
-        if (o.json) io.err(summary(r));
-        for (const l of failureLines(r)) io.err(l);
-        code = 1;
-      }
+    .option("--ops-resolution <name>", opsHelp)
+    .option("--domain-alloc <name>", allocHelp)
+    .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
+      code = await (await commands()).runCommand(file, o, io);
     });
 
   program
     .command("check")
-    .description("run the scenario and report only its expectations and invariants")
-    .argument("<file>", "scenario file (.yaml or .json)")
-    .option("--ops-resolution <name>", OPS_HELP)
-    .option("--domain-alloc <name>", DOMAIN_ALLOC_HELP)
-    .action((file: string, o: StrategyFlags) => {
-      if (!flagsOk(o)) return;
-      const s = load(file);
-      if (s === null) return;
-      const r = runScenario(withOverrides(s, o), { trace: false });
-      io.out(`${file}: ${summary(r)}`);
-      if (r.failures.length > 0) {
-        for (const l of failureLines(r)) io.out(l);
-        code = 1;
-      }
+    .description("run the scenario and report only its expectations, invariants and failed events")
+    .argument("<file>", FILE_HELP)
+    .option("--json", "print the report as one JSON document")
+    .option("--ops-resolution <name>", opsHelp)
+    .option("--domain-alloc <name>", allocHelp)
+    .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
+      code = await (await commands()).checkCommand(file, o, io);
     });
 
   program
     .command("validate")
     .description("check that a file is a valid scenario, without running it")
-    .argument("<file>", "scenario file (.yaml or .json)")
-    .action((file: string) => {
-      const s = load(file);
-      if (s === null) return;
-      io.out(`${file}: valid scenario "${s.name}" (${s.iommus.length} IOMMU instances, ${s.devices.length} devices, ${s.drivers.length} drivers, ${s.events.length} events)`);
+    .argument("<file>", FILE_HELP)
+    .option("--json", "print the verdict as one JSON document")
+    .action(async (file: string, o: { json?: boolean }) => {
+      code = await (await commands()).validateCommand(file, o, io);
     });
 
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    io.err(`iommu-sim: internal error: ${(e as Error).message}`);
-    return 3;
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return EXIT_OK;
+      // A flag's value the command refuses is invalid input; anything else commander refuses is usage.
+      return e.code === "commander.invalidArgument" ? EXIT_INVALID : EXIT_USAGE;
+    }
+    const err = e as Error;
+    io.err(`iommu-sim: internal error (a bug in the model, please report it): ${err.message}`);
+    if (process.env.IOMMU_SIM_DEBUG) io.err(err.stack ?? "");
+    else io.err("iommu-sim: set IOMMU_SIM_DEBUG=1 for the stack");
+    return EXIT_MODEL_BUG;
   }
   return code;
 }

@@ -1,11 +1,13 @@
 /**
  * Boot-time configuration of the core: the kernel command line options it
- * parses (iommu.passthrough=, iommu.strict=, and x86's iommu=pt) and
+ * honours (cmdline.ts parses them: iommu.passthrough=, iommu.strict=, x86's
+ * iommu=pt/nopt, and the drivers' deprecated strict options) and
  * iommu_subsys_init, which settles the default domain type and registers
  * the bus notifier on every IOMMU bus.
  */
 import { busRegisterNotifier } from "../base/bus.ts";
 import { kerr, type KError } from "../lib/errno.ts";
+import { parseCmdline, type Arch, type CmdlineEffect, type CmdlineNote } from "./cmdline.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_DMA_FQ, IOMMU_DOMAIN_IDENTITY } from "./domain.ts";
 import { IOMMU_CMD_LINE_DMA_API, IOMMU_CMD_LINE_STRICT, type IommuCore } from "./iommu-core.ts";
 import { iommuBusNotifier } from "./probe.ts";
@@ -20,16 +22,8 @@ export interface IommuKconfig {
   defaultDmaStrict: boolean;
 }
 
-export function kconfigFor(arch: "x86" | "arm64"): IommuKconfig {
+export function kconfigFor(arch: Arch): IommuKconfig {
   return { defaultDmaStrict: arch !== "x86" };
-}
-
-// @kernel: kstrtobool
-function kstrtobool(s: string): boolean | null {
-  const c = s[0]?.toLowerCase();
-  if (c === "1" || c === "y" || s.toLowerCase() === "on") return true;
-  if (c === "0" || c === "n" || s.toLowerCase() === "off") return false;
-  return null;
 }
 
 // @kernel: iommu_set_default_passthrough
@@ -44,39 +38,38 @@ function setDefaultTranslated(k: IommuCore, cmdLine: boolean): void {
   k.defDomainType = IOMMU_DOMAIN_DMA;
 }
 
+// @kernel: iommu_set_dma_strict
+function setDmaStrict(k: IommuCore): void {
+  k.dmaStrict = true;
+  if (k.defDomainType === IOMMU_DOMAIN_DMA_FQ) k.defDomainType = IOMMU_DOMAIN_DMA;
+}
+
+function apply(k: IommuCore, e: CmdlineEffect): void {
+  if (e.kind === "default-domain") {
+    if (e.passthrough) setDefaultPassthrough(k, true);
+    else setDefaultTranslated(k, true);
+  } else if (e.kind === "dma-strict") {
+    k.dmaStrict = e.strict;
+    k.cmdLine |= IOMMU_CMD_LINE_STRICT;
+  } else {
+    setDmaStrict(k);
+  }
+}
+
 /**
  * Applies the IOMMU options of a kernel command line, before
- * iommu_subsys_init. Options the model does not know are ignored, as the
- * kernel ignores parameters of code it does not have; malformed values of
- * known options are errors.
+ * iommu_subsys_init: the early_param handlers in command-line order, then
+ * the drivers' __setup handlers. Returns what each option did (cmdline.ts
+ * says which the model honours), or EINVAL for a malformed value, which
+ * scenario validation reports before a machine is built.
  */
-export function iommuParseCmdline(k: IommuCore, kc: IommuKconfig, cmdline: string): 0 | KError {
+export function iommuParseCmdline(k: IommuCore, kc: IommuKconfig, cmdline: string, arch: Arch): CmdlineNote[] | KError {
   k.dmaStrict = kc.defaultDmaStrict;
-  for (const tok of cmdline.split(/\s+/).filter((t) => t !== "")) {
-    const eq = tok.indexOf("=");
-    const key = eq < 0 ? tok : tok.slice(0, eq);
-    const val = eq < 0 ? "" : tok.slice(eq + 1);
-    if (key === "iommu.passthrough") {
-      // @kernel: iommu_set_def_domain_type (early_param "iommu.passthrough")
-      const pt = kstrtobool(val);
-      if (pt === null) return kerr("EINVAL", `iommu.passthrough=${val}: not a boolean`);
-      if (pt) setDefaultPassthrough(k, true);
-      else setDefaultTranslated(k, true);
-    } else if (key === "iommu.strict") {
-      // @kernel: iommu_dma_setup (early_param "iommu.strict")
-      const strict = kstrtobool(val);
-      if (strict === null) return kerr("EINVAL", `iommu.strict=${val}: not a boolean`);
-      k.dmaStrict = strict;
-      k.cmdLine |= IOMMU_CMD_LINE_STRICT;
-    } else if (key === "iommu") {
-      // arch/x86/kernel/pci-dma.c: iommu_setup ("pt" / "nopt")
-      for (const opt of val.split(",")) {
-        if (opt === "pt") setDefaultPassthrough(k, true);
-        else if (opt === "nopt") setDefaultTranslated(k, true);
-      }
-    }
-  }
-  return 0;
+  const p = parseCmdline(cmdline, arch);
+  if (p.errors.length > 0) return kerr("EINVAL", p.errors[0]!);
+  for (const e of p.early) apply(k, e);
+  for (const e of p.setup) apply(k, e);
+  return p.notes;
 }
 
 // @kernel: iommu_subsys_init

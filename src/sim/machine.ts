@@ -14,14 +14,15 @@ import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
 import { FirmwareTables } from "../firmware/tables.ts";
-import { kerr, type ErrnoName } from "../lib/errno.ts";
+import { isErr, kerr, type ErrnoName } from "../lib/errno.ts";
+import type { CmdlineNote } from "../iommu/cmdline.ts";
 import { installBusDmaOps } from "../iommu/bus-dma.ts";
 import { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
 import { DOMAIN_ALLOCATIONS, OPS_RESOLUTIONS } from "../iommu/strategy.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
-import { parseSize, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
+import { parseSize, scenarioArch, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
 
 export interface InstanceRec {
   readonly spec: IommuSpec;
@@ -86,6 +87,8 @@ export class Machine {
   /** The value of the last event that returns one. */
   lastValue: number | undefined = undefined;
   readonly arch: "x86" | "arm64";
+  /** What each boot.cmdline option did (modelled, not modelled, unknown). */
+  readonly cmdline: CmdlineNote[];
 
   constructor(
     readonly scenario: Scenario,
@@ -107,11 +110,11 @@ export class Machine {
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
     this.k.dmaInitFq = iommuDmaInitFq;
     this.k.probeWalk = opts.probeWalk ?? "indexed";
-    this.arch =
-      scenario.boot?.arch ?? (scenario.iommus.some((m) => m.driver === "intel-iommu" || m.driver === "amd-iommu") ? "x86" : "arm64");
+    this.arch = scenarioArch(scenario);
     const kc = kconfigFor(this.arch);
-    const ret = iommuParseCmdline(this.k, kc, scenario.boot?.cmdline ?? "");
-    if (ret !== 0) throw new MachineError(ret.message);
+    const notes = iommuParseCmdline(this.k, kc, scenario.boot?.cmdline ?? "", this.arch);
+    if (isErr(notes)) throw new MachineError(notes.message);
+    this.cmdline = notes;
     iommuSubsysInit(this.k);
     installBusDmaOps(this.k, { platform, pci, amba });
 

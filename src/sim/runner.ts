@@ -29,7 +29,12 @@ import { takeSnapshot, type Snapshot } from "./snapshot.ts";
 export interface Failure {
   /** "boot", or the event's index in the file. */
   step: string;
-  kind: "expectation" | "expect_error" | "invariant";
+  /**
+   * expectation: an `expect` did not match; expect_error: an event did not fail (or return) as its
+   * expect_error/expect_value said; unexpected_error: an event without expect_error failed;
+   * invariant: a rule the kernel keeps was broken.
+   */
+  kind: "expectation" | "expect_error" | "unexpected_error" | "invariant";
   message: string;
 }
 
@@ -220,7 +225,10 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     } else if (e.expect_value !== undefined) {
       passed++;
     }
-    if (e.expect_error !== undefined) {
+    if (e.expect_error === undefined && r !== 0) {
+      failed++;
+      failures.push({ step, kind: "unexpected_error", message: `${key} ${arg}: failed with ${r.errno}: ${r.message} (add expect_error: ${r.errno} if the failure is intended)` });
+    } else if (e.expect_error !== undefined) {
       const got = r === 0 ? "success" : r.errno;
       if (got !== e.expect_error) {
         failed++;

@@ -9,6 +9,7 @@ import { domainTypeName, type IommuDomain } from "../iommu/domain.ts";
 import { formatResvRegion, iommuGetGroupResvRegions } from "../iommu/group-resv.ts";
 import type { IommuGroup } from "../iommu/group.ts";
 import { dmaDomainStats, type DmaDomainStats } from "../dma/dma-iommu.ts";
+import type { CmdlineNote } from "../iommu/cmdline.ts";
 import type { IommuDomainStats } from "../iommu/ops.ts";
 import type { DmaHandle, EventRecord, Machine } from "./machine.ts";
 
@@ -95,6 +96,8 @@ export interface Snapshot {
   boot: EventRecord[];
   events: EventRecord[];
   warnings: string[];
+  /** What each boot.cmdline option did: modelled, or a warning (a real option not modelled, or one the model does not know). */
+  cmdline: CmdlineNote[];
   /** The model's findings: stale IOTLB DMA, page-table quirks the formats reported. */
   findings: string[];
   /** DMA handles dma_map events made. */
@@ -199,6 +202,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),
     warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+    cmdline: m.cmdline.map((n) => ({ ...n })),
     findings: [...m.findings, ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
     dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
     violations: [...violations],

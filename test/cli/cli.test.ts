@@ -1,9 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { SCHEMA_VERSION } from "../../src/cli/commands.ts";
 import { main } from "../../src/cli/main.ts";
+import { packageVersionFrom } from "../../src/cli/version.ts";
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
@@ -132,7 +135,7 @@ describe("iommu-sim CLI", () => {
     for (const cmd of ["run", "check", "validate"]) {
       const r = await cli(cmd, p);
       expect(r.code).toBe(2);
-      expect(r.err).toBe(`${p}:3:40: devices[0].iommus[0][0]: unknown IOMMU instance 'nope'`);
+      expect(r.err).toBe(`${p}:3:40: devices[0].iommus[0][0]: unknown IOMMU instance 'nope': the scenario has no IOMMU instance at all`);
       expect(r.err).not.toMatch(/\n\s+at /);
     }
   });
@@ -173,10 +176,173 @@ describe("iommu-sim CLI", () => {
     expect(bad.out).toBe("");
   });
 
-  it("an unknown command exits 2", async () => {
-    const r = await cli("frobnicate");
-    expect(r.code).toBe(2);
-    expect(r.err).toBe("error: unknown command 'frobnicate'");
-    expect(r.out).toBe("");
+  it("a usage error exits 64: unknown command or option, missing or extra argument, no command", async () => {
+    const cases: [string[], string][] = [
+      [["frobnicate"], "error: unknown command 'frobnicate'"],
+      [["run", "--bogus", "scenarios/default.yaml"], "error: unknown option '--bogus'"],
+      [["check"], "error: missing required argument 'file'"],
+      [["validate", "a.yaml", "b.yaml"], "error: too many arguments for 'validate'. Expected 1 argument but got 2."],
+      [["run", "scenarios/default.yaml", "--ops-resolution"], "error: option '--ops-resolution <name>' argument missing"],
+    ];
+    for (const [argv, msg] of cases) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(" ")).toBe(64);
+      expect(r.err, argv.join(" ")).toBe(msg);
+      expect(r.out, argv.join(" ")).toBe("");
+    }
+    const none = await cli();
+    expect(none.code).toBe(64);
+    expect(none.err).toContain("Usage: iommu-sim [options] [command]");
+    expect(none.err).toContain("64 a usage error");
+  });
+
+  it("--version prints the version in package.json, and --help exits 0", async () => {
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) expect(await cli(flag)).toEqual({ code: 0, out: pkg.version, err: "" });
+    const help = await cli("--help");
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^Usage: iommu-sim/);
+    const runHelp = await cli("run", "--help");
+    const words = runHelp.out.replace(/\s+/g, " ");
+    expect(words).toContain("override boot.strategy.ops_resolution (upstream, ask-each)");
+    expect(words).toContain("or - to read it from stdin");
+  });
+});
+
+describe("--version reads package.json relative to the module", () => {
+  it("two levels up (src/cli/ or dist/cli/), else the nearest iommu-sim package.json above, else unknown", () => {
+    const root = mkdtempSync(join(tmpdir(), "iommu-sim-version-"));
+    const at = (rel: string, text: string) => {
+      mkdirSync(dirname(join(root, rel)), { recursive: true });
+      writeFileSync(join(root, rel), text);
+    };
+    at("pkg/package.json", JSON.stringify({ name: "iommu-sim", version: "9.8.7" }));
+    at("pkg/dist/cli/version.js", "");
+    at("pkg/lib/deep/er/x/version.js", "");
+    at("pkg/lib/deep/package.json", JSON.stringify({ name: "something-else", version: "1.0.0" }));
+    at("lone/a/b/version.js", "");
+    expect(packageVersionFrom(pathToFileURL(join(root, "pkg/dist/cli/version.js")))).toBe("9.8.7");
+    expect(packageVersionFrom(pathToFileURL(join(root, "pkg/lib/deep/er/x/version.js")))).toBe("9.8.7");
+    expect(packageVersionFrom(pathToFileURL(join(root, "lone/a/b/version.js")))).toBe("unknown");
+  });
+});
+
+describe("JSON documents carry schema_version", () => {
+  it("run --json: the snapshot with schema_version first", async () => {
+    const r = await cli("run", "scenarios/default.yaml", "--json");
+    const doc = JSON.parse(r.out) as Record<string, unknown>;
+    expect(Object.keys(doc)[0]).toBe("schema_version");
+    expect(doc.schema_version).toBe(SCHEMA_VERSION);
+    expect(SCHEMA_VERSION).toBe(1);
+  });
+
+  it("check --json: the verdict, counts, violations and failures", async () => {
+    const pass = await cli("check", "scenarios/arm64-late-smmu.yaml", "--json");
+    expect(pass.code).toBe(0);
+    expect(JSON.parse(pass.out)).toEqual({
+      schema_version: 1,
+      command: "check",
+      file: "scenarios/arm64-late-smmu.yaml",
+      result: "pass",
+      expectations: { passed: 4, failed: 0 },
+      violations: [],
+      failures: [],
+      cmdline: [{ option: "iommu.strict=1", status: "modelled", message: expect.any(String) }],
+      problems: [],
+    });
+    const fail = await cli("check", file("fail-json.yaml", "name: f\ndevices:\n  - {name: a, bus: platform}\nevents:\n  - expect: {devices: {a: {probe: bound}}}\n"), "--json");
+    expect(fail.code).toBe(1);
+    expect(JSON.parse(fail.out)).toMatchObject({
+      schema_version: 1,
+      result: "fail",
+      expectations: { passed: 0, failed: 1 },
+      failures: [{ step: "events[0]", kind: "expectation", message: 'devices.a.probe: expected "bound", got "none"' }],
+    });
+    const bad = await cli("check", file("bad-json.yaml", "name: b\ndevices:\n  - {name: a, bus: platfrom}\n"), "--json");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe("");
+    expect(JSON.parse(bad.out)).toEqual({
+      schema_version: 1,
+      command: "check",
+      file: join(tmp, "bad-json.yaml"),
+      result: "invalid",
+      problems: [{ file: join(tmp, "bad-json.yaml"), line: 3, col: 15, path: "devices[0].bus", message: "expected one of platform, pci, amba, iommufd_mock, found 'platfrom'; did you mean 'platform'?" }],
+    });
+  });
+
+  it("validate --json: valid with the counts, or the problems", async () => {
+    const ok = await cli("validate", "scenarios/two-smmus-unregister.yaml", "--json");
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out)).toEqual({
+      schema_version: 1,
+      command: "validate",
+      file: "scenarios/two-smmus-unregister.yaml",
+      valid: true,
+      scenario: { name: "two SMMUv3 instances, one unregistered", iommus: 2, devices: 10, drivers: 5, events: 9 },
+      cmdline: [],
+      problems: [],
+    });
+    const bad = await cli("validate", join(tmp, "missing.json"), "--json");
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.out)).toMatchObject({ schema_version: 1, valid: false, problems: [{ path: "(top level)", message: expect.stringMatching(/^cannot read the file/) }] });
+  });
+});
+
+describe("- reads the scenario from stdin", () => {
+  async function viaStdin(text: string, ...argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main([...argv, "-"], { out: (s) => out.push(s), err: (s) => err.push(s), readStdin: async () => text });
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  }
+
+  it("as JSON when it starts with { or [, else as YAML", async () => {
+    const yaml = readFileSync("scenarios/mixed-drivers.yaml", "utf8");
+    const json = JSON.stringify(parse(yaml));
+    for (const text of [yaml, json, ` \n${json}`, `# a comment first\n${json}`]) {
+      const r = await viaStdin(text, "check");
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/^<stdin>: PASS/);
+    }
+  });
+
+  it("names it <stdin> in messages, JSON errors too", async () => {
+    expect(await viaStdin('{"name": "x", "devices": [{"name": "a", "bus": "pcie"}]}', "validate")).toEqual({
+      code: 2,
+      out: "",
+      err: "<stdin>:1:41: devices[0].bus: expected one of platform, pci, amba, iommufd_mock, found 'pcie'; did you mean 'pci'?",
+    });
+    expect(await viaStdin('{"name": "x",}', "validate")).toEqual({
+      code: 2,
+      out: "",
+      err: "<stdin>:1:14: (top level): not valid JSON: expected a double-quoted key (JSON allows no trailing comma), found '}' (text that starts with { or [ is read as JSON)",
+    });
+    expect((await viaStdin("{name: flow}", "validate")).err).toBe(
+      "<stdin>:1:2: (top level): not valid JSON: expected a double-quoted key or '}', found 'name' (text that starts with { or [ is read as JSON)",
+    );
+  });
+});
+
+describe("exit codes", () => {
+  it("1 for an event that fails without expect_error, naming its index, kind, argument, errno and message", async () => {
+    const p = file(
+      "unexpected.yaml",
+      "name: u\niommus:\n  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu}\nevents:\n  - iommu_register: smmu0\n  - {iommu_register: smmu0, expect_error: EEXIST}\n",
+    );
+    const line = "  events[0] unexpected_error: iommu_register smmu0: failed with EEXIST: ";
+    const check = await cli("check", p);
+    expect(check.code).toBe(1);
+    expect(check.out.split("\n")[0]).toBe(`${p}: FAIL: 1 expectation(s) passed, 1 failed; invariants hold; 1 event(s) failed without expect_error`);
+    expect(check.out.split("\n")[1]).toMatch(new RegExp(`^${line.replace(/[[\]().]/g, "\\$&")}.+ \\(add expect_error: EEXIST if the failure is intended\\)$`));
+    const run = await cli("run", p);
+    expect(run.code).toBe(1);
+    expect(run.err.split("\n")[0]).toMatch(/^ {2}events\[0\] unexpected_error: iommu_register smmu0: failed with EEXIST: /);
+    const json = await cli("check", p, "--json");
+    expect(JSON.parse(json.out)).toMatchObject({ result: "fail", failures: [{ step: "events[0]", kind: "unexpected_error" }] });
+  });
+
+  it("2 for a flag value no strategy has, with the closest name", async () => {
+    const r = await cli("check", "scenarios/default.yaml", "--ops-resolution", "ask_each");
+    expect(r).toEqual({ code: 2, out: "", err: "--ops-resolution: unknown strategy 'ask_each' (one of upstream, ask-each); did you mean 'ask-each'?" });
   });
 });

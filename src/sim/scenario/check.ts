@@ -5,8 +5,25 @@
  */
 import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/pci-dev.ts";
 import { isPowerOfTwo } from "../../lib/bits.ts";
-import type { KeyPath, Problem } from "./load.ts";
-import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
+import { parseCmdline } from "../../iommu/cmdline.ts";
+import type { KeyPath, Problem } from "./problem.ts";
+import { didYouMean, quoteString } from "./suggest.ts";
+import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, scenarioArch, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
+
+/** A name from the file, quoted, cut if long. */
+const q = (s: string) => quoteString(s);
+/** A name from the file, cut if long. */
+const nm = (s: string) => (s.length > 80 ? `${s.slice(0, 80)}… (${s.length} characters)` : s);
+
+/** "unknown device 'x'", with the closest name or some of the names there are. */
+function unknownName(kind: string, n: string, names: Map<string, number>): string {
+  const hint = didYouMean(n, names.keys());
+  if (hint !== "") return `unknown ${kind} ${q(n)}${hint}`;
+  if (names.size === 0) return `unknown ${kind} ${q(n)}: the scenario has no ${kind} at all`;
+  const some: string[] = [];
+  for (const k of names.keys()) if (some.push(nm(k)) >= 6) break;
+  return `unknown ${kind} ${q(n)}: expected one of ${some.join(", ")}${names.size > some.length ? `, … (${names.size} in all)` : ""}`;
+}
 
 const FWNODE_DRIVERS = new Set(["arm-smmu-v3", "arm-smmu", "virtio-iommu"]);
 const SCOPE_DRIVERS = new Set(["intel-iommu", "amd-iommu"]);
@@ -19,11 +36,14 @@ export function checkScenario(s: Scenario): Problem[] {
     const seen = new Map<string, number>();
     list.forEach((x, i) => {
       const prev = seen.get(x.name);
-      if (prev !== undefined) bad([key, i, "name"], `duplicate name '${x.name}' (also ${key}[${prev}])`);
+      if (prev !== undefined) bad([key, i, "name"], `duplicate name ${q(x.name)} (also ${key}[${prev}])`);
       else seen.set(x.name, i);
     });
     return seen;
   };
+  // Every command-line value must parse; options the model does not honour are warnings at boot.
+  for (const e of parseCmdline(s.boot?.cmdline ?? "", scenarioArch(s)).errors) bad(["boot", "cmdline"], e);
+
   const iommuIdx = uniq(s.iommus, "iommus");
   const devIdx = uniq(s.devices, "devices");
   const drvIdx = uniq(s.drivers, "drivers");
@@ -33,11 +53,11 @@ export function checkScenario(s: Scenario): Problem[] {
   s.iommus.forEach((m, i) => {
     const at = (k: string): KeyPath => ["iommus", i, k];
     if (FWNODE_DRIVERS.has(m.driver) && (m.fwnode === undefined || m.fwnode === null)) {
-      bad(at("driver"), `${m.driver} instances are found by fwnode: give '${m.name}' a fwnode`);
+      bad(at("driver"), `${m.driver} instances are found by fwnode: give ${q(m.name)} a fwnode`);
     }
     if (SCOPE_DRIVERS.has(m.driver)) {
       if (m.fwnode !== undefined && m.fwnode !== null) bad(at("fwnode"), `${m.driver} registers without a fwnode; describe its devices with scope`);
-      if (m.scope === undefined) bad(at("driver"), `${m.driver} instance '${m.name}' needs a scope ('all' or a list of devices)`);
+      if (m.scope === undefined) bad(at("driver"), `${m.driver} instance ${q(m.name)} needs a scope ('all' or a list of devices)`);
     } else {
       if (m.scope !== undefined) bad(at("scope"), `scope is for intel-iommu/amd-iommu, not ${m.driver}`);
       if (m.segment !== undefined) bad(at("segment"), `segment is for intel-iommu/amd-iommu, not ${m.driver}`);
@@ -53,7 +73,7 @@ export function checkScenario(s: Scenario): Problem[] {
     });
     if (Array.isArray(m.scope)) {
       m.scope.forEach((d, j) => {
-        if (!devIdx.has(d)) bad(["iommus", i, "scope", j], `unknown device '${d}'`);
+        if (!devIdx.has(d)) bad(["iommus", i, "scope", j], unknownName("device", d, devIdx));
       });
     }
   });
@@ -70,25 +90,25 @@ export function checkScenario(s: Scenario): Problem[] {
     const isPci = d.bus === "pci";
     if (d.fwnode !== undefined) {
       const prev = fwnodes.get(d.fwnode);
-      if (prev !== undefined) bad(at("fwnode"), `fwnode ${d.fwnode} already belongs to devices[${prev}]`);
+      if (prev !== undefined) bad(at("fwnode"), `fwnode ${nm(d.fwnode)} already belongs to devices[${prev}]`);
       fwnodes.set(d.fwnode, i);
     }
     for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted"] as const) {
-      if (!isPci && d[k] !== undefined) bad(at(k), `${k} is a PCI property; ${d.name} is on the ${d.bus} bus`);
+      if (!isPci && d[k] !== undefined) bad(at(k), `${k} is a PCI property; ${nm(d.name)} is on the ${d.bus} bus`);
     }
     if (d.bus !== "iommufd_mock" && d.add_with !== undefined) bad(at("add_with"), "add_with is for devices on the iommufd_mock bus");
     if (d.iommus !== undefined) {
       if (d.bus !== "platform" && d.bus !== "amba") bad(at("iommus"), `iommus describes platform/amba devices; PCI functions get ids from the host bridge's iommu-map`);
-      if (d.fwnode === undefined || d.fwnode.startsWith("\\")) bad(at("iommus"), `iommus is a device-tree property: give ${d.name} a DT fwnode`);
+      if (d.fwnode === undefined || d.fwnode.startsWith("\\")) bad(at("iommus"), `iommus is a device-tree property: give ${nm(d.name)} a DT fwnode`);
       d.iommus.forEach((e, j) => {
         const [target, ...cells] = e;
         if (typeof target !== "string") return bad(at("iommus", j, 0), "an iommus entry starts with an IOMMU instance name");
         const m = iommu(target);
-        if (m === null) return bad(at("iommus", j, 0), `unknown IOMMU instance '${target}'`);
-        if (!FWNODE_DRIVERS.has(m.driver)) return bad(at("iommus", j, 0), `${target} (${m.driver}) is not referenced from device tree`);
+        if (m === null) return bad(at("iommus", j, 0), unknownName("IOMMU instance", target, iommuIdx));
+        if (!FWNODE_DRIVERS.has(m.driver)) return bad(at("iommus", j, 0), `${nm(target)} (${m.driver}) is not referenced from device tree`);
         const want = cellsOf(target);
         if (cells.length !== want) {
-          bad(at("iommus", j), `${target} has #iommu-cells = ${want}, but this entry has ${cells.length} cell${cells.length === 1 ? "" : "s"}`);
+          bad(at("iommus", j), `${nm(target)} has #iommu-cells = ${want}, but this entry has ${cells.length} cell${cells.length === 1 ? "" : "s"}`);
         }
         cells.forEach((c, k) => {
           if (typeof c !== "number") bad(at("iommus", j, k + 1), "cells after the instance name are numbers");
@@ -104,18 +124,18 @@ export function checkScenario(s: Scenario): Problem[] {
       hostBySegment.set(host.segment, i);
       host["iommu-map"]?.forEach((e, j) => {
         const m = iommu(e[1]);
-        if (m === null) bad(at("pci-host", "iommu-map", j, 1), `unknown IOMMU instance '${e[1]}'`);
-        else if (!FWNODE_DRIVERS.has(m.driver)) bad(at("pci-host", "iommu-map", j, 1), `${e[1]} (${m.driver}) is not referenced from device tree`);
+        if (m === null) bad(at("pci-host", "iommu-map", j, 1), unknownName("IOMMU instance", e[1], iommuIdx));
+        else if (!FWNODE_DRIVERS.has(m.driver)) bad(at("pci-host", "iommu-map", j, 1), `${nm(e[1])} (${m.driver}) is not referenced from device tree`);
       });
     }
     if (d.parent !== undefined) {
       const p = devIdx.get(d.parent);
-      if (p === undefined) bad(at("parent"), `parent '${d.parent}' does not exist`);
-      else if (p >= i) bad(at("parent"), `parent '${d.parent}' must be listed before ${d.name}`);
+      if (p === undefined) bad(at("parent"), `parent ${q(d.parent)} does not exist`);
+      else if (p >= i) bad(at("parent"), `parent ${q(d.parent)} must be listed before ${nm(d.name)}`);
     }
     if (isPci) checkPci(s, d, at, bad, devIdx, pciBusOf);
     else if (d.parent !== undefined && s.devices[devIdx.get(d.parent) ?? -1]?.bus === "pci" && d.bus !== "pci") {
-      bad(at("parent"), `${d.name} is on the ${d.bus} bus below PCI function ${d.parent}`);
+      bad(at("parent"), `${nm(d.name)} is on the ${d.bus} bus below PCI function ${nm(d.parent)}`);
     }
   });
 
@@ -124,12 +144,12 @@ export function checkScenario(s: Scenario): Problem[] {
     if (drv.match !== "*") {
       drv.match.forEach((n, j) => {
         const d = devIdx.has(n) ? s.devices[devIdx.get(n)!]! : null;
-        if (d === null) bad(["drivers", i, "match", j], `unknown device '${n}'`);
-        else if (d.bus !== drv.bus) bad(["drivers", i, "match", j], `${n} is on the ${d.bus} bus, driver ${drv.name} on ${drv.bus}`);
+        if (d === null) bad(["drivers", i, "match", j], unknownName("device", n, devIdx));
+        else if (d.bus !== drv.bus) bad(["drivers", i, "match", j], `${nm(n)} is on the ${d.bus} bus, driver ${nm(drv.name)} on ${drv.bus}`);
       });
     }
     for (const n of Object.keys(drv.probe_result ?? {})) {
-      if (!devIdx.has(n)) bad(["drivers", i, "probe_result", n], `unknown device '${n}'`);
+      if (!devIdx.has(n)) bad(["drivers", i, "probe_result", n], unknownName("device", n, devIdx));
     }
   });
 
@@ -137,15 +157,15 @@ export function checkScenario(s: Scenario): Problem[] {
   const declaredDomains = new Set(s.events.flatMap((e) => (e.domain_alloc ? [e.domain_alloc.name] : [])));
   const declaredHandles = new Set(s.events.flatMap((e) => (e.dma_map ? [e.dma_map.name] : [])));
   const checkHandle = (n: string, path: KeyPath) => {
-    if (!declaredHandles.has(n)) bad(path, `no dma_map event names a DMA handle '${n}'`);
+    if (!declaredHandles.has(n)) bad(path, `no dma_map event names a DMA handle ${q(n)}`);
   };
   /** An expected domain may be a kind (blocked, identity) rather than a domain_alloc name. */
   const named = (d: unknown): d is string => typeof d === "string" && !(EXPECT_DOMAIN_KINDS as readonly string[]).includes(d);
   const checkDomain = (ref: string | number, path: KeyPath) => {
-    if (typeof ref === "string" && !declaredDomains.has(ref)) bad(path, `no domain_alloc event names a domain '${ref}'`);
+    if (typeof ref === "string" && !declaredDomains.has(ref)) bad(path, `no domain_alloc event names a domain ${q(ref)}`);
   };
   const checkDevice = (n: string, path: KeyPath) => {
-    if (!devIdx.has(n)) bad(path, `unknown device '${n}'`);
+    if (!devIdx.has(n)) bad(path, unknownName("device", n, devIdx));
   };
   s.events.forEach((e, i) => {
     const at = (...rest: (string | number)[]): KeyPath => ["events", i, ...rest];
@@ -153,32 +173,32 @@ export function checkScenario(s: Scenario): Problem[] {
       case "iommu_register":
       case "iommu_unregister": {
         const n = (e.iommu_register ?? e.iommu_unregister)!;
-        if (!iommuIdx.has(n)) bad(at(eventKey(e)), `unknown IOMMU instance '${n}'`);
+        if (!iommuIdx.has(n)) bad(at(eventKey(e)), unknownName("IOMMU instance", n, iommuIdx));
         break;
       }
       case "device_add":
       case "device_del":
       case "driver_unbind": {
         const k = eventKey(e) as "device_add" | "device_del" | "driver_unbind";
-        if (!devIdx.has(e[k]!)) bad(at(k), `unknown device '${e[k]}'`);
+        if (!devIdx.has(e[k]!)) bad(at(k), unknownName("device", e[k]!, devIdx));
         break;
       }
       case "driver_register":
       case "driver_unregister": {
         const k = eventKey(e) as "driver_register" | "driver_unregister";
-        if (!drvIdx.has(e[k]!)) bad(at(k), `unknown driver '${e[k]}'`);
+        if (!drvIdx.has(e[k]!)) bad(at(k), unknownName("driver", e[k]!, drvIdx));
         break;
       }
       case "driver_bind": {
         const b = e.driver_bind!;
-        if (!devIdx.has(b.device)) bad(at("driver_bind", "device"), `unknown device '${b.device}'`);
-        if (!drvIdx.has(b.driver)) bad(at("driver_bind", "driver"), `unknown driver '${b.driver}'`);
+        if (!devIdx.has(b.device)) bad(at("driver_bind", "device"), unknownName("device", b.device, devIdx));
+        if (!drvIdx.has(b.driver)) bad(at("driver_bind", "driver"), unknownName("driver", b.driver, drvIdx));
         break;
       }
       case "domain_alloc":
         checkDevice(e.domain_alloc!.device, at("domain_alloc", "device"));
         if ((EXPECT_DOMAIN_KINDS as readonly string[]).includes(e.domain_alloc!.name)) {
-          bad(at("domain_alloc", "name"), `'${e.domain_alloc!.name}' is reserved: expect reads ${EXPECT_DOMAIN_KINDS.join(" and ")} as kinds of domain`);
+          bad(at("domain_alloc", "name"), `${q(e.domain_alloc!.name)} is reserved: expect reads ${EXPECT_DOMAIN_KINDS.join(" and ")} as kinds of domain`);
         }
         break;
       case "domain_free":
@@ -231,7 +251,7 @@ export function checkScenario(s: Scenario): Problem[] {
       }
       case "expect":
         checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, drvIdx, bad);
-        for (const n of Object.keys(e.expect!.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain '${n}'`);
+        for (const n of Object.keys(e.expect!.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain ${q(n)}`);
         for (const [n, d] of Object.entries(e.expect!.devices ?? {})) if (named(d.domain)) checkDomain(d.domain, at("expect", "devices", n, "domain"));
         e.expect!.groups?.forEach((g, j) => {
           if (!Array.isArray(g) && named(g.domain)) checkDomain(g.domain, at("expect", "groups", j, "domain"));
@@ -251,23 +271,23 @@ function checkExpect(
   bad: (p: KeyPath, m: string) => void,
 ): void {
   for (const [n, d] of Object.entries(x.devices ?? {})) {
-    if (!devIdx.has(n)) bad([...at, "devices", n], `unknown device '${n}'`);
+    if (!devIdx.has(n)) bad([...at, "devices", n], unknownName("device", n, devIdx));
     // Names used as values must exist too, or the expectation could never hold.
-    if (typeof d.iommu === "string" && !iommuIdx.has(d.iommu)) bad([...at, "devices", n, "iommu"], `unknown IOMMU instance '${d.iommu}'`);
-    if (typeof d.driver === "string" && !drvIdx.has(d.driver)) bad([...at, "devices", n, "driver"], `unknown driver '${d.driver}'`);
+    if (typeof d.iommu === "string" && !iommuIdx.has(d.iommu)) bad([...at, "devices", n, "iommu"], unknownName("IOMMU instance", d.iommu, iommuIdx));
+    if (typeof d.driver === "string" && !drvIdx.has(d.driver)) bad([...at, "devices", n, "driver"], unknownName("driver", d.driver, drvIdx));
     if (typeof d.ops === "string" && !(IOMMU_DRIVER_NAMES as readonly string[]).includes(d.ops)) {
-      bad([...at, "devices", n, "ops"], `unknown iommu_ops '${d.ops}' (one of ${IOMMU_DRIVER_NAMES.join(", ")})`);
+      bad([...at, "devices", n, "ops"], `unknown iommu_ops ${q(d.ops)}${didYouMean(d.ops, IOMMU_DRIVER_NAMES) || ` (one of ${IOMMU_DRIVER_NAMES.join(", ")})`}`);
     }
   }
-  for (const n of Object.keys(x.iommus ?? {})) if (!iommuIdx.has(n)) bad([...at, "iommus", n], `unknown IOMMU instance '${n}'`);
+  for (const n of Object.keys(x.iommus ?? {})) if (!iommuIdx.has(n)) bad([...at, "iommus", n], unknownName("IOMMU instance", n, iommuIdx));
   x.groups?.forEach((g, i) => {
     const names = Array.isArray(g) ? g : g.devices;
     names.forEach((n, j) => {
-      if (!devIdx.has(n)) bad([...at, "groups", i, ...(Array.isArray(g) ? [j] : ["devices", j])], `unknown device '${n}'`);
+      if (!devIdx.has(n)) bad([...at, "groups", i, ...(Array.isArray(g) ? [j] : ["devices", j])], unknownName("device", n, devIdx));
     });
   });
   x.deferred?.forEach((n, j) => {
-    if (!devIdx.has(n)) bad([...at, "deferred", j], `unknown device '${n}'`);
+    if (!devIdx.has(n)) bad([...at, "deferred", j], unknownName("device", n, devIdx));
   });
 }
 
@@ -281,7 +301,7 @@ function checkPci(
 ): void {
   const addr = parsePciName(d.name);
   if (addr === null) {
-    bad(at("name"), `a PCI function is named SSSS:BB:DD.F (segment, bus, device, function); '${d.name}' is not`);
+    bad(at("name"), `a PCI function is named SSSS:BB:DD.F (segment, bus, device, function); ${q(d.name)} is not`);
     return;
   }
   if (d.fwnode !== undefined) bad(at("fwnode"), "PCI functions take their firmware from the host bridge; drop fwnode");
@@ -290,27 +310,27 @@ function checkPci(
     if (p === undefined) return;
     if (p.bus === "pci") {
       const ptype = (p.type ?? "endpoint") as PciDevType;
-      if (!PCI_BRIDGE_TYPES.has(ptype)) return bad(at("parent"), `parent ${d.parent} is a ${ptype}, not a bridge`);
+      if (!PCI_BRIDGE_TYPES.has(ptype)) return bad(at("parent"), `parent ${nm(d.parent)} is a ${ptype}, not a bridge`);
       const paddr = parsePciName(p.name);
-      if (paddr !== null && paddr.segment !== addr.segment) return bad(at("parent"), `${d.name} is in segment ${addr.segment}, its parent ${d.parent} in ${paddr.segment}`);
-      if (paddr !== null && paddr.bus === addr.bus) return bad(at("name"), `${d.name} is on bus ${addr.bus.toString(16).padStart(2, "0")}, the same bus as its parent bridge ${d.parent}`);
+      if (paddr !== null && paddr.segment !== addr.segment) return bad(at("parent"), `${nm(d.name)} is in segment ${addr.segment}, its parent ${nm(d.parent)} in ${paddr.segment}`);
+      if (paddr !== null && paddr.bus === addr.bus) return bad(at("name"), `${nm(d.name)} is on bus ${addr.bus.toString(16).padStart(2, "0")}, the same bus as its parent bridge ${nm(d.parent)}`);
       const sec = pciBusOf.get(d.parent);
       if (sec !== undefined && sec !== addr.bus) {
-        bad(at("name"), `${d.name} is on bus ${hex2(addr.bus)}, but ${d.parent}'s other children are on bus ${hex2(sec)}`);
+        bad(at("name"), `${nm(d.name)} is on bus ${hex2(addr.bus)}, but ${nm(d.parent)}'s other children are on bus ${hex2(sec)}`);
       }
       pciBusOf.set(d.parent, addr.bus);
     } else if (p["pci-host"] === undefined) {
-      bad(at("parent"), `parent ${d.parent} is neither a PCI bridge nor a PCI host bridge`);
+      bad(at("parent"), `parent ${nm(d.parent)} is neither a PCI bridge nor a PCI host bridge`);
     } else if (p["pci-host"].segment !== addr.segment) {
-      bad(at("parent"), `${d.name} is in segment ${addr.segment}, host bridge ${d.parent} serves segment ${p["pci-host"].segment}`);
+      bad(at("parent"), `${nm(d.name)} is in segment ${addr.segment}, host bridge ${nm(d.parent)} serves segment ${p["pci-host"].segment}`);
     }
   }
   d["dma-alias"]?.forEach((a, j) => {
     const viaName = parsePciName(a);
     const short = /^([0-1][0-9a-f])\.([0-7])$/i.exec(a);
-    if (viaName === null && short === null) return bad(at("dma-alias", j), `'${a}' is neither DD.F nor a PCI function name`);
+    if (viaName === null && short === null) return bad(at("dma-alias", j), `${q(a)} is neither DD.F nor a PCI function name`);
     if (viaName !== null && (viaName.segment !== addr.segment || viaName.bus !== addr.bus)) {
-      bad(at("dma-alias", j), `DMA aliases are on the same bus; ${a} is not on ${d.name}'s bus`);
+      bad(at("dma-alias", j), `DMA aliases are on the same bus; ${nm(a)} is not on ${nm(d.name)}'s bus`);
     }
   });
 }

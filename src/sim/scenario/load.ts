@@ -1,112 +1,97 @@
 /**
- * Reading a scenario file (.yaml or .json): YAML parsing that keeps
- * positions, schema validation, then the cross-reference checks. Every
- * problem is reported with the file, line and column, the key path and a
- * sentence; nothing is thrown past the caller but a ScenarioError.
+ * Reading a scenario: text to data (JSON.parse for JSON, the bounded YAML
+ * parser for YAML), schema validation, then the cross-reference checks.
+ * Every problem is reported with the file, line and column, the key path and
+ * a sentence saying what was expected and what was found; nothing is thrown
+ * past the caller but a ScenarioError.
  */
 import { readFileSync } from "node:fs";
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from "yaml";
 import { scenarioSchema, type Scenario } from "./schema.ts";
 import { checkScenario } from "./check.ts";
+import { issueProblems, keysAt } from "./issues.ts";
+import { closest } from "./suggest.ts";
+import { ScenarioError, type Problem } from "./problem.ts";
+import { parseJsonSource } from "./json-source.ts";
+import { parseYamlSource, type ParsedSource } from "./yaml-source.ts";
 
-export type KeyPath = (string | number)[];
+export { formatPath, formatProblem, ScenarioError, type KeyPath, type Problem } from "./problem.ts";
 
-export interface Problem {
-  path: KeyPath;
-  message: string;
-  line?: number;
-  col?: number;
+export type ScenarioFormat = "yaml" | "json";
+
+/** The name stdin goes by in messages. */
+export const STDIN_NAME = "<stdin>";
+
+/** JSON if the text starts (after white space) with `{` or `[`, else YAML (for stdin and inline text). */
+export function sniffFormat(text: string): ScenarioFormat {
+  const m = /^\s*([{[])/.exec(text.slice(0, 4096));
+  return m === null ? "yaml" : "json";
 }
 
-export class ScenarioError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problems: Problem[],
-  ) {
-    super(problems.map((p) => formatProblem(file, p)).join("\n"));
-    this.name = "ScenarioError";
-  }
-}
+/** At most this many problems are reported (a fuzzed file can have thousands). */
+const MAX_PROBLEMS = 50;
 
-export function formatPath(path: KeyPath): string {
-  let s = "";
-  for (const seg of path) s += typeof seg === "number" ? `[${seg}]` : s === "" ? seg : `.${seg}`;
-  return s === "" ? "(top level)" : s;
-}
-
-export function formatProblem(file: string, p: Problem): string {
-  const where = p.line !== undefined ? `${file}:${p.line}:${p.col}` : file;
-  return `${where}: ${formatPath(p.path)}: ${p.message}`;
-}
-
-/** The source offset of the node at `path` (or of the deepest existing ancestor). */
-function offsetOf(doc: Document, path: KeyPath): number | null {
-  let node: unknown = doc.contents;
-  let offset: number | null = (node as { range?: [number] } | null)?.range?.[0] ?? null;
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === seg);
-      if (pair === undefined) break;
-      offset = (pair.key as { range?: [number] }).range?.[0] ?? offset;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === "number") {
-      const item = node.items[seg];
-      if (item === undefined) break;
-      node = item;
-      offset = (item as { range?: [number] }).range?.[0] ?? offset;
-    } else {
-      break;
+/** Validates plain data as a scenario; `src` locates problems in the text it came from. */
+export function validateScenario(raw: unknown, file: string, src: ParsedSource | null = null): Scenario {
+  const parsed = scenarioSchema.safeParse(raw, { reportInput: true });
+  let problems: Problem[];
+  let total: number;
+  if (parsed.success) {
+    problems = checkScenario(parsed.data);
+    total = problems.length;
+    if (total === 0) return parsed.data;
+  } else {
+    // Where a mapping has an unknown key, a refinement's complaint about it, and "missing" for the
+    // key the unknown one is a slip of, are noise: the unknown key's "did you mean" says it all.
+    const key = (p: PropertyKey[]) => p.map(String).join("\0");
+    const unknownAt = new Set<string>();
+    const slipOf = new Set<string>();
+    for (const i of parsed.error.issues) {
+      if (i.code !== "unrecognized_keys") continue;
+      unknownAt.add(key(i.path));
+      const allowed = keysAt(scenarioSchema, i.path.filter((s): s is string | number => typeof s !== "symbol"));
+      for (const k of i.keys) for (const c of closest(k, allowed)) slipOf.add(key([...i.path, c]));
     }
+    const missing = (i: (typeof parsed.error.issues)[number]) => (i.code === "invalid_type" || i.code === "invalid_union") && i.input === undefined;
+    const issues = parsed.error.issues.filter((i) => !(i.code === "custom" && unknownAt.has(key(i.path))) && !(missing(i) && slipOf.has(key(i.path))));
+    total = issues.length;
+    problems = issues.slice(0, MAX_PROBLEMS).flatMap((iss) => issueProblems(iss, raw, scenarioSchema));
   }
-  return offset;
+  // In the order they appear in the text.
+  problems = problems
+    .slice(0, MAX_PROBLEMS)
+    .map((p) => {
+      const pos = src?.locate(p.path) ?? null;
+      return pos === null ? p : { ...p, line: pos.line, col: pos.col };
+    })
+    .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+  if (total > MAX_PROBLEMS) problems.push({ path: [], message: `and ${total - MAX_PROBLEMS} more problems` });
+  throw new ScenarioError(file, problems);
 }
 
-function locate(doc: Document, lc: LineCounter, p: Problem): Problem {
-  const off = offsetOf(doc, p.path);
-  if (off === null) return p;
-  const pos = lc.linePos(off);
-  return { ...p, line: pos.line, col: pos.col };
+/**
+ * Parses and validates scenario text; `file` names it in messages. The
+ * format is JSON or YAML as given; without one, a name ending in .json means
+ * JSON, and otherwise text that starts with `{` or `[` is JSON, the rest YAML.
+ */
+export function parseScenario(text: string, file: string, format?: ScenarioFormat): Scenario {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const byName = /\.json$/i.test(file);
+  const fmt = format ?? (byName ? "json" : sniffFormat(text));
+  const src = fmt === "json" ? parseJsonSource(text, file, format === undefined && !byName) : parseYamlSource(text, file);
+  return validateScenario(src.raw, file, src);
 }
 
-/** Parses and validates scenario text; `file` names it in messages. */
-export function parseScenario(text: string, file: string): Scenario {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    throw new ScenarioError(
-      file,
-      doc.errors.map((e) => {
-        const pos = lc.linePos(e.pos[0]);
-        return { path: [], message: `not valid YAML/JSON: ${e.message.split("\n")[0]}`, line: pos.line, col: pos.col };
-      }),
-    );
-  }
-  const raw: unknown = doc.toJS();
-  const parsed = scenarioSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems: Problem[] = parsed.error.issues.map((iss) => {
-      const path = iss.path.filter((s): s is string | number => typeof s !== "symbol");
-      if (iss.code === "unrecognized_keys") {
-        return { path: [...path, iss.keys[0]!], message: `unknown key${iss.keys.length > 1 ? "s" : ""} ${iss.keys.map((k) => `'${k}'`).join(", ")}` };
-      }
-      return { path, message: iss.message };
-    });
-    throw new ScenarioError(file, problems.map((p) => locate(doc, lc, p)));
-  }
-  const problems = checkScenario(parsed.data);
-  if (problems.length > 0) throw new ScenarioError(file, problems.map((p) => locate(doc, lc, p)));
-  return parsed.data;
-}
-
+/** Reads and validates a scenario file (.yaml, .yml or .json). */
 export function loadScenarioFile(path: string): Scenario {
-  if (!/\.(ya?ml|json)$/i.test(path)) {
+  const json = /\.json$/i.test(path);
+  if (!json && !/\.ya?ml$/i.test(path)) {
     throw new ScenarioError(path, [{ path: [], message: "not a scenario file: expected a .yaml, .yml or .json file" }]);
   }
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new ScenarioError(path, [{ path: [], message: `cannot read the file: ${(e as Error).message}` }]);
+    throw new ScenarioError(path, [{ path: [], message: `cannot read the file: ${(e as Error).message.slice(0, 200)}` }]);
   }
-  return parseScenario(text, path);
+  return parseScenario(text, path, json ? "json" : "yaml");
 }

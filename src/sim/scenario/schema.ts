@@ -1,18 +1,53 @@
 /**
- * The scenario file format (../shared/SCENARIOS.md is the contract; this
- * schema extends it, never renames). Validated with zod; scenarios/schema.json
- * is generated from it (scripts/gen-schema.ts) for editors.
+ * The scenario file format (docs/scenarios.md; the contract is extended,
+ * never renamed). Validated with zod; scenarios/schema.json is generated
+ * from it (scripts/gen-schema.ts) for editors.
  */
 import { z } from "zod";
 import { ACS_NAMES, PCI_DEV_TYPES } from "../../base/pci/pci-dev.ts";
 import { IOMMU_DRIVER_NAMES } from "../../drivers/index.ts";
 import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES } from "../../iommu/strategy.ts";
 import { ERRNO_NAMES } from "../../lib/errno.ts";
+import { named } from "./nouns.ts";
+import { listOf, quoteString } from "./suggest.ts";
 
-const name = z.string().min(1);
+const name = named(z.string().min(1), "a name");
 const errno = z.enum(ERRNO_NAMES as [string, ...string[]]).describe("a kernel errno name, e.g. EBUSY");
-/** A byte size: a number, or a string like "4K", "2M", "1G", "0x1000". */
-export const sizeSchema = z.union([z.number().int().nonnegative(), z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+[KMGT]?)$/)]);
+const SIZE_STRING = /^(0x[0-9a-fA-F]+|[0-9]+[KMGT]?)$/;
+const SIZE_MULT = { "": 1n, K: 1n << 10n, M: 1n << 20n, G: 1n << 30n, T: 1n << 40n } as const;
+
+/** A size string's exact value (the string matches SIZE_STRING). */
+function sizeStringValue(v: string): bigint {
+  if (v.startsWith("0x")) return BigInt(v);
+  const m = /^([0-9]+)([KMGT]?)$/.exec(v)!;
+  return BigInt(m[1]!) * SIZE_MULT[m[2] as keyof typeof SIZE_MULT];
+}
+
+/**
+ * A byte size or address: a number, or a string like "4K", "2M", "1G",
+ * "0x1000". Both forms have the same bounds: a non-negative integer up to
+ * 2^53-1, the largest a number holds exactly.
+ */
+export const sizeSchema = named(
+  z
+    .union([
+      z.number().int().nonnegative(),
+      z.string().regex(SIZE_STRING, { error: "expected a size: a non-negative integer, or a string like 4K, 2M, 1G or 0x1000" }),
+    ])
+    .superRefine((v, ctx) => {
+      // (zod runs this even when the union failed: only a well-formed string is measured.)
+      if (typeof v !== "string" || !SIZE_STRING.test(v)) return;
+      const n = sizeStringValue(v);
+      if (n > BigInt(Number.MAX_SAFE_INTEGER)) {
+        ctx.addIssue({
+          code: "custom",
+          input: v,
+          message: `expected a size of at most 2^53-1 (0x1fffffffffffff), found ${quoteString(v)} = 0x${n.toString(16).slice(0, 40)}`,
+        });
+      }
+    }),
+  "a size: a non-negative integer, or a string like 4K, 2M, 1G or 0x1000",
+);
 
 export { DOMAIN_ALLOC_NAMES, IOMMU_DRIVER_NAMES, OPS_RESOLUTION_NAMES };
 export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
@@ -279,12 +314,13 @@ export const eventSchema = z
   .superRefine((e, ctx) => {
     const present = EVENT_KEYS.filter((k) => e[k] !== undefined);
     if (present.length !== 1) {
+      const keys = Object.keys(e);
       ctx.addIssue({
         code: "custom",
         message:
           present.length === 0
-            ? `an event needs one of: ${EVENT_KEYS.join(", ")}`
-            : `an event has exactly one of ${EVENT_KEYS.join(", ")}; this one has ${present.join(" and ")}`,
+            ? `expected one kernel entry point or expect (${listOf(EVENT_KEYS, 5)}), found ${keys.length === 0 ? "an empty event" : `only ${listOf(keys.map((k) => quoteString(k, 30)), 4)}`}`
+            : `expected one kernel entry point per event, found ${present.length}: ${present.join(" and ")}`,
       });
     }
     if (e.expect_error !== undefined && e.expect !== undefined) {
@@ -294,13 +330,28 @@ export const eventSchema = z
   .describe("one kernel entry point, or an expectation");
 
 
+/** The design-axis strategies a run uses (docs/design-axes.md). */
+export const strategySchema = z.strictObject({
+  ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
+  domain_alloc: z
+    .enum(DOMAIN_ALLOC_NAMES)
+    .optional()
+    .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
+});
+export type StrategyChoice = z.infer<typeof strategySchema>;
+
 export const scenarioSchema = z
   .strictObject({
     name,
     description: z.string().optional(),
     boot: z
       .strictObject({
-        cmdline: z.string().optional().describe("kernel options the model honours: iommu.passthrough=, iommu.strict="),
+        cmdline: z
+          .string()
+          .optional()
+          .describe(
+            "kernel command line: iommu.passthrough=, iommu.strict=, x86 iommu=pt/nopt are modelled; other IOMMU options are named as not modelled, unknown ones warned about",
+          ),
         arch: z.enum(["x86", "arm64"]).optional().describe("default: x86 when an intel/amd instance exists, else arm64"),
         order: z
           .enum(["iommus-first", "devices-first"])
@@ -308,16 +359,9 @@ export const scenarioSchema = z
           .describe(
             "iommus-first (default): instances register, then devices are added (built-in drivers); devices-first: devices are enumerated, then instances register and replay probe over them (VT-d's rootfs_initcall), then drivers",
           ),
-        strategy: z
-          .strictObject({
-            ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
-            domain_alloc: z
-              .enum(DOMAIN_ALLOC_NAMES)
-              .optional()
-              .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
-          })
+        strategy: strategySchema
           .optional()
-          .describe("design choices (DESIGN.md); {} = upstream"),
+          .describe("design choices (docs/design-axes.md); {} = upstream"),
       })
       .optional(),
     iommus: z.array(iommuSchema).default([]),
@@ -332,6 +376,19 @@ export type IommuSpec = z.infer<typeof iommuSchema>;
 export type DeviceSpec = z.infer<typeof deviceSchema>;
 export type EventSpec = z.infer<typeof eventSchema>;
 export type ExpectSpec = z.infer<typeof expectSchema>;
+
+/** The scenario with some of its boot.strategy choices replaced. */
+export function withStrategy(s: Scenario, over: StrategyChoice): Scenario {
+  const strategy = { ...s.boot?.strategy };
+  if (over.ops_resolution !== undefined) strategy.ops_resolution = over.ops_resolution;
+  if (over.domain_alloc !== undefined) strategy.domain_alloc = over.domain_alloc;
+  return { ...s, boot: { ...s.boot, strategy } };
+}
+
+/** The architecture a scenario boots: boot.arch, else x86 when an intel/amd instance exists, else arm64. */
+export function scenarioArch(s: Pick<Scenario, "boot" | "iommus">): "x86" | "arm64" {
+  return s.boot?.arch ?? (s.iommus.some((m) => m.driver === "intel-iommu" || m.driver === "amd-iommu") ? "x86" : "arm64");
+}
 
 export function eventKey(e: EventSpec): EventKey {
   return EVENT_KEYS.find((k) => e[k] !== undefined)!;
