@@ -1,6 +1,6 @@
 /**
  * The snapshot (`iommu-sim run FILE --json`): the machine's state as plain
- * data, in the shape ../shared/SCENARIOS.md fixes, plus added keys.
+ * data, in the shape the scenario contract fixes (docs/scenarios.md), plus added keys.
  */
 import type { Device } from "../base/device.ts";
 import { sizeName } from "../lib/size.ts";
