@@ -59,7 +59,9 @@ const scenario = () => join(installed(), "scenarios", "default.yaml");
 describe("the packed package, installed, under plain node", () => {
   beforeAll(() => {
     tmp = mkdtempSync(join(tmpdir(), "iommu-sim-pack-"));
-    const pack = JSON.parse(ok("npm", ["pack", "--json", "--pack-destination", tmp], ROOT)) as { filename: string; files: { path: string }[] }[];
+    // --ignore-scripts=false: the build (prepare) runs even where an npmrc turns scripts off.
+    const packOut = ok("npm", ["pack", "--json", "--ignore-scripts=false", "--pack-destination", tmp], ROOT);
+    const pack = JSON.parse(packOut) as { filename: string; files: { path: string }[] }[];
     packed = pack[0]!.files.map((f) => f.path);
     app = join(tmp, "app");
     mkdirSync(app);
