@@ -7,6 +7,7 @@ import { benchDma } from "./dma.ts";
 import { benchGroups } from "./groups.ts";
 import { benchIova } from "./iova.ts";
 import { benchPgtable } from "./pgtable.ts";
+import { benchStartup } from "./startup.ts";
 
 const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   boot: benchBoot,
@@ -14,6 +15,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   pgtable: benchPgtable,
   iova: benchIova,
   dma: benchDma,
+  startup: benchStartup,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
