@@ -18,6 +18,8 @@ export interface BootOptions {
   invariants?: boolean;
   /** How bus_iommu_probe finds devices: through the model's index (default) or by walking every device, as the kernel does. */
   probeWalk?: "indexed" | "literal";
+  /** Deferred probe: retry only devices whose wait may have ended (default), or every one at every trigger, as the kernel does. */
+  deferredProbe?: "indexed" | "literal";
 }
 
 const bootOptionsSchema = z.strictObject({
@@ -25,6 +27,7 @@ const bootOptionsSchema = z.strictObject({
   trace: z.boolean().optional(),
   invariants: z.boolean().optional(),
   probeWalk: z.enum(["indexed", "literal"]).optional(),
+  deferredProbe: z.enum(["indexed", "literal"]).optional(),
 });
 
 /** Names people reach for that live elsewhere in BootOptions. */
@@ -62,6 +65,7 @@ export function boot(scenario: Scenario | string, opts: BootOptions = {}): RunRe
   if (o.trace !== undefined) run.trace = o.trace;
   if (o.invariants !== undefined) run.invariants = o.invariants;
   if (o.probeWalk !== undefined) run.probeWalk = o.probeWalk;
+  if (o.deferredProbe !== undefined) run.deferredProbe = o.deferredProbe;
   return runScenario(s, run);
 }
 

@@ -13,10 +13,12 @@ describe("boot() honours every option it takes", () => {
     expect(r.snapshot.strategy).toEqual({ ops_resolution: "upstream", domain_alloc: "bus-null-device" });
   });
 
-  it("trace, invariants and probeWalk reach the run", () => {
+  it("trace, invariants, probeWalk and deferredProbe reach the run", () => {
     expect(boot(WRONG_OPS, { trace: false }).machine.dc.trace.records).toEqual([]);
     expect(boot(WRONG_OPS, { trace: true }).machine.dc.trace.records.length).toBeGreaterThan(0);
     expect(boot(WRONG_OPS, { probeWalk: "literal" }).machine.k.probeWalk).toBe("literal");
+    expect(boot(WRONG_OPS, { deferredProbe: "literal" }).machine.dc.deferred.mode).toBe("literal");
+    expect(boot(WRONG_OPS).machine.dc.deferred.mode).toBe("indexed");
   });
 
   it("invariants: false runs no invariant check", async () => {
