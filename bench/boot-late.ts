@@ -5,7 +5,8 @@
  * Timed in-process (what `boot()` does: build the machine, boot, play the
  * events, check the invariants, take the snapshot) and as a whole
  * `iommu-sim run FILE --json` process with the scenario in a .json file,
- * with the process's peak RSS. Medians of 3 runs.
+ * with the process's peak RSS (the command's bundle rebuilt from this
+ * source first). Medians of 3 runs.
  */
 import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -78,6 +79,9 @@ export async function benchBootLate(log: (line: string) => void): Promise<void> 
     log(`    in-process ${String(first.bound).padStart(7)} devices: ${ms.toFixed(0).padStart(5)} ms  (${Math.round(first.bound / (ms / 1000)).toLocaleString("en-US")} devices/s)`);
   }
   log(`    scaling: ${ratios(inTimes)}  (goal: <= 2.2x per doubling; 100k < 1500 ms)`);
+  // The command runs the bundle in dist/: rebuild it from this source first.
+  const build = spawnSync(process.execPath, ["scripts/build.js", "--cli"], { cwd: fileURLToPath(new URL("..", import.meta.url)), stdio: "inherit" });
+  if (build.status !== 0) throw new Error("boot: node scripts/build.js --cli failed");
   const dir = mkdtempSync(join(tmpdir(), "iommu-sim-bench-"));
   try {
     const wholeTimes: number[] = [];

@@ -15,6 +15,7 @@ import { domainIommuOpsCompatible } from "../iommu/domain-alloc.ts";
 import { domainTypeName, IOMMU_DOMAIN_BLOCKED, type IommuDomain } from "../iommu/domain.ts";
 import { iommuFwspecOps } from "../iommu/fwspec.ts";
 import { IommuGroup } from "../iommu/group.ts";
+import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { Machine } from "./machine.ts";
 
 /** Every rule id the checker can emit; docs/invariants.md has a section for each (a test checks). */
@@ -121,22 +122,45 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
   }
 
   // The groups to check: all, or those the step locked plus the groups of the devices it touched.
-  let groups: Iterable<IommuGroup> = k.groups;
-  if (scope !== undefined) {
+  let groups: IommuGroup[];
+  if (scope === undefined) {
+    groups = [...k.groups];
+  } else {
     const set = new Set<IommuGroup>();
     for (const g of scope.groups) if (k.groups.has(g)) set.add(g);
     for (const d of scope.devices) {
       const g = devGroup(d);
       if (g !== null && k.groups.has(g)) set.add(g);
     }
-    groups = set;
+    groups = [...set];
   }
 
-  // A member of two groups was added to the second under its mutex: counting over the groups in scope finds it.
-  const memberOf = new Map<Device, number>();
-  for (const g of groups) for (const gd of g.devices) memberOf.set(gd.dev, (memberOf.get(gd.dev) ?? 0) + 1);
+  // I4, the groups' side: every member names the group that lists it, and is listed once. A device
+  // in two groups names at most one of them, so the other finds it.
+  let namingMembers = 0;
+  for (const g of groups) {
+    const list = g.devices;
+    for (let i = 0; i < list.length; i++) {
+      const d = list[i]!.dev;
+      if (devGroup(d) === g) namingMembers++;
+      else {
+        const other = devGroup(d);
+        bad("I4 group-membership", `${d.name} is listed by ${groupName(g)} but its iommu_group is ${other === null ? "NULL" : groupName(other)}; a probed device is in exactly one group`);
+      }
+    }
+    if (list.length > 1 && listsTwice(list)) {
+      bad("I4 group-membership", `${groupName(g)} lists a device more than once (a device joins its group once, in __iommu_probe_device)`);
+    }
+  }
+  // Whether a device's group lists it: in a step's scope, look; for the whole machine, count, and
+  // look only when the counts differ.
+  const listed = scope === undefined ? null : new Set<Device>();
+  if (listed !== null) for (const g of groups) for (const gd of g.devices) listed.add(gd.dev);
+  let namingDevices = 0;
+  const unlisted = (dev: Device, g: IommuGroup, iommuDev: IommuDevice) =>
+    bad("I4 group-membership", `${dev.name} is probed against ${iommuDev.name} and its iommu_group is ${groupName(g)}, which does not list it; a probed device is in exactly one group`);
 
-  for (const dev of scope?.devices ?? allDevices(m)) {
+  const checkDevice = (dev: Device) => {
     const p = devIommu(dev);
     const g = devGroup(dev);
     const iommuDev = p?.iommuDev ?? null;
@@ -149,16 +173,13 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
       );
     }
     // I4: probed <=> in exactly one group, the one dev->iommu_group names.
-    const n = memberOf.get(dev) ?? 0;
-    if (iommuDev !== null && (g === null || n !== 1 || !g.devices.some((gd) => gd.dev === dev))) {
-      const where = g === null ? "iommu_group NULL" : `iommu_group ${groupName(g)}${g.devices.some((gd) => gd.dev === dev) ? "" : ", which does not list it"}`;
-      bad("I4 group-membership", `${dev.name} is probed against ${iommuDev.name} but is a member of ${n} groups (${where}); a probed device is in exactly one group`);
-    }
-    if (iommuDev === null && (g !== null || n !== 0)) {
-      bad(
-        "I4 group-membership",
-        `${dev.name} has no IOMMU but is a member of ${n} groups (iommu_group ${g === null ? "NULL" : groupName(g)}); only a probed device is in a group`,
-      );
+    if (iommuDev !== null) {
+      if (g === null) bad("I4 group-membership", `${dev.name} is probed against ${iommuDev.name} but its iommu_group is NULL; a probed device is in exactly one group`);
+      else if (g.released) bad("I4 group-membership", `${dev.name} is probed against ${iommuDev.name} but its iommu_group ${g.id} was released`);
+      else if (listed === null) namingDevices++;
+      else if (!listed.has(dev)) unlisted(dev, g, iommuDev);
+    } else if (g !== null) {
+      bad("I4 group-membership", `${dev.name} has no IOMMU but its iommu_group is ${groupName(g)}; only a probed device is in a group`);
     }
     // I8: a dev_iommu without an instance is a fwspec waiting to be probed, nothing else.
     if (p !== null && iommuDev === null && p.fwspec === null) {
@@ -182,19 +203,42 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
         `${dev.name}'s fwspec names ${p.fwspec.iommuFwnode?.name ?? "a NULL fwnode"}, which no registered instance has, and ${dev.name} is not on the deferred-probe list`,
       );
     }
+  };
+  if (scope !== undefined) for (const dev of scope.devices) checkDevice(dev);
+  else for (const r of m.devices.values()) checkDevice(r.dev);
+  if (listed === null && namingDevices !== namingMembers) {
+    // Some probed device's group does not list it: find which.
+    const all = new Set<Device>();
+    for (const g of groups) for (const gd of g.devices) all.add(gd.dev);
+    for (const r of m.devices.values()) {
+      const p = devIommu(r.dev);
+      const g = devGroup(r.dev);
+      if (p?.iommuDev != null && g !== null && !g.released && !all.has(r.dev)) unlisted(r.dev, g, p.iommuDev);
+    }
   }
 
   // I10: ids unique among live groups (a group's id is taken when it is allocated, under its first member's probe).
-  const ids = new Map<number, number>();
-  for (const g of groups) ids.set(g.id, 0);
-  if (ids.size > 0) for (const g of k.groups) if (ids.has(g.id)) ids.set(g.id, ids.get(g.id)! + 1);
-  for (const [id, n] of ids) if (n > 1) bad("I10 group-id", `${n} live groups have id ${id} (iommu_group_alloc takes the lowest free id from the ida)`);
+  if (scope === undefined) {
+    let max = 0;
+    for (const g of groups) if (g.id > max) max = g.id;
+    const seen = new Uint8Array(max + 1);
+    for (const g of groups) {
+      if (seen[g.id] === 1) bad("I10 group-id", `two live groups have id ${g.id} (iommu_group_alloc takes the lowest free id from the ida)`);
+      seen[g.id] = 1;
+    }
+  } else if (groups.length > 0) {
+    const ids = new Map<number, number>();
+    for (const g of groups) ids.set(g.id, 0);
+    for (const g of k.groups) if (ids.has(g.id)) ids.set(g.id, ids.get(g.id)! + 1);
+    for (const [id, n] of ids) if (n > 1) bad("I10 group-id", `${n} live groups have id ${id} (iommu_group_alloc takes the lowest free id from the ida)`);
+  }
 
   for (const g of groups) {
-    const devs = g.devices.map((gd) => gd.dev);
+    const list = g.devices;
+    const n = list.length;
     // I12: each member holds a reference.
-    if (g.refcount < devs.length) bad("I12 group-refcount", `${groupName(g)} has ${devs.length} members but ${g.refcount} references (each member holds one)`);
-    if (devs.length === 0) {
+    if (g.refcount < n) bad("I12 group-refcount", `${groupName(g)} has ${n} members but ${g.refcount} references (each member holds one)`);
+    if (n === 0) {
       // I11: the last member's release frees the group's domains (iommu_deinit_device); owner_cnt
       // left non-zero there is the WARN of __iommu_group_free_device.
       if (g.defaultDomain !== null || g.blockingDomain !== null || g.domain !== null) {
@@ -209,10 +253,11 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
       continue;
     }
     // I9: members share ops (the model refuses the join the kernel would misdrive; instances may differ).
-    const first = devs[0]!;
+    const first = list[0]!.dev;
     const ops0 = devIommuOps(first);
     const inst0 = devIommu(first)?.iommuDev ?? null;
-    for (const d of devs.slice(1)) {
+    for (let i = 1; i < n; i++) {
+      const d = list[i]!.dev;
       const ops = devIommuOps(d);
       if (ops !== ops0) {
         bad(
@@ -236,8 +281,12 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
     }
     // I16: each member translates through the group's domain (unless its attach is deferred, or a
     // switch the core cannot fail failed for it: see IommuGroup.domainWarned).
-    for (const d of devs) {
-      const p = devIommu(d)!;
+    let dmaUsers = 0;
+    for (let i = 0; i < n; i++) {
+      const d = list[i]!.dev;
+      if (kernelDmaUser(d)) dmaUsers++;
+      const p = devIommu(d);
+      if (p === null) continue; // I4 reported it
       if (p.attachDeferred && cur === g.defaultDomain) continue;
       if (!g.domainWarned && cur !== null && p.domain !== cur) {
         bad("I16 member-domain", `${d.name} translates through ${dom(p.domain)}, but its ${groupName(g)} is attached to ${dom(cur)} (a group switch moves every member or none)`);
@@ -251,17 +300,16 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
     if (g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `${groupName(g)} has a user owner but owner_cnt ${g.ownerCnt} (a claim counts itself)`);
     // I23 / I24: owner_cnt counts the kernel DMA-API drivers bound in the group, unless a WARN broke
     // the count (see IommuGroup.ownerCntStale); they never coexist with a user owner.
-    const dmaUsers = devs.filter(kernelDmaUser);
-    if (!g.ownerCntStale && g.owner !== null && dmaUsers.length > 0) {
+    if (!g.ownerCntStale && g.owner !== null && dmaUsers > 0) {
       bad(
         "I23 user-vs-kernel",
-        `${groupName(g)} is owned by user space while ${names(dmaUsers)} ${dmaUsers.length === 1 ? "is" : "are"} bound to a DMA-API driver (claims need owner_cnt 0: EPERM; a DMA-API bind needs no owner: EBUSY)`,
+        `${groupName(g)} is owned by user space while ${names(dmaUsersOf(list))} ${dmaUsers === 1 ? "is" : "are"} bound to a DMA-API driver (claims need owner_cnt 0: EPERM; a DMA-API bind needs no owner: EBUSY)`,
       );
     }
-    if (!g.ownerCntStale && g.owner === null && g.ownerCnt !== dmaUsers.length) {
+    if (!g.ownerCntStale && g.owner === null && g.ownerCnt !== dmaUsers) {
       bad(
         "I24 owner-count",
-        `${groupName(g)} has owner_cnt ${g.ownerCnt}, but ${dmaUsers.length} device(s) are bound to a DMA-API driver (${names(dmaUsers)}); ` +
+        `${groupName(g)} has owner_cnt ${g.ownerCnt}, but ${dmaUsers} device(s) are bound to a DMA-API driver (${names(dmaUsersOf(list))}); ` +
           `iommu_device_use_default_domain counts each at bind and iommu_device_unuse_default_domain uncounts it at unbind`,
       );
     }
@@ -290,6 +338,13 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
   return out;
 }
 
-function* allDevices(m: Machine): Iterable<Device> {
-  for (const r of m.devices.values()) yield r.dev;
+/** Whether a member list holds a device twice (small lists compared pairwise). */
+function listsTwice(list: readonly { dev: Device }[]): boolean {
+  if (list.length > 16) return new Set(list.map((gd) => gd.dev)).size !== list.length;
+  for (let i = 1; i < list.length; i++) for (let j = 0; j < i; j++) if (list[i]!.dev === list[j]!.dev) return true;
+  return false;
+}
+
+function dmaUsersOf(list: readonly { dev: Device }[]): Device[] {
+  return list.map((gd) => gd.dev).filter(kernelDmaUser);
 }

@@ -39,6 +39,26 @@ describe("invariant checkers flag the state they guard", () => {
   it("I4: a device in two groups", () => {
     expect(broken((m) => group(m, "b").devices.push(group(m, "a").devices[0]!))).toContain("I4 group-membership");
   });
+  it("I4: a probed device its group does not list, a member listed twice, an unprobed device naming a group", () => {
+    const messages = (corrupt: (m: Machine) => void) => {
+      const m = run(BASE).machine;
+      corrupt(m);
+      const whole = checkInvariants(m).map(formatViolation);
+      // The same break seen from a step that touched the device and its group.
+      const a = m.devices.get("a")!.dev;
+      const scoped = checkInvariants(m, { devices: [a], groups: [...m.k.groups], locks: [] }).map(formatViolation);
+      return { whole, scoped };
+    };
+    const dropped = messages((m) => group(m, "a").devices.splice(0, 1));
+    expect(dropped.whole.filter((v) => v.startsWith("I4"))).toEqual([
+      expect.stringMatching(/^I4 group-membership: a is probed against s0 and its iommu_group is group \d+ \[none\], which does not list it/),
+    ]);
+    expect(dropped.scoped.filter((v) => v.startsWith("I4"))).toEqual(dropped.whole.filter((v) => v.startsWith("I4")));
+    const twice = messages((m) => group(m, "a").devices.push(group(m, "a").devices[0]!));
+    expect(twice.whole).toContainEqual(expect.stringMatching(/^I4 group-membership: group \d+ \[a, a\] lists a device more than once/));
+    const unprobed = messages((m) => (devIommu(m.devices.get("a")!.dev)!.iommuDev = null));
+    expect(unprobed.whole).toContainEqual(expect.stringMatching(/^I4 group-membership: a has no IOMMU but its iommu_group is group \d+ \[a\]/));
+  });
   it("I9: a group mixing drivers' ops (members behind two instances of one driver are allowed)", () => {
     const m = run(MIXED).machine;
     expect(checkInvariants(m)).toEqual([]);
