@@ -137,6 +137,22 @@ function newTlbLog(): TlbLog {
   return new TlbLog();
 }
 
+/** What a domain whose driver issued no invalidation reports. */
+function noTlbStats(): TlbStats {
+  return { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0, invalidations: [], invalidationsTotal: 0 };
+}
+
+/** The top table a format's domains count before the model builds it, computed once per format. */
+const topFootprints = new WeakMap<PagingFormat, ReturnType<typeof ioPgtableTopFootprint>>();
+function topFootprint(format: PagingFormat): ReturnType<typeof ioPgtableTopFootprint> {
+  let f = topFootprints.get(format);
+  if (f === undefined) {
+    f = ioPgtableTopFootprint(format.fmt, format.cfg);
+    topFootprints.set(format, f);
+  }
+  return f;
+}
+
 export interface PgtableFinding {
   kind: PgtableFindingKind;
   iova: number;
@@ -324,12 +340,12 @@ export function pagingDomainOps(
       // The kernel allocates the top table when the domain is finalised; the model builds it at the
       // first map (a machine of 100,000 devices would otherwise hold 100,000 idle pgds), and counts it from the start.
       // A freed domain holds nothing.
-      const top = t === null && p.format !== null && !d.freed ? ioPgtableTopFootprint(p.format.fmt, p.format.cfg) : null;
+      const top = t === null && p.format !== null && !d.freed ? topFootprint(p.format) : null;
       return {
         mappedBytes: t === null ? 0 : t.leafBytes(),
         tablePages: t !== null ? t.tablePages() : top === null || isErr(top) ? 0 : top.pages,
         tableBytes: t !== null ? t.tableBytes() : top === null || isErr(top) ? 0 : top.bytes,
-        tlb: (p.tlb ?? newTlbLog()).stats(),
+        tlb: p.tlb === null ? noTlbStats() : p.tlb.stats(),
         findings: (p.findings ?? []).map((f) => `${f.kind} at 0x${f.iova.toString(16)}: ${f.message}`),
       };
     },

@@ -8,6 +8,10 @@ import { RESV_TYPE_ORDER, iommuGetResvRegions, type IommuResvRegion } from "./re
 
 // @kernel: iommu_insert_resv_region
 function insertResvRegion(list: IommuResvRegion[], r: IommuResvRegion): void {
+  if (list.length === 0) {
+    list.push({ ...r });
+    return;
+  }
   // Insert by start address; on equal starts, before regions of a later or equal type.
   let at = list.findIndex((it) => r.start < it.start || (r.start === it.start && RESV_TYPE_ORDER[r.type] <= RESV_TYPE_ORDER[it.type]));
   if (at < 0) at = list.length;
@@ -46,9 +50,25 @@ export function iommuGetGroupResvRegions(group: IommuGroup): IommuResvRegion[] {
   return list;
 }
 
+const hex16 = (x: number) => "0x" + x.toString(16).padStart(16, "0");
+
+/** Formatted regions by type, start and length: groups of one machine repeat a few (the MSI window). */
+const formatted = new Map<string, Map<number, Map<number, string>>>();
+
 // @kernel: iommu_group_show_resv_regions (types print as in iommu_group_resv_type_string)
 export function formatResvRegion(r: IommuResvRegion): string {
-  const hex16 = (x: number) => "0x" + x.toString(16).padStart(16, "0");
-  const type = r.type === "sw-msi" ? "msi" : r.type;
-  return `${hex16(r.start)} ${hex16(r.start + r.length - 1)} ${type}`;
+  let byStart = formatted.get(r.type);
+  if (byStart === undefined) formatted.set(r.type, (byStart = new Map()));
+  let byLength = byStart.get(r.start);
+  if (byLength === undefined) {
+    if (byStart.size >= 4096) byStart.clear();
+    byStart.set(r.start, (byLength = new Map()));
+  }
+  let text = byLength.get(r.length);
+  if (text === undefined) {
+    const type = r.type === "sw-msi" ? "msi" : r.type;
+    text = `${hex16(r.start)} ${hex16(r.start + r.length - 1)} ${type}`;
+    byLength.set(r.length, text);
+  }
+  return text;
 }

@@ -113,13 +113,33 @@ export function probeState(dev: Device): ProbeState {
   return "none";
 }
 
-function instanceNameOf(m: Machine, fwnodeName: string | null): string | null {
-  if (fwnodeName === null) return null;
-  for (const rec of m.instances.values()) if (rec.iommu.fwnode?.name === fwnodeName) return rec.spec.name;
-  return fwnodeName;
+/** Instance names by their fwnode's name, for fwspecs (the first instance with a fwnode wins). */
+function instanceNames(m: Machine): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const rec of m.instances.values()) {
+    const fw = rec.iommu.fwnode?.name;
+    if (fw !== undefined && !names.has(fw)) names.set(fw, rec.spec.name);
+  }
+  return names;
 }
 
-function deviceSnap(m: Machine, dev: Device): DeviceSnap {
+function instanceNameOf(names: Map<string, string>, fwnodeName: string | null): string | null {
+  if (fwnodeName === null) return null;
+  return names.get(fwnodeName) ?? fwnodeName;
+}
+
+/** Page sizes as names ("4K", "2M"), computed once per page-size list (domains of one format share theirs). */
+const pageSizeNames = new WeakMap<readonly number[], readonly string[]>();
+function pageSizes(pgsizes: readonly number[]): string[] {
+  let names = pageSizeNames.get(pgsizes);
+  if (names === undefined) {
+    names = pgsizes.map(sizeName);
+    pageSizeNames.set(pgsizes, names);
+  }
+  return names.slice();
+}
+
+function deviceSnap(names: Map<string, string>, dev: Device): DeviceSnap {
   const p = devIommu(dev);
   const iommuDev = p?.iommuDev ?? null;
   const fw = p?.fwspec ?? null;
@@ -129,7 +149,7 @@ function deviceSnap(m: Machine, dev: Device): DeviceSnap {
     registered: dev.registered,
     iommu: iommuDev?.name ?? null,
     ops: iommuDev?.ops?.name ?? null,
-    fwspec: fw === null ? null : { iommu: instanceNameOf(m, fw.iommuFwnode?.name ?? null), ids: [...fw.ids] },
+    fwspec: fw === null ? null : { iommu: instanceNameOf(names, fw.iommuFwnode?.name ?? null), ids: [...fw.ids] },
     dev_iommu: p === null ? "none" : iommuDev === null ? "fw_only" : "probed",
     group: devGroup(dev)?.id ?? null,
     domain: p?.domain?.id ?? null,
@@ -165,7 +185,7 @@ function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
     name,
     type: domainTypeName(d.type),
     iommu: d.iommu?.name ?? null,
-    page_sizes: d.pgsizes.map(sizeName),
+    page_sizes: pageSizes(d.pgsizes),
     format: d.pgtableFormat,
     static: d.isStatic,
     mapped_bytes: stats?.mappedBytes ?? 0,
@@ -178,6 +198,7 @@ function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
 }
 
 export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string[]): Snapshot {
+  const fwnodeNames = instanceNames(m);
   const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
   const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
   return {
@@ -191,7 +212,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
       fwnode: rec.iommu.fwnode?.name ?? null,
       devices: [...rec.iommu.devices].sort((a, b) => a.busSeq - b.busSeq).map((d) => d.name),
     })),
-    devices: [...m.devices.values()].map((r) => deviceSnap(m, r.dev)),
+    devices: [...m.devices.values()].map((r) => deviceSnap(fwnodeNames, r.dev)),
     groups: groups.map(groupSnap),
     domains: [...m.k.domains]
       .filter((d) => !d.freed)
