@@ -2,34 +2,43 @@
  * Page-table micro-benchmark.
  *
  * Arm LPAE stage 1, 4K granule, ias = oas = 48, IOVA base 4 GiB, PA base
- * 256 GiB, prot RW, no-op TLB callbacks: the configuration of the
- * user-space harness that measured the kernel's io-pgtable-arm.c on this
- * machine (pgtable-and-perf reference, section 9), so the figures can be
- * read side by side. The VT-d second stage (same addresses, 48-bit, 4K|2M|1G)
- * and the iommufd mock (2 KiB pages, IOVAs in its aperture from 16 MiB) get
- * the operations the IOMMU core drives most: one 4K page mapped, a range
- * mapped with pgcount, one 4K page unmapped, a range unmapped, a lookup.
- * No C figure exists for those two (the generic_pt numbers of section 8.1
- * are whole iommu_map() calls); their goals are the Arm ones.
+ * 256 GiB, prot RW, no-op TLB callbacks: the configuration of a user-space
+ * build of the kernel's io-pgtable-arm.c that runs the same loops, so the
+ * figures can be compared. The VT-d second stage (same addresses, 48-bit,
+ * 4K|2M|1G) and the iommufd mock (2 KiB pages, IOVAs in its aperture from
+ * 16 MiB) get the operations the IOMMU core drives most: one 4K page
+ * mapped, a range mapped with pgcount, one 4K page unmapped, a range
+ * unmapped, a lookup. No C figure exists for those two; their goals are
+ * the Arm ones.
+ *
+ * With IOMMU_SIM_C_PGTABLE naming that C build (docs/performance.md says
+ * how it is made; it is not part of the repository), each Arm row runs
+ * ROUNDS rounds of the C program's runs of the same loop and then the
+ * model's, and prints the medians of the round medians and their ratio
+ * against RATIO_GOAL. Without it, each row prints the model's median and
+ * best run beside the C figure measured once on this machine.
  *
  * Every case runs once, untimed, before anything is timed, so that V8 has
  * seen every path (as it would in a simulator doing all of them) and the
  * deoptimisations that brings happen outside the timings. Then each case
  * runs untimed for WARMUP_MS (V8 keeps re-optimising the code a case uses
  * for a while: without this a short case's first dozen runs were 1.5x
- * slower than the rest), then RUNS timed runs: the median and the best run
- * are printed, with the C figure, the goal, the number of garbage
- * collections during the timed runs (the hot paths allocate nothing per
- * operation; a GC there means boxed doubles or table memory growing) and
- * the minor page faults taken inside the timed code (first touches of new
- * memory, which this virtual machine makes expensive). Each
- * run builds its tables untimed and frees them afterwards, so the memory of
- * a "fresh table" is recycled from the previous run, as a kernel page
- * allocator would hand back pages, rather than new pages the process
- * faults in on first touch.
+ * slower than the rest), then RUNS timed runs. Times are CPU time of the
+ * process (the machine is shared: wall-clock time would count the time
+ * spent waiting for a CPU); the C program times itself the same way. Also
+ * printed: the number of garbage collections during the timed runs (the
+ * hot paths allocate nothing per operation; a GC there means boxed doubles
+ * or table memory growing) and the minor page faults taken inside the
+ * timed code (first touches of new memory, which this virtual machine
+ * makes expensive). Each run builds its tables untimed and frees them
+ * afterwards, so the memory of a "fresh table" is recycled from the
+ * previous run, as a kernel page allocator would hand back pages, rather
+ * than new pages the process faults in on first touch.
  *
  *   node --import tsx bench/pgtable.ts
+ *   IOMMU_SIM_C_PGTABLE=/path/to/pgtable-bench npm run bench -- pgtable
  */
+import { spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { isErr, type KError } from "../src/lib/errno.ts";
@@ -39,7 +48,7 @@ import { MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE, allocMockPgtable, type MockIoPg
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOf } from "../src/pgtable/sizes.ts";
 import { IOMMU_READ, IOMMU_WRITE, type IommuFlushOps } from "../src/pgtable/types.ts";
 import { allocVtdssPgtable, type VtdssIoPgtable } from "../src/pgtable/vtdss.ts";
-import { GcCounter, best, median } from "./stats.ts";
+import { GcCounter, best, cpuMs, median } from "./stats.ts";
 
 const IOVA = 4 * SZ_1G;
 const PA = 256 * SZ_1G;
@@ -273,8 +282,10 @@ interface CaseSpec<T> {
   /** Operations per run, the divisor of the run time. */
   perRun: number;
   unit: string;
-  /** C io-pgtable-arm on this machine (ns), "-" if none was measured. */
+  /** The kernel's io-pgtable-arm.c built as a user-space program, on this machine (CPU ns, median), "-" if none. */
   c: string;
+  /** The C harness's name for the same loop (IOMMU_SIM_C_PGTABLE), Arm rows only. */
+  cCase?: string;
   goal: number;
   /** Builds the untimed starting state of one run. */
   setup: () => T;
@@ -284,6 +295,7 @@ interface CaseSpec<T> {
 interface Case {
   readonly label: string;
   readonly c: string;
+  readonly cCase: string | undefined;
   readonly goal: number;
   /** One run: set up, time, tear down; ns per operation. */
   once(): number;
@@ -294,17 +306,15 @@ function makeCase<T extends { free(): void }>(spec: CaseSpec<T>): Case {
   return {
     label: `${spec.label} (ns/${spec.unit})`,
     c: spec.c,
+    cCase: spec.cCase,
     goal: spec.goal,
     once(): number {
       const states: T[] = [];
       for (let k = 0; k < reps; k++) states.push(spec.setup());
-      let ms = 0;
       const f0 = process.resourceUsage().minorPageFault;
-      for (const ops of states) {
-        const t0 = performance.now();
-        spec.run(ops);
-        ms += performance.now() - t0;
-      }
+      const t0 = cpuMs();
+      for (const ops of states) spec.run(ops);
+      const ms = cpuMs() - t0;
       faults += process.resourceUsage().minorPageFault - f0;
       // Untimed: pages waiting in the gather, then the tables (their memory is reused by the next run).
       strict.freelist.put();
@@ -319,17 +329,17 @@ const CASES: readonly (readonly [string, readonly Case[]])[] = [
   [
     "io-pgtable-arm model: ARM_64_LPAE_S1, 4K granule, ias = oas = 48, IOVA 4 GiB, PA 256 GiB, 1 GiB per run",
     [
-      makeCase({ label: "map 4K, one map_pages(pgcount 1) per page, fresh table", perRun: PAGES_4K, unit: "page", c: "15", goal: 30, setup: arm, run: armMap4kSingle }),
-      makeCase({ label: "map 4K, one call per page, into existing empty tables", perRun: PAGES_4K, unit: "page", c: "10", goal: 20, setup: armEmptyTables, run: armMap4kSingle }),
-      makeCase({ label: "map 4K with pgcount (core loop, <= 1 table per call)", perRun: PAGES_4K, unit: "page", c: "6", goal: 12, setup: arm, run: armMap4kBatched }),
-      makeCase({ label: "map 2M blocks, one call per block", perRun: BLOCKS_2M, unit: "block", c: "9.6", goal: 20, setup: arm, run: armMap2mSingle }),
-      makeCase({ label: "map 2M blocks, one call for all 512", perRun: BLOCKS_2M, unit: "block", c: "1.4", goal: 3, setup: arm, run: armMap2mBatched }),
-      makeCase({ label: "unmap 4K, one call per page, strict gather (tlb_add_page)", perRun: PAGES_4K, unit: "page", c: "10", goal: 20, setup: armMapped4k, run: armUnmap4kSingle }),
-      makeCase({ label: "unmap 4K batched (core loop)", perRun: PAGES_4K, unit: "page", c: "1.7", goal: 4, setup: armMapped4k, run: armUnmap4kBatched }),
-      makeCase({ label: "unmap 2M blocks, one call per block", perRun: BLOCKS_2M, unit: "block", c: "9.5", goal: 19, setup: armMapped2m, run: armUnmap2mSingle }),
-      makeCase({ label: "unmap 2M blocks, one call for all 512", perRun: BLOCKS_2M, unit: "block", c: "1.9", goal: 4, setup: armMapped2m, run: armUnmap2mBatched }),
-      makeCase({ label: "iova_to_phys, 1M random iovas, 4K-mapped GiB", perRun: LOOKUPS, unit: "lookup", c: "19", goal: 40, setup: armMapped4k, run: armLookups }),
-      makeCase({ label: "iova_to_phys, 1M random iovas, 2M-mapped GiB", perRun: LOOKUPS, unit: "lookup", c: "12.6", goal: 25, setup: armMapped2m, run: armLookups }),
+      makeCase({ label: "map 4K, one map_pages(pgcount 1) per page, fresh table", perRun: PAGES_4K, unit: "page", c: "15.8", goal: 19, cCase: "map-4k-single", setup: arm, run: armMap4kSingle }),
+      makeCase({ label: "map 4K, one call per page, into existing empty tables", perRun: PAGES_4K, unit: "page", c: "15.6", goal: 19, cCase: "map-4k-single-existing", setup: armEmptyTables, run: armMap4kSingle }),
+      makeCase({ label: "map 4K with pgcount (core loop, <= 1 table per call)", perRun: PAGES_4K, unit: "page", c: "1.3", goal: 1.6, cCase: "map-4k-pgcount", setup: arm, run: armMap4kBatched }),
+      makeCase({ label: "map 2M blocks, one call per block", perRun: BLOCKS_2M, unit: "block", c: "13.8", goal: 17, cCase: "map-2m-single", setup: arm, run: armMap2mSingle }),
+      makeCase({ label: "map 2M blocks, one call for all 512", perRun: BLOCKS_2M, unit: "block", c: "1.9", goal: 2.3, cCase: "map-2m-batched", setup: arm, run: armMap2mBatched }),
+      makeCase({ label: "unmap 4K, one call per page, strict gather (tlb_add_page)", perRun: PAGES_4K, unit: "page", c: "15.2", goal: 18, cCase: "unmap-4k-single", setup: armMapped4k, run: armUnmap4kSingle }),
+      makeCase({ label: "unmap 4K batched (core loop)", perRun: PAGES_4K, unit: "page", c: "2.5", goal: 3, cCase: "unmap-4k-batched", setup: armMapped4k, run: armUnmap4kBatched }),
+      makeCase({ label: "unmap 2M blocks, one call per block", perRun: BLOCKS_2M, unit: "block", c: "13.3", goal: 16, cCase: "unmap-2m-single", setup: armMapped2m, run: armUnmap2mSingle }),
+      makeCase({ label: "unmap 2M blocks, one call for all 512", perRun: BLOCKS_2M, unit: "block", c: "2.8", goal: 3.4, cCase: "unmap-2m-batched", setup: armMapped2m, run: armUnmap2mBatched }),
+      makeCase({ label: "iova_to_phys, 1M random iovas, 4K-mapped GiB", perRun: LOOKUPS, unit: "lookup", c: "27", goal: 32, cCase: "iova-to-phys-4k", setup: armMapped4k, run: armLookups }),
+      makeCase({ label: "iova_to_phys, 1M random iovas, 2M-mapped GiB", perRun: LOOKUPS, unit: "lookup", c: "19.2", goal: 23, cCase: "iova-to-phys-2m", setup: armMapped2m, run: armLookups }),
     ],
   ],
   [
@@ -354,17 +364,47 @@ const CASES: readonly (readonly [string, readonly Case[]])[] = [
   ],
 ];
 
+/** The C harness (the kernel's io-pgtable-arm.c built as a user-space program), if the environment names one. */
+const C_HARNESS = process.env.IOMMU_SIM_C_PGTABLE ?? "";
+/** Rounds of C then TS per row when comparing. */
+const ROUNDS = 5;
+/** The goal when comparing: the model within this factor of C, as a ratio of medians measured in the same run. */
+const RATIO_GOAL = 1.2;
+
+/** RUNS timed runs of a case in the C harness (its own warm-up first); their median, ns per operation. */
+function cMedian(cCase: string): number {
+  const r = spawnSync(C_HARNESS, [cCase, String(RUNS)], { encoding: "utf8" });
+  if (r.error !== undefined) throw new Error(`${C_HARNESS}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${C_HARNESS} ${cCase} exited with ${String(r.status)}: ${r.stderr.trim()}`);
+  const ns = r.stdout.trim().split("\n").map(Number);
+  if (ns.length !== RUNS || ns.some((x) => !(x > 0))) throw new Error(`${C_HARNESS} ${cCase} printed ${JSON.stringify(r.stdout)}`);
+  return median(ns);
+}
+
+/** Untimed runs of a case until V8 has settled on its code. */
+function warmUp(c: Case, minMs: number): void {
+  const warmupEnd = performance.now() + minMs;
+  for (let r = 0; r < WARMUP_RUNS || performance.now() < warmupEnd; r++) c.once();
+}
+
 export async function benchPgtable(log: (line: string) => void): Promise<void> {
   const gc = await GcCounter.start();
   try {
     // Every path once before anything is timed.
     for (const [, cases] of CASES) for (const c of cases) c.once();
+    const compare = C_HARNESS !== "";
+    if (compare) log(`C harness: ${C_HARNESS}; each Arm row runs ${ROUNDS} rounds of (C, then the model), ${RUNS} timed runs each; figures are medians of the round medians`);
     for (const [title, cases] of CASES) {
       log(title);
-      log(`  ${"operation".padEnd(66)} ${"median".padStart(7)} ${"best".padStart(6)}  ${"C".padStart(5)}  ${"goal".padStart(4)}  GCs  faults`);
+      const withC = compare && cases.some((c) => c.cCase !== undefined);
+      if (withC) log(`  ${"operation".padEnd(66)} ${"C".padStart(6)} ${"model".padStart(6)}  ${"TS/C".padStart(5)} (rounds)      goal  GCs`);
+      else log(`  ${"operation".padEnd(66)} ${"median".padStart(7)} ${"best".padStart(6)}  ${"C".padStart(5)}  ${"goal".padStart(4)}  GCs  faults`);
       for (const c of cases) {
-        const warmupEnd = performance.now() + WARMUP_MS;
-        for (let r = 0; r < WARMUP_RUNS || performance.now() < warmupEnd; r++) c.once();
+        if (withC && c.cCase !== undefined) {
+          log(await compareRow(c, c.cCase, gc));
+          continue;
+        }
+        warmUp(c, WARMUP_MS);
         const times: number[] = [];
         const before = await gc.count();
         faults = 0;
@@ -384,6 +424,32 @@ export async function benchPgtable(log: (line: string) => void): Promise<void> {
   } finally {
     gc.stop();
   }
+}
+
+/**
+ * One row against C: ROUNDS rounds, each the C harness's RUNS runs of the
+ * same loop and then the model's, so that both sides see the same machine;
+ * the ratio is of the medians of the round medians.
+ */
+async function compareRow(c: Case, cCase: string, gc: GcCounter): Promise<string> {
+  const cs: number[] = [];
+  const ts: number[] = [];
+  let gcs = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    cs.push(cMedian(cCase));
+    // A full warm-up before the first round; later rounds only refill the caches.
+    warmUp(c, round === 0 ? WARMUP_MS : 0);
+    const times: number[] = [];
+    const before = await gc.count();
+    for (let r = 0; r < RUNS; r++) times.push(c.once());
+    gcs += (await gc.count()) - before;
+    ts.push(median(times));
+  }
+  const ratios = cs.map((x, i) => ts[i]! / x);
+  const ratio = median(ts) / median(cs);
+  const mark = ratio <= RATIO_GOAL ? "ok" : "OVER";
+  const spread = `(${best(ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`;
+  return `  ${c.label.padEnd(66)} ${median(cs).toFixed(1).padStart(6)} ${median(ts).toFixed(1).padStart(6)}  ${ratio.toFixed(2).padStart(5)} ${spread.padEnd(12)}  ${RATIO_GOAL.toFixed(1)}  ${String(gcs).padStart(3)}  ${mark}`;
 }
 
 function row(c: Case, ns: number[], gcs: number, pageFaults: number): string {

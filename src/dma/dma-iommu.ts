@@ -44,10 +44,16 @@ export class IommuDmaCookie {
   fq: FlushQueue | null = null;
   /** Model only: called on each flush-queue IOTLB flush (null: nobody listens). */
   fqFlushHook: FqFlushHook | null = null;
+  /** The IOVA granule and its reciprocal: a power of two, so `x * invGranule` is `x / granule` exactly, and cheaper. */
+  readonly granule: number;
+  readonly invGranule: number;
   constructor(
     readonly iovad: IovaDomain,
     readonly domain: IommuDomain,
-  ) {}
+  ) {
+    this.granule = iovad.granule;
+    this.invGranule = 1 / iovad.granule;
+  }
 }
 
 /** The cookie of a DMA-API domain (created on first use by iommu_dma_init_domain). */
@@ -121,8 +127,14 @@ function dmaInfoToProt(dir: DmaDataDirection): number {
   return dir === "to_device" ? IOMMU_READ : dir === "from_device" ? IOMMU_WRITE : IOMMU_READ | IOMMU_WRITE;
 }
 
+/**
+ * The kernel's callers pass dma_get_mask(dev) as the limit; it is read here,
+ * from the device, because an address of 2^31 or more passed to a call V8
+ * does not inline becomes a new heap number on every map.
+ */
 // @kernel: iommu_dma_alloc_iova (returns the IOVA's frame number, 0 for none)
-function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number, dmaLimit: number): number {
+function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number): number {
+  let dmaLimit = dev.dmaMask;
   const iovad = cookie.iovad;
   const geometry = cookie.domain.geometry;
   const gran = iovad.granule;
@@ -136,7 +148,7 @@ function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number, d
       p.pci32bitWorkaround = false;
     }
   }
-  return iovad.allocIovaFast(pages, Math.floor(dmaLimit / gran), true);
+  return iovad.allocIovaFast(pages, Math.floor(dmaLimit * cookie.invGranule), true);
 }
 
 // @kernel: fq_ring_free_locked
@@ -218,10 +230,48 @@ export function dmaRunTimers(domains: Iterable<IommuDomain>, now: number): numbe
  * the physical address, if the DMA mask reaches it (swiotlb is not modelled).
  */
 export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
+  const cookie = dmaReadyCookie(dev);
+  // A buffer within one granule, the common case, goes down as frame numbers (small integers, never boxed).
+  if (cookie !== null && size > 0) {
+    const gran = cookie.granule;
+    const off = (phys >>> 0) & (gran - 1);
+    if (off + size <= gran && cookie.domain.pgsizes[0] === gran) {
+      const pfn = iommuDmaMapOne(cookie, dev, Math.floor(phys * cookie.invGranule), dir);
+      // -1 is DMA_MAPPING_ERROR: a literal keeps the result an unboxed double (the module constant is a tagged load).
+      return pfn === 0 ? -1 : pfn * gran + off;
+    }
+  }
+  // The unary plus makes both results plain doubles where V8 inlines this function: otherwise it
+  // boxes the fast path's address (2^31 or more) into a heap number to merge it with this call's.
+  return +dmaMapPageSlow(dev, phys, size, dir);
+}
+
+/** dma_map_page of anything else: a zero length, a range over granules, a cookie not set up yet. */
+function dmaMapPageSlow(dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
   // A zero-length mapping maps nothing (see dmaMapPageChecked); also catches NaN and negatives.
   if (!(size > 0)) return DMA_MAPPING_ERROR;
   const cookie = dmaReadyCookie(dev);
   return cookie !== null ? iommuDmaMapPhys(cookie, dev, phys, size, dir) : dmaMapPageFirst(dev, phys, size, dir);
+}
+
+/**
+ * __iommu_dma_map of one granule at physical frame physPfn, the domain's
+ * smallest page: the IOVA frame it is mapped at, 0 for none.
+ */
+// @kernel: __iommu_dma_map
+function iommuDmaMapOne(cookie: IommuDmaCookie, dev: Device, physPfn: number, dir: DmaDataDirection): number {
+  const pfn = iommuDmaAllocIova(cookie, dev, 1);
+  if (pfn === 0) {
+    lastMapFailure = `no IOVA space for 1 granule(s) below ${dev.name}'s DMA mask 0x${dev.dmaMask.toString(16)}`;
+    return 0;
+  }
+  const r = iommuMapOnePfn(cookie.domain, pfn, physPfn, dmaInfoToProt(dir));
+  if (r !== 0) {
+    cookie.iovad.freeIovaFast(pfn, 1);
+    lastMapFailure = `iommu_map failed: ${r.toString()}`;
+    return 0;
+  }
+  return pfn;
 }
 
 /** dma_map_page before the DMA domain's cookie exists: set it up, or map dma-direct. */
@@ -260,7 +310,7 @@ function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size
   const gran = iovad.granule;
   const off = (phys >>> 0) & (gran - 1);
   const pages = granPages(size + off, gran);
-  const pfn = iommuDmaAllocIova(cookie, dev, pages, dev.dmaMask);
+  const pfn = iommuDmaAllocIova(cookie, dev, pages);
   if (pfn === 0) {
     lastMapFailure = `no IOVA space for ${pages} granule(s) below ${dev.name}'s DMA mask 0x${dev.dmaMask.toString(16)}`;
     return DMA_MAPPING_ERROR;
@@ -312,6 +362,35 @@ export function dmaUnmapPage(dev: Device, dma: number, size: number, now = 0): n
   // Nothing was mapped through iommu-dma before its cookie existed.
   const cookie = dmaReadyCookie(dev);
   if (cookie === null) return 0;
+  // One granule, the common case, by frame number.
+  const gran = cookie.granule;
+  const off = (dma >>> 0) & (gran - 1);
+  if (off + size <= gran && off + size > 0) return iommuDmaUnmapOne(cookie, Math.floor(dma * cookie.invGranule), now);
+  return iommuDmaUnmapPhys(cookie, dma, size, now);
+}
+
+/** __iommu_dma_unmap of the one granule at IOVA frame pfn. */
+// @kernel: __iommu_dma_unmap
+function iommuDmaUnmapOne(cookie: IommuDmaCookie, pfn: number, now: number): number {
+  const domain = cookie.domain;
+  const gran = cookie.granule;
+  const g = unmapGather;
+  iommuIotlbGatherInit(g);
+  const q = cookie.fq;
+  g.queued = q !== null;
+  const unmapped = domain.pgsizes[0] === gran ? iommuUnmapFastOnePfn(domain, pfn, g) : iommuUnmapFast(domain, pfn * gran, gran, g);
+  if (q === null) {
+    iommuIotlbSync(domain, g);
+    cookie.iovad.freeIovaFast(pfn, 1);
+  } else {
+    queueIova(cookie, q, pfn, 1, g.freelist, now);
+  }
+  return unmapped;
+}
+
+/** __iommu_dma_unmap of any range. */
+// @kernel: __iommu_dma_unmap
+function iommuDmaUnmapPhys(cookie: IommuDmaCookie, dma: number, size: number, now: number): number {
   const iovad = cookie.iovad;
   const gran = iovad.granule;
   const off = (dma >>> 0) & (gran - 1);
@@ -388,7 +467,7 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
     offs.push(total + off);
     total += span;
   }
-  const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran, dev.dmaMask);
+  const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran);
   if (iovaPfn === 0) {
     if (fresh) dropFreshCookie(cookie);
     return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);

@@ -74,10 +74,14 @@ export class TlbLog {
     this.record(KIND_FLUSH_WALK, iova, size);
   }
 
-  /** iotlb_sync of a gather; a non-empty gather invalidated [start, end]. */
-  recordSync(start: number, end: number): void {
+  /**
+   * iotlb_sync of a gather; a non-empty gather invalidated [start, end].
+   * Takes the gather, not its addresses: a call V8 does not inline would
+   * box each address of 2^31 or more into a new heap number.
+   */
+  recordSync(gather: IommuIotlbGather): void {
     this.sync++;
-    if (end >= start) this.record(KIND_SYNC, start, end - start + 1);
+    if (gather.end >= gather.start) this.record(KIND_SYNC, gather.start, gather.end - gather.start + 1);
   }
 
   /** The counts and the recorded invalidations, oldest first, as plain data. */
@@ -128,7 +132,9 @@ export function pagingFormat(
     fmt,
     label,
     cfg: Object.freeze({ ...cfg }),
-    pgsizes: Object.freeze(pgsizesOf(cfg.pgsizeBitmap)),
+    // Not frozen: V8 (Node 20) compiles an indexed load from a frozen array to a generic IC call,
+    // about 10 ns, and the core reads pgsizes[0] on every map and unmap. `readonly` keeps it unchanged.
+    pgsizes: pgsizesOf(cfg.pgsizeBitmap),
     geometry: Object.freeze({ apertureStart: aperture.start, apertureEnd: aperture.end, forceAperture: true }),
   });
 }
@@ -325,7 +331,7 @@ export function pagingDomainOps(
       return t === null ? 0 : t.iovaProt(iova);
     },
     iotlbSync(d: IommuDomain, gather: IommuIotlbGather) {
-      (pagingPriv(d).tlb ??= newTlbLog()).recordSync(gather.start, gather.end);
+      (pagingPriv(d).tlb ??= newTlbLog()).recordSync(gather);
       if (gather.end >= gather.start) d.iotlb?.invalidateRange(gather.start, gather.end);
       // Table pages the unmap detached are free once the IOTLB no longer walks them.
       gather.freelist.put();

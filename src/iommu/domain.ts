@@ -69,7 +69,8 @@ export interface IommuDomainGeometry {
  */
 export type IommuFaultHandler = (domain: IommuDomain, dev: Device, iova: number, flags: number, token: unknown) => number;
 
-const NO_PGSIZES: readonly number[] = Object.freeze([]);
+/** Not frozen, as no domain's page sizes are: V8 indexes frozen arrays through a slow generic path. */
+const NO_PGSIZES: readonly number[] = [];
 const NO_GEOMETRY: IommuDomainGeometry = Object.freeze({ apertureStart: 0, apertureEnd: 0, forceAperture: false });
 
 export class IommuDomain {

@@ -236,6 +236,11 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   declare private readonly leafType: Int32Array;
   /** blk[l] if that size is in the bitmap and level l is walked, else -1. */
   declare private readonly leafPgsize: Float64Array;
+  /**
+   * Low attribute word of a leaf, type included, for (level << 6) | (prot & 63):
+   * 0 where the level maps no bitmap size or prot has neither READ nor WRITE.
+   */
+  declare private readonly leafAttrLo: Int32Array;
   /** Leaf attribute words for each prot value (prot & 63), without type or address. */
   declare private readonly protLo: Uint32Array;
   declare private readonly protHi: Uint32Array;
@@ -320,6 +325,12 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     let leafLevels = 0;
     for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++) if (this.leafPgsize[l]! >= 0) leafLevels |= 1 << l;
     this.leafLevels = leafLevels;
+    this.leafAttrLo = new Int32Array(ARM_LPAE_MAX_LEVELS * 64);
+    for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++) {
+      for (let p = 0; p < 64; p++) {
+        if (this.leafPgsize[l]! >= 0 && (p & (IOMMU_READ | IOMMU_WRITE)) !== 0) this.leafAttrLo[(l << 6) | p] = this.protLo[p]! | this.leafType[l]!;
+      }
+    }
     this.leafOffMask = 0;
   }
 
@@ -350,12 +361,13 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: arm_lpae_map_pages
   mapPages(iova: number, paddr: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes): 0 | KError {
     if (this.fast4k && iova >= 0 && iova < this.iasLimit && paddr >= 0 && paddr < this.oasLimit) {
-      const ihi = (iova * TWO_NEG_32) | 0;
+      // 2^-32 and 2^32 as literals (see map4kOne).
+      const ihi = (iova * 2.3283064365386963e-10) | 0;
       const ilo = iova | 0;
-      const phi = (paddr * TWO_NEG_32) | 0;
+      const phi = (paddr * 2.3283064365386963e-10) | 0;
       const plo = paddr | 0;
       // Whole numbers only: the general code gets back exactly the addresses it was given.
-      if (ihi * TWO_32 + (ilo >>> 0) === iova && phi * TWO_32 + (plo >>> 0) === paddr) {
+      if (ihi * 4294967296 + (ilo >>> 0) === iova && phi * 4294967296 + (plo >>> 0) === paddr) {
         if (pgcount === 1 && this.map4kOne(ihi, ilo, phi, plo, pgsize, prot)) {
           mapped.bytes += pgsize;
           return 0;
@@ -369,9 +381,9 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: arm_lpae_unmap_pages
   unmapPages(iova: number, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
     if (this.fast4k && iova >= 0 && iova < this.iasLimit) {
-      const ihi = (iova * TWO_NEG_32) | 0;
+      const ihi = (iova * 2.3283064365386963e-10) | 0;
       const ilo = iova | 0;
-      if (ihi * TWO_32 + (ilo >>> 0) === iova) {
+      if (ihi * 4294967296 + (ilo >>> 0) === iova) {
         if (pgcount === 1 && this.unmap4kOne(ihi, ilo, pgsize)) {
           // tlb_add_page gets iova as received: no new heap number when this call was not inlined.
           if (gather !== null && !gather.queued) this.tlb.tlbAddPage?.(gather, iova, pgsize);
@@ -484,31 +496,45 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
    * `(p >> 1) & 511` for its word offset p.
    */
 
+  /*
+   * The one-entry paths below are inlined, with the entry point, into every
+   * caller, and V8 inlines a function only while the bytecode it brings
+   * stays within a budget (max_inlined_bytecode_size_cumulative, 920 bytes,
+   * each candidate counted 1.2 times with what it inlines itself). A
+   * module constant costs 5 bytes of bytecode at each use (a load and a
+   * TDZ check) and a literal 2, so these functions write the descriptor
+   * constants as literals: 3 is ARM_LPAE_PTE_TYPE_MASK and _TABLE (and
+   * _PAGE), 1 _BLOCK, -4096 ARM_LPAE_PTE_ADDR_MASK_LO as an int32, 0xffff
+   * ARM_LPAE_PTE_ADDR_MASK_HI; 4096, 0x200000 and 0x40000000 are SZ_4K,
+   * SZ_2M and SZ_1G.
+   */
+
   /**
    * map_pages of one leaf of pgsize through existing tables: true when
    * written; false having changed nothing (mapPages4k then decides).
    */
   // @kernel: __arm_lpae_map
   private map4kOne(ihi: number, ilo: number, phi: number, plo: number, pgsize: number, prot: number): boolean {
-    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
-    if (((this.leafLevels >> leaf) & 1) === 0 || (prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return false;
-    const p = this.leafSlot4k(ihi, ilo, leaf);
+    // (leaf level << 6) | prot: the leaf's attribute word, 0 where pgsize or prot cannot be mapped.
+    const k = (pgsize === 4096 ? 192 : pgsize === 0x200000 ? 128 : pgsize === 0x40000000 ? 64 : 0) | (prot & 63);
+    const attr = this.leafAttrLo[k]!;
+    const p = attr === 0 ? -1 : this.leafSlot4k(ihi, ilo, k >> 6);
     const w = this.i32;
     if (p < 0 || (w[p]! | w[p + 1]!) !== 0) return false;
     // @kernel: __arm_lpae_init_pte
-    w[p] = this.protLo[prot & 63]! | (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK) | (plo & ADDR_LO_I);
-    w[p + 1] = this.protHi[prot & 63]! | (phi & ADDR_HI);
+    w[p] = attr | (plo & -4096);
+    w[p + 1] = this.protHi[k & 63]! | (phi & 0xffff);
     return true;
   }
 
   /** unmap_pages of one leaf of pgsize: true when cleared; false having changed nothing (unmapPages4k then decides). */
   // @kernel: __arm_lpae_unmap
   private unmap4kOne(ihi: number, ilo: number, pgsize: number): boolean {
-    const leaf = pgsize === SZ_4K ? 3 : pgsize === SZ_2M ? 2 : pgsize === SZ_1G ? 1 : 0;
-    if (((this.leafLevels >> leaf) & 1) === 0) return false;
-    const p = this.leafSlot4k(ihi, ilo, leaf);
+    const leaf = pgsize === 4096 ? 3 : pgsize === 0x200000 ? 2 : pgsize === 0x40000000 ? 1 : 0;
+    const p = ((this.leafLevels >> leaf) & 1) === 0 ? -1 : this.leafSlot4k(ihi, ilo, leaf);
     const w = this.i32;
-    if (p < 0 || (w[p]! & TYPE_MASK) !== (leaf === 3 ? TYPE_PAGE : TYPE_BLOCK)) return false;
+    // A leaf: a page at level 3, a block above.
+    if (p < 0 || (w[p]! & 3) !== (leaf === 3 ? 3 : 1)) return false;
     w[p] = 0;
     w[p + 1] = 0;
     return true;
@@ -518,15 +544,26 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: __arm_lpae_map
   private leafSlot4k(ihi: number, ilo: number, leaf: number): number {
     const w = this.i32;
-    let l = this.startLevel;
-    let p = this.pgd + (((l === 0 ? ihi >>> 7 : (ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1);
-    for (; l < leaf; l++) {
-      const lo = w[p]!;
-      if ((lo & TYPE_MASK) !== TYPE_TABLE) return -1;
-      // Index bits of the next level: 38:30, 29:21, 20:12.
-      p = (((lo & ADDR_LO_I) - this.baseLoI) >>> 2) + (((l === 0 ? (ihi << 2) | (ilo >>> 30) : ilo >>> (l === 1 ? 21 : 12)) & 511) << 1);
+    const b = this.baseLoI;
+    // Index bits: 47:39 at level 0, then 38:30, 29:21, 20:12; x holds 38:30 (and the bits above).
+    const x = (ihi << 2) | (ilo >>> 30);
+    let p = this.pgd;
+    let lo = 0;
+    if (this.startLevel === 0) {
+      lo = w[p + (((ihi >>> 7) & this.pgdMask) << 1)]!;
+      if ((lo & 3) !== 3) return -1;
+      p = (((lo & -4096) - b) >>> 2) + ((x & 511) << 1);
+    } else {
+      p += (x & this.pgdMask) << 1;
     }
-    return p;
+    if (leaf === 1) return p;
+    lo = w[p]!;
+    if ((lo & 3) !== 3) return -1;
+    p = (((lo & -4096) - b) >>> 2) + (((ilo >>> 21) & 511) << 1);
+    if (leaf === 2) return p;
+    lo = w[p]!;
+    if ((lo & 3) !== 3) return -1;
+    return (((lo & -4096) - b) >>> 2) + (((ilo >>> 12) & 511) << 1);
   }
 
   /**
@@ -546,12 +583,15 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       let w = this.i32;
       let p = this.pgd;
       let lo: number;
+      /* The table holding the leaves was installed by this walk: its entries are all empty. */
+      let fresh = false;
       // The walk: at an empty entry above the leaf level, install a table and go on.
       if (this.startLevel === 0) {
         p += ((ihi >>> 7) & this.pgdMask) << 1;
         if ((w[p]! | w[p + 1]!) === 0) {
           this.installTable(p);
           w = this.i32;
+          fresh = true;
         }
         lo = w[p]!;
         if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
@@ -560,17 +600,21 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
         p += (((ihi << 2) | (ilo >>> 30)) & this.pgdMask) << 1;
       }
       if (leaf !== 1) {
+        fresh = false;
         if ((w[p]! | w[p + 1]!) === 0) {
           this.installTable(p);
           w = this.i32;
+          fresh = true;
         }
         lo = w[p]!;
         if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
         p = (((lo & ADDR_LO_I) - base) >>> 2) + (((ilo >>> 21) & 511) << 1);
         if (leaf === 3) {
+          fresh = false;
           if ((w[p]! | w[p + 1]!) === 0) {
             this.installTable(p);
             w = this.i32;
+            fresh = true;
           }
           lo = w[p]!;
           if ((lo & TYPE_MASK) !== TYPE_TABLE) break fast;
@@ -591,23 +635,42 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       const max = 512 - ((p >> 1) & 511);
       const num = cnt < max ? cnt : max;
       if (leaf === this.startLevel && ((p - this.pgd) >> 1) + num > this.pgdMask + 1) break fast;
-      // Write while the entries are empty; at a live one, restore the (empty) entries written and let the general code decide.
       const end = p + 2 * num;
-      let a = plo;
-      let h = phi;
-      let q = p;
-      for (; q < end; q += 2) {
-        if ((w[q]! | w[q + 1]!) !== 0) break;
-        w[q] = attrLo | (a & ADDR_LO_I);
-        w[q + 1] = attrHi | (h & ADDR_HI);
-        // The output address (h, a) advances by pgsize, the carry done by hand.
-        const b = (a + pgsize) | 0;
-        h += (a & ~b) >>> 31;
-        a = b;
+      // A live entry among them: the general code decides (EEXIST, or a table to tear down).
+      if (!fresh) {
+        let busy = 0;
+        for (let q = p; q < end; q++) busy |= w[q]!;
+        if (busy !== 0) break fast;
       }
-      if (q !== end) {
-        w.fill(0, p, q);
-        break fast;
+      // The output addresses: (phi, plo) advancing by pgsize; the high word changes only if the low one wraps.
+      const step = pgsize | 0;
+      if ((plo >>> 0) + num * pgsize <= TWO_32) {
+        const hi = attrHi | (phi & ADDR_HI);
+        const lo0 = attrLo | (plo & ADDR_LO_I);
+        let q = p;
+        let a = 0;
+        // Two entries an iteration (a loop's back edge costs V8 an interrupt check).
+        for (; q + 2 < end; q += 4) {
+          w[q] = (lo0 + a) | 0;
+          w[q + 1] = hi;
+          w[q + 2] = (lo0 + a + step) | 0;
+          w[q + 3] = hi;
+          a = (a + 2 * step) | 0;
+        }
+        if (q < end) {
+          w[q] = (lo0 + a) | 0;
+          w[q + 1] = hi;
+        }
+      } else {
+        let a = plo;
+        let h = phi;
+        for (let q = p; q < end; q += 2) {
+          w[q] = attrLo | (a & ADDR_LO_I);
+          w[q + 1] = attrHi | (h & ADDR_HI);
+          const b = (a + step) | 0;
+          h += (a & ~b) >>> 31;
+          a = b;
+        }
       }
       mapped.bytes += num * pgsize;
       return 0;

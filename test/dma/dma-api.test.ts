@@ -36,6 +36,28 @@ describe("the DMA API over the default domain", () => {
     expect(dmaMapPage(dev, 0x7000_0000, 0x1000, "to_device")).toBe(0xffff_d000);
   });
 
+  it("a buffer within one granule (the frame-number fast path) maps and unmaps as one spanning two does", () => {
+    const { dev, domain } = boot("iommu.strict=1");
+    // PAs above 2^32 (frames, not bytes, go down), at a granule's first and last byte.
+    expect(dmaMapPage(dev, 0x4_0000_0000, 0x1000, "bidirectional")).toBe(0xffff_f000);
+    expect(dmaMapPage(dev, 0x4_0000_1fff, 1, "to_device")).toBe(0xffff_efff);
+    expect(iommuIovaToPhys(domain, 0xffff_e000)).toBe(0x4_0000_1000);
+    // One byte over the granule: two pages, through the general path.
+    expect(dmaMapPage(dev, 0x4_0000_2fff, 2, "from_device")).toBe(0xffff_cfff);
+    expect(iommuDomainMappedBytes(domain)).toBe(0x4000);
+    // Unmaps by the same rule: the offset and length decide one page or two.
+    expect(dmaUnmapPage(dev, 0xffff_efff, 1)).toBe(0x1000);
+    expect(dmaUnmapPage(dev, 0xffff_cfff, 2)).toBe(0x2000);
+    expect(dmaUnmapPage(dev, 0xffff_f000, 0x1000)).toBe(0x1000);
+    expect(iommuDomainMappedBytes(domain)).toBe(0);
+    expect(domain.ops.stats!(domain).tlb.sync).toBe(3);
+    // Zero length maps nothing, on either path.
+    expect(dmaMapPage(dev, 0x4_0000_0000, 0, "bidirectional")).toBe(DMA_MAPPING_ERROR);
+    // Each freed range went back to its size class and comes out again first.
+    expect(dmaMapPage(dev, 0x5_0000_0000, 0x1000, "bidirectional")).toBe(0xffff_f000);
+    expect(dmaMapPage(dev, 0x5_0000_0000, 0x2000, "bidirectional")).toBe(0xffff_c000);
+  });
+
   it("tries 32-bit IOVAs first for a PCI device with a 64-bit mask, then falls back for good", () => {
     const { dev, domain } = boot("iommu.strict=1", ", dma-mask: 64");
     // A 4-level VT-d domain (48-bit address width) caps the 64-bit mask at its aperture:
