@@ -131,15 +131,20 @@ export class Machine {
     this.buildDevices(node);
     for (const d of scenario.drivers) {
       const bus = this.busNamed(d.bus);
-      const results = d.probe_result ?? {};
+      const results = new Map(Object.entries(d.probe_result ?? {}));
       const drv = new DeviceDriver(bus, {
         name: d.name,
         match: d.match,
         driverManagedDma: d.driver_managed_dma ?? false,
-        probeResult: (dev) => {
-          const e = results[dev.name];
-          return e === undefined ? 0 : kerr(e as ErrnoName, `driver ${d.name}'s probe of ${dev.name} returned ${e}`);
-        },
+        // A driver whose probe always succeeds needs no lookup per device.
+        ...(results.size === 0
+          ? {}
+          : {
+              probeResult: (dev: Device) => {
+                const e = results.get(dev.name);
+                return e === undefined ? 0 : kerr(e as ErrnoName, `driver ${d.name}'s probe of ${dev.name} returned ${e}`);
+              },
+            }),
       });
       this.drivers.set(d.name, drv);
     }
