@@ -8,7 +8,7 @@
 import type { KError } from "../lib/errno.ts";
 import type { Device } from "./device.ts";
 import type { DeviceDriver } from "./driver.ts";
-import type { Path } from "./path.ts";
+import { NO_POINT, type Path } from "./path.ts";
 
 // include/linux/device/bus.h
 export const BUS_NOTIFY_ADD_DEVICE = 0x1;
@@ -25,6 +25,12 @@ export type BusNotifyAction = number;
 /** A notifier block on a bus's chain. */
 export interface NotifierBlock {
   readonly name: string;
+  /**
+   * The actions its callback acts on, as a bit per action (`1 << action`); the
+   * kernel calls it for every action and it returns NOTIFY_DONE for the others,
+   * which the model skips without making a path.
+   */
+  readonly actions: number;
   call(action: BusNotifyAction, dev: Device): Path<void>;
 }
 
@@ -57,6 +63,21 @@ export function busUnregisterNotifier(bus: BusType, nb: NotifierBlock): void {
 }
 
 // @kernel: bus_notify (blocking_notifier_call_chain on the bus)
-export function* busNotify(bus: BusType, action: BusNotifyAction, dev: Device): Path {
-  for (const nb of bus.notifiers) yield* nb.call(action, dev);
+export function busNotify(bus: BusType, action: BusNotifyAction, dev: Device): Path {
+  const bit = 1 << action;
+  let only: NotifierBlock | null = null;
+  let count = 0;
+  for (const nb of bus.notifiers) {
+    if ((nb.actions & bit) === 0) continue;
+    only = nb;
+    count++;
+  }
+  // Nothing to call, or one callback: no path of its own around it.
+  if (count === 0) return NO_POINT;
+  if (count === 1) return only!.call(action, dev);
+  return notifyEach(bus, action, dev, bit);
+}
+
+function* notifyEach(bus: BusType, action: BusNotifyAction, dev: Device, bit: number): Path {
+  for (const nb of [...bus.notifiers]) if ((nb.actions & bit) !== 0) yield* nb.call(action, dev);
 }

@@ -36,6 +36,7 @@ import { probeKey } from "./probe-key.ts";
 export function iommuBusNotifier(k: IommuCore): NotifierBlock {
   return {
     name: "iommu_bus_notifier",
+    actions: (1 << BUS_NOTIFY_ADD_DEVICE) | (1 << BUS_NOTIFY_REMOVED_DEVICE),
     // @kernel: iommu_bus_notifier
     *call(action: BusNotifyAction, dev: Device): Path {
       if (action === BUS_NOTIFY_ADD_DEVICE) {

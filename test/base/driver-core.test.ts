@@ -24,6 +24,7 @@ function setup() {
   };
   busRegisterNotifier(bus, {
     name: "log",
+    actions: 1 << BUS_NOTIFY_ADD_DEVICE,
     *call(action: BusNotifyAction, dev: Device): Path {
       if (action === BUS_NOTIFY_ADD_DEVICE) log.push(`notify add ${dev.name}`);
     },
