@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { loadScenarioFile, ScenarioError } from "../sim/scenario/load.ts";
-import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, type Scenario } from "../sim/scenario/schema.ts";
+import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, parseSize, sizeSchema, type Scenario } from "../sim/scenario/schema.ts";
 import { runScenario, type RunResult } from "../sim/runner.ts";
 import { renderSnapshot } from "../sim/view.ts";
 import { renderTrace } from "../sim/trace-view.ts";
@@ -47,6 +47,17 @@ function summary(r: RunResult): string {
 
 function failureLines(r: RunResult): string[] {
   return r.failures.map((f) => `  ${f.step} ${f.kind}: ${f.message}`);
+}
+
+const PGTABLE_MEMORY_HELP = "cap on the memory of all IO page tables (bytes, or 64M, 1G, 0x...; default 128M): a map beyond it fails with ENOMEM";
+
+/** The --pgtable-memory value in bytes, or an error line. */
+function pgtableMemory(value: string | undefined): { limit?: number } | string {
+  if (value === undefined) return {};
+  if (!sizeSchema.safeParse(value).success) return `--pgtable-memory: '${value}' is not a size (bytes, or a number with K, M, G or T, or 0x...)`;
+  const limit = parseSize(value);
+  if (!Number.isSafeInteger(limit)) return `--pgtable-memory: '${value}' is too large`;
+  return { limit };
 }
 
 const OPS_HELP = `override boot.strategy.ops_resolution (${OPS_RESOLUTION_NAMES.join(", ")})`;
@@ -91,11 +102,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option("--trace", "print the trace of core calls")
     .option("--ops-resolution <name>", OPS_HELP)
     .option("--domain-alloc <name>", DOMAIN_ALLOC_HELP)
-    .action((file: string, o: { json?: boolean; trace?: boolean } & StrategyFlags) => {
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
+    .action((file: string, o: { json?: boolean; trace?: boolean; pgtableMemory?: string } & StrategyFlags) => {
       if (!flagsOk(o)) return;
+      const mem = pgtableMemory(o.pgtableMemory);
+      if (typeof mem === "string") {
+        io.err(mem);
+        code = 2;
+        return;
+      }
       const s = load(file);
       if (s === null) return;
-      const r = runScenario(withOverrides(s, o), { trace: o.trace === true || !o.json });
+      const r = runScenario(withOverrides(s, o), { trace: o.trace === true || !o.json, pgtableMemoryLimit: mem.limit });
       // With --json the output stays one JSON document: the trace goes in it, as records.
       if (o.json) io.out(JSON.stringify(o.trace ? { ...r.snapshot, trace: r.machine.dc.trace.records } : r.snapshot, null, 2));
       else {
@@ -115,11 +133,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument("<file>", "scenario file (.yaml or .json)")
     .option("--ops-resolution <name>", OPS_HELP)
     .option("--domain-alloc <name>", DOMAIN_ALLOC_HELP)
-    .action((file: string, o: StrategyFlags) => {
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
+    .action((file: string, o: { pgtableMemory?: string } & StrategyFlags) => {
       if (!flagsOk(o)) return;
+      const mem = pgtableMemory(o.pgtableMemory);
+      if (typeof mem === "string") {
+        io.err(mem);
+        code = 2;
+        return;
+      }
       const s = load(file);
       if (s === null) return;
-      const r = runScenario(withOverrides(s, o), { trace: false });
+      const r = runScenario(withOverrides(s, o), { trace: false, pgtableMemoryLimit: mem.limit });
       io.out(`${file}: ${summary(r)}`);
       if (r.failures.length > 0) {
         for (const l of failureLines(r)) io.out(l);

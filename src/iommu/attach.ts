@@ -84,11 +84,13 @@ export function iommuGroupSetDomainInternal(
   }
   let result: 0 | KError = 0;
   const devs = group.devices;
+  const unfinalised = newDomain.iommu === null;
   for (let i = 0; i < devs.length; i++) {
     const ret = iommuDeviceSetDomain(k, group, devs[i]!.dev, newDomain, group.domain, flags);
     if (ret === 0) continue;
     result = ret;
     if ((flags & IOMMU_SET_DOMAIN_MUST_SUCCEED) !== 0) continue;
+    if (unfinalised) attachFinalised(k, newDomain, ret);
     // Revert the members already moved; a NULL old domain (first probe) is left for release to clean up.
     for (let j = 0; j < i; j++) {
       if (group.domain === null) continue;
@@ -99,6 +101,12 @@ export function iommuGroupSetDomainInternal(
   }
   group.domain = newDomain;
   return result;
+}
+
+/** A failed attach leaves behind the finalisation a driver's attach_dev did before anything could fail (a failure effect). */
+export function attachFinalised(k: IommuCore, domain: IommuDomain, ret: KError): void {
+  if (domain.iommu === null) return;
+  k.effect("attach-finalises-domain", domain.toString(), `the attach failed with ${ret.errno}, and ${domain} stays finalised for ${domain.iommu.name}`);
 }
 
 // @kernel: __iommu_group_set_domain

@@ -80,7 +80,10 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   const init = yield* iommuInitDevice(k, dev);
   if (init !== 0) return init;
   k.probeIndex.remove(dev);
-  if (dev.driver !== null) k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
+  if (dev.driver !== null) {
+    k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
+    devIommu(dev)!.probedAtBind = true;
+  }
 
   const group = devGroup(dev)!;
   yield* mutexLock(k.sched, group.mutex);

@@ -20,6 +20,7 @@ import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
 import { DOMAIN_ALLOCATIONS, OPS_RESOLUTIONS } from "../iommu/strategy.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
+import { PGTABLE_MEMORY_DEFAULT_LIMIT, PgtableMemory } from "../pgtable/pool.ts";
 import { parseSize, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
 
 export interface InstanceRec {
@@ -58,6 +59,12 @@ export interface MachineOptions {
   trace?: boolean;
   /** bus_iommu_probe walk: via the unprobed-device index (default) or every device, as the kernel does. */
   probeWalk?: "indexed" | "literal";
+  /**
+   * Bytes of memory all the machine's IO page tables may hold together
+   * (default PGTABLE_MEMORY_DEFAULT_LIMIT, 128 MiB); a map that needs more
+   * fails with ENOMEM before it allocates (docs/pgtable.md).
+   */
+  pgtableMemoryLimit?: number;
 }
 
 export class Machine {
@@ -83,12 +90,17 @@ export class Machine {
   /** The value of the last event that returns one. */
   lastValue: number | undefined = undefined;
   readonly arch: "x86" | "arm64";
+  /** The budget every page table of this machine draws its memory from. */
+  readonly pgtableMemory: PgtableMemory;
 
   constructor(
     readonly scenario: Scenario,
     opts: MachineOptions = {},
   ) {
     this.dc.trace.enabled = opts.trace ?? true;
+    const limit = opts.pgtableMemoryLimit ?? PGTABLE_MEMORY_DEFAULT_LIMIT;
+    if (!(Number.isSafeInteger(limit) && limit >= 0)) throw new MachineError(`pgtableMemoryLimit ${limit}: expected a whole number of bytes, 0 or more`);
+    this.pgtableMemory = new PgtableMemory(limit);
     const platform = busRegister(this.dc, "platform");
     const pci = busRegister(this.dc, "pci");
     const amba = busRegister(this.dc, "amba");
@@ -158,6 +170,7 @@ export class Machine {
       if (d.fail_attach !== undefined) this.quirks.failAttach.set(d.name, d.fail_attach as ErrnoName);
     }
     const env = {
+      pgtableMemory: this.pgtableMemory,
       mockBus: this.buses.mock,
       firmware: this.firmware,
       quirks: this.quirks,
