@@ -82,7 +82,8 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   k.probeIndex.remove(dev);
   if (dev.driver !== null) {
     k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
-    devIommu(dev)!.probedAtBind = true;
+    // In the middle of a bind (really_probe set the driver, not yet bound): the bind's dma_configure probed it.
+    if (!dev.bound) devIommu(dev)!.probedAtBind = true;
   }
 
   const group = devGroup(dev)!;

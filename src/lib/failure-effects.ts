@@ -7,8 +7,8 @@
  * behaves so and the parts of the snapshot it may change. The code that
  * leaves such state records the effect when it happens: the core and the
  * DMA layer through a FailureEffectSink (Trace.effect), which the trace
- * shows as a note of the kernel function and the snapshot as a finding
- * `failure effect <id> (<function>): ...`; the page-table formats through
+ * shows as a `failure effect` note and the snapshot as a finding
+ * `failure effect <id> (<function>): <subject>: <what>`; the page-table formats through
  * their own findings (`pgtableFindings`: the kinds that record it); a
  * message the kernel logs is its own record (`warnings`, failure-logged).
  * docs/model.md lists every id (a test checks), and the fuzzer

@@ -363,4 +363,47 @@ events:
     expect(state(takeSnapshot(m, [], []))).toEqual(before);
     expect(before.devices[0]).toMatchObject({ probe: "failed", probe_error: "ENOMEM" });
   });
+
+  it("a map refused before it mapped anything issues no invalidation and changes nothing; a refusal after pages were mapped is the unwind's", () => {
+    for (const [iommu, errno] of [
+      ["{name: dmar0, driver: intel-iommu, scope: all}", "EADDRINUSE"],
+      ["{name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}", "EEXIST"],
+    ] as const) {
+      const dev = iommu.includes("intel") ? `{name: "0000:00:01.0", bus: pci}` : `{name: dev0, bus: platform, fwnode: /soc/dev0, iommus: [[smmu0, 1]]}`;
+      const name = iommu.includes("intel") ? "0000:00:01.0" : "dev0";
+      const s = scenario(`
+name: refused maps
+iommus: [${iommu}]
+devices: [${dev}]
+events:
+  - domain_alloc: {name: d, device: "${name}"}
+  - map: {domain: d, iova: 0x3000, paddr: 0x3000, size: 4K}
+  - map: {domain: d, iova: 0x3000, paddr: 0x9000, size: 4K}
+  - map: {domain: d, iova: 0x3000, paddr: 0x9000, size: 16K}
+  - map: {domain: d, iova: 0x1000, paddr: 0x9000, size: 16K}
+`);
+      const m = new Machine(s, { trace: false });
+      runPath(bootPath(m, []));
+      const step = (i: number) => runPath(eventPath(m, s.events[i]!).path);
+      expect(step(0)).toBe(0);
+      expect(step(1)).toBe(0);
+      const before = state(takeSnapshot(m, [], []));
+      for (const i of [2, 3]) {
+        const r = step(i);
+        expect(r !== 0 && r.errno).toBe(errno);
+      }
+      // The WARN of io-pgtable-arm aside (pgtable-warns-on-refusal), nothing changed: no sync either.
+      const after = state(takeSnapshot(m, [], []));
+      expect({ ...after, findings: [] }).toEqual({ ...before, findings: [] });
+      expect(after.findings.every((f) => / map-exists at /.test(f))).toBe(true);
+      // 16K from 0x1000 meets the mapped page third. VT-d's map_pages maps 0x1000 and 0x2000 first and
+      // the core's unwind unmaps them (a sync); io-pgtable-arm checks the whole batch before it writes any.
+      const r = step(4);
+      expect(r !== 0 && r.errno).toBe(errno);
+      const d = takeSnapshot(m, [], []).user_domains.d!;
+      expect(d.mapped_bytes).toBe(0x1000);
+      if (errno === "EADDRINUSE") expect(d.tlb!.invalidations.at(-1)).toEqual({ kind: "sync", iova: 0x1000, size: 0x2000 });
+      else expect(d.tlb).toEqual(before.user_domains.d!.tlb);
+    }
+  });
 });
