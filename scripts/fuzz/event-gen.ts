@@ -279,7 +279,8 @@ export class EventGen {
         } else {
           e.paddr = r.chance(0.08) ? r.pick([2 ** 48, 2 ** 50, 2 ** 36, 2 ** 40]) : r.int(0, 1 << 20) * K4 + (r.chance(0.3) ? r.int(0, K4 - 1) : 0);
           // 1 GiB exhausts a 32-bit IOVA space; rare, as a table of 4K pages mapping it is slow to walk for every snapshot.
-          e.size = r.chance(0.04) ? 0 : r.chance(0.01) ? G1 : r.pick([1, 64, K4, K4 + 1, 8 * K4, M2]);
+          // 16 MiB fills a 24-bit DMA mask's IOVA space (the allocator flushes its caches, then fails).
+          e.size = r.chance(0.04) ? 0 : r.chance(0.01) ? G1 : r.pick([1, 64, K4, K4 + 1, 8 * K4, M2, 8 * M2]);
         }
         if (r.chance(0.3)) e.dir = r.pick(["bidirectional", "to_device", "from_device"] as const);
         return { dma_map: e };

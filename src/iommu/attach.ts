@@ -95,7 +95,11 @@ export function iommuGroupSetDomainInternal(
     for (let j = 0; j < i; j++) {
       if (group.domain === null) continue;
       const r = iommuDeviceSetDomain(k, group, devs[j]!.dev, group.domain, newDomain, IOMMU_SET_DOMAIN_MUST_SUCCEED);
-      if (r !== 0) k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
+      if (r !== 0) {
+        // WARN_ON: the device stays on the new domain.
+        k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
+        k.effect("attach-revert-refused", devs[j]!.dev.name, `the driver refused the revert to ${group.domain} (${r.errno}); ${devs[j]!.dev.name} stays on ${newDomain}`);
+      }
     }
     return ret;
   }

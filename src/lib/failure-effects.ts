@@ -67,6 +67,18 @@ export const FAILURE_EFFECTS = {
       "a new default domain (a sysfs type write) that fails after the group was switched to it (its direct mappings could not be made even after the attach) is undone by switching the group back to its old default domain, even when the group was on another domain before (attached by iommu_attach_group without DMA ownership): it ends on the old default",
     changes: ["groups[].domain", "devices[].domain"],
   },
+  "attach-revert-refused": {
+    kernel: "__iommu_group_set_domain_internal",
+    summary:
+      "a group attach that fails on a later device reverts the earlier ones to the group's domain; a driver that refuses even that revert (a group already inconsistent, e.g. spanning two instances) gets a WARN_ON, and the device stays on the new domain in the driver's view",
+    changes: ["devices[].domain"],
+  },
+  "probe-keeps-direct-mappings": {
+    kernel: "__iommu_probe_device",
+    summary:
+      "a device probe that fails after iommu_create_device_direct_mappings mapped its firmware's direct regions into its group's default domain (its attach to the group's domain failed) leaves those mappings: the error path (err_remove_gdev, iommu_deinit_device) unmaps nothing; seen from an event whose probe fails (a registration walk, a bind's late probe)",
+    changes: domainFields("mapped_bytes", "pgtable_pages", "pgtable_bytes", "tlb"),
+  },
   "attach-finalises-domain": {
     kernel: "arm_smmu_attach_dev",
     summary:

@@ -160,6 +160,57 @@ events:
       16384,
     );
   },
+  "attach-revert-refused": () => {
+    // dmar2 unregistered and registered again leaves group 0 spanning dmar0 and dmar1 (the first attach of
+    // its default domain failed, with a WARN); attaching dmar0's domain then fails on the dmar1 member, and
+    // dmar0's member refuses the revert to the group's domain.
+    expectEffect(
+      `
+name: a revert the driver refuses
+iommus:
+  - {name: dmar0, driver: amd-iommu, scope: ["0000:01:06.0", "0000:02:1b.1"]}
+  - {name: dmar1, driver: amd-iommu, scope: ["0000:01:00.0"]}
+  - {name: dmar2, driver: amd-iommu, scope: all}
+devices:
+  - {name: "0000:00:1c.0", bus: pci, type: root-port}
+  - {name: "0000:01:06.0", bus: pci, parent: "0000:00:1c.0"}
+  - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0"}
+  - {name: "0000:00:14.0", bus: pci, type: root-port}
+  - {name: "0000:02:1b.1", bus: pci, parent: "0000:00:14.0"}
+events:
+  - iommu_unregister: dmar2
+  - iommu_register: dmar2
+  - domain_alloc: {name: d0, device: "0000:02:1b.1"}
+  - attach_group: {domain: d0, device: "0000:01:00.0"}
+`,
+      "attach-revert-refused",
+      "EINVAL",
+    );
+  },
+  "probe-keeps-direct-mappings": () => {
+    // With dmar1 re-registered last, the walk probes 09.0 into the group 09.1 already holds, whose default
+    // domain is dmar0's: 09.0's direct region is mapped into it, then its attach fails (it is behind dmar1).
+    const p = expectEffect(
+      `
+name: a probe that fails after its direct mappings
+iommus:
+  - {name: dmar0, driver: amd-iommu, scope: ["0000:00:09.1"]}
+  - {name: dmar1, driver: amd-iommu, scope: all}
+  - {name: dmar3, driver: amd-iommu, scope: [], segment: 1}
+devices:
+  - {name: "0000:00:09.0", bus: pci, multifunction: true, reserved-regions: [{start: 0x100000, length: 0x200000, type: direct-relaxable}]}
+  - {name: "0000:00:09.1", bus: pci, multifunction: true}
+events:
+  - iommu_unregister: dmar1
+  - iommu_unregister: dmar3
+  - iommu_register: dmar3
+  - iommu_register: dmar1
+`,
+      "probe-keeps-direct-mappings",
+      "EINVAL",
+    );
+    expect(p.details.join("\n")).toMatch(/mapped_bytes: 0 -> 2097152/);
+  },
   "attach-finalises-domain": () => {
     expectEffect(
       `
