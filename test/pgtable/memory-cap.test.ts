@@ -44,6 +44,15 @@ describe("PgtableMemory and TablePool", () => {
     expect(pool.alloc(1, SZ_4K)).toBe(got[3]);
   });
 
+  it("a pool never grows past 4 GiB, whatever the budget: the alloc fails before anything is allocated", () => {
+    const mem = new PgtableMemory(8 * 2 ** 30);
+    const pool = new TablePool(SZ_4K, 0, 4, mem);
+    const before = [pool.words.length, mem.used];
+    expect(pool.alloc(2 ** 20 + 1, SZ_4K)).toBe(-1);
+    expect([pool.words.length, mem.used, pool.allocations]).toEqual([...before, 0]);
+    expect(mem.used).toBe(pool.words.byteLength);
+  });
+
   it("a budget too small for a pool's first pages leaves it empty: its first alloc fails", () => {
     const mem = new PgtableMemory(SZ_4K - 1);
     const pool = new TablePool(SZ_4K, 0, 4, mem);
