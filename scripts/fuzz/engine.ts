@@ -177,8 +177,8 @@ export function play(
         const ids = new Set(effects.map((x) => x.id));
         // The page-table formats record theirs as findings of a kind.
         for (const f of newStrings(prev.findings, snap.findings)) {
-          const kind = PGTABLE_FINDING.exec(f)?.[1];
-          const id = kind === undefined ? null : failureEffectOfPgtableFinding(kind);
+          const findingKind = PGTABLE_FINDING.exec(f)?.[1];
+          const id = findingKind === undefined ? null : failureEffectOfPgtableFinding(findingKind);
           if (id === null) continue;
           ids.add(id);
           own.add(f);
