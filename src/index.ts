@@ -20,6 +20,8 @@ export interface BootOptions {
   probeWalk?: "indexed" | "literal";
   /** Deferred probe: retry only devices whose wait may have ended (default), or every one at every trigger, as the kernel does. */
   deferredProbe?: "indexed" | "literal";
+  /** Bytes all the machine's IO page tables may hold together (default 128 MiB); a map beyond it fails with ENOMEM. */
+  pgtableMemoryLimit?: number;
 }
 
 const bootOptionsSchema = z.strictObject({
@@ -28,6 +30,7 @@ const bootOptionsSchema = z.strictObject({
   invariants: z.boolean().optional(),
   probeWalk: z.enum(["indexed", "literal"]).optional(),
   deferredProbe: z.enum(["indexed", "literal"]).optional(),
+  pgtableMemoryLimit: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 /** Names people reach for that live elsewhere in BootOptions. */
@@ -66,6 +69,7 @@ export function boot(scenario: Scenario | string, opts: BootOptions = {}): RunRe
   if (o.invariants !== undefined) run.invariants = o.invariants;
   if (o.probeWalk !== undefined) run.probeWalk = o.probeWalk;
   if (o.deferredProbe !== undefined) run.deferredProbe = o.deferredProbe;
+  if (o.pgtableMemoryLimit !== undefined) run.pgtableMemoryLimit = o.pgtableMemoryLimit;
   return runScenario(s, run);
 }
 

@@ -86,13 +86,16 @@ function* driverBound(dc: DriverCore, dev: Device): Path {
 }
 
 // @kernel: __driver_probe_device
-function* driverProbeDeviceLocked(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<ProbeRet> {
+function* driverProbeDeviceLocked(dc: DriverCore, drv: DeviceDriver, dev: Device, sysfs = false): Path<ProbeRet> {
   if (dev.dead || !dev.registered) return new ProbeFailure(kerr("ENODEV", `${dev.name} is not registered`), false);
   if (dev.driver !== null) {
     return new ProbeFailure(kerr("EBUSY", `${dev.name} is already bound to ${dev.driver.name}`), false);
   }
+  const prevError = dev.probeError;
   const ret = yield* reallyProbe(dc, dev, drv);
   dev.probeError = ret === 0 || isDefer(ret) ? null : ret.err.errno;
+  // A sysfs bind's failure is its writer's errno: the device keeps no trace of it.
+  if (sysfs && ret !== 0) dev.probeError = prevError;
   return ret;
 }
 
@@ -148,7 +151,7 @@ function* deviceDriverAttachBody(dc: DriverCore, drv: DeviceDriver, dev: Device)
   // @kernel: bind_store (the driver must match the device)
   if (!drv.matches(dev)) return kerr("ENODEV", `driver ${drv.name} does not match ${dev.name}`);
   yield* mutexLock(dc.sched, dev.lock);
-  const ret = yield* driverProbeDeviceLocked(dc, drv, dev);
+  const ret = yield* driverProbeDeviceLocked(dc, drv, dev, true);
   yield* mutexUnlock(dc.sched, dev.lock);
   if (ret === 0) return 0;
   if (isDefer(ret)) return kerr("EAGAIN", `${ret.err.message} (sysfs bind reports a deferral as EAGAIN)`);

@@ -7,7 +7,7 @@ import { formatCmdlineNote, parseCmdline, type CmdlineNote } from "../iommu/cmdl
 import { runScenario, type RunResult } from "../sim/runner.ts";
 import { loadScenarioFile, parseScenario, ScenarioError, STDIN_NAME } from "../sim/scenario/load.ts";
 import { problemRecords } from "../sim/scenario/problem.ts";
-import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, scenarioArch, withStrategy, type Scenario, type StrategyChoice } from "../sim/scenario/schema.ts";
+import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, parseSize, scenarioArch, sizeSchema, withStrategy, type Scenario, type StrategyChoice } from "../sim/scenario/schema.ts";
 import { didYouMean } from "../sim/scenario/suggest.ts";
 import { renderTrace } from "../sim/trace-view.ts";
 import { renderSnapshot } from "../sim/view.ts";
@@ -24,6 +24,18 @@ export const SCHEMA_VERSION = 1;
 export interface StrategyFlags {
   opsResolution?: string;
   domainAlloc?: string;
+  /** --pgtable-memory: the cap on all IO page tables' memory. */
+  pgtableMemory?: string;
+}
+
+/** The model's options the flags set: the page-table memory cap in bytes, or an error line (exit 2). */
+function modelOptionsOf(f: StrategyFlags): { pgtableMemoryLimit?: number } | string {
+  if (f.pgtableMemory === undefined) return {};
+  const v = f.pgtableMemory;
+  if (!sizeSchema.safeParse(v).success) return `--pgtable-memory: '${v.slice(0, 80)}' is not a size (bytes, or a number with K, M, G or T, or 0x...)`;
+  const limit = parseSize(v);
+  if (!Number.isSafeInteger(limit)) return `--pgtable-memory: '${v.slice(0, 80)}' is too large (at most 2^53 - 1 bytes)`;
+  return { pgtableMemoryLimit: limit };
 }
 
 /** A strategy flag's value checked against the names there are: an error line, or null. */
@@ -91,8 +103,9 @@ export interface RunFlags extends StrategyFlags {
 
 export async function runCommand(file: string, o: RunFlags, io: Io): Promise<number> {
   const strategy = strategyOf(o);
-  if (typeof strategy === "string") {
-    io.err(strategy);
+  const model = modelOptionsOf(o);
+  if (typeof strategy === "string" || typeof model === "string") {
+    io.err(typeof strategy === "string" ? strategy : (model as string));
     return EXIT_INVALID;
   }
   const s = await load(file, io);
@@ -100,7 +113,7 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
     io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withStrategy(s, strategy), { trace: o.trace === true || !o.json });
+  const r = runScenario(withStrategy(s, strategy), { ...model, trace: o.trace === true || !o.json });
   if (o.json) {
     // One JSON document: with --trace the trace goes in it, as records.
     const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.dc.trace.records } : {}) };
@@ -122,8 +135,9 @@ export interface CheckFlags extends StrategyFlags {
 
 export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise<number> {
   const strategy = strategyOf(o);
-  if (typeof strategy === "string") {
-    io.err(strategy);
+  const model = modelOptionsOf(o);
+  if (typeof strategy === "string" || typeof model === "string") {
+    io.err(typeof strategy === "string" ? strategy : (model as string));
     return EXIT_INVALID;
   }
   const name = fileName(file);
@@ -134,7 +148,7 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
     } else io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withStrategy(s, strategy), { trace: false });
+  const r = runScenario(withStrategy(s, strategy), { ...model, trace: false });
   const code = r.failures.length === 0 ? EXIT_OK : EXIT_FAILED;
   if (o.json) {
     io.out(

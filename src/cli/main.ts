@@ -13,6 +13,7 @@ import { packageVersion } from "./version.ts";
 
 export type { Io } from "./io.ts";
 
+const PGTABLE_MEMORY_HELP = "cap on the memory of all IO page tables (bytes, or 64M, 1G, 0x...; default 128M): a map beyond it fails with ENOMEM";
 const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from stdin";
 
 /** The strategy names for the help of run and check, loaded only when that help is asked for. */
@@ -48,6 +49,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option("--trace", "print the trace of core calls")
     .option("--ops-resolution <name>", opsHelp)
     .option("--domain-alloc <name>", allocHelp)
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await commands()).runCommand(file, o, io);
     });
@@ -59,6 +61,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option("--json", "print the report as one JSON document")
     .option("--ops-resolution <name>", opsHelp)
     .option("--domain-alloc <name>", allocHelp)
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await commands()).checkCommand(file, o, io);
     });

@@ -42,6 +42,8 @@ export type FqFlushHook = (cookie: IommuDmaCookie, reason: FqFlushReason) => voi
 /** struct iommu_dma_cookie */
 export class IommuDmaCookie {
   fq: FlushQueue | null = null;
+  /** Model only: set up by the map in progress, which takes it away again if it fails (dropFreshCookie). */
+  fresh = false;
   /** Model only: called on each flush-queue IOTLB flush (null: nobody listens). */
   fqFlushHook: FqFlushHook | null = null;
   /** The IOVA granule and its reciprocal: a power of two, so `x * invGranule` is `x / granule` exactly, and cheaper. */
@@ -263,11 +265,12 @@ function iommuDmaMapOne(cookie: IommuDmaCookie, dev: Device, physPfn: number, di
   const pfn = iommuDmaAllocIova(cookie, dev, 1);
   if (pfn === 0) {
     lastMapFailure = `no IOVA space for 1 granule(s) below ${dev.name}'s DMA mask 0x${dev.dmaMask.toString(16)}`;
+    iovaAllocFailed(cookie);
     return 0;
   }
   const r = iommuMapOnePfn(cookie.domain, pfn, physPfn, dmaInfoToProt(dir));
   if (r !== 0) {
-    cookie.iovad.freeIovaFast(pfn, 1);
+    iommuDmaFreeIova(cookie, pfn, 1, r);
     lastMapFailure = `iommu_map failed: ${r.toString()}`;
     return 0;
   }
@@ -286,7 +289,9 @@ function dmaMapPageFirst(dev: Device, phys: number, size: number, dir: DmaDataDi
     lastMapFailure = `the DMA domain could not be set up: ${cookie.toString()}`;
     return DMA_MAPPING_ERROR;
   }
+  cookie.fresh = true;
   const dma = iommuDmaMapPhys(cookie, dev, phys, size, dir);
+  cookie.fresh = false;
   if (dma === DMA_MAPPING_ERROR) dropFreshCookie(cookie);
   return dma;
 }
@@ -303,6 +308,30 @@ function dropFreshCookie(cookie: IommuDmaCookie): void {
   cookie.domain.cookie = null;
 }
 
+/**
+ * The IOVA of a dma_map that failed goes back through free_iova_fast, which
+ * parks it in the per-CPU cache: it stays in the tree, as in the kernel
+ * (a failure effect). Off the success path.
+ */
+// @kernel: iommu_dma_free_iova
+function iommuDmaFreeIova(cookie: IommuDmaCookie, pfn: number, pages: number, why: KError): void {
+  const live = cookie.iovad.treeNodesLive;
+  cookie.iovad.freeIovaFast(pfn, pages);
+  // Freed to the tree after all (the cache was full), or the cookie goes with the failed first map: nothing stays.
+  if (cookie.iovad.treeNodesLive !== live || cookie.fresh) return;
+  const d = cookie.domain;
+  d.effects?.effect("dma-map-iova-cached", String(d), `the map failed with ${why.errno}; its IOVA range at pfn 0x${pfn.toString(16)} (${pages} granule(s)) went back through free_iova_fast`);
+}
+
+/** alloc_iova_fast found no space even after flushing the IOVA caches back to the tree: they stay flushed (a failure effect). */
+function iovaAllocFailed(cookie: IommuDmaCookie): void {
+  const freed = cookie.iovad.lastFlushFreed;
+  if (freed === 0 || cookie.fresh) return;
+  cookie.iovad.lastFlushFreed = 0;
+  const d = cookie.domain;
+  d.effects?.effect("iova-alloc-flushes-caches", String(d), `no IOVA fitted; alloc_iova_fast flushed ${freed} cached range(s) back to the tree before it gave up`);
+}
+
 /** The iommu-dma half of dma_map_page: an IOVA, the mapping, the DMA address. */
 // @kernel: __iommu_dma_map
 function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size: number, dir: DmaDataDirection): number {
@@ -313,6 +342,7 @@ function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size
   const pfn = iommuDmaAllocIova(cookie, dev, pages);
   if (pfn === 0) {
     lastMapFailure = `no IOVA space for ${pages} granule(s) below ${dev.name}'s DMA mask 0x${dev.dmaMask.toString(16)}`;
+    iovaAllocFailed(cookie);
     return DMA_MAPPING_ERROR;
   }
   const prot = dmaInfoToProt(dir);
@@ -323,7 +353,7 @@ function iommuDmaMapPhys(cookie: IommuDmaCookie, dev: Device, phys: number, size
       ? iommuMapOnePfn(domain, pfn, Math.floor(phys / gran), prot)
       : iommuMap(domain, pfn * gran, phys - off, pages * gran, prot);
   if (r !== 0) {
-    iovad.freeIovaFast(pfn, pages);
+    iommuDmaFreeIova(cookie, pfn, pages, r);
     lastMapFailure = `iommu_map failed: ${r.toString()}`;
     return DMA_MAPPING_ERROR;
   }
@@ -449,6 +479,7 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
   if (zero >= 0) return kerr("EINVAL", `dma_map_sg: entry ${zero} has length ${sg[zero]!.length}: a zero-length mapping maps nothing`);
   const fresh = dmaReadyCookie(dev) === null;
   const cookie = dmaDomainCookie(dev);
+  if (cookie !== null && !isErr(cookie)) cookie.fresh = fresh;
   if (cookie === null) {
     const addrs = sg.map((e) => e.paddr);
     if (sg.some((e) => e.paddr + e.length - 1 > dev.dmaMask)) return kerr("EIO", "dma-direct: an entry lies beyond the device's DMA mask (no swiotlb)");
@@ -469,17 +500,18 @@ export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDir
   }
   const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran);
   if (iovaPfn === 0) {
+    iovaAllocFailed(cookie);
     if (fresh) dropFreshCookie(cookie);
     return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
   }
   const iova = iovaPfn * gran;
   const mapped = iommuMapSg(cookie.domain, iova, aligned, dmaInfoToProt(dir));
   if (isErr(mapped)) {
-    // @kernel: iommu_dma_free_iova
-    cookie.iovad.freeIovaFast(iovaPfn, total / gran);
+    iommuDmaFreeIova(cookie, iovaPfn, total / gran, mapped);
     if (fresh) dropFreshCookie(cookie);
     return kerr(mapped.errno === "ENOMEM" ? "ENOMEM" : "EINVAL", `dma_map_sg: iommu_map_sg failed with ${mapped.errno}: ${mapped.message}`);
   }
+  cookie.fresh = false;
   const addrs = offs.map((o) => iova + o);
   const last = sg.length - 1;
   return { dma: addrs[0]!, end: addrs[last]! + sg[last]!.length, iova, len: total, addrs };

@@ -109,6 +109,8 @@ class IovaDomain {
   readonly warnings: string[] = [];
   /** CPU that allocIovaFast / freeIovaFast run on when none is given. */
   currentCpu = 0;
+  /** Ranges the last flush before a retry of alloc_iova_fast returned from the caches to the tree (set on that cold path only). */
+  lastFlushFreed = 0;
 
   readonly tree = new RangeTree();
   readonly anchor: IovaNode;
@@ -398,7 +400,9 @@ class IovaDomain {
       if (node > RB_NIL) return this.tree.pfnLo[node]!;
       if (!flushRcache) return 0;
       flushRcache = false;
+      const live = this.tree.nodesLive;
       this.flushRcaches();
+      this.lastFlushFreed = live - this.tree.nodesLive;
     }
   }
 

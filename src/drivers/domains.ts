@@ -201,7 +201,8 @@ export function staticBlockedDomain(): IommuDomain {
   return staticDomain(IOMMU_DOMAIN_BLOCKED);
 }
 
-function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["report"], unfinalisedErrno: "ENODEV" | "EINVAL"): IoPgtableOps | KError {
+function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, env: DriverEnv, unfinalisedErrno: "ENODEV" | "EINVAL"): IoPgtableOps | KError {
+  const report = env.report;
   // Before the domain is finalised it has no page table: the driver's errno (LateFinalise.mapErrno).
   // @kernel: arm_smmu_map_pages (no io-pgtable ops: -ENODEV)
   // @kernel: viommu_map_pages (the map's flags exceed the domain's, which finalisation sets: -EINVAL)
@@ -209,6 +210,7 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, report: DriverEnv["repo
   const tlb = (p.tlb ??= newTlbLog());
   const ops = allocIoPgtableOps(p.format.fmt, {
     ...p.format.cfg,
+    memory: env.pgtableMemory,
     tlb: {
       tlbFlushAll: () => {
         tlb.recordFlushAll();
@@ -302,7 +304,7 @@ export function pagingDomainOps(
       const p = pagingPriv(d);
       // The table exists but for the first map: no type test on the way.
       if (p.pgtbl !== null) return p.pgtbl.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
-      const t = allocPgtbl(d, p, env.report, unfinalisedErrno);
+      const t = allocPgtbl(d, p, env, unfinalisedErrno);
       if (t instanceof KError) return t;
       return t.mapPages(iova, paddr, pgsize, pgcount, prot, mapped);
     },
@@ -313,7 +315,7 @@ export function pagingDomainOps(
     mapPagesPfn(d: IommuDomain, iovaPfn: number, paddrPfn: number, pgsize: number, pgcount: number, prot: number, mapped: MappedBytes) {
       const p = pagingPriv(d);
       if (p.pgtbl !== null) return p.pgtbl.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
-      const t = allocPgtbl(d, p, env.report, unfinalisedErrno);
+      const t = allocPgtbl(d, p, env, unfinalisedErrno);
       if (t instanceof KError) return t;
       return t.mapPagesPfn(iovaPfn, paddrPfn, pgsize, pgcount, prot, mapped);
     },

@@ -11,6 +11,7 @@ import type { ErrnoName } from "../lib/errno.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuOps } from "../iommu/ops.ts";
+import type { PgtableMemory } from "../pgtable/pool.ts";
 
 /** One hardware unit as a scenario describes it. */
 export interface IommuInstanceDesc {
@@ -51,6 +52,8 @@ export interface DriverEnv {
   quirks: DriverQuirks;
   /** Where page-table findings go as they happen (the trace); optional. */
   report?: (domain: string, finding: string) => void;
+  /** The memory budget the machine's page tables draw from (default: one of their own each). */
+  pgtableMemory?: PgtableMemory;
 }
 
 export interface IommuDriver {

@@ -84,6 +84,7 @@ export function iommuGroupSetDomainInternal(
   }
   let result: 0 | KError = 0;
   const devs = group.devices;
+  const unfinalised = newDomain.iommu === null;
   for (let i = 0; i < devs.length; i++) {
     const ret = iommuDeviceSetDomain(k, group, devs[i]!.dev, newDomain, group.domain, flags);
     if (ret === 0) continue;
@@ -92,18 +93,28 @@ export function iommuGroupSetDomainInternal(
       group.domainWarned = true;
       continue;
     }
+    if (unfinalised) attachFinalised(k, newDomain, ret);
     // Revert the members already moved; a NULL old domain (first probe) is left for release to clean up.
     for (let j = 0; j < i; j++) {
       if (group.domain === null) continue;
       const r = iommuDeviceSetDomain(k, group, devs[j]!.dev, group.domain, newDomain, IOMMU_SET_DOMAIN_MUST_SUCCEED);
-      if (r === 0) continue;
-      k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
-      group.domainWarned = true;
+      if (r !== 0) {
+        // WARN_ON: the device stays on the new domain.
+        k.warn("__iommu_group_set_domain_internal", devs[j]!.dev.name, `revert failed: ${r.errno}`);
+        k.effect("attach-revert-refused", devs[j]!.dev.name, `the driver refused the revert to ${group.domain} (${r.errno}); ${devs[j]!.dev.name} stays on ${newDomain}`);
+        group.domainWarned = true;
+      }
     }
     return ret;
   }
   group.domain = newDomain;
   return result;
+}
+
+/** A failed attach leaves behind the finalisation a driver's attach_dev did before anything could fail (a failure effect). */
+export function attachFinalised(k: IommuCore, domain: IommuDomain, ret: KError): void {
+  if (domain.iommu === null) return;
+  k.effect("attach-finalises-domain", domain.toString(), `the attach failed with ${ret.errno}, and ${domain} stays finalised for ${domain.iommu.name}`);
 }
 
 // @kernel: __iommu_group_set_domain

@@ -13,7 +13,7 @@ import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import type { KError } from "../lib/errno.ts";
-import { devIommuFwspecGet } from "./dev-iommu.ts";
+import { devIommu, devIommuFwspecGet } from "./dev-iommu.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { ofIommuConfigure } from "./of-iommu.ts";
 import { iommuDeviceUnuseDefaultDomain, iommuDeviceUseDefaultDomain } from "./ownership.ts";
@@ -42,7 +42,18 @@ function* dmaConfigureBody(k: IommuCore, dev: Device, np: FwnodeHandle | null): 
   }
   const drv = dev.driver;
   if (drv === null || drv.driverManagedDma) return 0;
-  return yield* iommuDeviceUseDefaultDomain(k, dev);
+  const ret = yield* iommuDeviceUseDefaultDomain(k, dev);
+  // The bind fails here; only the arch DMA ops are torn down (arch_teardown_dma_ops).
+  if (ret !== 0) bindKeepsIommuProbe(k, dev, `iommu_device_use_default_domain refused the bind with ${ret.errno}`);
+  return ret;
+}
+
+/** A bind that fails after its dma_configure step probed the device into its IOMMU leaves the probe in place (a failure effect). */
+function bindKeepsIommuProbe(k: IommuCore, dev: Device, why: string): void {
+  const p = devIommu(dev);
+  if (p === null || !p.probedAtBind) return;
+  p.probedAtBind = false;
+  k.effect("bind-keeps-iommu-probe", dev.name, `${why}; the device stays probed into ${p.iommuDev?.name ?? "its IOMMU"} by the bind's dma_configure step`);
 }
 
 // @kernel: platform_dma_configure (and amba_dma_configure)
@@ -60,6 +71,10 @@ const ACPI_HOST = new FwnodeHandle("\\_SB.PCI0", "acpi");
 
 // @kernel: platform_dma_cleanup / pci_dma_cleanup / amba_dma_cleanup
 function* dmaCleanup(k: IommuCore, dev: Device): Path {
+  // Not bound: really_probe's probe_failed path, after the driver's probe failed.
+  if (!dev.bound) bindKeepsIommuProbe(k, dev, "the driver's probe failed");
+  const p = devIommu(dev);
+  if (p !== null) p.probedAtBind = false;
   const drv = dev.driver;
   if (drv !== null && !drv.driverManagedDma) yield* iommuDeviceUnuseDefaultDomain(k, dev);
 }

@@ -111,6 +111,7 @@ function iommuGroupAllocDefaultDomain(k: IommuCore, group: IommuGroup, reqType: 
 // @kernel: iommu_setup_default_domain
 export function iommuSetupDefaultDomain(k: IommuCore, group: IommuGroup, targetType: number): 0 | KError {
   const oldDom = group.defaultDomain;
+  const wasOn = group.domain;
   const reqType = iommuGetDefaultDomainType(k, group, targetType);
   if (reqType < 0) return kerr("EINVAL", `${group}: its devices cannot agree on a default domain type`);
   const dom = iommuGroupAllocDefaultDomain(k, group, reqType);
@@ -151,9 +152,11 @@ export function iommuSetupDefaultDomain(k: IommuCore, group: IommuGroup, targetT
       ret = iommuCreateDeviceDirectMappings(k, dom, gdev.dev);
       if (ret === 0) continue;
       if (oldDom !== null) {
+        // @kernel: iommu_setup_default_domain (err_restore_domain: back to the old default, whatever the group was on)
         iommuGroupSetDomainInternal(k, group, oldDom, IOMMU_SET_DOMAIN_MUST_SUCCEED);
         iommuDomainFree(k, dom);
         group.defaultDomain = oldDom;
+        if (wasOn !== oldDom) k.effect("default-domain-restore-moves-group", group.toString(), `the new default domain failed with ${ret.errno} after the switch; ${group} is back on its old default ${oldDom}, not on ${wasOn}`);
       }
       return ret;
     }

@@ -32,6 +32,8 @@ export class DevIommu implements DevIommuFwd {
   attachDeferred = false;
   pci32bitWorkaround = false;
   requireDirect = false;
+  /** Model only: probed by the dma_configure step of a driver bind (a late probe), which a failing bind does not undo. */
+  probedAtBind = false;
   /** The RID domain the driver has this device attached to (the driver's view, set by attach_dev). */
   domain: IommuDomain | null = null;
 }

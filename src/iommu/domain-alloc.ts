@@ -24,6 +24,7 @@ export const IOMMU_HWPT_ALLOC_PASID = 1 << 3;
 /** Gives a domain its model id and lists it as live, the first time the core holds it. */
 export function adoptDomain(k: IommuCore, d: IommuDomain): IommuDomain {
   if (d.id === 0) d.id = k.domainIda.alloc();
+  d.effects ??= k;
   if (!d.freed) k.domains.add(d);
   return d;
 }
@@ -114,7 +115,10 @@ export function iommuDomainAllocBus(k: IommuCore, bus: BusType): IommuDomain | K
     if (!devHasIommu(dev)) continue;
     const o = devIommuOps(dev)!;
     if (ops !== null && o !== ops) {
-      k.warn("__iommu_domain_alloc_dev", bus.name, `Multiple IOMMU drivers present for bus ${bus.name}, which the public IOMMU API can't fully support yet`);
+      // WARN_ONCE: logged the first time only.
+      if (!k.dc.trace.warnings.some((w) => w.fn === "__iommu_domain_alloc_dev")) {
+        k.warn("__iommu_domain_alloc_dev", bus.name, `Multiple IOMMU drivers present for bus ${bus.name}, which the public IOMMU API can't fully support yet`);
+      }
       return kerr("EBUSY", `bus ${bus.name} has devices of ${ops.name} and ${o.name}`);
     }
     ops = o;

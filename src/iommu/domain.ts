@@ -4,6 +4,7 @@
  * finalised for, its page sizes and aperture.
  */
 import type { Device } from "../base/device.ts";
+import type { FailureEffectSink } from "../lib/failure-effects.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import type { IommuIotlb } from "./iotlb.ts";
 import type { IommuDomainOps, IommuOps } from "./ops.ts";
@@ -99,6 +100,8 @@ export class IommuDomain {
   faultHandler: IommuFaultHandler | null = null;
   /** `domain->handler_token`: passed back to the handler. */
   faultHandlerToken: unknown = null;
+  /** Model only: where failures that leave state on this domain record it (the core that holds it). */
+  effects: FailureEffectSink | null = null;
 
   constructor(
     public type: number,

@@ -12,6 +12,7 @@ import type { Sched } from "../base/path.ts";
 import type { TraceCtx } from "../base/traced.ts";
 import { Ida } from "../lib/ida.ts";
 import type { KError } from "../lib/errno.ts";
+import type { FailureEffectId, FailureEffectSink } from "../lib/failure-effects.ts";
 import type { Trace } from "../lib/trace.ts";
 import { IOMMU_DOMAIN_DMA, type IommuDomain } from "./domain.ts";
 import type { IommuGroup } from "./group.ts";
@@ -23,7 +24,7 @@ import { UPSTREAM_STRATEGIES, type IommuStrategies } from "./strategy.ts";
 export const IOMMU_CMD_LINE_DMA_API = 1 << 0;
 export const IOMMU_CMD_LINE_STRICT = 1 << 1;
 
-export class IommuCore implements TraceCtx {
+export class IommuCore implements TraceCtx, FailureEffectSink {
   /** iommu_device_list, in registration order. */
   readonly deviceList: IommuDevice[] = [];
   /** iommu_probe_device_lock */
@@ -70,6 +71,11 @@ export class IommuCore implements TraceCtx {
 
   warn(fn: string, subject: string, message: string): void {
     this.dc.trace.warn(this.dc.sched.current.id, fn, subject, message);
+  }
+
+  /** A failure left state behind as the kernel's does (lib/failure-effects.ts). */
+  effect(id: FailureEffectId, subject: string, message: string): void {
+    this.dc.trace.effect(this.dc.sched.current.id, id, subject, message);
   }
 
   /** Whether the trace records; build note strings only then. */

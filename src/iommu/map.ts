@@ -107,7 +107,7 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
   if (size === min) {
     scratchMapped.bytes = 0;
     const r = mapPages(domain, iova, paddr, min, 1, prot, scratchMapped);
-    if (r !== 0 && scratchMapped.bytes > 0) iommuUnmap(domain, iova, scratchMapped.bytes);
+    if (r !== 0 && scratchMapped.bytes > 0) iommuMapUnwind(domain, iova, scratchMapped.bytes, r);
     return r;
   }
   const origIova = iova;
@@ -124,8 +124,25 @@ export function iommuMapNosync(domain: IommuDomain, iova: number, paddr: number,
     paddr += mapped;
   }
   // All or nothing: undo what this call mapped.
-  if (ret !== 0 && origSize - size > 0) iommuUnmap(domain, origIova, origSize - size);
+  if (ret !== 0 && origSize - size > 0) iommuMapUnwind(domain, origIova, origSize - size, ret);
   return ret;
+}
+
+/**
+ * The unwind of a map that failed after mapping `bytes` at `iova`: the
+ * core's iommu_unmap takes them back (all or nothing), but what that left
+ * behind stays, as in the kernel: tables the call allocated (io-pgtable
+ * frees none on a leaf unmap) and the unmap's invalidations. Recorded as a
+ * failure effect (lib/failure-effects.ts). Off the success path.
+ */
+// @kernel: iommu_map (its error unwind through iommu_unmap)
+function iommuMapUnwind(domain: IommuDomain, iova: number, bytes: number, ret: KError): void {
+  iommuUnmap(domain, iova, bytes);
+  domain.effects?.effect(
+    "map-unwind-keeps-tables",
+    String(domain),
+    `the map failed with ${ret.errno} after mapping 0x${bytes.toString(16)} bytes at IOVA 0x${iova.toString(16)}; iommu_unmap took them back, the tables it allocated and the invalidations stay`,
+  );
 }
 
 // @kernel: iommu_sync_map
@@ -139,7 +156,7 @@ export function iommuMap(domain: IommuDomain, iova: number, paddr: number, size:
   const ret = iommuMapNosync(domain, iova, paddr, size, prot);
   if (ret !== 0) return ret;
   const sync = iommuSyncMap(domain, iova, size);
-  if (sync !== 0) iommuUnmap(domain, iova, size);
+  if (sync !== 0) iommuMapUnwind(domain, iova, size, sync);
   return sync;
 }
 
@@ -172,7 +189,7 @@ export function iommuMapSg(domain: IommuDomain, iova: number, sg: readonly SgEnt
     }
     const r = flush();
     if (r !== 0) {
-      if (mapped > 0) iommuUnmap(domain, iova, mapped);
+      if (mapped > 0) iommuMapUnwind(domain, iova, mapped, r);
       return r;
     }
     runStart = s.paddr;
@@ -180,12 +197,12 @@ export function iommuMapSg(domain: IommuDomain, iova: number, sg: readonly SgEnt
   }
   const r = flush();
   if (r !== 0) {
-    if (mapped > 0) iommuUnmap(domain, iova, mapped);
+    if (mapped > 0) iommuMapUnwind(domain, iova, mapped, r);
     return r;
   }
   const sync = iommuSyncMap(domain, iova, mapped);
   if (sync !== 0) {
-    iommuUnmap(domain, iova, mapped);
+    iommuMapUnwind(domain, iova, mapped, sync);
     return sync;
   }
   return mapped;
@@ -205,7 +222,7 @@ export function iommuMapOnePfn(domain: IommuDomain, iovaPfn: number, physPfn: nu
   }
   scratchMapped.bytes = 0;
   const r = mapPfn(domain, iovaPfn, physPfn, gran, 1, prot, scratchMapped);
-  if (r !== 0 && scratchMapped.bytes > 0) iommuUnmap(domain, iovaPfn * gran, scratchMapped.bytes);
+  if (r !== 0 && scratchMapped.bytes > 0) iommuMapUnwind(domain, iovaPfn * gran, scratchMapped.bytes, r);
   return r;
 }
 

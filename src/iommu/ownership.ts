@@ -52,6 +52,7 @@ export function* iommuDeviceUnuseDefaultDomain(k: IommuCore, dev: Device): Path 
   if (group.ownerCnt === 0 || group.hasPasids) {
     k.warn("iommu_device_unuse_default_domain", dev.name, `owner_cnt=${group.ownerCnt}, ${group.hasPasids ? group.pasidArray.size : 0} PASIDs attached; not decremented`);
     group.ownerCntStale = true;
+    if (group.ownerCnt > 0) k.effect("unuse-keeps-owner-count", dev.name, `${group} keeps owner_cnt ${group.ownerCnt}: the PASIDs attached stop the decrement`);
   } else {
     group.ownerCnt--;
   }
@@ -63,10 +64,15 @@ function takeDmaOwnership(k: IommuCore, group: IommuGroup, owner: unknown): 0 | 
   if ((group.domain !== null && group.domain !== group.defaultDomain) || group.hasPasids) {
     return kerr("EBUSY", `${group} is not on its default domain or has PASID attachments`);
   }
+  const fresh = group.blockingDomain === null;
   const blk = iommuGroupAllocBlockingDomain(k, group);
   if (blk !== 0) return blk;
   const ret = iommuGroupSetDomain(k, group, group.blockingDomain!);
-  if (ret !== 0) return ret;
+  if (ret !== 0) {
+    // The blocking domain stays allocated in group->blocking_domain until the group goes.
+    if (fresh) k.effect("claim-keeps-blocking-domain", group.toString(), `the switch to ${group.blockingDomain} failed with ${ret.errno}; it stays ${group}'s blocking domain`);
+    return ret;
+  }
   group.owner = owner;
   group.ownerCnt++;
   return 0;

@@ -10,6 +10,7 @@ import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
 import { traced } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
+import { attachFinalised } from "./attach.ts";
 import { devGroup, devIommu, devIommuOps } from "./dev-iommu.ts";
 import { domainIommuOpsCompatible } from "./domain-alloc.ts";
 import type { IommuDomain } from "./domain.ts";
@@ -48,12 +49,14 @@ function iommuRemoveDevPasid(k: IommuCore, dev: Device, pasid: number, domain: I
 // @kernel: __iommu_set_group_pasid
 function setPasidOnMembers(k: IommuCore, group: IommuGroup, domain: IommuDomain, pasid: number, old: IommuDomain | null): 0 | KError {
   const done: Device[] = [];
+  const unfinalised = domain.iommu === null;
   for (const d of pasidMembers(group)) {
     const ret = domain.ops.setDevPasid!(domain, d, pasid, old);
     if (ret === 0) {
       done.push(d);
       continue;
     }
+    if (unfinalised) attachFinalised(k, domain, ret);
     // Undo: back to the old domain (replace) or off the PASID (attach); an old domain that
     // worked before and now fails is a driver bug (WARN), and the PASID is removed instead.
     for (const u of done) {

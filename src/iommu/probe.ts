@@ -28,9 +28,11 @@ import {
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
 import { iommuCreateDeviceDirectMappings } from "./direct-mapping.ts";
 import { iommuDomainFree } from "./domain-alloc.ts";
+import { iommuIsDmaDomain } from "./domain.ts";
 import { GroupDevice, iommuGroupFirstDev, iommuGroupPut, type IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { probeKey } from "./probe-key.ts";
+import { iommuGetResvRegions } from "./resv-region.ts";
 
 /** The fwnode-less bus notifier callback the core registers on every IOMMU bus. */
 export function iommuBusNotifier(k: IommuCore): NotifierBlock {
@@ -82,7 +84,11 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   const init = yield* iommuInitDevice(k, dev);
   if (init !== 0) return init;
   k.probeIndex.remove(dev);
-  if (dev.driver !== null) k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
+  if (dev.driver !== null) {
+    k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
+    // In the middle of a bind (really_probe set the driver, not yet bound): the bind's dma_configure probed it.
+    if (!dev.bound) devIommu(dev)!.probedAtBind = true;
+  }
 
   const group = devGroup(dev)!;
   yield* mutexLock(k.sched, group.mutex);
@@ -118,6 +124,10 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   if (ret !== 0) {
     // @kernel: __iommu_probe_device (err_remove_gdev, then iommu_deinit_device)
     group.devices.splice(group.devices.indexOf(gdev), 1);
+    // Nothing on the way out unmaps what iommu_create_device_direct_mappings mapped above.
+    if (group.defaultDomain !== null && iommuIsDmaDomain(group.defaultDomain) && iommuGetResvRegions(dev).some((r) => r.type === "direct" || r.type === "direct-relaxable")) {
+      k.effect("probe-keeps-direct-mappings", dev.name, `the probe failed with ${ret.errno} after ${dev.name}'s direct regions were mapped into ${group.defaultDomain}; they stay mapped`);
+    }
     return yield* probeUnwind(k, dev, group, ret);
   }
   if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);

@@ -88,6 +88,24 @@ function* busIommuProbeBody(k: IommuCore, bus: BusType): Path<0 | KError> {
   return 0;
 }
 
+/** What a failed registration can leave behind, counted: warnings, groups, domains, the devices of every instance. */
+function registerFootprint(k: IommuCore): string {
+  let n = 0;
+  for (const it of k.deviceList) n += it.devices.size;
+  return `${k.dc.trace.warnings.length} ${k.groups.size} ${k.domains.size} ${n}`;
+}
+
+/**
+ * A failed registration walk was undone by iommu_device_unregister, which
+ * releases only this instance's devices: what the walk did for other
+ * instances, and logged, stays (a failure effect, recorded when the walk
+ * probed devices for this instance or changed anything else).
+ */
+function registerFailed(k: IommuCore, iommu: IommuDevice, err: KError, footprint: string, probed: number): void {
+  if (probed === 0 && registerFootprint(k) === footprint) return;
+  k.effect("register-walk-keeps-other-probes", iommu.name, `the bus walk failed with ${err.errno}; iommu_device_unregister released the devices it had probed for ${iommu.name}, not what it did for other instances or logged`);
+}
+
 // @kernel: iommu_device_register
 export function iommuDeviceRegister(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
   return traced(k, "iommu_device_register", iommu.name, registerBody(k, iommu, ops, hwdevFwnode));
@@ -96,6 +114,7 @@ export function iommuDeviceRegister(k: IommuCore, iommu: IommuDevice, ops: Iommu
 function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
   // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
+  const footprint = registerFootprint(k);
   iommu.ops = ops;
   if (hwdevFwnode !== null) iommu.fwnode = hwdevFwnode;
   // iommu_device_list is written under iommu_device_lock (a spinlock: a point, never a wait).
@@ -107,7 +126,9 @@ function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwn
     if (err !== 0) break;
   }
   if (err !== 0) {
+    const probed = iommu.devices.size;
     yield* iommuDeviceUnregisterBody(k, iommu);
+    registerFailed(k, iommu, err, footprint, probed);
     return err;
   }
   iommu.ready = true;
@@ -152,6 +173,7 @@ export function iommuDeviceRegisterBus(k: IommuCore, iommu: IommuDevice, ops: Io
 function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
   // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
+  const footprint = registerFootprint(k);
   iommu.ops = ops;
   const nb = iommuBusNotifier(k);
   busRegisterNotifier(bus, nb);
@@ -163,7 +185,9 @@ function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: 
   listAdd(k, iommu);
   const err = yield* busIommuProbe(k, bus);
   if (err !== 0) {
+    const probed = iommu.devices.size;
     yield* unregisterBusBody(k, iommu);
+    registerFailed(k, iommu, err, footprint, probed);
     return err;
   }
   iommu.ready = true;

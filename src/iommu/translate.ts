@@ -69,9 +69,13 @@ function ok(domain: IommuDomain | null, pages: DmaPage[]): DeviceDmaResult {
   return { domain, pages, fault: null, faultReason: null, faultType: null, faultFlags: null, faultRet: null };
 }
 
-function fault(k: IommuCore, domain: IommuDomain, dev: Device, pages: DmaPage[], iova: number, write: boolean, type: DmaFaultType, reason: string): DeviceDmaResult {
+function fault(k: IommuCore, domain: IommuDomain, dev: Device, pages: DmaPage[], iova: number, write: boolean, type: DmaFaultType, reason: string, fills = 0): DeviceDmaResult {
   const flags = write ? IOMMU_FAULT_WRITE : IOMMU_FAULT_READ;
   const ret = reportIommuFault(k, domain, dev, iova, flags);
+  // What the DMA did before it faulted stays done: the translations it cached, the stale entries it went through.
+  if (fills > 0 || pages.some((p) => p.stale)) {
+    k.effect("fault-keeps-iotlb-entries", dev.name, `the DMA faulted at IOVA ${hex(iova)} after ${pages.length} page(s) of ${domain}; the IOTLB keeps the ${fills} translation(s) it cached`);
+  }
   return { domain, pages, fault: iova, faultReason: reason, faultType: type, faultFlags: flags, faultRet: ret };
 }
 
@@ -102,6 +106,7 @@ export function iommuDeviceDma(k: IommuCore, dev: Device, iova: number, size: nu
   const iovaProt = domain.ops.iovaProt;
   const need = write ? IOMMU_WRITE : IOMMU_READ;
   const end = iova + size;
+  let fills = 0;
   for (let a = iova; a < end; a = (Math.floor(a / gran) + 1) * gran) {
     const off = a % gran;
     const base = a - off;
@@ -121,14 +126,17 @@ export function iommuDeviceDma(k: IommuCore, dev: Device, iova: number, size: nu
     if (hit >= 0) {
       // The hardware goes by the cached entry, permissions included.
       const cprot = iotlb!.lookupProt(base);
-      if ((cprot & need) === 0) return fault(k, domain, dev, pages, a, write, "permission", permissionReason(domain, a, cprot, write, true));
+      if ((cprot & need) === 0) return fault(k, domain, dev, pages, a, write, "permission", permissionReason(domain, a, cprot, write, true), fills);
       pages.push({ iova: a, pa: hit + off, stale: tpa !== hit || (tprot & need) === 0 });
       continue;
     }
-    if (tpa < 0) return fault(k, domain, dev, pages, a, write, "translation", `${domain} has no translation for IOVA ${hex(a)}`);
+    if (tpa < 0) return fault(k, domain, dev, pages, a, write, "translation", `${domain} has no translation for IOVA ${hex(a)}`, fills);
     // A walk that found a valid leaf is cached whatever the access, as a TLB does.
-    iotlb?.fill(base, tpa, tprot);
-    if ((tprot & need) === 0) return fault(k, domain, dev, pages, a, write, "permission", permissionReason(domain, a, tprot, write, false));
+    if (iotlb !== null) {
+      iotlb.fill(base, tpa, tprot);
+      fills++;
+    }
+    if ((tprot & need) === 0) return fault(k, domain, dev, pages, a, write, "permission", permissionReason(domain, a, tprot, write, false), fills);
     pages.push({ iova: a, pa: tpa + off, stale: false });
   }
   return ok(domain, pages);

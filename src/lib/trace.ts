@@ -5,6 +5,8 @@
  * snapshot reports them.
  */
 
+import { FAILURE_EFFECTS, type FailureEffectId, type FailureEffectRecord } from "./failure-effects.ts";
+
 export type TraceKind = "call" | "note" | "warn" | "event";
 
 export interface TraceRecord {
@@ -32,6 +34,8 @@ export class Trace {
   enabled = true;
   readonly records: TraceRecord[] = [];
   readonly warnings: Warning[] = [];
+  /** Failures that left state behind as the kernel's do (lib/failure-effects.ts): always kept, like warnings. */
+  readonly effects: FailureEffectRecord[] = [];
   private readonly depth: number[] = [];
 
   private d(task: number): number {
@@ -63,6 +67,13 @@ export class Trace {
     this.warnings.push({ fn, subject, message });
     if (!this.enabled) return;
     this.records.push({ task, depth: this.d(task), kind: "warn", fn, subject, detail: message, result: null });
+  }
+
+  /** A failure left state behind as the kernel's does: always kept in `effects`, traced as a "failure effect" note when enabled. */
+  effect(task: number, id: FailureEffectId, subject: string, message: string): void {
+    this.effects.push({ id, subject, message });
+    if (!this.enabled) return;
+    this.records.push({ task, depth: this.d(task), kind: "note", fn: "failure effect", subject, detail: `${id} (${FAILURE_EFFECTS[id].kernel}): ${message}`, result: null });
   }
 
   event(label: string, detail: string): void {

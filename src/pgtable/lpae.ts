@@ -74,6 +74,9 @@ import {
 export type ArmLpaeFmt = "ARM_64_LPAE_S1" | "ARM_64_LPAE_S2";
 
 /* TCR/VTCR field encodings (io-pgtable-arm.h). */
+/** walkAlloc: the tables the walk needs do not fit in the pool's memory budget (blocks in the way are -1 - level, -4 at most). */
+const WALK_NOMEM = -100;
+
 const ARM_LPAE_TCR_SH_OS = 2;
 const ARM_LPAE_TCR_SH_IS = 3;
 const ARM_LPAE_TCR_RGN_NC = 0;
@@ -142,8 +145,12 @@ export function allocArmLpaePgtable(fmt: ArmLpaeFmt, init: IoPgtableCfgInit): Ar
   }
 
   const tableBase = init.tableBase ?? TABLE_POOL_DEFAULT_BASE;
-  const pool = new TablePool(g.granule, tableBase);
+  const pool = new TablePool(g.granule, tableBase, 4, init.memory);
   const pgd = pool.alloc(Math.max(1, g.pgdAllocBytes / g.granule), g.pgdAllocBytes);
+  if (pgd < 0) {
+    pool.release();
+    return kerr("ENOMEM", `no page-table memory left for a ${g.pgdAllocBytes}-byte pgd (the budget of ${pool.memory.limit} bytes is spent)`);
+  }
   const pgdPhys = pool.physOf(pgd);
   const sh = coherentWalk ? ARM_LPAE_TCR_SH_IS : ARM_LPAE_TCR_SH_OS;
   const irgn = coherentWalk ? ARM_LPAE_TCR_RGN_WBWA : ARM_LPAE_TCR_RGN_NC;
@@ -739,7 +746,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       return this.mapRejected(iova, paddr, pgsize, prot);
     }
     const tbl = this.walkAlloc(iova, leaf);
-    if (tbl < 0) return this.eexist(iova, -1 - tbl, "a block already maps this range at a higher level");
+    if (tbl < 0) return tbl === WALK_NOMEM ? this.enomem(iova) : this.eexist(iova, -1 - tbl, "a block already maps this range at a higher level");
     return this.initPtes(leaf, tbl, iova, paddr, pgsize, pgcount, prot, mapped);
   }
 
@@ -834,6 +841,8 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: arm_lpae_install_table
   private installTable(p: number): number {
     const t = this.pool.alloc(1, this.granule);
+    // No memory: the entry stays empty (ENOMEM).
+    if (t < 0) return -1;
     const pa = this.pool.physOf(t);
     const w = (this.words = this.pool.words);
     this.i32 = this.pool.i32;
@@ -842,7 +851,11 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     return t;
   }
 
-  /** Walk from the pgd to the table holding level-`leaf` entries, allocating tables; -1 - level if a block is in the way. */
+  /**
+   * Walk from the pgd to the table holding level-`leaf` entries, allocating
+   * tables; -1 - level if a block is in the way, WALK_NOMEM (nothing
+   * allocated) if the tables it would need do not all fit in the pool's budget.
+   */
   // @kernel: __arm_lpae_map
   private walkAlloc(iova: number, leaf: number): number {
     let w = this.words;
@@ -851,6 +864,8 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
       const p = tbl + 2 * (((iova * this.inv[l]!) >>> 0) & this.idxMask[l]!);
       const lo = w[p]!;
       if ((lo | w[p + 1]!) === 0) {
+        // Every level from here down needs a new table: fail before the first if they do not all fit.
+        if (!this.pool.canAlloc(leaf - l)) return WALK_NOMEM;
         tbl = this.installTable(p);
         w = this.words;
       } else if ((lo & TYPE_MASK) === TYPE_BLOCK) {
@@ -915,11 +930,16 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: arm_lpae_init_pte
   private prepareLeaves(leaf: number, p0: number, num: number, iova: number, pgsize: number): 0 | KError {
     const w = this.words;
+    // Tables torn down silently (no live leaves, so no map-discards-mappings finding).
+    let silent = 0;
     for (let i = 0; i < num; i++) {
       const lo = w[p0 + 2 * i]!;
       if (lo === 0) continue;
-      if (iopteLeaf(lo, leaf)) return this.eexist(iova + i * pgsize, leaf, "a leaf already maps this address");
-      if ((lo & ARM_LPAE_PTE_TYPE_MASK) === ARM_LPAE_PTE_TYPE_TABLE) this.replaceTable(leaf, p0 + 2 * i, iova + i * pgsize);
+      if (iopteLeaf(lo, leaf)) {
+        if (silent > 0) this.report("map-failed-after-teardown", iova, `map_pages: ${silent} empty table(s) were torn down for blocks before the leaf at ${hex(iova + i * pgsize)} refused the call; they stay torn down`);
+        return this.eexist(iova + i * pgsize, leaf, "a leaf already maps this address");
+      }
+      if ((lo & ARM_LPAE_PTE_TYPE_MASK) === ARM_LPAE_PTE_TYPE_TABLE && this.replaceTable(leaf, p0 + 2 * i, iova + i * pgsize) === 0) silent++;
     }
     return 0;
   }
@@ -962,6 +982,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
   // @kernel: __arm_lpae_map
   private mapUnreachable(iova: number, pgsize: number): KError {
     const tbl = this.walkAlloc(iova, ARM_LPAE_MAX_LEVELS - 1);
+    if (tbl === WALK_NOMEM) return this.enomem(iova);
     if (tbl < 0) return this.eexist(iova, -1 - tbl, "a block already maps this range at a higher level");
     this.report("unreachable-pgsize", iova, `map_pages: no level of this table has block size ${hex(pgsize)}; tables were allocated on the way down`);
     return kerr("EINVAL", `no level of this table maps pgsize ${hex(pgsize)}`);
@@ -1002,6 +1023,13 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     return 0;
   }
 
+  /** No memory for the tables a map needs: ENOMEM (the walk allocated nothing; tables an earlier walk left stay). */
+  // @kernel: __arm_lpae_alloc_pages
+  private enomem(iova: number): KError {
+    this.report("table-alloc-failed", iova, `map_pages: no page-table memory left for the tables at ${hex(iova)} (the budget of ${this.pool.memory.limit} bytes is spent)`);
+    return kerr("ENOMEM", `no page-table memory left to map ${hex(iova)}: the page-table memory limit of ${this.pool.memory.limit} bytes is reached`);
+  }
+
   private eexist(iova: number, lvl: number, why: string): KError {
     if (!this.noWarn) this.report("map-exists", iova, `map_pages: ${why} (level ${lvl}); unmap first`);
     return kerr("EEXIST", `iova ${hex(iova)} is already mapped: ${why}`);
@@ -1013,7 +1041,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
    * subtree are discarded; the model reports that.
    */
   // @kernel: arm_lpae_init_pte
-  private replaceTable(lvl: number, p: number, iova: number): void {
+  private replaceTable(lvl: number, p: number, iova: number): number {
     const w = this.words;
     const child = this.derefTable(w[p]!);
     const live = this.countLeaves(lvl + 1, child);
@@ -1024,6 +1052,7 @@ class ArmLpaePgtable implements ArmLpaeIoPgtable {
     w[p + 1] = 0;
     this.tlb.tlbFlushWalk(iova, this.blk[lvl]!, this.granule);
     this.freePgtable(lvl + 1, child);
+    return live;
   }
 
   /** Unmap up to pgcount entries of one table at level l, starting at idx. */

@@ -167,7 +167,7 @@ export function allocMockPgtable(init: IoPgtableCfgInit): MockIoPgtable | KError
     onFinding: init.onFinding ?? null,
     tableBase,
   };
-  return new MockPgtable(cfg, new TablePool(CHUNK_BYTES, tableBase, 1));
+  return new MockPgtable(cfg, new TablePool(CHUNK_BYTES, tableBase, 1, init.memory));
 }
 
 class MockPgtable implements MockIoPgtable {
@@ -262,6 +262,8 @@ class MockPgtable implements MockIoPgtable {
       for (let q = off + 2 * first + 1, e = q + 2 * n; q < e; q += 2) if (w[q]! < 0) return 0;
     } else {
       off = this.chunkFor(key);
+      // No memory for the chunk: stored nothing (the general code fails it with ENOMEM).
+      if (off < 0) return 0;
       w = this.pool.i32;
     }
     let lo = pfn | 0;
@@ -290,12 +292,17 @@ class MockPgtable implements MockIoPgtable {
     let key = Math.floor(iova * INV_CHUNK_SPAN);
     let first = ((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1);
     const w = this.pool.i32;
+    let missing = 0;
     for (let k = 0; k < n; key++, first = 0) {
       const run = Math.min(CHUNK_ENTRIES - first, n - k);
       const off = this.chunks.get(key);
-      if (off >= 0) for (let q = off + 2 * first + 1, e = q + 2 * run; q < e; q += 2) if (w[q]! < 0) return false;
+      if (off >= 0) {
+        for (let q = off + 2 * first + 1, e = q + 2 * run; q < e; q += 2) if (w[q]! < 0) return false;
+      } else missing++;
       k += run;
     }
+    // The chunks it needs do not all fit in the memory budget: stored nothing (the general code fails it with ENOMEM).
+    if (missing > 0 && !this.pool.canAlloc(missing)) return false;
     key = Math.floor(iova * INV_CHUNK_SPAN);
     first = ((iova | 0) >>> MOCK_PAGE_SHIFT) & (CHUNK_ENTRIES - 1);
     for (let k = 0; k < n; key++, first = 0) {
@@ -314,11 +321,25 @@ class MockPgtable implements MockIoPgtable {
     return true;
   }
 
-  /** The chunk for chunk number key, allocated if absent (xa_store's node allocation). */
+  /** ENOMEM if the chunks a map of `len` bytes from `iova` would add do not all fit in the memory budget; else null. */
+  // @kernel: mock_domain_map_pages (xa_store's -ENOMEM)
+  private chunksMissing(iova: number, len: number): KError | null {
+    if (!(len > 0)) return null;
+    const firstKey = Math.floor(Math.floor(iova / MOCK_IO_PAGE_SIZE) * INV_CHUNK);
+    const lastKey = Math.floor(Math.floor((iova + len - 1) / MOCK_IO_PAGE_SIZE) * INV_CHUNK);
+    let missing = 0;
+    for (let key = firstKey; key <= lastKey; key++) if (this.chunks.get(key) < 0) missing++;
+    if (missing === 0 || this.pool.canAlloc(missing)) return null;
+    this.report("table-alloc-failed", iova, `map_pages: no page-table memory left for ${missing} chunk(s) (the budget of ${this.pool.memory.limit} bytes is spent)`);
+    return kerr("ENOMEM", `no page-table memory left to map ${hex(len)} bytes at ${hex(iova)}: the page-table memory limit of ${this.pool.memory.limit} bytes is reached`);
+  }
+
+  /** The chunk for chunk number key, allocated if absent (xa_store's node allocation); -1 when the memory budget is spent. */
   private chunkFor(key: number): number {
     let off = this.chunks.get(key);
     if (off < 0) {
       off = this.pool.alloc(1, CHUNK_BYTES);
+      if (off < 0) return -1;
       this.chunks.set(key, off);
       const page = off / CHUNK_WORDS;
       if (page >= this.chunkLive.length) {
@@ -335,6 +356,9 @@ class MockPgtable implements MockIoPgtable {
   // @kernel: mock_domain_map_pages
   private mapPagesGeneral(iova: number, paddr: number, pgsize: number, pgcount: number, _prot: number, mapped: MappedBytes): 0 | KError {
     if (!this.sizeOk(iova, pgsize, "map_pages")) return kerr("EINVAL", `mock pgsize ${hex(pgsize)} is not a positive multiple of ${hex(MOCK_IO_PAGE_SIZE)}`);
+    // xa_store's nodes, counted before anything is stored: a map they do not all fit fails at once with ENOMEM.
+    const nomem = this.chunksMissing(iova, pgsize * pgcount);
+    if (nomem !== null) return nomem;
     const huge = pgsize !== MOCK_IO_PAGE_SIZE ? MOCK_PFN_HUGE_IOVA_HI : 0;
     let flags = MOCK_PFN_START_IOVA_HI;
     for (; pgcount > 0; pgcount--) {

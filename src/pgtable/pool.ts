@@ -15,6 +15,15 @@
  * allocator recycles freed pages. Fresh memory costs a page fault per 4 KiB
  * on first touch, and growing by copying costs more; a table that is freed
  * and built again pays neither. A released pool refuses to allocate.
+ *
+ * Memory cap: the pools of one machine draw their buffers from one
+ * PgtableMemory budget (default PGTABLE_MEMORY_DEFAULT_LIMIT; `boot`'s and
+ * the runner's `pgtableMemoryLimit`, the CLI's `--pgtable-memory`). A pool
+ * that would grow past it does not allocate: `alloc` returns -1 and the
+ * format fails the map with ENOMEM, as the kernel's table allocation
+ * (__arm_lpae_alloc_pages, pt_iommu_new_table, xa_store) does when memory
+ * runs out. So running the whole allocator out is an errno reached in well
+ * under a second, with the process holding about the cap.
  */
 import { hex } from "./sizes.ts";
 
@@ -26,6 +35,27 @@ export const TABLE_POOL_DEFAULT_BASE = 0x4000_0000;
  * alone (see `offsetOfLo`).
  */
 export const TABLE_POOL_MAX_BYTES = 2 ** 32;
+
+/** The default cap on the table memory of one machine's pools: 128 MiB (32,768 4 KiB tables: 64 GiB mapped in 4K pages). */
+export const PGTABLE_MEMORY_DEFAULT_LIMIT = 128 * 2 ** 20;
+
+/**
+ * The budget a machine's table pools draw their memory from: every pool's
+ * buffer is charged to it while the pool lives, and a pool never grows
+ * past what is left.
+ */
+export class PgtableMemory {
+  /** Bytes of pool buffers charged now. */
+  used = 0;
+  constructor(readonly limit: number = PGTABLE_MEMORY_DEFAULT_LIMIT) {
+    if (!(Number.isSafeInteger(limit) && limit >= 0)) throw new RangeError(`page-table memory limit ${limit} is not a whole number of bytes`);
+  }
+
+  /** Bytes still free for pool buffers. */
+  get room(): number {
+    return this.limit - this.used;
+  }
+}
 
 /** At most this much released pool memory is kept for reuse; the oldest goes first. */
 export const TABLE_POOL_SPARE_MAX_BYTES = 64 * 2 ** 20;
@@ -95,11 +125,17 @@ export class TablePool {
   /** Words at and beyond this offset are known to be zero; pages below it are zeroed when handed out. */
   declare private cleanFrom: number;
   declare private released: boolean;
+  /** The budget this pool's buffer is charged to. */
+  declare readonly memory: PgtableMemory;
 
-  constructor(pageBytes: number, base: number, initialPages = 4) {
+  constructor(pageBytes: number, base: number, initialPages = 4, memory: PgtableMemory = new PgtableMemory()) {
     if (base % pageBytes !== 0) throw new RangeError(`table pool base ${hex(base)} is not ${hex(pageBytes)}-aligned`);
-    const spare = takeSpare(pageBytes * initialPages, pageBytes * initialPages * SPARE_MAX_OVERSIZE);
-    this.words = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array((pageBytes / 4) * initialPages);
+    this.memory = memory;
+    // A budget too small for the first pages leaves the pool empty: its first alloc fails.
+    const want = memory.room >= pageBytes * initialPages ? pageBytes * initialPages : 0;
+    const spare = want === 0 ? null : takeSpare(want, Math.min(want * SPARE_MAX_OVERSIZE, memory.room));
+    this.words = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array(want / 4);
+    memory.used += this.words.byteLength;
     this.i32 = new Int32Array(this.words.buffer);
     this.cleanFrom = spare !== null ? spare.dirtyBytes / 4 : 0;
     this.released = false;
@@ -116,7 +152,9 @@ export class TablePool {
 
   /**
    * Allocate `pages` contiguous zeroed pages, accounted as `bytes`. Returns the
-   * word offset of the first page. Single pages come from the free list first.
+   * word offset of the first page, or -1 (nothing allocated) when the pool
+   * would have to grow past its memory budget or 4 GiB: the format's ENOMEM.
+   * Single pages come from the free list first.
    */
   alloc(pages: number, bytes: number): number {
     let off: number;
@@ -126,9 +164,10 @@ export class TablePool {
     } else {
       if (this.released) throw new RangeError("a table pool cannot allocate after its page table was freed");
       off = this.nextPage * this.pageWords;
-      this.nextPage += pages;
-      const need = this.nextPage * this.pageWords;
-      if (need > this.words.length) this.grow(need);
+      const next = this.nextPage + pages;
+      const need = next * this.pageWords;
+      if (need > this.words.length && !this.grow(need)) return -1;
+      this.nextPage = next;
       if (off < this.cleanFrom) this.words.fill(0, off, need);
     }
     this.allocations++;
@@ -151,6 +190,19 @@ export class TablePool {
   }
 
   /**
+   * Whether `pages` single-page allocations would succeed now: free pages,
+   * then room in the buffer, then room in the budget (the fail-fast check
+   * a format makes before a walk that must not stop half-way).
+   */
+  canAlloc(pages: number): boolean {
+    const more = pages - this.freeCount;
+    if (more <= 0) return true;
+    const need = (this.nextPage + more) * this.pageWords;
+    if (need <= this.words.length) return true;
+    return need * 4 <= TABLE_POOL_MAX_BYTES && need * 4 - this.words.byteLength <= this.memory.room;
+  }
+
+  /**
    * The page table is gone: hand the memory to the spare list for later
    * pools. Every page must have been freed or abandoned; the pool's arrays
    * become empty and it refuses to allocate.
@@ -158,6 +210,7 @@ export class TablePool {
   release(): void {
     if (this.released) return;
     this.released = true;
+    this.memory.used -= this.words.byteLength;
     const buffer = this.words.buffer as ArrayBuffer;
     putSpare(buffer, Math.min(Math.max(this.nextPage * this.pageBytes, this.cleanFrom * 4), buffer.byteLength));
     this.words = RELEASED_WORDS;
@@ -184,17 +237,28 @@ export class TablePool {
     return (addrLo - this.baseLo) >>> 2;
   }
 
-  private grow(need: number): void {
-    if (need * 4 > TABLE_POOL_MAX_BYTES) throw new RangeError("a table pool cannot exceed 4 GiB of simulated table memory");
-    let len = this.words.length * 2;
+  /**
+   * A buffer of at least `need` words, doubling while the budget allows and
+   * no further than it does; false (nothing changed) when not even `need`
+   * fits in the budget or in 4 GiB. Checked before anything is allocated.
+   */
+  private grow(need: number): boolean {
+    const have = this.words.byteLength;
+    // Bytes the buffer may reach: the cap on one pool, and what the budget leaves it.
+    const max = Math.min(TABLE_POOL_MAX_BYTES, have + this.memory.room);
+    if (need * 4 > max) return false;
+    let len = Math.max(this.words.length * 2, this.pageWords);
     while (len < need) len *= 2;
-    len = Math.min(len, TABLE_POOL_MAX_BYTES / 4);
+    // Whole pages (need is a whole number of pages, so this stays at least need).
+    len = Math.min(len, Math.floor(max / 4 / this.pageWords) * this.pageWords);
     // A spare buffer may hold old pages beyond what is copied: they are zeroed when handed out.
-    const spare = takeSpare(need * 4, TABLE_POOL_MAX_BYTES);
+    const spare = takeSpare(need * 4, max);
     const w = spare !== null ? new Uint32Array(spare.buffer) : new Uint32Array(len);
     if (spare !== null) this.cleanFrom = Math.max(this.cleanFrom, spare.dirtyBytes / 4);
+    this.memory.used += w.byteLength - have;
     w.set(this.words);
     this.words = w;
     this.i32 = new Int32Array(w.buffer);
+    return true;
   }
 }

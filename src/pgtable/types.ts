@@ -9,6 +9,7 @@
  */
 import type { KError } from "../lib/errno.ts";
 import type { IommuIotlbGather } from "./gather.ts";
+import type { PgtableMemory } from "./pool.ts";
 
 /** Page-table formats the model implements. */
 export type IoPgtableFmt =
@@ -65,6 +66,10 @@ export type PgtableFindingKind =
   | "map-exists"
   /** a block was mapped over a table that still held live mappings; they were silently discarded. */
   | "map-discards-mappings"
+  /** a table could not be allocated: the pool's memory budget is spent (ENOMEM); tables installed above stay. */
+  | "table-alloc-failed"
+  /** a map failed after it had torn tables down for blocks earlier in the same call; they stay torn down. */
+  | "map-failed-after-teardown"
   /** a batch at the start level ran past the end of the pgd, i.e. beyond ias. */
   | "map-beyond-ias"
   /** unmap of part of a block (WARN_ONCE, returns 0, block kept). */
@@ -110,6 +115,8 @@ export interface IoPgtableCfgInit {
   onFinding?: PgtableFindingHandler;
   /** Simulated physical address of the first table page (default TABLE_POOL_DEFAULT_BASE). */
   tableBase?: number;
+  /** The memory budget the table pool draws from (default: a budget of its own, PGTABLE_MEMORY_DEFAULT_LIMIT). */
+  memory?: PgtableMemory;
 }
 
 /** io-pgtable-arm stage-1 register values (`cfg->arm_lpae_s1_cfg`). */

@@ -62,6 +62,8 @@ const TWO_32 = 4294967296;
 const OK = 0;
 const STOP = 1;
 const EADDRINUSE = 2;
+/** A table could not be allocated: the pool's memory budget is spent. */
+const ENOMEM = 3;
 
 /** Superpage sizes from the VT-d SLLPS capability, reduced to a level count (1: 2M, 2: 2M and 1G). */
 // @kernel: domain_super_pgsize_bitmap
@@ -104,8 +106,12 @@ export function allocVtdssPgtable(init: IoPgtableCfgInit): VtdssIoPgtable | KErr
   const pgsizeBitmap = bitmapAnd(init.pgsizeBitmap, bitmapOf(SZ_4K, SZ_2M, SZ_1G));
   if (!bitmapHas(pgsizeBitmap, SZ_4K)) return kerr("EINVAL", `the page-size bitmap ${hex(init.pgsizeBitmap)} lacks the 4K base page`);
   const tableBase = init.tableBase ?? TABLE_POOL_DEFAULT_BASE;
-  const pool = new TablePool(VTDSS_TABLE_BYTES, tableBase);
+  const pool = new TablePool(VTDSS_TABLE_BYTES, tableBase, 4, init.memory);
   const top = pool.alloc(1, VTDSS_TABLE_BYTES);
+  if (top < 0) {
+    pool.release();
+    return kerr("ENOMEM", `no page-table memory left for the top table (the budget of ${pool.memory.limit} bytes is spent)`);
+  }
   const cfg: IoPgtableCfg = {
     quirks: 0,
     pgsizeBitmap,
@@ -348,6 +354,11 @@ class VtdssPgtable implements VtdssIoPgtable {
     // A whole number in the small-integer range is added as one: the out-parameter object is shared with every format, and a double stored there once makes V8 keep its field as a boxed double.
     mapped.bytes += done <= 0x7fffffff ? done | 0 : done;
     if (ret === EADDRINUSE) return kerr("EADDRINUSE", `something is already mapped in [${hex(iova)}, ${hex(last)}]`);
+    if (ret === ENOMEM) {
+      // @kernel: pt_iommu_new_table (-ENOMEM; the tables above, and the leaves before, stay)
+      this.report("table-alloc-failed", iova, `map_pages: no page-table memory left for a table below ${hex(this.oa)} (the budget of ${this.pool.memory.limit} bytes is spent)`);
+      return kerr("ENOMEM", `no page-table memory left to map [${hex(iova)}, ${hex(last)}]: the page-table memory limit of ${this.pool.memory.limit} bytes is reached`);
+    }
     return 0;
   }
 
@@ -521,6 +532,8 @@ class VtdssPgtable implements VtdssIoPgtable {
   // @kernel: vtdss_pt_install_table
   private newTable(p: number): number {
     const t = this.pool.alloc(1, VTDSS_TABLE_BYTES);
+    // No memory: the entry stays empty (ENOMEM).
+    if (t < 0) return -1;
     const pa = this.pool.physOf(t);
     const w = this.pool.words;
     w[p] = VTDSS_FMT_R | VTDSS_FMT_W | ((pa >>> 0) & VTDSS_FMT_OA_LO);
@@ -578,8 +591,10 @@ class VtdssPgtable implements VtdssIoPgtable {
       const lo = this.pool.words[p]!;
       const hi = this.pool.words[p + 1]!;
       let child: number;
-      if ((lo | hi) === 0) child = this.newTable(p);
-      else if (this.isLeaf(lo, level)) return EADDRINUSE;
+      if ((lo | hi) === 0) {
+        child = this.newTable(p);
+        if (child < 0) return ENOMEM;
+      } else if (this.isLeaf(lo, level)) return EADDRINUSE;
       else child = this.tableOff(lo, hi);
       const r = this.mapRange(level - 1, child, Math.max(va, entStart), Math.min(last, entStart + item - 1));
       if (r !== OK) return r;

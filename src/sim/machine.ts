@@ -22,6 +22,7 @@ import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
 import { DOMAIN_ALLOCATIONS, OPS_RESOLUTIONS } from "../iommu/strategy.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
+import { PGTABLE_MEMORY_DEFAULT_LIMIT, PgtableMemory } from "../pgtable/pool.ts";
 import { parseSize, scenarioArch, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
 
 export interface InstanceRec {
@@ -62,6 +63,12 @@ export interface MachineOptions {
   probeWalk?: "indexed" | "literal";
   /** Deferred probe: retry only devices whose wait may have ended (default), or every one on every trigger, as the kernel does. */
   deferredProbe?: DeferredProbeMode;
+  /**
+   * Bytes of memory all the machine's IO page tables may hold together
+   * (default PGTABLE_MEMORY_DEFAULT_LIMIT, 128 MiB); a map that needs more
+   * fails with ENOMEM before it allocates (docs/pgtable.md).
+   */
+  pgtableMemoryLimit?: number;
 }
 
 export class Machine {
@@ -89,6 +96,8 @@ export class Machine {
   readonly arch: "x86" | "arm64";
   /** What each boot.cmdline option did (modelled, not modelled, unknown). */
   readonly cmdline: CmdlineNote[];
+  /** The budget every page table of this machine draws its memory from. */
+  readonly pgtableMemory: PgtableMemory;
 
   constructor(
     readonly scenario: Scenario,
@@ -96,6 +105,9 @@ export class Machine {
   ) {
     this.dc = new DriverCore(opts.deferredProbe ?? "indexed");
     this.dc.trace.enabled = opts.trace ?? true;
+    const limit = opts.pgtableMemoryLimit ?? PGTABLE_MEMORY_DEFAULT_LIMIT;
+    if (!(Number.isSafeInteger(limit) && limit >= 0)) throw new MachineError(`pgtableMemoryLimit ${limit}: expected a whole number of bytes, 0 or more`);
+    this.pgtableMemory = new PgtableMemory(limit);
     const platform = busRegister(this.dc, "platform");
     const pci = busRegister(this.dc, "pci");
     const amba = busRegister(this.dc, "amba");
@@ -170,6 +182,7 @@ export class Machine {
       if (d.fail_attach !== undefined) this.quirks.failAttach.set(d.name, d.fail_attach as ErrnoName);
     }
     const env = {
+      pgtableMemory: this.pgtableMemory,
       mockBus: this.buses.mock,
       firmware: this.firmware,
       quirks: this.quirks,

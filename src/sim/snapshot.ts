@@ -3,6 +3,7 @@
  * data, in the shape the scenario contract fixes (docs/scenarios.md), plus added keys.
  */
 import type { Device } from "../base/device.ts";
+import { formatFailureEffect } from "../lib/failure-effects.ts";
 import { sizeName } from "../lib/size.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { domainTypeName, type IommuDomain } from "../iommu/domain.ts";
@@ -201,6 +202,12 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
   const fwnodeNames = instanceNames(m);
   const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
   const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
+  // A driver's static domain is a global of the driver: listed while a group uses it.
+  const inUse = new Set<IommuDomain>();
+  for (const g of m.k.groups) {
+    for (const d of [g.domain, g.defaultDomain, g.blockingDomain]) if (d !== null) inUse.add(d);
+    if (g.hasPasids) for (const e of g.pasidArray.values()) inUse.add(e.domain);
+  }
   return {
     name: m.scenario.name,
     strategy: { ops_resolution: m.k.strategy.opsResolution.name, domain_alloc: m.k.strategy.domainAllocation.name },
@@ -215,7 +222,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     devices: [...m.devices.values()].map((r) => deviceSnap(fwnodeNames, r.dev)),
     groups: groups.map(groupSnap),
     domains: [...m.k.domains]
-      .filter((d) => !d.freed)
+      .filter((d) => !d.freed && (!d.isStatic || inUse.has(d)))
       .sort((a, b) => a.id - b.id)
       .map((d) => domainSnap(d, userName.get(d) ?? null)),
     user_domains: Object.fromEntries([...m.userDomains].map(([n, d]) => [n, { ...domainSnap(d, n), live: !d.freed }])),
@@ -224,7 +231,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     events: m.events.map((e) => ({ ...e })),
     warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
     cmdline: m.cmdline.map((n) => ({ ...n })),
-    findings: [...m.findings, ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
+    findings: [...m.findings, ...m.dc.trace.effects.map(formatFailureEffect), ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
     dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
     violations: [...violations],
   };

@@ -192,10 +192,12 @@ describe("a failed dma_map says why", () => {
     // PA 2^52 is beyond the VT-d table's 52-bit output size: the format refuses it with ERANGE.
     expect(r !== 0 && r.message).toMatch(/iommu_map failed: ERANGE/);
     // The IOVA it took goes back through free_iova_fast: parked in the per-CPU cache, so the allocator
-    // holds one range more, as the kernel's would; the tables and everything else are as before.
+    // holds one range more, as the kernel's would, and the findings say so (failure effect
+    // dma-map-iova-cached); the tables and everything else are as before.
     const after = state(takeSnapshot(m, [], []));
     expect(nicDomain(after).dma!.iovas).toBe(nicDomain(before).dma!.iovas + 1);
-    const withoutIovas = (x: typeof before) => ({ ...x, domains: x.domains.map((d) => ({ ...d, dma: d.dma === null ? null : { ...d.dma, iovas: 0 } })) });
+    expect(after.findings).toEqual([...before.findings, expect.stringMatching(/^failure effect dma-map-iova-cached \(iommu_dma_free_iova\): domain \d+ \(DMA\): the map failed with ERANGE/)]);
+    const withoutIovas = (x: typeof before) => ({ ...x, findings: [], domains: x.domains.map((d) => ({ ...d, dma: d.dma === null ? null : { ...d.dma, iovas: 0 } })) });
     expect(withoutIovas(after)).toEqual(withoutIovas(before));
   });
 });
