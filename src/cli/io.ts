@@ -5,6 +5,8 @@
  */
 export interface Io {
   out: (s: string) => void;
+  /** Whether stdout is a terminal: JSON is then indented for reading; to a pipe or a file it is compact. */
+  tty?: boolean;
   err: (s: string) => void;
   /** The whole of stdin, for the file name `-`. */
   readStdin?: () => Promise<string>;
@@ -33,6 +35,6 @@ let processIoOnce: Io | null = null;
 
 /** The process's stdout, stderr and stdin (one instance, so the EPIPE handlers are installed once). */
 export function processIo(): Io {
-  processIoOnce ??= { out: lineWriter(process.stdout), err: lineWriter(process.stderr), readStdin: () => readAll(process.stdin) };
+  processIoOnce ??= { out: lineWriter(process.stdout), err: lineWriter(process.stderr), readStdin: () => readAll(process.stdin), tty: process.stdout.isTTY === true };
   return processIoOnce;
 }

@@ -23,6 +23,21 @@ function file(name: string, text: string): string {
 }
 
 describe("iommu-sim CLI", () => {
+  it("JSON is indented on a terminal and one compact line to a pipe or a file, the same document either way", async () => {
+    const run = async (tty: boolean) => {
+      const out: string[] = [];
+      const code = await main(["run", "scenarios/default.yaml", "--json"], { out: (s) => out.push(s), err: () => {}, tty });
+      return { code, text: out.join("\n") };
+    };
+    const term = await run(true);
+    const pipe = await run(false);
+    expect([term.code, pipe.code]).toEqual([0, 0]);
+    expect(term.text.split("\n").length).toBeGreaterThan(100);
+    expect(term.text).toMatch(/^{\n {2}"schema_version": 1,/);
+    expect(pipe.text.split("\n")).toHaveLength(1);
+    expect(JSON.parse(pipe.text)).toEqual(JSON.parse(term.text));
+  });
+
   it("run prints the sysfs-like view and exits 0 when everything holds", async () => {
     const r = await cli("run", "scenarios/default.yaml");
     expect(r.code).toBe(0);
