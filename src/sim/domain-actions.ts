@@ -9,7 +9,7 @@ import { kerr, type KError } from "../lib/errno.ts";
 import { iommuAttachDevice, iommuAttachGroup, iommuDetachDevice, iommuDetachGroup } from "../iommu/attach.ts";
 import { devGroup } from "../iommu/dev-iommu.ts";
 import { iommuDomainFree } from "../iommu/domain-alloc.ts";
-import type { IommuDomain } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_DMA, type IommuDomain } from "../iommu/domain.ts";
 import type { IommuGroup } from "../iommu/group.ts";
 import { iommuGroupStoreType } from "../iommu/group-sysfs.ts";
 import {
@@ -51,8 +51,9 @@ export function* domainAlloc(m: Machine, name: string, device: string): Path<0 |
 }
 
 /** Domains some group or device still uses cannot be freed (the kernel would use-after-free). */
-function inUse(m: Machine, d: IommuDomain): string | null {
+function inUse(m: Machine, d: IommuDomain, except: IommuGroup | null = null): string | null {
   for (const g of m.k.groups) {
+    if (g === except) continue;
     if (g.domain === d || g.defaultDomain === d || g.blockingDomain === d) return `${g}`;
     if (g.hasPasids) for (const [pasid, e] of g.pasidArray) if (e.domain === d) return `PASID ${pasid} of ${g}`;
   }
@@ -134,5 +135,11 @@ export function* releaseDmaOwner(m: Machine, device: string, group: boolean): Pa
 export function* groupType(m: Machine, device: string, type: string): Path<0 | KError> {
   const g = groupOf(m, device);
   if (isErr(g)) return g;
+  // Model rule (docs/model.md): a new default domain frees the old one (iommu_setup_default_domain),
+  // which another group may have been attached to; the kernel would free it under that group.
+  const old = g.defaultDomain;
+  const inPlace = type === "DMA-FQ" && old?.type === IOMMU_DOMAIN_DMA;
+  const user = old === null || old.isStatic || inPlace ? null : inUse(m, old, g);
+  if (user !== null) return kerr("EBUSY", `${g}'s default ${old} is also in use by ${user}: a new default domain would free it under that user`);
   return yield* iommuGroupStoreType(m.k, g, type);
 }

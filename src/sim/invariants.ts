@@ -185,8 +185,9 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
     if (p !== null && iommuDev === null && p.fwspec === null) {
       bad("I8 clean-failure", `${dev.name} keeps a dev_iommu with neither fwspec nor IOMMU (a failed probe frees dev->iommu: iommu_init_device)`);
     }
-    // I6: a live fwspec resolves to the ops the device was probed with.
-    if (p?.fwspec && iommuDev !== null && iommuDev.listed) {
+    // I6: a live fwspec naming a firmware node resolves to the ops the device was probed with. A NULL
+    // fwnode resolves to the first listed instance without one, which registrations change silently.
+    if (p?.fwspec && p.fwspec.iommuFwnode !== null && iommuDev !== null && iommuDev.listed) {
       const ops = iommuFwspecOps(k, p.fwspec);
       if (ops !== null && ops !== iommuDev.ops) {
         bad(
@@ -293,7 +294,7 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
       }
     }
     // I22: an owner cookie means at least one claim.
-    if (g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `${groupName(g)} has a user owner but owner_cnt ${g.ownerCnt} (a claim counts itself)`);
+    if (!g.ownerCntStale && g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `${groupName(g)} has a user owner but owner_cnt ${g.ownerCnt} (a claim counts itself)`);
     // I23 / I24: owner_cnt counts the kernel DMA-API drivers bound in the group, unless a WARN broke
     // the count (see IommuGroup.ownerCntStale); they never coexist with a user owner.
     if (!g.ownerCntStale && g.owner !== null && dmaUsers > 0) {

@@ -80,3 +80,27 @@ describe("an event that fails at run time records its errno and changes nothing"
     ]);
   });
 });
+
+describe("a sysfs type change that would free a default domain another group is attached to", () => {
+  const TWO = `
+name: two groups, one default domain
+iommus: [{name: v, driver: virtio-iommu, fwnode: /soc/v}]
+devices:
+  - {name: d0, bus: platform, fwnode: /soc/d0, iommus: [[v, 6]]}
+  - {name: d1, bus: platform, fwnode: /soc/d1, iommus: [[v, 3]]}
+`;
+
+  it("is refused with EBUSY and changes nothing (the kernel would free the domain under the other group)", () => {
+    const s = scenario(TWO + "events: []\n");
+    const m = runScenario(s, { trace: false }).machine;
+    const d1Default = [...m.k.groups].find((g) => g.devices[0]!.dev.name === "d1")!.defaultDomain!;
+    // d0's group attached to d1's default domain (iommu_attach_group takes any domain of its ops).
+    expect(runPath(eventPath(m, { attach_group: { domain: d1Default.id, device: "d0" } }).path)).toBe(0);
+    const before = state(takeSnapshot(m, [], []));
+    const r = runPath(eventPath(m, { group_type: { device: "d1", type: "auto" } }).path);
+    expect(r === 0 ? "ok" : `${r.errno}: ${r.message}`).toMatch(/^EBUSY: group \d+'s default domain \d+ \(DMA\) is also in use by group \d+/);
+    expect(state(takeSnapshot(m, [], []))).toEqual(before);
+    // Switching to DMA-FQ keeps the domain (the flush queue comes up in place): allowed.
+    expect(runPath(eventPath(m, { group_type: { device: "d1", type: "DMA-FQ" } }).path)).toBe(0);
+  });
+});
