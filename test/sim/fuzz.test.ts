@@ -2,8 +2,8 @@
  * The fuzzer (scripts/fuzz/) with a fixed seed and event count: random
  * machines and events of every kind; no exception, and no failing event
  * that changes the snapshot other than as a documented kernel behaviour
- * (src/lib/failure-effects.ts). Invariant violations are counted for the
- * report, not asserted here (the invariants are checked by their own tests).
+ * (src/lib/failure-effects.ts), and no invariant violation after a
+ * successful event.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { covers, diffSnapshots } from "../../scripts/fuzz/diff.ts";
@@ -42,6 +42,11 @@ describe("the fuzzer, seed 1, 20,000 events", () => {
   it("no failing event changes the snapshot but as a documented effect it recorded", () => {
     expect(show("undocumented")).toEqual([]);
     expect(res.counts.undocumented).toBe(0);
+  });
+
+  it("no invariant violation after an event (the kernel never reaches a state a rule forbids)", () => {
+    expect(show("violation")).toEqual([]);
+    expect([...res.counts.violations]).toEqual([]);
   });
 });
 
