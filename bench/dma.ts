@@ -79,13 +79,18 @@ function iovaPairs(dev: Device): () => void {
   };
 }
 
-/** The page-table half: the core's iommu_map + iommu_unmap of one page (splitting, driver, sync). */
+/**
+ * The page-table half: the core's iommu_map + iommu_unmap of one page (splitting, driver, sync),
+ * at the addresses the pair maps: IOVAs just below 4 GiB, where the allocator hands them out top
+ * down, and the same physical pages.
+ */
 function mapPairs(dev: Device): () => void {
   const domain = devGroup(dev)!.defaultDomain!;
   return () => {
     for (let i = 0; i < N; i++) {
-      const iova = 0x1000_0000 + (i & 1023) * 4096;
-      if (iommuMap(domain, iova, iova, 4096, IOMMU_READ | IOMMU_WRITE) !== 0 || iommuUnmap(domain, iova, 4096) !== 4096) {
+      const iova = 0xf000_0000 + (i & 1023) * 4096;
+      const pa = 0x4_0000_0000 + (i & 1023) * 4096;
+      if (iommuMap(domain, iova, pa, 4096, IOMMU_READ | IOMMU_WRITE) !== 0 || iommuUnmap(domain, iova, 4096) !== 4096) {
         throw new Error(`iommu_map/iommu_unmap of IOVA 0x${iova.toString(16)} failed`);
       }
     }
