@@ -59,25 +59,28 @@ function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle
   if (masterNp === null) return kerr("ENODEV", `${dev.name} has no firmware node`);
   touch(k.sched, dev);
   yield* mutexLock(k.sched, k.probeLock);
-  if (devIommuFwspecGet(dev) !== null) {
-    yield* mutexUnlock(k.sched, k.probeLock);
-    return 0;
-  }
   const devIommuPresent = devIommu(dev) !== null;
-  let err: 0 | KError;
-  if (dev.pci !== null) {
-    err = pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0);
-  } else {
-    err = ofIommuConfigureDev(k, dev, masterNp);
-  }
-  if (err !== 0 && devIommuPresent) iommuFwspecFree(dev);
-  else if (err !== 0 && devIommu(dev) !== null) devIommuFree(dev);
-  if (err === 0) {
-    const fw = devIommuFwspecGet(dev)!;
-    if (k.tracing) k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
-  }
+  const err = devIommuFwspecGet(dev) !== null ? 0 : ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent);
   yield* mutexUnlock(k.sched, k.probeLock);
   // Not on the iommu_probe_device path (no dev->iommu on entry): replay the probe.
-  if (err === 0 && dev.registered && !devIommuPresent) err = yield* iommuProbeDevice(k, dev);
+  if (err === 0 && dev.registered && !devIommuPresent) return yield* iommuProbeDevice(k, dev);
   return err;
+}
+
+/** The fwspec from firmware, under iommu_probe_device_lock; on failure the fwspec (or the dev_iommu made for it) goes again. */
+function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean): 0 | KError {
+  const err =
+    dev.pci !== null
+      ? pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0)
+      : ofIommuConfigureDev(k, dev, masterNp);
+  if (err !== 0) {
+    if (devIommuPresent) iommuFwspecFree(dev);
+    else if (devIommu(dev) !== null) devIommuFree(dev);
+    return err;
+  }
+  if (k.tracing) {
+    const fw = devIommuFwspecGet(dev)!;
+    k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
+  }
+  return 0;
 }
