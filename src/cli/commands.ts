@@ -44,6 +44,15 @@ function badFlag(flag: string, value: string | undefined, allowed: readonly stri
   return `${flag}: unknown strategy '${value.slice(0, 80)}' (one of ${allowed.join(", ")})${didYouMean(value, allowed)}`;
 }
 
+/** What the flags ask of a run: the strategies and the model's options, or an error line (exit 2). */
+function runOptionsOf(f: StrategyFlags): { strategy: StrategyChoice; model: { pgtableMemoryLimit?: number } } | string {
+  const strategy = strategyOf(f);
+  if (typeof strategy === "string") return strategy;
+  const model = modelOptionsOf(f);
+  if (typeof model === "string") return model;
+  return { strategy, model };
+}
+
 /** A JSON document: indented on a terminal, compact to a pipe or a file (a 100k-device snapshot is half the size). */
 function json(doc: unknown, io: Io): string {
   return io.tty === true ? JSON.stringify(doc, null, 2) : JSON.stringify(doc);
@@ -107,10 +116,9 @@ export interface RunFlags extends StrategyFlags {
 }
 
 export async function runCommand(file: string, o: RunFlags, io: Io): Promise<number> {
-  const strategy = strategyOf(o);
-  const model = modelOptionsOf(o);
-  if (typeof strategy === "string" || typeof model === "string") {
-    io.err(typeof strategy === "string" ? strategy : (model as string));
+  const opts = runOptionsOf(o);
+  if (typeof opts === "string") {
+    io.err(opts);
     return EXIT_INVALID;
   }
   const s = await load(file, io);
@@ -118,7 +126,7 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
     io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withStrategy(s, strategy), { ...model, trace: o.trace === true || !o.json });
+  const r = runScenario(withStrategy(s, opts.strategy), { ...opts.model, trace: o.trace === true });
   if (o.json) {
     // One JSON document: with --trace the trace goes in it, as records.
     const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.dc.trace.records } : {}) };
@@ -139,10 +147,9 @@ export interface CheckFlags extends StrategyFlags {
 }
 
 export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise<number> {
-  const strategy = strategyOf(o);
-  const model = modelOptionsOf(o);
-  if (typeof strategy === "string" || typeof model === "string") {
-    io.err(typeof strategy === "string" ? strategy : (model as string));
+  const opts = runOptionsOf(o);
+  if (typeof opts === "string") {
+    io.err(opts);
     return EXIT_INVALID;
   }
   const name = fileName(file);
@@ -153,7 +160,7 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
     } else io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withStrategy(s, strategy), { ...model, trace: false });
+  const r = runScenario(withStrategy(s, opts.strategy), { ...opts.model, trace: false });
   const code = r.failures.length === 0 ? EXIT_OK : EXIT_FAILED;
   if (o.json) {
     io.out(
