@@ -49,6 +49,9 @@ export class IommuDmaCookie {
   /** The IOVA granule and its reciprocal: a power of two, so `x * invGranule` is `x / granule` exactly, and cheaper. */
   readonly granule: number;
   readonly invGranule: number;
+  /** The last DMA mask an IOVA limit was worked out for (-1: none), and that limit's frame (iommu_dma_alloc_iova). */
+  limitMask = -1;
+  limitPfn = 0;
   constructor(
     readonly iovad: IovaDomain,
     readonly domain: IommuDomain,
@@ -136,6 +139,14 @@ function dmaInfoToProt(dir: DmaDataDirection): number {
  */
 // @kernel: iommu_dma_alloc_iova (returns the IOVA's frame number, 0 for none)
 function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number): number {
+  // The limit follows from the mask and the domain's aperture: worked out once per mask (a PCI device
+  // whose mask reaches past 4 GiB may try below 4 GiB first, so it always works its limit out).
+  const mask = dev.dmaMask;
+  if (mask === cookie.limitMask && (mask <= 0xffffffff || dev.pci === null)) return cookie.iovad.allocIovaFast(pages, cookie.limitPfn, true);
+  return iommuDmaAllocIovaLimit(cookie, dev, pages);
+}
+
+function iommuDmaAllocIovaLimit(cookie: IommuDmaCookie, dev: Device, pages: number): number {
   let dmaLimit = dev.dmaMask;
   const iovad = cookie.iovad;
   const geometry = cookie.domain.geometry;
@@ -150,7 +161,13 @@ function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number): 
       p.pci32bitWorkaround = false;
     }
   }
-  return iovad.allocIovaFast(pages, Math.floor(dmaLimit * cookie.invGranule), true);
+  const limitPfn = Math.floor(dmaLimit * cookie.invGranule);
+  // PCI devices try below 4 GiB first (above): only the plain case is remembered.
+  if (!(dmaLimit > 0xffffffff && dev.pci !== null)) {
+    cookie.limitMask = dev.dmaMask;
+    cookie.limitPfn = limitPfn;
+  }
+  return iovad.allocIovaFast(pages, limitPfn, true);
 }
 
 // @kernel: fq_ring_free_locked

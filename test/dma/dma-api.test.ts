@@ -215,3 +215,40 @@ events:
     expect(steps[3]!.after.violations).toEqual([]);
   });
 });
+
+describe("the IOVA limit of devices sharing a DMA domain", () => {
+  const SHARED = `
+name: two functions, one group, two masks
+boot: {arch: x86, cmdline: "iommu.strict=1"}
+iommus:
+  - {name: dmar, driver: intel-iommu, scope: all}
+devices:
+  - {name: "0000:00:1c.0", bus: pci, type: root-port}
+  - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0", multifunction: true}
+  - {name: "0000:01:00.1", bus: pci, parent: "0000:00:1c.0", multifunction: true, dma-mask: 30}
+  - {name: "0000:01:00.2", bus: pci, parent: "0000:00:1c.0", multifunction: true, dma-mask: 64}
+`;
+
+  it("follows each device's own mask, alternating, and a 64-bit PCI device still tries below 4 GiB first", () => {
+    const m = new Machine(scenario(SHARED + "events: []\n"), { trace: false });
+    runPath(bootPath(m, []));
+    const dev = (n: string) => m.devices.get(n)!.dev;
+    const [f0, f1, f2] = ["0000:01:00.0", "0000:01:00.1", "0000:01:00.2"].map(dev) as [ReturnType<typeof dev>, ReturnType<typeof dev>, ReturnType<typeof dev>];
+    expect(f0.iommuGroup).toBe(f1.iommuGroup);
+    expect(f0.iommuGroup).toBe(f2.iommuGroup);
+    // Top-down below each limit: 4 GiB for the 32-bit function, 1 GiB for the 30-bit one.
+    expect(dmaMapPage(f0, 0x10_0000, 0x1000, "bidirectional")).toBe(0xffff_f000);
+    expect(dmaMapPage(f1, 0x11_0000, 0x1000, "bidirectional")).toBe(0x3fff_f000);
+    // alloc_iova starts below the last 32-bit allocation (cached32_node), whatever the limit: 4 GiB
+    // still caps the 32-bit function, but it continues below 1 GiB.
+    expect(dmaMapPage(f0, 0x12_0000, 0x1000, "bidirectional")).toBe(0x3fff_e000);
+    expect(dmaMapPage(f1, 0x13_0000, 0x1000, "bidirectional")).toBe(0x3fff_d000);
+    // The 64-bit PCI function tries a 32-bit address first (the SAC workaround): below the same cached
+    // node, not at the top of the 48-bit aperture where its own limit would put it.
+    expect(dmaMapPage(f2, 0x14_0000, 0x1000, "bidirectional")).toBe(0x3fff_c000);
+    expect(dmaMapPage(f0, 0x15_0000, 0x1000, "bidirectional")).toBe(0x3fff_b000);
+    // A mask reaching less far than the IOVAs handed out so far: the limit is its own.
+    f0.dmaMask = 2 ** 28 - 1;
+    expect(dmaMapPage(f0, 0x16_0000, 0x1000, "bidirectional")).toBe(0x0fff_f000);
+  });
+});
