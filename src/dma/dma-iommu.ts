@@ -52,12 +52,15 @@ export class IommuDmaCookie {
   /** The last DMA mask an IOVA limit was worked out for (-1: none), and that limit's frame (iommu_dma_alloc_iova). */
   limitMask = -1;
   limitPfn = 0;
+  /** Whether the IOVA granule is the domain's smallest page: one granule then maps and unmaps by frame number. */
+  readonly granuleIsPage: boolean;
   constructor(
     readonly iovad: IovaDomain,
     readonly domain: IommuDomain,
   ) {
     this.granule = iovad.granule;
     this.invGranule = 1 / iovad.granule;
+    this.granuleIsPage = domain.pgsizes[0] === iovad.granule;
   }
 }
 
@@ -254,7 +257,7 @@ export function dmaMapPage(dev: Device, phys: number, size: number, dir: DmaData
   if (cookie !== null && size > 0) {
     const gran = cookie.granule;
     const off = (phys >>> 0) & (gran - 1);
-    if (off + size <= gran && cookie.domain.pgsizes[0] === gran) {
+    if (off + size <= gran && cookie.granuleIsPage) {
       const pfn = iommuDmaMapOne(cookie, dev, Math.floor(phys * cookie.invGranule), dir);
       // -1 is DMA_MAPPING_ERROR: a literal keeps the result an unboxed double (the module constant is a tagged load).
       return pfn === 0 ? -1 : pfn * gran + off;
@@ -425,7 +428,7 @@ function iommuDmaUnmapOne(cookie: IommuDmaCookie, pfn: number, now: number): num
   iommuIotlbGatherInit(g);
   const q = cookie.fq;
   g.queued = q !== null;
-  const unmapped = domain.pgsizes[0] === gran ? iommuUnmapFastOnePfn(domain, pfn, g) : iommuUnmapFast(domain, pfn * gran, gran, g);
+  const unmapped = cookie.granuleIsPage ? iommuUnmapFastOnePfn(domain, pfn, g) : iommuUnmapFast(domain, pfn * gran, gran, g);
   if (q === null) {
     iommuIotlbSync(domain, g);
     cookie.iovad.freeIovaFast(pfn, 1);
