@@ -5,7 +5,6 @@
  * Each sets `m.lastValue` to what the call returns (bytes, an address).
  */
 import type { Device } from "../base/device.ts";
-import type { Path } from "../base/path.ts";
 import {
   dmaApiDomain,
   dmaCookie,
@@ -63,14 +62,14 @@ function staleHandle(dev: Device, name: string, h: DmaHandle): KError | null {
   return kerr("EINVAL", `DMA handle '${name}' was mapped through ${was}, but ${h.device} now uses ${now === null ? "dma-direct" : String(now)}: that mapping went with the old domain`);
 }
 
-export function* map(m: Machine, ref: string | number, iova: Size, paddr: Size, size: Size, prot: "r" | "w" | "rw"): Path<0 | KError> {
+export function map(m: Machine, ref: string | number, iova: Size, paddr: Size, size: Size, prot: "r" | "w" | "rw"): 0 | KError {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
   const p = (prot.includes("r") ? IOMMU_READ : 0) | (prot.includes("w") ? IOMMU_WRITE : 0);
   return iommuMap(d, parseSize(iova), parseSize(paddr), parseSize(size), p);
 }
 
-export function* unmap(m: Machine, ref: string | number, iova: Size, size: Size): Path<0 | KError> {
+export function unmap(m: Machine, ref: string | number, iova: Size, size: Size): 0 | KError {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
   const at = parseSize(iova);
@@ -85,7 +84,7 @@ export function* unmap(m: Machine, ref: string | number, iova: Size, size: Size)
   return 0;
 }
 
-export function* dmaMap(
+export function dmaMap(
   m: Machine,
   device: string,
   name: string,
@@ -93,7 +92,7 @@ export function* dmaMap(
   paddr: Size | undefined,
   size: Size | undefined,
   sg: [Size, Size][] | undefined,
-): Path<0 | KError> {
+): 0 | KError {
   const dev = m.devices.get(device)!.dev;
   if (m.dmaHandles.get(name)?.live) return kerr("EEXIST", `DMA handle '${name}' is still mapped`);
   if (!dev.registered) return kerr("ENODEV", `${device} is not added`);
@@ -115,7 +114,7 @@ export function* dmaMap(
   return 0;
 }
 
-export function* dmaUnmap(m: Machine, device: string, name: string): Path<0 | KError> {
+export function dmaUnmap(m: Machine, device: string, name: string): 0 | KError {
   const h = m.dmaHandles.get(name);
   if (h === undefined || !h.live) return kerr("ENOENT", `no live DMA handle '${name}'`);
   if (h.device !== device) return kerr("EINVAL", `DMA handle '${name}' belongs to ${h.device}, not ${device}`);
@@ -128,14 +127,14 @@ export function* dmaUnmap(m: Machine, device: string, name: string): Path<0 | KE
   return 0;
 }
 
-export function* deviceDma(
+export function deviceDma(
   m: Machine,
   device: string,
   iova: Size | undefined,
   handle: string | undefined,
   size: Size | undefined,
   write: boolean,
-): Path<0 | KError> {
+): 0 | KError {
   const dev = m.devices.get(device)!.dev;
   let addr: number;
   let len = size === undefined ? 1 : parseSize(size);
@@ -164,7 +163,7 @@ export function* deviceDma(
   return 0;
 }
 
-export function* advanceTime(m: Machine, ms: number): Path<0 | KError> {
+export function advanceTime(m: Machine, ms: number): 0 | KError {
   m.dc.now += ms;
   const fired = dmaRunTimers(m.k.domains, m.dc.now);
   if (m.k.tracing) m.k.note("timers", `t=${m.dc.now} ms`, `${fired} flush-queue timer(s) fired`);

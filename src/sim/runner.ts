@@ -5,7 +5,7 @@
  */
 import { deferredProbeInitcall } from "../base/dd.ts";
 import { driverRegister } from "../base/dd.ts";
-import { runPath, trackTouches, type Path } from "../base/path.ts";
+import { callPath, runPath, trackTouches, type Path } from "../base/path.ts";
 import type { KError } from "../lib/errno.ts";
 import { addDevice, bindDriver, delDevice, iommuRegister, iommuUnregister, registerDriver, unbindDriver, unregisterDriver } from "./actions.ts";
 import {
@@ -52,7 +52,7 @@ function resultName(r: 0 | KError): string {
   return r === 0 ? "ok" : r.errno;
 }
 
-/** The path an event stands for, with the name of what it acts on. */
+/** The path an event stands for, with the name of what it acts on (an event that cannot block runs in one step). */
 export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0 | KError> } {
   switch (eventKey(e)) {
     case "iommu_register":
@@ -73,10 +73,10 @@ export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0
       return { arg: e.driver_unbind!, path: unbindDriver(m, e.driver_unbind!) };
     case "domain_alloc": {
       const a = e.domain_alloc!;
-      return { arg: `${a.name} ${a.device}`, path: domainAlloc(m, a.name, a.device) };
+      return { arg: `${a.name} ${a.device}`, path: callPath(() => domainAlloc(m, a.name, a.device)) };
     }
     case "domain_free":
-      return { arg: String(e.domain_free), path: domainFree(m, e.domain_free!) };
+      return { arg: String(e.domain_free), path: callPath(() => domainFree(m, e.domain_free!)) };
     case "attach_group": {
       const a = e.attach_group!;
       return { arg: `${a.domain} ${a.device}`, path: attachGroup(m, a.domain, a.device) };
@@ -111,29 +111,29 @@ export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0
     }
     case "map": {
       const a = e.map!;
-      return { arg: `${a.domain} ${a.iova} -> ${a.paddr} ${a.size}`, path: map(m, a.domain, a.iova, a.paddr, a.size, a.prot ?? "rw") };
+      return { arg: `${a.domain} ${a.iova} -> ${a.paddr} ${a.size}`, path: callPath(() => map(m, a.domain, a.iova, a.paddr, a.size, a.prot ?? "rw")) };
     }
     case "unmap": {
       const a = e.unmap!;
-      return { arg: `${a.domain} ${a.iova} ${a.size}`, path: unmap(m, a.domain, a.iova, a.size) };
+      return { arg: `${a.domain} ${a.iova} ${a.size}`, path: callPath(() => unmap(m, a.domain, a.iova, a.size)) };
     }
     case "dma_map": {
       const a = e.dma_map!;
-      return { arg: `${a.device} ${a.name}`, path: dmaMap(m, a.device, a.name, a.dir ?? "bidirectional", a.paddr, a.size, a.sg) };
+      return { arg: `${a.device} ${a.name}`, path: callPath(() => dmaMap(m, a.device, a.name, a.dir ?? "bidirectional", a.paddr, a.size, a.sg)) };
     }
     case "dma_unmap": {
       const a = e.dma_unmap!;
-      return { arg: `${a.device} ${a.name}`, path: dmaUnmap(m, a.device, a.name) };
+      return { arg: `${a.device} ${a.name}`, path: callPath(() => dmaUnmap(m, a.device, a.name)) };
     }
     case "device_dma": {
       const a = e.device_dma!;
       return {
         arg: `${a.device} ${a.handle ?? a.iova} ${a.dir ?? "read"}`,
-        path: deviceDma(m, a.device, a.iova, a.handle, a.size, a.dir === "write"),
+        path: callPath(() => deviceDma(m, a.device, a.iova, a.handle, a.size, a.dir === "write")),
       };
     }
     case "advance_time":
-      return { arg: `${e.advance_time} ms`, path: advanceTime(m, e.advance_time!) };
+      return { arg: `${e.advance_time} ms`, path: callPath(() => advanceTime(m, e.advance_time!)) };
     case "expect":
       throw new Error("an expectation is not a kernel entry point");
   }
