@@ -11,19 +11,15 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { runPath } from "../../src/base/path.ts";
 import { pagingPriv } from "../../src/drivers/domains.ts";
 import type { IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuIotlbSync, iommuUnmapFast } from "../../src/iommu/map.ts";
 import { iommuDeviceDma, iommuDomainCachesTranslations } from "../../src/iommu/translate.ts";
-import type { KError } from "../../src/lib/errno.ts";
 import { newIommuIotlbGather } from "../../src/pgtable/gather.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
 import { checkInvariants } from "../../src/sim/invariants.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
-import type { EventSpec } from "../../src/sim/scenario/schema.ts";
-import { run, scenario } from "../helpers.ts";
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot, run, step } from "../helpers.ts";
 
 const MOCK = `
 name: mock domain DMA
@@ -42,14 +38,9 @@ devices:
 const IOVA = 0x100_0000;
 const PA = 0x4000_0000;
 
-function step(m: Machine, e: EventSpec): 0 | KError {
-  return runPath(eventPath(m, e).path);
-}
-
 /** A booted machine with an UNMANAGED domain "d" attached to `device`. */
 function attached(yaml: string, device: string): { m: Machine; d: IommuDomain; dev: Device } {
-  const m = new Machine(scenario(yaml));
-  runPath(bootPath(m, []));
+  const m = boot(yaml);
   expect(step(m, { domain_alloc: { name: "d", device } })).toBe(0);
   expect(step(m, { attach_device: { domain: "d", device } })).toBe(0);
   return { m, d: m.userDomains.get("d")!, dev: m.devices.get(device)!.dev };

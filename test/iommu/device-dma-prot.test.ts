@@ -7,7 +7,6 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { runPath } from "../../src/base/path.ts";
 import { newPagingDomain, pagingFormat } from "../../src/drivers/domains.ts";
 import { adoptDomain, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../../src/iommu/domain.ts";
@@ -18,10 +17,8 @@ import { isErr, type KError } from "../../src/lib/errno.ts";
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOf } from "../../src/pgtable/sizes.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";
 import { checkInvariants } from "../../src/sim/invariants.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
-import type { EventSpec } from "../../src/sim/scenario/schema.ts";
-import { scenario } from "../helpers.ts";
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot, step } from "../helpers.ts";
 
 const R = IOMMU_READ;
 const W = IOMMU_WRITE;
@@ -61,16 +58,11 @@ interface Rig {
   faults: [number, number][];
 }
 
-function step(m: Machine, e: EventSpec): 0 | KError {
-  return runPath(eventPath(m, e).path);
-}
-
 type Kind = "arm-lpae-s1" | "arm-lpae-s2" | "vtdss" | "mock";
 
 /** A booted machine whose device is attached to an UNMANAGED domain of the format, with a fault handler. */
 function rig(kind: Kind): Rig {
-  const m = new Machine(scenario(kind === "vtdss" ? VTD : kind === "mock" ? MOCK : SMMU));
-  runPath(bootPath(m, []));
+  const m = boot(kind === "vtdss" ? VTD : kind === "mock" ? MOCK : SMMU);
   const name = kind === "vtdss" ? "0000:01:00.0" : "a";
   const dev = m.devices.get(name)!.dev;
   let d = iommuPagingDomainAlloc(m.k, dev);
