@@ -7,7 +7,7 @@ import type { KError } from "../src/lib/errno.ts";
 import { Machine, type MachineOptions } from "../src/sim/machine.ts";
 import { parseScenario } from "../src/sim/scenario/load.ts";
 import type { EventSpec, Scenario } from "../src/sim/scenario/schema.ts";
-import { bootPath, eventPath, runScenario, type RunOptions, type RunResult } from "../src/sim/runner.ts";
+import { bootPath, runEvent, runScenario, type EventOutcome, type RunOptions, type RunResult } from "../src/sim/runner.ts";
 import { takeSnapshot, type DeviceSnap, type Snapshot } from "../src/sim/snapshot.ts";
 
 export function scenario(yaml: string): Scenario {
@@ -30,9 +30,14 @@ export function boot(s: string | Scenario, opts: MachineOptions = {}): Machine {
   return m;
 }
 
-/** Runs one event on `m` to its end: 0, or its errno. */
+/** Runs one event on `m` to its end, as the runner does: 0, or its errno. */
 export function step(m: Machine, e: EventSpec): 0 | KError {
-  return runPath(eventPath(m, e).path);
+  return runEvent(m, e).ret;
+}
+
+/** Runs one event on `m` to its end: 0 or its errno, and the value it returned (unmap, dma_map, dma_unmap, device_dma). */
+export function stepValue(m: Machine, e: EventSpec): EventOutcome {
+  return runEvent(m, e);
 }
 
 /** An event's result as the event log writes it: "ok" or the errno. */

@@ -153,7 +153,6 @@ export function play(
     let snap: State;
     let json: string;
     try {
-      m.lastValue = undefined;
       r = runPath(eventPath(m, e).path);
       snap = state(takeSnapshot(m, boot, []));
       json = JSON.stringify(snap);

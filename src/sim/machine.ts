@@ -91,8 +91,6 @@ export class Machine {
   readonly findings: string[] = [];
   /** Device DMA that reached memory its domain no longer maps outside a lazy-invalidation window. */
   readonly isolationBreaches: string[] = [];
-  /** The value of the last event that returns one. */
-  lastValue: number | undefined = undefined;
   readonly arch: "x86" | "arm64";
   /** What each boot.cmdline option did (modelled, not modelled, unknown). */
   readonly cmdline: CmdlineNote[];

@@ -19,7 +19,7 @@ import { newIommuIotlbGather } from "../../src/pgtable/gather.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
 import { checkInvariants } from "../../src/sim/invariants.ts";
 import type { Machine } from "../../src/sim/machine.ts";
-import { boot, run, step } from "../helpers.ts";
+import { boot, run, step, stepValue } from "../helpers.ts";
 
 const MOCK = `
 name: mock domain DMA
@@ -101,8 +101,9 @@ describe("the isolation invariant fires on a stale translation outside a flush q
     const gather = newIommuIotlbGather();
     expect(iommuUnmapFast(d, IOVA, 0x1000, gather)).toBe(0x1000);
     expect(d.ops.iovaToPhys!(d, IOVA)).toBe(0);
-    expect(step(m, { device_dma: { device: "a", iova: IOVA + 8, size: 8, dir: "write" } })).toBe(0);
-    expect(m.lastValue).toBe(PA + 8);
+    const wrote = stepValue(m, { device_dma: { device: "a", iova: IOVA + 8, size: 8, dir: "write" } });
+    expect(wrote.ret).toBe(0);
+    expect(wrote.value).toBe(PA + 8);
     expect(m.findings).toEqual([expect.stringMatching(/^stale IOTLB outside any flush queue: a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry of domain \d+ \(unmanaged\)$/)]);
     expect(checkInvariants(m)).toEqual([{ rule: "I-isolation", message: expect.stringMatching(/^a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry/) }]);
     // Once the sync comes, the entry is gone and the DMA faults; nothing new is breached.
