@@ -244,8 +244,8 @@ export const deferredProbeWorkFunc = kernelPath("deferred_probe_work_func", func
   }
   const skipped = dc.deferred.endRun();
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
-  if (skipped !== null && skipped.skipped > 0 && dc.trace.enabled) {
-    dc.trace.note(dc.sched.current.id, "deferred_probe_work_func", "", skipSummaryText(skipped));
+  if (skipped !== null && skipped.skipped > 0 && dc.ctx.tracing) {
+    dc.ctx.note("deferred_probe_work_func", "", skipSummaryText(skipped));
   }
 }, (_dc) => "");
 

@@ -6,12 +6,12 @@
  * body's generator itself: no closure, no generator of its own.
  */
 import { KError } from "../lib/errno.ts";
-import type { Trace } from "../lib/trace.ts";
-import type { Path, Sched } from "./path.ts";
+import type { MachineContext } from "./context.ts";
+import type { Path } from "./path.ts";
 
+/** What a traced path's first argument carries (the driver core, the IOMMU core): the machine's context. */
 export interface TraceCtx {
-  readonly sched: Sched;
-  readonly trace: Trace;
+  readonly ctx: MachineContext;
 }
 
 export function resultName(r: unknown): string {
@@ -52,11 +52,11 @@ export function kernelPath<C extends TraceCtx, A extends unknown[], T>(
   const subject = (typeof names === "function" ? names : names.subject) as unknown as Fixed<string>;
   const detail = (typeof names === "function" ? null : names.detail) as unknown as Fixed<string> | null;
   const path: Fixed<Path<T>> = (ctx, a, b, c, d) =>
-    ctx.trace.enabled ? tracedBody(ctx, fn, subject(ctx, a, b, c, d), run(ctx, a, b, c, d), detail === null ? "" : detail(ctx, a, b, c, d)) : run(ctx, a, b, c, d);
+    ctx.ctx.trace.enabled ? tracedBody(ctx.ctx, fn, subject(ctx, a, b, c, d), run(ctx, a, b, c, d), detail === null ? "" : detail(ctx, a, b, c, d)) : run(ctx, a, b, c, d);
   return path as unknown as (ctx: C, ...args: A) => Path<T>;
 }
 
-function* tracedBody<T>(ctx: TraceCtx, fn: string, subject: string, body: Path<T>, detail: string): Path<T> {
+function* tracedBody<T>(ctx: MachineContext, fn: string, subject: string, body: Path<T>, detail: string): Path<T> {
   const task = ctx.sched.current.id;
   const rec = ctx.trace.enter(task, fn, subject, detail);
   let result = "exception";

@@ -228,7 +228,7 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, env: DriverEnv, unfinal
     },
     onFinding: (kind, iova, message) => {
       (p.findings ??= []).push({ kind, iova, message });
-      report?.(String(d), `${kind} at 0x${iova.toString(16)}: ${message}`);
+      report?.(d, `${kind} at 0x${iova.toString(16)}: ${message}`);
     },
   });
   if (isErr(ops)) return ops;

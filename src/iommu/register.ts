@@ -87,7 +87,7 @@ export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCo
 function registerFootprint(k: IommuCore): string {
   let n = 0;
   for (const it of k.deviceList) n += it.devices.size;
-  return `${k.dc.trace.warnings.length} ${k.groups.size} ${k.domains.size} ${n}`;
+  return `${k.ctx.diag.warnings.length} ${k.groups.size} ${k.domains.size} ${n}`;
 }
 
 /**

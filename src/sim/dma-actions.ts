@@ -156,8 +156,8 @@ export function deviceDma(
     if (!p.stale) continue;
     const lazy = r.domain !== null && dmaIovaQueued(r.domain, p.iova);
     const what = `${device} ${write ? "wrote" : "read"} IOVA 0x${p.iova.toString(16)} -> PA 0x${p.pa.toString(16)} through a stale IOTLB entry of ${r.domain}`;
-    m.findings.push(lazy ? `stale IOTLB (lazy invalidation window, the IOVA waits in the flush queue): ${what}` : `stale IOTLB outside any flush queue: ${what}`);
-    if (!lazy) m.isolationBreaches.push(what);
+    m.ctx.diag.finding(lazy ? `stale IOTLB (lazy invalidation window, the IOVA waits in the flush queue): ${what}` : `stale IOTLB outside any flush queue: ${what}`);
+    if (!lazy) m.ctx.diag.isolationBreach(what);
     if (m.k.tracing) m.k.note("device_dma", device, `stale IOTLB entry: ${what}`);
   }
   if (r.fault !== null) return kerr("EFAULT", `IOMMU fault: ${r.faultReason}`);

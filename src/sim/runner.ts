@@ -100,7 +100,7 @@ export function* bootPath(m: Machine, records: EventRecord[]): Path {
   function* registerInstances(): Path {
     for (const rec of m.instances.values()) {
       if (rec.spec.registered === false) continue;
-      m.dc.trace.event("boot", `iommu_register ${rec.spec.name}`);
+      m.ctx.trace.event("boot", `iommu_register ${rec.spec.name}`);
       record("iommu_register", rec.spec.name, yield* iommuRegister(m, rec));
     }
   }
@@ -108,16 +108,16 @@ export function* bootPath(m: Machine, records: EventRecord[]): Path {
   if (!devicesFirst) yield* registerInstances();
   for (const rec of m.devices.values()) {
     if (rec.spec.added === false) continue;
-    m.dc.trace.event("boot", `device_add ${rec.spec.name}`);
+    m.ctx.trace.event("boot", `device_add ${rec.spec.name}`);
     record("device_add", rec.spec.name, yield* addDevice(m, rec));
   }
   if (devicesFirst) yield* registerInstances();
   for (const spec of m.scenario.drivers) {
     if (spec.registered === false) continue;
-    m.dc.trace.event("boot", `driver_register ${spec.name}`);
+    m.ctx.trace.event("boot", `driver_register ${spec.name}`);
     record("driver_register", spec.name, yield* driverRegister(m.dc, m.drivers.get(spec.name)!));
   }
-  m.dc.trace.event("boot", "late_initcall deferred_probe_initcall");
+  m.ctx.trace.event("boot", "late_initcall deferred_probe_initcall");
   yield* deferredProbeInitcall(m.dc);
 }
 
@@ -129,17 +129,13 @@ export interface RunOptions extends MachineOptions {
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const m = new Machine(s, opts);
   const failures: Failure[] = [];
-  const seen = new Set<string>();
-  const violations: string[] = [];
+  const violations = m.ctx.diag.violations;
   // After boot and at the end the whole machine is checked; after each event, what the event touched.
   const checkAfter = (step: string, scope?: InvariantScope) => {
     if (opts.invariants === false) return;
     for (const v of checkInvariants(m, scope)) {
       const msg = formatViolation(v);
-      if (seen.has(msg)) continue;
-      seen.add(msg);
-      violations.push(msg);
-      failures.push({ step, kind: "invariant", message: msg });
+      if (m.ctx.diag.violation(msg)) failures.push({ step, kind: "invariant", message: msg });
     }
   };
   const boot: EventRecord[] = [];
@@ -152,7 +148,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   s.events.forEach((e, i) => {
     const step = `events[${i}]`;
     if (e.expect !== undefined) {
-      m.dc.trace.event(`${step}`, "expect");
+      m.ctx.trace.event(`${step}`, "expect");
       const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
       if (diffs.length === 0) passed++;
       else {
@@ -163,7 +159,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     }
     const t = tableEvent(e);
     const { key, arg } = t;
-    m.dc.trace.event(step, `${key} ${arg}`);
+    m.ctx.trace.event(step, `${key} ${arg}`);
     if (touched !== null) trackTouches(m.dc.sched);
     const { ret: r, value } = runTableEvent(m, t);
     const rec: EventRecord = { event: key, arg, result: resultName(r) };
@@ -190,5 +186,5 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     checkAfter(step, touched === null ? undefined : scopeOfTouched(touched));
   });
   if (s.events.length > 0) checkAfter("end");
-  return { machine: m, boot, failures, expectations: { passed, failed }, violations, snapshot: takeSnapshot(m, boot, violations) };
+  return { machine: m, boot, failures, expectations: { passed, failed }, violations: [...violations], snapshot: takeSnapshot(m, boot, violations) };
 }

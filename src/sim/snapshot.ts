@@ -198,7 +198,16 @@ function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
   };
 }
 
-export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string[]): Snapshot {
+/** The findings so far: the model's (stale IOTLB DMA), the failure effects, then each live domain's page-table findings. */
+function findings(m: Machine): string[] {
+  const diag = m.ctx.diag;
+  const out = [...diag.findings, ...diag.effects.map(formatFailureEffect)];
+  for (const d of m.k.domains) for (const f of diag.pgtableFindingsOf(d)) out.push(`${d}: ${f}`);
+  return out;
+}
+
+/** The machine's state as plain data; the violations are those the run recorded unless given. */
+export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violations: readonly string[] = m.ctx.diag.violations): Snapshot {
   const fwnodeNames = instanceNames(m);
   const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
   const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
@@ -229,9 +238,9 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     deferred: m.dc.deferred.devices().map((d) => d.name),
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),
-    warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+    warnings: m.ctx.diag.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
     cmdline: m.cmdline.map((n) => ({ ...n })),
-    findings: [...m.findings, ...m.dc.trace.effects.map(formatFailureEffect), ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
+    findings: findings(m),
     dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
     violations: [...violations],
   };

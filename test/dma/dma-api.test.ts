@@ -163,7 +163,7 @@ events:
     expect_error: ENOENT
 `);
     expect(r.failures).toEqual([]);
-    expect(r.machine.dc.trace.records.some((t) => t.fn === "report_iommu_fault")).toBe(true);
+    expect(r.machine.ctx.trace.records.some((t) => t.fn === "report_iommu_fault")).toBe(true);
   });
 
   const BAD_INPUT = `

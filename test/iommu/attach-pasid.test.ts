@@ -136,7 +136,7 @@ describe("PASID", () => {
   - expect: {groups: [{devices: ["0000:03:00.0", "0000:03:00.1"], pasids: []}]}
 `);
     expect(r.failures).toEqual([]);
-    const t = r.machine.dc.trace.records.filter((x) => x.kind === "call" && x.fn.includes("pasid")).map((x) => `${x.fn}=${x.result}`);
+    const t = r.machine.ctx.trace.records.filter((x) => x.kind === "call" && x.fn.includes("pasid")).map((x) => `${x.fn}=${x.result}`);
     expect(t).toEqual([
       "iommu_attach_device_pasid=0",
       "iommu_attach_device_pasid=EBUSY",

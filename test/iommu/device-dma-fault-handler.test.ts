@@ -74,7 +74,7 @@ describe("a device DMA fault reaches the domain's handler", () => {
     ]);
     expect(calls[0]!.domain).toBe(d);
     expect(calls[0]!.token).toBe(token);
-    const notes = m.dc.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
+    const notes = m.ctx.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
     expect(notes).toEqual([expect.stringMatching(/^iova 0x400123 read in .*: handler returned -5$/), expect.stringMatching(/^iova 0x500000 write in .*: handler returned -5$/)]);
   });
 
@@ -99,7 +99,7 @@ describe("without a handler report_iommu_fault returns -ENOSYS", () => {
     expect([r.faultType, r.faultFlags, r.faultRet]).toEqual(["translation", IOMMU_FAULT_WRITE, -38]);
     expect(REPORT_FAULT_NO_HANDLER).toBe(-38);
     expect(reportIommuFault(m.k, d, dev, 0x1000, IOMMU_FAULT_READ)).toBe(-38);
-    const notes = m.dc.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
+    const notes = m.ctx.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
     expect(notes).toEqual([expect.stringMatching(/write .*: no handler \(-ENOSYS\)$/), expect.stringMatching(/^iova 0x1000 read .*: no handler \(-ENOSYS\)$/)]);
   });
 });
@@ -113,7 +113,7 @@ describe("iommu_set_fault_handler takes only a domain whose cookie slot is empty
     const r = iommuSetFaultHandler(m.k, dma, () => 0, null);
     expect(r !== 0 && r.errno).toBe("EBUSY");
     expect(dma.faultHandler).toBeNull();
-    expect(m.dc.trace.warnings).toContainEqual(expect.objectContaining({ fn: "iommu_set_fault_handler", message: expect.stringMatching(/^WARN_ON: .*cookie_type DMA_IOVA, not NONE/) }));
+    expect(m.ctx.diag.warnings).toContainEqual(expect.objectContaining({ fn: "iommu_set_fault_handler", message: expect.stringMatching(/^WARN_ON: .*cookie_type DMA_IOVA, not NONE/) }));
     expect(iommuDeviceDma(m.k, dev, 0x1000, 4, false).faultRet).toBe(-38);
   });
 

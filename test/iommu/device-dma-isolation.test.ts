@@ -64,8 +64,8 @@ describe("mock (iommufd selftest) domains cache no translation", () => {
 `);
     expect(r.failures).toEqual([]);
     expect(r.violations).toEqual([]);
-    expect(r.machine.findings).toEqual([]);
-    expect(r.machine.isolationBreaches).toEqual([]);
+    expect(r.machine.ctx.diag.findings).toEqual([]);
+    expect(r.machine.ctx.diag.isolationBreaches).toEqual([]);
     const d = r.machine.userDomains.get("d")!;
     expect(d.iotlb).toBeNull();
     expect(r.snapshot.domains.find((x) => x.name === "d")).toMatchObject({ format: "IOMMUFD_MOCK", iotlb_entries: 0 });
@@ -104,13 +104,13 @@ describe("the isolation invariant fires on a stale translation outside a flush q
     const wrote = stepValue(m, { device_dma: { device: "a", iova: IOVA + 8, size: 8, dir: "write" } });
     expect(wrote.ret).toBe(0);
     expect(wrote.value).toBe(PA + 8);
-    expect(m.findings).toEqual([expect.stringMatching(/^stale IOTLB outside any flush queue: a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry of domain \d+ \(unmanaged\)$/)]);
+    expect(m.ctx.diag.findings).toEqual([expect.stringMatching(/^stale IOTLB outside any flush queue: a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry of domain \d+ \(unmanaged\)$/)]);
     expect(checkInvariants(m)).toEqual([{ rule: "I-isolation", message: expect.stringMatching(/^a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry/) }]);
     // Once the sync comes, the entry is gone and the DMA faults; nothing new is breached.
     iommuIotlbSync(d, gather);
     const after = step(m, { device_dma: { device: "a", iova: IOVA, size: 8, dir: "read" } });
     expect(after !== 0 && after.errno).toBe("EFAULT");
-    expect(m.isolationBreaches).toHaveLength(1);
+    expect(m.ctx.diag.isolationBreaches).toHaveLength(1);
   });
 
   it("a stale permission counts too: a write through a cached read-write entry of a page now mapped read-only", () => {
@@ -139,6 +139,6 @@ describe("the isolation invariant fires on a stale translation outside a flush q
     expect(step(m, { unmap: { domain: "d", iova: IOVA, size: 0x1000 } })).toBe(0);
     const r = step(m, { device_dma: { device: "a", iova: IOVA, size: 8, dir: "read" } });
     expect(r !== 0 && r.errno).toBe("EFAULT");
-    expect([m.findings, checkInvariants(m)]).toEqual([[], []]);
+    expect([m.ctx.diag.findings, checkInvariants(m)]).toEqual([[], []]);
   });
 });

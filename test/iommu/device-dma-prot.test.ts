@@ -96,7 +96,7 @@ function dma(r: Rig, iova: number, size: number, dir: "read" | "write"): 0 | KEr
 
 /** The report_iommu_fault notes the trace holds. */
 function faultNotes(r: Rig): string[] {
-  return r.m.dc.trace.records.filter((t) => t.kind === "note" && t.fn === "report_iommu_fault").map((t) => t.detail);
+  return r.m.ctx.trace.records.filter((t) => t.kind === "note" && t.fn === "report_iommu_fault").map((t) => t.detail);
 }
 
 function errnoOf(x: 0 | KError): string {
@@ -117,7 +117,7 @@ describe("a read-only mapping: the device reads, its write faults", () => {
       expect(dma(r, IOVA + 0x10, 8, "read")).toBe(0);
       expect(r.value).toBe(PA + 0x10);
       expect(r.faults).toHaveLength(1);
-      expect(r.m.findings).toEqual([]);
+      expect(r.m.ctx.diag.findings).toEqual([]);
       expect(checkInvariants(r.m)).toEqual([]);
     });
   }

@@ -105,7 +105,7 @@ events:
   - expect: {devices: {c: {iommu: smmu}}, group_count: 2}
 `);
     expect(r.failures).toEqual([]);
-    expect(r.machine.dc.trace.records.some((t) => t.fn === "probe_device" && t.detail.includes("ENOSPC"))).toBe(true);
+    expect(r.machine.ctx.trace.records.some((t) => t.fn === "probe_device" && t.detail.includes("ENOSPC"))).toBe(true);
   });
 
   it("a device whose ops differ from its group's fails probe", () => {
@@ -141,7 +141,7 @@ devices:
       probe_error: null,
     });
     // The errno: __iommu_probe_device and iommu_probe_device both return ENODEV for it, once each.
-    const calls = r.machine.dc.trace.records
+    const calls = r.machine.ctx.trace.records
       .filter((t) => t.kind === "call" && t.subject === "0000:01:02.0" && (t.fn === "iommu_probe_device" || t.fn === "__iommu_probe_device"))
       .map((t) => `${t.fn}=${t.result}`);
     expect(calls).toEqual(["iommu_probe_device=ENODEV", "__iommu_probe_device=ENODEV"]);
@@ -264,7 +264,7 @@ devices:
   - {name: ok, bus: platform, fwnode: /ok, iommus: [[smmu, 0x12, 0x0]]}
 `;
   const refusal = (r: ReturnType<typeof run>, d: string) =>
-    r.machine.dc.trace.records.filter((t) => t.fn === "probe_device" && t.subject === d && t.detail.includes("refused")).map((t) => t.detail);
+    r.machine.ctx.trace.records.filter((t) => t.fn === "probe_device" && t.subject === d && t.detail.includes("refused")).map((t) => t.detail);
 
   it("a stream ID or SMR mask wider than the SMMU implements is EINVAL, and claims no stream-map entry", () => {
     const r = run(SMMU + `

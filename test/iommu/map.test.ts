@@ -72,7 +72,7 @@ describe("iommu_map / iommu_unmap", () => {
     const { d, m } = domain();
     expect(iommuMap(d, 3 * M, 3 * M, 4 * K, RW)).toBe(0);
     expect(iommuMap(d, 2 * M, 64 * M, 2 * M, RW)).toBe(0);
-    expect(m.dc.trace.records.some((t) => t.fn === "io-pgtable finding" && t.detail.startsWith("map-discards-mappings"))).toBe(true);
+    expect(m.ctx.trace.records.some((t) => t.fn === "io-pgtable finding" && t.detail.startsWith("map-discards-mappings"))).toBe(true);
     expect(iommuIovaToPhys(d, 3 * M)).toBe(65 * M);
     expect(d.ops.stats!(d).findings.some((f) => f.startsWith("map-discards-mappings"))).toBe(true);
     expect(d.ops.stats!(d).tlb.flushWalk).toBe(1);

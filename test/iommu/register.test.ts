@@ -31,7 +31,7 @@ devices:
 describe("iommu_device_register replays probe over every IOMMU bus", () => {
   it("probes the instance's devices in bus order (platform, pci, amba), each in add order", () => {
     const r = run(DEVICES_FIRST + "events:\n  - iommu_register: smmu0\n");
-    const t = renderTrace(r.machine.dc.trace.records);
+    const t = renderTrace(r.machine.ctx.trace.records);
     const walk = t.slice(t.indexOf("iommu_device_register(smmu0)"));
     const probed = [...walk.matchAll(/__iommu_probe_device\(([^)]+)\) = 0/g)].map((m) => m[1]);
     expect(probed).toEqual(["p2", "p3", "0000:00:01.0", "a1"]);
@@ -64,7 +64,7 @@ events:
       violations: []
 `);
     expect(r.failures).toEqual([]);
-    expect(renderTrace(r.machine.dc.trace.records)).toMatch(/iommu_device_register\(smmu0\) = ERANGE[\s\S]*iommu_release_device\(ok\)/);
+    expect(renderTrace(r.machine.ctx.trace.records)).toMatch(/iommu_device_register\(smmu0\) = ERANGE[\s\S]*iommu_release_device\(ok\)/);
   });
 
   it("unregister releases exactly the devices that instance serves", () => {
@@ -106,7 +106,7 @@ drivers:
     expect(sched.finish(reg)).toBe(0);
     const snap = takeSnapshot(m, [], []);
     expect(dev(snap, "b")).toMatchObject({ iommu: "smmu0", probe: "bound", driver: "drv-b" });
-    const t = renderTrace(m.dc.trace.records);
+    const t = renderTrace(m.ctx.trace.records);
     expect(t).toMatch(/\[T2\] of_iommu_configure\(b, \/soc\/b\) = EPROBE_DEFER/);
   });
 
@@ -188,7 +188,7 @@ const arbScenario: fc.Arbitrary<Scenario> = fc
  * is already in a group (__iommu_probe_device's first check; such a call has no nested calls).
  */
 function probeOrder(r: ReturnType<typeof runScenario>): string[] {
-  const recs = r.machine.dc.trace.records;
+  const recs = r.machine.ctx.trace.records;
   const nested = (i: number) => {
     const j = recs.findIndex((t, k) => k > i && t.task === recs[i]!.task);
     return j >= 0 && recs[j]!.depth > recs[i]!.depth;

@@ -116,7 +116,7 @@ describe("flush-queue flushes in the trace and the snapshot", () => {
   it("each flush is a trace note naming its cause; the dma block counts them, the tlb block shows flush-alls", () => {
     const r = run(yaml);
     expect(r.failures).toEqual([]);
-    const notes = r.machine.dc.trace.records.filter((t) => t.fn === "fq_flush_iotlb");
+    const notes = r.machine.ctx.trace.records.filter((t) => t.fn === "fq_flush_iotlb");
     expect(notes.map((n) => n.detail)).toEqual([
       `flush queue flush #1: the whole IOTLB, because its ring was full (${IOVA_DEFAULT_FQ_SIZE - 1} entries waiting)`,
       "flush queue flush #2: the whole IOTLB, because its 10 ms timer fired at t=10 ms (1 entry waiting)",
@@ -133,7 +133,7 @@ describe("flush-queue flushes in the trace and the snapshot", () => {
 
   it("without the trace the counts are the same and no note is made", () => {
     const r = run(yaml, { trace: false });
-    expect(r.machine.dc.trace.records.filter((t) => t.fn === "fq_flush_iotlb")).toEqual([]);
+    expect(r.machine.ctx.trace.records.filter((t) => t.fn === "fq_flush_iotlb")).toEqual([]);
     expect(nicDomain(r.snapshot).dma).toMatchObject({ fq: 0, fq_flushes: 2, fq_full_flushes: 1, fq_timer_flushes: 1 });
   });
 });
