@@ -18,7 +18,7 @@ import { IOMMU_DOMAIN_DMA, type IommuDomain } from "./domain.ts";
 import type { IommuGroup } from "./group.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import { ProbeIndex } from "./probe-index.ts";
-import { UPSTREAM_STRATEGIES, type IommuStrategies } from "./strategy.ts";
+import type { IommuStrategies } from "./strategy-types.ts";
 
 // iommu_cmd_line bits
 export const IOMMU_CMD_LINE_DMA_API = 1 << 0;
@@ -62,7 +62,8 @@ export class IommuCore implements TraceCtx, FailureEffectSink {
     readonly dc: DriverCore,
     /** iommu_buses[]: the buses the core registers its notifier on, in walk order. */
     readonly iommuBuses: readonly BusType[],
-    public strategy: IommuStrategies = UPSTREAM_STRATEGIES,
+    /** The design strategies in force, one per axis (src/designs/ implements them; the machine chooses). */
+    public strategy: IommuStrategies,
   ) {
     this.ctx = dc.ctx;
     this.sched = dc.ctx.sched;

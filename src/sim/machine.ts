@@ -21,7 +21,7 @@ import { installBusDmaOps } from "../iommu/bus-dma.ts";
 import { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
-import { DOMAIN_ALLOCATIONS, OPS_RESOLUTIONS } from "../iommu/strategy.ts";
+import { strategiesFor } from "../designs/registry.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
 import { PGTABLE_MEMORY_DEFAULT_LIMIT, PgtableMemory } from "../pgtable/pool.ts";
 import { parseSize, scenarioArch, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
@@ -111,10 +111,8 @@ export class Machine {
     const mock = busRegister(this.dc, "iommufd_mock");
     this.buses = { platform, pci, amba, mock };
 
-    const strategy = {
-      opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"],
-      domainAllocation: DOMAIN_ALLOCATIONS[scenario.boot?.strategy?.domain_alloc ?? "device-ops"],
-    };
+    // The strategies the scenario chose, handed to the core (which implements none itself).
+    const strategy = strategiesFor(scenario.boot?.strategy ?? {});
     // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
     this.k.dmaInitFq = iommuDmaInitFq;

@@ -3,6 +3,7 @@
  * data, in the shape the scenario contract fixes (docs/scenarios.md), plus added keys.
  */
 import type { Device } from "../base/device.ts";
+import { strategyNames, type AxisName } from "../designs/registry.ts";
 import { formatFailureEffect } from "../lib/failure-effects.ts";
 import { sizeName } from "../lib/size.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
@@ -85,8 +86,8 @@ export type DmaHandleSnap = Omit<DmaHandle, "domain">;
 
 export interface Snapshot {
   name: string;
-  /** The design-axis strategies the run used. */
-  strategy: { ops_resolution: string; domain_alloc: string };
+  /** The design-axis strategies the run used, by axis. */
+  strategy: Record<AxisName, string>;
   iommus: IommuSnap[];
   devices: DeviceSnap[];
   groups: GroupSnap[];
@@ -219,7 +220,7 @@ export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violation
   }
   return {
     name: m.scenario.name,
-    strategy: { ops_resolution: m.k.strategy.opsResolution.name, domain_alloc: m.k.strategy.domainAllocation.name },
+    strategy: strategyNames(m.k.strategy),
     iommus: [...m.instances.values()].map((rec) => ({
       name: rec.spec.name,
       driver: rec.spec.driver,

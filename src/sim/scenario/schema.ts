@@ -6,12 +6,12 @@
 import { z } from "zod";
 import { ACS_NAMES, PCI_DEV_TYPES } from "../../base/pci/pci-dev.ts";
 import { IOMMU_DRIVER_NAMES } from "../../drivers/index.ts";
-import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES } from "../../iommu/strategy.ts";
+import { AXES, AXIS_NAMES, type AxisName, type StrategyName } from "../../designs/registry.ts";
 import { EVENT_KINDS, EVENTS, type EventKind } from "../event-table.ts";
 import { errno, EXPECT_DOMAIN_KINDS, name, parseSize, sizeSchema } from "./atoms.ts";
 import { listOf, quoteString } from "./suggest.ts";
 
-export { DOMAIN_ALLOC_NAMES, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, OPS_RESOLUTION_NAMES, parseSize, sizeSchema };
+export { EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, sizeSchema };
 export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
 
 const iommuSchema = z
@@ -211,15 +211,16 @@ export const eventSchema = z
   .describe("one kernel entry point, or an expectation");
 
 
-/** The design-axis strategies a run uses (docs/design-axes.md). */
-export const strategySchema = z.strictObject({
-  ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
-  domain_alloc: z
-    .enum(DOMAIN_ALLOC_NAMES)
-    .optional()
-    .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
-});
+/** The design-axis strategies a run uses (docs/design-axes.md): per axis of the registry (src/designs/), one of its names. */
+type StrategyShape = { [A in AxisName]: z.ZodOptional<z.ZodEnum<{ [N in StrategyName<A>]: N }>> };
+export const strategySchema = z.strictObject(
+  Object.fromEntries(AXIS_NAMES.map((a) => [a, z.enum(AXES[a].names).optional().describe(AXES[a].doc)])) as unknown as StrategyShape,
+);
 export type StrategyChoice = z.infer<typeof strategySchema>;
+
+/** The strategy names of the two axes the command line has a flag for. */
+export const OPS_RESOLUTION_NAMES = AXES.ops_resolution.names;
+export const DOMAIN_ALLOC_NAMES = AXES.domain_alloc.names;
 
 export const scenarioSchema = z
   .strictObject({
@@ -260,10 +261,12 @@ export type ExpectSpec = z.infer<typeof expectSchema>;
 
 /** The scenario with some of its boot.strategy choices replaced. */
 export function withStrategy(s: Scenario, over: StrategyChoice): Scenario {
-  const strategy = { ...s.boot?.strategy };
-  if (over.ops_resolution !== undefined) strategy.ops_resolution = over.ops_resolution;
-  if (over.domain_alloc !== undefined) strategy.domain_alloc = over.domain_alloc;
-  return { ...s, boot: { ...s.boot, strategy } };
+  const strategy: Record<string, string> = { ...s.boot?.strategy };
+  for (const a of AXIS_NAMES) {
+    const name = over[a];
+    if (name !== undefined) strategy[a] = name;
+  }
+  return { ...s, boot: { ...s.boot, strategy: strategy as StrategyChoice } };
 }
 
 /** The architecture a scenario boots: boot.arch, else x86 when an intel/amd instance exists, else arm64. */
