@@ -11,13 +11,12 @@ import {
   dmaCookie,
   dmaIovaQueued,
   dmaMapPageChecked,
-  dmaMapSg,
   dmaRunTimers,
   dmaUnmapPage,
-  dmaUnmapSg,
   type DmaDataDirection,
   type FqFlushHook,
 } from "../dma/dma-iommu.ts";
+import { dmaMapSg, dmaUnmapSg } from "../dma/dma-sg.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { __IOMMU_DOMAIN_PAGING } from "../iommu/domain.ts";
 import { iommuMap, iommuUnmap } from "../iommu/map.ts";

@@ -68,7 +68,7 @@ export interface DomainSnap {
   pgtable_bytes: number;
   /**
    * Invalidations the driver issued (flush_all, flush_walk, add_page, sync) and, for the paging
-   * domains of drivers/domains.ts, the most recent ones (kind, iova, size; oldest first) and how
+   * domains of drivers/paging-domain.ts, the most recent ones (kind, iova, size; oldest first) and how
    * many were recorded in all.
    */
   tlb: IommuDomainStats["tlb"] | null;

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { dmaCookie, dmaMapPage, iommuDmaInitDomain, dmaMapSg, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { dmaCookie, dmaMapPage, iommuDmaInitDomain, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { dmaMapSg } from "../../src/dma/dma-sg.ts";
 import { isErr } from "../../src/lib/errno.ts";
 import { IOVA_DEFAULT_FQ_SIZE } from "../../src/dma/flush-queue.ts";
 import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { iommuIovaToPhys, iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
 import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";

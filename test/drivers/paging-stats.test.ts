@@ -3,7 +3,7 @@
  * model builds it at the first map), and mapped bytes come from a walk.
  */
 import { describe, expect, it } from "vitest";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { iommuDomainFree, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { iommuDomainMappedBytes, type IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuMap, iommuUnmap } from "../../src/iommu/map.ts";

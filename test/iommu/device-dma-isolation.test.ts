@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import type { IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuIotlbSync, iommuUnmapFast } from "../../src/iommu/map.ts";
 import { iommuDeviceDma, iommuDomainCachesTranslations } from "../../src/iommu/translate.ts";
@@ -115,7 +115,7 @@ describe("the isolation invariant fires on a stale translation outside a flush q
 
   it("a stale permission counts too: a write through a cached read-write entry of a page now mapped read-only", () => {
     const { m, d, dev } = attached(SMMU, "a");
-    // The domain's iova_prot op (src/drivers/domains.ts is to provide it; added here until it does).
+    // The domain's iova_prot op (src/drivers/paging-domain.ts is to provide it; added here until it does).
     if (d.ops.iovaProt === undefined) {
       Object.defineProperty(d, "ops", { value: { ...d.ops, iovaProt: (dd: IommuDomain, iova: number) => pagingPriv(dd).pgtbl?.iovaProt(iova) ?? 0 } });
     }

@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { newPagingDomain, pagingFormat } from "../../src/drivers/domains.ts";
+import { newPagingDomain } from "../../src/drivers/paging-domain.ts";
+import { pagingFormat } from "../../src/drivers/paging-format.ts";
 import { adoptDomain, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../../src/iommu/domain.ts";
 import { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, iommuSetFaultHandler } from "../../src/iommu/fault.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain, iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
 import { iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
