@@ -12,8 +12,6 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-constant-condition": ["error", { checkLoops: false }],
       "@typescript-eslint/no-non-null-assertion": "off",
-      // Lifecycle paths are generators so a scheduler can interleave them; some never reach a point.
-      "require-yield": "off",
     },
   },
 );

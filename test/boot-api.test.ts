@@ -14,8 +14,8 @@ describe("boot() honours every option it takes", () => {
   });
 
   it("trace, invariants, probeWalk and deferredProbe reach the run", () => {
-    expect(boot(WRONG_OPS, { trace: false }).machine.dc.trace.records).toEqual([]);
-    expect(boot(WRONG_OPS, { trace: true }).machine.dc.trace.records.length).toBeGreaterThan(0);
+    expect(boot(WRONG_OPS, { trace: false }).machine.ctx.trace.records).toEqual([]);
+    expect(boot(WRONG_OPS, { trace: true }).machine.ctx.trace.records.length).toBeGreaterThan(0);
     expect(boot(WRONG_OPS, { probeWalk: "literal" }).machine.k.probeWalk).toBe("literal");
     expect(boot(WRONG_OPS, { deferredProbe: "literal" }).machine.dc.deferred.mode).toBe("literal");
     expect(boot(WRONG_OPS).machine.dc.deferred.mode).toBe("indexed");

@@ -14,9 +14,10 @@ const ALLOWED: Record<string, string[]> = {
   iommu: ["firmware", "base", "pgtable", "lib"],
   drivers: ["iommu", "firmware", "base", "pgtable", "lib"],
   dma: ["iommu", "base", "pgtable", "lib"],
+  designs: ["iommu", "drivers", "firmware", "base", "lib"],
   iommufd: ["dma", "iommu", "base", "pgtable", "lib"],
-  sim: ["iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
-  cli: ["sim", "iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
+  sim: ["designs", "iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
+  cli: ["sim", "designs", "iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
 };
 
 const SRC = new URL("../src/", import.meta.url).pathname;

@@ -148,12 +148,11 @@ export function play(
     if (e === null) break;
     played.push(e);
     const kind = eventKey(e);
-    const effectsBefore = m.dc.trace.effects.length;
+    const effectsBefore = m.ctx.diag.effects.length;
     let r: 0 | KError;
     let snap: State;
     let json: string;
     try {
-      m.lastValue = undefined;
       r = runPath(eventPath(m, e).path);
       snap = state(takeSnapshot(m, boot, []));
       json = JSON.stringify(snap);
@@ -172,7 +171,7 @@ export function play(
     else {
       counts.failed++;
       if (changed) {
-        const effects = m.dc.trace.effects.slice(effectsBefore);
+        const effects = m.ctx.diag.effects.slice(effectsBefore);
         const own = new Set(effects.map(formatFailureEffect));
         const ids = new Set(effects.map((x) => x.id));
         // The page-table formats record theirs as findings of a kind.

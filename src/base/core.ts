@@ -16,14 +16,9 @@ import type { Device } from "./device.ts";
 import type { DriverCore } from "./driver-core.ts";
 import { mutexLock, mutexUnlock } from "./mutex.ts";
 import { touch, type Path } from "./path.ts";
-import { traced } from "./traced.ts";
+import { kernelPath } from "./traced.ts";
 
-// @kernel: device_add
-export function deviceAdd(dc: DriverCore, dev: Device): Path<0 | KError> {
-  return traced(dc, "device_add", dev.name, deviceAddBody(dc, dev));
-}
-
-function* deviceAddBody(dc: DriverCore, dev: Device): Path<0 | KError> {
+export const deviceAdd = kernelPath("device_add", function* (dc: DriverCore, dev: Device): Path<0 | KError> {
   touch(dc.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added to bus ${dev.bus.name}`);
   if (dev.parent !== null && !dev.parent.registered) {
@@ -39,14 +34,9 @@ function* deviceAddBody(dc: DriverCore, dev: Device): Path<0 | KError> {
   yield* busNotify(dev.bus, BUS_NOTIFY_ADD_DEVICE, dev);
   yield* busProbeDevice(dc, dev);
   return 0;
-}
+}, (_dc, dev) => dev.name);
 
-// @kernel: device_del
-export function deviceDel(dc: DriverCore, dev: Device): Path<0 | KError> {
-  return traced(dc, "device_del", dev.name, deviceDelBody(dc, dev));
-}
-
-function* deviceDelBody(dc: DriverCore, dev: Device): Path<0 | KError> {
+export const deviceDel = kernelPath("device_del", function* (dc: DriverCore, dev: Device): Path<0 | KError> {
   if (!dev.registered) return kerr("ENODEV", `${dev.name} is not on bus ${dev.bus.name}: nothing to delete`);
   // Model rule (docs/model.md): the kernel leaves children to their bus code; deleting a parent first is refused.
   const child = firstRegisteredChild(dev);
@@ -67,7 +57,7 @@ function* deviceDelBody(dc: DriverCore, dev: Device): Path<0 | KError> {
   dev.registered = false;
   dev.probeError = null;
   return 0;
-}
+}, (_dc, dev) => dev.name);
 
 function removeFrom(list: Device[], dev: Device): void {
   const i = list.indexOf(dev);

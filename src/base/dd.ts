@@ -20,7 +20,7 @@ import type { FwnodeHandle } from "./fwnode.ts";
 import type { DriverCore } from "./driver-core.ts";
 import { mutexLock, mutexUnlock } from "./mutex.ts";
 import { touch, type Path } from "./path.ts";
-import { traced } from "./traced.ts";
+import { kernelPath } from "./traced.ts";
 
 /**
  * A failed bind. `fromDriverProbe` tells the kernel's two conventions apart:
@@ -41,12 +41,7 @@ function isDefer(r: ProbeRet): boolean {
   return r !== 0 && r.err.errno === "EPROBE_DEFER";
 }
 
-// @kernel: really_probe
-function reallyProbe(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
-  return traced(dc, "really_probe", dev.name, reallyProbeBody(dc, dev, drv), drv.name);
-}
-
-function* reallyProbeBody(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
+const reallyProbe = kernelPath("really_probe", function* (dc: DriverCore, dev: Device, drv: DeviceDriver): Path<ProbeRet> {
   // A new attempt: whatever the last one waited for is moot until this one defers.
   dev.deferredProbeSupplier = null;
   // @kernel: device_set_driver
@@ -72,7 +67,7 @@ function* reallyProbeBody(dc: DriverCore, dev: Device, drv: DeviceDriver): Path<
   }
   yield* driverBound(dc, dev);
   return 0;
-}
+}, { subject: (_dc, dev) => dev.name, detail: (_dc, _dev, drv) => drv.name });
 
 // @kernel: driver_bound
 function* driverBound(dc: DriverCore, dev: Device): Path {
@@ -142,12 +137,8 @@ export function* busProbeDevice(dc: DriverCore, dev: Device): Path {
   yield* deviceAttach(dc, dev);
 }
 
-// @kernel: device_driver_attach (sysfs bind: no deferred-list handling, -EAGAIN for a deferral)
-export function deviceDriverAttach(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<0 | KError> {
-  return traced(dc, "device_driver_attach", dev.name, deviceDriverAttachBody(dc, drv, dev), drv.name);
-}
-
-function* deviceDriverAttachBody(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<0 | KError> {
+/** A sysfs bind: no deferred-list handling, -EAGAIN for a deferral. */
+export const deviceDriverAttach = kernelPath("device_driver_attach", function* (dc: DriverCore, drv: DeviceDriver, dev: Device): Path<0 | KError> {
   // @kernel: bind_store (the driver must match the device)
   if (!drv.matches(dev)) return kerr("ENODEV", `driver ${drv.name} does not match ${dev.name}`);
   yield* mutexLock(dc.sched, dev.lock);
@@ -156,14 +147,10 @@ function* deviceDriverAttachBody(dc: DriverCore, drv: DeviceDriver, dev: Device)
   if (ret === 0) return 0;
   if (isDefer(ret)) return kerr("EAGAIN", `${ret.err.message} (sysfs bind reports a deferral as EAGAIN)`);
   return ret.err;
-}
+}, { subject: (_dc, _drv, dev) => dev.name, detail: (_dc, drv) => drv.name });
 
-// @kernel: driver_register (bus_add_driver, then driver_attach)
-export function driverRegister(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
-  return traced(dc, "driver_register", drv.name, driverRegisterBody(dc, drv));
-}
-
-function* driverRegisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
+/** bus_add_driver, then driver_attach. */
+export const driverRegister = kernelPath("driver_register", function* (dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
   if (drv.registered) return kerr("EBUSY", `driver ${drv.name} is already registered`);
   drv.bus.drivers.push(drv);
   drv.registered = true;
@@ -175,14 +162,10 @@ function* driverRegisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KError
     yield* mutexUnlock(dc.sched, dev.lock);
   }
   return 0;
-}
+}, (_dc, drv) => drv.name);
 
-// @kernel: driver_unregister (driver_detach, then bus_remove_driver)
-export function driverUnregister(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
-  return traced(dc, "driver_unregister", drv.name, driverUnregisterBody(dc, drv));
-}
-
-function* driverUnregisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
+/** driver_detach, then bus_remove_driver. */
+export const driverUnregister = kernelPath("driver_unregister", function* (dc: DriverCore, drv: DeviceDriver): Path<0 | KError> {
   if (!drv.registered) return kerr("ENODEV", `driver ${drv.name} is not registered`);
   for (const dev of [...drv.devices]) yield* deviceReleaseDriver(dc, dev);
   const i = drv.bus.drivers.indexOf(drv);
@@ -191,14 +174,10 @@ function* driverUnregisterBody(dc: DriverCore, drv: DeviceDriver): Path<0 | KErr
   // A deferred device this driver matched may find no driver, or another one, when it is retried.
   dc.deferred.wakeAll();
   return 0;
-}
+}, (_dc, drv) => drv.name);
 
-// @kernel: device_release_driver (__device_release_driver under device_lock)
-export function deviceReleaseDriver(dc: DriverCore, dev: Device): Path<0 | KError> {
-  return traced(dc, "device_release_driver", dev.name, deviceReleaseDriverBody(dc, dev));
-}
-
-function* deviceReleaseDriverBody(dc: DriverCore, dev: Device): Path<0 | KError> {
+/** __device_release_driver under device_lock. */
+export const deviceReleaseDriver = kernelPath("device_release_driver", function* (dc: DriverCore, dev: Device): Path<0 | KError> {
   yield* mutexLock(dc.sched, dev.lock);
   const drv = dev.driver;
   if (drv !== null) {
@@ -212,7 +191,7 @@ function* deviceReleaseDriverBody(dc: DriverCore, dev: Device): Path<0 | KError>
   }
   yield* mutexUnlock(dc.sched, dev.lock);
   return 0;
-}
+}, (_dc, dev) => dev.name);
 
 // @kernel: driver_deferred_probe_add
 export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device): Path {
@@ -253,12 +232,7 @@ export function* driverDeferredProbeTrigger(dc: DriverCore): Path {
   dc.deferredWorkQueued = true;
 }
 
-// @kernel: deferred_probe_work_func
-export function deferredProbeWorkFunc(dc: DriverCore): Path {
-  return traced(dc, "deferred_probe_work_func", "", deferredProbeWorkBody(dc));
-}
-
-function* deferredProbeWorkBody(dc: DriverCore): Path {
+export const deferredProbeWorkFunc = kernelPath("deferred_probe_work_func", function* (dc: DriverCore): Path {
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
   dc.deferred.beginRun();
   for (;;) {
@@ -270,10 +244,10 @@ function* deferredProbeWorkBody(dc: DriverCore): Path {
   }
   const skipped = dc.deferred.endRun();
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
-  if (skipped !== null && skipped.skipped > 0 && dc.trace.enabled) {
-    dc.trace.note(dc.sched.current.id, "deferred_probe_work_func", "", skipSummaryText(skipped));
+  if (skipped !== null && skipped.skipped > 0 && dc.ctx.tracing) {
+    dc.ctx.note("deferred_probe_work_func", "", skipSummaryText(skipped));
   }
-}
+}, (_dc) => "");
 
 /** The trace line for the retries the index skipped in one run of the work item. */
 function skipSummaryText(s: SkipSummary): string {

@@ -1,18 +1,18 @@
 /**
- * The driver core's global state for one machine: registered buses, the
- * deferred-probe lists (drivers/base/dd.c), and the scheduling and trace
- * context every path shares.
+ * The driver core's global state for one machine: registered buses and the
+ * deferred-probe lists (drivers/base/dd.c). It is handed the machine's
+ * context (scheduling, trace, diagnostics), which every path shares.
  */
-import { Trace } from "../lib/trace.ts";
 import { BusType } from "./bus.ts";
+import { MachineContext } from "./context.ts";
 import { IndexedDeferredLists } from "./deferred-index.ts";
 import { LiteralDeferredLists, type DeferredLists, type DeferredProbeMode } from "./deferred-lists.ts";
 import { Mutex } from "./mutex.ts";
-import { Sched } from "./path.ts";
+import type { Sched } from "./path.ts";
 
 export class DriverCore {
-  readonly sched = new Sched();
-  readonly trace = new Trace();
+  /** The context's scheduling state, which the driver core's paths use at every lock. */
+  readonly sched: Sched;
   readonly buses = new Map<string, BusType>();
 
   /**
@@ -33,7 +33,11 @@ export class DriverCore {
 
   private busSeq = 0;
 
-  constructor(deferredProbe: DeferredProbeMode = "indexed") {
+  constructor(
+    readonly ctx: MachineContext = new MachineContext(),
+    deferredProbe: DeferredProbeMode = "indexed",
+  ) {
+    this.sched = ctx.sched;
     this.deferred = deferredProbe === "indexed" ? new IndexedDeferredLists() : new LiteralDeferredLists();
   }
 

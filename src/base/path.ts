@@ -85,6 +85,39 @@ export const NO_POINT: Path = {
 } as Path;
 const NO_POINT_DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
 
+/**
+ * A plain function where a path is expected (a hook, an event that cannot
+ * block): it runs `f` when first stepped and ends with its result, making
+ * no step objects.
+ */
+export function callPath<T>(f: () => T): Path<T> {
+  return new CallPath(f) as unknown as Path<T>;
+}
+
+class CallPath<T> {
+  private f: (() => T) | null;
+  constructor(f: () => T) {
+    this.f = f;
+  }
+  next(): IteratorResult<Step, T> {
+    const f = this.f;
+    if (f === null) return { done: true, value: undefined as T };
+    this.f = null;
+    return { done: true, value: f() };
+  }
+  return(value: T): IteratorResult<Step, T> {
+    this.f = null;
+    return { done: true, value };
+  }
+  throw(e: unknown): never {
+    this.f = null;
+    throw e;
+  }
+  [Symbol.iterator](): this {
+    return this;
+  }
+}
+
 /** A shared-state access point (`yield* access(...)`): a step only when the scheduler wants points. */
 export function access(s: Sched, op: "read" | "write", what: string): Path {
   return s.points ? accessPoint(op, what) : NO_POINT;

@@ -129,11 +129,11 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
   const r = runScenario(withStrategy(s, opts.strategy), { ...opts.model, trace: o.trace === true });
   if (o.json) {
     // One JSON document: with --trace the trace goes in it, as records.
-    const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.dc.trace.records } : {}) };
+    const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.ctx.trace.records } : {}) };
     io.out(json(doc, io));
   } else {
     warnCmdline(r.snapshot.cmdline, io);
-    if (o.trace) io.out(renderTrace(r.machine.dc.trace.records) + "\n");
+    if (o.trace) io.out(renderTrace(r.machine.ctx.trace.records) + "\n");
     io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));
   }
   if (r.failures.length === 0) return EXIT_OK;

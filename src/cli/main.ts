@@ -20,8 +20,8 @@ const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from st
 async function strategyNames(argv: string[]): Promise<{ ops: string; alloc: string }> {
   const help = argv.includes("-h") || argv.includes("--help") || argv[0] === "help";
   if (!help || !argv.some((a) => a === "run" || a === "check")) return { ops: "a strategy name", alloc: "a strategy name" };
-  const { OPS_RESOLUTION_NAMES, DOMAIN_ALLOC_NAMES } = await import("../iommu/strategy.ts");
-  return { ops: OPS_RESOLUTION_NAMES.join(", "), alloc: DOMAIN_ALLOC_NAMES.join(", ") };
+  const { AXES } = await import("../designs/registry.ts");
+  return { ops: AXES.ops_resolution.names.join(", "), alloc: AXES.domain_alloc.names.join(", ") };
 }
 
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {

@@ -6,18 +6,18 @@
  * frees the IOVA at once (strict) or queues both (lazy).
  *
  * Hot path: no allocation per map/unmap pair; IOVAs come from the
- * allocator's per-CPU magazines.
+ * allocator's per-CPU magazines. The flush queue's operations are in
+ * flush-queue.ts, scatterlists in dma-sg.ts.
  */
 import type { Device } from "../base/device.ts";
-import { alignUp, modPow2 } from "../lib/bits.ts";
 import { kerr, isErr, type KError } from "../lib/errno.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_DMA_FQ, iommuIsDmaDomain, type IommuDomain } from "../iommu/domain.ts";
 import { iommuGetResvRegions } from "../iommu/resv-region.ts";
-import { iommuIotlbSync, iommuMap, iommuMapOnePfn, iommuMapSg, iommuUnmapFast, iommuUnmapFastOnePfn, type SgEntry } from "../iommu/map.ts";
-import { IommuPagesList, iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
+import { iommuIotlbSync, iommuMap, iommuMapOnePfn, iommuUnmapFast, iommuUnmapFastOnePfn } from "../iommu/map.ts";
+import { iommuIotlbGatherInit, newIommuIotlbGather } from "../pgtable/gather.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
-import { FlushQueue, IOVA_DEFAULT_FQ_SIZE, type FqFlushReason } from "./flush-queue.ts";
+import { fqFlushTimeout, FlushQueue, queueIova, type FqFlushReason } from "./flush-queue.ts";
 import { initIovaDomain, type IovaDomain } from "./iova.ts";
 
 /** DMA_MAPPING_ERROR */
@@ -111,7 +111,7 @@ export function iommuDmaInitFq(domain: IommuDomain): 0 | KError {
  * tests, so that V8 inlines it into the map and unmap paths (only this layer
  * sets a domain's cookie, and only to an IommuDmaCookie).
  */
-function dmaReadyCookie(dev: Device): IommuDmaCookie | null {
+export function dmaReadyCookie(dev: Device): IommuDmaCookie | null {
   return (dmaApiDomain(dev)?.cookie ?? null) as IommuDmaCookie | null;
 }
 
@@ -122,7 +122,7 @@ export function dmaApiDomain(dev: Device): IommuDomain | null {
 }
 
 /** The cookie of `dev`'s DMA domain, set up on first use; null when the device does not use iommu-dma. */
-function dmaDomainCookie(dev: Device): IommuDmaCookie | KError | null {
+export function dmaDomainCookie(dev: Device): IommuDmaCookie | KError | null {
   const ready = dmaReadyCookie(dev);
   if (ready !== null || !dev.dmaIommu) return ready;
   const domain = devGroup(dev)?.defaultDomain ?? null;
@@ -131,7 +131,7 @@ function dmaDomainCookie(dev: Device): IommuDmaCookie | KError | null {
 }
 
 // @kernel: dma_info_to_prot
-function dmaInfoToProt(dir: DmaDataDirection): number {
+export function dmaInfoToProt(dir: DmaDataDirection): number {
   return dir === "to_device" ? IOMMU_READ : dir === "from_device" ? IOMMU_WRITE : IOMMU_READ | IOMMU_WRITE;
 }
 
@@ -141,7 +141,7 @@ function dmaInfoToProt(dir: DmaDataDirection): number {
  * does not inline becomes a new heap number on every map.
  */
 // @kernel: iommu_dma_alloc_iova (returns the IOVA's frame number, 0 for none)
-function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number): number {
+export function iommuDmaAllocIova(cookie: IommuDmaCookie, dev: Device, pages: number): number {
   // The limit follows from the mask and the domain's aperture: worked out once per mask (a PCI device
   // whose mask reaches past 4 GiB may try below 4 GiB first, so it always works its limit out).
   const mask = dev.dmaMask;
@@ -171,65 +171,6 @@ function iommuDmaAllocIovaLimit(cookie: IommuDmaCookie, dev: Device, pages: numb
     cookie.limitPfn = limitPfn;
   }
   return iovad.allocIovaFast(pages, limitPfn, true);
-}
-
-// @kernel: fq_ring_free_locked
-function fqRingFree(cookie: IommuDmaCookie, q: FlushQueue): void {
-  const fq = q.fq;
-  while (fq.head !== fq.tail) {
-    const i = fq.head;
-    if (fq.counters[i]! >= q.flushFinishCnt) break;
-    const pages = q.freelists.get(i);
-    if (pages !== undefined) {
-      pages.put();
-      q.freelists.delete(i);
-    }
-    cookie.iovad.freeIovaFast(fq.pfns[i]!, fq.pages[i]!);
-    fq.head = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1);
-  }
-}
-
-// @kernel: fq_flush_iotlb
-function fqFlushIotlb(cookie: IommuDmaCookie, q: FlushQueue, reason: FqFlushReason): void {
-  q.flushStartCnt++;
-  cookie.domain.ops.flushIotlbAll?.(cookie.domain);
-  q.flushFinishCnt++;
-  if (reason === "full") q.fullFlushes++;
-  else q.timerFlushes++;
-  cookie.fqFlushHook?.(cookie, reason);
-}
-
-// @kernel: queue_iova
-function queueIova(cookie: IommuDmaCookie, q: FlushQueue, pfn: number, pages: number, freelist: IommuPagesList, now: number): void {
-  fqRingFree(cookie, q);
-  if (q.fq.full) {
-    fqFlushIotlb(cookie, q, "full");
-    fqRingFree(cookie, q);
-  }
-  const fq = q.fq;
-  const i = fq.tail;
-  fq.tail = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1);
-  fq.pfns[i] = pfn;
-  fq.pages[i] = pages;
-  fq.counters[i] = q.flushStartCnt;
-  if (freelist.length > 0) {
-    const held = new IommuPagesList();
-    held.splice(freelist);
-    q.freelists.set(i, held);
-  }
-  if (!q.timerOn) {
-    q.timerOn = true;
-    q.timerDeadline = now + q.timeoutMs;
-  }
-}
-
-// @kernel: fq_flush_timeout
-export function fqFlushTimeout(cookie: IommuDmaCookie): void {
-  const q = cookie.fq;
-  if (q === null) return;
-  q.timerOn = false;
-  fqFlushIotlb(cookie, q, "timer");
-  fqRingFree(cookie, q);
 }
 
 /** Runs the flush-queue timers that are due at model time `now`; returns how many fired. */
@@ -324,7 +265,7 @@ function dmaMapPageFirst(dev: Device, phys: number, size: number, dir: DmaDataDi
  * is what it was before, as the kernel's is (its failed map leaves only
  * the allocator's max32_alloc_size hint behind).
  */
-function dropFreshCookie(cookie: IommuDmaCookie): void {
+export function dropFreshCookie(cookie: IommuDmaCookie): void {
   cookie.domain.cookie = null;
 }
 
@@ -334,7 +275,7 @@ function dropFreshCookie(cookie: IommuDmaCookie): void {
  * (a failure effect). Off the success path.
  */
 // @kernel: iommu_dma_free_iova
-function iommuDmaFreeIova(cookie: IommuDmaCookie, pfn: number, pages: number, why: KError): void {
+export function iommuDmaFreeIova(cookie: IommuDmaCookie, pfn: number, pages: number, why: KError): void {
   const live = cookie.iovad.treeNodesLive;
   cookie.iovad.freeIovaFast(pfn, pages);
   // Freed to the tree after all (the cache was full), or the cookie goes with the failed first map: nothing stays.
@@ -344,7 +285,7 @@ function iommuDmaFreeIova(cookie: IommuDmaCookie, pfn: number, pages: number, wh
 }
 
 /** alloc_iova_fast found no space even after flushing the IOVA caches back to the tree: they stay flushed (a failure effect). */
-function iovaAllocFailed(cookie: IommuDmaCookie): void {
+export function iovaAllocFailed(cookie: IommuDmaCookie): void {
   const freed = cookie.iovad.lastFlushFreed;
   if (freed === 0 || cookie.fresh) return;
   cookie.iovad.lastFlushFreed = 0;
@@ -463,90 +404,6 @@ function iommuDmaUnmapPhys(cookie: IommuDmaCookie, dma: number, size: number, no
   return unmapped;
 }
 
-/** One scatterlist entry for dma_map_sg. */
-export interface DmaSgEntry {
-  paddr: number;
-  length: number;
-}
-
-/** A mapped scatterlist. */
-export interface DmaSgMapping {
-  /** The first entry's DMA address (sg_dma_address of the first segment). */
-  dma: number;
-  /** Where the last entry's data ends (its DMA address + length): with `dma`, what dma_unmap_sg needs. */
-  end: number;
-  /** The IOVA range the list occupies: base and length (whole granules; 0 and 0 for dma-direct). */
-  iova: number;
-  len: number;
-  /** Each entry's DMA address. */
-  addrs: number[];
-}
-
-/**
- * @kernel: iommu_dma_map_sg — one IOVA range for the whole list, each
- * entry at its offset (entries padded to the granule, laid out one after
- * the other), mapped by one iommu_map_sg. If that fails it has already
- * unmapped what it mapped, and the IOVA goes back to the allocator once.
- * Errors as the kernel's: ENOMEM when no IOVA fits, EINVAL for any other
- * failure (the sentence names the page-table error), EINVAL for an empty
- * list or a zero-length entry (the model refuses those; see below).
- */
-export function dmaMapSg(dev: Device, sg: readonly DmaSgEntry[], dir: DmaDataDirection): DmaSgMapping | KError {
-  // The kernel maps a zero-length entry as nothing, but a segment whose sg_dma_len is 0 ends
-  // iommu_dma_unmap_sg's walk, so such a list could not be unmapped whole: the model refuses it.
-  if (sg.length === 0) return kerr("EINVAL", "dma_map_sg of an empty scatterlist");
-  const zero = sg.findIndex((e) => !(e.length > 0));
-  if (zero >= 0) return kerr("EINVAL", `dma_map_sg: entry ${zero} has length ${sg[zero]!.length}: a zero-length mapping maps nothing`);
-  const fresh = dmaReadyCookie(dev) === null;
-  const cookie = dmaDomainCookie(dev);
-  if (cookie !== null && !isErr(cookie)) cookie.fresh = fresh;
-  if (cookie === null) {
-    const addrs = sg.map((e) => e.paddr);
-    if (sg.some((e) => e.paddr + e.length - 1 > dev.dmaMask)) return kerr("EIO", "dma-direct: an entry lies beyond the device's DMA mask (no swiotlb)");
-    return { dma: addrs[0]!, end: addrs[0]! + sg[0]!.length, iova: 0, len: 0, addrs };
-  }
-  if (isErr(cookie)) return cookie;
-  const gran = cookie.iovad.granule;
-  // Align each entry to whole granules, keeping its offset for the caller.
-  const aligned: SgEntry[] = [];
-  const offs: number[] = [];
-  let total = 0;
-  for (const e of sg) {
-    const off = modPow2(e.paddr, gran);
-    const span = alignUp(e.length + off, gran);
-    aligned.push({ paddr: e.paddr - off, length: span });
-    offs.push(total + off);
-    total += span;
-  }
-  const iovaPfn = iommuDmaAllocIova(cookie, dev, total / gran);
-  if (iovaPfn === 0) {
-    iovaAllocFailed(cookie);
-    if (fresh) dropFreshCookie(cookie);
-    return kerr("ENOMEM", `no IOVA space below the DMA mask for ${total} bytes`);
-  }
-  const iova = iovaPfn * gran;
-  const mapped = iommuMapSg(cookie.domain, iova, aligned, dmaInfoToProt(dir));
-  if (isErr(mapped)) {
-    iommuDmaFreeIova(cookie, iovaPfn, total / gran, mapped);
-    if (fresh) dropFreshCookie(cookie);
-    return kerr(mapped.errno === "ENOMEM" ? "ENOMEM" : "EINVAL", `dma_map_sg: iommu_map_sg failed with ${mapped.errno}: ${mapped.message}`);
-  }
-  cookie.fresh = false;
-  const addrs = offs.map((o) => iova + o);
-  const last = sg.length - 1;
-  return { dma: addrs[0]!, end: addrs[last]! + sg[last]!.length, iova, len: total, addrs };
-}
-
-/**
- * @kernel: iommu_dma_unmap_sg — the list sits in one IOVA range, so one
- * unmap from the first entry's DMA address to the end of the last entry's
- * data (the unmap rounds both out to whole granules). Returns the bytes
- * unmapped.
- */
-export function dmaUnmapSg(dev: Device, dma: number, end: number, now = 0): number {
-  if (!(end > dma)) return 0;
-  return dmaUnmapPage(dev, dma, end - dma, now);
-}
 
 /** IOVA and flush-queue state of a DMA domain, for the snapshot (the fq_* keys are null for a strict domain). */
 export interface DmaDomainStats {

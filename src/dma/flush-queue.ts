@@ -1,5 +1,3 @@
-import type { IommuPagesList } from "../pgtable/gather.ts";
-
 /**
  * The flush queue of lazy (DMA-FQ) domains (dma-iommu.c): an unmapped
  * IOVA is not invalidated at once; it waits on a per-CPU ring until a
@@ -7,6 +5,8 @@ import type { IommuPagesList } from "../pgtable/gather.ts";
  * ring fills, or when the 10 ms timer fires — and only then goes back to
  * the IOVA allocator. Until then the hardware may still translate it.
  */
+import { IommuPagesList } from "../pgtable/gather.ts";
+import type { IommuDmaCookie } from "./dma-iommu.ts";
 
 /** IOVA_DEFAULT_FQ_SIZE: ring slots (one stays empty: 255 entries). */
 export const IOVA_DEFAULT_FQ_SIZE = 256;
@@ -62,4 +62,63 @@ export class FlushQueue {
     }
     return false;
   }
+}
+
+// @kernel: fq_ring_free_locked
+function fqRingFree(cookie: IommuDmaCookie, q: FlushQueue): void {
+  const fq = q.fq;
+  while (fq.head !== fq.tail) {
+    const i = fq.head;
+    if (fq.counters[i]! >= q.flushFinishCnt) break;
+    const pages = q.freelists.get(i);
+    if (pages !== undefined) {
+      pages.put();
+      q.freelists.delete(i);
+    }
+    cookie.iovad.freeIovaFast(fq.pfns[i]!, fq.pages[i]!);
+    fq.head = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1);
+  }
+}
+
+// @kernel: fq_flush_iotlb
+function fqFlushIotlb(cookie: IommuDmaCookie, q: FlushQueue, reason: FqFlushReason): void {
+  q.flushStartCnt++;
+  cookie.domain.ops.flushIotlbAll?.(cookie.domain);
+  q.flushFinishCnt++;
+  if (reason === "full") q.fullFlushes++;
+  else q.timerFlushes++;
+  cookie.fqFlushHook?.(cookie, reason);
+}
+
+// @kernel: queue_iova
+export function queueIova(cookie: IommuDmaCookie, q: FlushQueue, pfn: number, pages: number, freelist: IommuPagesList, now: number): void {
+  fqRingFree(cookie, q);
+  if (q.fq.full) {
+    fqFlushIotlb(cookie, q, "full");
+    fqRingFree(cookie, q);
+  }
+  const fq = q.fq;
+  const i = fq.tail;
+  fq.tail = (i + 1) & (IOVA_DEFAULT_FQ_SIZE - 1);
+  fq.pfns[i] = pfn;
+  fq.pages[i] = pages;
+  fq.counters[i] = q.flushStartCnt;
+  if (freelist.length > 0) {
+    const held = new IommuPagesList();
+    held.splice(freelist);
+    q.freelists.set(i, held);
+  }
+  if (!q.timerOn) {
+    q.timerOn = true;
+    q.timerDeadline = now + q.timeoutMs;
+  }
+}
+
+// @kernel: fq_flush_timeout
+export function fqFlushTimeout(cookie: IommuDmaCookie): void {
+  const q = cookie.fq;
+  if (q === null) return;
+  q.timerOn = false;
+  fqFlushIotlb(cookie, q, "timer");
+  fqRingFree(cookie, q);
 }

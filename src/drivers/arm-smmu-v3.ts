@@ -22,20 +22,11 @@ import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOr } from "../pgtable/sizes.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
-import {
-  disablePasidAtRelease,
-  enablePasidAtProbe,
-  firmwareResvRegions,
-  newPagingDomain,
-  newUnfinalisedPagingDomain,
-  pagingDomainOps,
-  pagingFormat,
-  quirkDefDomainType,
-  type PagingFormat,
-  sameInstance,
-  staticBlockedDomain,
-  staticIdentityDomain,
-} from "./domains.ts";
+import { firmwareResvRegions, quirkDefDomainType } from "./env-tables.ts";
+import { newPagingDomain, newUnfinalisedPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.ts";
+import { pagingFormat, type PagingFormat } from "./paging-format.ts";
+import { disablePasidAtRelease, enablePasidAtProbe } from "./pasid-enable.ts";
+import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 
 export const DRIVER = "arm-smmu-v3";

@@ -21,16 +21,10 @@ import type { IommuOps } from "../iommu/ops.ts";
 import { pciDeviceGroup } from "../iommu/pci-group.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOr } from "../pgtable/sizes.ts";
-import {
-  newUnfinalisedPagingDomain,
-  pagingDomainOps,
-  pagingFormat,
-  quirkDefDomainType,
-  sameInstance,
-  staticBlockedDomain,
-  staticIdentityDomain,
-  type PagingFormat,
-} from "./domains.ts";
+import { quirkDefDomainType } from "./env-tables.ts";
+import { newUnfinalisedPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.ts";
+import { pagingFormat, type PagingFormat } from "./paging-format.ts";
+import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 import { armSmmuResvRegions } from "./arm-smmu-v3.ts";
 

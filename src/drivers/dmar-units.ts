@@ -8,7 +8,7 @@ import { dmarFindMatchedUnit, type DmarUnitScope } from "../firmware/dmar.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
-import { enablePasidAtProbe } from "./domains.ts";
+import { enablePasidAtProbe } from "./pasid-enable.ts";
 
 export class DmarUnits {
   private readonly units: { scope: DmarUnitScope; iommu: IommuDevice }[] = [];

@@ -10,6 +10,7 @@ import type { FirmwareTables } from "../firmware/tables.ts";
 import type { ErrnoName } from "../lib/errno.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
+import type { IommuDomain } from "../iommu/domain.ts";
 import type { IommuOps } from "../iommu/ops.ts";
 import type { PgtableMemory } from "../pgtable/pool.ts";
 
@@ -50,8 +51,8 @@ export interface DriverEnv {
   /** Firmware tables (reserved regions). */
   firmware: FirmwareTables;
   quirks: DriverQuirks;
-  /** Where page-table findings go as they happen (the trace); optional. */
-  report?: (domain: string, finding: string) => void;
+  /** Where page-table findings go as they happen (the machine's diagnostics and trace); optional. */
+  report?: (domain: IommuDomain, finding: string) => void;
   /** The memory budget the machine's page tables draw from (default: one of their own each). */
   pgtableMemory?: PgtableMemory;
 }

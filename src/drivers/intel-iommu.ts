@@ -27,18 +27,11 @@ import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { domainSuperPgsizeBitmap } from "../pgtable/vtdss.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../pgtable/sizes.ts";
-import {
-  disablePasidAtRelease,
-  firmwareResvRegions,
-  newPagingDomain,
-  pagingDomainOps,
-  pagingFormat,
-  quirkDefDomainType,
-  type PagingFormat,
-  pagingPriv,
-  staticBlockedDomain,
-  staticIdentityDomain,
-} from "./domains.ts";
+import { firmwareResvRegions, quirkDefDomainType } from "./env-tables.ts";
+import { newPagingDomain, pagingDomainOps, pagingPriv } from "./paging-domain.ts";
+import { pagingFormat, type PagingFormat } from "./paging-format.ts";
+import { disablePasidAtRelease } from "./pasid-enable.ts";
+import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "intel-iommu";

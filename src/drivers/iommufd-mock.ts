@@ -22,7 +22,9 @@ import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuOps } from "../iommu/ops.ts";
 import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../pgtable/mock.ts";
-import { newPagingDomain, pagingDomainOps, pagingFormat, staticBlockedDomain, type PagingFormat } from "./domains.ts";
+import { newPagingDomain, pagingDomainOps } from "./paging-domain.ts";
+import { pagingFormat, type PagingFormat } from "./paging-format.ts";
+import { staticBlockedDomain } from "./static-domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "mock";

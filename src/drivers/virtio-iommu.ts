@@ -20,18 +20,10 @@ import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_4K } from "../pgtable/sizes.ts";
 import { IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_WRITE } from "../pgtable/types.ts";
-import {
-  firmwareResvRegions,
-  newPagingDomain,
-  newUnfinalisedPagingDomain,
-  pagingDomainOps,
-  pagingFormat,
-  quirkDefDomainType,
-  type PagingFormat,
-  sameInstance,
-  staticBlockedDomain,
-  staticIdentityDomain,
-} from "./domains.ts";
+import { firmwareResvRegions, quirkDefDomainType } from "./env-tables.ts";
+import { newPagingDomain, newUnfinalisedPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.ts";
+import { pagingFormat, type PagingFormat } from "./paging-format.ts";
+import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "virtio-iommu";

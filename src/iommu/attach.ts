@@ -7,7 +7,7 @@
 import type { Device } from "../base/device.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devGroup, devHasIommu, devIommu, devIommuOps } from "./dev-iommu.ts";
 import { domainIommuOpsCompatible } from "./domain-alloc.ts";
@@ -145,24 +145,15 @@ export function iommuAttachGroupLocked(k: IommuCore, domain: IommuDomain, group:
   return iommuGroupSetDomain(k, group, domain);
 }
 
-// @kernel: iommu_attach_group
-export function iommuAttachGroup(k: IommuCore, domain: IommuDomain, group: IommuGroup): Path<0 | KError> {
-  return traced(k, "iommu_attach_group", group.toString(), attachGroupBody(k, domain, group), domain.toString());
-}
-
-function* attachGroupBody(k: IommuCore, domain: IommuDomain, group: IommuGroup): Path<0 | KError> {
+export const iommuAttachGroup = kernelPath("iommu_attach_group", function* (k: IommuCore, domain: IommuDomain, group: IommuGroup): Path<0 | KError> {
   yield* mutexLock(k.sched, group.mutex);
   const ret = iommuAttachGroupLocked(k, domain, group);
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, _domain, group) => group.toString(), detail: (_k, domain) => domain.toString() });
 
-// @kernel: iommu_attach_device (singleton groups only)
-export function iommuAttachDevice(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
-  return traced(k, "iommu_attach_device", dev.name, attachDeviceBody(k, domain, dev), domain.toString());
-}
-
-function* attachDeviceBody(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
+/** Singleton groups only. */
+export const iommuAttachDevice = kernelPath("iommu_attach_device", function* (k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
   const group = devGroup(dev);
   if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
   yield* mutexLock(k.sched, group.mutex);
@@ -174,14 +165,10 @@ function* attachDeviceBody(k: IommuCore, domain: IommuDomain, dev: Device): Path
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, _domain, dev) => dev.name, detail: (_k, domain) => domain.toString() });
 
-// @kernel: iommu_detach_device (ignored unless `domain` is attached and the group is a singleton)
-export function iommuDetachDevice(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
-  return traced(k, "iommu_detach_device", dev.name, detachDeviceBody(k, domain, dev), domain.toString());
-}
-
-function* detachDeviceBody(k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
+/** Ignored unless `domain` is attached and the group is a singleton. */
+export const iommuDetachDevice = kernelPath("iommu_detach_device", function* (k: IommuCore, domain: IommuDomain, dev: Device): Path<0 | KError> {
   const group = devGroup(dev);
   if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
   yield* mutexLock(k.sched, group.mutex);
@@ -194,16 +181,11 @@ function* detachDeviceBody(k: IommuCore, domain: IommuDomain, dev: Device): Path
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, _domain, dev) => dev.name, detail: (_k, domain) => domain.toString() });
 
-// @kernel: iommu_detach_group
-export function iommuDetachGroup(k: IommuCore, group: IommuGroup): Path<0 | KError> {
-  return traced(k, "iommu_detach_group", group.toString(), detachGroupBody(k, group));
-}
-
-function* detachGroupBody(k: IommuCore, group: IommuGroup): Path<0 | KError> {
+export const iommuDetachGroup = kernelPath("iommu_detach_group", function* (k: IommuCore, group: IommuGroup): Path<0 | KError> {
   yield* mutexLock(k.sched, group.mutex);
   iommuGroupSetCoreDomain(k, group);
   yield* mutexUnlock(k.sched, group.mutex);
   return 0;
-}
+}, (_k, group) => group.toString());

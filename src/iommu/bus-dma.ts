@@ -11,7 +11,7 @@ import type { Device } from "../base/device.ts";
 import { FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import type { KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "./dev-iommu.ts";
 import type { IommuCore } from "./iommu-core.ts";
@@ -56,15 +56,12 @@ function bindKeepsIommuProbe(k: IommuCore, dev: Device, why: string): void {
   k.effect("bind-keeps-iommu-probe", dev.name, `${why}; the device stays probed into ${p.iommuDev?.name ?? "its IOMMU"} by the bind's dma_configure step`);
 }
 
-// @kernel: platform_dma_configure (and amba_dma_configure)
-function platformDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, `${dev.bus.name}_dma_configure`, dev.name, dmaConfigureBody(k, dev, dev.fwnode));
-}
+const platformDmaConfigure = kernelPath("platform_dma_configure", (k: IommuCore, dev: Device) => dmaConfigureBody(k, dev, dev.fwnode), (_k, dev) => dev.name);
 
-// @kernel: pci_dma_configure (firmware of the host bridge: its DT node or ACPI companion)
-function pciDmaConfigure(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, "pci_dma_configure", dev.name, dmaConfigureBody(k, dev, dev.pci!.bus.host.fwnode ?? ACPI_HOST));
-}
+const ambaDmaConfigure = kernelPath("amba_dma_configure", (k: IommuCore, dev: Device) => dmaConfigureBody(k, dev, dev.fwnode), (_k, dev) => dev.name);
+
+/** The firmware is the host bridge's: its DT node or ACPI companion. */
+const pciDmaConfigure = kernelPath("pci_dma_configure", (k: IommuCore, dev: Device) => dmaConfigureBody(k, dev, dev.pci!.bus.host.fwnode ?? ACPI_HOST), (_k, dev) => dev.name);
 
 /** An ACPI host bridge's companion, for PCI segments no DT host bridge describes. */
 const ACPI_HOST = new FwnodeHandle("\\_SB.PCI0", "acpi");
@@ -81,10 +78,13 @@ function* dmaCleanup(k: IommuCore, dev: Device): Path {
 
 /** Installs the dma_configure / dma_cleanup callbacks on the buses that have them. */
 export function installBusDmaOps(k: IommuCore, buses: { platform?: BusType; pci?: BusType; amba?: BusType }): void {
-  for (const bus of [buses.platform, buses.amba]) {
-    if (bus === undefined) continue;
-    bus.dmaConfigure = (dev) => platformDmaConfigure(k, dev);
-    bus.dmaCleanup = (dev) => dmaCleanup(k, dev);
+  if (buses.platform !== undefined) {
+    buses.platform.dmaConfigure = (dev) => platformDmaConfigure(k, dev);
+    buses.platform.dmaCleanup = (dev) => dmaCleanup(k, dev);
+  }
+  if (buses.amba !== undefined) {
+    buses.amba.dmaConfigure = (dev) => ambaDmaConfigure(k, dev);
+    buses.amba.dmaCleanup = (dev) => dmaCleanup(k, dev);
   }
   if (buses.pci !== undefined) {
     buses.pci.dmaConfigure = (dev) => pciDmaConfigure(k, dev);

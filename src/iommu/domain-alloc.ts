@@ -116,7 +116,7 @@ export function iommuDomainAllocBus(k: IommuCore, bus: BusType): IommuDomain | K
     const o = devIommuOps(dev)!;
     if (ops !== null && o !== ops) {
       // WARN_ONCE: logged the first time only.
-      if (!k.dc.trace.warnings.some((w) => w.fn === "__iommu_domain_alloc_dev")) {
+      if (!k.ctx.diag.warnings.some((w) => w.fn === "__iommu_domain_alloc_dev")) {
         k.warn("__iommu_domain_alloc_dev", bus.name, `Multiple IOMMU drivers present for bus ${bus.name}, which the public IOMMU API can't fully support yet`);
       }
       return kerr("EBUSY", `bus ${bus.name} has devices of ${ops.name} and ${o.name}`);

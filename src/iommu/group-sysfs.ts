@@ -4,7 +4,7 @@
  */
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_DMA_FQ, IOMMU_DOMAIN_IDENTITY } from "./domain.ts";
@@ -18,12 +18,8 @@ const TYPES: Readonly<Record<string, number>> = {
   auto: 0,
 };
 
-// @kernel: iommu_group_store_type (as CAP_SYS_ADMIN + CAP_SYS_RAWIO)
-export function iommuGroupStoreType(k: IommuCore, group: IommuGroup, buf: string): Path<0 | KError> {
-  return traced(k, "iommu_group_store_type", group.toString(), storeTypeBody(k, group, buf), buf);
-}
-
-function* storeTypeBody(k: IommuCore, group: IommuGroup, buf: string): Path<0 | KError> {
+/** The writer has CAP_SYS_ADMIN and CAP_SYS_RAWIO. */
+export const iommuGroupStoreType = kernelPath("iommu_group_store_type", function* (k: IommuCore, group: IommuGroup, buf: string): Path<0 | KError> {
   if (group.defaultDomain === null) return kerr("EINVAL", `${group} has no default domain`);
   const reqType = TYPES[buf];
   if (reqType === undefined) return kerr("EINVAL", `'${buf}' is not one of identity, DMA, DMA-FQ, auto`);
@@ -42,4 +38,4 @@ function* storeTypeBody(k: IommuCore, group: IommuGroup, buf: string): Path<0 | 
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, group) => group.toString(), detail: (_k, _group, buf) => buf });

@@ -5,6 +5,7 @@
  * force, and the buses the core watches.
  */
 import type { BusType } from "../base/bus.ts";
+import type { MachineContext } from "../base/context.ts";
 import type { DriverCore } from "../base/driver-core.ts";
 import type { FwnodeHandle } from "../base/fwnode.ts";
 import { Mutex } from "../base/mutex.ts";
@@ -13,12 +14,11 @@ import type { TraceCtx } from "../base/traced.ts";
 import { Ida } from "../lib/ida.ts";
 import type { KError } from "../lib/errno.ts";
 import type { FailureEffectId, FailureEffectSink } from "../lib/failure-effects.ts";
-import type { Trace } from "../lib/trace.ts";
 import { IOMMU_DOMAIN_DMA, type IommuDomain } from "./domain.ts";
 import type { IommuGroup } from "./group.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import { ProbeIndex } from "./probe-index.ts";
-import { UPSTREAM_STRATEGIES, type IommuStrategies } from "./strategy.ts";
+import type { IommuStrategies } from "./strategy-types.ts";
 
 // iommu_cmd_line bits
 export const IOMMU_CMD_LINE_DMA_API = 1 << 0;
@@ -54,37 +54,38 @@ export class IommuCore implements TraceCtx, FailureEffectSink {
   dmaInitFq: ((domain: IommuDomain) => 0 | KError) | null = null;
 
   private fwnodeCache: Map<FwnodeHandle | null, IommuDevice> | null = null;
+  /** The machine's context (scheduling, trace, diagnostics), the driver core's. */
+  readonly ctx: MachineContext;
+  readonly sched: Sched;
 
   constructor(
     readonly dc: DriverCore,
     /** iommu_buses[]: the buses the core registers its notifier on, in walk order. */
     readonly iommuBuses: readonly BusType[],
-    public strategy: IommuStrategies = UPSTREAM_STRATEGIES,
-  ) {}
-
-  get sched(): Sched {
-    return this.dc.sched;
-  }
-  get trace(): Trace {
-    return this.dc.trace;
+    /** The design strategies in force, one per axis (src/designs/ implements them; the machine chooses). */
+    public strategy: IommuStrategies,
+  ) {
+    this.ctx = dc.ctx;
+    this.sched = dc.ctx.sched;
   }
 
+  /** A kernel WARN (the machine's diagnostics, and the trace). */
   warn(fn: string, subject: string, message: string): void {
-    this.dc.trace.warn(this.dc.sched.current.id, fn, subject, message);
+    this.ctx.warn(fn, subject, message);
   }
 
   /** A failure left state behind as the kernel's does (lib/failure-effects.ts). */
   effect(id: FailureEffectId, subject: string, message: string): void {
-    this.dc.trace.effect(this.dc.sched.current.id, id, subject, message);
+    this.ctx.effect(id, subject, message);
   }
 
   /** Whether the trace records; build note strings only then. */
   get tracing(): boolean {
-    return this.dc.trace.enabled;
+    return this.ctx.trace.enabled;
   }
 
   note(fn: string, subject: string, detail: string): void {
-    this.dc.trace.note(this.dc.sched.current.id, fn, subject, detail);
+    this.ctx.note(fn, subject, detail);
   }
 
   /** The first listed instance per fwnode (what iommu_from_fwnode finds), cached until the list changes. */

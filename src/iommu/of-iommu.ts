@@ -9,7 +9,7 @@ import type { FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import { touch, type Path } from "../base/path.ts";
 import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { ofDeviceIsAvailable, ofMapId, ofParsePhandleWithArgs, type OfPhandleArgs } from "../firmware/of.ts";
 import { devIommu, devIommuFree, devIommuFwspecGet } from "./dev-iommu.ts";
@@ -50,12 +50,7 @@ function ofIommuConfigureDev(k: IommuCore, dev: Device, masterNp: FwnodeHandle):
   return idx > 0 ? 0 : kerr("ENODEV", `${masterNp.name} has no iommus property`);
 }
 
-// @kernel: of_iommu_configure
-export function ofIommuConfigure(k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
-  return traced(k, "of_iommu_configure", dev.name, ofIommuConfigureBody(k, dev, masterNp), masterNp?.name ?? "");
-}
-
-function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
+export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
   if (masterNp === null) return kerr("ENODEV", `${dev.name} has no firmware node`);
   touch(k.sched, dev);
   yield* mutexLock(k.sched, k.probeLock);
@@ -65,7 +60,7 @@ function* ofIommuConfigureBody(k: IommuCore, dev: Device, masterNp: FwnodeHandle
   // Not on the iommu_probe_device path (no dev->iommu on entry): replay the probe.
   if (err === 0 && dev.registered && !devIommuPresent) return yield* iommuProbeDevice(k, dev);
   return err;
-}
+}, { subject: (_k, dev) => dev.name, detail: (_k, _dev, masterNp) => masterNp?.name ?? "" });
 
 /** The fwspec from firmware, under iommu_probe_device_lock; on failure the fwspec (or the dev_iommu made for it) goes again. */
 function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean): 0 | KError {

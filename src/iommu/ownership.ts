@@ -7,7 +7,7 @@
 import type { Device } from "../base/device.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { iommuGroupSetDomain, iommuGroupSetDomainNofail } from "./attach.ts";
 import { devGroup } from "./dev-iommu.ts";
@@ -15,12 +15,7 @@ import { iommuGroupAllocBlockingDomain } from "./domain-alloc.ts";
 import type { IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
 
-// @kernel: iommu_device_use_default_domain
-export function iommuDeviceUseDefaultDomain(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, "iommu_device_use_default_domain", dev.name, useDefaultDomainBody(k, dev));
-}
-
-function* useDefaultDomainBody(k: IommuCore, dev: Device): Path<0 | KError> {
+export const iommuDeviceUseDefaultDomain = kernelPath("iommu_device_use_default_domain", function* (k: IommuCore, dev: Device): Path<0 | KError> {
   const group = devGroup(dev);
   if (group === null) return 0;
   yield* mutexLock(k.sched, group.mutex);
@@ -42,7 +37,7 @@ function* useDefaultDomainBody(k: IommuCore, dev: Device): Path<0 | KError> {
   if (ret === 0) group.ownerCnt++;
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, (_k, dev) => dev.name);
 
 // @kernel: iommu_device_unuse_default_domain
 export function* iommuDeviceUnuseDefaultDomain(k: IommuCore, dev: Device): Path {

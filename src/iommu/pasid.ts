@@ -8,7 +8,7 @@
 import type { Device } from "../base/device.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import type { Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { attachFinalised } from "./attach.ts";
 import { devGroup, devIommu, devIommuOps } from "./dev-iommu.ts";
@@ -72,12 +72,7 @@ function setPasidOnMembers(k: IommuCore, group: IommuGroup, domain: IommuDomain,
   return 0;
 }
 
-// @kernel: iommu_attach_device_pasid
-export function iommuAttachDevicePasid(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
-  return traced(k, "iommu_attach_device_pasid", dev.name, attachBody(k, domain, dev, pasid), `${domain}, pasid ${pasid}`);
-}
-
-function* attachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+export const iommuAttachDevicePasid = kernelPath("iommu_attach_device_pasid", function* (k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
   const g = pasidPrecheck(dev, domain, pasid);
   if ("errno" in g) return g;
   const group = g;
@@ -97,14 +92,10 @@ function* attachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: numb
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, _domain, dev) => dev.name, detail: (_k, domain, _dev, pasid) => `${domain}, pasid ${pasid}` });
 
-// @kernel: iommu_detach_device_pasid (each member goes back through the blocked domain)
-export function iommuDetachDevicePasid(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
-  return traced(k, "iommu_detach_device_pasid", dev.name, detachBody(k, domain, dev, pasid), `${domain}, pasid ${pasid}`);
-}
-
-function* detachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+/** Each member goes back through the blocked domain. */
+export const iommuDetachDevicePasid = kernelPath("iommu_detach_device_pasid", function* (k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
   const group = devGroup(dev);
   if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
   yield* mutexLock(k.sched, group.mutex);
@@ -122,14 +113,9 @@ function* detachBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: numb
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, _domain, dev) => dev.name, detail: (_k, domain, _dev, pasid) => `${domain}, pasid ${pasid}` });
 
-// @kernel: iommu_replace_device_pasid
-export function iommuReplaceDevicePasid(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
-  return traced(k, "iommu_replace_device_pasid", dev.name, replaceBody(k, domain, dev, pasid), `${domain}, pasid ${pasid}`);
-}
-
-function* replaceBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
+export const iommuReplaceDevicePasid = kernelPath("iommu_replace_device_pasid", function* (k: IommuCore, domain: IommuDomain, dev: Device, pasid: number): Path<0 | KError> {
   const g = pasidPrecheck(dev, domain, pasid);
   if ("errno" in g) return g;
   const group = g;
@@ -143,4 +129,4 @@ function* replaceBody(k: IommuCore, domain: IommuDomain, dev: Device, pasid: num
   }
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
-}
+}, { subject: (_k, _domain, dev) => dev.name, detail: (_k, domain, _dev, pasid) => `${domain}, pasid ${pasid}` });

@@ -13,7 +13,7 @@ import {
 import type { Device } from "../base/device.ts";
 import { mutexHeld, mutexLock, mutexUnlock } from "../base/mutex.ts";
 import { access, touch, type Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommuDeviceSetDomain } from "./attach.ts";
 import {
@@ -52,30 +52,20 @@ export function iommuBusNotifier(k: IommuCore): NotifierBlock {
   };
 }
 
-// @kernel: iommu_probe_device
-export function iommuProbeDevice(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, "iommu_probe_device", dev.name, iommuProbeDeviceBody(k, dev));
-}
-
-function* iommuProbeDeviceBody(k: IommuCore, dev: Device): Path<0 | KError> {
+export const iommuProbeDevice = kernelPath("iommu_probe_device", function* (k: IommuCore, dev: Device): Path<0 | KError> {
   yield* mutexLock(k.sched, k.probeLock);
   const ret = yield* iommuProbeDeviceLocked(k, dev, null);
   yield* mutexUnlock(k.sched, k.probeLock);
   if (ret !== 0) return ret;
   devIommu(dev)?.iommuDev?.ops?.probeFinalize?.(dev);
   return 0;
-}
+}, (_k, dev) => dev.name);
 
 /**
- * @kernel: __iommu_probe_device (iommu_probe_device_lock held)
- * `groupList` is the bus walk's list of groups still waiting for a default
+ * Called with iommu_probe_device_lock held. `groupList` is the bus walk's list of groups still waiting for a default
  * domain (null on the hotplug path, which sets the domain up at once).
  */
-export function iommuProbeDeviceLocked(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
-  return traced(k, "__iommu_probe_device", dev.name, probeDeviceLockedBody(k, dev, groupList));
-}
-
-function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+export const iommuProbeDeviceLocked = kernelPath("__iommu_probe_device", function* (k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
   touch(k.sched, dev);
   if (!mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
   // Another path may have probed the device already: the check a race hinges on.
@@ -133,7 +123,7 @@ function* probeDeviceLockedBody(k: IommuCore, dev: Device, groupList: IommuGroup
   if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);
   yield* mutexUnlock(k.sched, group.mutex);
   return 0;
-}
+}, (_k, dev) => dev.name);
 
 /** __iommu_probe_device's error exit (group->mutex held): the device leaves its group and waits in the probe index again. */
 // @kernel: iommu_deinit_device
@@ -154,12 +144,8 @@ export function probeIndexAdd(k: IommuCore, dev: Device): void {
   if (dev.registered && devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
 }
 
-// @kernel: iommu_init_device (iommu_probe_device_lock held)
-function iommuInitDevice(k: IommuCore, dev: Device): Path<0 | KError> {
-  return traced(k, "iommu_init_device", dev.name, initDeviceBody(k, dev));
-}
-
-function* initDeviceBody(k: IommuCore, dev: Device): Path<0 | KError> {
+/** Called with iommu_probe_device_lock held. */
+const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore, dev: Device): Path<0 | KError> {
   const param = devIommuGet(dev);
   if (param.fwspec === null && dev.driver === null && dev.bus.dmaConfigure !== null) {
     // The bus parses firmware (it takes the probe lock itself); its result is ignored.
@@ -197,7 +183,7 @@ function* initDeviceBody(k: IommuCore, dev: Device): Path<0 | KError> {
   if (ops.isAttachDeferred) p.attachDeferred = ops.isAttachDeferred(dev);
   if (k.tracing) k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
   return 0;
-}
+}, (_k, dev) => dev.name);
 
 // @kernel: dev_iommu_get_max_pasids
 function devIommuGetMaxPasids(dev: Device, instanceMax: number): number {
@@ -268,14 +254,9 @@ function* iommuGroupRemoveDevice(k: IommuCore, dev: Device): Path {
   iommuGroupPut(k, group);
 }
 
-// @kernel: iommu_release_device
-export function iommuReleaseDevice(k: IommuCore, dev: Device): Path {
-  return traced(k, "iommu_release_device", dev.name, releaseDeviceBody(k, dev));
-}
-
-function* releaseDeviceBody(k: IommuCore, dev: Device): Path {
+export const iommuReleaseDevice = kernelPath("iommu_release_device", function* (k: IommuCore, dev: Device): Path {
   touch(k.sched, dev);
   if (devGroup(dev) !== null) yield* iommuGroupRemoveDevice(k, dev);
   // A fwspec-only dev->iommu (never probed) is freed too.
   if (devIommu(dev) !== null) devIommuFree(dev);
-}
+}, (_k, dev) => dev.name);

@@ -11,7 +11,7 @@ import type { Device } from "../base/device.ts";
 import { fwnodeCreateSoftwareNode, type FwnodeHandle } from "../base/fwnode.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import { access, touch, type Path } from "../base/path.ts";
-import { traced } from "../base/traced.ts";
+import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommuFree, devIommuOps } from "./dev-iommu.ts";
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
@@ -54,12 +54,7 @@ function walkCandidates(k: IommuCore, bus: BusType): Device[] {
   return k.probeIndex.select(bus, anyGlobal ? null : (key) => key !== null && k.firstByFwnode(key) !== null);
 }
 
-// @kernel: bus_iommu_probe
-export function busIommuProbe(k: IommuCore, bus: BusType): Path<0 | KError> {
-  return traced(k, "bus_iommu_probe", bus.name, busIommuProbeBody(k, bus));
-}
-
-function* busIommuProbeBody(k: IommuCore, bus: BusType): Path<0 | KError> {
+export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCore, bus: BusType): Path<0 | KError> {
   const groupList: IommuGroup[] = [];
   // @kernel: probe_iommu_group (for each device on the bus)
   for (const dev of walkCandidates(k, bus)) {
@@ -86,13 +81,13 @@ function* busIommuProbeBody(k: IommuCore, bus: BusType): Path<0 | KError> {
     for (const gdev of group.devices) devIommuOps(gdev.dev)?.probeFinalize?.(gdev.dev);
   }
   return 0;
-}
+}, (_k, bus) => bus.name);
 
 /** What a failed registration can leave behind, counted: warnings, groups, domains, the devices of every instance. */
 function registerFootprint(k: IommuCore): string {
   let n = 0;
   for (const it of k.deviceList) n += it.devices.size;
-  return `${k.dc.trace.warnings.length} ${k.groups.size} ${k.domains.size} ${n}`;
+  return `${k.ctx.diag.warnings.length} ${k.groups.size} ${k.domains.size} ${n}`;
 }
 
 /**
@@ -106,12 +101,7 @@ function registerFailed(k: IommuCore, iommu: IommuDevice, err: KError, footprint
   k.effect("register-walk-keeps-other-probes", iommu.name, `the bus walk failed with ${err.errno}; iommu_device_unregister released the devices it had probed for ${iommu.name}, not what it did for other instances or logged`);
 }
 
-// @kernel: iommu_device_register
-export function iommuDeviceRegister(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
-  return traced(k, "iommu_device_register", iommu.name, registerBody(k, iommu, ops, hwdevFwnode));
-}
-
-function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
+export const iommuDeviceRegister = kernelPath("iommu_device_register", function* (k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
   // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
   const footprint = registerFootprint(k);
@@ -127,7 +117,7 @@ function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwn
   }
   if (err !== 0) {
     const probed = iommu.devices.size;
-    yield* iommuDeviceUnregisterBody(k, iommu);
+    yield* unregisterInstance(k, iommu);
     registerFailed(k, iommu, err, footprint, probed);
     return err;
   }
@@ -136,14 +126,12 @@ function* registerBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwn
   // The IOMMU driver's own successful bind retriggers deferred devices.
   yield* driverDeferredProbeTrigger(k.dc);
   return 0;
-}
+}, (_k, iommu) => iommu.name);
 
-// @kernel: iommu_device_unregister
-export function iommuDeviceUnregister(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
-  return traced(k, "iommu_device_unregister", iommu.name, iommuDeviceUnregisterBody(k, iommu));
-}
+export const iommuDeviceUnregister = kernelPath("iommu_device_unregister", unregisterInstance, (_k, iommu) => iommu.name);
 
-function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+/** iommu_device_unregister's work, which a failed registration does too, without a trace record of its own. */
+function* unregisterInstance(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
   // Model rule (docs/model.md): unregistering what is not registered is refused.
   if (!iommu.listed) return kerr("ENOENT", `${iommu.name} is not registered`);
   // @kernel: remove_iommu_group (for each device of each IOMMU bus served by this instance)
@@ -165,12 +153,8 @@ function* iommuDeviceUnregisterBody(k: IommuCore, iommu: IommuDevice): Path<0 | 
   return 0;
 }
 
-// @kernel: iommu_device_register_bus (CONFIG_IOMMUFD_TEST)
-export function iommuDeviceRegisterBus(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
-  return traced(k, "iommu_device_register_bus", iommu.name, registerBusBody(k, iommu, ops, bus, swnode), bus.name);
-}
-
-function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
+/** CONFIG_IOMMUFD_TEST: the selftest's mock instance registers for its private bus only. */
+export const iommuDeviceRegisterBus = kernelPath("iommu_device_register_bus", function* (k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: BusType, swnode: boolean): Path<0 | KError> {
   // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
   const footprint = registerFootprint(k);
@@ -186,21 +170,19 @@ function* registerBusBody(k: IommuCore, iommu: IommuDevice, ops: IommuOps, bus: 
   const err = yield* busIommuProbe(k, bus);
   if (err !== 0) {
     const probed = iommu.devices.size;
-    yield* unregisterBusBody(k, iommu);
+    yield* unregisterBusInstance(k, iommu);
     registerFailed(k, iommu, err, footprint, probed);
     return err;
   }
   iommu.ready = true;
   supplierReady(k, iommu);
   return 0;
-}
+}, { subject: (_k, iommu) => iommu.name, detail: (_k, _iommu, _ops, bus) => bus.name });
 
-// @kernel: iommu_device_unregister_bus
-export function iommuDeviceUnregisterBus(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
-  return traced(k, "iommu_device_unregister_bus", iommu.name, unregisterBusBody(k, iommu));
-}
+export const iommuDeviceUnregisterBus = kernelPath("iommu_device_unregister_bus", unregisterBusInstance, (_k, iommu) => iommu.name);
 
-function* unregisterBusBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
+/** iommu_device_unregister_bus's work, which a failed registration does too, without a trace record of its own. */
+function* unregisterBusInstance(k: IommuCore, iommu: IommuDevice): Path<0 | KError> {
   // Model rule (docs/model.md): unregistering what is not registered is refused.
   if (!iommu.listed) return kerr("ENOENT", `${iommu.name} is not registered`);
   const reg = iommu.busNotifier;
@@ -208,15 +190,11 @@ function* unregisterBusBody(k: IommuCore, iommu: IommuDevice): Path<0 | KError> 
     busUnregisterNotifier(reg.bus, reg.nb);
     iommu.busNotifier = null;
   }
-  return yield* iommuDeviceUnregisterBody(k, iommu);
+  return yield* unregisterInstance(k, iommu);
 }
 
-// @kernel: iommu_mock_device_add (the fwspec is installed before device_add)
-export function iommuMockDeviceAdd(k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
-  return traced(k, "iommu_mock_device_add", dev.name, mockDeviceAddBody(k, dev, iommu), iommu.name);
-}
-
-function* mockDeviceAddBody(k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
+/** The fwspec is installed before device_add. */
+export const iommuMockDeviceAdd = kernelPath("iommu_mock_device_add", function* (k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
   touch(k.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added`);
   yield* mutexLock(k.sched, k.probeLock);
@@ -227,4 +205,4 @@ function* mockDeviceAddBody(k: IommuCore, dev: Device, iommu: IommuDevice): Path
   // [7.1] a failed device_add frees the whole dev->iommu, not only the fwspec.
   if (added !== 0) devIommuFree(dev);
   return added;
-}
+}, { subject: (_k, dev) => dev.name, detail: (_k, _dev, iommu) => iommu.name });

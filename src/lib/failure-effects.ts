@@ -6,7 +6,8 @@
  * listed here once, under a stable id, with the kernel function that
  * behaves so and the parts of the snapshot it may change. The code that
  * leaves such state records the effect when it happens: the core and the
- * DMA layer through a FailureEffectSink (Trace.effect), which the trace
+ * DMA layer through a FailureEffectSink (the IOMMU core, which hands it to
+ * the machine's diagnostics, lib/diagnostics.ts), which the trace
  * shows as a `failure effect` note and the snapshot as a finding
  * `failure effect <id> (<function>): <subject>: <what>`; the page-table formats through
  * their own findings (`pgtableFindings`: the kinds that record it); a
@@ -149,7 +150,7 @@ export interface FailureEffectRecord {
   message: string;
 }
 
-/** Where the code that leaves such state records it (the IOMMU core, over the trace). */
+/** Where the code that leaves such state records it (the IOMMU core, into the machine's diagnostics). */
 export interface FailureEffectSink {
   effect(id: FailureEffectId, subject: string, message: string): void;
 }

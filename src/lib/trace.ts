@@ -1,11 +1,12 @@
 /**
  * The trace: a record of the core calls the model made, by their kernel
  * names, nested as the calls were. Recording can be switched off (big
- * benchmarks); WARN-level messages are kept regardless, because the
- * snapshot reports them.
+ * benchmarks). WARNs and failure effects are traced here when it records,
+ * and kept regardless in the machine's diagnostics (diagnostics.ts),
+ * because the snapshot reports them.
  */
 
-import { FAILURE_EFFECTS, type FailureEffectId, type FailureEffectRecord } from "./failure-effects.ts";
+import { FAILURE_EFFECTS, type FailureEffectId } from "./failure-effects.ts";
 
 export type TraceKind = "call" | "note" | "warn" | "event";
 
@@ -23,19 +24,9 @@ export interface TraceRecord {
   result: string | null;
 }
 
-/** A kernel WARN (or dev_warn worth surfacing) raised while the model ran. */
-export interface Warning {
-  fn: string;
-  subject: string;
-  message: string;
-}
-
 export class Trace {
   enabled = true;
   readonly records: TraceRecord[] = [];
-  readonly warnings: Warning[] = [];
-  /** Failures that left state behind as the kernel's do (lib/failure-effects.ts): always kept, like warnings. */
-  readonly effects: FailureEffectRecord[] = [];
   private readonly depth: number[] = [];
 
   private d(task: number): number {
@@ -62,16 +53,14 @@ export class Trace {
     this.records.push({ task, depth: this.d(task), kind: "note", fn, subject, detail, result: null });
   }
 
-  /** A kernel WARN/dev_warn: always kept in `warnings`, traced when enabled. */
+  /** A kernel WARN/dev_warn, traced when enabled. */
   warn(task: number, fn: string, subject: string, message: string): void {
-    this.warnings.push({ fn, subject, message });
     if (!this.enabled) return;
     this.records.push({ task, depth: this.d(task), kind: "warn", fn, subject, detail: message, result: null });
   }
 
-  /** A failure left state behind as the kernel's does: always kept in `effects`, traced as a "failure effect" note when enabled. */
+  /** A failure left state behind as the kernel's does: traced as a "failure effect" note when enabled. */
   effect(task: number, id: FailureEffectId, subject: string, message: string): void {
-    this.effects.push({ id, subject, message });
     if (!this.enabled) return;
     this.records.push({ task, depth: this.d(task), kind: "note", fn: "failure effect", subject, detail: `${id} (${FAILURE_EFFECTS[id].kernel}): ${message}`, result: null });
   }

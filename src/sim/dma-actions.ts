@@ -2,22 +2,21 @@
  * Scenario events for mappings and DMA: iommu_map/iommu_unmap on a domain,
  * the DMA API (dma_map_page, dma_map_sg, dma_unmap), a device performing
  * DMA through its IOMMU, and model time passing (flush-queue timers).
- * Each sets `m.lastValue` to what the call returns (bytes, an address).
+ * None can block. Those that return something (bytes, an address) return
+ * it, or an errno.
  */
 import type { Device } from "../base/device.ts";
-import type { Path } from "../base/path.ts";
 import {
   dmaApiDomain,
   dmaCookie,
   dmaIovaQueued,
   dmaMapPageChecked,
-  dmaMapSg,
   dmaRunTimers,
   dmaUnmapPage,
-  dmaUnmapSg,
   type DmaDataDirection,
   type FqFlushHook,
 } from "../dma/dma-iommu.ts";
+import { dmaMapSg, dmaUnmapSg } from "../dma/dma-sg.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { __IOMMU_DOMAIN_PAGING } from "../iommu/domain.ts";
 import { iommuMap, iommuUnmap } from "../iommu/map.ts";
@@ -26,7 +25,7 @@ import { iommuDeviceDma } from "../iommu/translate.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { findDomain } from "./domain-actions.ts";
 import type { DmaHandle, Machine } from "./machine.ts";
-import { parseSize } from "./scenario/schema.ts";
+import { parseSize } from "./scenario/atoms.ts";
 
 type Size = number | string;
 
@@ -63,14 +62,15 @@ function staleHandle(dev: Device, name: string, h: DmaHandle): KError | null {
   return kerr("EINVAL", `DMA handle '${name}' was mapped through ${was}, but ${h.device} now uses ${now === null ? "dma-direct" : String(now)}: that mapping went with the old domain`);
 }
 
-export function* map(m: Machine, ref: string | number, iova: Size, paddr: Size, size: Size, prot: "r" | "w" | "rw"): Path<0 | KError> {
+export function map(m: Machine, ref: string | number, iova: Size, paddr: Size, size: Size, prot: "r" | "w" | "rw"): 0 | KError {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
   const p = (prot.includes("r") ? IOMMU_READ : 0) | (prot.includes("w") ? IOMMU_WRITE : 0);
   return iommuMap(d, parseSize(iova), parseSize(paddr), parseSize(size), p);
 }
 
-export function* unmap(m: Machine, ref: string | number, iova: Size, size: Size): Path<0 | KError> {
+/** The bytes unmapped, or an errno. */
+export function unmap(m: Machine, ref: string | number, iova: Size, size: Size): number | KError {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
   const at = parseSize(iova);
@@ -81,11 +81,11 @@ export function* unmap(m: Machine, ref: string | number, iova: Size, size: Size)
   if (min === 0 || !isAligned(at, min) || !isAligned(len, min) || len === 0) {
     return kerr("EINVAL", `unmap of 0x${len.toString(16)} bytes at IOVA 0x${at.toString(16)}: not a non-zero multiple of ${d}'s smallest page 0x${min.toString(16)}`);
   }
-  m.lastValue = iommuUnmap(d, at, len);
-  return 0;
+  return iommuUnmap(d, at, len);
 }
 
-export function* dmaMap(
+/** The DMA address, or an errno. */
+export function dmaMap(
   m: Machine,
   device: string,
   name: string,
@@ -93,7 +93,7 @@ export function* dmaMap(
   paddr: Size | undefined,
   size: Size | undefined,
   sg: [Size, Size][] | undefined,
-): Path<0 | KError> {
+): number | KError {
   const dev = m.devices.get(device)!.dev;
   if (m.dmaHandles.get(name)?.live) return kerr("EEXIST", `DMA handle '${name}' is still mapped`);
   if (!dev.registered) return kerr("ENODEV", `${device} is not added`);
@@ -103,19 +103,18 @@ export function* dmaMap(
     if (isErr(r)) return r;
     // What iommu_dma_unmap_sg works from: the first entry's DMA address and where the last entry ends.
     m.dmaHandles.set(name, { device, domain: dmaApiDomain(dev), dma: r.dma, size: r.end - r.dma, live: true, sg: true });
-    m.lastValue = r.dma;
-    return 0;
+    return r.dma;
   }
   if (paddr === undefined || size === undefined) return kerr("EINVAL", "dma_map needs paddr and size, or sg");
   const dma = dmaMapPageChecked(dev, parseSize(paddr), parseSize(size), dir);
   traceFlushQueue(m, dev);
   if (isErr(dma)) return dma;
   m.dmaHandles.set(name, { device, domain: dmaApiDomain(dev), dma, size: parseSize(size), live: true, sg: false });
-  m.lastValue = dma;
-  return 0;
+  return dma;
 }
 
-export function* dmaUnmap(m: Machine, device: string, name: string): Path<0 | KError> {
+/** The bytes unmapped, or an errno. */
+export function dmaUnmap(m: Machine, device: string, name: string): number | KError {
   const h = m.dmaHandles.get(name);
   if (h === undefined || !h.live) return kerr("ENOENT", `no live DMA handle '${name}'`);
   if (h.device !== device) return kerr("EINVAL", `DMA handle '${name}' belongs to ${h.device}, not ${device}`);
@@ -123,19 +122,20 @@ export function* dmaUnmap(m: Machine, device: string, name: string): Path<0 | KE
   const stale = staleHandle(dev, name, h);
   if (stale !== null) return stale;
   traceFlushQueue(m, dev);
-  m.lastValue = h.sg ? dmaUnmapSg(dev, h.dma, h.dma + h.size, m.dc.now) : dmaUnmapPage(dev, h.dma, h.size, m.dc.now);
+  const bytes = h.sg ? dmaUnmapSg(dev, h.dma, h.dma + h.size, m.dc.now) : dmaUnmapPage(dev, h.dma, h.size, m.dc.now);
   h.live = false;
-  return 0;
+  return bytes;
 }
 
-export function* deviceDma(
+/** The physical address the first byte reached, or an errno. */
+export function deviceDma(
   m: Machine,
   device: string,
   iova: Size | undefined,
   handle: string | undefined,
   size: Size | undefined,
   write: boolean,
-): Path<0 | KError> {
+): number | KError {
   const dev = m.devices.get(device)!.dev;
   let addr: number;
   let len = size === undefined ? 1 : parseSize(size);
@@ -155,16 +155,15 @@ export function* deviceDma(
     if (!p.stale) continue;
     const lazy = r.domain !== null && dmaIovaQueued(r.domain, p.iova);
     const what = `${device} ${write ? "wrote" : "read"} IOVA 0x${p.iova.toString(16)} -> PA 0x${p.pa.toString(16)} through a stale IOTLB entry of ${r.domain}`;
-    m.findings.push(lazy ? `stale IOTLB (lazy invalidation window, the IOVA waits in the flush queue): ${what}` : `stale IOTLB outside any flush queue: ${what}`);
-    if (!lazy) m.isolationBreaches.push(what);
+    m.ctx.diag.finding(lazy ? `stale IOTLB (lazy invalidation window, the IOVA waits in the flush queue): ${what}` : `stale IOTLB outside any flush queue: ${what}`);
+    if (!lazy) m.ctx.diag.isolationBreach(what);
     if (m.k.tracing) m.k.note("device_dma", device, `stale IOTLB entry: ${what}`);
   }
   if (r.fault !== null) return kerr("EFAULT", `IOMMU fault: ${r.faultReason}`);
-  m.lastValue = r.pages[0]?.pa ?? addr;
-  return 0;
+  return r.pages[0]?.pa ?? addr;
 }
 
-export function* advanceTime(m: Machine, ms: number): Path<0 | KError> {
+export function advanceTime(m: Machine, ms: number): 0 {
   m.dc.now += ms;
   const fired = dmaRunTimers(m.k.domains, m.dc.now);
   if (m.k.tracing) m.k.note("timers", `t=${m.dc.now} ms`, `${fired} flush-queue timer(s) fired`);

@@ -38,7 +38,7 @@ function groupOf(m: Machine, device: string): IommuGroup | KError {
   return devGroup(dev) ?? kerr("ENODEV", `${device} is not in an IOMMU group`);
 }
 
-export function* domainAlloc(m: Machine, name: string, device: string): Path<0 | KError> {
+export function domainAlloc(m: Machine, name: string, device: string): 0 | KError {
   const existing = m.userDomains.get(name);
   if (existing !== undefined && !existing.freed) return kerr("EEXIST", `a domain named '${name}' is already allocated`);
   const dev = m.devices.get(device)!.dev;
@@ -60,7 +60,7 @@ function inUse(m: Machine, d: IommuDomain, except: IommuGroup | null = null): st
   return null;
 }
 
-export function* domainFree(m: Machine, ref: string | number): Path<0 | KError> {
+export function domainFree(m: Machine, ref: string | number): 0 | KError {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
   if (d.isStatic) return kerr("EINVAL", `${d} is a driver's static domain`);

@@ -318,7 +318,7 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
 
   // Isolation: a device's DMA reaches only what its current domain maps (a lazy domain's
   // flush-queue window excepted, which the DMA layer reports as a finding instead).
-  for (const b of m.isolationBreaches) bad("I-isolation", `${b}, outside any flush-queue window (strict iommu_unmap invalidates the IOTLB before it returns)`);
+  for (const b of m.ctx.diag.isolationBreaches) bad("I-isolation", `${b}, outside any flush-queue window (strict iommu_unmap invalidates the IOTLB before it returns)`);
 
   // I33: between steps no path holds a lock (a lock is taken only through mutex_lock, which marks it touched).
   const held = (l: Mutex) => {

@@ -9,6 +9,7 @@ import { Device } from "../base/device.ts";
 import { iommuDmaInitFq } from "../dma/dma-iommu.ts";
 import { DeviceDriver } from "../base/driver.ts";
 import type { DeferredProbeMode } from "../base/deferred-lists.ts";
+import { MachineContext } from "../base/context.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
@@ -20,7 +21,7 @@ import { installBusDmaOps } from "../iommu/bus-dma.ts";
 import { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts";
-import { DOMAIN_ALLOCATIONS, OPS_RESOLUTIONS } from "../iommu/strategy.ts";
+import { strategiesFor } from "../designs/registry.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
 import { PGTABLE_MEMORY_DEFAULT_LIMIT, PgtableMemory } from "../pgtable/pool.ts";
 import { parseSize, scenarioArch, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
@@ -72,6 +73,8 @@ export interface MachineOptions {
 }
 
 export class Machine {
+  /** The machine's context: scheduling, the trace, and the diagnostics sink (warnings, findings, violations). */
+  readonly ctx = new MachineContext();
   readonly dc: DriverCore;
   readonly k: IommuCore;
   readonly buses: { platform: BusType; pci: BusType; amba: BusType; mock: BusType };
@@ -87,12 +90,6 @@ export class Machine {
   readonly quirks: DriverQuirks = { defDomainType: new Map(), failAttach: new Map() };
   /** DMA handles dma_map events made, by name. */
   readonly dmaHandles = new Map<string, DmaHandle>();
-  /** The model's findings: stale IOTLB DMA and the like. */
-  readonly findings: string[] = [];
-  /** Device DMA that reached memory its domain no longer maps outside a lazy-invalidation window. */
-  readonly isolationBreaches: string[] = [];
-  /** The value of the last event that returns one. */
-  lastValue: number | undefined = undefined;
   readonly arch: "x86" | "arm64";
   /** What each boot.cmdline option did (modelled, not modelled, unknown). */
   readonly cmdline: CmdlineNote[];
@@ -103,8 +100,8 @@ export class Machine {
     readonly scenario: Scenario,
     opts: MachineOptions = {},
   ) {
-    this.dc = new DriverCore(opts.deferredProbe ?? "indexed");
-    this.dc.trace.enabled = opts.trace ?? true;
+    this.ctx.trace.enabled = opts.trace ?? true;
+    this.dc = new DriverCore(this.ctx, opts.deferredProbe ?? "indexed");
     const limit = opts.pgtableMemoryLimit ?? PGTABLE_MEMORY_DEFAULT_LIMIT;
     if (!(Number.isSafeInteger(limit) && limit >= 0)) throw new MachineError(`pgtableMemoryLimit ${limit}: expected a whole number of bytes, 0 or more`);
     this.pgtableMemory = new PgtableMemory(limit);
@@ -114,10 +111,8 @@ export class Machine {
     const mock = busRegister(this.dc, "iommufd_mock");
     this.buses = { platform, pci, amba, mock };
 
-    const strategy = {
-      opsResolution: OPS_RESOLUTIONS[scenario.boot?.strategy?.ops_resolution ?? "upstream"],
-      domainAllocation: DOMAIN_ALLOCATIONS[scenario.boot?.strategy?.domain_alloc ?? "device-ops"],
-    };
+    // The strategies the scenario chose, handed to the core (which implements none itself).
+    const strategy = strategiesFor(scenario.boot?.strategy ?? {});
     // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
     this.k.dmaInitFq = iommuDmaInitFq;
@@ -186,8 +181,9 @@ export class Machine {
       mockBus: this.buses.mock,
       firmware: this.firmware,
       quirks: this.quirks,
-      report: (domain: string, finding: string) => {
-        if (this.k.tracing) this.k.note("io-pgtable finding", domain, finding);
+      report: (domain: IommuDomain, finding: string) => {
+        this.ctx.diag.pgtableFinding(domain, finding);
+        if (this.ctx.tracing) this.ctx.note("io-pgtable finding", String(domain), finding);
       },
     };
     for (const spec of this.scenario.iommus) {

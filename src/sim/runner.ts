@@ -5,21 +5,11 @@
  */
 import { deferredProbeInitcall } from "../base/dd.ts";
 import { driverRegister } from "../base/dd.ts";
-import { runPath, trackTouches, type Path } from "../base/path.ts";
-import type { KError } from "../lib/errno.ts";
-import { addDevice, bindDriver, delDevice, iommuRegister, iommuUnregister, registerDriver, unbindDriver, unregisterDriver } from "./actions.ts";
-import {
-  attachDevice,
-  attachGroup,
-  claimDmaOwner,
-  detach,
-  domainAlloc,
-  domainFree,
-  groupType,
-  pasidOp,
-  releaseDmaOwner,
-} from "./domain-actions.ts";
-import { advanceTime, deviceDma, dmaMap, dmaUnmap, map, unmap } from "./dma-actions.ts";
+import { callPath, runPath, trackTouches, type Path } from "../base/path.ts";
+import { isErr, type KError } from "../lib/errno.ts";
+import { addDevice, iommuRegister } from "./actions.ts";
+import type { EventDef } from "./event-kind.ts";
+import { eventDef, type EventKind } from "./event-table.ts";
 import { matchExpect } from "./expect.ts";
 import { checkInvariants, formatViolation, scopeOfTouched, type InvariantScope } from "./invariants.ts";
 import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
@@ -52,91 +42,52 @@ function resultName(r: 0 | KError): string {
   return r === 0 ? "ok" : r.errno;
 }
 
-/** The path an event stands for, with the name of what it acts on. */
+/** How an event ended: 0 or its errno, and what an event that returns a value (unmap, dma_map, dma_unmap, device_dma) returned. */
+export interface EventOutcome {
+  readonly ret: 0 | KError;
+  readonly value: number | undefined;
+}
+
+/** A scenario event looked up in the event table: its kind, its argument, and what it acts on. */
+interface TableEvent {
+  readonly key: EventKind;
+  readonly def: EventDef;
+  readonly a: unknown;
+  readonly arg: string;
+}
+
+function tableEvent(e: EventSpec): TableEvent {
+  const key = eventKey(e);
+  if (key === "expect") throw new Error("an expectation is not a kernel entry point");
+  const def = eventDef(key);
+  const a = e[key];
+  return { key, def, a, arg: def.label(a) };
+}
+
+/** Runs a looked-up event to its end: a path to completion, a plain function by a call. */
+function runTableEvent(m: Machine, t: TableEvent): EventOutcome {
+  const d = t.def;
+  if (d.blocks) return { ret: runPath(d.run(m, t.a)), value: undefined };
+  const r = d.run(m, t.a);
+  if (isErr(r)) return { ret: r, value: undefined };
+  return { ret: 0, value: d.returnsValue ? r : undefined };
+}
+
+/** Runs one event of a scenario to its end, as the runner does (without recording it). */
+export function runEvent(m: Machine, e: EventSpec): EventOutcome {
+  return runTableEvent(m, tableEvent(e));
+}
+
+/**
+ * The path an event stands for, with the name of what it acts on, for a
+ * scheduler: an event that cannot block runs in one step (`callPath`). The
+ * path returns 0 or the errno; `runEvent` also gives an event's value.
+ */
 export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0 | KError> } {
-  switch (eventKey(e)) {
-    case "iommu_register":
-      return { arg: e.iommu_register!, path: iommuRegister(m, m.instances.get(e.iommu_register!)!) };
-    case "iommu_unregister":
-      return { arg: e.iommu_unregister!, path: iommuUnregister(m, m.instances.get(e.iommu_unregister!)!) };
-    case "device_add":
-      return { arg: e.device_add!, path: addDevice(m, m.devices.get(e.device_add!)!) };
-    case "device_del":
-      return { arg: e.device_del!, path: delDevice(m, m.devices.get(e.device_del!)!) };
-    case "driver_register":
-      return { arg: e.driver_register!, path: registerDriver(m, e.driver_register!) };
-    case "driver_unregister":
-      return { arg: e.driver_unregister!, path: unregisterDriver(m, e.driver_unregister!) };
-    case "driver_bind":
-      return { arg: `${e.driver_bind!.device} ${e.driver_bind!.driver}`, path: bindDriver(m, e.driver_bind!.device, e.driver_bind!.driver) };
-    case "driver_unbind":
-      return { arg: e.driver_unbind!, path: unbindDriver(m, e.driver_unbind!) };
-    case "domain_alloc": {
-      const a = e.domain_alloc!;
-      return { arg: `${a.name} ${a.device}`, path: domainAlloc(m, a.name, a.device) };
-    }
-    case "domain_free":
-      return { arg: String(e.domain_free), path: domainFree(m, e.domain_free!) };
-    case "attach_group": {
-      const a = e.attach_group!;
-      return { arg: `${a.domain} ${a.device}`, path: attachGroup(m, a.domain, a.device) };
-    }
-    case "attach_device": {
-      const a = e.attach_device!;
-      return { arg: `${a.domain} ${a.device}`, path: attachDevice(m, a.domain, a.device) };
-    }
-    case "detach": {
-      const a = e.detach!;
-      return { arg: a.domain === undefined ? a.device : `${a.domain} ${a.device}`, path: detach(m, a.device, a.domain) };
-    }
-    case "attach_pasid":
-    case "detach_pasid":
-    case "replace_pasid": {
-      const key = eventKey(e) as "attach_pasid" | "detach_pasid" | "replace_pasid";
-      const a = e[key]!;
-      const op = key === "attach_pasid" ? "attach" : key === "detach_pasid" ? "detach" : "replace";
-      return { arg: `${a.domain} ${a.device} ${a.pasid}`, path: pasidOp(m, op, a.domain, a.device, a.pasid) };
-    }
-    case "claim_dma_owner": {
-      const a = e.claim_dma_owner!;
-      return { arg: `${a.device} ${a.owner}${a.group ? " (group)" : ""}`, path: claimDmaOwner(m, a.device, a.owner, a.group ?? false) };
-    }
-    case "release_dma_owner": {
-      const a = e.release_dma_owner!;
-      return { arg: `${a.device}${a.group ? " (group)" : ""}`, path: releaseDmaOwner(m, a.device, a.group ?? false) };
-    }
-    case "group_type": {
-      const a = e.group_type!;
-      return { arg: `${a.device} ${a.type}`, path: groupType(m, a.device, a.type) };
-    }
-    case "map": {
-      const a = e.map!;
-      return { arg: `${a.domain} ${a.iova} -> ${a.paddr} ${a.size}`, path: map(m, a.domain, a.iova, a.paddr, a.size, a.prot ?? "rw") };
-    }
-    case "unmap": {
-      const a = e.unmap!;
-      return { arg: `${a.domain} ${a.iova} ${a.size}`, path: unmap(m, a.domain, a.iova, a.size) };
-    }
-    case "dma_map": {
-      const a = e.dma_map!;
-      return { arg: `${a.device} ${a.name}`, path: dmaMap(m, a.device, a.name, a.dir ?? "bidirectional", a.paddr, a.size, a.sg) };
-    }
-    case "dma_unmap": {
-      const a = e.dma_unmap!;
-      return { arg: `${a.device} ${a.name}`, path: dmaUnmap(m, a.device, a.name) };
-    }
-    case "device_dma": {
-      const a = e.device_dma!;
-      return {
-        arg: `${a.device} ${a.handle ?? a.iova} ${a.dir ?? "read"}`,
-        path: deviceDma(m, a.device, a.iova, a.handle, a.size, a.dir === "write"),
-      };
-    }
-    case "advance_time":
-      return { arg: `${e.advance_time} ms`, path: advanceTime(m, e.advance_time!) };
-    case "expect":
-      throw new Error("an expectation is not a kernel entry point");
-  }
+  const t = tableEvent(e);
+  const d = t.def;
+  if (d.blocks) return { arg: t.arg, path: d.run(m, t.a) };
+  return { arg: t.arg, path: callPath(() => runTableEvent(m, t).ret) };
 }
 
 /**
@@ -149,7 +100,7 @@ export function* bootPath(m: Machine, records: EventRecord[]): Path {
   function* registerInstances(): Path {
     for (const rec of m.instances.values()) {
       if (rec.spec.registered === false) continue;
-      m.dc.trace.event("boot", `iommu_register ${rec.spec.name}`);
+      m.ctx.trace.event("boot", `iommu_register ${rec.spec.name}`);
       record("iommu_register", rec.spec.name, yield* iommuRegister(m, rec));
     }
   }
@@ -157,16 +108,16 @@ export function* bootPath(m: Machine, records: EventRecord[]): Path {
   if (!devicesFirst) yield* registerInstances();
   for (const rec of m.devices.values()) {
     if (rec.spec.added === false) continue;
-    m.dc.trace.event("boot", `device_add ${rec.spec.name}`);
+    m.ctx.trace.event("boot", `device_add ${rec.spec.name}`);
     record("device_add", rec.spec.name, yield* addDevice(m, rec));
   }
   if (devicesFirst) yield* registerInstances();
   for (const spec of m.scenario.drivers) {
     if (spec.registered === false) continue;
-    m.dc.trace.event("boot", `driver_register ${spec.name}`);
+    m.ctx.trace.event("boot", `driver_register ${spec.name}`);
     record("driver_register", spec.name, yield* driverRegister(m.dc, m.drivers.get(spec.name)!));
   }
-  m.dc.trace.event("boot", "late_initcall deferred_probe_initcall");
+  m.ctx.trace.event("boot", "late_initcall deferred_probe_initcall");
   yield* deferredProbeInitcall(m.dc);
 }
 
@@ -178,17 +129,13 @@ export interface RunOptions extends MachineOptions {
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const m = new Machine(s, opts);
   const failures: Failure[] = [];
-  const seen = new Set<string>();
-  const violations: string[] = [];
+  const violations = m.ctx.diag.violations;
   // After boot and at the end the whole machine is checked; after each event, what the event touched.
   const checkAfter = (step: string, scope?: InvariantScope) => {
     if (opts.invariants === false) return;
     for (const v of checkInvariants(m, scope)) {
       const msg = formatViolation(v);
-      if (seen.has(msg)) continue;
-      seen.add(msg);
-      violations.push(msg);
-      failures.push({ step, kind: "invariant", message: msg });
+      if (m.ctx.diag.violation(msg)) failures.push({ step, kind: "invariant", message: msg });
     }
   };
   const boot: EventRecord[] = [];
@@ -201,7 +148,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   s.events.forEach((e, i) => {
     const step = `events[${i}]`;
     if (e.expect !== undefined) {
-      m.dc.trace.event(`${step}`, "expect");
+      m.ctx.trace.event(`${step}`, "expect");
       const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
       if (diffs.length === 0) passed++;
       else {
@@ -210,14 +157,13 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       }
       return;
     }
-    const { arg, path } = eventPath(m, e);
-    const key = eventKey(e);
-    m.dc.trace.event(step, `${key} ${arg}`);
-    m.lastValue = undefined;
+    const t = tableEvent(e);
+    const { key, arg } = t;
+    m.ctx.trace.event(step, `${key} ${arg}`);
     if (touched !== null) trackTouches(m.dc.sched);
-    const r = runPath(path);
+    const { ret: r, value } = runTableEvent(m, t);
     const rec: EventRecord = { event: key, arg, result: resultName(r) };
-    if (r === 0 && m.lastValue !== undefined) rec.value = m.lastValue;
+    if (value !== undefined) rec.value = value;
     m.events.push(rec);
     if (e.expect_value !== undefined && rec.value !== e.expect_value) {
       failed++;
@@ -240,5 +186,5 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     checkAfter(step, touched === null ? undefined : scopeOfTouched(touched));
   });
   if (s.events.length > 0) checkAfter("end");
-  return { machine: m, boot, failures, expectations: { passed, failed }, violations, snapshot: takeSnapshot(m, boot, violations) };
+  return { machine: m, boot, failures, expectations: { passed, failed }, violations: [...violations], snapshot: takeSnapshot(m, boot, violations) };
 }

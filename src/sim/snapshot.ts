@@ -3,6 +3,7 @@
  * data, in the shape the scenario contract fixes (docs/scenarios.md), plus added keys.
  */
 import type { Device } from "../base/device.ts";
+import { strategyNames, type AxisName } from "../designs/registry.ts";
 import { formatFailureEffect } from "../lib/failure-effects.ts";
 import { sizeName } from "../lib/size.ts";
 import { devGroup, devIommu } from "../iommu/dev-iommu.ts";
@@ -67,7 +68,7 @@ export interface DomainSnap {
   pgtable_bytes: number;
   /**
    * Invalidations the driver issued (flush_all, flush_walk, add_page, sync) and, for the paging
-   * domains of drivers/domains.ts, the most recent ones (kind, iova, size; oldest first) and how
+   * domains of drivers/paging-domain.ts, the most recent ones (kind, iova, size; oldest first) and how
    * many were recorded in all.
    */
   tlb: IommuDomainStats["tlb"] | null;
@@ -85,8 +86,8 @@ export type DmaHandleSnap = Omit<DmaHandle, "domain">;
 
 export interface Snapshot {
   name: string;
-  /** The design-axis strategies the run used. */
-  strategy: { ops_resolution: string; domain_alloc: string };
+  /** The design-axis strategies the run used, by axis. */
+  strategy: Record<AxisName, string>;
   iommus: IommuSnap[];
   devices: DeviceSnap[];
   groups: GroupSnap[];
@@ -198,7 +199,16 @@ function domainSnap(d: IommuDomain, name: string | null): DomainSnap {
   };
 }
 
-export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string[]): Snapshot {
+/** The findings so far: the model's (stale IOTLB DMA), the failure effects, then each live domain's page-table findings. */
+function findings(m: Machine): string[] {
+  const diag = m.ctx.diag;
+  const out = [...diag.findings, ...diag.effects.map(formatFailureEffect)];
+  for (const d of m.k.domains) for (const f of diag.pgtableFindingsOf(d)) out.push(`${d}: ${f}`);
+  return out;
+}
+
+/** The machine's state as plain data; the violations are those the run recorded unless given. */
+export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violations: readonly string[] = m.ctx.diag.violations): Snapshot {
   const fwnodeNames = instanceNames(m);
   const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
   const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
@@ -210,7 +220,7 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
   }
   return {
     name: m.scenario.name,
-    strategy: { ops_resolution: m.k.strategy.opsResolution.name, domain_alloc: m.k.strategy.domainAllocation.name },
+    strategy: strategyNames(m.k.strategy),
     iommus: [...m.instances.values()].map((rec) => ({
       name: rec.spec.name,
       driver: rec.spec.driver,
@@ -229,9 +239,9 @@ export function takeSnapshot(m: Machine, boot: EventRecord[], violations: string
     deferred: m.dc.deferred.devices().map((d) => d.name),
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),
-    warnings: m.dc.trace.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+    warnings: m.ctx.diag.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
     cmdline: m.cmdline.map((n) => ({ ...n })),
-    findings: [...m.findings, ...m.dc.trace.effects.map(formatFailureEffect), ...[...m.k.domains].flatMap((d) => (d.ops.stats?.(d).findings ?? []).map((f) => `${d}: ${f}`))],
+    findings: findings(m),
     dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
     violations: [...violations],
   };

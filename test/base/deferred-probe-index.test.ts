@@ -14,11 +14,11 @@ import { scenario } from "../helpers.ts";
 
 /** Successful binds, in order: every really_probe that returned 0. */
 function bindOrder(r: RunResult): string[] {
-  return r.machine.dc.trace.records.filter((t: TraceRecord) => t.kind === "call" && t.fn === "really_probe" && t.result === "0").map((t) => `${t.subject} ${t.detail}`);
+  return r.machine.ctx.trace.records.filter((t: TraceRecord) => t.kind === "call" && t.fn === "really_probe" && t.result === "0").map((t) => `${t.subject} ${t.detail}`);
 }
 
 function retries(r: RunResult): number {
-  return r.machine.dc.trace.records.filter((t) => t.kind === "call" && t.fn === "really_probe").length;
+  return r.machine.ctx.trace.records.filter((t) => t.kind === "call" && t.fn === "really_probe").length;
 }
 
 const EVENT_KINDS = ["iommu_register", "iommu_unregister", "device_add", "device_del", "driver_register", "driver_unregister", "driver_bind", "driver_unbind"] as const;
@@ -175,7 +175,7 @@ events:
 
   it("says in the trace what it skipped, once per run of the work item", () => {
     const r = runScenario(scenario(LATE), { trace: true });
-    const notes = r.machine.dc.trace.records.filter((t) => t.kind === "note" && t.fn === "deferred_probe_work_func").map((t) => t.detail);
+    const notes = r.machine.ctx.trace.records.filter((t) => t.kind === "note" && t.fn === "deferred_probe_work_func").map((t) => t.detail);
     expect(notes).toEqual([
       "skipped the retries of 6 deferred device(s) whose wait has not ended (the kernel retries each; each would defer again unchanged): 3 for /soc/s0, 3 for /soc/s1",
       "skipped the retries of 3 deferred device(s) whose wait has not ended (the kernel retries each; each would defer again unchanged): 3 for /soc/s0",

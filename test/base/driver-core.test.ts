@@ -5,7 +5,7 @@ import { deferredProbeInitcall, deviceDriverAttach, deviceReleaseDriver, driverR
 import { Device } from "../../src/base/device.ts";
 import { DeviceDriver } from "../../src/base/driver.ts";
 import { busRegister, DriverCore } from "../../src/base/driver-core.ts";
-import { DeadlockError, runPath, type Path } from "../../src/base/path.ts";
+import { callPath, DeadlockError, runPath, type Path } from "../../src/base/path.ts";
 import { mutexLock } from "../../src/base/mutex.ts";
 import { kerr, type KError } from "../../src/lib/errno.ts";
 
@@ -15,19 +15,22 @@ function setup() {
   const bus = busRegister(dc, "platform");
   const log: string[] = [];
   const dmaResult = new Map<string, 0 | KError>();
-  bus.dmaConfigure = function* (dev): Path<0 | KError> {
-    log.push(`dma_configure ${dev.name} driver=${dev.driver?.name ?? "none"}`);
-    return dmaResult.get(dev.name) ?? 0;
-  };
-  bus.dmaCleanup = function* (dev): Path {
-    log.push(`dma_cleanup ${dev.name}`);
-  };
+  bus.dmaConfigure = (dev) =>
+    callPath(() => {
+      log.push(`dma_configure ${dev.name} driver=${dev.driver?.name ?? "none"}`);
+      return dmaResult.get(dev.name) ?? 0;
+    });
+  bus.dmaCleanup = (dev) =>
+    callPath(() => {
+      log.push(`dma_cleanup ${dev.name}`);
+    });
   busRegisterNotifier(bus, {
     name: "log",
     actions: 1 << BUS_NOTIFY_ADD_DEVICE,
-    *call(action: BusNotifyAction, dev: Device): Path {
-      if (action === BUS_NOTIFY_ADD_DEVICE) log.push(`notify add ${dev.name}`);
-    },
+    call: (action: BusNotifyAction, dev: Device) =>
+      callPath(() => {
+        if (action === BUS_NOTIFY_ADD_DEVICE) log.push(`notify add ${dev.name}`);
+      }),
   });
   const drv = (name: string, match: string[], probe: (d: Device) => 0 | KError = () => 0) =>
     new DeviceDriver(bus, {

@@ -1,27 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { dmaCookie, dmaMapPage, iommuDmaInitDomain, dmaMapSg, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { dmaCookie, dmaMapPage, iommuDmaInitDomain, dmaUnmapPage, dmaRunTimers, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { dmaMapSg } from "../../src/dma/dma-sg.ts";
 import { isErr } from "../../src/lib/errno.ts";
 import { IOVA_DEFAULT_FQ_SIZE } from "../../src/dma/flush-queue.ts";
 import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
-import { runPath } from "../../src/base/path.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { iommuIovaToPhys, iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
 import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
-import { run, scenario, state } from "../helpers.ts";
+import { boot, run, scenario, state, step } from "../helpers.ts";
 import { tableChange, tableState } from "../pgtable/helpers.ts";
 import { allocatorDump, bootX86, cookieOf, x86InitialAllocator } from "./dma-helpers.ts";
 
 const NO_CHANGE = { pages: 0, bytes: 0, firstChangedWord: -1 };
 
-const boot = bootX86;
-
 describe("the DMA API over the default domain", () => {
   it("maps top-down from the DMA mask, keeps the offset, rounds to pages, and unmaps strictly", () => {
-    const { dev, domain } = boot("iommu.strict=1");
+    const { dev, domain } = bootX86("iommu.strict=1");
     const dma = dmaMapPage(dev, 0x5000_0123, 0x1800, "to_device");
     expect(dma).toBe(0xffff_e123);
     expect(iommuIovaToPhys(domain, 0xffff_f000)).toBe(0x5000_1000);
@@ -37,7 +33,7 @@ describe("the DMA API over the default domain", () => {
   });
 
   it("a buffer within one granule (the frame-number fast path) maps and unmaps as one spanning two does", () => {
-    const { dev, domain } = boot("iommu.strict=1");
+    const { dev, domain } = bootX86("iommu.strict=1");
     // PAs above 2^32 (frames, not bytes, go down), at a granule's first and last byte.
     expect(dmaMapPage(dev, 0x4_0000_0000, 0x1000, "bidirectional")).toBe(0xffff_f000);
     expect(dmaMapPage(dev, 0x4_0000_1fff, 1, "to_device")).toBe(0xffff_efff);
@@ -59,7 +55,7 @@ describe("the DMA API over the default domain", () => {
   });
 
   it("tries 32-bit IOVAs first for a PCI device with a 64-bit mask, then falls back for good", () => {
-    const { dev, domain } = boot("iommu.strict=1", ", dma-mask: 64");
+    const { dev, domain } = bootX86("iommu.strict=1", ", dma-mask: 64");
     // A 4-level VT-d domain (48-bit address width) caps the 64-bit mask at its aperture:
     // iommu_dma_alloc_iova's dma_limit becomes 2^48 - 1, pfn limit 2^36 - 1.
     expect(domain.geometry.apertureEnd).toBe(2 ** 48 - 1);
@@ -77,7 +73,7 @@ describe("the DMA API over the default domain", () => {
   });
 
   it("a DMA mask too small for any IOVA fails with DMA_MAPPING_ERROR and maps nothing", () => {
-    const { dev, domain } = boot("iommu.strict=1", ", dma-mask: 12");
+    const { dev, domain } = bootX86("iommu.strict=1", ", dma-mask: 12");
     // Build the page table first (a mapping outside the DMA API, then gone), so its memory can be compared.
     expect(iommuMap(domain, 0x8000_0000, 0x5000_0000, 0x1000, IOMMU_READ)).toBe(0);
     expect(iommuUnmap(domain, 0x8000_0000, 0x1000)).toBe(0x1000);
@@ -105,7 +101,7 @@ describe("the DMA API over the default domain", () => {
   });
 
   it("dma_map_sg lays the entries out in one IOVA range", () => {
-    const { dev, domain } = boot("iommu.strict=1");
+    const { dev, domain } = bootX86("iommu.strict=1");
     const r = dmaMapSg(dev, [{ paddr: 0x10_0000, length: 0x800 }, { paddr: 0x20_0400, length: 0x1000 }], "from_device");
     expect(r).toMatchObject({ len: 0x3000 });
     if ("errno" in r) throw new Error(r.message);
@@ -114,7 +110,7 @@ describe("the DMA API over the default domain", () => {
   });
 
   it("lazy (DMA-FQ): unmap queues the IOVA; a flush of the IOTLB frees it, on a full ring or the 10 ms timer", () => {
-    const { dev, domain } = boot("");
+    const { dev, domain } = bootX86("");
     expect(domain.type).toBe(11);
     // One live mapping first (it also sets the cookie up if it is not yet).
     expect(dmaMapPage(dev, 0, 0x1000, "to_device")).toBe(0xffff_f000);
@@ -168,7 +164,7 @@ events:
     expect_error: ENOENT
 `);
     expect(r.failures).toEqual([]);
-    expect(r.machine.dc.trace.records.some((t) => t.fn === "report_iommu_fault")).toBe(true);
+    expect(r.machine.ctx.trace.records.some((t) => t.fn === "report_iommu_fault")).toBe(true);
   });
 
   const BAD_INPUT = `
@@ -198,12 +194,11 @@ events:
 
   it("bad DMA input changes nothing: the whole snapshot (the event log aside) is the same before and after each bad event", () => {
     const s = scenario(BAD_INPUT);
-    const m = new Machine(s);
-    runPath(bootPath(m, []));
+    const m = boot(s);
     const snap = () => state(takeSnapshot(m, [], checkInvariants(m).map(formatViolation)));
     const steps = s.events.slice(0, 4).map((e) => {
       const before = snap();
-      const r = runPath(eventPath(m, e).path);
+      const r = step(m, e);
       return { r: r === 0 ? "ok" : r.errno, before, after: snap() };
     });
     expect(steps.map((x) => x.r)).toEqual(["ENOMEM", "ok", "EEXIST", "EINVAL"]);
@@ -230,8 +225,7 @@ devices:
 `;
 
   it("follows each device's own mask, alternating, and a 64-bit PCI device still tries below 4 GiB first", () => {
-    const m = new Machine(scenario(SHARED + "events: []\n"), { trace: false });
-    runPath(bootPath(m, []));
+    const m = boot(SHARED + "events: []\n", { trace: false });
     const dev = (n: string) => m.devices.get(n)!.dev;
     const [f0, f1, f2] = ["0000:01:00.0", "0000:01:00.1", "0000:01:00.2"].map(dev) as [ReturnType<typeof dev>, ReturnType<typeof dev>, ReturnType<typeof dev>];
     expect(f0.iommuGroup).toBe(f1.iommuGroup);

@@ -1,5 +1,4 @@
 /** Shared set-up for the DMA-API tests (not a test file itself). */
-import { runPath } from "../../src/base/path.ts";
 import type { Device } from "../../src/base/device.ts";
 import { dmaCookie, type IommuDmaCookie } from "../../src/dma/dma-iommu.ts";
 import { IOVA_ANCHOR, IOVA_RANGE_CACHE_MAX_SIZE, type IovaDomain } from "../../src/dma/iova.ts";
@@ -7,23 +6,19 @@ import { RB_NIL } from "../../src/dma/iova/rbtree.ts";
 import type { TlbStats } from "../../src/iommu/ops.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import type { IommuDomain } from "../../src/iommu/domain.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath } from "../../src/sim/runner.ts";
-import { scenario } from "../helpers.ts";
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot } from "../helpers.ts";
 
 /** One PCI device behind a VT-d unit (52-bit output size); `cmdline` picks strict or lazy. */
 export function bootX86(cmdline: string, extra = ""): { m: Machine; dev: Device; domain: IommuDomain } {
-  const m = new Machine(
-    scenario(`
+  const m = boot(`
 name: dma
 boot: {arch: x86, cmdline: "${cmdline}"}
 iommus:
   - {name: dmar, driver: intel-iommu, scope: all}
 devices:
   - {name: "0000:00:01.0", bus: pci${extra}}
-`),
-  );
-  runPath(bootPath(m, []));
+`);
   const dev = m.devices.get("0000:00:01.0")!.dev;
   return { m, dev, domain: devGroup(dev)!.defaultDomain! };
 }

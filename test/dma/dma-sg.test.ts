@@ -1,11 +1,12 @@
 /** dma_map_sg / dma_unmap_sg over a DMA domain: the error path and the unmap range. */
 import { iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
 import { describe, expect, it } from "vitest";
-import { dmaMapPage, dmaMapSg, iommuDmaInitDomain, dmaUnmapPage, dmaUnmapSg, DMA_MAPPING_ERROR, type DmaSgMapping } from "../../src/dma/dma-iommu.ts";
+import { dmaMapPage, iommuDmaInitDomain, dmaUnmapPage, DMA_MAPPING_ERROR } from "../../src/dma/dma-iommu.ts";
+import { dmaMapSg, dmaUnmapSg, type DmaSgMapping } from "../../src/dma/dma-sg.ts";
 import { checkIovaDomain } from "../../src/dma/iova/check.ts";
 import { isErr, type KError } from "../../src/lib/errno.ts";
 import { iommuIovaToPhys, iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
 import { tableChange, tableState } from "../pgtable/helpers.ts";
 import { allocatorDump, bootX86, cookieOf, invalidationsSince, tlbOf, x86InitialAllocator } from "./dma-helpers.ts";

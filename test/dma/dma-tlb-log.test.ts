@@ -4,15 +4,15 @@ import { describe, expect, it } from "vitest";
 import {
   dmaMapPage,
   dmaMapPageChecked,
-  dmaMapSg,
   dmaRunTimers,
   dmaUnmapPage,
   DMA_MAPPING_ERROR,
   dmaDomainStats,
   type FqFlushHook,
 } from "../../src/dma/dma-iommu.ts";
+import { dmaMapSg } from "../../src/dma/dma-sg.ts";
 import { IOVA_DEFAULT_FQ_SIZE } from "../../src/dma/flush-queue.ts";
-import { TLB_LOG_RECENT } from "../../src/drivers/domains.ts";
+import { TLB_LOG_RECENT } from "../../src/drivers/tlb-log.ts";
 import { isErr } from "../../src/lib/errno.ts";
 import { iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";

@@ -12,9 +12,7 @@ import { iommuAttachDevice } from "../../src/iommu/attach.ts";
 import { iommuIovaToPhys, iommuMap } from "../../src/iommu/map.ts";
 import { isErr } from "../../src/lib/errno.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath } from "../../src/sim/runner.ts";
-import { dev, run, scenario } from "../helpers.ts";
+import { boot, dev, run } from "../helpers.ts";
 
 const YAML = `
 name: v2
@@ -38,8 +36,7 @@ describe("arm-smmu (v2): finalised at the first attach", () => {
   });
 
   it("a domain allocated through the device's ops is not finalised either: its SMMU's page sizes (v6.16+), no map until attached", () => {
-    const m = new Machine(scenario(YAML));
-    runPath(bootPath(m, []));
+    const m = boot(YAML);
     const cam = m.devices.get("cam")!.dev;
     const d = iommuPagingDomainAlloc(m.k, cam);
     if (isErr(d)) throw new Error(d.message);
@@ -54,8 +51,7 @@ describe("arm-smmu (v2): finalised at the first attach", () => {
   });
 
   it("with no device (iommu_domain_alloc(bus), up to v6.12) the page sizes are the ops' union of both SMMUs", () => {
-    const m = new Machine(scenario(YAML));
-    runPath(bootPath(m, []));
+    const m = boot(YAML);
     const d = iommuDomainAllocBus(m.k, m.devices.get("cam")!.dev.bus);
     if (isErr(d)) throw new Error(d.message);
     expect(d.iommu).toBeNull();

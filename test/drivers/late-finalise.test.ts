@@ -3,21 +3,13 @@
  * what each driver reports and does until the first attach finalises them.
  */
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
 import { iommuDomainAllocBus } from "../../src/iommu/domain-alloc.ts";
 import type { IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuMap } from "../../src/iommu/map.ts";
 import { isErr } from "../../src/lib/errno.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
-import { scenario } from "../helpers.ts";
-
-function boot(yaml: string): Machine {
-  const m = new Machine(scenario(yaml));
-  runPath(bootPath(m, []));
-  return m;
-}
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot, step } from "../helpers.ts";
 
 function busDomain(m: Machine, device: string): IommuDomain {
   const d = iommuDomainAllocBus(m.k, m.devices.get(device)!.dev.bus);
@@ -39,16 +31,16 @@ describe("arm-smmu-v3: a domain allocated with no device", () => {
   it("reports the sizes of the SMMUs probed so far: a late SMMU adds its own when it registers, and they stay after it goes", () => {
     const m = boot(SMMUS);
     expect(busDomain(m, "dsp").pgsizes).toEqual([0x1000, 0x200000, 0x40000000]);
-    expect(runPath(eventPath(m, { iommu_register: "smmu1" }).path)).toBe(0);
+    expect(step(m, { iommu_register: "smmu1" })).toBe(0);
     expect(busDomain(m, "dsp").pgsizes).toEqual([0x1000, 0x10000, 0x200000, 0x20000000, 0x40000000]);
-    expect(runPath(eventPath(m, { iommu_unregister: "smmu1" }).path)).toBe(0);
+    expect(step(m, { iommu_unregister: "smmu1" })).toBe(0);
     // arm_smmu_ops.pgsize_bitmap is only ever ORed into.
     expect(busDomain(m, "dsp").pgsizes).toEqual([0x1000, 0x10000, 0x200000, 0x20000000, 0x40000000]);
   });
 
   it("a failed iommu_register of a registered SMMU probes nothing again", () => {
     const m = boot(SMMUS);
-    const r = runPath(eventPath(m, { iommu_register: "smmu0" }).path);
+    const r = step(m, { iommu_register: "smmu0" });
     expect(isErr(r) && r.errno).toBe("EEXIST");
     expect(busDomain(m, "dsp").pgsizes).toEqual([0x1000, 0x200000, 0x40000000]);
   });
@@ -80,7 +72,7 @@ describe("virtio-iommu: a domain allocated with no device", () => {
   it("takes the page sizes of the last viommu probed (viommu_probe overwrites viommu_ops.pgsize_bitmap)", () => {
     const m = boot(VIRTIO);
     expect(busDomain(m, "a").pgsizes).toEqual([0x1000]);
-    expect(runPath(eventPath(m, { iommu_register: "viommu1" }).path)).toBe(0);
+    expect(step(m, { iommu_register: "viommu1" })).toBe(0);
     expect(busDomain(m, "a").pgsizes).toEqual([0x10000]);
   });
 
@@ -90,7 +82,7 @@ describe("virtio-iommu: a domain allocated with no device", () => {
     const e = iommuMap(d, 0x100000, 0x80000000, 0x1000, IOMMU_READ | IOMMU_WRITE);
     expect(isErr(e) && e.errno).toBe("EINVAL");
     m.userDomains.set("d", d);
-    expect(runPath(eventPath(m, { attach_device: { domain: "d", device: "a" } }).path)).toBe(0);
+    expect(step(m, { attach_device: { domain: "d", device: "a" } })).toBe(0);
     expect(d.iommu?.name).toBe("viommu0");
     expect(iommuMap(d, 0x100000, 0x80000000, 0x1000, IOMMU_READ | IOMMU_WRITE)).toBe(0);
   });

@@ -3,8 +3,7 @@
  * model builds it at the first map), and mapped bytes come from a walk.
  */
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { iommuDomainFree, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { iommuDomainMappedBytes, type IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuMap, iommuUnmap } from "../../src/iommu/map.ts";
@@ -12,8 +11,7 @@ import { isErr } from "../../src/lib/errno.ts";
 import { allocIoPgtableOps } from "../../src/pgtable/index.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";
 import { Machine } from "../../src/sim/machine.ts";
-import { bootPath } from "../../src/sim/runner.ts";
-import { scenario } from "../helpers.ts";
+import { boot } from "../helpers.ts";
 
 const MACHINES = {
   "arm-smmu-v3": ["name: s\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s}\ndevices:\n  - {name: a, bus: platform, fwnode: /a, iommus: [[s, 1]]}\n", "a", 0x10_0000],
@@ -31,8 +29,7 @@ function freshDomain(driver: keyof typeof MACHINES): IommuDomain {
 
 function freshDomainOn(driver: keyof typeof MACHINES): { d: IommuDomain; m: Machine } {
   const [yaml, dev] = MACHINES[driver];
-  const m = new Machine(scenario(yaml));
-  runPath(bootPath(m, []));
+  const m = boot(yaml);
   const d = iommuPagingDomainAlloc(m.k, m.devices.get(dev)!.dev);
   if (isErr(d)) throw new Error(d.message);
   return { d, m };

@@ -1,10 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath, runScenario } from "../../src/sim/runner.ts";
+import { runScenario } from "../../src/sim/runner.ts";
 import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
 import { takeSnapshot, type Snapshot } from "../../src/sim/snapshot.ts";
-import { run, scenario, state } from "../helpers.ts";
+import { boot, run, scenario, state, step } from "../helpers.ts";
 
 const MACHINE = (extra03 = "", extraBoot = "") => `
 name: attach
@@ -35,11 +33,10 @@ events:
 /** Runs the machine's events, then `extra`, returning the state before and after `extra` and its result. */
 function attempt(extra: string, machine = MACHINE()) {
   const s = scenario(machine + `  - ${extra}\n`);
-  const m = new Machine(s);
-  runPath(bootPath(m, []));
-  for (const e of s.events.slice(0, -1)) runPath(eventPath(m, e).path);
+  const m = boot(s);
+  for (const e of s.events.slice(0, -1)) step(m, e);
   const before = state(takeSnapshot(m, [], []));
-  const r = runPath(eventPath(m, s.events.at(-1)!).path);
+  const r = step(m, s.events.at(-1)!);
   return { r: r === 0 ? "ok" : r.errno, before, after: state(takeSnapshot(m, [], [])), m };
 }
 
@@ -139,7 +136,7 @@ describe("PASID", () => {
   - expect: {groups: [{devices: ["0000:03:00.0", "0000:03:00.1"], pasids: []}]}
 `);
     expect(r.failures).toEqual([]);
-    const t = r.machine.dc.trace.records.filter((x) => x.kind === "call" && x.fn.includes("pasid")).map((x) => `${x.fn}=${x.result}`);
+    const t = r.machine.ctx.trace.records.filter((x) => x.kind === "call" && x.fn.includes("pasid")).map((x) => `${x.fn}=${x.result}`);
     expect(t).toEqual([
       "iommu_attach_device_pasid=0",
       "iommu_attach_device_pasid=EBUSY",
@@ -193,13 +190,12 @@ devices:
  */
 function steps(extra: string[], machine = MACHINE()) {
   const s = scenario(machine + extra.map((e) => `  - ${e}\n`).join(""));
-  const m = new Machine(s);
-  runPath(bootPath(m, []));
+  const m = boot(s);
   const base = s.events.length - extra.length;
-  for (const e of s.events.slice(0, base)) runPath(eventPath(m, e).path);
+  for (const e of s.events.slice(0, base)) step(m, e);
   let warned = takeSnapshot(m, [], []).warnings.length;
   const out = s.events.slice(base).map((e) => {
-    const r = runPath(eventPath(m, e).path);
+    const r = step(m, e);
     const snap = takeSnapshot(m, [], checkInvariants(m).map(formatViolation));
     const added = snap.warnings.slice(warned);
     warned = snap.warnings.length;

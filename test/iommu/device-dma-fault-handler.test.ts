@@ -8,7 +8,6 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { runPath } from "../../src/base/path.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import { iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { IOMMU_DOMAIN_BLOCKED, type IommuDomain } from "../../src/iommu/domain.ts";
@@ -21,11 +20,9 @@ import {
   reportIommuFault,
 } from "../../src/iommu/fault.ts";
 import { iommuDeviceDma } from "../../src/iommu/translate.ts";
-import { isErr, type KError } from "../../src/lib/errno.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
-import type { EventSpec } from "../../src/sim/scenario/schema.ts";
-import { scenario } from "../helpers.ts";
+import { isErr } from "../../src/lib/errno.ts";
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot, step } from "../helpers.ts";
 
 const SMMU = `
 name: smmu
@@ -36,16 +33,6 @@ devices:
 drivers:
   - {name: da, bus: platform, match: [a]}
 `;
-
-function boot(yaml = SMMU): Machine {
-  const m = new Machine(scenario(yaml));
-  runPath(bootPath(m, []));
-  return m;
-}
-
-function step(m: Machine, e: EventSpec): 0 | KError {
-  return runPath(eventPath(m, e).path);
-}
 
 /** An UNMANAGED domain named "d" attached to `a` (its driver unbound first, as VFIO would). */
 function unmanaged(m: Machine): { d: IommuDomain; dev: Device } {
@@ -68,7 +55,7 @@ interface Call {
 
 describe("a device DMA fault reaches the domain's handler", () => {
   it("with the domain, the device, the iova, IOMMU_FAULT_READ or _WRITE and the token; its answer is report_iommu_fault's", () => {
-    const m = boot();
+    const m = boot(SMMU);
     const { d, dev } = unmanaged(m);
     expect(iommuDomainCookieType(d)).toBe("NONE");
     const calls: Call[] = [];
@@ -87,7 +74,7 @@ describe("a device DMA fault reaches the domain's handler", () => {
     ]);
     expect(calls[0]!.domain).toBe(d);
     expect(calls[0]!.token).toBe(token);
-    const notes = m.dc.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
+    const notes = m.ctx.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
     expect(notes).toEqual([expect.stringMatching(/^iova 0x400123 read in .*: handler returned -5$/), expect.stringMatching(/^iova 0x500000 write in .*: handler returned -5$/)]);
   });
 
@@ -106,32 +93,32 @@ describe("a device DMA fault reaches the domain's handler", () => {
 
 describe("without a handler report_iommu_fault returns -ENOSYS", () => {
   it("device DMA faults as before and the trace says no handler took it", () => {
-    const m = boot();
+    const m = boot(SMMU);
     const { d, dev } = unmanaged(m);
     const r = iommuDeviceDma(m.k, dev, 0x40_0000, 4, true);
     expect([r.faultType, r.faultFlags, r.faultRet]).toEqual(["translation", IOMMU_FAULT_WRITE, -38]);
     expect(REPORT_FAULT_NO_HANDLER).toBe(-38);
     expect(reportIommuFault(m.k, d, dev, 0x1000, IOMMU_FAULT_READ)).toBe(-38);
-    const notes = m.dc.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
+    const notes = m.ctx.trace.records.filter((t) => t.fn === "report_iommu_fault").map((t) => t.detail);
     expect(notes).toEqual([expect.stringMatching(/write .*: no handler \(-ENOSYS\)$/), expect.stringMatching(/^iova 0x1000 read .*: no handler \(-ENOSYS\)$/)]);
   });
 });
 
 describe("iommu_set_fault_handler takes only a domain whose cookie slot is empty", () => {
   it("a DMA-API default domain holds its IOVA cookie: WARN, nothing installed, faults still -ENOSYS", () => {
-    const m = boot();
+    const m = boot(SMMU);
     const dev = m.devices.get("a")!.dev;
     const dma = devGroup(dev)!.domain!;
     expect(iommuDomainCookieType(dma)).toBe("DMA_IOVA");
     const r = iommuSetFaultHandler(m.k, dma, () => 0, null);
     expect(r !== 0 && r.errno).toBe("EBUSY");
     expect(dma.faultHandler).toBeNull();
-    expect(m.dc.trace.warnings).toContainEqual(expect.objectContaining({ fn: "iommu_set_fault_handler", message: expect.stringMatching(/^WARN_ON: .*cookie_type DMA_IOVA, not NONE/) }));
+    expect(m.ctx.diag.warnings).toContainEqual(expect.objectContaining({ fn: "iommu_set_fault_handler", message: expect.stringMatching(/^WARN_ON: .*cookie_type DMA_IOVA, not NONE/) }));
     expect(iommuDeviceDma(m.k, dev, 0x1000, 4, false).faultRet).toBe(-38);
   });
 
   it("a second handler is refused and the first stays", () => {
-    const m = boot();
+    const m = boot(SMMU);
     const { d, dev } = unmanaged(m);
     const first: number[] = [];
     expect(iommuSetFaultHandler(m.k, d, (_d, _v, iova) => (first.push(iova), 0), "first")).toBe(0);

@@ -11,19 +11,15 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { runPath } from "../../src/base/path.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import type { IommuDomain } from "../../src/iommu/domain.ts";
 import { iommuIotlbSync, iommuUnmapFast } from "../../src/iommu/map.ts";
 import { iommuDeviceDma, iommuDomainCachesTranslations } from "../../src/iommu/translate.ts";
-import type { KError } from "../../src/lib/errno.ts";
 import { newIommuIotlbGather } from "../../src/pgtable/gather.ts";
 import { IOMMU_READ } from "../../src/pgtable/types.ts";
 import { checkInvariants } from "../../src/sim/invariants.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
-import type { EventSpec } from "../../src/sim/scenario/schema.ts";
-import { run, scenario } from "../helpers.ts";
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot, run, step, stepValue } from "../helpers.ts";
 
 const MOCK = `
 name: mock domain DMA
@@ -42,14 +38,9 @@ devices:
 const IOVA = 0x100_0000;
 const PA = 0x4000_0000;
 
-function step(m: Machine, e: EventSpec): 0 | KError {
-  return runPath(eventPath(m, e).path);
-}
-
 /** A booted machine with an UNMANAGED domain "d" attached to `device`. */
 function attached(yaml: string, device: string): { m: Machine; d: IommuDomain; dev: Device } {
-  const m = new Machine(scenario(yaml));
-  runPath(bootPath(m, []));
+  const m = boot(yaml);
   expect(step(m, { domain_alloc: { name: "d", device } })).toBe(0);
   expect(step(m, { attach_device: { domain: "d", device } })).toBe(0);
   return { m, d: m.userDomains.get("d")!, dev: m.devices.get(device)!.dev };
@@ -73,8 +64,8 @@ describe("mock (iommufd selftest) domains cache no translation", () => {
 `);
     expect(r.failures).toEqual([]);
     expect(r.violations).toEqual([]);
-    expect(r.machine.findings).toEqual([]);
-    expect(r.machine.isolationBreaches).toEqual([]);
+    expect(r.machine.ctx.diag.findings).toEqual([]);
+    expect(r.machine.ctx.diag.isolationBreaches).toEqual([]);
     const d = r.machine.userDomains.get("d")!;
     expect(d.iotlb).toBeNull();
     expect(r.snapshot.domains.find((x) => x.name === "d")).toMatchObject({ format: "IOMMUFD_MOCK", iotlb_entries: 0 });
@@ -110,20 +101,21 @@ describe("the isolation invariant fires on a stale translation outside a flush q
     const gather = newIommuIotlbGather();
     expect(iommuUnmapFast(d, IOVA, 0x1000, gather)).toBe(0x1000);
     expect(d.ops.iovaToPhys!(d, IOVA)).toBe(0);
-    expect(step(m, { device_dma: { device: "a", iova: IOVA + 8, size: 8, dir: "write" } })).toBe(0);
-    expect(m.lastValue).toBe(PA + 8);
-    expect(m.findings).toEqual([expect.stringMatching(/^stale IOTLB outside any flush queue: a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry of domain \d+ \(unmanaged\)$/)]);
+    const wrote = stepValue(m, { device_dma: { device: "a", iova: IOVA + 8, size: 8, dir: "write" } });
+    expect(wrote.ret).toBe(0);
+    expect(wrote.value).toBe(PA + 8);
+    expect(m.ctx.diag.findings).toEqual([expect.stringMatching(/^stale IOTLB outside any flush queue: a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry of domain \d+ \(unmanaged\)$/)]);
     expect(checkInvariants(m)).toEqual([{ rule: "I-isolation", message: expect.stringMatching(/^a wrote IOVA 0x1000008 -> PA 0x40000008 through a stale IOTLB entry/) }]);
     // Once the sync comes, the entry is gone and the DMA faults; nothing new is breached.
     iommuIotlbSync(d, gather);
     const after = step(m, { device_dma: { device: "a", iova: IOVA, size: 8, dir: "read" } });
     expect(after !== 0 && after.errno).toBe("EFAULT");
-    expect(m.isolationBreaches).toHaveLength(1);
+    expect(m.ctx.diag.isolationBreaches).toHaveLength(1);
   });
 
   it("a stale permission counts too: a write through a cached read-write entry of a page now mapped read-only", () => {
     const { m, d, dev } = attached(SMMU, "a");
-    // The domain's iova_prot op (src/drivers/domains.ts is to provide it; added here until it does).
+    // The domain's iova_prot op (src/drivers/paging-domain.ts is to provide it; added here until it does).
     if (d.ops.iovaProt === undefined) {
       Object.defineProperty(d, "ops", { value: { ...d.ops, iovaProt: (dd: IommuDomain, iova: number) => pagingPriv(dd).pgtbl?.iovaProt(iova) ?? 0 } });
     }
@@ -147,6 +139,6 @@ describe("the isolation invariant fires on a stale translation outside a flush q
     expect(step(m, { unmap: { domain: "d", iova: IOVA, size: 0x1000 } })).toBe(0);
     const r = step(m, { device_dma: { device: "a", iova: IOVA, size: 8, dir: "read" } });
     expect(r !== 0 && r.errno).toBe("EFAULT");
-    expect([m.findings, checkInvariants(m)]).toEqual([[], []]);
+    expect([m.ctx.diag.findings, checkInvariants(m)]).toEqual([[], []]);
   });
 });

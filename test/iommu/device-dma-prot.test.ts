@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { runPath } from "../../src/base/path.ts";
-import { newPagingDomain, pagingFormat } from "../../src/drivers/domains.ts";
+import { newPagingDomain } from "../../src/drivers/paging-domain.ts";
+import { pagingFormat } from "../../src/drivers/paging-format.ts";
 import { adoptDomain, iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../../src/iommu/domain.ts";
 import { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, iommuSetFaultHandler } from "../../src/iommu/fault.ts";
@@ -18,10 +18,8 @@ import { isErr, type KError } from "../../src/lib/errno.ts";
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOf } from "../../src/pgtable/sizes.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";
 import { checkInvariants } from "../../src/sim/invariants.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
-import type { EventSpec } from "../../src/sim/scenario/schema.ts";
-import { scenario } from "../helpers.ts";
+import type { Machine } from "../../src/sim/machine.ts";
+import { boot, step, stepValue } from "../helpers.ts";
 
 const R = IOMMU_READ;
 const W = IOMMU_WRITE;
@@ -59,18 +57,15 @@ interface Rig {
   dev: Device;
   /** Faults the domain's handler saw: [iova, flags]. */
   faults: [number, number][];
-}
-
-function step(m: Machine, e: EventSpec): 0 | KError {
-  return runPath(eventPath(m, e).path);
+  /** What the last `dma` returned. */
+  value?: number;
 }
 
 type Kind = "arm-lpae-s1" | "arm-lpae-s2" | "vtdss" | "mock";
 
 /** A booted machine whose device is attached to an UNMANAGED domain of the format, with a fault handler. */
 function rig(kind: Kind): Rig {
-  const m = new Machine(scenario(kind === "vtdss" ? VTD : kind === "mock" ? MOCK : SMMU));
-  runPath(bootPath(m, []));
+  const m = boot(kind === "vtdss" ? VTD : kind === "mock" ? MOCK : SMMU);
   const name = kind === "vtdss" ? "0000:01:00.0" : "a";
   const dev = m.devices.get(name)!.dev;
   let d = iommuPagingDomainAlloc(m.k, dev);
@@ -93,13 +88,16 @@ function map(r: Rig, iova: number, size: number, prot: "r" | "w" | "rw", pa = PA
   expect(step(r.m, { map: { domain: "d", iova, paddr: pa, size, prot } })).toBe(0);
 }
 
+/** The device's DMA through the scenario event; its value (the first physical address reached) goes to `r.value`. */
 function dma(r: Rig, iova: number, size: number, dir: "read" | "write"): 0 | KError {
-  return step(r.m, { device_dma: { device: r.name, iova, size, dir } });
+  const o = stepValue(r.m, { device_dma: { device: r.name, iova, size, dir } });
+  r.value = o.value;
+  return o.ret;
 }
 
 /** The report_iommu_fault notes the trace holds. */
 function faultNotes(r: Rig): string[] {
-  return r.m.dc.trace.records.filter((t) => t.kind === "note" && t.fn === "report_iommu_fault").map((t) => t.detail);
+  return r.m.ctx.trace.records.filter((t) => t.kind === "note" && t.fn === "report_iommu_fault").map((t) => t.detail);
 }
 
 function errnoOf(x: 0 | KError): string {
@@ -118,9 +116,9 @@ describe("a read-only mapping: the device reads, its write faults", () => {
       expect(r.faults).toEqual([[IOVA + 0x10, IOMMU_FAULT_WRITE]]);
       expect(faultNotes(r)).toEqual([expect.stringMatching(/^iova 0x100010 write in domain \d+ \(unmanaged\): handler returned 0$/)]);
       expect(dma(r, IOVA + 0x10, 8, "read")).toBe(0);
-      expect(r.m.lastValue).toBe(PA + 0x10);
+      expect(r.value).toBe(PA + 0x10);
       expect(r.faults).toHaveLength(1);
-      expect(r.m.findings).toEqual([]);
+      expect(r.m.ctx.diag.findings).toEqual([]);
       expect(checkInvariants(r.m)).toEqual([]);
     });
   }
@@ -163,7 +161,7 @@ describe("the mock's mappings grant read and write whatever prot said (mock_doma
     const r = rig("mock");
     map(r, 0x100_0000, SZ_4K, "r");
     expect(dma(r, 0x100_0000, SZ_4K, "write")).toBe(0);
-    expect(r.m.lastValue).toBe(PA);
+    expect(r.value).toBe(PA);
     expect(r.faults).toEqual([]);
   });
 });
@@ -195,7 +193,7 @@ describe("the IOTLB caches the permissions with the translation", () => {
     expect(step(r.m, { unmap: { domain: "d", iova: IOVA, size: SZ_4K } })).toBe(0);
     map(r, IOVA, SZ_4K, "rw", PA + SZ_4K);
     expect(dma(r, IOVA, SZ_4K, "write")).toBe(0);
-    expect(r.m.lastValue).toBe(PA + SZ_4K);
+    expect(r.value).toBe(PA + SZ_4K);
     expect(r.faults).toEqual([]);
   });
 });

@@ -7,9 +7,8 @@ import { genericSingleDeviceGroup, iommuGroupPut } from "../../src/iommu/group.t
 import { iommuDeviceUnregister } from "../../src/iommu/register.ts";
 import { Machine } from "../../src/sim/machine.ts";
 import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
 import { takeSnapshot, type Snapshot } from "../../src/sim/snapshot.ts";
-import { dev, run, scenario } from "../helpers.ts";
+import { boot, dev, machine, run, scenario, step } from "../helpers.ts";
 
 /** Every (device, requester ID) pci_for_each_dma_alias visits for `name`, RIDs as BB:DD.F. */
 function aliases(m: Machine, name: string): string[] {
@@ -57,7 +56,7 @@ events:
   });
 
   it("generic_single_device_group: one group per instance, held by the instance until it unregisters", () => {
-    const m = new Machine(scenario("name: x\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s}\n"));
+    const m = machine("name: x\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s}\n");
     const iommu = m.instances.get("s")!.iommu;
     const g1 = genericSingleDeviceGroup(m.k, iommu);
     const g2 = genericSingleDeviceGroup(m.k, iommu);
@@ -106,7 +105,7 @@ events:
   - expect: {devices: {c: {iommu: smmu}}, group_count: 2}
 `);
     expect(r.failures).toEqual([]);
-    expect(r.machine.dc.trace.records.some((t) => t.fn === "probe_device" && t.detail.includes("ENOSPC"))).toBe(true);
+    expect(r.machine.ctx.trace.records.some((t) => t.fn === "probe_device" && t.detail.includes("ENOSPC"))).toBe(true);
   });
 
   it("a device whose ops differ from its group's fails probe", () => {
@@ -142,7 +141,7 @@ devices:
       probe_error: null,
     });
     // The errno: __iommu_probe_device and iommu_probe_device both return ENODEV for it, once each.
-    const calls = r.machine.dc.trace.records
+    const calls = r.machine.ctx.trace.records
       .filter((t) => t.kind === "call" && t.subject === "0000:01:02.0" && (t.fn === "iommu_probe_device" || t.fn === "__iommu_probe_device"))
       .map((t) => `${t.fn}=${t.result}`);
     expect(calls).toEqual(["iommu_probe_device=ENODEV", "__iommu_probe_device=ENODEV"]);
@@ -265,7 +264,7 @@ devices:
   - {name: ok, bus: platform, fwnode: /ok, iommus: [[smmu, 0x12, 0x0]]}
 `;
   const refusal = (r: ReturnType<typeof run>, d: string) =>
-    r.machine.dc.trace.records.filter((t) => t.fn === "probe_device" && t.subject === d && t.detail.includes("refused")).map((t) => t.detail);
+    r.machine.ctx.trace.records.filter((t) => t.fn === "probe_device" && t.subject === d && t.detail.includes("refused")).map((t) => t.detail);
 
   it("a stream ID or SMR mask wider than the SMMU implements is EINVAL, and claims no stream-map entry", () => {
     const r = run(SMMU + `
@@ -284,8 +283,7 @@ devices:
   - {name: twice, bus: platform, fwnode: /twice, iommus: [[smmu, 0x40, 0x0f], [smmu, 0x42, 0x03]]}
   - {name: other, bus: platform, fwnode: /other, iommus: [[smmu, 0x44, 0x0]]}
 `);
-    const m = new Machine(s);
-    runPath(bootPath(m, []));
+    const m = boot(s);
     const snap = () => takeSnapshot(m, [], checkInvariants(m).map(formatViolation));
     // 0x42/0x3 and 0x44/0x0 lie inside 0x40/0xf: all three ids use entry 1, twice's two of them included.
     expect(dev(snap(), "twice")).toMatchObject({ iommu: "smmu", dev_iommu: "probed" });
@@ -298,12 +296,12 @@ devices:
     expect(groupSets(snap())).toEqual([["ok"], ["other", "twice"]]);
     expect(snap().violations).toEqual([]);
     // twice's release drops both its users of the entry; other keeps it.
-    expect(runPath(eventPath(m, { device_del: "twice" }).path)).toBe(0);
+    expect(step(m, { device_del: "twice" })).toBe(0);
     expect(streamMap(m, "smmu")).toEqual([
       { idx: 0, id: 0x12, mask: 0, count: 1 },
       { idx: 1, id: 0x40, mask: 0x0f, count: 1 },
     ]);
-    expect(runPath(eventPath(m, { device_del: "other" }).path)).toBe(0);
+    expect(step(m, { device_del: "other" })).toBe(0);
     expect(streamMap(m, "smmu")).toEqual([{ idx: 0, id: 0x12, mask: 0, count: 1 }]);
     expect(snap().violations).toEqual([]);
   });

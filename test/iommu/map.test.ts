@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
-import { pagingPriv } from "../../src/drivers/domains.ts";
+import { pagingPriv } from "../../src/drivers/paging-domain.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain, iommuDomainMappedBytes } from "../../src/iommu/domain.ts";
 import { iommuPagingDomainAlloc } from "../../src/iommu/domain-alloc.ts";
@@ -8,8 +7,7 @@ import { iommuIovaToPhys, iommuMap, iommuMapSg, iommuPgsize, iommuUnmap } from "
 import { isErr } from "../../src/lib/errno.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../../src/pgtable/types.ts";
 import { Machine } from "../../src/sim/machine.ts";
-import { bootPath } from "../../src/sim/runner.ts";
-import { run, scenario } from "../helpers.ts";
+import { boot, run } from "../helpers.ts";
 import { tableChange, tableState, type TableState } from "../pgtable/helpers.ts";
 
 const K = 1024;
@@ -19,8 +17,7 @@ const RW = IOMMU_READ | IOMMU_WRITE;
 
 /** An UNMANAGED domain on an SMMUv3 (4K, 2M, 1G), with map_pages calls recorded. */
 function domain(): { d: IommuDomain; calls: [number, number, number][]; m: Machine } {
-  const m = new Machine(scenario("name: m\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s}\ndevices:\n  - {name: a, bus: platform, fwnode: /a, iommus: [[s, 1]]}\n"));
-  runPath(bootPath(m, []));
+  const m = boot("name: m\niommus:\n  - {name: s, driver: arm-smmu-v3, fwnode: /s}\ndevices:\n  - {name: a, bus: platform, fwnode: /a, iommus: [[s, 1]]}\n");
   const d = iommuPagingDomainAlloc(m.k, m.devices.get("a")!.dev);
   if (isErr(d)) throw new Error(d.message);
   const calls: [number, number, number][] = [];
@@ -75,7 +72,7 @@ describe("iommu_map / iommu_unmap", () => {
     const { d, m } = domain();
     expect(iommuMap(d, 3 * M, 3 * M, 4 * K, RW)).toBe(0);
     expect(iommuMap(d, 2 * M, 64 * M, 2 * M, RW)).toBe(0);
-    expect(m.dc.trace.records.some((t) => t.fn === "io-pgtable finding" && t.detail.startsWith("map-discards-mappings"))).toBe(true);
+    expect(m.ctx.trace.records.some((t) => t.fn === "io-pgtable finding" && t.detail.startsWith("map-discards-mappings"))).toBe(true);
     expect(iommuIovaToPhys(d, 3 * M)).toBe(65 * M);
     expect(d.ops.stats!(d).findings.some((f) => f.startsWith("map-discards-mappings"))).toBe(true);
     expect(d.ops.stats!(d).tlb.flushWalk).toBe(1);

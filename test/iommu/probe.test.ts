@@ -18,7 +18,7 @@ drivers:
 describe("device probe (iommu_probe_device)", () => {
   it("the core itself calls the bus dma_configure for a device with no fwspec and no driver", () => {
     const r = run(SOC);
-    const t = renderTrace(r.machine.dc.trace.records);
+    const t = renderTrace(r.machine.ctx.trace.records);
     expect(t).toMatch(/iommu_init_device\(a\) = 0\n\s+platform_dma_configure\(a\) = 0\n\s+of_iommu_configure\(a, \/soc\/a\) = 0/);
     expect(dev(r.snapshot, "a")).toMatchObject({ iommu: "smmu0", ops: "arm-smmu-v3", fwspec: { iommu: "smmu0", ids: [0x10] }, dev_iommu: "probed" });
   });
@@ -63,7 +63,7 @@ events:
   - expect: {devices: {a: {probe: bound, iommu: smmu0, group: 0}}, deferred: [], groups: [{devices: [a], owner: kernel, type: DMA}]}
 `);
     expect(r.failures).toEqual([]);
-    const t = renderTrace(r.machine.dc.trace.records);
+    const t = renderTrace(r.machine.ctx.trace.records);
     // The deferral comes from iommu_fwspec_init at bind time, through the bus dma_configure step.
     expect(t).toMatch(/really_probe\(a, drv\) = EPROBE_DEFER\n\s+platform_dma_configure\(a\) = EPROBE_DEFER\n\s+of_iommu_configure\(a, \/soc\/a\) = EPROBE_DEFER/);
   });
@@ -80,7 +80,7 @@ devices:
 `);
     expect(dev(r.snapshot, "0000:00:01.0")).toMatchObject({ iommu: "dmar0", ops: "intel-iommu", fwspec: null });
     expect(dev(r.snapshot, "mockdev")).toMatchObject({ iommu: null, dev_iommu: "none" });
-    const t = renderTrace(r.machine.dc.trace.records);
+    const t = renderTrace(r.machine.ctx.trace.records);
     expect(t).toContain("iommu_fwspec_ops: mockdev: no fwspec: first instance without a fwnode -> intel-iommu");
     expect(t).toContain("probe_device: mockdev: intel-iommu refused: ENODEV");
   });
@@ -113,7 +113,7 @@ devices:
 `);
     expect(r.snapshot.iommus.find((m) => m.name === "mock0")?.fwnode).toBe("swnode:mock0");
     expect(dev(r.snapshot, "mockdev")).toMatchObject({ iommu: "mock0", ops: "mock", fwspec: { iommu: "mock0", ids: [] } });
-    const t = renderTrace(r.machine.dc.trace.records);
+    const t = renderTrace(r.machine.ctx.trace.records);
     expect(t).toMatch(/iommu_mock_device_add\(mockdev, mock0\) = 0\n\s+device_add\(mockdev\) = 0/);
     expect(t).toContain("iommu_fwspec_ops: mockdev: fwnode swnode:mock0 -> mock");
   });

@@ -1,17 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { deviceAttach } from "../../src/base/dd.ts";
-import { runPath } from "../../src/base/path.ts";
 import { devIommu } from "../../src/iommu/dev-iommu.ts";
 import { iommuFromFwnode } from "../../src/iommu/fwspec.ts";
 import { iommuRegister } from "../../src/sim/actions.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, runScenario } from "../../src/sim/runner.ts";
+import { runScenario } from "../../src/sim/runner.ts";
 import { Scheduler } from "../../src/sim/scheduler.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
 import type { Scenario } from "../../src/sim/scenario/schema.ts";
 import { renderTrace } from "../../src/sim/trace-view.ts";
-import { dev, run, scenario, state } from "../helpers.ts";
+import { boot, dev, machine, run, scenario, state } from "../helpers.ts";
 
 const DEVICES_FIRST = `
 name: devices first
@@ -33,7 +31,7 @@ devices:
 describe("iommu_device_register replays probe over every IOMMU bus", () => {
   it("probes the instance's devices in bus order (platform, pci, amba), each in add order", () => {
     const r = run(DEVICES_FIRST + "events:\n  - iommu_register: smmu0\n");
-    const t = renderTrace(r.machine.dc.trace.records);
+    const t = renderTrace(r.machine.ctx.trace.records);
     const walk = t.slice(t.indexOf("iommu_device_register(smmu0)"));
     const probed = [...walk.matchAll(/__iommu_probe_device\(([^)]+)\) = 0/g)].map((m) => m[1]);
     expect(probed).toEqual(["p2", "p3", "0000:00:01.0", "a1"]);
@@ -66,7 +64,7 @@ events:
       violations: []
 `);
     expect(r.failures).toEqual([]);
-    expect(renderTrace(r.machine.dc.trace.records)).toMatch(/iommu_device_register\(smmu0\) = ERANGE[\s\S]*iommu_release_device\(ok\)/);
+    expect(renderTrace(r.machine.ctx.trace.records)).toMatch(/iommu_device_register\(smmu0\) = ERANGE[\s\S]*iommu_release_device\(ok\)/);
   });
 
   it("unregister releases exactly the devices that instance serves", () => {
@@ -88,8 +86,7 @@ devices:
 drivers:
   - {name: drv-b, bus: platform, match: [b], registered: false}
 `);
-    const m = new Machine(s);
-    runPath(bootPath(m, []));
+    const m = boot(s);
     m.drivers.get("drv-b")!.registered = true;
     m.buses.platform.drivers.push(m.drivers.get("drv-b")!);
     const iommu = m.instances.get("smmu0")!.iommu;
@@ -109,13 +106,12 @@ drivers:
     expect(sched.finish(reg)).toBe(0);
     const snap = takeSnapshot(m, [], []);
     expect(dev(snap, "b")).toMatchObject({ iommu: "smmu0", probe: "bound", driver: "drv-b" });
-    const t = renderTrace(m.dc.trace.records);
+    const t = renderTrace(m.ctx.trace.records);
     expect(t).toMatch(/\[T2\] of_iommu_configure\(b, \/soc\/b\) = EPROBE_DEFER/);
   });
 
   it("with points on, registration yields at its lock points and at the shared state a race hinges on", () => {
-    const m = new Machine(scenario(DEVICES_FIRST));
-    runPath(bootPath(m, []));
+    const m = boot(DEVICES_FIRST);
     const sched = new Scheduler(m.dc.sched);
     const reg = sched.spawn("register", () => iommuRegister(m, m.instances.get("smmu0")!));
     const steps: string[] = [];
@@ -128,14 +124,13 @@ drivers:
     expect(steps).toContain("read dev->iommu_group");
     expect(steps.indexOf("read dev->iommu_group")).toBeGreaterThan(probeStart);
     // Run to completion instead, the same registration yields nothing.
-    const m2 = new Machine(scenario(DEVICES_FIRST));
-    runPath(bootPath(m2, []));
+    const m2 = boot(DEVICES_FIRST);
     const path = iommuRegister(m2, m2.instances.get("smmu0")!);
     expect(path.next()).toEqual({ done: true, value: 0 });
   });
 
   it("iommu_from_fwnode returns the first registered instance with that fwnode", () => {
-    const m = new Machine(scenario(DEVICES_FIRST));
+    const m = machine(DEVICES_FIRST);
     const [i0, i1] = [m.instances.get("smmu0")!.iommu, m.instances.get("smmu1")!.iommu];
     const shared = i0.fwnode;
     i1.fwnode = shared;
@@ -193,7 +188,7 @@ const arbScenario: fc.Arbitrary<Scenario> = fc
  * is already in a group (__iommu_probe_device's first check; such a call has no nested calls).
  */
 function probeOrder(r: ReturnType<typeof runScenario>): string[] {
-  const recs = r.machine.dc.trace.records;
+  const recs = r.machine.ctx.trace.records;
   const nested = (i: number) => {
     const j = recs.findIndex((t, k) => k > i && t.task === recs[i]!.task);
     return j >= 0 && recs[j]!.depth > recs[i]!.depth;

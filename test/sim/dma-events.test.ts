@@ -1,14 +1,11 @@
 /** DMA scenario events: bad input, scatterlist handles, and what the snapshot and trace show of invalidations. */
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
 import { dmaCookie } from "../../src/dma/dma-iommu.ts";
 import { IOVA_DEFAULT_FQ_SIZE } from "../../src/dma/flush-queue.ts";
 import { checkIovaDomain } from "../../src/dma/iova/check.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
 import { takeSnapshot, type DomainSnap, type Snapshot } from "../../src/sim/snapshot.ts";
-import { run, scenario, state } from "../helpers.ts";
+import { boot, run, scenario, state, step } from "../helpers.ts";
 
 const NIC = "0000:00:01.0";
 
@@ -32,13 +29,11 @@ function nicDomain(snap: Pick<Snapshot, "groups" | "domains">): DomainSnap {
 /** Runs `setup` events, then `bad`; returns the failing event's result and the state before and after it. */
 function attempt(cmdline: string, setup: string[], bad: string) {
   const s = scenario(machineYaml(cmdline) + `events:\n${[...setup, bad].map((e) => `  - ${e}\n`).join("")}`);
-  const m = new Machine(s);
-  const boot: never[] = [];
-  runPath(bootPath(m, boot));
-  for (const e of s.events.slice(0, -1)) expect(runPath(eventPath(m, e).path)).toBe(0);
-  const before = state(takeSnapshot(m, boot, []));
-  const r = runPath(eventPath(m, s.events.at(-1)!).path);
-  const after = state(takeSnapshot(m, boot, []));
+  const m = boot(s);
+  for (const e of s.events.slice(0, -1)) expect(step(m, e)).toBe(0);
+  const before = state(takeSnapshot(m, [], []));
+  const r = step(m, s.events.at(-1)!);
+  const after = state(takeSnapshot(m, [], []));
   return { r: r === 0 ? "ok" : r.errno, before, after };
 }
 
@@ -121,7 +116,7 @@ describe("flush-queue flushes in the trace and the snapshot", () => {
   it("each flush is a trace note naming its cause; the dma block counts them, the tlb block shows flush-alls", () => {
     const r = run(yaml);
     expect(r.failures).toEqual([]);
-    const notes = r.machine.dc.trace.records.filter((t) => t.fn === "fq_flush_iotlb");
+    const notes = r.machine.ctx.trace.records.filter((t) => t.fn === "fq_flush_iotlb");
     expect(notes.map((n) => n.detail)).toEqual([
       `flush queue flush #1: the whole IOTLB, because its ring was full (${IOVA_DEFAULT_FQ_SIZE - 1} entries waiting)`,
       "flush queue flush #2: the whole IOTLB, because its 10 ms timer fired at t=10 ms (1 entry waiting)",
@@ -138,7 +133,7 @@ describe("flush-queue flushes in the trace and the snapshot", () => {
 
   it("without the trace the counts are the same and no note is made", () => {
     const r = run(yaml, { trace: false });
-    expect(r.machine.dc.trace.records.filter((t) => t.fn === "fq_flush_iotlb")).toEqual([]);
+    expect(r.machine.ctx.trace.records.filter((t) => t.fn === "fq_flush_iotlb")).toEqual([]);
     expect(nicDomain(r.snapshot).dma).toMatchObject({ fq: 0, fq_flushes: 2, fq_full_flushes: 1, fq_timer_flushes: 1 });
   });
 });
@@ -168,10 +163,9 @@ describe("a DMA handle outlives the domain it was mapped in", () => {
     const s = scenario(
       machineYaml("iommu.strict=1") + `  - {name: "0000:00:02.0", bus: pci}\nevents:\n  - ${map("a")}\n  - device_dma: {device: "0000:00:02.0", handle: a}\n`,
     );
-    const m = new Machine(s);
-    runPath(bootPath(m, []));
-    expect(runPath(eventPath(m, s.events[0]!).path)).toBe(0);
-    const r = runPath(eventPath(m, s.events[1]!).path);
+    const m = boot(s);
+    expect(step(m, s.events[0]!)).toBe(0);
+    const r = step(m, s.events[1]!);
     expect(r !== 0 && r.errno).toBe("EINVAL");
   });
 });
@@ -183,11 +177,10 @@ describe("a failed dma_map says why", () => {
       machineYaml("iommu.strict=1") +
         `events:\n  - dma_map: {device: "${NIC}", name: a, paddr: 0x100000, size: 0x1000}\n  - dma_map: {device: "${NIC}", name: big, paddr: 0x10000000000000, size: 0x1000}\n`,
     );
-    const m = new Machine(s);
-    runPath(bootPath(m, []));
-    expect(runPath(eventPath(m, s.events[0]!).path)).toBe(0);
+    const m = boot(s);
+    expect(step(m, s.events[0]!)).toBe(0);
     const before = state(takeSnapshot(m, [], []));
-    const r = runPath(eventPath(m, s.events[1]!).path);
+    const r = step(m, s.events[1]!);
     expect(r !== 0 && r.errno).toBe("ENOMEM");
     // PA 2^52 is beyond the VT-d table's 52-bit output size: the format refuses it with ERANGE.
     expect(r !== 0 && r.message).toMatch(/iommu_map failed: ERANGE/);

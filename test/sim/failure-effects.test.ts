@@ -7,11 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { newCounts, play, type Problem } from "../../scripts/fuzz/engine.ts";
 import { FAILURE_EFFECT_IDS, type FailureEffectId } from "../../src/lib/failure-effects.ts";
-import { runPath } from "../../src/base/path.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath } from "../../src/sim/runner.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
-import { scenario, state } from "../helpers.ts";
+import { boot, scenario, state, step } from "../helpers.ts";
 
 /** Plays the scenario; the last event must fail with `errno`, change the snapshot, and record `id`, nothing undocumented. */
 function expectEffect(yaml: string, id: FailureEffectId, errno: string, pgtableMemoryLimit?: number): Problem {
@@ -72,11 +69,10 @@ events:
   - domain_alloc: {name: d, device: a}
   - domain_alloc: {name: d, device: a}
 `);
-    const m = new Machine(s, { trace: false });
-    runPath(bootPath(m, []));
-    runPath(eventPath(m, s.events[0]!).path);
+    const m = boot(s, { trace: false });
+    step(m, s.events[0]!);
     const before = state(takeSnapshot(m, [], []));
-    const r = runPath(eventPath(m, s.events[1]!).path);
+    const r = step(m, s.events[1]!);
     expect(r !== 0 && r.errno).toBe("EBUSY");
     expect(state(takeSnapshot(m, [], []))).toEqual(before);
   },
@@ -397,19 +393,18 @@ events:
   - release_dma_owner: {device: dev0}
   - driver_bind: {device: dev0, driver: bad}
 `);
-    const m = new Machine(s, { trace: false });
-    runPath(bootPath(m, []));
-    const step = (i: number) => runPath(eventPath(m, s.events[i]!).path);
+    const m = boot(s, { trace: false });
+    const playEvent = (i: number) => step(m, s.events[i]!);
     // At boot both drivers' probes failed; the last one tried is what the device shows.
     expect(takeSnapshot(m, [], []).devices[0]).toMatchObject({ probe: "failed", probe_error: "ENOMEM" });
-    expect(step(0)).toBe(0);
+    expect(playEvent(0)).toBe(0);
     let before = state(takeSnapshot(m, [], []));
-    const refused = step(1);
+    const refused = playEvent(1);
     expect(refused !== 0 && refused.errno).toBe("EBUSY");
     expect(state(takeSnapshot(m, [], []))).toEqual(before);
-    expect(step(2)).toBe(0);
+    expect(playEvent(2)).toBe(0);
     before = state(takeSnapshot(m, [], []));
-    const failed = step(3);
+    const failed = playEvent(3);
     expect(failed !== 0 && failed.errno).toBe("EIO");
     expect(state(takeSnapshot(m, [], []))).toEqual(before);
     expect(before.devices[0]).toMatchObject({ probe: "failed", probe_error: "ENOMEM" });
@@ -433,14 +428,13 @@ events:
   - map: {domain: d, iova: 0x3000, paddr: 0x9000, size: 16K}
   - map: {domain: d, iova: 0x1000, paddr: 0x9000, size: 16K}
 `);
-      const m = new Machine(s, { trace: false });
-      runPath(bootPath(m, []));
-      const step = (i: number) => runPath(eventPath(m, s.events[i]!).path);
-      expect(step(0)).toBe(0);
-      expect(step(1)).toBe(0);
+      const m = boot(s, { trace: false });
+      const playEvent = (i: number) => step(m, s.events[i]!);
+      expect(playEvent(0)).toBe(0);
+      expect(playEvent(1)).toBe(0);
       const before = state(takeSnapshot(m, [], []));
       for (const i of [2, 3]) {
-        const r = step(i);
+        const r = playEvent(i);
         expect(r !== 0 && r.errno).toBe(errno);
       }
       // The WARN of io-pgtable-arm aside (pgtable-warns-on-refusal), nothing changed: no sync either.
@@ -449,7 +443,7 @@ events:
       expect(after.findings.every((f) => / map-exists at /.test(f))).toBe(true);
       // 16K from 0x1000 meets the mapped page third. VT-d's map_pages maps 0x1000 and 0x2000 first and
       // the core's unwind unmaps them (a sync); io-pgtable-arm checks the whole batch before it writes any.
-      const r = step(4);
+      const r = playEvent(4);
       expect(r !== 0 && r.errno).toBe(errno);
       const d = takeSnapshot(m, [], []).user_domains.d!;
       expect(d.mapped_bytes).toBe(0x1000);

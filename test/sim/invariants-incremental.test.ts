@@ -10,13 +10,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Device } from "../../src/base/device.ts";
-import { runPath, trackTouches } from "../../src/base/path.ts";
+import { trackTouches } from "../../src/base/path.ts";
 import { devGroup, devIommu } from "../../src/iommu/dev-iommu.ts";
 import type { IommuGroup } from "../../src/iommu/group.ts";
 import { checkInvariants, formatViolation, scopeOfTouched } from "../../src/sim/invariants.ts";
 import type { Machine } from "../../src/sim/machine.ts";
-import { eventPath, runScenario } from "../../src/sim/runner.ts";
-import { scenario } from "../helpers.ts";
+import { runScenario } from "../../src/sim/runner.ts";
+import { scenario, step } from "../helpers.ts";
 import { knobs, randomMachine, rawEvent, toEvent } from "./random-events.ts";
 
 /** What the per-device rules read (I3, I4, I6, I8, I-fwspec-deferred, I33 on its lock). */
@@ -80,7 +80,7 @@ describe("incremental invariant checks", () => {
           const beforeMember = devices.map(memberState);
           const beforeGroups = new Map([...m.k.groups].map((g) => [g, groupState(g)] as const));
           const touched = trackTouches(m.dc.sched);
-          runPath(eventPath(m, e).path);
+          step(m, e);
           const scope = scopeOfTouched(touched);
           const missed: string[] = [];
           const groupInScope = (g: IommuGroup | null) => g !== null && (scope.groups.includes(g) || scope.devices.some((d) => devGroup(d) === g));
@@ -117,7 +117,7 @@ drivers: [{name: drv, bus: platform, match: "*"}]
     const b = m.devices.get("b")!.dev;
     // A step that unbinds a's driver (taking a's lock) and, by a model bug, also breaks b's group count.
     const touched = trackTouches(m.dc.sched);
-    runPath(eventPath(m, { driver_unbind: "a" }).path);
+    step(m, { driver_unbind: "a" });
     devGroup(b)!.ownerCnt = 5;
     const scope = scopeOfTouched(touched);
     expect(scope.devices).toContain(a);

@@ -1,9 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { runPath } from "../../src/base/path.ts";
-import { Machine } from "../../src/sim/machine.ts";
-import { bootPath, eventPath, runScenario } from "../../src/sim/runner.ts";
+import { runScenario } from "../../src/sim/runner.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
-import { scenario, state } from "../helpers.ts";
+import { boot, scenario, state, step } from "../helpers.ts";
 
 const MACHINE = `
 name: two smmus
@@ -21,13 +19,10 @@ drivers:
 /** Boots the machine, runs one event, and returns the state before and after with the result. */
 function attempt(eventYaml: string) {
   const s = scenario(MACHINE + `events:\n  - ${eventYaml}\n`);
-  const m = new Machine(s);
-  const boot: never[] = [];
-  runPath(bootPath(m, boot));
-  const before = state(takeSnapshot(m, boot, []));
-  const { path } = eventPath(m, s.events[0]!);
-  const r = runPath(path);
-  const after = state(takeSnapshot(m, boot, []));
+  const m = boot(s);
+  const before = state(takeSnapshot(m, [], []));
+  const r = step(m, s.events[0]!);
+  const after = state(takeSnapshot(m, [], []));
   return { r, before, after };
 }
 
@@ -95,12 +90,12 @@ devices:
     const m = runScenario(s, { trace: false }).machine;
     const d1Default = [...m.k.groups].find((g) => g.devices[0]!.dev.name === "d1")!.defaultDomain!;
     // d0's group attached to d1's default domain (iommu_attach_group takes any domain of its ops).
-    expect(runPath(eventPath(m, { attach_group: { domain: d1Default.id, device: "d0" } }).path)).toBe(0);
+    expect(step(m, { attach_group: { domain: d1Default.id, device: "d0" } })).toBe(0);
     const before = state(takeSnapshot(m, [], []));
-    const r = runPath(eventPath(m, { group_type: { device: "d1", type: "auto" } }).path);
+    const r = step(m, { group_type: { device: "d1", type: "auto" } });
     expect(r === 0 ? "ok" : `${r.errno}: ${r.message}`).toMatch(/^EBUSY: group \d+'s default domain \d+ \(DMA\) is also in use by group \d+/);
     expect(state(takeSnapshot(m, [], []))).toEqual(before);
     // Switching to DMA-FQ keeps the domain (the flush queue comes up in place): allowed.
-    expect(runPath(eventPath(m, { group_type: { device: "d1", type: "DMA-FQ" } }).path)).toBe(0);
+    expect(step(m, { group_type: { device: "d1", type: "DMA-FQ" } })).toBe(0);
   });
 });

@@ -6,6 +6,7 @@
 import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/pci-dev.ts";
 import { isPowerOfTwo } from "../../lib/bits.ts";
 import { parseCmdline } from "../../iommu/cmdline.ts";
+import { eventDef, type EventKind } from "../event-table.ts";
 import type { KeyPath, Problem } from "./problem.ts";
 import { didYouMean, quoteString } from "./suggest.ts";
 import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, scenarioArch, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
@@ -169,95 +170,30 @@ export function checkScenario(s: Scenario): Problem[] {
   };
   s.events.forEach((e, i) => {
     const at = (...rest: (string | number)[]): KeyPath => ["events", i, ...rest];
-    switch (eventKey(e)) {
-      case "iommu_register":
-      case "iommu_unregister": {
-        const n = (e.iommu_register ?? e.iommu_unregister)!;
-        if (!iommuIdx.has(n)) bad(at(eventKey(e)), unknownName("IOMMU instance", n, iommuIdx));
-        break;
-      }
-      case "device_add":
-      case "device_del":
-      case "driver_unbind": {
-        const k = eventKey(e) as "device_add" | "device_del" | "driver_unbind";
-        if (!devIdx.has(e[k]!)) bad(at(k), unknownName("device", e[k]!, devIdx));
-        break;
-      }
-      case "driver_register":
-      case "driver_unregister": {
-        const k = eventKey(e) as "driver_register" | "driver_unregister";
-        if (!drvIdx.has(e[k]!)) bad(at(k), unknownName("driver", e[k]!, drvIdx));
-        break;
-      }
-      case "driver_bind": {
-        const b = e.driver_bind!;
-        if (!devIdx.has(b.device)) bad(at("driver_bind", "device"), unknownName("device", b.device, devIdx));
-        if (!drvIdx.has(b.driver)) bad(at("driver_bind", "driver"), unknownName("driver", b.driver, drvIdx));
-        break;
-      }
-      case "domain_alloc":
-        checkDevice(e.domain_alloc!.device, at("domain_alloc", "device"));
-        if ((EXPECT_DOMAIN_KINDS as readonly string[]).includes(e.domain_alloc!.name)) {
-          bad(at("domain_alloc", "name"), `${q(e.domain_alloc!.name)} is reserved: expect reads ${EXPECT_DOMAIN_KINDS.join(" and ")} as kinds of domain`);
-        }
-        break;
-      case "domain_free":
-        checkDomain(e.domain_free!, at("domain_free"));
-        break;
-      case "attach_group":
-      case "attach_device":
-      case "detach":
-      case "attach_pasid":
-      case "detach_pasid":
-      case "replace_pasid": {
-        const k = eventKey(e) as "attach_group" | "attach_device" | "detach" | "attach_pasid" | "detach_pasid" | "replace_pasid";
-        const a = e[k]!;
-        checkDevice(a.device, at(k, "device"));
-        if (a.domain !== undefined) checkDomain(a.domain, at(k, "domain"));
-        break;
-      }
-      case "map":
-        checkDomain(e.map!.domain, at("map", "domain"));
-        break;
-      case "unmap":
-        checkDomain(e.unmap!.domain, at("unmap", "domain"));
-        break;
-      case "dma_map": {
-        const a = e.dma_map!;
-        checkDevice(a.device, at("dma_map", "device"));
-        if (a.sg === undefined && (a.paddr === undefined || a.size === undefined)) bad(at("dma_map"), "dma_map needs paddr and size (dma_map_page) or sg (dma_map_sg)");
-        if (a.sg !== undefined && (a.paddr !== undefined || a.size !== undefined)) bad(at("dma_map"), "dma_map takes sg or paddr/size, not both");
-        break;
-      }
-      case "dma_unmap":
-        checkDevice(e.dma_unmap!.device, at("dma_unmap", "device"));
-        checkHandle(e.dma_unmap!.name, at("dma_unmap", "name"));
-        break;
-      case "device_dma": {
-        const a = e.device_dma!;
-        checkDevice(a.device, at("device_dma", "device"));
-        if ((a.iova === undefined) === (a.handle === undefined)) bad(at("device_dma"), "device_dma needs exactly one of iova and handle");
-        if (a.handle !== undefined) checkHandle(a.handle, at("device_dma", "handle"));
-        break;
-      }
-      case "advance_time":
-        break;
-      case "claim_dma_owner":
-      case "release_dma_owner":
-      case "group_type": {
-        const k = eventKey(e) as "claim_dma_owner" | "release_dma_owner" | "group_type";
-        checkDevice(e[k]!.device, at(k, "device"));
-        break;
-      }
-      case "expect":
-        checkExpect(e.expect!, at("expect"), devIdx, iommuIdx, drvIdx, bad);
-        for (const n of Object.keys(e.expect!.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain ${q(n)}`);
-        for (const [n, d] of Object.entries(e.expect!.devices ?? {})) if (named(d.domain)) checkDomain(d.domain, at("expect", "devices", n, "domain"));
-        e.expect!.groups?.forEach((g, j) => {
-          if (!Array.isArray(g) && named(g.domain)) checkDomain(g.domain, at("expect", "groups", j, "domain"));
-        });
-        break;
+    if (e.expect !== undefined) {
+      checkExpect(e.expect, at("expect"), devIdx, iommuIdx, drvIdx, bad);
+      for (const n of Object.keys(e.expect.domains ?? {})) if (!declaredDomains.has(n)) bad(at("expect", "domains", n), `no domain_alloc event names a domain ${q(n)}`);
+      for (const [n, d] of Object.entries(e.expect.devices ?? {})) if (named(d.domain)) checkDomain(d.domain, at("expect", "devices", n, "domain"));
+      e.expect.groups?.forEach((g, j) => {
+        if (!Array.isArray(g) && named(g.domain)) checkDomain(g.domain, at("expect", "groups", j, "domain"));
+      });
+      return;
     }
+    // A kernel entry point: its checks are in its entry of the event table.
+    const key = eventKey(e) as EventKind;
+    const under = (rest: (string | number)[]) => at(key, ...rest);
+    eventDef(key).check?.(e[key], {
+      iommu: (n, ...rest) => {
+        if (!iommuIdx.has(n)) bad(under(rest), unknownName("IOMMU instance", n, iommuIdx));
+      },
+      device: (n, ...rest) => checkDevice(n, under(rest)),
+      driver: (n, ...rest) => {
+        if (!drvIdx.has(n)) bad(under(rest), unknownName("driver", n, drvIdx));
+      },
+      domain: (ref, ...rest) => checkDomain(ref, under(rest)),
+      handle: (n, ...rest) => checkHandle(n, under(rest)),
+      bad: (message, ...rest) => bad(under(rest), message),
+    });
   });
   return out;
 }

@@ -6,50 +6,12 @@
 import { z } from "zod";
 import { ACS_NAMES, PCI_DEV_TYPES } from "../../base/pci/pci-dev.ts";
 import { IOMMU_DRIVER_NAMES } from "../../drivers/index.ts";
-import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES } from "../../iommu/strategy.ts";
-import { ERRNO_NAMES } from "../../lib/errno.ts";
-import { named } from "./nouns.ts";
+import { AXES, AXIS_NAMES, type AxisName, type StrategyName } from "../../designs/registry.ts";
+import { EVENT_KINDS, EVENTS, type EventKind } from "../event-table.ts";
+import { errno, EXPECT_DOMAIN_KINDS, name, parseSize, sizeSchema } from "./atoms.ts";
 import { listOf, quoteString } from "./suggest.ts";
 
-const name = named(z.string().min(1), "a name");
-const errno = z.enum(ERRNO_NAMES as [string, ...string[]]).describe("a kernel errno name, e.g. EBUSY");
-const SIZE_STRING = /^(0x[0-9a-fA-F]+|[0-9]+[KMGT]?)$/;
-const SIZE_MULT = { "": 1n, K: 1n << 10n, M: 1n << 20n, G: 1n << 30n, T: 1n << 40n } as const;
-
-/** A size string's exact value (the string matches SIZE_STRING). */
-function sizeStringValue(v: string): bigint {
-  if (v.startsWith("0x")) return BigInt(v);
-  const m = /^([0-9]+)([KMGT]?)$/.exec(v)!;
-  return BigInt(m[1]!) * SIZE_MULT[m[2] as keyof typeof SIZE_MULT];
-}
-
-/**
- * A byte size or address: a number, or a string like "4K", "2M", "1G",
- * "0x1000". Both forms have the same bounds: a non-negative integer up to
- * 2^53-1, the largest a number holds exactly.
- */
-export const sizeSchema = named(
-  z
-    .union([
-      z.number().int().nonnegative(),
-      z.string().regex(SIZE_STRING, { error: "expected a size: a non-negative integer, or a string like 4K, 2M, 1G or 0x1000" }),
-    ])
-    .superRefine((v, ctx) => {
-      // (zod runs this even when the union failed: only a well-formed string is measured.)
-      if (typeof v !== "string" || !SIZE_STRING.test(v)) return;
-      const n = sizeStringValue(v);
-      if (n > BigInt(Number.MAX_SAFE_INTEGER)) {
-        ctx.addIssue({
-          code: "custom",
-          input: v,
-          message: `expected a size of at most 2^53-1 (0x1fffffffffffff), found ${quoteString(v)} = 0x${n.toString(16).slice(0, 40)}`,
-        });
-      }
-    }),
-  "a size: a non-negative integer, or a string like 4K, 2M, 1G or 0x1000",
-);
-
-export { DOMAIN_ALLOC_NAMES, IOMMU_DRIVER_NAMES, OPS_RESOLUTION_NAMES };
+export { EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, sizeSchema };
 export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
 
 const iommuSchema = z
@@ -139,9 +101,6 @@ const driverSchema = z.strictObject({
   probe_result: z.record(name, errno).optional().describe("per device: the errno the driver's probe returns"),
 });
 
-/** The words `expect` reads as a kind of domain (the current domain's type) rather than a domain_alloc name. */
-export const EXPECT_DOMAIN_KINDS = ["blocked", "identity"] as const;
-
 /** An expected current domain: a kind, a domain id, or a domain_alloc name. */
 const expectDomain = z
   .union([z.enum(EXPECT_DOMAIN_KINDS), z.number().int(), name])
@@ -209,117 +168,39 @@ export const expectSchema = z
   })
   .describe("a partial match against the snapshot: only the keys written are compared");
 
-/** A domain: the name a domain_alloc event gave it, or the model's domain id from the snapshot. */
-const domainRef = z.union([name, z.number().int().positive()]);
 
-const EVENT_KEYS = [
-  "iommu_register",
-  "iommu_unregister",
-  "device_add",
-  "device_del",
-  "driver_register",
-  "driver_unregister",
-  "driver_bind",
-  "driver_unbind",
-  "domain_alloc",
-  "domain_free",
-  "attach_group",
-  "attach_device",
-  "detach",
-  "attach_pasid",
-  "detach_pasid",
-  "replace_pasid",
-  "claim_dma_owner",
-  "release_dma_owner",
-  "group_type",
-  "map",
-  "unmap",
-  "dma_map",
-  "dma_unmap",
-  "device_dma",
-  "advance_time",
-  "expect",
-] as const;
-export type EventKey = (typeof EVENT_KEYS)[number];
+/** The argument schemas of the event table, each under its key, optional: what the scenario schema accepts for each event. */
+type EventShape = { [K in EventKind]: z.ZodOptional<(typeof EVENTS)[K]["schema"]> };
+const eventShape = Object.fromEntries(
+  EVENT_KINDS.map((k) => {
+    const d = EVENTS[k];
+    const o = d.schema.optional();
+    return [k, d.doc !== undefined ? o.describe(d.doc) : o];
+  }),
+) as EventShape;
+
+/** The keys of which a step has exactly one: a kernel entry point (an event), or an expectation. */
+const STEP_KEYS = [...EVENT_KINDS, "expect"] as const;
+/** A step's key: an event's kind, or `expect`. */
+export type EventKey = EventKind | "expect";
 
 export const eventSchema = z
   .strictObject({
-    iommu_register: name.optional(),
-    iommu_unregister: name.optional(),
-    device_add: name.optional(),
-    device_del: name.optional(),
-    driver_register: name.optional(),
-    driver_unregister: name.optional(),
-    driver_bind: z.strictObject({ device: name, driver: name }).optional(),
-    driver_unbind: name.optional(),
-    domain_alloc: z
-      .strictObject({ name, device: name })
-      .optional()
-      .describe("allocate an UNMANAGED domain for the device (strategy domain_alloc decides how) and name it"),
-    domain_free: domainRef.optional().describe("iommu_domain_free"),
-    attach_group: z.strictObject({ domain: domainRef, device: name }).optional().describe("iommu_attach_group on the device's group"),
-    attach_device: z.strictObject({ domain: domainRef, device: name }).optional().describe("iommu_attach_device (singleton groups only)"),
-    detach: z
-      .strictObject({ device: name, domain: domainRef.optional() })
-      .optional()
-      .describe("with domain: iommu_detach_device; without: iommu_detach_group on the device's group"),
-    attach_pasid: z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() }).optional(),
-    detach_pasid: z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() }).optional(),
-    replace_pasid: z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() }).optional(),
-    claim_dma_owner: z
-      .strictObject({ device: name, owner: name, group: z.boolean().optional() })
-      .optional()
-      .describe("iommu_device_claim_dma_owner (iommufd), or with group: true iommu_group_claim_dma_owner (legacy VFIO); owner names a cookie"),
-    release_dma_owner: z
-      .strictObject({ device: name, group: z.boolean().optional() })
-      .optional()
-      .describe("iommu_device_release_dma_owner, or iommu_group_release_dma_owner"),
-    group_type: z
-      .strictObject({ device: name, type: z.enum(["identity", "DMA", "DMA-FQ", "auto"]) })
-      .optional()
-      .describe("write /sys/kernel/iommu_groups/N/type for the device's group"),
-    map: z
-      .strictObject({ domain: domainRef, iova: sizeSchema, paddr: sizeSchema, size: sizeSchema, prot: z.enum(["r", "w", "rw"]).optional() })
-      .optional()
-      .describe("iommu_map on a domain (prot default rw)"),
-    unmap: z.strictObject({ domain: domainRef, iova: sizeSchema, size: sizeSchema }).optional().describe("iommu_unmap; its value is the bytes unmapped"),
-    dma_map: z
-      .strictObject({
-        device: name,
-        name,
-        paddr: sizeSchema.optional(),
-        size: sizeSchema.optional(),
-        sg: z.array(z.tuple([sizeSchema, sizeSchema])).min(1).optional().describe("dma_map_sg: [paddr, length] entries"),
-        dir: z.enum(["bidirectional", "to_device", "from_device"]).optional(),
-      })
-      .optional()
-      .describe("dma_map_page (paddr, size) or dma_map_sg (sg); the handle gets a name; its value is the DMA address"),
-    dma_unmap: z.strictObject({ device: name, name }).optional().describe("dma_unmap_page / dma_unmap_sg of a named handle"),
-    device_dma: z
-      .strictObject({
-        device: name,
-        iova: sizeSchema.optional(),
-        handle: name.optional().describe("a dma_map handle: DMA to its address"),
-        size: sizeSchema.optional(),
-        dir: z.enum(["read", "write"]).optional(),
-      })
-      .optional()
-      .describe("the device performs DMA: translated through its domain; a fault fails with EFAULT; its value is the first physical address"),
-    advance_time: z.number().int().positive().optional().describe("milliseconds of model time pass: flush-queue timers fire"),
+    ...eventShape,
     expect: expectSchema.optional(),
     expect_error: errno.optional().describe("the event must fail with this errno"),
     expect_value: z.number().optional().describe("the value the event returns: bytes unmapped, a DMA or physical address"),
     note: z.string().optional(),
   })
   .superRefine((e, ctx) => {
-    const present = EVENT_KEYS.filter((k) => e[k] !== undefined);
+    const present = STEP_KEYS.filter((k) => e[k] !== undefined);
     if (present.length !== 1) {
       const keys = Object.keys(e);
       ctx.addIssue({
         code: "custom",
         message:
           present.length === 0
-            ? `expected one kernel entry point or expect (${listOf(EVENT_KEYS, 5)}), found ${keys.length === 0 ? "an empty event" : `only ${listOf(keys.map((k) => quoteString(k, 30)), 4)}`}`
+            ? `expected one kernel entry point or expect (${listOf(STEP_KEYS, 5)}), found ${keys.length === 0 ? "an empty event" : `only ${listOf(keys.map((k) => quoteString(k, 30)), 4)}`}`
             : `expected one kernel entry point per event, found ${present.length}: ${present.join(" and ")}`,
       });
     }
@@ -330,15 +211,16 @@ export const eventSchema = z
   .describe("one kernel entry point, or an expectation");
 
 
-/** The design-axis strategies a run uses (docs/design-axes.md). */
-export const strategySchema = z.strictObject({
-  ops_resolution: z.enum(OPS_RESOLUTION_NAMES).optional().describe("which ops serve a device (default upstream)"),
-  domain_alloc: z
-    .enum(DOMAIN_ALLOC_NAMES)
-    .optional()
-    .describe("how domain_alloc events allocate: through the device's ops (default) or the pre-6.13 bus path with a NULL device"),
-});
+/** The design-axis strategies a run uses (docs/design-axes.md): per axis of the registry (src/designs/), one of its names. */
+type StrategyShape = { [A in AxisName]: z.ZodOptional<z.ZodEnum<{ [N in StrategyName<A>]: N }>> };
+export const strategySchema = z.strictObject(
+  Object.fromEntries(AXIS_NAMES.map((a) => [a, z.enum(AXES[a].names).optional().describe(AXES[a].doc)])) as unknown as StrategyShape,
+);
 export type StrategyChoice = z.infer<typeof strategySchema>;
+
+/** The strategy names of the two axes the command line has a flag for. */
+export const OPS_RESOLUTION_NAMES = AXES.ops_resolution.names;
+export const DOMAIN_ALLOC_NAMES = AXES.domain_alloc.names;
 
 export const scenarioSchema = z
   .strictObject({
@@ -379,10 +261,12 @@ export type ExpectSpec = z.infer<typeof expectSchema>;
 
 /** The scenario with some of its boot.strategy choices replaced. */
 export function withStrategy(s: Scenario, over: StrategyChoice): Scenario {
-  const strategy = { ...s.boot?.strategy };
-  if (over.ops_resolution !== undefined) strategy.ops_resolution = over.ops_resolution;
-  if (over.domain_alloc !== undefined) strategy.domain_alloc = over.domain_alloc;
-  return { ...s, boot: { ...s.boot, strategy } };
+  const strategy: Record<string, string> = { ...s.boot?.strategy };
+  for (const a of AXIS_NAMES) {
+    const name = over[a];
+    if (name !== undefined) strategy[a] = name;
+  }
+  return { ...s, boot: { ...s.boot, strategy: strategy as StrategyChoice } };
 }
 
 /** The architecture a scenario boots: boot.arch, else x86 when an intel/amd instance exists, else arm64. */
@@ -391,14 +275,5 @@ export function scenarioArch(s: Pick<Scenario, "boot" | "iommus">): "x86" | "arm
 }
 
 export function eventKey(e: EventSpec): EventKey {
-  return EVENT_KEYS.find((k) => e[k] !== undefined)!;
-}
-
-/** Parses a size: 4096, "4K", "2M", "1G", "1T", "0x1000". */
-export function parseSize(v: number | string): number {
-  if (typeof v === "number") return v;
-  if (v.startsWith("0x")) return parseInt(v.slice(2), 16);
-  const m = /^([0-9]+)([KMGT]?)$/.exec(v)!;
-  const mult = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2] as "" | "K" | "M" | "G" | "T"];
-  return parseInt(m[1]!, 10) * mult;
+  return STEP_KEYS.find((k) => e[k] !== undefined)!;
 }

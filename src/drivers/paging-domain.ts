@@ -1,163 +1,22 @@
 /**
- * Domain building blocks the drivers share: static identity / blocked
- * domains (global objects in the kernel drivers) and paging domains whose
- * IO page table is finalised for one instance. A paging domain's tables are
- * allocated on its first map, so a machine with 100,000 idle default
+ * Paging domains the drivers share: an IO page table from pgtable/,
+ * finalised for one instance (its format) at allocation or, for a domain
+ * allocated without a device, by its first attach. A paging domain's tables
+ * are allocated on its first map, so a machine with 100,000 idle default
  * domains holds no table memory.
  */
 import type { Device } from "../base/device.ts";
-import { pciDisablePasid, pciEnablePasid } from "../base/pci/ats.ts";
-import type { IommuCore } from "../iommu/iommu-core.ts";
-import { isErr, kerr, KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
-import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY, IOMMU_DOMAIN_UNMANAGED, IommuDomain, type IommuDomainGeometry } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_UNMANAGED, IommuDomain } from "../iommu/domain.ts";
+import type { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
-import type { IommuResvRegion } from "../iommu/resv-region.ts";
-import type { DriverEnv } from "./driver.ts";
-import type { IommuDomainOps, IommuIotlbGather, MappedBytes, TlbInvalidation, TlbInvalidationKind, TlbStats } from "../iommu/ops.ts";
+import type { IommuDomainOps, IommuIotlbGather, MappedBytes } from "../iommu/ops.ts";
+import { isErr, kerr, KError } from "../lib/errno.ts";
 import { iommuIotlbGatherAddRange } from "../pgtable/gather.ts";
-import {
-  allocIoPgtableOps,
-  ioPgtableTopFootprint,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  pgsizesOf,
-  type IoPgtableCfgInit,
-  type IoPgtableFmt,
-  type IoPgtableOps,
-  type PgtableFindingKind,
-} from "../pgtable/index.ts";
-
-/** How many of a domain's most recent IOTLB invalidations its TlbLog keeps (a power of two). */
-export const TLB_LOG_RECENT = 64;
-
-const TLB_KINDS: readonly TlbInvalidationKind[] = ["flush_all", "flush_walk", "sync"];
-const KIND_FLUSH_ALL = 0;
-const KIND_FLUSH_WALK = 1;
-const KIND_SYNC = 2;
-
-/**
- * Invalidations a domain's driver issued, so tests can see what a change
- * caused: counts per callback, and a ring of the last TLB_LOG_RECENT
- * invalidations (kind, iova, size) in one typed array allocated with the
- * log, so recording one is three array writes and a counter.
- */
-export class TlbLog {
-  flushAll = 0;
-  flushWalk = 0;
-  addPage = 0;
-  sync = 0;
-  /** Invalidations recorded so far; the next one goes to ring slot `recorded % TLB_LOG_RECENT`. */
-  recorded = 0;
-  /** The ring: per slot, kind, iova and size. */
-  private readonly ring = new Float64Array(3 * TLB_LOG_RECENT);
-
-  private record(kind: number, iova: number, size: number): void {
-    const r = this.ring;
-    // `&` keeps the slot right past 2^31 records too (ToInt32 wraps by 2^32, a multiple of the ring size).
-    const i = (this.recorded & (TLB_LOG_RECENT - 1)) * 3;
-    r[i] = kind;
-    r[i + 1] = iova;
-    r[i + 2] = size;
-    this.recorded++;
-  }
-
-  /** The whole IOTLB was invalidated (tlb_flush_all, flush_iotlb_all). */
-  recordFlushAll(): void {
-    this.flushAll++;
-    this.record(KIND_FLUSH_ALL, 0, 0);
-  }
-
-  /** A table went away: walk caches and leaves for [iova, iova + size) were invalidated (tlb_flush_walk). */
-  recordFlushWalk(iova: number, size: number): void {
-    this.flushWalk++;
-    this.record(KIND_FLUSH_WALK, iova, size);
-  }
-
-  /**
-   * iotlb_sync of a gather; a non-empty gather invalidated [start, end].
-   * Takes the gather, not its addresses: a call V8 does not inline would
-   * box each address of 2^31 or more into a new heap number.
-   */
-  recordSync(gather: IommuIotlbGather): void {
-    this.sync++;
-    if (gather.end >= gather.start) this.record(KIND_SYNC, gather.start, gather.end - gather.start + 1);
-  }
-
-  /** The counts and the recorded invalidations, oldest first, as plain data. */
-  stats(): TlbStats {
-    const n = Math.min(this.recorded, TLB_LOG_RECENT);
-    const invalidations: TlbInvalidation[] = [];
-    for (let k = this.recorded - n; k < this.recorded; k++) {
-      const i = (k & (TLB_LOG_RECENT - 1)) * 3;
-      const kind = TLB_KINDS[this.ring[i]!]!;
-      invalidations.push(kind === "flush_all" ? { kind, iova: null, size: null } : { kind, iova: this.ring[i + 1]!, size: this.ring[i + 2]! });
-    }
-    return {
-      flushAll: this.flushAll,
-      flushWalk: this.flushWalk,
-      addPage: this.addPage,
-      sync: this.sync,
-      invalidations,
-      invalidationsTotal: this.recorded,
-    };
-  }
-}
-
-/**
- * One instance's finalised page-table format: what a paging domain
- * allocated for that instance gets. Computed once per instance and shared
- * by its domains (each still gets its own tables).
- */
-export interface PagingFormat {
-  readonly iommu: IommuDevice;
-  readonly fmt: IoPgtableFmt;
-  /** The table the driver says it built (e.g. AMD's "amd-v2"), when it differs from the modelled format. */
-  readonly label: string;
-  /** The restricted configuration: page sizes, ias, oas. */
-  readonly cfg: Readonly<Omit<IoPgtableCfgInit, "tlb" | "onFinding">>;
-  readonly pgsizes: readonly number[];
-  readonly geometry: IommuDomainGeometry;
-}
-
-export function pagingFormat(
-  iommu: IommuDevice,
-  fmt: IoPgtableFmt,
-  cfg: Omit<IoPgtableCfgInit, "tlb" | "onFinding">,
-  aperture: { start: number; end: number },
-  label: string = fmt,
-): PagingFormat {
-  return Object.freeze({
-    iommu,
-    fmt,
-    label,
-    cfg: Object.freeze({ ...cfg }),
-    // Not frozen: V8 (Node 20) compiles an indexed load from a frozen array to a generic IC call,
-    // about 10 ns, and the core reads pgsizes[0] on every map and unmap. `readonly` keeps it unchanged.
-    pgsizes: pgsizesOf(cfg.pgsizeBitmap),
-    geometry: Object.freeze({ apertureStart: aperture.start, apertureEnd: aperture.end, forceAperture: true }),
-  });
-}
-
-function newTlbLog(): TlbLog {
-  return new TlbLog();
-}
-
-/** What a domain whose driver issued no invalidation reports. */
-function noTlbStats(): TlbStats {
-  return { flushAll: 0, flushWalk: 0, addPage: 0, sync: 0, invalidations: [], invalidationsTotal: 0 };
-}
-
-/** The top table a format's domains count before the model builds it, computed once per format. */
-const topFootprints = new WeakMap<PagingFormat, ReturnType<typeof ioPgtableTopFootprint>>();
-function topFootprint(format: PagingFormat): ReturnType<typeof ioPgtableTopFootprint> {
-  let f = topFootprints.get(format);
-  if (f === undefined) {
-    f = ioPgtableTopFootprint(format.fmt, format.cfg);
-    topFootprints.set(format, f);
-  }
-  return f;
-}
+import { allocIoPgtableOps, pgsizesOf, type IoPgtableOps, type PgtableFindingKind } from "../pgtable/index.ts";
+import type { DriverEnv } from "./driver.ts";
+import { topFootprint, type PagingFormat } from "./paging-format.ts";
+import { newTlbLog, noTlbStats, type TlbLog } from "./tlb-log.ts";
 
 export interface PgtableFinding {
   kind: PgtableFindingKind;
@@ -182,23 +41,6 @@ export interface PagingDomainPriv {
 
 export function pagingPriv(d: IommuDomain): PagingDomainPriv {
   return d.priv as PagingDomainPriv;
-}
-
-/** A static domain every device of the driver can attach to (no instance check): one per driver, as `ops->identity_domain` and `ops->blocked_domain` are. */
-export function staticDomain(type: number): IommuDomain {
-  const ops: IommuDomainOps = {
-    attachDev: () => 0,
-    setDevPasid: () => 0,
-  };
-  return new IommuDomain(type, ops, true);
-}
-
-export function staticIdentityDomain(): IommuDomain {
-  return staticDomain(IOMMU_DOMAIN_IDENTITY);
-}
-
-export function staticBlockedDomain(): IommuDomain {
-  return staticDomain(IOMMU_DOMAIN_BLOCKED);
 }
 
 function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, env: DriverEnv, unfinalisedErrno: "ENODEV" | "EINVAL"): IoPgtableOps | KError {
@@ -228,7 +70,7 @@ function allocPgtbl(d: IommuDomain, p: PagingDomainPriv, env: DriverEnv, unfinal
     },
     onFinding: (kind, iova, message) => {
       (p.findings ??= []).push({ kind, iova, message });
-      report?.(String(d), `${kind} at 0x${iova.toString(16)}: ${message}`);
+      report?.(d, `${kind} at 0x${iova.toString(16)}: ${message}`);
     },
   });
   if (isErr(ops)) return ops;
@@ -407,33 +249,4 @@ export function sameInstance(d: IommuDomain, dev: Device, driver: string): 0 | K
     return kerr("EINVAL", `${driver}: ${d} was finalised for ${d.iommu.name}, but ${dev.name} is behind ${iommu?.name ?? "no IOMMU"}`);
   }
   return 0;
-}
-
-/** Reserved regions firmware reports for a device (RMRR, IORT RMR, DT iommu-addresses). */
-// @kernel: iommu_dma_get_resv_regions (the firmware part)
-export function firmwareResvRegions(env: DriverEnv, dev: Device): IommuResvRegion[] {
-  const fw = env.firmware.resvRegions.get(dev.name);
-  if (fw === undefined) return [];
-  return fw.map((r) => ({ start: r.start, length: r.length, prot: IOMMU_READ | IOMMU_WRITE, type: r.kind }));
-}
-
-/** The driver's def_domain_type answer from its quirk table (0: no preference). */
-export function quirkDefDomainType(env: DriverEnv, dev: Device): number {
-  return env.quirks.defDomainType.get(dev.name) ?? 0;
-}
-
-/**
- * What the PASID-capable drivers do in probe_device (arm_smmu_enable_pasid,
- * intel and amd alike): enable PASID on a PCI function whose capability
- * the instance can use. A failure (no ACS isolation) is logged, not fatal:
- * the device just cannot take PASID domains.
- */
-export function enablePasidAtProbe(k: IommuCore, dev: Device, iommu: IommuDevice): void {
-  if (dev.pci === null || dev.pci.maxPasids === 0 || iommu.maxPasids === 0 || dev.pci.pasidEnabled) return;
-  const r = pciEnablePasid(dev);
-  if (r !== 0) k.warn("pci_enable_pasid", dev.name, `Failed to enable PASID: ${r.message}`);
-}
-
-export function disablePasidAtRelease(dev: Device): void {
-  if (dev.pci !== null) pciDisablePasid(dev);
 }

@@ -1,0 +1,43 @@
+/**
+ * Every design axis, by the name scenarios use (`boot.strategy.<axis>`):
+ * the registry the scenario schema, the command line and the machine read.
+ * A new axis is a file of this folder exporting its `axis(...)`, listed
+ * here; a new strategy is an implementation in its axis's file.
+ */
+import type { IommuStrategies } from "../iommu/strategy-types.ts";
+import type { Axis } from "./axis.ts";
+import { DOMAIN_ALLOC } from "./domain-alloc.ts";
+import { OPS_RESOLUTION } from "./ops-resolution.ts";
+
+/** The axes, in the order the schema and the snapshot list them. */
+export const AXES = {
+  ops_resolution: OPS_RESOLUTION,
+  domain_alloc: DOMAIN_ALLOC,
+} as const;
+
+export type AxisName = keyof typeof AXES;
+export const AXIS_NAMES = Object.keys(AXES) as AxisName[];
+
+/** The strategies an axis offers, by name. */
+export type StrategyName<A extends AxisName> = (typeof AXES)[A]["names"][number];
+
+/** A choice of strategy per axis; an axis left out takes its default. */
+export type StrategyChoice = { [A in AxisName]?: StrategyName<A> };
+
+/** The strategies a choice stands for, every axis filled (the default where the choice is silent). */
+export function strategiesFor(choice: StrategyChoice): IommuStrategies {
+  const out: Partial<Record<keyof IommuStrategies, unknown>> = {};
+  for (const a of AXIS_NAMES) {
+    const ax = AXES[a] as Axis;
+    const name = choice[a] ?? ax.default;
+    out[ax.field] = (ax.implementations as Record<string, unknown>)[name];
+  }
+  return out as IommuStrategies;
+}
+
+/** The names of the strategies in force, per axis (the snapshot's `strategy`). */
+export function strategyNames(s: IommuStrategies): Record<AxisName, string> {
+  const out = {} as Record<AxisName, string>;
+  for (const a of AXIS_NAMES) out[a] = s[AXES[a].field].name;
+  return out;
+}

@@ -1,0 +1,73 @@
+/**
+ * The diagnostics of one machine, in one typed sink: kernel WARNs, the
+ * model's findings (stale IOTLB DMA), the page-table formats' findings,
+ * failure effects, isolation breaches and invariant violations. The code
+ * that sees each records it here as it happens (through the machine's
+ * context, base/context.ts); the snapshot, the invariant checker and the
+ * fuzzer read it from here.
+ */
+import type { FailureEffectRecord } from "./failure-effects.ts";
+
+/** A kernel WARN (or dev_warn worth surfacing) raised while the model ran. */
+export interface Warning {
+  fn: string;
+  subject: string;
+  message: string;
+}
+
+export class Diagnostics {
+  /** Kernel WARNs, in the order raised (the snapshot's `warnings`). */
+  readonly warnings: Warning[] = [];
+  /** Failures that left state behind as the kernel's do (lib/failure-effects.ts). */
+  readonly effects: FailureEffectRecord[] = [];
+  /** The model's own findings: device DMA through a stale IOTLB entry. */
+  readonly findings: string[] = [];
+  /** Device DMA that reached memory its domain no longer maps, outside a lazy-invalidation window (a finding too). */
+  readonly isolationBreaches: string[] = [];
+  /** Every distinct invariant violation (`RULE: message`), in the order first seen. */
+  readonly violations: string[] = [];
+  private readonly seenViolations = new Set<string>();
+  /** What each domain's page table reported (WARNs and quirks), by domain. */
+  private readonly pgtable = new WeakMap<object, string[]>();
+
+  warning(w: Warning): void {
+    this.warnings.push(w);
+  }
+
+  effect(e: FailureEffectRecord): void {
+    this.effects.push(e);
+  }
+
+  finding(message: string): void {
+    this.findings.push(message);
+  }
+
+  isolationBreach(message: string): void {
+    this.isolationBreaches.push(message);
+  }
+
+  /** A finding a domain's page table reported. */
+  pgtableFinding(domain: object, finding: string): void {
+    let list = this.pgtable.get(domain);
+    if (list === undefined) {
+      list = [];
+      this.pgtable.set(domain, list);
+    }
+    list.push(finding);
+  }
+
+  /** The findings `domain`'s page table reported, in order. */
+  pgtableFindingsOf(domain: object): readonly string[] {
+    return this.pgtable.get(domain) ?? NONE;
+  }
+
+  /** Records an invariant violation; returns false if the same one was recorded before. */
+  violation(message: string): boolean {
+    if (this.seenViolations.has(message)) return false;
+    this.seenViolations.add(message);
+    this.violations.push(message);
+    return true;
+  }
+}
+
+const NONE: readonly string[] = Object.freeze([]);
