@@ -10,7 +10,7 @@ import { withStrategy } from "../../src/sim/scenario/schema.ts";
 import { scenario } from "../helpers.ts";
 
 const WRONG_OPS = scenario(readFileSync("scenarios/x86-mock-wrong-ops.yaml", "utf8"));
-const view = (r: RunResult) => ({ snapshot: r.snapshot, trace: r.machine.dc.trace.records });
+const view = (r: RunResult) => ({ snapshot: r.snapshot, trace: r.machine.ctx.trace.records });
 const under = (ops_resolution: "upstream" | "ask-each") => view(runScenario(withStrategy(WRONG_OPS, { ops_resolution }), { trace: true }));
 
 describe("diff of two runs", () => {
