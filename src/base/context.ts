@@ -1,7 +1,7 @@
 /**
  * The machine context: what every layer's paths share on one machine. The
  * scheduling state (`Sched`), the trace, and the diagnostics sink (kernel
- * WARNs, findings, failure effects, isolation breaches, invariant
+ * WARNs and BUGs, findings, failure effects, isolation breaches, invariant
  * violations). The driver core and the IOMMU core are handed it; nothing
  * else of a machine is global.
  */
@@ -24,6 +24,12 @@ export class MachineContext {
   warn(fn: string, subject: string, message: string): void {
     this.diag.warning({ fn, subject, message });
     this.trace.warn(this.sched.current.id, fn, subject, message);
+  }
+
+  /** A kernel BUG (BUG_ON): kept in the diagnostics, traced when tracing; the model carries on where the kernel would stop. */
+  bug(fn: string, subject: string, message: string): void {
+    this.diag.bug({ fn, subject, message });
+    this.trace.bug(this.sched.current.id, fn, subject, message);
   }
 
   /** A failure left state behind as the kernel's does (lib/failure-effects.ts): kept in the diagnostics, traced when tracing. */

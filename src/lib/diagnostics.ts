@@ -1,5 +1,5 @@
 /**
- * The diagnostics of one machine, in one typed sink: kernel WARNs, the
+ * The diagnostics of one machine, in one typed sink: kernel WARNs and BUGs, the
  * model's findings (stale IOTLB DMA), the page-table formats' findings,
  * failure effects, isolation breaches and invariant violations. The code
  * that sees each records it here as it happens (through the machine's
@@ -18,6 +18,11 @@ export interface Warning {
 export class Diagnostics {
   /** Kernel WARNs, in the order raised (the snapshot's `warnings`). */
   readonly warnings: Warning[] = [];
+  /**
+   * Kernel BUGs (BUG_ON), in the order hit (the snapshot's `bugs`): the kernel would stop there; the
+   * model carries on, to show the state the kernel stopped in.
+   */
+  readonly bugs: Warning[] = [];
   /** Failures that left state behind as the kernel's do (lib/failure-effects.ts). */
   readonly effects: FailureEffectRecord[] = [];
   /** The model's own findings: device DMA through a stale IOTLB entry. */
@@ -32,6 +37,16 @@ export class Diagnostics {
 
   warning(w: Warning): void {
     this.warnings.push(w);
+  }
+
+  bug(b: Warning): void {
+    this.bugs.push(b);
+  }
+
+  /** Whether a kernel BUG was hit with `subject` (a device's name) as its subject. */
+  bugHit(subject: string): boolean {
+    for (const b of this.bugs) if (b.subject === subject) return true;
+    return false;
   }
 
   effect(e: FailureEffectRecord): void {

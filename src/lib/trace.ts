@@ -1,14 +1,14 @@
 /**
  * The trace: a record of the core calls the model made, by their kernel
  * names, nested as the calls were. Recording can be switched off (big
- * benchmarks). WARNs and failure effects are traced here when it records,
+ * benchmarks). WARNs, BUGs and failure effects are traced here when it records,
  * and kept regardless in the machine's diagnostics (diagnostics.ts),
  * because the snapshot reports them.
  */
 
 import { FAILURE_EFFECTS, type FailureEffectId } from "./failure-effects.ts";
 
-export type TraceKind = "call" | "note" | "warn" | "event";
+export type TraceKind = "call" | "note" | "warn" | "bug" | "event";
 
 export interface TraceRecord {
   /** Which concurrent path (task) made the call; 0 for the main path. */
@@ -57,6 +57,12 @@ export class Trace {
   warn(task: number, fn: string, subject: string, message: string): void {
     if (!this.enabled) return;
     this.records.push({ task, depth: this.d(task), kind: "warn", fn, subject, detail: message, result: null });
+  }
+
+  /** A kernel BUG, traced when enabled. */
+  bug(task: number, fn: string, subject: string, message: string): void {
+    if (!this.enabled) return;
+    this.records.push({ task, depth: this.d(task), kind: "bug", fn, subject, detail: message, result: null });
   }
 
   /** A failure left state behind as the kernel's does: traced as a "failure effect" note when enabled. */

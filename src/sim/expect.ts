@@ -101,6 +101,7 @@ export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
   }
   if (x.violations !== undefined) messages(x.violations, snap.violations, "violations", out);
   if (x.warnings !== undefined) messages(x.warnings, snap.warnings, "warnings", out);
+  if (x.bugs !== undefined) messages(x.bugs, snap.bugs, "bugs", out);
   if (x.findings !== undefined) messages(x.findings, snap.findings, "findings", out);
   return out;
 }

@@ -98,6 +98,8 @@ export interface Snapshot {
   boot: EventRecord[];
   events: EventRecord[];
   warnings: string[];
+  /** Kernel BUGs hit (BUG_ON), as `fn: subject: message`: the kernel would have stopped at the first; the model carried on. */
+  bugs: string[];
   /** What each boot.cmdline option did: modelled, or a warning (a real option not modelled, or one the model does not know). */
   cmdline: CmdlineNote[];
   /** The model's findings: stale IOTLB DMA, page-table quirks the formats reported. */
@@ -240,6 +242,7 @@ export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violation
     boot: boot.map((e) => ({ ...e })),
     events: m.events.map((e) => ({ ...e })),
     warnings: m.ctx.diag.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+    bugs: m.ctx.diag.bugs.map((b) => `${b.fn}: ${b.subject}: ${b.message}`),
     cmdline: m.cmdline.map((n) => ({ ...n })),
     findings: findings(m),
     dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),

@@ -12,6 +12,7 @@ export function renderTraceLine(r: TraceRecord, multiTask = false): string {
     return `${ind}${t}${r.fn}(${args})${res}`;
   }
   if (r.kind === "note") return `${ind}${t}${r.fn}: ${r.subject}${r.detail ? ": " + r.detail : ""}`;
+  if (r.kind === "bug") return `${ind}${t}BUG ${r.fn}: ${r.subject}: ${r.detail}`;
   return `${ind}${t}WARN ${r.fn}: ${r.subject}: ${r.detail}`;
 }
 

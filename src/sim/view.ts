@@ -77,6 +77,11 @@ export function renderSnapshot(s: Snapshot): string {
     L.push("kernel warnings");
     for (const x of s.warnings) L.push(`  WARN ${x}`);
   }
+  if (s.bugs.length > 0) {
+    L.push("");
+    L.push("kernel BUGs (the kernel stops at the first; the model carried on)");
+    for (const x of s.bugs) L.push(`  BUG ${x}`);
+  }
   if (s.violations.length > 0) {
     L.push("");
     L.push("invariant violations");

@@ -164,6 +164,7 @@ export const expectSchema = z
     deferred: z.array(name).optional().describe("exactly the devices on the deferred-probe lists"),
     violations: z.array(z.string()).optional().describe("[] asserts that no invariant is broken"),
     warnings: z.array(z.string()).optional().describe("kernel WARNs so far, by function name; [] asserts none"),
+    bugs: z.array(z.string()).optional().describe("kernel BUGs so far (the kernel would have stopped at the first), by function name; [] asserts none"),
     findings: z.array(z.string()).optional().describe("the model's findings so far (stale IOTLB DMA, page-table quirks); [] asserts none"),
   })
   .describe("a partial match against the snapshot: only the keys written are compared");
