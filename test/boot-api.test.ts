@@ -10,7 +10,7 @@ describe("boot() honours every option it takes", () => {
     expect(mockOps({})).toBeNull();
     expect(mockOps({ strategy: { ops_resolution: "ask-each" } })).toBe("mock");
     const r = boot(WRONG_OPS, { strategy: { domain_alloc: "bus-null-device" } });
-    expect(r.snapshot.strategy).toEqual({ ops_resolution: "upstream", domain_alloc: "bus-null-device" });
+    expect(r.snapshot.strategy).toEqual({ ops_resolution: "upstream", domain_alloc: "bus-null-device", dma_ownership: "driver-core" });
   });
 
   it("trace, invariants, probeWalk and deferredProbe reach the run", () => {

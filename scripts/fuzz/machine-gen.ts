@@ -316,6 +316,7 @@ export function genMachine(r: Rng): MachineShape {
   const strategy: Obj = {};
   if (r.chance(0.2)) strategy.ops_resolution = "ask-each";
   if (r.chance(0.15)) strategy.domain_alloc = "bus-null-device";
+  if (r.chance(0.2)) strategy.dma_ownership = "notifier";
   if (Object.keys(strategy).length > 0) boot.strategy = strategy;
   const raw: Obj = { name: "fuzz", iommus, devices, drivers: drivers(r, devices), events: [] };
   if (Object.keys(boot).length > 0) raw.boot = boot;

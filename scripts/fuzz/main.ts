@@ -72,6 +72,7 @@ function report(args: Args, res: FuzzResult): void {
   console.log(`exceptions: ${c.exceptions}`);
   console.log(`undocumented state changes after failures: ${c.undocumented}`);
   console.log(`invariant violations after events, by rule: ${fmtMap(c.violations)}`);
+  console.log(`  and reached only after a kernel BUG the model hit (expected: dma_ownership=notifier), by rule: ${fmtMap(c.afterKernelBug)}`);
   if (res.problems.size === 0) return;
   mkdirSync(args.out, { recursive: true });
   console.log(`\n${res.problems.size} problem classes (first occurrence each; reproducers in ${args.out}/):`);

@@ -6,6 +6,7 @@
  */
 import type { IommuStrategies } from "../iommu/strategy-types.ts";
 import type { Axis } from "./axis.ts";
+import { DMA_OWNERSHIP } from "./dma-ownership.ts";
 import { DOMAIN_ALLOC } from "./domain-alloc.ts";
 import { OPS_RESOLUTION } from "./ops-resolution.ts";
 
@@ -13,6 +14,7 @@ import { OPS_RESOLUTION } from "./ops-resolution.ts";
 export const AXES = {
   ops_resolution: OPS_RESOLUTION,
   domain_alloc: DOMAIN_ALLOC,
+  dma_ownership: DMA_OWNERSHIP,
 } as const;
 
 export type AxisName = keyof typeof AXES;

@@ -2,7 +2,8 @@
  * The buses' `dma_configure` / `dma_cleanup` callbacks
  * (drivers/base/platform.c, drivers/pci/pci-driver.c, drivers/amba/bus.c):
  * firmware configuration first (OF or ACPI), then, only when a driver is
- * binding and does not manage DMA itself, DMA-API ownership of the group.
+ * binding and does not manage DMA itself, DMA-API ownership of the group
+ * (unless the dma_ownership design counts no kernel DMA: before v5.19).
  * The IOMMU core calls the same callback with no driver bound
  * (iommu_init_device), which is how it tells the two callers apart.
  */
@@ -41,7 +42,8 @@ function* dmaConfigureBody(k: IommuCore, dev: Device, np: FwnodeHandle | null): 
     yield* acpiDmaConfigure(k, dev);
   }
   const drv = dev.driver;
-  if (drv === null || drv.driverManagedDma) return 0;
+  // Before v5.19 (dma_ownership=notifier) dma_configure counted no kernel DMA.
+  if (drv === null || drv.driverManagedDma || !k.strategy.dmaOwnership.useDefaultDomainAtBind) return 0;
   const ret = yield* iommuDeviceUseDefaultDomain(k, dev);
   // The bind fails here; only the arch DMA ops are torn down (arch_teardown_dma_ops).
   if (ret !== 0) bindKeepsIommuProbe(k, dev, `iommu_device_use_default_domain refused the bind with ${ret.errno}`);
@@ -73,7 +75,7 @@ function* dmaCleanup(k: IommuCore, dev: Device): Path {
   const p = devIommu(dev);
   if (p !== null) p.probedAtBind = false;
   const drv = dev.driver;
-  if (drv !== null && !drv.driverManagedDma) yield* iommuDeviceUnuseDefaultDomain(k, dev);
+  if (drv !== null && !drv.driverManagedDma && k.strategy.dmaOwnership.useDefaultDomainAtBind) yield* iommuDeviceUnuseDefaultDomain(k, dev);
 }
 
 /** Installs the dma_configure / dma_cleanup callbacks on the buses that have them. */

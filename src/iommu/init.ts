@@ -77,4 +77,7 @@ export function iommuSubsysInit(k: IommuCore): void {
   if ((k.cmdLine & IOMMU_CMD_LINE_DMA_API) === 0) setDefaultTranslated(k, false);
   if (k.defDomainType !== IOMMU_DOMAIN_IDENTITY && !k.dmaStrict) k.defDomainType = IOMMU_DOMAIN_DMA_FQ;
   for (const bus of k.iommuBuses) busRegisterNotifier(bus, iommuBusNotifier(k));
+  // The dma_ownership design's group notifier (VFIO's, before v5.19), fed by iommu_bus_notifier in the kernel.
+  const gnb = k.strategy.dmaOwnership.groupNotifier(k);
+  if (gnb !== null) for (const bus of k.iommuBuses) busRegisterNotifier(bus, gnb);
 }

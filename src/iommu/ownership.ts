@@ -3,6 +3,10 @@
  * count in `owner_cnt` through iommu_device_use_default_domain, called from
  * the bus dma_configure step at driver bind; user space (VFIO, iommufd)
  * claims a group with an owner cookie and parks it on the blocking domain.
+ * The dma_ownership design in force (`k.strategy.dmaOwnership`) decides
+ * whether binds are counted at all (bus-dma.ts) and adds its own check to
+ * a claim (under the notifier design, VFIO's viability; then owner_cnt
+ * counts the claims only).
  */
 import type { Device } from "../base/device.ts";
 import { mutexLock, mutexUnlock } from "../base/mutex.ts";
@@ -77,10 +81,14 @@ function takeDmaOwnership(k: IommuCore, group: IommuGroup, owner: unknown): 0 | 
 export function* iommuGroupClaimDmaOwner(k: IommuCore, group: IommuGroup, owner: unknown): Path<0 | KError> {
   if (owner === null) return kerr("EINVAL", "a NULL owner cookie cannot claim DMA ownership");
   yield* mutexLock(k.sched, group.mutex);
+  // The dma_ownership design's own check first (VFIO's viability under the notifier design).
+  const pre = k.strategy.dmaOwnership.claim(k, group);
   const ret =
-    group.ownerCnt !== 0
-      ? kerr("EPERM", `${group} is already in use (owner_cnt=${group.ownerCnt})`)
-      : takeDmaOwnership(k, group, owner);
+    pre !== 0
+      ? pre
+      : group.ownerCnt !== 0
+        ? kerr("EPERM", `${group} is already in use (owner_cnt=${group.ownerCnt})`)
+        : takeDmaOwnership(k, group, owner);
   yield* mutexUnlock(k.sched, group.mutex);
   return ret;
 }
@@ -91,14 +99,12 @@ export function* iommuDeviceClaimDmaOwner(k: IommuCore, dev: Device, owner: unkn
   const group = devGroup(dev);
   if (group === null) return kerr("ENODEV", `${dev.name} is not in an IOMMU group`);
   yield* mutexLock(k.sched, group.mutex);
-  let ret: 0 | KError;
-  if (group.ownerCnt !== 0) {
+  // The dma_ownership design's own check first (VFIO's viability under the notifier design).
+  let ret: 0 | KError = k.strategy.dmaOwnership.claim(k, group);
+  if (ret === 0 && group.ownerCnt !== 0) {
     if (group.owner !== owner) ret = kerr("EPERM", `${group} is owned by someone else (owner_cnt=${group.ownerCnt})`);
-    else {
-      group.ownerCnt++;
-      ret = 0;
-    }
-  } else {
+    else group.ownerCnt++;
+  } else if (ret === 0) {
     ret = takeDmaOwnership(k, group, owner);
   }
   yield* mutexUnlock(k.sched, group.mutex);

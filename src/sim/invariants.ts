@@ -47,6 +47,12 @@ export type InvariantRule = (typeof INVARIANT_RULES)[number];
 export interface Violation {
   rule: InvariantRule;
   message: string;
+  /**
+   * The state is one the modelled kernel reaches only through a kernel BUG it hit (recorded in the
+   * diagnostics' `bugs`), where it would have stopped: I23 under dma_ownership=notifier. Still a
+   * violation (the issue asks the invariant to catch it); the fuzzer counts these apart.
+   */
+  afterKernelBug?: true;
 }
 
 export function formatViolation(v: Violation): string {
@@ -107,6 +113,7 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
   const out: Violation[] = [];
   const bad = (rule: InvariantRule, message: string) => out.push({ rule, message });
   const k = m.k;
+  const ownership = k.strategy.dmaOwnership;
   const userName = new Map<IommuDomain, string>();
   for (const [n, d] of m.userDomains) userName.set(d, n);
   /** "domain 5 'd0' (unmanaged)": the scenario's name where it gave one. */
@@ -295,23 +302,27 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
     }
     // I22: an owner cookie means at least one claim.
     if (!g.ownerCntStale && g.owner !== null && g.ownerCnt < 1) bad("I22 owner-count", `${groupName(g)} has a user owner but owner_cnt ${g.ownerCnt} (a claim counts itself)`);
-    // I23 / I24: owner_cnt counts the kernel DMA-API drivers bound in the group, unless a WARN broke
-    // the count (see IommuGroup.ownerCntStale); they never coexist with a user owner.
+    // I23: no kernel DMA-API driver is bound in a user-owned group, unless a WARN broke the count (see
+    // IommuGroup.ownerCntStale) or the design lets that device be (VFIO's allowed devices: PCI bridges).
     if (!g.ownerCntStale && g.owner !== null && dmaUsers > 0) {
-      bad(
-        "I23 user-vs-kernel",
-        `${groupName(g)} is owned by user space while ${names(dmaUsersOf(list))} ${dmaUsers === 1 ? "is" : "are"} bound to a DMA-API driver (claims need owner_cnt 0: EPERM; a DMA-API bind needs no owner: EBUSY)`,
-      );
+      const v = userVsKernel(m, g, list);
+      if (v !== null) out.push(v);
     }
-    if (!g.ownerCntStale && g.owner === null && g.ownerCnt !== dmaUsers) {
+    // I24: with no user owner, owner_cnt counts the kernel DMA-API drivers bound in the group under a design
+    // that counts them at bind (driver-core), and nothing under one that does not (notifier: claims only).
+    const counted = ownership.useDefaultDomainAtBind ? dmaUsers : 0;
+    if (!g.ownerCntStale && g.owner === null && g.ownerCnt !== counted) {
       bad(
         "I24 owner-count",
-        `${groupName(g)} has owner_cnt ${g.ownerCnt}, but ${dmaUsers} device(s) are bound to a DMA-API driver (${names(dmaUsersOf(list))}); ` +
-          `iommu_device_use_default_domain counts each at bind and iommu_device_unuse_default_domain uncounts it at unbind`,
+        ownership.useDefaultDomainAtBind
+          ? `${groupName(g)} has owner_cnt ${g.ownerCnt}, but ${dmaUsers} device(s) are bound to a DMA-API driver (${names(dmaUsersOf(list))}); ` +
+              `iommu_device_use_default_domain counts each at bind and iommu_device_unuse_default_domain uncounts it at unbind`
+          : `${groupName(g)} has owner_cnt ${g.ownerCnt} and no user owner; under dma_ownership=${ownership.name} no bind is counted, owner_cnt counts user claims only`,
       );
     }
-    // A group with a kernel DMA user has a default domain (iommu_device_use_default_domain defers otherwise).
-    if (g.ownerCnt > 0 && g.owner === null && g.defaultDomain === null) {
+    // A group with a kernel DMA user has a default domain (iommu_device_use_default_domain defers otherwise;
+    // a design that counts no bind has no such check).
+    if (ownership.useDefaultDomainAtBind && g.ownerCnt > 0 && g.owner === null && g.defaultDomain === null) {
       bad("I-default-domain", `${groupName(g)} has ${g.ownerCnt} kernel DMA user(s) but no default domain (iommu_device_use_default_domain returns EPROBE_DEFER without one)`);
     }
   }
@@ -344,4 +355,28 @@ function listsTwice(list: readonly { dev: Device }[]): boolean {
 
 function dmaUsersOf(list: readonly { dev: Device }[]): Device[] {
   return list.map((gd) => gd.dev).filter(kernelDmaUser);
+}
+
+/**
+ * I23 on a user-owned group with kernel DMA-API drivers bound: those the
+ * dma_ownership design does not let stay (driver-core: every one; notifier:
+ * all but PCI bridges, which VFIO allows) break isolation. Under
+ * driver-core the state is refused (EPERM at the claim, EBUSY at the bind);
+ * under notifier VFIO refuses an unviable group (EINVAL) and a later bind
+ * is reached only after the kernel BUG in vfio_iommu_group_notifier.
+ */
+function userVsKernel(m: Machine, g: IommuGroup, list: readonly { dev: Device }[]): Violation | null {
+  const ownership = m.k.strategy.dmaOwnership;
+  const conflicting = dmaUsersOf(list).filter((d) => !ownership.allowedInUserGroup(d));
+  if (conflicting.length === 0) return null;
+  const afterBug = conflicting.every((d) => m.ctx.diag.bugHit(d.name));
+  const why = ownership.useDefaultDomainAtBind
+    ? "claims need owner_cnt 0: EPERM; a DMA-API bind needs no owner: EBUSY"
+    : `VFIO hands out only viable groups: EINVAL; a later bind ${afterBug ? "is reached only after" : "hits"} the kernel BUG in vfio_iommu_group_notifier, where the kernel stops`;
+  const v: Violation = {
+    rule: "I23 user-vs-kernel",
+    message: `${groupName(g)} is owned by user space while ${names(conflicting)} ${conflicting.length === 1 ? "is" : "are"} bound to a DMA-API driver (${why})`,
+  };
+  if (afterBug) v.afterKernelBug = true;
+  return v;
 }
