@@ -100,7 +100,8 @@ function warnCmdline(notes: readonly CmdlineNote[], io: Io): void {
 
 function summary(r: RunResult): string {
   const { passed, failed } = r.expectations;
-  const inv = r.violations.length === 0 ? "invariants hold" : `${r.violations.length} invariant violation(s)`;
+  const exp = r.expectedViolations.length;
+  const inv = r.violations.length === 0 ? "invariants hold" : `${r.violations.length} invariant violation(s)${exp > 0 ? `, ${exp} of them expected by the scenario` : ""}`;
   const unexpected = r.failures.filter((f) => f.kind === "unexpected_error").length;
   const events = unexpected === 0 ? "" : `; ${unexpected} event(s) failed without expect_error`;
   return `${r.failures.length === 0 ? "PASS" : "FAIL"}: ${passed} expectation(s) passed, ${failed} failed; ${inv}${events}`;
@@ -172,6 +173,7 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
           result: code === EXIT_OK ? "pass" : "fail",
           expectations: r.expectations,
           violations: r.violations,
+          expected_violations: r.expectedViolations,
           failures: r.failures,
           cmdline: r.snapshot.cmdline,
           problems: [],

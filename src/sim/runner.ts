@@ -1,7 +1,9 @@
 /**
  * Runs a scenario: boots the machine in the kernel's order, then plays its
  * events one by one, checking every invariant after each step and every
- * expectation where it stands. The result says what failed and where.
+ * expectation where it stands. The result says what failed and where; a
+ * violation an `expect.violations` entry names (at or after the step that
+ * broke the rule) is expected, not a failure.
  */
 import { deferredProbeInitcall } from "../base/dd.ts";
 import { driverRegister } from "../base/dd.ts";
@@ -22,7 +24,8 @@ export interface Failure {
   /**
    * expectation: an `expect` did not match; expect_error: an event did not fail (or return) as its
    * expect_error/expect_value said; unexpected_error: an event without expect_error failed;
-   * invariant: a rule the kernel keeps was broken.
+   * invariant: a rule the kernel keeps was broken (and no `expect.violations` entry at or after the step
+   * that broke it named the violation).
    */
   kind: "expectation" | "expect_error" | "unexpected_error" | "invariant";
   message: string;
@@ -33,8 +36,13 @@ export interface RunResult {
   boot: EventRecord[];
   failures: Failure[];
   expectations: { passed: number; failed: number };
-  /** Every distinct invariant violation seen, with the step it first appeared. */
+  /** Every distinct invariant violation seen, in the order first seen (expected ones included). */
   violations: string[];
+  /**
+   * The violations the scenario expected: each matched by an `expect.violations` entry at or after the
+   * step that first broke the rule. They are not failures.
+   */
+  expectedViolations: string[];
   snapshot: Snapshot;
 }
 
@@ -145,10 +153,13 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
 
   let passed = 0;
   let failed = 0;
+  // Violations an expect.violations entry matched when it ran: those seen so far, so at or before its step.
+  const expected = new Set<string>();
   s.events.forEach((e, i) => {
     const step = `events[${i}]`;
     if (e.expect !== undefined) {
       m.ctx.trace.event(`${step}`, "expect");
+      for (const want of e.expect.violations ?? []) for (const v of violations) if (v.includes(want)) expected.add(v);
       const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
       if (diffs.length === 0) passed++;
       else {
@@ -186,5 +197,14 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     checkAfter(step, touched === null ? undefined : scopeOfTouched(touched));
   });
   if (s.events.length > 0) checkAfter("end");
-  return { machine: m, boot, failures, expectations: { passed, failed }, violations: [...violations], snapshot: takeSnapshot(m, boot, violations) };
+  const unexpected = expected.size === 0 ? failures : failures.filter((f) => f.kind !== "invariant" || !expected.has(f.message));
+  return {
+    machine: m,
+    boot,
+    failures: unexpected,
+    expectations: { passed, failed },
+    violations: [...violations],
+    expectedViolations: violations.filter((v) => expected.has(v)),
+    snapshot: takeSnapshot(m, boot, violations),
+  };
 }

@@ -261,6 +261,7 @@ describe("JSON documents carry schema_version", () => {
       result: "pass",
       expectations: { passed: 4, failed: 0 },
       violations: [],
+      expected_violations: [],
       failures: [],
       cmdline: [{ option: "iommu.strict=1", status: "modelled", message: expect.any(String) }],
       problems: [],

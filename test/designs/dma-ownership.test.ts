@@ -9,7 +9,7 @@ import type { Device } from "../../src/base/device.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
 import type { Machine } from "../../src/sim/machine.ts";
-import { boot, dev, outcome, snapshot, state, step } from "../helpers.ts";
+import { boot, dev, outcome, run, snapshot, state, step } from "../helpers.ts";
 
 const FN0 = "0000:01:00.0";
 const FN1 = "0000:01:00.1";
@@ -122,6 +122,17 @@ describe("dma_ownership=notifier (up to v5.18): the driver binds, then VFIO's gr
     expect(rec[bug]!.depth).toBeGreaterThan(rec[bind]!.depth);
     // dma_configure counted nothing.
     expect(rec.some((r) => r.fn === "iommu_device_use_default_domain")).toBe(false);
+  });
+
+  it("a scenario run reports I23 as a failure unless an expectation names it", () => {
+    const base = MACHINE("notifier") + `events:\n  - claim_dma_owner: {device: "${FN0}", owner: vfio, group: true}\n  - driver_register: e1000e\n`;
+    const bare = run(base);
+    expect(bare.failures.map((f) => f.kind)).toEqual(["invariant"]);
+    expect(bare.failures[0]!.message).toMatch(/^I23 user-vs-kernel: /);
+    const expected = run(base + `  - expect:\n      bugs: [vfio_iommu_group_notifier]\n      violations: ["I23 user-vs-kernel"]\n`);
+    expect(expected.failures).toEqual([]);
+    expect(expected.violations).toHaveLength(1);
+    expect(expected.expectedViolations).toEqual(expected.violations);
   });
 
   it("a claim of a group with a kernel DMA driver bound is EINVAL (not viable), and changes nothing", () => {
