@@ -5,7 +5,9 @@
  * v5.18), which the isolation invariant (I23) catches.
  */
 import { describe, expect, it } from "vitest";
+import { BUS_NOTIFY_BIND_DRIVER, BUS_NOTIFY_BOUND_DRIVER, busRegisterNotifier } from "../../src/base/bus.ts";
 import type { Device } from "../../src/base/device.ts";
+import { NO_POINT } from "../../src/base/path.ts";
 import { devGroup } from "../../src/iommu/dev-iommu.ts";
 import { checkInvariants, formatViolation } from "../../src/sim/invariants.ts";
 import type { Machine } from "../../src/sim/machine.ts";
@@ -57,14 +59,32 @@ function claimed(strategy: string) {
 
 const violations = (m: Machine) => checkInvariants(m);
 
+/** The driver core's BIND/BOUND notifications for `name`, each with the kernel BUGs recorded when it was sent (a notifier last on the chain). */
+function spyNotifications(m: Machine, name: string): { action: string; bugs: number }[] {
+  const seen: { action: string; bugs: number }[] = [];
+  const dev = m.devices.get(name)!.dev;
+  busRegisterNotifier(dev.bus, {
+    name: "test-spy",
+    actions: (1 << BUS_NOTIFY_BIND_DRIVER) | (1 << BUS_NOTIFY_BOUND_DRIVER),
+    call(action, d) {
+      if (d === dev) seen.push({ action: action === BUS_NOTIFY_BOUND_DRIVER ? "BOUND_DRIVER" : "BIND_DRIVER", bugs: m.ctx.diag.bugs.length });
+      return NO_POINT;
+    },
+  });
+  return seen;
+}
+
 describe("dma_ownership=driver-core (v5.19+): the bind is refused before the driver's probe", () => {
   it("a kernel DMA driver binding into the user-owned group gets EBUSY from dma_configure; its probe never runs", () => {
     const m = claimed("driver-core");
     m.ctx.trace.records.length = 0;
     const spy = spyProbe(m, "e1000e");
+    const notes = spyNotifications(m, FN1);
     expect(outcome(step(m, { driver_register: "e1000e" }))).toBe("ok");
     expect(outcome(step(m, { driver_bind: { device: FN1, driver: "e1000e" } }))).toBe("EBUSY");
     expect(spy.calls).toBe(0);
+    // Refused in dma_configure, before driver_sysfs_add: neither BIND_DRIVER nor BOUND_DRIVER is sent.
+    expect(notes).toEqual([]);
     const s = snapshot(m);
     // The autoprobe at driver_register failed the same way, and left the device so.
     expect(dev(s, FN1)).toMatchObject({ driver: null, probe: "failed", probe_error: "EBUSY" });
@@ -91,8 +111,14 @@ describe("dma_ownership=notifier (up to v5.18): the driver binds, then VFIO's gr
   it("the driver's probe runs, it stays bound, the BUG is recorded after the probe, and I23 fires", () => {
     const m = claimed("notifier");
     const spy = spyProbe(m, "e1000e");
+    const notes = spyNotifications(m, FN1);
     expect(outcome(step(m, { driver_register: "e1000e" }))).toBe("ok");
     expect(spy.calls).toBe(1);
+    // BIND_DRIVER before the probe, BOUND_DRIVER after it: VFIO's notifier (earlier on the chain) BUGged on the latter.
+    expect(notes).toEqual([
+      { action: "BIND_DRIVER", bugs: 0 },
+      { action: "BOUND_DRIVER", bugs: 1 },
+    ]);
     // No BUG yet when the probe ran: VFIO hears of the bind only from driver_bound's notification.
     expect(spy.bugsAtProbe).toEqual([0]);
     const s = snapshot(m);
