@@ -9,7 +9,7 @@ import { kerr, type KError } from "../lib/errno.ts";
 import { iommuAttachDevice, iommuAttachGroup, iommuDetachDevice, iommuDetachGroup } from "../iommu/attach.ts";
 import { devGroup } from "../iommu/dev-iommu.ts";
 import { iommuDomainFree } from "../iommu/domain-alloc.ts";
-import { IOMMU_DOMAIN_DMA, type IommuDomain } from "../iommu/domain.ts";
+import type { IommuDomain } from "../iommu/domain.ts";
 import type { IommuGroup } from "../iommu/group.ts";
 import { iommuGroupStoreType } from "../iommu/group-sysfs.ts";
 import {
@@ -31,6 +31,20 @@ export function findDomain(m: Machine, ref: string | number): IommuDomain | KErr
   }
   for (const d of m.k.domains) if (d.id === ref && !d.freed) return d;
   return kerr("ENOENT", `no live domain with id ${ref}`);
+}
+
+/**
+ * Model rule (docs/model.md): a group's default and blocking domains live and die with that group
+ * (iommu_deinit_device and a new default domain free them), so attaching one to another group, or
+ * at a PASID of another group's device, is refused: the kernel would go on using it after the free.
+ */
+function anotherGroupsDomain(m: Machine, d: IommuDomain, target: IommuGroup | null): KError | null {
+  if (d.isStatic) return null;
+  for (const g of m.k.groups) {
+    if (g === target || (g.defaultDomain !== d && g.blockingDomain !== d)) continue;
+    return kerr("EBUSY", `${d} is ${g}'s ${g.defaultDomain === d ? "default" : "blocking"} domain: it is freed with that group, so no other group may use it`);
+  }
+  return null;
 }
 
 function groupOf(m: Machine, device: string): IommuGroup | KError {
@@ -75,13 +89,18 @@ export function* attachGroup(m: Machine, ref: string | number, device: string): 
   if (isErr(d)) return d;
   const g = groupOf(m, device);
   if (isErr(g)) return g;
+  const theirs = anotherGroupsDomain(m, d, g);
+  if (theirs !== null) return theirs;
   return yield* iommuAttachGroup(m.k, d, g);
 }
 
 export function* attachDevice(m: Machine, ref: string | number, device: string): Path<0 | KError> {
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
-  return yield* iommuAttachDevice(m.k, d, m.devices.get(device)!.dev);
+  const dev = m.devices.get(device)!.dev;
+  const theirs = anotherGroupsDomain(m, d, devGroup(dev));
+  if (theirs !== null) return theirs;
+  return yield* iommuAttachDevice(m.k, d, dev);
 }
 
 export function* detach(m: Machine, device: string, ref: string | number | undefined): Path<0 | KError> {
@@ -99,6 +118,10 @@ export function* pasidOp(m: Machine, op: "attach" | "detach" | "replace", ref: s
   const d = findDomain(m, ref);
   if (isErr(d)) return d;
   const dev = m.devices.get(device)!.dev;
+  if (op !== "detach") {
+    const theirs = anotherGroupsDomain(m, d, devGroup(dev));
+    if (theirs !== null) return theirs;
+  }
   if (op === "attach") return yield* iommuAttachDevicePasid(m.k, d, dev, pasid);
   if (op === "detach") return yield* iommuDetachDevicePasid(m.k, d, dev, pasid);
   return yield* iommuReplaceDevicePasid(m.k, d, dev, pasid);
@@ -135,11 +158,5 @@ export function* releaseDmaOwner(m: Machine, device: string, group: boolean): Pa
 export function* groupType(m: Machine, device: string, type: string): Path<0 | KError> {
   const g = groupOf(m, device);
   if (isErr(g)) return g;
-  // Model rule (docs/model.md): a new default domain frees the old one (iommu_setup_default_domain),
-  // which another group may have been attached to; the kernel would free it under that group.
-  const old = g.defaultDomain;
-  const inPlace = type === "DMA-FQ" && old?.type === IOMMU_DOMAIN_DMA;
-  const user = old === null || old.isStatic || inPlace ? null : inUse(m, old, g);
-  if (user !== null) return kerr("EBUSY", `${g}'s default ${old} is also in use by ${user}: a new default domain would free it under that user`);
   return yield* iommuGroupStoreType(m.k, g, type);
 }

@@ -76,7 +76,7 @@ describe("an event that fails at run time records its errno and changes nothing"
   });
 });
 
-describe("a sysfs type change that would free a default domain another group is attached to", () => {
+describe("a group's default domain attached to another group", () => {
   const TWO = `
 name: two groups, one default domain
 iommus: [{name: v, driver: virtio-iommu, fwnode: /soc/v}]
@@ -85,17 +85,20 @@ devices:
   - {name: d1, bus: platform, fwnode: /soc/d1, iommus: [[v, 3]]}
 `;
 
-  it("is refused with EBUSY and changes nothing (the kernel would free the domain under the other group)", () => {
+  it("is refused with EBUSY and changes nothing (it is freed with its group, which would leave the other on freed memory)", () => {
     const s = scenario(TWO + "events: []\n");
     const m = runScenario(s, { trace: false }).machine;
     const d1Default = [...m.k.groups].find((g) => g.devices[0]!.dev.name === "d1")!.defaultDomain!;
-    // d0's group attached to d1's default domain (iommu_attach_group takes any domain of its ops).
-    expect(step(m, { attach_group: { domain: d1Default.id, device: "d0" } })).toBe(0);
     const before = state(takeSnapshot(m, [], []));
-    const r = step(m, { group_type: { device: "d1", type: "auto" } });
-    expect(r === 0 ? "ok" : `${r.errno}: ${r.message}`).toMatch(/^EBUSY: group \d+'s default domain \d+ \(DMA\) is also in use by group \d+/);
-    expect(state(takeSnapshot(m, [], []))).toEqual(before);
-    // Switching to DMA-FQ keeps the domain (the flush queue comes up in place): allowed.
-    expect(step(m, { group_type: { device: "d1", type: "DMA-FQ" } })).toBe(0);
+    for (const e of [
+      { attach_group: { domain: d1Default.id, device: "d0" } },
+      { attach_device: { domain: d1Default.id, device: "d0" } },
+    ]) {
+      const r = step(m, e);
+      expect(r === 0 ? "ok" : `${r.errno}: ${r.message}`).toMatch(/^EBUSY: domain \d+ \(DMA\) is group \d+'s default domain: it is freed with that group/);
+      expect(state(takeSnapshot(m, [], []))).toEqual(before);
+    }
+    // Its own group may switch back to it (detach to the default domain is the usual way).
+    expect(step(m, { attach_group: { domain: d1Default.id, device: "d1" } })).toBe(0);
   });
 });
