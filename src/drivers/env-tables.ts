@@ -6,7 +6,7 @@
 import type { Device } from "../base/device.ts";
 import type { IommuResvRegion } from "../iommu/resv-region.ts";
 import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/index.ts";
-import { kerr } from "../lib/errno.ts";
+import { isErr, kerr } from "../lib/errno.ts";
 import type { DriverEnv, DriverQuirks, IommuDriver } from "./driver.ts";
 
 /** Reserved regions firmware reports for a device (RMRR, IORT RMR, DT iommu-addresses). */
@@ -23,17 +23,21 @@ export function quirkDefDomainType(env: DriverEnv, dev: Device): number {
 }
 
 /**
- * Fault injection (`fail_probe`): the driver's probe_device fails for a
- * listed device, before any check of its own, the first N times it is
- * called for it; every driver asked counts (ask-each may ask several).
- * Installed only on a machine that injects such faults.
+ * Fault injection (`fail_probe`): the first N times a driver's probe_device
+ * would take a listed device, it fails instead, having undone what it did
+ * (its release_device, as a probe_device failing at its end cleans up).
+ * A refusal is not counted: the fault is the device's own driver failing,
+ * not another driver's answer changing. Installed only on a machine that
+ * injects such faults.
  */
 export function injectProbeFaults(driver: IommuDriver, quirks: DriverQuirks): void {
   const ops = driver.ops;
   const probe = ops.probeDevice.bind(ops);
   ops.probeDevice = (dev) => {
+    const r = probe(dev);
     const f = quirks.failProbe.get(dev.name);
-    if (f === undefined || f.left === 0) return probe(dev);
+    if (isErr(r) || f === undefined || f.left === 0) return r;
+    ops.releaseDevice?.(dev);
     f.left--;
     return kerr(f.errno, `${ops.name}: probe_device of ${dev.name} failed (injected fault, ${f.left} more to come)`);
   };

@@ -5,7 +5,8 @@
  * gone after a failed first probe, and the device can never probe again;
  * where the probe path (or the bind) builds the fwspec, the next probe
  * parses the firmware again and succeeds. The failure is injected with
- * `fail_probe` (the driver's probe_device fails the first N calls).
+ * `fail_probe` (the driver's probe_device fails the first N times it would
+ * take the device).
  */
 import { describe, expect, it } from "vitest";
 import type { Machine } from "../../src/sim/machine.ts";
@@ -103,6 +104,25 @@ devices:
     expect(outcome(step(m, { iommu_unregister: "mock0" }))).toBe("ok");
     expect(outcome(step(m, { iommu_register: "mock0" }))).toBe("ok");
     expect(dev(snapshot(m), "m0")).toMatchObject({ iommu: null, fwspec: null, dev_iommu: "none" });
+  });
+
+  it("a refusal is not counted: only the probe_device that would take the device fails", () => {
+    const m = boot(`
+name: x86-mock
+boot: {strategy: {ops_resolution: ask-each}}
+iommus:
+  - {name: dmar0, driver: intel-iommu, scope: all}
+  - {name: mock0, driver: mock, fwnode: null, registered: false}
+devices:
+  - {name: m0, bus: iommufd_mock, add_with: device_add, fail_probe: {errno: ENOMEM}}
+`);
+    // At device_add only VT-d is there, and it refuses a mock-bus device: nothing counted.
+    expect(m.quirks.failProbe.get("m0")!.left).toBe(1);
+    // The mock's walk asks VT-d (refuses), then the mock, which would take m0 and fails: the walk fails with it.
+    expect(outcome(step(m, { iommu_register: "mock0" }))).toBe("ENOMEM");
+    expect(m.quirks.failProbe.get("m0")!.left).toBe(0);
+    expect(outcome(step(m, { iommu_register: "mock0" }))).toBe("ok");
+    expect(dev(snapshot(m), "m0")).toMatchObject({ iommu: "mock0", ops: "mock" });
   });
 
   it("bad input: fail_probe needs an errno the model knows and a positive count", () => {
