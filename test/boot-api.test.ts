@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it, vi } from "vitest";
+import { AXES, AXIS_NAMES } from "../src/designs/registry.ts";
 import { boot, ScenarioError, type BootOptions } from "../src/index.ts";
 
 const WRONG_OPS = readFileSync("scenarios/x86-mock-wrong-ops.yaml", "utf8");
@@ -10,7 +11,10 @@ describe("boot() honours every option it takes", () => {
     expect(mockOps({})).toBeNull();
     expect(mockOps({ strategy: { ops_resolution: "ask-each" } })).toBe("mock");
     const r = boot(WRONG_OPS, { strategy: { domain_alloc: "bus-null-device" } });
-    expect(r.snapshot.strategy).toEqual({ ops_resolution: "upstream", domain_alloc: "bus-null-device", dma_ownership: "driver-core" });
+    // Every other axis keeps its default.
+    const defaults = Object.fromEntries(AXIS_NAMES.map((a) => [a, AXES[a].default]));
+    expect(r.snapshot.strategy).toEqual({ ...defaults, ops_resolution: "upstream", domain_alloc: "bus-null-device" });
+    expect(Object.keys(r.snapshot.strategy)).toEqual(AXIS_NAMES);
   });
 
   it("trace, invariants, probeWalk and deferredProbe reach the run", () => {

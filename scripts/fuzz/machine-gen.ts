@@ -6,7 +6,8 @@
  * mock. Random ACS, multifunction devices, DMA aliases, reserved regions,
  * drivers (some managing DMA themselves, some whose probe fails or defers
  * on its own), late instances and devices, devices-first boot, command
- * lines and strategies. Every machine passes the scenario checks.
+ * lines, strategies and injected faults (fail_attach, fail_probe). Every
+ * machine passes the scenario checks.
  */
 import { ACS_NAMES } from "../../src/base/pci/pci-dev.ts";
 import { checkScenario } from "../../src/sim/scenario/check.ts";
@@ -24,6 +25,12 @@ export interface MachineShape {
 
 const DRIVER_PROBE_ERRNOS = ["EPROBE_DEFER", "EPROBE_DEFER", "ENODEV", "ENXIO", "EINVAL", "ENOMEM", "EBUSY", "EIO"];
 const FAIL_ATTACH_ERRNOS = ["EINVAL", "EBUSY", "ENOMEM", "ENODEV", "ENOSPC"];
+const FAIL_PROBE_ERRNOS = ["ENOMEM", "ENODEV", "EINVAL", "EBUSY"];
+
+/** fault injection: the IOMMU driver's probe_device fails the first few times for the device. */
+function failProbe(r: Rng): Obj {
+  return { errno: r.pick(FAIL_PROBE_ERRNOS), times: r.int(1, 2) };
+}
 
 function hex2(n: number): string {
   return n.toString(16).padStart(2, "0");
@@ -68,6 +75,7 @@ class PciBuilder {
     if (r.chance(0.1)) o["dma-mask"] = r.pick([24, 32, 36, 40, 48, 64]);
     if (r.chance(0.06)) o.def_domain_type = r.pick(["identity", "DMA"]);
     if (r.chance(0.05)) o.fail_attach = r.pick(FAIL_ATTACH_ERRNOS);
+    if (r.chance(0.04)) o.fail_probe = failProbe(r);
     if (r.chance(0.06)) o["reserved-regions"] = [resvRegion(r)];
     if (r.chance(0.08)) o.added = false;
     return o;
@@ -179,6 +187,7 @@ function platformDevices(r: Rng, devices: Obj[], fwInstances: Obj[], n: number):
     if (r.chance(0.08)) d["reserved-regions"] = [resvRegion(r)];
     if (r.chance(0.06)) d.def_domain_type = r.pick(["identity", "DMA"]);
     if (r.chance(0.05)) d.fail_attach = r.pick(FAIL_ATTACH_ERRNOS);
+    if (r.chance(0.04)) d.fail_probe = failProbe(r);
     if (r.chance(0.15)) d["dma-mask"] = r.pick([24, 32, 40, 48, 64]);
     if (r.chance(0.1)) d["pasid-bits"] = r.int(1, 8);
     if (r.chance(0.1)) d.added = false;
@@ -195,6 +204,7 @@ function mockParts(r: Rng, iommus: Obj[], devices: Obj[]): void {
   for (let j = 0; j < n; j++) {
     const d: Obj = { name: `mock-dev${j}`, bus: "iommufd_mock" };
     if (r.chance(0.2)) d.add_with = "device_add";
+    if (r.chance(0.1)) d.fail_probe = failProbe(r);
     if (r.chance(0.15)) d.added = false;
     devices.push(d);
   }
@@ -317,6 +327,8 @@ export function genMachine(r: Rng): MachineShape {
   if (r.chance(0.2)) strategy.ops_resolution = "ask-each";
   if (r.chance(0.15)) strategy.domain_alloc = "bus-null-device";
   if (r.chance(0.2)) strategy.dma_ownership = "notifier";
+  if (r.chance(0.3)) strategy.fwspec_owner = r.pick(["driver-probe-time", "bus-code"]);
+  if (r.chance(0.3)) strategy.probe_serialisation = r.pick(["none", "probe-lock", "global-lock"]);
   if (Object.keys(strategy).length > 0) boot.strategy = strategy;
   const raw: Obj = { name: "fuzz", iommus, devices, drivers: drivers(r, devices), events: [] };
   if (Object.keys(boot).length > 0) raw.boot = boot;

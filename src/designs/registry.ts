@@ -8,13 +8,17 @@ import type { IommuStrategies } from "../iommu/strategy-types.ts";
 import type { Axis } from "./axis.ts";
 import { DMA_OWNERSHIP } from "./dma-ownership.ts";
 import { DOMAIN_ALLOC } from "./domain-alloc.ts";
+import { FWSPEC_OWNER } from "./fwspec-owner.ts";
 import { OPS_RESOLUTION } from "./ops-resolution.ts";
+import { PROBE_SERIALISATION } from "./probe-serialisation.ts";
 
 /** The axes, in the order the schema and the snapshot list them. */
 export const AXES = {
   ops_resolution: OPS_RESOLUTION,
   domain_alloc: DOMAIN_ALLOC,
   dma_ownership: DMA_OWNERSHIP,
+  fwspec_owner: FWSPEC_OWNER,
+  probe_serialisation: PROBE_SERIALISATION,
 } as const;
 
 export type AxisName = keyof typeof AXES;

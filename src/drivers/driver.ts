@@ -43,6 +43,8 @@ export interface DriverQuirks {
   readonly defDomainType: Map<string, number>;
   /** attach_dev of an UNMANAGED domain to this device fails with this errno (fault injection). */
   readonly failAttach: Map<string, ErrnoName>;
+  /** probe_device would take this device: it fails with `errno` instead while `left` > 0, counting down (fault injection; machine state). */
+  readonly failProbe: Map<string, { readonly errno: ErrnoName; left: number }>;
 }
 
 export interface DriverEnv {

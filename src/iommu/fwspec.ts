@@ -36,7 +36,8 @@ export function iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle 
   const iommu = iommuFromFwnode(k, fwnode);
   if (iommu === null) return deferredProbeCheckState(dev, fwnode);
   const param = devIommu(dev);
-  if (param === null && !iommu.ready) {
+  // probe_serialisation: only the design with iommu_device.ready (v6.16+) looks at it.
+  if (param === null && !iommu.ready && k.strategy.probeSerialisation.checkReady) {
     dev.deferredProbeSupplier = fwnode;
     return kerr("EPROBE_DEFER", `${dev.name}: IOMMU ${iommu.name} is registering but not ready yet`);
   }

@@ -2,12 +2,12 @@
  * Device-tree IOMMU configuration (drivers/iommu/of_iommu.c, v6.15+): turn
  * a device's `iommus` (or, for PCI, the host bridge's `iommu-map` applied
  * to each DMA alias) into an iommu_fwspec, deferring while the named
- * instance is not registered.
+ * instance is not registered. Whether it then replays the probe follows
+ * the fwspec_owner strategy, and its lock the probe_serialisation one.
  */
 import type { Device } from "../base/device.ts";
 import type { FwnodeHandle } from "../base/fwnode.ts";
-import { mutexLock, mutexUnlock } from "../base/mutex.ts";
-import { touch, type Path } from "../base/path.ts";
+import { access, touch, type Path } from "../base/path.ts";
 import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
 import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
@@ -16,6 +16,7 @@ import { devIommu, devIommuFree, devIommuFwspecGet } from "./dev-iommu.ts";
 import { iommuFwspecFree, iommuFwspecInit, iommuOpsFromFwnode } from "./fwspec.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { iommuProbeDevice } from "./probe.ts";
+import { fwspecLock, fwspecUnlock } from "./probe-lock.ts";
 
 // @kernel: of_iommu_xlate
 function ofIommuXlate(k: IommuCore, dev: Device, spec: OfPhandleArgs): 0 | KError {
@@ -53,12 +54,18 @@ function ofIommuConfigureDev(k: IommuCore, dev: Device, masterNp: FwnodeHandle):
 export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
   if (masterNp === null) return kerr("ENODEV", `${dev.name} has no firmware node`);
   touch(k.sched, dev);
-  yield* mutexLock(k.sched, k.probeLock);
+  // "Serialise to make dev->iommu stable under our potential fwspec" (v6.7+; none before).
+  yield* fwspecLock(k);
+  yield* access(k.sched, "read", "dev->iommu->fwspec");
+  if (devIommuFwspecGet(dev) !== null) {
+    yield* fwspecUnlock(k);
+    return 0;
+  }
   const devIommuPresent = devIommu(dev) !== null;
-  const err = devIommuFwspecGet(dev) !== null ? 0 : ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent);
-  yield* mutexUnlock(k.sched, k.probeLock);
-  // Not on the iommu_probe_device path (no dev->iommu on entry): replay the probe.
-  if (err === 0 && dev.registered && !devIommuPresent) return yield* iommuProbeDevice(k, dev);
+  const err = ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent);
+  yield* fwspecUnlock(k);
+  // The replay: since v6.15 only off the iommu_probe_device path (no dev->iommu on entry); before, after every parse.
+  if (err === 0 && dev.registered && k.strategy.fwspecOwner.replayAtBind(devIommuPresent)) return yield* iommuProbeDevice(k, dev);
   return err;
 }, { subject: (_k, dev) => dev.name, detail: (_k, _dev, masterNp) => masterNp?.name ?? "" });
 

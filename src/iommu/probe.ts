@@ -2,7 +2,8 @@
  * Device probe and release (iommu.c, reference §4): how a device gets its
  * `dev->iommu`, its instance and ops, its group and its domain, and how all
  * of that is torn down again. Any failure after `dev->iommu` was allocated
- * frees it, fwspec included, so the device is clean and can be probed again.
+ * frees it, fwspec included, so the device is clean; whether a later probe
+ * can build the fwspec again depends on who builds it (fwspec_owner).
  */
 import {
   BUS_NOTIFY_ADD_DEVICE,
@@ -32,6 +33,7 @@ import { iommuIsDmaDomain } from "./domain.ts";
 import { GroupDevice, iommuGroupFirstDev, iommuGroupPut, type IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { probeKey } from "./probe-key.ts";
+import { probeCallerLock, probeCallerUnlock } from "./probe-lock.ts";
 import { iommuGetResvRegions } from "./resv-region.ts";
 
 /** The fwnode-less bus notifier callback the core registers on every IOMMU bus. */
@@ -53,21 +55,38 @@ export function iommuBusNotifier(k: IommuCore): NotifierBlock {
 }
 
 export const iommuProbeDevice = kernelPath("iommu_probe_device", function* (k: IommuCore, dev: Device): Path<0 | KError> {
-  yield* mutexLock(k.sched, k.probeLock);
+  yield* probeCallerLock(k);
   const ret = yield* iommuProbeDeviceLocked(k, dev, null);
-  yield* mutexUnlock(k.sched, k.probeLock);
+  yield* probeCallerUnlock(k);
   if (ret !== 0) return ret;
   devIommu(dev)?.iommuDev?.ops?.probeFinalize?.(dev);
   return 0;
 }, (_k, dev) => dev.name);
 
 /**
- * Called with iommu_probe_device_lock held. `groupList` is the bus walk's list of groups still waiting for a default
+ * __iommu_probe_device: called with iommu_probe_device_lock held where the
+ * strategy has its callers take it (probeCallerLock), or taking the lock
+ * itself (probe_serialisation probe-lock), or with no lock at all (none).
+ * `groupList` is the bus walk's list of groups still waiting for a default
  * domain (null on the hotplug path, which sets the domain up at once).
  */
-export const iommuProbeDeviceLocked = kernelPath("__iommu_probe_device", function* (k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+export function iommuProbeDeviceLocked(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+  return k.strategy.probeSerialisation.lockProbe === "inside" ? probeUnderStaticLock(k, dev, groupList) : probeDevice(k, dev, groupList);
+}
+
+/** v6.2-v6.6: __iommu_probe_device's function-static lock, from dev_iommu_get through the group bookkeeping. */
+// @kernel: __iommu_probe_device (v6.2-v6.6: mutex_lock(&iommu_probe_device_lock) inside)
+function* probeUnderStaticLock(k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
+  yield* mutexLock(k.sched, k.probeLock);
+  const ret = yield* probeDevice(k, dev, groupList);
+  yield* mutexUnlock(k.sched, k.probeLock);
+  return ret;
+}
+
+const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, dev: Device, groupList: IommuGroup[] | null): Path<0 | KError> {
   touch(k.sched, dev);
-  if (!mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
+  // lockdep_assert_held (v6.7+, where the callers take the lock).
+  if (k.strategy.probeSerialisation.lockProbe === "callers" && !mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
   // Another path may have probed the device already: the check a race hinges on.
   yield* access(k.sched, "read", "dev->iommu_group");
   if (devGroup(dev) !== null) return 0;
@@ -75,7 +94,8 @@ export const iommuProbeDeviceLocked = kernelPath("__iommu_probe_device", functio
   if (init !== 0) return init;
   k.probeIndex.remove(dev);
   if (dev.driver !== null) {
-    k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
+    // The WARN came with the probe-path design (v6.15); before it a probe at bind was the design.
+    if (k.strategy.fwspecOwner.warnLateProbe) k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
     // In the middle of a bind (really_probe set the driver, not yet bound): the bind's dma_configure probed it.
     if (!dev.bound) devIommu(dev)!.probedAtBind = true;
   }
@@ -144,14 +164,17 @@ export function probeIndexAdd(k: IommuCore, dev: Device): void {
   if (dev.registered && devGroup(dev) === null && k.iommuBuses.includes(dev.bus)) k.probeIndex.add(dev, probeKey(dev));
 }
 
-/** Called with iommu_probe_device_lock held. */
+/** Called under __iommu_probe_device (with iommu_probe_device_lock held, where the strategy takes it). */
 const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore, dev: Device): Path<0 | KError> {
+  yield* access(k.sched, "write", "dev->iommu");
   const param = devIommuGet(dev);
-  if (param.fwspec === null && dev.driver === null && dev.bus.dmaConfigure !== null) {
-    // The bus parses firmware (it takes the probe lock itself); its result is ignored.
-    yield* mutexUnlock(k.sched, k.probeLock);
+  // fwspec_owner: only the probe-path design parses firmware here; the others built the fwspec (or not) before.
+  if (k.strategy.fwspecOwner.fwspecAtInitDevice && param.fwspec === null && dev.driver === null && dev.bus.dmaConfigure !== null) {
+    // The bus parses firmware (taking the probe lock itself, where the strategy has it); its result is ignored.
+    const held = mutexHeld(k.sched, k.probeLock);
+    if (held) yield* mutexUnlock(k.sched, k.probeLock);
     yield* dev.bus.dmaConfigure(dev);
-    yield* mutexLock(k.sched, k.probeLock);
+    if (held) yield* mutexLock(k.sched, k.probeLock);
     // Another prober may have finished the job (or failed and freed dev->iommu) meanwhile.
     if (devIommu(dev) === null || devGroup(dev) !== null) {
       return kerr("ENODEV", `${dev.name} was probed (or released) by another path while its firmware was parsed`);

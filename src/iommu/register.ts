@@ -21,6 +21,7 @@ import type { IommuCore } from "./iommu-core.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import type { IommuOps } from "./ops.ts";
 import { iommuBusNotifier, iommuProbeDeviceLocked, iommuReleaseDevice, probeIndexAdd } from "./probe.ts";
+import { fwspecLock, fwspecUnlock, probeCallerLock, probeCallerUnlock } from "./probe-lock.ts";
 
 function listAdd(k: IommuCore, iommu: IommuDevice): void {
   k.deviceList.push(iommu);
@@ -59,9 +60,9 @@ export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCo
   // @kernel: probe_iommu_group (for each device on the bus)
   for (const dev of walkCandidates(k, bus)) {
     if (!dev.registered) continue;
-    yield* mutexLock(k.sched, k.probeLock);
+    yield* probeCallerLock(k);
     const ret = yield* iommuProbeDeviceLocked(k, dev, groupList);
-    yield* mutexUnlock(k.sched, k.probeLock);
+    yield* probeCallerUnlock(k);
     if (ret !== 0 && ret.errno !== "ENODEV") {
       for (const g of groupList) g.onGroupList = false;
       return ret;
@@ -197,9 +198,9 @@ function* unregisterBusInstance(k: IommuCore, iommu: IommuDevice): Path<0 | KErr
 export const iommuMockDeviceAdd = kernelPath("iommu_mock_device_add", function* (k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
   touch(k.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added`);
-  yield* mutexLock(k.sched, k.probeLock);
+  yield* fwspecLock(k);
   const ret = iommuFwspecInit(k, dev, iommu.fwnode);
-  yield* mutexUnlock(k.sched, k.probeLock);
+  yield* fwspecUnlock(k);
   if (ret !== 0) return ret;
   const added = yield* deviceAdd(k.dc, dev);
   // [7.1] a failed device_add frees the whole dev->iommu, not only the fwspec.

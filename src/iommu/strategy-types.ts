@@ -53,9 +53,49 @@ export interface DmaOwnership {
   allowedInUserGroup(dev: Device): boolean;
 }
 
+/**
+ * Who builds a device's iommu_fwspec from firmware, and when
+ * (fwspec_owner): the probe path, the driver core at bind, or the bus code
+ * before device_add. The core asks at each place the designs differ.
+ */
+export interface FwspecOwner {
+  readonly name: string;
+  /** iommu_init_device: a device with no fwspec and no driver has the bus dma_configure parse its firmware (the probe lock dropped meanwhile). */
+  readonly fwspecAtInitDevice: boolean;
+  /** The bus dma_configure (at a bind, or from iommu_init_device) parses firmware (of_dma_configure_id, acpi_dma_configure_id). */
+  readonly firmwareAtDmaConfigure: boolean;
+  /** of_iommu_configure, having built a fwspec: replay iommu_probe_device? `hadDevIommu`: dev->iommu existed on entry. */
+  replayAtBind(hadDevIommu: boolean): boolean;
+  /** device_add of a device on a bus with dma_configure: the bus code parses its firmware first (under the fwspec lock), then adds it. */
+  readonly installAtDeviceAdd: boolean;
+  /** __iommu_probe_device WARNs "late IOMMU probe at driver bind" for a device probed with its driver set. */
+  readonly warnLateProbe: boolean;
+}
+
+/**
+ * How the probe paths are serialised (probe_serialisation): who takes
+ * iommu_probe_device_lock, around what, and whether a listed instance
+ * serves client binds before its bus walk is done.
+ */
+export interface ProbeSerialisation {
+  readonly name: string;
+  /**
+   * Around __iommu_probe_device: no lock; the lock taken inside it (from
+   * dev_iommu_get through the group bookkeeping); or taken by its callers
+   * (iommu_probe_device, probe_iommu_group), which it asserts.
+   */
+  readonly lockProbe: "none" | "inside" | "callers";
+  /** of_iommu_configure, acpi_iommu_configure_id, iommu_mock_device_add, bus code before device_add: the lock around fwspec lookup and creation. */
+  readonly lockFwspec: boolean;
+  /** iommu_fwspec_init defers a device without dev->iommu while its instance is listed but not ready (its bus walk not done). */
+  readonly checkReady: boolean;
+}
+
 /** The strategies in force on one machine, one per axis. */
 export interface IommuStrategies {
   opsResolution: OpsResolution;
   domainAllocation: DomainAllocation;
   dmaOwnership: DmaOwnership;
+  fwspecOwner: FwspecOwner;
+  probeSerialisation: ProbeSerialisation;
 }

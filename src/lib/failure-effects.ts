@@ -53,7 +53,7 @@ export const FAILURE_EFFECTS = {
   "register-walk-keeps-other-probes": {
     kernel: "iommu_device_register",
     summary:
-      "a registration whose bus walk fails part-way calls iommu_device_unregister, which releases exactly the devices the walk probed for this instance (remove_iommu_group matches dev->iommu->iommu_dev); devices the walk probed for other registered instances stay probed, in their groups (a group whose first attach failed keeps its default domain, with a WARN), the direct mappings a released device's reserved regions added to its group's default domain stay mapped (iommu_create_device_direct_mappings has no undo), and what the walk logged stays",
+      "a registration whose bus walk fails part-way calls iommu_device_unregister, which releases exactly the devices the walk probed for this instance on iommu_buses[] (remove_iommu_group matches dev->iommu->iommu_dev; the selftest's mock bus is not walked, so a failed iommu_device_register_bus leaves the mock devices it probed, e.g. before an injected probe_device fault, probed against the unlisted mock); devices the walk probed for other registered instances stay probed, in their groups (a group whose first attach failed keeps its default domain, with a WARN), the direct mappings a released device's reserved regions added to its group's default domain stay mapped (iommu_create_device_direct_mappings has no undo), and what the walk logged stays",
     changes: ["devices[]", "groups", "iommus[].devices", "domains[+]", "warnings[+]", ...domainFields("mapped_bytes", "pgtable_pages", "pgtable_bytes", "tlb")],
   },
   "unuse-keeps-owner-count": {

@@ -8,6 +8,7 @@ import { deviceAdd, deviceDel } from "../base/core.ts";
 import { deviceDriverAttach, deviceReleaseDriver, driverRegister, driverUnregister, flushDeferredProbeWork } from "../base/dd.ts";
 import type { Path } from "../base/path.ts";
 import { kerr, type KError } from "../lib/errno.ts";
+import { deviceAddWithFirmwareDma } from "../iommu/bus-dma.ts";
 import {
   iommuDeviceRegister,
   iommuDeviceRegisterBus,
@@ -53,6 +54,8 @@ export function* addDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
     if (mock === null) return kerr("ENODEV", `${rec.dev.name}: iommu_mock_device_add needs the mock IOMMU instance`);
     return yield* thenFlush(m, iommuMockDeviceAdd(m.k, rec.dev, mock.iommu));
   }
+  // fwspec_owner bus-code: the bus code builds the fwspec from firmware before device_add.
+  if (m.k.strategy.fwspecOwner.installAtDeviceAdd && rec.dev.bus.dmaConfigure !== null) return yield* thenFlush(m, deviceAddWithFirmwareDma(m.k, rec.dev));
   return yield* thenFlush(m, deviceAdd(m.dc, rec.dev));
 }
 

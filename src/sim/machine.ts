@@ -14,6 +14,7 @@ import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
+import { injectProbeFaults } from "../drivers/env-tables.ts";
 import { FirmwareTables } from "../firmware/tables.ts";
 import { isErr, kerr, type ErrnoName } from "../lib/errno.ts";
 import type { CmdlineNote } from "../iommu/cmdline.ts";
@@ -87,7 +88,7 @@ export class Machine {
   readonly userDomains = new Map<string, IommuDomain>();
   /** DMA owner cookies, by the names claim_dma_owner events use. */
   readonly owners = new Map<string, { name: string }>();
-  readonly quirks: DriverQuirks = { defDomainType: new Map(), failAttach: new Map() };
+  readonly quirks: DriverQuirks = { defDomainType: new Map(), failAttach: new Map(), failProbe: new Map() };
   /** DMA handles dma_map events made, by name. */
   readonly dmaHandles = new Map<string, DmaHandle>();
   readonly arch: "x86" | "arm64";
@@ -175,6 +176,7 @@ export class Machine {
     for (const d of this.scenario.devices) {
       if (d.def_domain_type !== undefined) this.quirks.defDomainType.set(d.name, d.def_domain_type === "identity" ? IOMMU_DOMAIN_IDENTITY : IOMMU_DOMAIN_DMA);
       if (d.fail_attach !== undefined) this.quirks.failAttach.set(d.name, d.fail_attach as ErrnoName);
+      if (d.fail_probe !== undefined) this.quirks.failProbe.set(d.name, { errno: d.fail_probe.errno as ErrnoName, left: d.fail_probe.times ?? 1 });
     }
     const env = {
       pgtableMemory: this.pgtableMemory,
@@ -190,6 +192,7 @@ export class Machine {
       let driver = drivers.get(spec.driver);
       if (driver === undefined) {
         driver = IOMMU_DRIVERS[spec.driver](this.k, env);
+        if (this.quirks.failProbe.size > 0) injectProbeFaults(driver, this.quirks);
         drivers.set(spec.driver, driver);
       }
       let fwnode: FwnodeHandle | null = null;

@@ -83,6 +83,10 @@ const deviceSchema = z
       .optional()
       .describe("what the IOMMU driver's def_domain_type answers for this device (its quirk table)"),
     fail_attach: errno.optional().describe("fault injection: the IOMMU driver fails attach_dev of an UNMANAGED domain to this device"),
+    fail_probe: z
+      .strictObject({ errno, times: z.number().int().min(1).optional().describe("how many probes fail (default 1)") })
+      .optional()
+      .describe("fault injection: the first `times` times an IOMMU driver's probe_device would take this device, it fails with errno instead"),
     "dma-mask": z.number().int().min(1).max(64).optional().describe("DMA mask width in bits (default 32)"),
     added: z.boolean().optional().describe("added at boot (default true)"),
     add_with: z
