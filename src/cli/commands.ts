@@ -7,8 +7,10 @@ import { formatCmdlineNote, parseCmdline, type CmdlineNote } from "../iommu/cmdl
 import { runScenario, type RunResult } from "../sim/runner.ts";
 import { loadScenarioFile, parseScenario, ScenarioError, STDIN_NAME } from "../sim/scenario/load.ts";
 import { problemRecords } from "../sim/scenario/problem.ts";
-import { DOMAIN_ALLOC_NAMES, OPS_RESOLUTION_NAMES, parseSize, scenarioArch, sizeSchema, withStrategy, type Scenario, type StrategyChoice } from "../sim/scenario/schema.ts";
-import { didYouMean } from "../sim/scenario/suggest.ts";
+import { designSetName, parseAssignments, parseDesignSet, parsePreset, type DesignSet } from "../designs/design-set.ts";
+import { PRESET_NAMES, type PresetName } from "../designs/presets.ts";
+import { diffRuns, renderRunDiff } from "../sim/diff.ts";
+import { parseSize, scenarioArch, sizeSchema, withDesign, type Scenario } from "../sim/scenario/schema.ts";
 import { renderTrace } from "../sim/trace-view.ts";
 import { renderSnapshot } from "../sim/view.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit.ts";
@@ -22,8 +24,10 @@ import type { Io } from "./io.ts";
 export const SCHEMA_VERSION = 1;
 
 export interface StrategyFlags {
-  opsResolution?: string;
-  domainAlloc?: string;
+  /** --strategy AXIS=NAME, as often as there are axes to set. */
+  strategy?: string[];
+  /** --kernel VERSION: a kernel preset. */
+  kernel?: string;
   /** --pgtable-memory: the cap on all IO page tables' memory. */
   pgtableMemory?: string;
 }
@@ -38,19 +42,13 @@ function modelOptionsOf(f: StrategyFlags): { pgtableMemoryLimit?: number } | str
   return { pgtableMemoryLimit: limit };
 }
 
-/** A strategy flag's value checked against the names there are: an error line, or null. */
-function badFlag(flag: string, value: string | undefined, allowed: readonly string[]): string | null {
-  if (value === undefined || allowed.includes(value)) return null;
-  return `${flag}: unknown strategy '${value.slice(0, 80)}' (one of ${allowed.join(", ")})${didYouMean(value, allowed)}`;
-}
-
-/** What the flags ask of a run: the strategies and the model's options, or an error line (exit 2). */
-function runOptionsOf(f: StrategyFlags): { strategy: StrategyChoice; model: { pgtableMemoryLimit?: number } } | string {
-  const strategy = strategyOf(f);
-  if (typeof strategy === "string") return strategy;
+/** What the flags ask of a run: the design and the model's options, or an error line (exit 2). */
+function runOptionsOf(f: StrategyFlags): { design: DesignSet; model: { pgtableMemoryLimit?: number } } | string {
+  const design = designOf(f);
+  if (typeof design === "string") return design;
   const model = modelOptionsOf(f);
   if (typeof model === "string") return model;
-  return { strategy, model };
+  return { design, model };
 }
 
 /** A JSON document: indented on a terminal, compact to a pipe or a file (a 100k-device snapshot is half the size). */
@@ -58,14 +56,17 @@ function json(doc: unknown, io: Io): string {
   return io.tty === true ? JSON.stringify(doc, null, 2) : JSON.stringify(doc);
 }
 
-/** The strategy flags as a boot.strategy override, or an error line for an unknown name (exit 2). */
-function strategyOf(f: StrategyFlags): StrategyChoice | string {
-  const bad = badFlag("--ops-resolution", f.opsResolution, OPS_RESOLUTION_NAMES) ?? badFlag("--domain-alloc", f.domainAlloc, DOMAIN_ALLOC_NAMES);
-  if (bad !== null) return bad;
-  const s: StrategyChoice = {};
-  if (f.opsResolution !== undefined) s.ops_resolution = f.opsResolution as StrategyChoice["ops_resolution"];
-  if (f.domainAlloc !== undefined) s.domain_alloc = f.domainAlloc as StrategyChoice["domain_alloc"];
-  return s;
+/** --kernel and --strategy as a design, or an error line naming what there is (exit 2). */
+function designOf(f: StrategyFlags): DesignSet | string {
+  let kernel: PresetName | undefined;
+  if (f.kernel !== undefined) {
+    const k = parsePreset(f.kernel);
+    if (typeof k === "string") return `--kernel: ${k}`;
+    kernel = k.preset;
+  }
+  const strategy = parseAssignments(f.strategy ?? []);
+  if (typeof strategy === "string") return `--strategy: ${strategy}`;
+  return kernel === undefined ? { strategy } : { kernel, strategy };
 }
 
 /** The scenario a command names: a file, or `-` for stdin (JSON if it starts with `{` or `[`, else YAML). */
@@ -127,7 +128,7 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
     io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withStrategy(s, opts.strategy), { ...opts.model, trace: o.trace === true });
+  const r = runScenario(withDesign(s, opts.design), { ...opts.model, trace: o.trace === true });
   if (o.json) {
     // One JSON document: with --trace the trace goes in it, as records.
     const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.ctx.trace.records } : {}) };
@@ -161,7 +162,7 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
     } else io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withStrategy(s, opts.strategy), { ...opts.model, trace: false });
+  const r = runScenario(withDesign(s, opts.design), { ...opts.model, trace: false });
   const code = r.failures.length === 0 ? EXIT_OK : EXIT_FAILED;
   if (o.json) {
     io.out(
@@ -206,4 +207,69 @@ export async function validateCommand(file: string, o: { json?: boolean }, io: I
   warnCmdline(notes, io);
   io.out(`${name}: valid scenario "${s.name}" (${counts.iommus} IOMMU instances, ${counts.devices} devices, ${counts.drivers} drivers, ${counts.events} events)`);
   return EXIT_OK;
+}
+
+export interface DiffFlags {
+  a?: string;
+  b?: string;
+  json?: boolean;
+  context?: string;
+}
+
+/** `diff FILE --a SET --b SET`: exit 0 when the two runs are alike, 1 when they differ, 2 for bad input. */
+export async function diffCommand(file: string, o: DiffFlags, io: Io): Promise<number> {
+  if (o.a === undefined || o.b === undefined) {
+    io.err(`diff needs two designs: --a SET --b SET, each a kernel preset (${PRESET_NAMES.join(", ")}) or AXIS=NAME[,AXIS=NAME]`);
+    return EXIT_INVALID;
+  }
+  const a = parseDesignSet(o.a);
+  const b = parseDesignSet(o.b);
+  if (typeof a === "string" || typeof b === "string") {
+    io.err(typeof a === "string" ? `--a: ${a}` : `--b: ${b as string}`);
+    return EXIT_INVALID;
+  }
+  const context = o.context === undefined ? 3 : Number(o.context);
+  if (!Number.isInteger(context) || context < 0 || context > 100) {
+    io.err(`--context: expected a whole number of lines from 0 to 100, found '${String(o.context).slice(0, 80)}'`);
+    return EXIT_INVALID;
+  }
+  const s = await load(file, io);
+  if (s instanceof ScenarioError) {
+    io.err(s.message);
+    return EXIT_INVALID;
+  }
+  const run = (d: DesignSet) => {
+    const r = runScenario(withDesign(s, d), { trace: true });
+    return { snapshot: r.snapshot, trace: r.machine.ctx.trace.records };
+  };
+  const ra = run(a);
+  const rb = run(b);
+  const d = diffRuns(ra, rb, context);
+  const names = { a: designSetName(a), b: designSetName(b) };
+  if (o.json) {
+    io.out(
+      json(
+        {
+          schema_version: SCHEMA_VERSION,
+          command: "diff",
+          file: fileName(file),
+          a: { design: names.a, strategy: ra.snapshot.strategy },
+          b: { design: names.b, strategy: rb.snapshot.strategy },
+          ...d,
+        },
+        io,
+      ),
+    );
+  } else {
+    // Two runs that differ say in full what each design is; alike ones need only their names.
+    const full = (n: string, st: Record<string, string>) => (d.equal ? n : `${n}  (${strategyLine(st)})`);
+    io.out(renderRunDiff(d, full(names.a, ra.snapshot.strategy), full(names.b, rb.snapshot.strategy)));
+  }
+  return d.equal ? EXIT_OK : EXIT_FAILED;
+}
+
+function strategyLine(strategy: Record<string, string>): string {
+  return Object.entries(strategy)
+    .map(([axis, name]) => `${axis}=${name}`)
+    .join(", ");
 }

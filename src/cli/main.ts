@@ -16,17 +16,26 @@ export type { Io } from "./io.ts";
 const PGTABLE_MEMORY_HELP = "cap on the memory of all IO page tables (bytes, or 64M, 1G, 0x...; default 128M): a map beyond it fails with ENOMEM";
 const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from stdin";
 
-/** The strategy names for the help of run and check, loaded only when that help is asked for. */
-async function strategyNames(argv: string[]): Promise<{ ops: string; alloc: string }> {
+/** The axes, their strategies and the kernel presets for the help, loaded only when help is asked for. */
+async function designHelp(argv: string[]): Promise<{ strategy: string; kernel: string }> {
   const help = argv.includes("-h") || argv.includes("--help") || argv[0] === "help";
-  if (!help || !argv.some((a) => a === "run" || a === "check")) return { ops: "a strategy name", alloc: "a strategy name" };
-  const { AXES } = await import("../designs/registry.ts");
-  return { ops: AXES.ops_resolution.names.join(", "), alloc: AXES.domain_alloc.names.join(", ") };
+  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff")) return { strategy: "", kernel: "" };
+  const { AXES, AXIS_NAMES } = await import("../designs/registry.ts");
+  const { PRESET_NAMES } = await import("../designs/presets.ts");
+  return {
+    strategy: ` (${AXIS_NAMES.map((a) => `${a}: ${AXES[a].names.join("|")}`).join("; ")})`,
+    kernel: ` (${PRESET_NAMES.join(", ")})`,
+  };
+}
+
+/** Collects a repeatable option's values. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
   let code = EXIT_OK;
-  const names = await strategyNames(argv);
+  const design = await designHelp(argv);
   const program = new Command()
     .name("iommu-sim")
     .description("An executable model of the Linux IOMMU core: boot a described machine through the IOMMU lifecycle and check its rules.")
@@ -37,8 +46,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       "after",
       "\nExit codes: 0 everything held; 1 an expectation, invariant or event (without expect_error) failed; 2 invalid input; 3 a bug in the model; 64 a usage error.",
     );
-  const opsHelp = `override boot.strategy.ops_resolution (${names.ops})`;
-  const allocHelp = `override boot.strategy.domain_alloc (${names.alloc})`;
+  const strategyHelp = `AXIS=NAME: run with this strategy on that axis, over the scenario's and the kernel preset's (repeatable)${design.strategy}`;
+  const kernelHelp = `run with the design choices of this kernel release, instead of the scenario's${design.kernel}`;
   const commands = () => import("./commands.ts");
 
   program
@@ -47,8 +56,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument("<file>", FILE_HELP)
     .option("--json", "print the snapshot as one JSON document")
     .option("--trace", "print the trace of core calls")
-    .option("--ops-resolution <name>", opsHelp)
-    .option("--domain-alloc <name>", allocHelp)
+    .option("--strategy <axis=name>", strategyHelp, collect)
+    .option("--kernel <version>", kernelHelp)
     .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await commands()).runCommand(file, o, io);
@@ -59,11 +68,23 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .description("run the scenario and report only its expectations, invariants and failed events")
     .argument("<file>", FILE_HELP)
     .option("--json", "print the report as one JSON document")
-    .option("--ops-resolution <name>", opsHelp)
-    .option("--domain-alloc <name>", allocHelp)
+    .option("--strategy <axis=name>", strategyHelp, collect)
+    .option("--kernel <version>", kernelHelp)
     .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await commands()).checkCommand(file, o, io);
+    });
+
+  program
+    .command("diff")
+    .description("run the scenario under two designs and show where they part: the traces, the snapshots, the event results")
+    .argument("<file>", FILE_HELP)
+    .option("--a <set>", `the first design: a kernel preset, or AXIS=NAME[,AXIS=NAME]${design.kernel}`)
+    .option("--b <set>", "the second design, likewise")
+    .option("--json", "print the comparison as one JSON document")
+    .option("--context <lines>", "trace lines shown around the divergence (default 3)")
+    .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
+      code = await (await commands()).diffCommand(file, o, io);
     });
 
   program

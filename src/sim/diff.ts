@@ -51,7 +51,7 @@ export interface RunDiff {
 }
 
 /** Snapshot keys not compared: the design in force differs by construction, and events are compared as events. */
-const SKIP_KEYS = new Set(["strategy", "events", "boot"]);
+const SKIP_KEYS = new Set(["strategy", "kernel", "events", "boot"]);
 
 function sameRecord(x: TraceRecord, y: TraceRecord): boolean {
   return x.kind === y.kind && x.fn === y.fn && x.subject === y.subject && x.detail === y.detail && x.result === y.result && x.depth === y.depth && x.task === y.task;

@@ -25,7 +25,7 @@ import { iommuParseCmdline, iommuSubsysInit, kconfigFor } from "../iommu/init.ts
 import { strategiesFor } from "../designs/registry.ts";
 import { IOMMU_DOMAIN_DMA, IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "../iommu/domain.ts";
 import { PGTABLE_MEMORY_DEFAULT_LIMIT, PgtableMemory } from "../pgtable/pool.ts";
-import { parseSize, scenarioArch, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
+import { parseSize, scenarioArch, scenarioDesign, type DeviceSpec, type IommuSpec, type Scenario } from "./scenario/schema.ts";
 
 export interface InstanceRec {
   readonly spec: IommuSpec;
@@ -113,7 +113,7 @@ export class Machine {
     this.buses = { platform, pci, amba, mock };
 
     // The strategies the scenario chose, handed to the core (which implements none itself).
-    const strategy = strategiesFor(scenario.boot?.strategy ?? {});
+    const strategy = strategiesFor(scenarioDesign(scenario));
     // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
     this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
     this.k.dmaInitFq = iommuDmaInitFq;

@@ -88,6 +88,8 @@ export interface Snapshot {
   name: string;
   /** The design-axis strategies the run used, by axis. */
   strategy: Record<AxisName, string>;
+  /** The kernel preset the run's design started from (boot.kernel or --kernel), or null for current. */
+  kernel: string | null;
   iommus: IommuSnap[];
   devices: DeviceSnap[];
   groups: GroupSnap[];
@@ -223,6 +225,7 @@ export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violation
   return {
     name: m.scenario.name,
     strategy: strategyNames(m.k.strategy),
+    kernel: m.scenario.boot?.kernel ?? null,
     iommus: [...m.instances.values()].map((rec) => ({
       name: rec.spec.name,
       driver: rec.spec.driver,

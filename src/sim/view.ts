@@ -10,7 +10,10 @@ function hexIds(ids: number[]): string {
 
 export function renderSnapshot(s: Snapshot): string {
   const L: string[] = [];
-  L.push(`${s.name}   [ops resolution: ${s.strategy.ops_resolution}, domain allocation: ${s.strategy.domain_alloc}]`);
+  const design = Object.entries(s.strategy)
+    .map(([axis, name]) => `${axis}=${name}`)
+    .join(", ");
+  L.push(`${s.name}   [${s.kernel === null ? "" : `kernel ${s.kernel}: `}${design}]`);
   L.push("");
   L.push("/sys/kernel/iommu_groups");
   s.groups.forEach((g, gi) => {

@@ -170,24 +170,42 @@ describe("iommu-sim CLI", () => {
     expect(r.out).toMatch(/valid scenario "two SMMUv3 instances, one unregistered" \(2 IOMMU instances, 10 devices, 5 drivers, 9 events\)/);
   });
 
-  it("--ops-resolution overrides the strategy, and rejects an unknown one", async () => {
-    const r = await cli("run", "scenarios/x86-mock-wrong-ops.yaml", "--json", "--ops-resolution", "ask-each");
-    const snap = JSON.parse(r.out) as { devices: { name: string; ops: string | null }[] };
+  it("--strategy AXIS=NAME overrides the strategy, and rejects an unknown axis or name, listing the valid ones", async () => {
+    const r = await cli("run", "scenarios/x86-mock-wrong-ops.yaml", "--json", "--strategy", "ops_resolution=ask-each");
+    const snap = JSON.parse(r.out) as { devices: { name: string; ops: string | null }[]; strategy: Record<string, string> };
     expect(snap.devices.find((d) => d.name === "iommufd_mock0")?.ops).toBe("mock");
-    const bad = await cli("run", "scenarios/default.yaml", "--ops-resolution", "magic");
+    expect(snap.strategy.ops_resolution).toBe("ask-each");
+    const bad = await cli("run", "scenarios/default.yaml", "--strategy", "ops_resolution=magic");
     expect(bad.code).toBe(2);
-    // The flag (the key it overrides), the bad value and the allowed ones; nothing ran, no stack trace.
-    expect(bad.err).toBe("--ops-resolution: unknown strategy 'magic' (one of upstream, ask-each)");
+    // The flag, the axis, the bad value and the allowed ones; nothing ran, no stack trace.
+    expect(bad.err).toMatch(/^--strategy: ops_resolution: unknown strategy 'magic' \(one of upstream, ask-each[^)]*\)$/);
     expect(bad.out).toBe("");
+    const axis = await cli("run", "scenarios/default.yaml", "--strategy", "ops_resolutoin=upstream");
+    expect(axis.code).toBe(2);
+    expect(axis.err).toMatch(/^--strategy: unknown axis 'ops_resolutoin' \(one of ops_resolution, [^)]*\); did you mean 'ops_resolution'\?$/);
+    const form = await cli("run", "scenarios/default.yaml", "--strategy", "upstream");
+    expect(form).toMatchObject({ code: 2, out: "" });
+    expect(form.err).toMatch(/^--strategy: 'upstream' is not AXIS=NAME \(axes: ops_resolution, /);
+    const twice = await cli("run", "scenarios/default.yaml", "--strategy", "ops_resolution=upstream", "--strategy", "ops_resolution=ask-each");
+    expect(twice).toMatchObject({ code: 2, err: "--strategy: ops_resolution is named twice (upstream and ask-each)" });
+  });
+
+  it("--kernel runs the scenario as a release had it, and rejects an unknown release, listing the presets", async () => {
+    const r = await cli("run", "scenarios/default.yaml", "--json", "--kernel", "v6.12");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ kernel: "v6.12", strategy: { domain_alloc: "device-ops" } });
+    const bad = await cli("run", "scenarios/default.yaml", "--kernel", "v6.9");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^--kernel: unknown kernel preset 'v6\.9' \(one of v5\.15, v6\.1, v6\.6, v6\.7, v6\.8, v6\.12, v6\.15, v6\.16, current\)/);
   });
 
   it("check takes the strategy flags too: the upstream expectations fail under ask-each", async () => {
-    const r = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--ops-resolution", "ask-each");
+    const r = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--strategy", "ops_resolution=ask-each");
     expect(r.code).toBe(1);
     expect(r.out).toContain('devices.iommufd_mock0.ops: expected null, got "mock"');
-    const bad = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--domain-alloc", "nope");
+    const bad = await cli("check", "scenarios/x86-mock-wrong-ops.yaml", "--strategy", "domain_alloc=nope");
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe("--domain-alloc: unknown strategy 'nope' (one of device-ops, bus-null-device)");
+    expect(bad.err).toBe("--strategy: domain_alloc: unknown strategy 'nope' (one of device-ops, bus-null-device)");
     expect(bad.out).toBe("");
   });
 
@@ -197,7 +215,7 @@ describe("iommu-sim CLI", () => {
       [["run", "--bogus", "scenarios/default.yaml"], "error: unknown option '--bogus'"],
       [["check"], "error: missing required argument 'file'"],
       [["validate", "a.yaml", "b.yaml"], "error: too many arguments for 'validate'. Expected 1 argument but got 2."],
-      [["run", "scenarios/default.yaml", "--ops-resolution"], "error: option '--ops-resolution <name>' argument missing"],
+      [["run", "scenarios/default.yaml", "--kernel"], "error: option '--kernel <version>' argument missing"],
     ];
     for (const [argv, msg] of cases) {
       const r = await cli(...argv);
@@ -219,7 +237,11 @@ describe("iommu-sim CLI", () => {
     expect(help.out).toMatch(/^Usage: iommu-sim/);
     const runHelp = await cli("run", "--help");
     const words = runHelp.out.replace(/\s+/g, " ");
-    expect(words).toContain("override boot.strategy.ops_resolution (upstream, ask-each)");
+    // Every axis with its strategies, and every kernel preset.
+    expect(words).toMatch(/--strategy <axis=name> .*\(ops_resolution: upstream\|ask-each[^;]*; .*domain_alloc: device-ops\|bus-null-device/);
+    expect(words).toContain("(v5.15, v6.1, v6.6, v6.7, v6.8, v6.12, v6.15, v6.16, current)");
+    const diffHelp = (await cli("diff", "--help")).out.replace(/\s+/g, " ");
+    expect(diffHelp).toContain("--a <set> the first design: a kernel preset, or AXIS=NAME[,AXIS=NAME]");
     expect(words).toContain("or - to read it from stdin");
   });
 });
@@ -358,7 +380,9 @@ describe("exit codes", () => {
   });
 
   it("2 for a flag value no strategy has, with the closest name", async () => {
-    const r = await cli("check", "scenarios/default.yaml", "--ops-resolution", "ask_each");
-    expect(r).toEqual({ code: 2, out: "", err: "--ops-resolution: unknown strategy 'ask_each' (one of upstream, ask-each); did you mean 'ask-each'?" });
+    const r = await cli("check", "scenarios/default.yaml", "--strategy", "ops_resolution=ask_each");
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/^--strategy: ops_resolution: unknown strategy 'ask_each' \(one of [^)]*\); did you mean 'ask-each'\?$/);
   });
 });

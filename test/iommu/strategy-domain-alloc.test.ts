@@ -20,7 +20,7 @@ const FILE = new URL("../../scenarios/two-instance-domain-alloc.yaml", import.me
 
 type DomainAllocName = "device-ops" | "bus-null-device";
 
-/** The shipped scenario with boot.strategy.domain_alloc set, as the CLI's --domain-alloc does. */
+/** The shipped scenario with boot.strategy.domain_alloc set, as the CLI's --strategy domain_alloc=... does. */
 function withDomainAlloc(s: Scenario, name: DomainAllocName): Scenario {
   return { ...s, boot: { ...s.boot, strategy: { ...s.boot?.strategy, domain_alloc: name } } };
 }
@@ -150,9 +150,9 @@ describe("domain allocation strategy on the two-instance machine", () => {
     expect(r.violations).toEqual([]);
   });
 
-  it("the CLI's --domain-alloc applies the same override", async () => {
+  it("the CLI's --strategy domain_alloc=bus-null-device applies the same override", async () => {
     const out: string[] = [];
-    const code = await main(["run", FILE, "--json", "--domain-alloc", "bus-null-device"], { out: (x) => out.push(x), err: () => {} });
+    const code = await main(["run", FILE, "--json", "--strategy", "domain_alloc=bus-null-device"], { out: (x) => out.push(x), err: () => {} });
     expect(code).toBe(1);
     const snap = JSON.parse(out.join("\n")) as Snapshot;
     expect(snap.events.find((e) => e.event === "attach_device" && e.arg === "for-dsp gpu")?.result).toBe("ok");

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { ACS_NAMES, PCI_DEV_TYPES } from "../../base/pci/pci-dev.ts";
 import { IOMMU_DRIVER_NAMES } from "../../drivers/index.ts";
 import { AXES, AXIS_NAMES, type AxisName, type StrategyName } from "../../designs/registry.ts";
+import { designChoice, PRESET_NAMES, type PresetName } from "../../designs/presets.ts";
 import { EVENT_KINDS, EVENTS, type EventKind } from "../event-table.ts";
 import { errno, EXPECT_DOMAIN_KINDS, name, parseSize, sizeSchema } from "./atoms.ts";
 import { listOf, quoteString } from "./suggest.ts";
@@ -223,10 +224,6 @@ export const strategySchema = z.strictObject(
 );
 export type StrategyChoice = z.infer<typeof strategySchema>;
 
-/** The strategy names of the two axes the command line has a flag for. */
-export const OPS_RESOLUTION_NAMES = AXES.ops_resolution.names;
-export const DOMAIN_ALLOC_NAMES = AXES.domain_alloc.names;
-
 export const scenarioSchema = z
   .strictObject({
     name,
@@ -246,9 +243,13 @@ export const scenarioSchema = z
           .describe(
             "iommus-first (default): instances register, then devices are added (built-in drivers); devices-first: devices are enumerated, then instances register and replay probe over them (VT-d's rootfs_initcall), then drivers",
           ),
+        kernel: z
+          .enum(PRESET_NAMES)
+          .optional()
+          .describe("a kernel release whose design choices the run takes, one strategy per axis (docs/design-axes.md#kernel-presets); default current"),
         strategy: strategySchema
           .optional()
-          .describe("design choices (docs/design-axes.md); {} = upstream"),
+          .describe("design choices per axis (docs/design-axes.md), over the kernel preset's; {} = the preset's (upstream by default)"),
       })
       .optional(),
     iommus: z.array(iommuSchema).default([]),
@@ -266,12 +267,22 @@ export type ExpectSpec = z.infer<typeof expectSchema>;
 
 /** The scenario with some of its boot.strategy choices replaced. */
 export function withStrategy(s: Scenario, over: StrategyChoice): Scenario {
-  const strategy: Record<string, string> = { ...s.boot?.strategy };
-  for (const a of AXIS_NAMES) {
-    const name = over[a];
-    if (name !== undefined) strategy[a] = name;
-  }
-  return { ...s, boot: { ...s.boot, strategy: strategy as StrategyChoice } };
+  return { ...s, boot: { ...s.boot, strategy: { ...s.boot?.strategy, ...over } } };
+}
+
+/**
+ * The scenario run under another design: a kernel preset replaces the
+ * scenario's own kernel and strategy choices (the run is that release's),
+ * and strategy choices then override per axis.
+ */
+export function withDesign(s: Scenario, d: { kernel?: PresetName; strategy?: StrategyChoice }): Scenario {
+  if (d.kernel === undefined) return withStrategy(s, d.strategy ?? {});
+  return { ...s, boot: { ...s.boot, kernel: d.kernel, strategy: { ...d.strategy } } };
+}
+
+/** The strategy choice a scenario's boot asks for: its kernel preset, overridden by its strategy. */
+export function scenarioDesign(s: Pick<Scenario, "boot">): StrategyChoice {
+  return designChoice(s.boot?.kernel, s.boot?.strategy);
 }
 
 /** The architecture a scenario boots: boot.arch, else x86 when an intel/amd instance exists, else arm64. */
