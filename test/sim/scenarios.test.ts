@@ -7,7 +7,12 @@ import { scenarioJsonSchema } from "../../src/sim/scenario/json-schema.ts";
 import { runScenario } from "../../src/sim/runner.ts";
 
 const dir = new URL("../../scenarios/", import.meta.url);
-const files = readdirSync(dir).filter((f) => f.endsWith(".yaml") || f.endsWith(".json")).filter((f) => f !== "schema.json");
+const isScenario = (f: string): boolean => (f.endsWith(".yaml") || f.endsWith(".json")) && f !== "schema.json";
+// The top-level scenarios and the design arguments under scenarios/designs/.
+const files = [
+  ...readdirSync(dir).filter(isScenario),
+  ...readdirSync(new URL("designs/", dir)).filter(isScenario).map((f) => `designs/${f}`),
+];
 
 describe("shipped scenarios", () => {
   it("include the ones the foundation issue asks for", () => {
