@@ -10,7 +10,7 @@ describe("boot() honours every option it takes", () => {
     expect(mockOps({})).toBeNull();
     expect(mockOps({ strategy: { ops_resolution: "ask-each" } })).toBe("mock");
     const r = boot(WRONG_OPS, { strategy: { domain_alloc: "bus-null-device" } });
-    expect(r.snapshot.strategy).toEqual({ ops_resolution: "upstream", domain_alloc: "bus-null-device" });
+    expect(r.snapshot.strategy).toEqual({ ops_resolution: "upstream", fwspec_ops: "from-fwnode", domain_alloc: "bus-null-device" });
   });
 
   it("trace, invariants, probeWalk and deferredProbe reach the run", () => {
@@ -42,7 +42,7 @@ describe("boot() honours every option it takes", () => {
     );
     expect(() => boot(WRONG_OPS, { trase: true } as BootOptions)).toThrow(new TypeError("boot(): bad options: trase: unknown key 'trase'; did you mean 'trace'?"));
     expect(() => boot(WRONG_OPS, { strategy: { ops_resolution: "magic" } } as unknown as BootOptions)).toThrow(
-      new TypeError("boot(): bad options: strategy.ops_resolution: expected one of upstream, ask-each, found 'magic'"),
+      new TypeError("boot(): bad options: strategy.ops_resolution: expected one of bus-set-iommu, bus-ops, upstream, ask-each, found 'magic'"),
     );
     expect(() => boot(WRONG_OPS, { trace: "yes" } as unknown as BootOptions)).toThrow(new TypeError("boot(): bad options: trace: expected true or false, found 'yes'"));
   });

@@ -7,11 +7,13 @@
 import type { IommuStrategies } from "../iommu/strategy-types.ts";
 import type { Axis } from "./axis.ts";
 import { DOMAIN_ALLOC } from "./domain-alloc.ts";
+import { FWSPEC_OPS } from "./fwspec-ops.ts";
 import { OPS_RESOLUTION } from "./ops-resolution.ts";
 
 /** The axes, in the order the schema and the snapshot list them. */
 export const AXES = {
   ops_resolution: OPS_RESOLUTION,
+  fwspec_ops: FWSPEC_OPS,
   domain_alloc: DOMAIN_ALLOC,
 } as const;
 

@@ -12,7 +12,7 @@ import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
 import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { ofDeviceIsAvailable, ofMapId, ofParsePhandleWithArgs, type OfPhandleArgs } from "../firmware/of.ts";
-import { devIommu, devIommuFree, devIommuFwspecGet } from "./dev-iommu.ts";
+import { devIommu, devIommuFree, devIommuFwspecGet, type IommuFwspec } from "./dev-iommu.ts";
 import { iommuFwspecFree, iommuFwspecInit, iommuOpsFromFwnode } from "./fwspec.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { iommuProbeDevice } from "./probe.ts";
@@ -55,7 +55,10 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
   touch(k.sched, dev);
   yield* mutexLock(k.sched, k.probeLock);
   const devIommuPresent = devIommu(dev) !== null;
-  const err = devIommuFwspecGet(dev) !== null ? 0 : ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent);
+  // fwspec-carries-ops: an ops-less fwspec a deferral left is freed ("start again from scratch").
+  const fw = devIommuFwspecGet(dev);
+  if (fw !== null && !k.strategy.fwspecOps.keepsExisting(fw)) iommuFwspecFree(dev);
+  const err = devIommuFwspecGet(dev) !== null ? 0 : ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent, fw);
   yield* mutexUnlock(k.sched, k.probeLock);
   // Not on the iommu_probe_device path (no dev->iommu on entry): replay the probe.
   if (err === 0 && dev.registered && !devIommuPresent) return yield* iommuProbeDevice(k, dev);
@@ -63,12 +66,21 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
 }, { subject: (_k, dev) => dev.name, detail: (_k, _dev, masterNp) => masterNp?.name ?? "" });
 
 /** The fwspec from firmware, under iommu_probe_device_lock; on failure the fwspec (or the dev_iommu made for it) goes again. */
-function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean): 0 | KError {
+function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean, entry: IommuFwspec | null): 0 | KError {
   const err =
     dev.pci !== null
       ? pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0)
       : ofIommuConfigureDev(k, dev, masterNp);
   if (err !== 0) {
+    // fwspec-carries-ops (up to v6.10) leaves what a failed parse made (an empty fwspec waiting for its IOMMU).
+    if (k.strategy.fwspecOps.keepsFailedParse) {
+      const left = devIommuFwspecGet(dev);
+      // Recorded where the state changes: not a probe's own parse (dev->iommu, no fwspec, on entry), which the failed probe undoes.
+      if (left !== null && (!devIommuPresent || (entry !== null && !sameFwspec(entry, left)))) {
+        k.effect("fwspec-left-after-failed-parse", dev.name, `of_iommu_configure failed with ${err.errno} and left the fwspec it made`);
+      }
+      return err;
+    }
     if (devIommuPresent) iommuFwspecFree(dev);
     else if (devIommu(dev) !== null) devIommuFree(dev);
     return err;
@@ -78,4 +90,9 @@ function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandl
     k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
   }
   return 0;
+}
+
+/** Whether two fwspecs say the same (an ops-less fwspec freed and made again by the next parse). */
+function sameFwspec(a: IommuFwspec, b: IommuFwspec): boolean {
+  return a.iommuFwnode === b.iommuFwnode && a.ops === b.ops && a.ids.length === b.ids.length && a.ids.every((id, i) => id === b.ids[i]);
 }

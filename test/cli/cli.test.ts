@@ -177,7 +177,7 @@ describe("iommu-sim CLI", () => {
     const bad = await cli("run", "scenarios/default.yaml", "--ops-resolution", "magic");
     expect(bad.code).toBe(2);
     // The flag (the key it overrides), the bad value and the allowed ones; nothing ran, no stack trace.
-    expect(bad.err).toBe("--ops-resolution: unknown strategy 'magic' (one of upstream, ask-each)");
+    expect(bad.err).toBe("--ops-resolution: unknown strategy 'magic' (one of bus-set-iommu, bus-ops, upstream, ask-each)");
     expect(bad.out).toBe("");
   });
 
@@ -219,7 +219,7 @@ describe("iommu-sim CLI", () => {
     expect(help.out).toMatch(/^Usage: iommu-sim/);
     const runHelp = await cli("run", "--help");
     const words = runHelp.out.replace(/\s+/g, " ");
-    expect(words).toContain("override boot.strategy.ops_resolution (upstream, ask-each)");
+    expect(words).toContain("override boot.strategy.ops_resolution (bus-set-iommu, bus-ops, upstream, ask-each)");
     expect(words).toContain("or - to read it from stdin");
   });
 });
@@ -358,6 +358,6 @@ describe("exit codes", () => {
 
   it("2 for a flag value no strategy has, with the closest name", async () => {
     const r = await cli("check", "scenarios/default.yaml", "--ops-resolution", "ask_each");
-    expect(r).toEqual({ code: 2, out: "", err: "--ops-resolution: unknown strategy 'ask_each' (one of upstream, ask-each); did you mean 'ask-each'?" });
+    expect(r).toEqual({ code: 2, out: "", err: "--ops-resolution: unknown strategy 'ask_each' (one of bus-set-iommu, bus-ops, upstream, ask-each); did you mean 'ask-each'?" });
   });
 });
