@@ -314,7 +314,8 @@ export function genMachine(r: Rng): MachineShape {
   if (cmdline !== "") boot.cmdline = cmdline;
   if (r.chance(0.2)) boot.order = "devices-first";
   const strategy: Obj = {};
-  if (r.chance(0.2)) strategy.ops_resolution = "ask-each";
+  if (r.chance(0.4)) strategy.ops_resolution = r.pick(["ask-each", "bus-set-iommu", "bus-ops"]);
+  if (r.chance(0.25)) strategy.fwspec_ops = "fwspec-carries-ops";
   if (r.chance(0.15)) strategy.domain_alloc = "bus-null-device";
   if (Object.keys(strategy).length > 0) boot.strategy = strategy;
   const raw: Obj = { name: "fuzz", iommus, devices, drivers: drivers(r, devices), events: [] };
