@@ -46,7 +46,7 @@ describe("boot() honours every option it takes", () => {
     );
     expect(() => boot(WRONG_OPS, { trase: true } as BootOptions)).toThrow(new TypeError("boot(): bad options: trase: unknown key 'trase'; did you mean 'trace'?"));
     expect(() => boot(WRONG_OPS, { strategy: { ops_resolution: "magic" } } as unknown as BootOptions)).toThrow(
-      new TypeError("boot(): bad options: strategy.ops_resolution: expected one of upstream, ask-each, found 'magic'"),
+      new TypeError("boot(): bad options: strategy.ops_resolution: expected one of bus-set-iommu, bus-ops, upstream, ask-each, found 'magic'"),
     );
     expect(() => boot(WRONG_OPS, { trace: "yes" } as unknown as BootOptions)).toThrow(new TypeError("boot(): bad options: trace: expected true or false, found 'yes'"));
   });

@@ -324,7 +324,8 @@ export function genMachine(r: Rng): MachineShape {
   if (cmdline !== "") boot.cmdline = cmdline;
   if (r.chance(0.2)) boot.order = "devices-first";
   const strategy: Obj = {};
-  if (r.chance(0.2)) strategy.ops_resolution = "ask-each";
+  if (r.chance(0.4)) strategy.ops_resolution = r.pick(["ask-each", "bus-set-iommu", "bus-ops"]);
+  if (r.chance(0.25)) strategy.fwspec_ops = "fwspec-carries-ops";
   if (r.chance(0.15)) strategy.domain_alloc = "bus-null-device";
   if (r.chance(0.2)) strategy.dma_ownership = "notifier";
   if (r.chance(0.3)) strategy.fwspec_owner = r.pick(["driver-probe-time", "bus-code"]);

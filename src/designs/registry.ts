@@ -9,16 +9,18 @@ import type { Axis } from "./axis.ts";
 import { DMA_OWNERSHIP } from "./dma-ownership.ts";
 import { DOMAIN_ALLOC } from "./domain-alloc.ts";
 import { FWSPEC_OWNER } from "./fwspec-owner.ts";
+import { FWSPEC_OPS } from "./fwspec-ops.ts";
 import { OPS_RESOLUTION } from "./ops-resolution.ts";
 import { PROBE_SERIALISATION } from "./probe-serialisation.ts";
 
-/** The axes, in the order the schema and the snapshot list them. */
+/** The axes, in the order the schema, the snapshot and the docs list them: a device's life, from its ops to its domains. */
 export const AXES = {
   ops_resolution: OPS_RESOLUTION,
-  domain_alloc: DOMAIN_ALLOC,
-  dma_ownership: DMA_OWNERSHIP,
+  fwspec_ops: FWSPEC_OPS,
   fwspec_owner: FWSPEC_OWNER,
   probe_serialisation: PROBE_SERIALISATION,
+  dma_ownership: DMA_OWNERSHIP,
+  domain_alloc: DOMAIN_ALLOC,
 } as const;
 
 export type AxisName = keyof typeof AXES;

@@ -26,6 +26,7 @@ import { newPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.
 import { pagingFormat, type PagingFormat } from "./paging-format.ts";
 import { disablePasidAtRelease } from "./pasid-enable.ts";
 import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
+import { busClaims } from "./bus-claims.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "amd-iommu";
@@ -57,6 +58,7 @@ export class AmdIommu {
 
 export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const units = new DmarUnits("IVHD");
+  const instances: IommuDevice[] = [];
   const identity = staticIdentityDomain();
   const blocked = staticBlockedDomain();
   const domainOps = pagingDomainOps(env, (d, dev) => sameInstance(d, dev, DRIVER));
@@ -109,11 +111,14 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     name: DRIVER,
     ops,
     registerBus: null,
+    // @kernel: amd_iommu_init_api (up to v6.0: every IVHD registered, then pci, amba, platform; the first error fails the init)
+    busClaims: busClaims(k, ops, { buses: ["pci", "amba", "platform"], skip: "none", onError: "fail", when: "last-instance", onRemove: "keep" }, () => instances),
     newInstance(desc: IommuInstanceDesc) {
       const scope = desc.scope ?? dmarIncludeAllScope();
       const pasidBits = desc.pasidBits ?? 16;
       const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(pasidBits > 0));
       units.add(scope, it);
+      instances.push(it);
       return it;
     },
   };

@@ -10,7 +10,7 @@
 import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
-import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
+import { iommuFwspecAddIds, iommuFwspecForOtherOps } from "../iommu/fwspec.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
 import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID } from "../iommu/domain-alloc.ts";
 import { genericDeviceGroup } from "../iommu/group.ts";
@@ -21,6 +21,7 @@ import { pciDeviceGroup } from "../iommu/pci-group.ts";
 import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import { armLpaeRestrictPgsizes } from "../pgtable/lpae-geometry.ts";
 import { SZ_1G, SZ_2M, SZ_4K, bitmapOr } from "../pgtable/sizes.ts";
+import { busClaims } from "./bus-claims.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 import { firmwareResvRegions, quirkDefDomainType } from "./env-tables.ts";
 import { newPagingDomain, newUnfinalisedPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.ts";
@@ -120,6 +121,8 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
       if (p?.priv) return kerr("EBUSY", `${dev.name} already has an SMMU master`);
       const fwspec = p?.fwspec ?? null;
       if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming an SMMU`);
+      // Up to v6.7 (the bus's ops are asked about every device): fwspec->ops != &arm_smmu_ops.
+      if (iommuFwspecForOtherOps(k, fwspec, ops)) return kerr("ENODEV", `${dev.name}'s fwspec is not for ${DRIVER}`);
       const iommu = getByFwnode(dev);
       if (iommu === null) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
       const smmu = smmuOf(iommu);
@@ -173,6 +176,8 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
     name: DRIVER,
     ops,
     registerBus: null,
+    // @kernel: arm_smmu_set_bus_ops (up to v6.0: pci, amba, platform; a bus with other ops fails the probe)
+    busClaims: busClaims(k, ops, { buses: ["pci", "amba", "platform"], skip: "own-ops", onError: "unwind", when: "each-instance", onRemove: "clear" }, () => instances),
     newInstance(desc: IommuInstanceDesc) {
       const ssid = desc.pasidBits ?? 20;
       const smmu = new ArmSmmuDevice(desc.sidBits ?? 32, desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G, desc.ias ?? 48);

@@ -13,7 +13,7 @@
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_UNMANAGED } from "../iommu/domain.ts";
-import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
+import { iommuFwspecAddIds, iommuFwspecForOtherOps } from "../iommu/fwspec.ts";
 import { genericDeviceGroup, iommuGroupRefGet, type IommuGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
@@ -25,6 +25,7 @@ import { quirkDefDomainType } from "./env-tables.ts";
 import { newUnfinalisedPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.ts";
 import { pagingFormat, type PagingFormat } from "./paging-format.ts";
 import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
+import { busClaims } from "./bus-claims.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 import { armSmmuResvRegions } from "./arm-smmu-v3.ts";
 
@@ -203,6 +204,8 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
     probeDevice(dev) {
       const fwspec = devIommuFwspecGet(dev);
       if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming an SMMU`);
+      // Up to v6.7 (the bus's ops are asked about every device): only fwspec->ops == &arm_smmu_ops is ours.
+      if (iommuFwspecForOtherOps(k, fwspec, ops)) return kerr("ENODEV", `${dev.name}'s fwspec is not for ${DRIVER}`);
       const iommu = instances.find((i) => i.fwnode === fwspec.iommuFwnode);
       if (iommu === undefined) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
       const smmu = v2(iommu);
@@ -259,6 +262,8 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
     name: DRIVER,
     ops,
     registerBus: null,
+    // @kernel: arm_smmu_bus_init (up to v6.0: platform, amba, pci, each only if !iommu_present; its remove's NULL call is guarded the same way, so it clears nothing)
+    busClaims: busClaims(k, ops, { buses: ["platform", "amba", "pci"], skip: "any-ops", onError: "unwind", when: "each-instance", onRemove: "keep" }, () => instances),
     newInstance(desc: IommuInstanceDesc) {
       const sidBits = desc.sidBits ?? 15;
       const mask = 2 ** sidBits - 1;

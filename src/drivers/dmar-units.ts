@@ -22,6 +22,11 @@ export class DmarUnits {
     this.units.push({ scope, iommu });
   }
 
+  /** The unit whose firmware scope covers `dev` (registered or not). */
+  unitOf(dev: Device): IommuDevice | null {
+    return dmarFindMatchedUnit(this.units, dev)?.iommu ?? null;
+  }
+
   /** The unit a domain allocated with no device is set up on: the first registered one. */
   firstRegistered(): IommuDevice | null {
     return this.units.find((u) => u.iommu.listed)?.iommu ?? null;

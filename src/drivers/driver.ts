@@ -12,6 +12,7 @@ import type { IommuCore } from "../iommu/iommu-core.ts";
 import type { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuDomain } from "../iommu/domain.ts";
 import type { IommuOps } from "../iommu/ops.ts";
+import type { DriverBusOps } from "../iommu/strategy-types.ts";
 import type { PgtableMemory } from "../pgtable/pool.ts";
 
 /** One hardware unit as a scenario describes it. */
@@ -64,6 +65,8 @@ export interface IommuDriver {
   readonly ops: IommuOps;
   /** Whether its instances register with iommu_device_register_bus on a private bus (the selftest mock). */
   readonly registerBus: BusType | null;
+  /** Its bus_set_iommu calls around its registration (kernels up to v6.0; bus-claims.ts); none for the selftest mock. */
+  readonly busClaims: DriverBusOps | null;
   newInstance(desc: IommuInstanceDesc): IommuDevice;
   /**
    * The instance's own probe, just before it registers (the SMMU's

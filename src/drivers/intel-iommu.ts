@@ -19,6 +19,7 @@ import {
   IOMMU_HWPT_ALLOC_PASID,
 } from "../iommu/domain-alloc.ts";
 import { genericDeviceGroup } from "../iommu/group.ts";
+import { iommuProbeDevice } from "../iommu/probe.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
 import type { IommuOps } from "../iommu/ops.ts";
@@ -32,6 +33,7 @@ import { newPagingDomain, pagingDomainOps, pagingPriv } from "./paging-domain.ts
 import { pagingFormat, type PagingFormat } from "./paging-format.ts";
 import { disablePasidAtRelease } from "./pasid-enable.ts";
 import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
+import { busClaims } from "./bus-claims.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "intel-iommu";
@@ -69,6 +71,7 @@ function unitOf(iommu: IommuDevice): IntelIommu {
 
 export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   const units = new DmarUnits("DMAR unit");
+  const instances: IommuDevice[] = [];
   const identity = staticIdentityDomain();
   const blocked = staticBlockedDomain();
 
@@ -125,10 +128,29 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
     },
   };
 
+  const pciClaim = busClaims(k, ops, { buses: ["pci"], skip: "none", onError: "ignore", when: "last-instance", onRemove: "keep" }, () => instances);
+
   return {
     name: DRIVER,
     ops,
     registerBus: null,
+    busClaims: {
+      *claim(iommu) {
+        // @kernel: intel_iommu_init (up to v6.0: every DRHD registered, then bus_set_iommu(&pci_bus_type), its result unchecked)
+        const ret = yield* pciClaim.claim(iommu);
+        if (ret !== 0 || !instances.every((i) => i.listed)) return ret;
+        // @kernel: probe_acpi_namespace_devices (up to v6.0: each ACPI namespace device's bus gets intel_iommu_ops outright, then iommu_probe_device)
+        for (const bus of k.iommuBuses) {
+          for (const dev of [...bus.devices]) {
+            if (dev.pci !== null || units.unitOf(dev) === null) continue;
+            k.busIommuOps.set(dev.bus, ops);
+            yield* iommuProbeDevice(k, dev);
+          }
+        }
+        return 0;
+      },
+      release: (iommu) => pciClaim.release(iommu),
+    },
     newInstance(desc: IommuInstanceDesc) {
       const scope = desc.scope ?? dmarIncludeAllScope();
       const bitmap = desc.pgsizeBitmap ?? SZ_4K + SZ_2M + SZ_1G;
@@ -137,6 +159,7 @@ export const createIntelIommu: IommuDriverFactory = (k: IommuCore, env: DriverEn
       const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new IntelIommu(superpage, desc.ias ?? 48));
       // DRHD units with explicit scopes are searched before INCLUDE_PCI_ALL ones.
       units.add(scope, it);
+      instances.push(it);
       return it;
     },
   };

@@ -72,6 +72,7 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     name: DRIVER,
     ops,
     registerBus: env.mockBus,
+    busClaims: null,
     newInstance(desc: IommuInstanceDesc) {
       const it = new IommuDevice(desc.name, desc.fwnode, 2 ** MOCK_PASID_WIDTH);
       mockIommu = it;

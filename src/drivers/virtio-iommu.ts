@@ -9,7 +9,7 @@
 import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu, devIommuFwspecGet } from "../iommu/dev-iommu.ts";
-import { iommuFwspecAddIds } from "../iommu/fwspec.ts";
+import { iommuFwspecAddIds, iommuFwspecForOtherOps } from "../iommu/fwspec.ts";
 import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
 import { genericDeviceGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
@@ -24,6 +24,7 @@ import { firmwareResvRegions, quirkDefDomainType } from "./env-tables.ts";
 import { newPagingDomain, newUnfinalisedPagingDomain, pagingDomainOps, sameInstance } from "./paging-domain.ts";
 import { pagingFormat, type PagingFormat } from "./paging-format.ts";
 import { staticBlockedDomain, staticIdentityDomain } from "./static-domains.ts";
+import { busClaims } from "./bus-claims.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
 
 export const DRIVER = "virtio-iommu";
@@ -86,6 +87,8 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     probeDevice(dev) {
       const fwspec = devIommuFwspecGet(dev);
       if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming a virtio-iommu`);
+      // Up to v6.7 (the bus's ops are asked about every device): fwspec->ops != &viommu_ops.
+      if (iommuFwspecForOtherOps(k, fwspec, ops)) return kerr("ENODEV", `${dev.name}'s fwspec is not for ${DRIVER}`);
       const it = instances.find((i) => i.fwnode === fwspec.iommuFwnode);
       if (it === undefined) return kerr("ENODEV", `no virtio-iommu has fwnode ${fwspec.iommuFwnode?.name}`);
       return it;
@@ -109,6 +112,8 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
     name: DRIVER,
     ops,
     registerBus: null,
+    // @kernel: viommu_probe (up to v6.0: pci, amba, platform unless already viommu_ops'; an error unregisters the viommu)
+    busClaims: busClaims(k, ops, { buses: ["pci", "amba", "platform"], skip: "own-ops", onError: "fail", when: "each-instance", onRemove: "keep" }, () => instances),
     newInstance(desc: IommuInstanceDesc) {
       const it = new IommuDevice(desc.name, desc.fwnode, 0, new ViommuDev(desc.pgsizeBitmap ?? SZ_4K, desc.ias ?? 48));
       instances.push(it);

@@ -17,7 +17,16 @@ const NO_IDS: readonly number[] = Object.freeze([]);
 export class IommuFwspec {
   /** Replaced, never grown in place: a fwspec usually holds one id, so its array is sized exactly. */
   ids: readonly number[] = NO_IDS;
-  constructor(readonly iommuFwnode: FwnodeHandle | null) {}
+  constructor(
+    readonly iommuFwnode: FwnodeHandle | null,
+    /**
+     * `fwspec->ops` (kernels up to v6.10, fwspec_ops=fwspec-carries-ops): the
+     * ops the fwspec was made for, NULL in the "otherwise empty" fwspec left
+     * while its IOMMU is not registered. Always null under from-fwnode, whose
+     * fwspec has no ops (the fwnode's instance gives them).
+     */
+    readonly ops: IommuOps | null = null,
+  ) {}
 }
 
 /** struct dev_iommu */

@@ -107,7 +107,7 @@ export function domainIommuOpsCompatible(ops: IommuOps, d: IommuDomain): boolean
   return d === ops.blockedDomain || d === ops.identityDomain;
 }
 
-// @kernel: iommu_domain_alloc (v6.8-v6.12, removed in v6.13: ops from the bus, no device)
+// @kernel: iommu_domain_alloc (v6.8-v6.12, removed in v6.13: ops from the bus's devices, no device)
 export function iommuDomainAllocBus(k: IommuCore, bus: BusType): IommuDomain | KError {
   // @kernel: __iommu_domain_alloc_dev (every device on the bus with an IOMMU must share ops)
   let ops: IommuOps | null = null;
@@ -124,7 +124,22 @@ export function iommuDomainAllocBus(k: IommuCore, bus: BusType): IommuDomain | K
     ops = o;
   }
   if (ops === null) return kerr("ENODEV", `no device on bus ${bus.name} has an IOMMU`);
-  // @kernel: __iommu_domain_alloc (domain_alloc_paging with a NULL device)
+  return iommuDomainAllocNullDev(k, ops);
+}
+
+/**
+ * iommu_domain_alloc(bus) up to v6.7: the bus's own ops (`bus->iommu_ops`),
+ * NULL for a bus without them; a domain comes back even when no device on
+ * the bus has an IOMMU.
+ */
+// @kernel: iommu_domain_alloc (up to v6.7: bus->iommu_ops)
+export function iommuDomainAllocBusOps(k: IommuCore, bus: BusType, ops: IommuOps | null): IommuDomain | KError {
+  if (ops === null) return kerr("ENODEV", `bus ${bus.name} has no iommu_ops to allocate a domain with`);
+  return iommuDomainAllocNullDev(k, ops);
+}
+
+// @kernel: __iommu_domain_alloc (domain_alloc_paging with a NULL device)
+function iommuDomainAllocNullDev(k: IommuCore, ops: IommuOps): IommuDomain | KError {
   let d: IommuDomain | KError;
   if (ops.domainAllocPaging) d = ops.domainAllocPaging(null);
   else if (ops.domainAllocPagingFlags) d = ops.domainAllocPagingFlags(null, 0, null);

@@ -20,27 +20,56 @@ export function iommuOpsFromFwnode(k: IommuCore, fwnode: FwnodeHandle | null): I
   return iommuFromFwnode(k, fwnode)?.ops ?? null;
 }
 
-// @kernel: iommu_fwspec_ops
+// @kernel: iommu_fwspec_ops (v6.11+: the instance the fwnode names; under fwspec-carries-ops see FwspecOps.opsOf)
 export function iommuFwspecOps(k: IommuCore, fwspec: IommuFwspec | null): IommuOps | null {
   return iommuOpsFromFwnode(k, fwspec?.iommuFwnode ?? null);
 }
 
 // @kernel: driver_deferred_probe_check_state (modules enabled, before the timeout)
-function deferredProbeCheckState(dev: Device, fwnode: FwnodeHandle | null): KError {
+export function deferredProbeCheckState(dev: Device, fwnode: FwnodeHandle | null): KError {
   dev.deferredProbeSupplier = fwnode;
   return kerr("EPROBE_DEFER", `the IOMMU ${fwnode?.name ?? "(none)"} names is not registered yet`);
 }
 
-// @kernel: iommu_fwspec_init (caller holds iommu_probe_device_lock)
+/**
+ * iommu_fwspec_init's gate on a registering instance: a device not being
+ * probed waits until the instance's bus walk is done. Only the
+ * probe_serialisation design with iommu_device.ready (v6.16+) looks at it.
+ */
+export function iommuFwspecNotReady(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, iommu: IommuDevice): KError | null {
+  if (!k.strategy.probeSerialisation.checkReady || devIommu(dev) !== null || iommu.ready) return null;
+  dev.deferredProbeSupplier = fwnode;
+  return kerr("EPROBE_DEFER", `${dev.name}: IOMMU ${iommu.name} is registering but not ready yet`);
+}
+
+/**
+ * iommu_fwspec_init as the fwspec_ops strategy in force makes it (caller
+ * holds iommu_probe_device_lock), for of_iommu_xlate: the ops-carrying form
+ * is passed the ops of the instance with that fwnode, as of_iommu_xlate
+ * looked them up.
+ */
+// @kernel: iommu_fwspec_init
 export function iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): 0 | KError {
+  return k.strategy.fwspecOps.init(k, dev, fwnode, iommuOpsFromFwnode(k, fwnode));
+}
+
+/** iommu_fwspec_init with the ops a caller of the ops-carrying form passes (iommu_mock_device_add: the mock's). */
+export function iommuFwspecInitOps(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): 0 | KError {
+  return k.strategy.fwspecOps.init(k, dev, fwnode, ops);
+}
+
+/**
+ * v6.11+ (fwspec_ops=from-fwnode, "iommu: Resolve fwspec ops automatically"):
+ * the fwspec names a registered instance by fwnode and carries no ops; none
+ * registered defers, and no fwspec is left behind.
+ */
+// @kernel: iommu_fwspec_init (caller holds iommu_probe_device_lock)
+export function iommuFwspecInitFromFwnode(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): 0 | KError {
   const iommu = iommuFromFwnode(k, fwnode);
   if (iommu === null) return deferredProbeCheckState(dev, fwnode);
+  const notReady = iommuFwspecNotReady(k, dev, fwnode, iommu);
+  if (notReady !== null) return notReady;
   const param = devIommu(dev);
-  // probe_serialisation: only the design with iommu_device.ready (v6.16+) looks at it.
-  if (param === null && !iommu.ready && k.strategy.probeSerialisation.checkReady) {
-    dev.deferredProbeSupplier = fwnode;
-    return kerr("EPROBE_DEFER", `${dev.name}: IOMMU ${iommu.name} is registering but not ready yet`);
-  }
   if (param?.fwspec) {
     return iommuFwspecOps(k, param.fwspec) === iommu.ops
       ? 0
@@ -48,6 +77,18 @@ export function iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle 
   }
   devIommuGet(dev).fwspec = new IommuFwspec(fwnode);
   return 0;
+}
+
+/**
+ * Whether a fwnode driver's probe_device refuses `fwspec` as another
+ * driver's: in the bus-ops eras (up to v6.7) the bus's ops are asked about
+ * every device on the bus, and such drivers checked `fwspec->ops !=
+ * &their_ops` (ENODEV; under from-fwnode the ops its fwnode names). "iommu:
+ * Clean up open-coded ownership checks" (v6.8) removed the checks once the
+ * core picks ops per device: false when the core does.
+ */
+export function iommuFwspecForOtherOps(k: IommuCore, fwspec: IommuFwspec, ops: IommuOps): boolean {
+  return k.strategy.opsResolution.driversCheckFwspec && k.strategy.fwspecOps.opsOf(k, fwspec) !== ops;
 }
 
 // @kernel: iommu_fwspec_add_ids

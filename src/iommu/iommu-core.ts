@@ -17,6 +17,7 @@ import type { FailureEffectId, FailureEffectSink } from "../lib/failure-effects.
 import { IOMMU_DOMAIN_DMA, type IommuDomain } from "./domain.ts";
 import type { IommuGroup } from "./group.ts";
 import type { IommuDevice } from "./iommu-device.ts";
+import type { IommuOps } from "./ops.ts";
 import { ProbeIndex } from "./probe-index.ts";
 import type { IommuStrategies } from "./strategy-types.ts";
 
@@ -42,6 +43,14 @@ export class IommuCore implements TraceCtx, FailureEffectSink {
   dmaStrict = true;
   /** iommu_cmd_line */
   cmdLine = 0;
+  /**
+   * `bus->iommu_ops` (struct bus_type's member up to v6.7, kept here since
+   * base/ knows no IOMMU types): the ops each bus carries under
+   * ops_resolution bus-set-iommu and bus-ops; empty under the others.
+   */
+  readonly busIommuOps = new Map<BusType, IommuOps>();
+  /** Model only: fwspec-only dev_iommus that registration walks' refused probes freed (what a failed registration compares). */
+  walkFreedDevIommus = 0;
   /** Unprobed devices indexed by the IOMMU their firmware names (a model speed-up, exact). */
   readonly probeIndex = new ProbeIndex();
   /** How bus_iommu_probe picks devices: via the index, or every device on the bus as the kernel does. */

@@ -12,7 +12,7 @@ import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
 import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { ofDeviceIsAvailable, ofMapId, ofParsePhandleWithArgs, type OfPhandleArgs } from "../firmware/of.ts";
-import { devIommu, devIommuFree, devIommuFwspecGet } from "./dev-iommu.ts";
+import { devIommu, devIommuFree, devIommuFwspecGet, type IommuFwspec } from "./dev-iommu.ts";
 import { iommuFwspecFree, iommuFwspecInit, iommuOpsFromFwnode } from "./fwspec.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { iommuProbeDevice } from "./probe.ts";
@@ -57,12 +57,15 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
   // "Serialise to make dev->iommu stable under our potential fwspec" (v6.7+; none before).
   yield* fwspecLock(k);
   yield* access(k.sched, "read", "dev->iommu->fwspec");
-  if (devIommuFwspecGet(dev) !== null) {
+  const fw = devIommuFwspecGet(dev);
+  // A fwspec is kept; up to v6.10 (fwspec-carries-ops) only one with ops: an ops-less one a deferral left is freed ("start again from scratch").
+  if (fw !== null && k.strategy.fwspecOps.keepsExisting(fw)) {
     yield* fwspecUnlock(k);
     return 0;
   }
   const devIommuPresent = devIommu(dev) !== null;
-  const err = ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent);
+  if (fw !== null) iommuFwspecFree(dev);
+  const err = ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent, fw);
   yield* fwspecUnlock(k);
   // The replay: since v6.15 only off the iommu_probe_device path (no dev->iommu on entry); before, after every parse.
   if (err === 0 && dev.registered && k.strategy.fwspecOwner.replayAtBind(devIommuPresent)) return yield* iommuProbeDevice(k, dev);
@@ -70,12 +73,21 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
 }, { subject: (_k, dev) => dev.name, detail: (_k, _dev, masterNp) => masterNp?.name ?? "" });
 
 /** The fwspec from firmware, under iommu_probe_device_lock; on failure the fwspec (or the dev_iommu made for it) goes again. */
-function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean): 0 | KError {
+function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean, entry: IommuFwspec | null): 0 | KError {
   const err =
     dev.pci !== null
       ? pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0)
       : ofIommuConfigureDev(k, dev, masterNp);
   if (err !== 0) {
+    // fwspec-carries-ops (up to v6.10) leaves what a failed parse made (an empty fwspec waiting for its IOMMU).
+    if (k.strategy.fwspecOps.keepsFailedParse) {
+      const left = devIommuFwspecGet(dev);
+      // Recorded where the state changes: not a probe's own parse (dev->iommu, no fwspec, on entry), which the failed probe undoes.
+      if (left !== null && (!devIommuPresent || (entry !== null && !sameFwspec(entry, left)))) {
+        k.effect("fwspec-left-after-failed-parse", dev.name, `of_iommu_configure failed with ${err.errno} and left the fwspec it made`);
+      }
+      return err;
+    }
     if (devIommuPresent) iommuFwspecFree(dev);
     else if (devIommu(dev) !== null) devIommuFree(dev);
     return err;
@@ -85,4 +97,9 @@ function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandl
     k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
   }
   return 0;
+}
+
+/** Whether two fwspecs say the same (an ops-less fwspec freed and made again by the next parse). */
+function sameFwspec(a: IommuFwspec, b: IommuFwspec): boolean {
+  return a.iommuFwnode === b.iommuFwnode && a.ops === b.ops && a.ids.length === b.ids.length && a.ids.every((id, i) => id === b.ids[i]);
 }

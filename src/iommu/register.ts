@@ -13,13 +13,14 @@ import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import { access, touch, type Path } from "../base/path.ts";
 import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
-import { devIommuFree, devIommuOps } from "./dev-iommu.ts";
+import { devIommu, devIommuFree, devIommuOps } from "./dev-iommu.ts";
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
-import { iommuFwspecInit } from "./fwspec.ts";
+import { iommuFwspecInitOps } from "./fwspec.ts";
 import { iommuGroupPut, type IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import type { IommuDevice } from "./iommu-device.ts";
 import type { IommuOps } from "./ops.ts";
+import type { DriverBusOps } from "./strategy-types.ts";
 import { iommuBusNotifier, iommuProbeDeviceLocked, iommuReleaseDevice, probeIndexAdd } from "./probe.ts";
 import { fwspecLock, fwspecUnlock, probeCallerLock, probeCallerUnlock } from "./probe-lock.ts";
 
@@ -61,7 +62,10 @@ export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCo
   for (const dev of walkCandidates(k, bus)) {
     if (!dev.registered) continue;
     yield* probeCallerLock(k);
+    const had = devIommu(dev) !== null;
     const ret = yield* iommuProbeDeviceLocked(k, dev, groupList);
+    // A refused probe frees a fwspec-only dev_iommu (one a deferral left under fwspec-carries-ops).
+    if (ret !== 0 && had && devIommu(dev) === null) k.walkFreedDevIommus++;
     yield* probeCallerUnlock(k);
     if (ret !== 0 && ret.errno !== "ENODEV") {
       for (const g of groupList) g.onGroupList = false;
@@ -88,7 +92,7 @@ export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCo
 function registerFootprint(k: IommuCore): string {
   let n = 0;
   for (const it of k.deviceList) n += it.devices.size;
-  return `${k.ctx.diag.warnings.length} ${k.groups.size} ${k.domains.size} ${n}`;
+  return `${k.ctx.diag.warnings.length} ${k.groups.size} ${k.domains.size} ${n} ${k.walkFreedDevIommus}`;
 }
 
 /**
@@ -105,6 +109,9 @@ function registerFailed(k: IommuCore, iommu: IommuDevice, err: KError, footprint
 export const iommuDeviceRegister = kernelPath("iommu_device_register", function* (k: IommuCore, iommu: IommuDevice, ops: IommuOps, hwdevFwnode: FwnodeHandle | null): Path<0 | KError> {
   // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
+  // bus-ops (v6.1-v6.7): a second, different driver is refused before anything is set up.
+  const admitted = k.strategy.opsResolution.admit(k, ops);
+  if (admitted !== 0) return admitted;
   const footprint = registerFootprint(k);
   iommu.ops = ops;
   if (hwdevFwnode !== null) iommu.fwnode = hwdevFwnode;
@@ -113,6 +120,8 @@ export const iommuDeviceRegister = kernelPath("iommu_device_register", function*
   listAdd(k, iommu);
   let err: 0 | KError = 0;
   for (const bus of k.iommuBuses) {
+    // Every bus since v6.1 (bus-ops gives it the ops first); none up to v6.0, where the driver's bus_set_iommu walks.
+    if (!k.strategy.opsResolution.walkOnRegister(k, bus, ops)) continue;
     err = yield* busIommuProbe(k, bus);
     if (err !== 0) break;
   }
@@ -124,8 +133,6 @@ export const iommuDeviceRegister = kernelPath("iommu_device_register", function*
   }
   iommu.ready = true;
   supplierReady(k, iommu);
-  // The IOMMU driver's own successful bind retriggers deferred devices.
-  yield* driverDeferredProbeTrigger(k.dc);
   return 0;
 }, (_k, iommu) => iommu.name);
 
@@ -163,6 +170,8 @@ export const iommuDeviceRegisterBus = kernelPath("iommu_device_register_bus", fu
   const nb = iommuBusNotifier(k);
   busRegisterNotifier(bus, nb);
   iommu.busNotifier = { bus, nb };
+  // v6.6-v6.7 (and the bus-ops eras generally): the private bus carries the mock's ops.
+  k.strategy.opsResolution.registerPrivateBus(k, bus, ops);
   // Since v6.18 the instance gets its own software fwnode so fwspecs can name it.
   if (swnode) iommu.fwnode = fwnodeCreateSoftwareNode(`swnode:${iommu.name}`);
   // iommu_device_list is written under iommu_device_lock (a spinlock: a point, never a wait).
@@ -191,15 +200,23 @@ function* unregisterBusInstance(k: IommuCore, iommu: IommuDevice): Path<0 | KErr
     busUnregisterNotifier(reg.bus, reg.nb);
     iommu.busNotifier = null;
   }
-  return yield* unregisterInstance(k, iommu);
+  const ret = yield* unregisterInstance(k, iommu);
+  // fwnode_remove_software_node (v6.18+): the node goes (the kernel's pointer dangles until the next registration makes another; the model clears it).
+  if (iommu.fwnode?.kind === "swnode") iommu.fwnode = null;
+  return ret;
 }
 
-/** The fwspec is installed before device_add. */
-export const iommuMockDeviceAdd = kernelPath("iommu_mock_device_add", function* (k: IommuCore, dev: Device, iommu: IommuDevice): Path<0 | KError> {
+/**
+ * The fwspec is installed before device_add (v6.18+: naming the instance's
+ * fwnode). Under fwspec-carries-ops the fwspec carries the mock's ops as
+ * well, whatever the fwnode (NULL included): the bus-code pre-allocation of
+ * "iommufd/selftest: Use right iommu_ops for mock device" (v1, January 2024).
+ */
+export const iommuMockDeviceAdd = kernelPath("iommu_mock_device_add", function* (k: IommuCore, dev: Device, iommu: IommuDevice, ops: IommuOps): Path<0 | KError> {
   touch(k.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added`);
   yield* fwspecLock(k);
-  const ret = iommuFwspecInit(k, dev, iommu.fwnode);
+  const ret = iommuFwspecInitOps(k, dev, iommu.fwnode, ops);
   yield* fwspecUnlock(k);
   if (ret !== 0) return ret;
   const added = yield* deviceAdd(k.dc, dev);
@@ -207,3 +224,62 @@ export const iommuMockDeviceAdd = kernelPath("iommu_mock_device_add", function* 
   if (added !== 0) devIommuFree(dev);
   return added;
 }, { subject: (_k, dev) => dev.name, detail: (_k, _dev, iommu) => iommu.name });
+
+/**
+ * Kernels up to v6.0 (ops_resolution=bus-set-iommu): a driver gives a bus
+ * its ops, and the bus replays probe over the devices already on it. A bus
+ * that has ops refuses any (EBUSY, even the same ops: drivers guard the
+ * call themselves); NULL clears them with no cleanup. A failed replay
+ * releases every device of the bus and clears its ops again. The model
+ * keeps the core's notifier on every IOMMU bus from boot (v6.1's "iommu:
+ * Always register bus notifiers"); before that iommu_bus_init registered
+ * it here, which changes nothing a device can see: a bus without ops
+ * probes nothing.
+ */
+export const busSetIommu = kernelPath("bus_set_iommu", function* (k: IommuCore, bus: BusType, ops: IommuOps | null): Path<0 | KError> {
+  if (ops === null) {
+    k.busIommuOps.delete(bus);
+    return 0;
+  }
+  const cur = k.busIommuOps.get(bus);
+  if (cur !== undefined) return kerr("EBUSY", `bus ${bus.name} already has ${cur.name}'s iommu_ops`);
+  k.busIommuOps.set(bus, ops);
+  // @kernel: iommu_bus_init (bus_iommu_probe; on failure every device of the bus is released)
+  const err = yield* busIommuProbe(k, bus);
+  if (err === 0) return 0;
+  // @kernel: remove_iommu_group (each device of the bus, whichever instance probed it)
+  let released = 0;
+  for (const dev of [...bus.devices]) {
+    if (devIommu(dev) !== null) released++;
+    yield* iommuReleaseDevice(k, dev);
+    probeIndexAdd(k, dev);
+  }
+  k.busIommuOps.delete(bus);
+  if (released > 0) k.effect("bus-set-iommu-releases-bus", bus.name, `bus_set_iommu(${ops.name}) failed with ${err.errno}: ${released} device(s) of the bus released, other instances' included`);
+  return err;
+}, { subject: (_k, bus) => bus.name, detail: (_k, _bus, ops) => ops?.name ?? "NULL" });
+
+/**
+ * What a driver's own registration does once its iommu_device_register
+ * succeeded, as the ops-resolution strategy has it (up to v6.0: its
+ * bus_set_iommu calls, which may fail its probe, the instance unregistered).
+ */
+export function* iommuDriverRegistered(k: IommuCore, iommu: IommuDevice, driver: DriverBusOps | null): Path<0 | KError> {
+  const footprint = registerFootprint(k);
+  const err = yield* k.strategy.opsResolution.driverRegistered(k, iommu, driver);
+  if (err !== 0) {
+    // The driver's probe fails: its error path unregisters the instance.
+    const probed = iommu.devices.size;
+    yield* iommuDeviceUnregister(k, iommu);
+    registerFailed(k, iommu, err, footprint, probed);
+    return err;
+  }
+  // The IOMMU driver's own successful bind (driver_bound) retriggers deferred devices.
+  yield* driverDeferredProbeTrigger(k.dc);
+  return 0;
+}
+
+/** What a driver's remove path does before its iommu_device_unregister (up to v6.0: arm-smmu-v3 clears the bus ops). */
+export function* iommuDriverRemoving(k: IommuCore, iommu: IommuDevice, driver: DriverBusOps | null): Path<void> {
+  if (iommu.listed) yield* k.strategy.opsResolution.driverRemoving(k, iommu, driver);
+}

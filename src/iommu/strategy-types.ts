@@ -5,9 +5,12 @@
  * src/designs/ (one file per axis); the machine hands the chosen ones to
  * the core (`IommuCore.strategy`), which imports none of them.
  */
-import type { NotifierBlock } from "../base/bus.ts";
+import type { BusType, NotifierBlock } from "../base/bus.ts";
 import type { Device } from "../base/device.ts";
+import type { FwnodeHandle } from "../base/fwnode.ts";
+import type { Path } from "../base/path.ts";
 import type { KError } from "../lib/errno.ts";
+import type { IommuFwspec } from "./dev-iommu.ts";
 import type { IommuDomain } from "./domain.ts";
 import type { IommuGroup } from "./group.ts";
 import type { IommuCore } from "./iommu-core.ts";
@@ -20,10 +23,63 @@ export interface ProbeTarget {
   iommuDev: IommuDevice;
 }
 
-/** Which ops serve a device, and so which driver's probe_device decides whether it is theirs (iommu_init_device). */
+/**
+ * What an IOMMU driver does about bus ops around its own registration:
+ * the bus_set_iommu calls of kernels up to v6.0 (each driver its buses and
+ * its policy; drivers/bus-claims.ts). The core calls them only where the
+ * ops-resolution strategy says drivers claim buses.
+ */
+export interface DriverBusOps {
+  /** After the driver's iommu_device_register succeeded: 0, or the errno its probe fails with (its own unwinding of bus ops done). */
+  claim(iommu: IommuDevice): Path<0 | KError>;
+  /** The driver's remove path, before its iommu_device_unregister. */
+  release(iommu: IommuDevice): Path<void>;
+}
+
+/**
+ * Which ops serve a device, and so which driver's probe_device decides
+ * whether it is theirs (iommu_init_device); and what registration does to
+ * the buses where buses carry ops.
+ */
 export interface OpsResolution {
   readonly name: string;
   probe(k: IommuCore, dev: Device): ProbeTarget | KError;
+  /** iommu_device_register before it sets anything up: 0, or the errno that refuses the instance with nothing changed. */
+  admit(k: IommuCore, ops: IommuOps): 0 | KError;
+  /** iommu_device_register with the instance listed: whether it walks `bus` (bus_iommu_probe), giving the bus `ops` first where buses carry ops. */
+  walkOnRegister(k: IommuCore, bus: BusType, ops: IommuOps): boolean;
+  /** iommu_device_register_bus (the selftest's private bus), before its walk. */
+  registerPrivateBus(k: IommuCore, bus: BusType, ops: IommuOps): void;
+  /** The driver's own registration after its iommu_device_register succeeded: 0, or the errno its probe fails with (the core then unregisters the instance). */
+  driverRegistered(k: IommuCore, iommu: IommuDevice, driver: DriverBusOps | null): Path<0 | KError>;
+  /** The driver's remove path before iommu_device_unregister. */
+  driverRemoving(k: IommuCore, iommu: IommuDevice, driver: DriverBusOps | null): Path<void>;
+  /** `bus->iommu_ops`, where buses carry ops (kernels up to v6.7); absent where they carry none. */
+  busOps?(k: IommuCore, bus: BusType): IommuOps | null;
+  /** Drivers' probe_device refuse a device whose fwspec is not theirs (`fwspec->ops != &their_ops`), as they did up to v6.7. */
+  readonly driversCheckFwspec: boolean;
+}
+
+/** Whether a fwspec carries ops, and so how fwspecs are made and how they name the ops that probe a device. */
+export interface FwspecOps {
+  readonly name: string;
+  /**
+   * iommu_fwspec_init, caller holding iommu_probe_device_lock. `ops` is what
+   * a caller of the ops-carrying form passes (of_iommu_xlate: the ops of the
+   * instance with that fwnode, NULL when none is registered;
+   * iommu_mock_device_add: the mock's); the current form resolves them itself.
+   */
+  init(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): 0 | KError;
+  /** The ops a fwspec stands for: `fwspec->ops`, or those of the instance its fwnode names (`iommu_fwspec_ops`). */
+  opsOf(k: IommuCore, fwspec: IommuFwspec): IommuOps | null;
+  /** The ops upstream's probe takes for a device's fwspec (none: the first instance without a fwnode). */
+  probeOps(k: IommuCore, fwspec: IommuFwspec | null): IommuOps | null;
+  /** Whether a fwspec names the ops that probe its device (ask-each tries only those). */
+  namesOps(fwspec: IommuFwspec): boolean;
+  /** of_iommu_configure finding a fwspec on entry: keep it (return 0), or free it and parse the firmware again. */
+  keepsExisting(fwspec: IommuFwspec): boolean;
+  /** of_iommu_configure after a failed parse: leave the fwspec it made (true), or free it. */
+  readonly keepsFailedParse: boolean;
 }
 
 /** How a caller (VFIO, a driver) gets an UNMANAGED domain meant for a device. */
@@ -94,6 +150,7 @@ export interface ProbeSerialisation {
 /** The strategies in force on one machine, one per axis. */
 export interface IommuStrategies {
   opsResolution: OpsResolution;
+  fwspecOps: FwspecOps;
   domainAllocation: DomainAllocation;
   dmaOwnership: DmaOwnership;
   fwspecOwner: FwspecOwner;

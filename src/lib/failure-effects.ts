@@ -53,8 +53,20 @@ export const FAILURE_EFFECTS = {
   "register-walk-keeps-other-probes": {
     kernel: "iommu_device_register",
     summary:
-      "a registration whose bus walk fails part-way calls iommu_device_unregister, which releases exactly the devices the walk probed for this instance on iommu_buses[] (remove_iommu_group matches dev->iommu->iommu_dev; the selftest's mock bus is not walked, so a failed iommu_device_register_bus leaves the mock devices it probed, e.g. before an injected probe_device fault, probed against the unlisted mock); devices the walk probed for other registered instances stay probed, in their groups (a group whose first attach failed keeps its default domain, with a WARN), the direct mappings a released device's reserved regions added to its group's default domain stay mapped (iommu_create_device_direct_mappings has no undo), and what the walk logged stays",
+      "a registration whose bus walk fails part-way calls iommu_device_unregister, which releases exactly the devices the walk probed for this instance on iommu_buses[] (remove_iommu_group matches dev->iommu->iommu_dev; the selftest's mock bus is not walked, so a failed iommu_device_register_bus leaves the mock devices it probed, e.g. before an injected probe_device fault, probed against the unlisted mock); devices the walk probed for other registered instances stay probed, in their groups (a group whose first attach failed keeps its default domain, with a WARN), the direct mappings a released device's reserved regions added to its group's default domain stay mapped (iommu_create_device_direct_mappings has no undo), a fwspec-only dev_iommu the walk's refused probes freed (one a deferral left under fwspec-carries-ops) stays freed, and what the walk logged stays; the same when, up to v6.0 (ops_resolution=bus-set-iommu), the driver's bus_set_iommu calls fail its probe after iommu_device_register",
     changes: ["devices[]", "groups", "iommus[].devices", "domains[+]", "warnings[+]", ...domainFields("mapped_bytes", "pgtable_pages", "pgtable_bytes", "tlb")],
+  },
+  "fwspec-left-after-failed-parse": {
+    kernel: "of_iommu_configure",
+    summary:
+      "up to v6.10 (fwspec_ops=fwspec-carries-ops) a firmware parse that fails leaves the fwspec it made, and the dev_iommu under it: on a deferral (the IOMMU not registered) the otherwise-empty fwspec naming the IOMMU waited for, after another error (a second `iommus` entry for other ops: EINVAL) the fwspec of the entries before it; the next of_iommu_configure frees an ops-less fwspec and parses again, and keeps one with ops",
+    changes: ["devices[].fwspec", "devices[].dev_iommu"],
+  },
+  "bus-set-iommu-releases-bus": {
+    kernel: "bus_set_iommu",
+    summary:
+      "up to v6.0 (ops_resolution=bus-set-iommu) a bus_set_iommu whose probe replay fails releases every device of the bus (remove_iommu_group), whichever instance probed it (another instance of the driver, when the bus had lost its ops to the driver's remove), with their groups and domains and any fwspec-only dev_iommu, and gives the bus no ops; the driver's probe then fails",
+    changes: ["devices[]", "groups", "iommus[].devices", "domains", "warnings[+]"],
   },
   "unuse-keeps-owner-count": {
     kernel: "iommu_device_unuse_default_domain",

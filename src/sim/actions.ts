@@ -14,6 +14,8 @@ import {
   iommuDeviceRegisterBus,
   iommuDeviceUnregister,
   iommuDeviceUnregisterBus,
+  iommuDriverRegistered,
+  iommuDriverRemoving,
   iommuMockDeviceAdd,
 } from "../iommu/register.ts";
 import type { DeviceRec, InstanceRec, Machine } from "./machine.ts";
@@ -34,12 +36,25 @@ export function* iommuRegister(m: Machine, rec: InstanceRec): Path<0 | KError> {
     m,
     bus !== null
       ? iommuDeviceRegisterBus(m.k, rec.iommu, rec.driver.ops, bus, rec.spec.fwnode !== null)
-      : iommuDeviceRegister(m.k, rec.iommu, rec.driver.ops, rec.iommu.fwnode),
+      : driverRegisters(m, rec),
   );
 }
 
+/** The IOMMU driver's probe of one instance: iommu_device_register, then whatever else its registration does (up to v6.0, bus_set_iommu). */
+function* driverRegisters(m: Machine, rec: InstanceRec): Path<0 | KError> {
+  const ret = yield* iommuDeviceRegister(m.k, rec.iommu, rec.driver.ops, rec.iommu.fwnode);
+  if (ret !== 0) return ret;
+  return yield* iommuDriverRegistered(m.k, rec.iommu, rec.driver.busClaims);
+}
+
+/** The IOMMU driver's remove of one instance: its own teardown (up to v6.0, arm-smmu-v3 clears its bus ops), then iommu_device_unregister. */
+function* driverRemoves(m: Machine, rec: InstanceRec): Path<0 | KError> {
+  yield* iommuDriverRemoving(m.k, rec.iommu, rec.driver.busClaims);
+  return yield* iommuDeviceUnregister(m.k, rec.iommu);
+}
+
 export function* iommuUnregister(m: Machine, rec: InstanceRec): Path<0 | KError> {
-  return yield* thenFlush(m, rec.driver.registerBus !== null ? iommuDeviceUnregisterBus(m.k, rec.iommu) : iommuDeviceUnregister(m.k, rec.iommu));
+  return yield* thenFlush(m, rec.driver.registerBus !== null ? iommuDeviceUnregisterBus(m.k, rec.iommu) : driverRemoves(m, rec));
 }
 
 /** The mock IOMMU instance, for iommu_mock_device_add. */
@@ -52,7 +67,7 @@ export function* addDevice(m: Machine, rec: DeviceRec): Path<0 | KError> {
   if (rec.spec.bus === "iommufd_mock" && (rec.spec.add_with ?? "iommu_mock_device_add") === "iommu_mock_device_add") {
     const mock = mockInstance(m);
     if (mock === null) return kerr("ENODEV", `${rec.dev.name}: iommu_mock_device_add needs the mock IOMMU instance`);
-    return yield* thenFlush(m, iommuMockDeviceAdd(m.k, rec.dev, mock.iommu));
+    return yield* thenFlush(m, iommuMockDeviceAdd(m.k, rec.dev, mock.iommu, mock.driver.ops));
   }
   // fwspec_owner bus-code: the bus code builds the fwspec from firmware before device_add.
   if (m.k.strategy.fwspecOwner.installAtDeviceAdd && rec.dev.bus.dmaConfigure !== null) return yield* thenFlush(m, deviceAddWithFirmwareDma(m.k, rec.dev));

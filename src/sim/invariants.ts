@@ -205,7 +205,8 @@ export function checkInvariants(m: Machine, scope?: InvariantScope): Violation[]
     }
     // On the IOMMU buses a fwspec names a registered instance (iommu_fwspec_init defers otherwise), or its
     // device waits on the deferred list. The mock bus is not scanned, and loses its notifier with the instance.
-    if (p?.fwspec && iommuDev === null && onIommuBus && k.firstByFwnode(p.fwspec.iommuFwnode) === null && !dev.deferredProbe) {
+    // Not under fwspec-carries-ops (up to v6.10): a failed parse leaves its fwspec, waiting or not.
+    if (p?.fwspec && iommuDev === null && onIommuBus && !k.strategy.fwspecOps.keepsFailedParse && k.firstByFwnode(p.fwspec.iommuFwnode) === null && !dev.deferredProbe) {
       bad(
         "I-fwspec-deferred",
         `${dev.name}'s fwspec names ${p.fwspec.iommuFwnode?.name ?? "a NULL fwnode"}, which no registered instance has, and ${dev.name} is not on the deferred-probe list`,

@@ -178,7 +178,7 @@ describe("iommu-sim CLI", () => {
     const bad = await cli("run", "scenarios/default.yaml", "--strategy", "ops_resolution=magic");
     expect(bad.code).toBe(2);
     // The flag, the axis, the bad value and the allowed ones; nothing ran, no stack trace.
-    expect(bad.err).toMatch(/^--strategy: ops_resolution: unknown strategy 'magic' \(one of upstream, ask-each[^)]*\)$/);
+    expect(bad.err).toMatch(/^--strategy: ops_resolution: unknown strategy 'magic' \(one of bus-set-iommu, bus-ops, upstream, ask-each\)$/);
     expect(bad.out).toBe("");
     const axis = await cli("run", "scenarios/default.yaml", "--strategy", "ops_resolutoin=upstream");
     expect(axis.code).toBe(2);
@@ -238,7 +238,7 @@ describe("iommu-sim CLI", () => {
     const runHelp = await cli("run", "--help");
     const words = runHelp.out.replace(/\s+/g, " ");
     // Every axis with its strategies, and every kernel preset.
-    expect(words).toMatch(/--strategy <axis=name> .*\(ops_resolution: upstream\|ask-each[^;]*; .*domain_alloc: device-ops\|bus-null-device/);
+    expect(words).toMatch(/--strategy <axis=name> .*\(ops_resolution: bus-set-iommu\|bus-ops\|upstream\|ask-each; fwspec_ops: fwspec-carries-ops\|from-fwnode; .*domain_alloc: device-ops\|bus-null-device/);
     expect(words).toContain("(v5.15, v6.1, v6.6, v6.7, v6.8, v6.12, v6.15, v6.16, current)");
     const diffHelp = (await cli("diff", "--help")).out.replace(/\s+/g, " ");
     expect(diffHelp).toContain("--a <set> the first design: a kernel preset, or AXIS=NAME[,AXIS=NAME]");

@@ -17,7 +17,7 @@ describe("iommu-sim diff", () => {
     expect(r.code).toBe(1);
     expect(r.err).toBe("");
     const lines = r.out.split("\n");
-    expect(lines[0]).toMatch(/^a: ops_resolution=upstream {2}\(ops_resolution=upstream, domain_alloc=device-ops/);
+    expect(lines[0]).toMatch(/^a: ops_resolution=upstream {2}\(ops_resolution=upstream, fwspec_ops=from-fwnode, fwspec_owner=probe-path, /);
     expect(lines[1]).toMatch(/^b: ops_resolution=ask-each {2}\(ops_resolution=ask-each, /);
     expect(r.out).toMatch(/traces part at record \d+:\n {4}.*\n {2}a .*iommu_fwspec_ops: 0000:00:02\.0: no fwspec: first instance without a fwnode -> intel-iommu\n/);
     expect(r.out).toContain('  devices[iommufd_mock0].ops: null -> "mock"');

@@ -229,6 +229,48 @@ events:
       "ENODEV",
     );
   },
+  "bus-set-iommu-releases-bus": () => {
+    // Up to v6.0: smmu1's remove gave the buses NULL; registering it again, its platform replay fails
+    // (a StreamID beyond its 4 bits) and releases every platform device, smmu0's included.
+    const p = expectEffect(
+      `
+name: a failed bus_set_iommu replay releases the whole bus
+boot: {strategy: {ops_resolution: bus-set-iommu}}
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
+  - {name: smmu1, driver: arm-smmu-v3, fwnode: /soc/smmu1, sid-bits: 4}
+devices:
+  - {name: dev0, bus: platform, fwnode: /soc/dev0, iommus: [[smmu1, 21]]}
+  - {name: dev1, bus: platform, fwnode: /soc/dev1, iommus: [[smmu0, 21]]}
+events:
+  - iommu_unregister: smmu1
+  - iommu_register: smmu1
+`,
+      "bus-set-iommu-releases-bus",
+      "ERANGE",
+    );
+    expect(p.details.join("\n")).toContain("dev1");
+  },
+  "fwspec-left-after-failed-parse": () => {
+    // Up to v6.10: a bind that defers for an IOMMU gone away leaves the otherwise-empty fwspec naming it.
+    const p = expectEffect(
+      `
+name: a deferral leaves an empty fwspec
+boot: {strategy: {fwspec_ops: fwspec-carries-ops}}
+${SMMU}
+devices: [{name: dev0, bus: platform, fwnode: /soc/dev0, iommus: [[smmu0, 12]]}]
+drivers:
+  - {name: drv0, bus: platform, match: [dev0]}
+events:
+  - driver_unbind: dev0
+  - iommu_unregister: smmu0
+  - driver_bind: {device: dev0, driver: drv0}
+`,
+      "fwspec-left-after-failed-parse",
+      "EAGAIN",
+    );
+    expect(p.details.join("\n")).toContain("dev_iommu");
+  },
   "bind-keeps-iommu-probe": () => {
     // Unregistered under a bound driver, the device lost its fwspec; the next bind probes it late.
     expectEffect(
