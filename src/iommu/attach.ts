@@ -91,6 +91,7 @@ export function iommuGroupSetDomainInternal(
     result = ret;
     if ((flags & IOMMU_SET_DOMAIN_MUST_SUCCEED) !== 0) {
       group.domainWarned = true;
+      k.effect("must-succeed-attach-refused", devs[i]!.dev.name, `the driver refused ${newDomain} (${ret.errno}) in a switch that may not fail; ${devs[i]!.dev.name} stays where the driver left it`);
       continue;
     }
     if (unfinalised) attachFinalised(k, newDomain, ret);

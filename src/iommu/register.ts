@@ -95,13 +95,26 @@ function registerFootprint(k: IommuCore): string {
   return `${k.ctx.diag.warnings.length} ${k.groups.size} ${k.domains.size} ${n} ${k.walkFreedDevIommus}`;
 }
 
+/** The buses' ops, as one string (bus=ops, in iommu_buses order), to see whether a failed registration changed them. */
+function busOpsKey(k: IommuCore): string {
+  if (k.busIommuOps.size === 0) return "";
+  let s = "";
+  for (const bus of k.iommuBuses) {
+    const ops = k.busIommuOps.get(bus);
+    if (ops !== undefined) s += `${s === "" ? "" : " "}${bus.name}=${ops.name}`;
+  }
+  for (const [bus, ops] of k.busIommuOps) if (!k.iommuBuses.includes(bus)) s += ` ${bus.name}=${ops.name}`;
+  return s;
+}
+
 /**
  * A failed registration walk was undone by iommu_device_unregister, which
  * releases only this instance's devices: what the walk did for other
  * instances, and logged, stays (a failure effect, recorded when the walk
  * probed devices for this instance or changed anything else).
  */
-function registerFailed(k: IommuCore, iommu: IommuDevice, err: KError, footprint: string, probed: number): void {
+function registerFailed(k: IommuCore, iommu: IommuDevice, err: KError, footprint: string, probed: number, busOpsBefore: string): void {
+  if (busOpsKey(k) !== busOpsBefore) k.effect("failed-register-changes-bus-ops", iommu.name, `the registration failed with ${err.errno}; the buses' ops stay as it left them (${busOpsBefore || "none"} before, ${busOpsKey(k) || "none"} now)`);
   if (probed === 0 && registerFootprint(k) === footprint) return;
   k.effect("register-walk-keeps-other-probes", iommu.name, `the bus walk failed with ${err.errno}; iommu_device_unregister released the devices it had probed for ${iommu.name}, not what it did for other instances or logged`);
 }
@@ -113,6 +126,7 @@ export const iommuDeviceRegister = kernelPath("iommu_device_register", function*
   const admitted = k.strategy.opsResolution.admit(k, ops);
   if (admitted !== 0) return admitted;
   const footprint = registerFootprint(k);
+  const busOpsBefore = busOpsKey(k);
   iommu.ops = ops;
   if (hwdevFwnode !== null) iommu.fwnode = hwdevFwnode;
   // iommu_device_list is written under iommu_device_lock (a spinlock: a point, never a wait).
@@ -128,7 +142,7 @@ export const iommuDeviceRegister = kernelPath("iommu_device_register", function*
   if (err !== 0) {
     const probed = iommu.devices.size;
     yield* unregisterInstance(k, iommu);
-    registerFailed(k, iommu, err, footprint, probed);
+    registerFailed(k, iommu, err, footprint, probed, busOpsBefore);
     return err;
   }
   iommu.ready = true;
@@ -166,6 +180,7 @@ export const iommuDeviceRegisterBus = kernelPath("iommu_device_register_bus", fu
   // Model rule (docs/model.md): the kernel would corrupt iommu_device_list; the model refuses.
   if (iommu.listed) return kerr("EEXIST", `${iommu.name} is already on iommu_device_list`);
   const footprint = registerFootprint(k);
+  const busOpsBefore = busOpsKey(k);
   iommu.ops = ops;
   const nb = iommuBusNotifier(k);
   busRegisterNotifier(bus, nb);
@@ -181,7 +196,7 @@ export const iommuDeviceRegisterBus = kernelPath("iommu_device_register_bus", fu
   if (err !== 0) {
     const probed = iommu.devices.size;
     yield* unregisterBusInstance(k, iommu);
-    registerFailed(k, iommu, err, footprint, probed);
+    registerFailed(k, iommu, err, footprint, probed, busOpsBefore);
     return err;
   }
   iommu.ready = true;
@@ -266,12 +281,13 @@ export const busSetIommu = kernelPath("bus_set_iommu", function* (k: IommuCore, 
  */
 export function* iommuDriverRegistered(k: IommuCore, iommu: IommuDevice, driver: DriverBusOps | null): Path<0 | KError> {
   const footprint = registerFootprint(k);
+  const busOpsBefore = busOpsKey(k);
   const err = yield* k.strategy.opsResolution.driverRegistered(k, iommu, driver);
   if (err !== 0) {
     // The driver's probe fails: its error path unregisters the instance.
     const probed = iommu.devices.size;
     yield* iommuDeviceUnregister(k, iommu);
-    registerFailed(k, iommu, err, footprint, probed);
+    registerFailed(k, iommu, err, footprint, probed, busOpsBefore);
     return err;
   }
   // The IOMMU driver's own successful bind (driver_bound) retriggers deferred devices.

@@ -62,6 +62,12 @@ export const FAILURE_EFFECTS = {
       "up to v6.10 (fwspec_ops=fwspec-carries-ops) a firmware parse that fails leaves the fwspec it made, and the dev_iommu under it: on a deferral (the IOMMU not registered) the otherwise-empty fwspec naming the IOMMU waited for, after another error (a second `iommus` entry for other ops: EINVAL) the fwspec of the entries before it; the next of_iommu_configure frees an ops-less fwspec and parses again, and keeps one with ops",
     changes: ["devices[].fwspec", "devices[].dev_iommu"],
   },
+  "failed-register-changes-bus-ops": {
+    kernel: "iommu_device_register",
+    summary:
+      "an IOMMU driver's registration that fails leaves the buses' ops as it made them: from v6.1 to v6.7 (ops_resolution=bus-ops) iommu_device_register sets each bus's iommu_ops before walking it (iommu_device_register_bus its private bus's) and iommu_device_unregister clears none, so a different driver stays EBUSY; up to v6.0 (bus-set-iommu) a driver's failed bus_set_iommu keeps the buses it claimed before (virtio-iommu, amd-iommu) or sets them back to NULL even where another instance had claimed them (the Arm SMMU drivers' unwind)",
+    changes: ["bus_ops"],
+  },
   "bus-set-iommu-releases-bus": {
     kernel: "bus_set_iommu",
     summary:
@@ -79,6 +85,12 @@ export const FAILURE_EFFECTS = {
     summary:
       "a new default domain (a sysfs type write) that fails after the group was switched to it (its direct mappings could not be made even after the attach) is undone by switching the group back to its old default domain, even when the group was on another domain before (attached by iommu_attach_group without DMA ownership): it ends on the old default",
     changes: ["groups[].domain", "devices[].domain"],
+  },
+  "must-succeed-attach-refused": {
+    kernel: "__iommu_group_set_domain_internal",
+    summary:
+      "a switch the core may not fail (IOMMU_SET_DOMAIN_MUST_SUCCEED: the first attach of a default domain, the restore of the old default domain after a sysfs type change failed, a release to the blocking domain) that the driver refuses for a member goes on with the other members; the refused member is left where the driver put it (on the blocking domain if it took that, else on its previous domain, even one the caller then frees: the kernel's comment names the use-after-free risk)",
+    changes: ["devices[].domain"],
   },
   "attach-revert-refused": {
     kernel: "__iommu_group_set_domain_internal",

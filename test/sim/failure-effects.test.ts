@@ -183,6 +183,34 @@ events:
       "EINVAL",
     );
   },
+  "must-succeed-attach-refused": () => {
+    // dmar1 unregistered and registered again leaves group 0 on dmar1's domain while its members sit behind
+    // dmar0. A sysfs type write then switches them to a new domain whose direct mapping fails for want of
+    // page-table memory even after the attach; the restore to the old default (MUST_SUCCEED) is refused by
+    // dmar0's members, which stay on the new domain the core frees (fuzz seed 1, machine 2012).
+    const p = expectEffect(
+      `
+name: a restore the driver refuses
+iommus:
+  - {name: dmar0, driver: amd-iommu, scope: ["0000:02:00.0"]}
+  - {name: dmar1, driver: amd-iommu, scope: all}
+devices:
+  - {name: "0000:00:0f.0", bus: pci, type: root-port}
+  - {name: "0000:01:00.0", bus: pci, parent: "0000:00:0f.0", type: switch-up}
+  - {name: "0000:02:00.0", bus: pci, parent: "0000:01:00.0", type: switch-down}
+  - {name: "0000:03:03.0", bus: pci, parent: "0000:02:00.0"}
+  - {name: "0000:03:03.1", bus: pci, parent: "0000:02:00.0", reserved-regions: [{start: 0xfee00000, length: 4096, type: direct}]}
+events:
+  - iommu_unregister: dmar1
+  - iommu_register: dmar1
+  - group_type: {device: "0000:03:03.0", type: auto}
+`,
+      "must-succeed-attach-refused",
+      "ENOMEM",
+      16384,
+    );
+    expect(p.details.join("\n")).toContain("0000:03:03.0");
+  },
   "probe-keeps-direct-mappings": () => {
     // With dmar1 re-registered last, the walk probes 09.0 into the group 09.1 already holds, whose default
     // domain is dmar0's: 09.0's direct region is mapped into it, then its attach fails (it is behind dmar1).
@@ -250,6 +278,25 @@ events:
       "ERANGE",
     );
     expect(p.details.join("\n")).toContain("dev1");
+  },
+  "failed-register-changes-bus-ops": () => {
+    // v6.1 to v6.7: smmu0 registers late; its platform walk fails (a StreamID beyond its 4 bits), and the
+    // platform bus keeps the ops iommu_device_register gave it before the walk.
+    const p = expectEffect(
+      `
+name: a failed registration keeps the bus ops
+boot: {strategy: {ops_resolution: bus-ops}}
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0, sid-bits: 4, registered: false}
+devices:
+  - {name: dev0, bus: platform, fwnode: /soc/dev0, iommus: [[smmu0, 21]]}
+events:
+  - iommu_register: smmu0
+`,
+      "failed-register-changes-bus-ops",
+      "ERANGE",
+    );
+    expect(p.details.join("\n")).toContain("bus_ops.platform");
   },
   "fwspec-left-after-failed-parse": () => {
     // Up to v6.10: a bind that defers for an IOMMU gone away leaves the otherwise-empty fwspec naming it.
