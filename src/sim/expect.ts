@@ -93,6 +93,10 @@ export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
   for (const [name, want] of Object.entries(x.iommus ?? {})) {
     partial(want, snap.iommus.find((m) => m.name === name), `iommus.${name}`, out);
   }
+  for (const [bus, want] of Object.entries(x.bus_ops ?? {})) {
+    const got = snap.bus_ops[bus] ?? null;
+    if (got !== want) out.push(`bus_ops.${bus}: expected ${fmt(want)}, got ${fmt(got)}`);
+  }
   for (const [name, want] of Object.entries(x.domains ?? {})) {
     partial(want, snap.user_domains[name], `domains.${name}`, out);
   }

@@ -91,6 +91,8 @@ export interface Snapshot {
   /** The kernel preset the run's design started from (boot.kernel or --kernel), or null for current. */
   kernel: string | null;
   iommus: IommuSnap[];
+  /** The iommu_ops each bus carries (bus->iommu_ops, kernels up to v6.7: ops_resolution bus-set-iommu and bus-ops), by bus name, sorted; {} when no bus carries any. */
+  bus_ops: Record<string, string>;
   devices: DeviceSnap[];
   groups: GroupSnap[];
   domains: DomainSnap[];
@@ -234,6 +236,7 @@ export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violation
       fwnode: rec.iommu.fwnode?.name ?? null,
       devices: [...rec.iommu.devices].sort((a, b) => a.busSeq - b.busSeq).map((d) => d.name),
     })),
+    bus_ops: Object.fromEntries([...m.k.busIommuOps].map(([bus, ops]) => [bus.name, ops.name] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     devices: [...m.devices.values()].map((r) => deviceSnap(fwnodeNames, r.dev)),
     groups: groups.map(groupSnap),
     domains: [...m.k.domains]

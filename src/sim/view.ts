@@ -52,6 +52,9 @@ export function renderSnapshot(s: Snapshot): string {
     const state = m.registered ? (m.ready ? "registered" : "registering") : "not registered";
     L.push(`  ${m.name}  ${m.driver}  ${state}  fwnode=${m.fwnode ?? "none"}  devices: ${m.devices.length ? m.devices.join(" ") : "-"}`);
   }
+  // Up to v6.7 each bus carries the ops that probe its devices.
+  const busOps = Object.entries(s.bus_ops);
+  if (busOps.length > 0) L.push(`  bus ops: ${busOps.map(([bus, ops]) => `${bus}=${ops}`).join("  ")}`);
   L.push("");
 
   L.push("domains");

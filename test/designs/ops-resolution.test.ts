@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { Machine } from "../../src/sim/machine.ts";
 import { loadScenarioFile } from "../../src/sim/scenario/load.ts";
 import type { Scenario } from "../../src/sim/scenario/schema.ts";
+import { renderSnapshot } from "../../src/sim/view.ts";
 import { boot, dev, outcome, run, snapshot, step } from "../helpers.ts";
 
 type OpsName = "bus-set-iommu" | "bus-ops" | "upstream" | "ask-each";
@@ -139,6 +140,29 @@ describe("ops_resolution: unregistering and registering another driver", () => {
     expect(step(m, { iommu_register: "smmu2" })).toBe(0);
     expect(dev(snapshot(m), "gpu")).toMatchObject({ iommu: "smmu2", ops: "arm-smmu" });
     expect(busOps(m)).toEqual({});
+  });
+});
+
+describe("bus ops in the snapshot, the text view and expect", () => {
+  it("snapshot.bus_ops is the core's bus ops by bus name, sorted; the view prints them under iommus", () => {
+    const r = run(twoDrivers("bus-ops", "smmu3"));
+    expect(r.snapshot.bus_ops).toEqual(busOps(r.machine));
+    expect(Object.keys(r.snapshot.bus_ops)).toEqual(["amba", "pci", "platform"]);
+    expect(renderSnapshot(r.snapshot)).toContain("\n  bus ops: amba=arm-smmu-v3  pci=arm-smmu-v3  platform=arm-smmu-v3\n");
+    const up = run(twoDrivers("upstream", "smmu3"));
+    expect(up.snapshot.bus_ops).toEqual({});
+    expect(renderSnapshot(up.snapshot)).not.toContain("bus ops:");
+  });
+
+  it("expect.bus_ops passes on the ops a bus carries and on null for none, and fails naming the bus otherwise", () => {
+    const events = (want: string) => `events:\n  - expect: {bus_ops: ${want}}\n`;
+    expect(run(twoDrivers("bus-ops", "smmu3", events("{platform: arm-smmu-v3, pci: arm-smmu-v3}"))).failures).toEqual([]);
+    expect(run(twoDrivers("upstream", "smmu3", events("{platform: null}"))).failures).toEqual([]);
+    const bad = run(twoDrivers("bus-ops", "smmu3", events("{platform: arm-smmu, pci: null}")));
+    expect(bad.failures.map((f) => f.message)).toEqual([
+      'bus_ops.platform: expected "arm-smmu", got "arm-smmu-v3"',
+      'bus_ops.pci: expected null, got "arm-smmu-v3"',
+    ]);
   });
 });
 

@@ -165,6 +165,10 @@ export const expectSchema = z
     groups: z.array(groupExpect).optional().describe("each listed set must be exactly one group's devices (order-free)"),
     group_count: z.number().int().nonnegative().optional(),
     iommus: z.record(name, iommuExpect).optional(),
+    bus_ops: z
+      .partialRecord(z.enum(BUS_NAMES), z.string().nullable())
+      .optional()
+      .describe("the iommu_ops named buses carry (bus->iommu_ops, up to v6.7), by ops name (the IOMMU driver's); null: none"),
     domains: z.record(name, domainExpect).optional().describe("domains a domain_alloc event named"),
     deferred: z.array(name).optional().describe("exactly the devices on the deferred-probe lists"),
     violations: z.array(z.string()).optional().describe("[] asserts that no invariant is broken"),
