@@ -8,7 +8,8 @@
  *   and commander included, bundled into one file, dist/cli/main.cjs (at
  *   its source's depth, so paths relative to import.meta.url still hold),
  *   with a V8 code cache made by running it once, dist/cli/main.<build>.cache.
- *   bin/iommu-sim.js loads both (bin/load-cli.js). Node loads one file
+ *   bin/iommu-sim.js loads both (bin/load-cli.js). `explore`'s worker threads
+ *   run dist/cli/explore-worker.cjs, the model bundled alone. Node loads one file
  *   several times faster than the ~270 modules behind it, and the cache
  *   saves most of compiling it (`npm run bench -- startup` prints the figures).
  *
@@ -83,6 +84,32 @@ const result = await build({
 });
 if (result.warnings.length > 0) {
   console.error("build: esbuild warned (above); the bundle may not behave as the source does");
+  process.exit(1);
+}
+
+// The worker thread of `explore` (src/sim/explore/pool.ts starts it beside the bundle): the model without the command line.
+const worker = await build({
+  absWorkingDir: root,
+  entryPoints: ["src/sim/explore/worker.ts"],
+  outfile: `${root}dist/cli/explore-worker.cjs`,
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  define: {
+    "import.meta.url": "__importMetaUrl",
+    "import.meta.dirname": "__dirname",
+    "import.meta.filename": "__filename",
+  },
+  banner: { js: "var __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: "none",
+  plugins: [noZodLocales],
+  logLevel: "warning",
+});
+if (worker.warnings.length > 0) {
+  console.error("build: esbuild warned (above) on the explore worker");
   process.exit(1);
 }
 

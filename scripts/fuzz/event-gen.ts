@@ -13,7 +13,7 @@ import type { EventKey, EventSpec } from "../../src/sim/scenario/schema.ts";
 import type { Rng } from "./rng.ts";
 
 /** Every event kind but `expect`, with how often the fuzzer picks it. */
-export const EVENT_WEIGHTS: Readonly<Record<Exclude<EventKey, "expect">, number>> = {
+export const EVENT_WEIGHTS: Readonly<Record<Exclude<EventKey, "expect" | "concurrently">, number>> = {
   iommu_register: 3,
   iommu_unregister: 3,
   device_add: 3,
@@ -182,7 +182,7 @@ export class EventGen {
     return r.pick([0, 1, 2, 5, 1 << 20]);
   }
 
-  private make(kind: Exclude<EventKey, "expect">): EventSpec {
+  private make(kind: Exclude<EventKey, "expect" | "concurrently">): EventSpec {
     const r = this.r;
     const m = this.m;
     switch (kind) {

@@ -5,8 +5,10 @@
  */
 import { formatCmdlineNote, parseCmdline, type CmdlineNote } from "../iommu/cmdline.ts";
 import { runScenario, type RunResult } from "../sim/runner.ts";
-import { loadScenarioFile, parseScenario, ScenarioError, STDIN_NAME } from "../sim/scenario/load.ts";
-import { problemRecords } from "../sim/scenario/problem.ts";
+import { readFileSync } from "node:fs";
+import { loadScenarioFile, locateInText, parseScenario, ScenarioError, STDIN_NAME } from "../sim/scenario/load.ts";
+import { formatProblem, problemRecords, type KeyPath } from "../sim/scenario/problem.ts";
+import { parseSchedule, scheduleMisfit, ScheduleError, ScriptPolicy } from "../sim/explore/schedule.ts";
 import { designSetName, parseAssignments, parseDesignSet, parsePreset, type DesignSet } from "../designs/design-set.ts";
 import { PRESET_NAMES, type PresetName } from "../designs/presets.ts";
 import { diffRuns, renderRunDiff } from "../sim/diff.ts";
@@ -43,7 +45,7 @@ function modelOptionsOf(f: StrategyFlags): { pgtableMemoryLimit?: number } | str
 }
 
 /** What the flags ask of a run: the design and the model's options, or an error line (exit 2). */
-function runOptionsOf(f: StrategyFlags): { design: DesignSet; model: { pgtableMemoryLimit?: number } } | string {
+export function runOptionsOf(f: StrategyFlags): { design: DesignSet; model: { pgtableMemoryLimit?: number } } | string {
   const design = designOf(f);
   if (typeof design === "string") return design;
   const model = modelOptionsOf(f);
@@ -52,7 +54,7 @@ function runOptionsOf(f: StrategyFlags): { design: DesignSet; model: { pgtableMe
 }
 
 /** A JSON document: indented on a terminal, compact to a pipe or a file (a 100k-device snapshot is half the size). */
-function json(doc: unknown, io: Io): string {
+export function json(doc: unknown, io: Io): string {
   return io.tty === true ? JSON.stringify(doc, null, 2) : JSON.stringify(doc);
 }
 
@@ -69,19 +71,65 @@ function designOf(f: StrategyFlags): DesignSet | string {
   return kernel === undefined ? { strategy } : { kernel, strategy };
 }
 
+/** The text of scenarios read from stdin, to locate problems found after loading (a schedule that does not fit). */
+const stdinText = new WeakMap<Scenario, string>();
+
 /** The scenario a command names: a file, or `-` for stdin (JSON if it starts with `{` or `[`, else YAML). */
 async function readScenario(file: string, io: Io): Promise<Scenario> {
   if (file !== "-") return loadScenarioFile(file);
   if (io.readStdin === undefined) throw new ScenarioError(STDIN_NAME, [{ path: [], message: "no standard input to read" }]);
-  return parseScenario(await io.readStdin(), STDIN_NAME);
+  const text = await io.readStdin();
+  const s = parseScenario(text, STDIN_NAME);
+  stdinText.set(s, text);
+  return s;
 }
 
-function fileName(file: string): string {
+/** A problem of the scenario found after loading it, as a line with the file, line, column and key path. */
+export function lateProblem(file: string, s: Scenario, path: KeyPath, message: string): string {
+  let text = stdinText.get(s);
+  if (text === undefined && file !== "-") {
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      text = undefined;
+    }
+  }
+  const pos = text === undefined ? null : locateInText(text, file, path);
+  return formatProblem(fileName(file), pos === null ? { path, message } : { path, message, line: pos.line, col: pos.col });
+}
+
+/** The key path of the scenario's `block`-th concurrently event (0-based). */
+export function blockPath(s: Scenario, block: number | null): KeyPath {
+  if (block === null) return ["events"];
+  let n = 0;
+  for (let i = 0; i < s.events.length; i++) {
+    if (s.events[i]!.concurrently === undefined) continue;
+    if (n++ === block) return ["events", i, "concurrently"];
+  }
+  return ["events"];
+}
+
+/** The scenario's number of concurrently blocks. */
+export function blockCount(s: Scenario): number {
+  return s.events.filter((e) => e.concurrently !== undefined).length;
+}
+
+/** --schedule as a policy (undefined: the default schedule), or the problem line (exit 2). */
+function schedulePolicy(file: string, s: Scenario, text: string | undefined): ScriptPolicy | undefined | string {
+  if (text === undefined) return undefined;
+  const parsed = parseSchedule(text);
+  if (typeof parsed === "string") return lateProblem(file, s, blockPath(s, 0), `--schedule: ${parsed}`);
+  const misfit = scheduleMisfit(parsed, blockCount(s));
+  if (misfit !== null) return lateProblem(file, s, ["events"], `--schedule '${text.slice(0, 60)}' does not fit: ${misfit}`);
+  return new ScriptPolicy(parsed);
+}
+
+export function fileName(file: string): string {
   return file === "-" ? STDIN_NAME : file;
 }
 
 /** The scenario, or its problems on stderr (text) and null. */
-async function load(file: string, io: Io): Promise<Scenario | ScenarioError> {
+export async function load(file: string, io: Io): Promise<Scenario | ScenarioError> {
   try {
     return await readScenario(file, io);
   } catch (e) {
@@ -95,11 +143,11 @@ function cmdlineNotes(s: Scenario): CmdlineNote[] {
 }
 
 /** Options the model does not honour, as warnings on stderr (text mode). */
-function warnCmdline(notes: readonly CmdlineNote[], io: Io): void {
+export function warnCmdline(notes: readonly CmdlineNote[], io: Io): void {
   for (const n of notes) if (n.status !== "modelled") io.err(`iommu-sim: warning: boot.cmdline: ${formatCmdlineNote(n)}`);
 }
 
-function summary(r: RunResult): string {
+export function summary(r: RunResult): string {
   const { passed, failed } = r.expectations;
   const exp = r.expectedViolations.length;
   const inv = r.violations.length === 0 ? "invariants hold" : `${r.violations.length} invariant violation(s)${exp > 0 ? `, ${exp} of them expected by the scenario` : ""}`;
@@ -108,13 +156,15 @@ function summary(r: RunResult): string {
   return `${r.failures.length === 0 ? "PASS" : "FAIL"}: ${passed} expectation(s) passed, ${failed} failed; ${inv}${events}`;
 }
 
-function failureLines(r: RunResult): string[] {
+export function failureLines(r: RunResult): string[] {
   return r.failures.map((f) => `  ${f.step} ${f.kind}: ${f.message}`);
 }
 
 export interface RunFlags extends StrategyFlags {
   json?: boolean;
   trace?: boolean;
+  /** --schedule STRING: how the concurrently blocks are played (docs/explore.md). */
+  schedule?: string;
 }
 
 export async function runCommand(file: string, o: RunFlags, io: Io): Promise<number> {
@@ -128,7 +178,19 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
     io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withDesign(s, opts.design), { ...opts.model, trace: o.trace === true });
+  const policy = schedulePolicy(file, s, o.schedule);
+  if (typeof policy === "string") {
+    io.err(policy);
+    return EXIT_INVALID;
+  }
+  let r: RunResult;
+  try {
+    r = runScenario(withDesign(s, opts.design), { ...opts.model, trace: o.trace === true, ...(policy === undefined ? {} : { policy }) });
+  } catch (e) {
+    if (!(e instanceof ScheduleError)) throw e;
+    io.err(lateProblem(file, s, blockPath(s, e.block), `--schedule '${String(o.schedule).slice(0, 60)}' does not fit: ${e.message}`));
+    return EXIT_INVALID;
+  }
   if (o.json) {
     // One JSON document: with --trace the trace goes in it, as records.
     const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.ctx.trace.records } : {}) };
@@ -162,8 +224,11 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
     } else io.err(s.message);
     return EXIT_INVALID;
   }
-  const r = runScenario(withDesign(s, opts.design), { ...opts.model, trace: false });
-  const code = r.failures.length === 0 ? EXIT_OK : EXIT_FAILED;
+  const design = withDesign(s, opts.design);
+  const r = runScenario(design, { ...opts.model, trace: false });
+  // The scenario's explore: expectation, searched and asserted (src/cli/explore.ts).
+  const ex = s.explore === undefined ? null : await (await import("./explore.ts")).checkExplore(design, s.explore, file, o, opts.model, io);
+  const code = r.failures.length === 0 && (ex === null || ex.pass) ? EXIT_OK : EXIT_FAILED;
   if (o.json) {
     io.out(
       json(
@@ -177,6 +242,20 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
           expected_violations: r.expectedViolations,
           failures: r.failures,
           cmdline: r.snapshot.cmdline,
+          ...(ex === null
+            ? {}
+            : {
+                explore: {
+                  expect: s.explore!.expect,
+                  ...(s.explore!.kind === undefined ? {} : { kind: s.explore!.kind }),
+                  result: ex.pass ? "pass" : "fail",
+                  schedules: ex.result.schedules,
+                  steps: ex.result.steps,
+                  violation: ex.result.found === null ? null : { schedule: ex.result.found.schedule, kind: ex.result.found.kind, message: ex.result.found.failure.message, step: ex.result.found.failure.step },
+                  replayed: ex.replayed,
+                  message: ex.line,
+                },
+              }),
           problems: [],
         },
         io,
@@ -187,6 +266,7 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
   warnCmdline(r.snapshot.cmdline, io);
   io.out(`${name}: ${summary(r)}`);
   for (const l of failureLines(r)) io.out(l);
+  if (ex !== null) io.out(`  ${ex.line}`);
   return code;
 }
 

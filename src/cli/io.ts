@@ -10,6 +10,16 @@ export interface Io {
   err: (s: string) => void;
   /** The whole of stdin, for the file name `-`. */
   readStdin?: () => Promise<string>;
+  /** A progress line rewritten in place on stderr (null clears it); present only when stderr is a terminal. */
+  progress?: (line: string | null) => void;
+}
+
+/** A line rewritten in place on a terminal. */
+function progressWriter(stream: NodeJS.WriteStream): (line: string | null) => void {
+  return (line) => {
+    const cols = stream.columns > 1 ? stream.columns - 1 : 79;
+    stream.write(line === null ? "\r\x1b[K" : `\r${line.slice(0, cols)}\x1b[K`);
+  };
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -35,6 +45,12 @@ let processIoOnce: Io | null = null;
 
 /** The process's stdout, stderr and stdin (one instance, so the EPIPE handlers are installed once). */
 export function processIo(): Io {
-  processIoOnce ??= { out: lineWriter(process.stdout), err: lineWriter(process.stderr), readStdin: () => readAll(process.stdin), tty: process.stdout.isTTY === true };
+  processIoOnce ??= {
+    out: lineWriter(process.stdout),
+    err: lineWriter(process.stderr),
+    readStdin: () => readAll(process.stdin),
+    tty: process.stdout.isTTY === true,
+    ...(process.stderr.isTTY === true ? { progress: progressWriter(process.stderr) } : {}),
+  };
   return processIoOnce;
 }

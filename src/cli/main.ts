@@ -19,7 +19,7 @@ const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from st
 /** The axes, their strategies and the kernel presets for the help, loaded only when help is asked for. */
 async function designHelp(argv: string[]): Promise<{ strategy: string; kernel: string }> {
   const help = argv.includes("-h") || argv.includes("--help") || argv[0] === "help";
-  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff")) return { strategy: "", kernel: "" };
+  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff" || a === "explore")) return { strategy: "", kernel: "" };
   const { AXES, AXIS_NAMES } = await import("../designs/registry.ts");
   const { PRESET_NAMES } = await import("../designs/presets.ts");
   return {
@@ -44,7 +44,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .addHelpText(
       "after",
-      "\nExit codes: 0 everything held; 1 an expectation, invariant or event (without expect_error) failed; 2 invalid input; 3 a bug in the model; 64 a usage error.",
+      "\nExit codes: 0 everything held; 1 an expectation, invariant or event (without expect_error) failed, or explore found a failing schedule; 2 invalid input; 3 a bug in the model; 64 a usage error.",
     );
   const strategyHelp = `AXIS=NAME: run with this strategy on that axis, over the scenario's and the kernel preset's (repeatable)${design.strategy}`;
   const kernelHelp = `run with the design choices of this kernel release, instead of the scenario's${design.kernel}`;
@@ -56,6 +56,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument("<file>", FILE_HELP)
     .option("--json", "print the snapshot as one JSON document")
     .option("--trace", "print the trace of core calls")
+    .option("--schedule <string>", "play the concurrently blocks on this schedule, e.g. a3b/-, as `explore` prints it (default: each task runs until it blocks or ends)")
     .option("--strategy <axis=name>", strategyHelp, collect)
     .option("--kernel <version>", kernelHelp)
     .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
@@ -85,6 +86,22 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option("--context <lines>", "trace lines shown around the divergence (default 3)")
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await commands()).diffCommand(file, o, io);
+    });
+
+  program
+    .command("explore")
+    .description("search the schedules of the scenario's concurrently blocks for one that breaks an invariant, an expectation, or deadlocks; print it shrunk, its trace and the command that replays it")
+    .argument("<file>", FILE_HELP)
+    .option("--bound <k>", "preemptions per schedule in the systematic search (default: the scenario's explore.bound, else 2)")
+    .option("--random <n>", "run n random schedules instead of the systematic search")
+    .option("--seed <s>", "the seed of --random (default 1)")
+    .option("--workers <n>", "worker threads (default: one per core)")
+    .option("--json", "print the outcome as one JSON document")
+    .option("--strategy <axis=name>", strategyHelp, collect)
+    .option("--kernel <version>", kernelHelp)
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
+    .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
+      code = await (await import("./explore.ts")).exploreCommand(file, o, io);
     });
 
   program

@@ -8,7 +8,7 @@
 
 import { FAILURE_EFFECTS, type FailureEffectId } from "./failure-effects.ts";
 
-export type TraceKind = "call" | "note" | "warn" | "bug" | "event";
+export type TraceKind = "call" | "note" | "warn" | "bug" | "event" | "sched";
 
 export interface TraceRecord {
   /** Which concurrent path (task) made the call; 0 for the main path. */
@@ -69,6 +69,12 @@ export class Trace {
   effect(task: number, id: FailureEffectId, subject: string, message: string): void {
     if (!this.enabled) return;
     this.records.push({ task, depth: this.d(task), kind: "note", fn: "failure effect", subject, detail: `${id} (${FAILURE_EFFECTS[id].kernel}): ${message}`, result: null });
+  }
+
+  /** A scheduling note of a concurrently block (a task starts an event, the block switches tasks), at no depth. */
+  sched(task: number, detail: string): void {
+    if (!this.enabled) return;
+    this.records.push({ task, depth: 0, kind: "sched", fn: "", subject: "", detail, result: null });
   }
 
   event(label: string, detail: string): void {

@@ -15,7 +15,9 @@ import { eventDef, type EventKind } from "./event-table.ts";
 import { matchExpect } from "./expect.ts";
 import { checkInvariants, formatViolation, scopeOfTouched, type InvariantScope } from "./invariants.ts";
 import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
-import { eventKey, type EventSpec, type Scenario } from "./scenario/schema.ts";
+import { eventKey, type EventSpec, type Scenario, type TaskEventSpec } from "./scenario/schema.ts";
+import { BlockTask, runBlock, taskLetter, type BlockState, type SchedulePolicy } from "./explore/block.ts";
+import { formatSchedule, ScriptPolicy, type BlockChoices } from "./explore/schedule.ts";
 import { takeSnapshot, type Snapshot } from "./snapshot.ts";
 
 export interface Failure {
@@ -25,24 +27,15 @@ export interface Failure {
    * expectation: an `expect` did not match; expect_error: an event did not fail (or return) as its
    * expect_error/expect_value said; unexpected_error: an event without expect_error failed;
    * invariant: a rule the kernel keeps was broken (and no `expect.violations` entry at or after the step
-   * that broke it named the violation).
+   * that broke it named the violation); deadlock: the tasks of a concurrently block all wait for locks;
+   * exception: the model threw in a task of a concurrently block (an interleaving it does not handle).
+   * The run stops at a deadlock or an exception.
    */
-  kind: "expectation" | "expect_error" | "unexpected_error" | "invariant";
+  kind: "expectation" | "expect_error" | "unexpected_error" | "invariant" | "deadlock" | "exception";
   message: string;
 }
 
-export interface RunResult {
-  machine: Machine;
-  boot: EventRecord[];
-  failures: Failure[];
-  expectations: { passed: number; failed: number };
-  /** Every distinct invariant violation seen, in the order first seen (expected ones included). */
-  violations: string[];
-  /**
-   * The violations the scenario expected: each matched by an `expect.violations` entry at or after the
-   * step that first broke the rule. They are not failures.
-   */
-  expectedViolations: string[];
+export interface RunResult extends PlayResult {
   snapshot: Snapshot;
 }
 
@@ -64,9 +57,9 @@ interface TableEvent {
   readonly arg: string;
 }
 
-function tableEvent(e: EventSpec): TableEvent {
+function tableEvent(e: EventSpec | TaskEventSpec): TableEvent {
   const key = eventKey(e);
-  if (key === "expect") throw new Error("an expectation is not a kernel entry point");
+  if (key === "expect" || key === "concurrently") throw new Error(`${key} is not a kernel entry point`);
   const def = eventDef(key);
   const a = e[key];
   return { key, def, a, arg: def.label(a) };
@@ -132,47 +125,95 @@ export function* bootPath(m: Machine, records: EventRecord[]): Path {
 export interface RunOptions extends MachineOptions {
   /** Check invariants after every step (default true). */
   invariants?: boolean;
+  /**
+   * How `concurrently:` blocks are played: the default schedule (each task
+   * runs until it blocks or ends, the lowest runnable next) unless a policy
+   * is given (a `--schedule` string, the explorer's).
+   */
+  policy?: SchedulePolicy;
+}
+
+/** What playing a scenario gives, before its snapshot is taken. */
+export interface PlayResult {
+  machine: Machine;
+  boot: EventRecord[];
+  failures: Failure[];
+  expectations: { passed: number; failed: number };
+  /** Every distinct invariant violation seen, in the order first seen (expected ones included). */
+  violations: string[];
+  /**
+   * The violations the scenario expected: each matched by an `expect.violations` entry at or after the
+   * step that first broke the rule. They are not failures.
+   */
+  expectedViolations: string[];
+  /** The schedule the concurrently blocks were played on ("-" for the default one, or none). */
+  schedule: string;
+  /** Scheduler steps taken in concurrently blocks. */
+  steps: number;
+  /** The policy gave up on the run (the explorer's pruned branches): nothing after that point was played. */
+  abandoned: boolean;
+  /** The run stopped at a deadlock or an exception in a concurrently block. */
+  deadlocked: boolean;
+  /** The concurrently blocks played, with the choices made in each. */
+  blocks: PlayedBlock[];
+}
+
+/** The choices of one played concurrently block (schedule.ts formats them). */
+export class PlayedBlock implements BlockChoices {
+  chosen = new Uint8Array(64);
+  next = new Uint8Array(64);
+  length = 0;
+
+  push(chosen: number, next: number): void {
+    if (this.length === this.chosen.length) {
+      const grow = (a: Uint8Array) => {
+        const b = new Uint8Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.chosen = grow(this.chosen);
+      this.next = grow(this.next);
+    }
+    this.chosen[this.length] = chosen;
+    this.next[this.length] = next;
+    this.length++;
+  }
 }
 
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
+  const r = playScenario(s, opts);
+  return { ...r, snapshot: takeSnapshot(r.machine, r.boot, r.machine.ctx.diag.violations) };
+}
+
+/** The default schedule's policy: the continuation rule at every step. */
+const DEFAULT_POLICY: SchedulePolicy = { choose: (st) => st.next };
+
+/** Boots the scenario's machine and plays its events; the snapshot is left to the caller (runScenario takes it). */
+export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
   const m = new Machine(s, opts);
   const failures: Failure[] = [];
   const violations = m.ctx.diag.violations;
-  // After boot and at the end the whole machine is checked; after each event, what the event touched.
+  const checking = opts.invariants !== false;
+  /** Violations already turned into failures (others are recorded as they happen, by the model's event-style rules). */
+  let seen = 0;
+  // After boot and at the end the whole machine is checked; after each event or step, what it touched.
+  const collect = (step: string | (() => string)) => {
+    for (; seen < violations.length; seen++) failures.push({ step: typeof step === "string" ? step : step(), kind: "invariant", message: violations[seen]! });
+  };
   const checkAfter = (step: string, scope?: InvariantScope) => {
-    if (opts.invariants === false) return;
-    for (const v of checkInvariants(m, scope)) {
-      const msg = formatViolation(v);
-      if (m.ctx.diag.violation(msg)) failures.push({ step, kind: "invariant", message: msg });
-    }
+    if (!checking) return;
+    for (const v of checkInvariants(m, scope)) m.ctx.diag.violation(formatViolation(v));
+    collect(step);
   };
   const boot: EventRecord[] = [];
-  const touched = opts.invariants === false ? null : trackTouches(m.dc.sched);
+  const touched = checking ? trackTouches(m.dc.sched) : null;
   runPath(bootPath(m, boot));
   checkAfter("boot");
 
   let passed = 0;
   let failed = 0;
-  // Violations an expect.violations entry matched when it ran: those seen so far, so at or before its step.
-  const expected = new Set<string>();
-  s.events.forEach((e, i) => {
-    const step = `events[${i}]`;
-    if (e.expect !== undefined) {
-      m.ctx.trace.event(`${step}`, "expect");
-      for (const want of e.expect.violations ?? []) for (const v of violations) if (v.includes(want)) expected.add(v);
-      const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
-      if (diffs.length === 0) passed++;
-      else {
-        failed++;
-        for (const d of diffs) failures.push({ step, kind: "expectation", message: d });
-      }
-      return;
-    }
-    const t = tableEvent(e);
-    const { key, arg } = t;
-    m.ctx.trace.event(step, `${key} ${arg}`);
-    if (touched !== null) trackTouches(m.dc.sched);
-    const { ret: r, value } = runTableEvent(m, t);
+  /** An event's outcome against its expect_error and expect_value. */
+  const settle = (step: string, e: TaskEventSpec, key: string, arg: string, r: 0 | KError, value: number | undefined) => {
     const rec: EventRecord = { event: key, arg, result: resultName(r) };
     if (value !== undefined) rec.value = value;
     m.events.push(rec);
@@ -194,9 +235,97 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
         passed++;
       }
     }
+  };
+
+  const policy = opts.policy ?? DEFAULT_POLICY;
+  const blocks: PlayedBlock[] = [];
+  let steps = 0;
+  let abandoned = false;
+  let deadlocked = false;
+
+  /** One task of a block: its events in order, each settled as it ends. */
+  function* taskPath(at: string, letter: string, list: readonly TaskEventSpec[]): Path {
+    for (let j = 0; j < list.length; j++) {
+      const e = list[j]!;
+      const t = tableEvent(e);
+      if (m.ctx.tracing) m.ctx.trace.sched(m.dc.sched.current.id, `${letter}: ${t.key} ${t.arg}`);
+      let out: EventOutcome;
+      if (t.def.blocks) out = { ret: yield* t.def.run(m, t.a), value: undefined };
+      else out = runTableEvent(m, t);
+      settle(`${at}[${j}]`, e, t.key, t.arg, out.ret, out.value);
+    }
+  }
+
+  /** Plays a concurrently block; false when the run cannot go on (abandoned, deadlocked). */
+  const playBlock = (step: string, lists: readonly (readonly TaskEventSpec[])[]): boolean => {
+    const b = blocks.length;
+    const played = new PlayedBlock();
+    blocks.push(played);
+    const sched = m.dc.sched;
+    const tasks = lists.map((list, i) => {
+      const letter = taskLetter(i);
+      const task = sched.newTask(letter);
+      return new BlockTask(i, task, taskPath(`${step}.concurrently[${i}]`, letter, list));
+    });
+    m.ctx.trace.event(step, `concurrently: ${tasks.map((t) => `${taskLetter(t.index)} = T${t.task.id}`).join(", ")}`);
+    const label = () => `${step} step ${played.length}`;
+    const end = runBlock(sched, b, tasks, policy, {
+      before(t, st) {
+        played.push(t.index, st.next);
+        if (m.ctx.tracing && t.index !== st.last) m.ctx.trace.sched(t.task.id, switchNote(t, st));
+        if (touched !== null) trackTouches(sched);
+      },
+      after(_t, st) {
+        steps++;
+        policy.stepped?.(st, touched !== null && touched.length > 0);
+        // Mid-event states are transient: the rules the model records as they are broken are seen
+        // after every step; the state rules wait for the block's end, where every task stands between events.
+        if (checking && seen < violations.length) collect(label);
+      },
+    });
+    if (end.kind === "abandoned") {
+      abandoned = true;
+      return false;
+    }
+    if (end.kind === "deadlock" || end.kind === "exception") {
+      deadlocked = true;
+      failures.push({ step: label(), kind: end.kind, message: end.message });
+      return false;
+    }
+    checkAfter(`${step} end`);
+    return true;
+  };
+
+  // Violations an expect.violations entry matched when it ran: those seen so far, so at or before its step.
+  const expected = new Set<string>();
+  for (let i = 0; i < s.events.length; i++) {
+    const e = s.events[i]!;
+    const step = `events[${i}]`;
+    if (e.expect !== undefined) {
+      m.ctx.trace.event(`${step}`, "expect");
+      for (const want of e.expect.violations ?? []) for (const v of violations) if (v.includes(want)) expected.add(v);
+      const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
+      if (diffs.length === 0) passed++;
+      else {
+        failed++;
+        for (const d of diffs) failures.push({ step, kind: "expectation", message: d });
+      }
+      continue;
+    }
+    if (e.concurrently !== undefined) {
+      if (!playBlock(step, e.concurrently)) break;
+      continue;
+    }
+    const t = tableEvent(e);
+    const { key, arg } = t;
+    m.ctx.trace.event(step, `${key} ${arg}`);
+    if (touched !== null) trackTouches(m.dc.sched);
+    const { ret: r, value } = runTableEvent(m, t);
+    settle(step, e, key, arg, r, value);
     checkAfter(step, touched === null ? undefined : scopeOfTouched(touched));
-  });
-  if (s.events.length > 0) checkAfter("end");
+  }
+  if (s.events.length > 0 && !abandoned && !deadlocked) checkAfter("end");
+  if (policy instanceof ScriptPolicy && !abandoned && !deadlocked) policy.finish();
   const unexpected = expected.size === 0 ? failures : failures.filter((f) => f.kind !== "invariant" || !expected.has(f.message));
   return {
     machine: m,
@@ -205,6 +334,24 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     expectations: { passed, failed },
     violations: [...violations],
     expectedViolations: violations.filter((v) => expected.has(v)),
-    snapshot: takeSnapshot(m, boot, violations),
+    schedule: formatSchedule(blocks),
+    steps,
+    abandoned,
+    deadlocked,
+    blocks,
   };
+}
+
+/** The trace's note where a block switches tasks: who runs, and where the others stand. */
+function switchNote(t: BlockTask, st: BlockState): string {
+  const others = st.tasks
+    .filter((o) => o !== t)
+    .map((o) => {
+      const l = taskLetter(o.index);
+      if (o.done) return `${l} ended`;
+      if (o.last === null) return `${l} not started`;
+      const at = `${o.last.op} ${o.last.what}`;
+      return o.runnable() ? `${l} at ${at}` : `${l} waits at ${at}`;
+    });
+  return `step ${st.step + 1}: ${taskLetter(t.index)} runs${others.length > 0 ? ` (${others.join(", ")})` : ""}`;
 }

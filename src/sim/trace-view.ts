@@ -4,6 +4,7 @@ import type { TraceRecord } from "../lib/trace.ts";
 /** One record as a line of the text trace (`multiTask`: prefix the task, as a run with several tasks does). */
 export function renderTraceLine(r: TraceRecord, multiTask = false): string {
   if (r.kind === "event") return `== ${r.fn}: ${r.detail}`;
+  if (r.kind === "sched") return `-- ${r.detail}`;
   const ind = "  ".repeat(r.depth + 1);
   const t = multiTask ? `[T${r.task}] ` : "";
   if (r.kind === "call") {

@@ -9,7 +9,7 @@ import { parseCmdline } from "../../iommu/cmdline.ts";
 import { eventDef, type EventKind } from "../event-table.ts";
 import type { KeyPath, Problem } from "./problem.ts";
 import { didYouMean, quoteString } from "./suggest.ts";
-import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, scenarioArch, type DeviceSpec, type ExpectSpec, type Scenario } from "./schema.ts";
+import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, scenarioArch, type DeviceSpec, type ExpectSpec, type Scenario, type TaskEventSpec } from "./schema.ts";
 
 /** A name from the file, quoted, cut if long. */
 const q = (s: string) => quoteString(s);
@@ -155,8 +155,9 @@ export function checkScenario(s: Scenario): Problem[] {
   });
 
   // Events
-  const declaredDomains = new Set(s.events.flatMap((e) => (e.domain_alloc ? [e.domain_alloc.name] : [])));
-  const declaredHandles = new Set(s.events.flatMap((e) => (e.dma_map ? [e.dma_map.name] : [])));
+  const kernelEvents = s.events.flatMap((e): TaskEventSpec[] => (e.concurrently !== undefined ? e.concurrently.flat() : [e]));
+  const declaredDomains = new Set(kernelEvents.flatMap((e) => (e.domain_alloc ? [e.domain_alloc.name] : [])));
+  const declaredHandles = new Set(kernelEvents.flatMap((e) => (e.dma_map ? [e.dma_map.name] : [])));
   const checkHandle = (n: string, path: KeyPath) => {
     if (!declaredHandles.has(n)) bad(path, `no dma_map event names a DMA handle ${q(n)}`);
   };
@@ -179,9 +180,16 @@ export function checkScenario(s: Scenario): Problem[] {
       });
       return;
     }
-    // A kernel entry point: its checks are in its entry of the event table.
+    if (e.concurrently !== undefined) {
+      e.concurrently.forEach((task, t) => task.forEach((te, j) => checkEvent(te, at("concurrently", t, j))));
+      return;
+    }
+    checkEvent(e, at());
+  });
+  /** A kernel entry point at `path`: its checks are in its entry of the event table. */
+  function checkEvent(e: TaskEventSpec, path: KeyPath): void {
     const key = eventKey(e) as EventKind;
-    const under = (rest: (string | number)[]) => at(key, ...rest);
+    const under = (rest: (string | number)[]) => [...path, key, ...rest];
     eventDef(key).check?.(e[key], {
       iommu: (n, ...rest) => {
         if (!iommuIdx.has(n)) bad(under(rest), unknownName("IOMMU instance", n, iommuIdx));
@@ -194,7 +202,10 @@ export function checkScenario(s: Scenario): Problem[] {
       handle: (n, ...rest) => checkHandle(n, under(rest)),
       bad: (message, ...rest) => bad(under(rest), message),
     });
-  });
+  }
+  if (s.explore !== undefined && !s.events.some((e) => e.concurrently !== undefined)) {
+    bad(["explore"], "explore needs a concurrently event to interleave: without one there is a single schedule");
+  }
   return out;
 }
 

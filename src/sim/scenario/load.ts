@@ -10,7 +10,7 @@ import { scenarioSchema, type Scenario } from "./schema.ts";
 import { checkScenario } from "./check.ts";
 import { issueProblems, keysAt } from "./issues.ts";
 import { closest } from "./suggest.ts";
-import { ScenarioError, type Problem } from "./problem.ts";
+import { ScenarioError, type KeyPath, type Problem } from "./problem.ts";
 import { parseJsonSource } from "./json-source.ts";
 import { parseYamlSource, type ParsedSource } from "./yaml-source.ts";
 
@@ -94,4 +94,16 @@ export function loadScenarioFile(path: string): Scenario {
     throw new ScenarioError(path, [{ path: [], message: `cannot read the file: ${(e as Error).message.slice(0, 200)}` }]);
   }
   return parseScenario(text, path, json ? "json" : "yaml");
+}
+
+/** Where a key path stands in scenario text, for a problem found after loading (a schedule that does not fit the file). */
+export function locateInText(text: string, file: string, path: KeyPath): { line: number; col: number } | null {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  try {
+    const json = /\.json$/i.test(file) || (!/\.ya?ml$/i.test(file) && sniffFormat(text) === "json");
+    const src = json ? parseJsonSource(text, file, false) : parseYamlSource(text, file);
+    return src.locate(path);
+  } catch {
+    return null;
+  }
 }

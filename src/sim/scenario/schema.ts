@@ -189,18 +189,51 @@ const eventShape = Object.fromEntries(
   }),
 ) as EventShape;
 
-/** The keys of which a step has exactly one: a kernel entry point (an event), or an expectation. */
-const STEP_KEYS = [...EVENT_KINDS, "expect"] as const;
-/** A step's key: an event's kind, or `expect`. */
-export type EventKey = EventKind | "expect";
+/** The keys of which a step has exactly one: a kernel entry point (an event), an expectation, or a concurrently block. */
+const STEP_KEYS = [...EVENT_KINDS, "expect", "concurrently"] as const;
+/** A step's key: an event's kind, `expect`, or `concurrently`. */
+export type EventKey = EventKind | "expect" | "concurrently";
+
+/** The most tasks a concurrently block runs: they are named a to z in a schedule (docs/explore.md). */
+export const MAX_TASKS = 26;
+
+/** What an event of a task, or of the scenario, may carry besides its entry point. */
+const eventExtras = {
+  expect_error: errno.optional().describe("the event must fail with this errno"),
+  expect_value: z.number().optional().describe("the value the event returns: bytes unmapped, a DMA or physical address"),
+  note: z.string().optional(),
+};
+
+/** One kernel entry point of a concurrent task (no expect and no nested concurrently: expectations stand between blocks). */
+export const taskEventSchema = z
+  .strictObject({ ...eventShape, ...eventExtras })
+  .superRefine((e, ctx) => {
+    const present = EVENT_KINDS.filter((k) => e[k] !== undefined);
+    if (present.length !== 1) {
+      const keys = Object.keys(e);
+      ctx.addIssue({
+        code: "custom",
+        message:
+          present.length > 1
+            ? `expected one kernel entry point per event, found ${present.length}: ${present.join(" and ")}`
+            : `expected one kernel entry point (${listOf(EVENT_KINDS, 5)}), found ${keys.length === 0 ? "an empty event" : `only ${listOf(keys.map((k) => quoteString(k, 30)), 4)}`}`,
+      });
+    }
+  })
+  .describe("one kernel entry point of a concurrent task");
+
+const concurrentlySchema = z
+  .array(z.array(taskEventSchema).min(1, "a task runs at least one event"))
+  .min(2, "a concurrently block runs two or more tasks (one task is a plain sequence of events)")
+  .max(MAX_TASKS, `a concurrently block runs at most ${MAX_TASKS} tasks (a to z in a schedule)`)
+  .describe("each list runs as its own task, the tasks interleaved at the model's scheduling points (docs/explore.md)");
 
 export const eventSchema = z
   .strictObject({
     ...eventShape,
     expect: expectSchema.optional(),
-    expect_error: errno.optional().describe("the event must fail with this errno"),
-    expect_value: z.number().optional().describe("the value the event returns: bytes unmapped, a DMA or physical address"),
-    note: z.string().optional(),
+    concurrently: concurrentlySchema.optional(),
+    ...eventExtras,
   })
   .superRefine((e, ctx) => {
     const present = STEP_KEYS.filter((k) => e[k] !== undefined);
@@ -210,16 +243,36 @@ export const eventSchema = z
         code: "custom",
         message:
           present.length === 0
-            ? `expected one kernel entry point or expect (${listOf(STEP_KEYS, 5)}), found ${keys.length === 0 ? "an empty event" : `only ${listOf(keys.map((k) => quoteString(k, 30)), 4)}`}`
+            ? `expected one kernel entry point, expect or concurrently (${listOf(STEP_KEYS, 5)}), found ${keys.length === 0 ? "an empty event" : `only ${listOf(keys.map((k) => quoteString(k, 30)), 4)}`}`
             : `expected one kernel entry point per event, found ${present.length}: ${present.join(" and ")}`,
       });
     }
-    if (e.expect_error !== undefined && e.expect !== undefined) {
-      ctx.addIssue({ code: "custom", message: "expect_error belongs on an event, not on expect", path: ["expect_error"] });
+    for (const k of ["expect", "concurrently"] as const) {
+      if (e[k] === undefined) continue;
+      for (const x of ["expect_error", "expect_value"] as const) {
+        if (e[x] !== undefined) ctx.addIssue({ code: "custom", message: `${x} belongs on an event, not on ${k}`, path: [x] });
+      }
     }
   })
-  .describe("one kernel entry point, or an expectation");
+  .describe("one kernel entry point, an expectation, or a concurrently block");
 
+/** What `iommu-sim explore` must find in the scenario (`iommu-sim check` asserts it; docs/explore.md). */
+export const EXPLORE_EXPECTS = ["none", "violation", "expectation", "deadlock"] as const;
+/** The kinds of the invariants a race breaks (docs/invariants.md), as violation messages name them. */
+export const RACE_KINDS = ["use-after-free", "half-initialised", "lock-misuse", "lock-order"] as const;
+
+export const exploreSchema = z
+  .strictObject({
+    expect: z
+      .enum(EXPLORE_EXPECTS)
+      .describe("none: no schedule fails; violation: some schedule breaks an invariant; expectation: some schedule fails an expectation or an event; deadlock: some schedule deadlocks"),
+    kind: z.enum(RACE_KINDS).optional().describe("with expect: violation, the kind of invariant the violation must break"),
+    bound: z.number().int().positive().optional().describe("preemptions per schedule (default 2)"),
+  })
+  .superRefine((x, ctx) => {
+    if (x.kind !== undefined && x.expect !== "violation") ctx.addIssue({ code: "custom", message: `kind names a violation's kind: it goes with expect: violation, not ${x.expect}`, path: ["kind"] });
+  })
+  .describe("what exploring the concurrently blocks' interleavings must find (iommu-sim check runs it)");
 
 /** The design-axis strategies a run uses (docs/design-axes.md): per axis of the registry (src/designs/), one of its names. */
 type StrategyShape = { [A in AxisName]: z.ZodOptional<z.ZodEnum<{ [N in StrategyName<A>]: N }>> };
@@ -260,6 +313,7 @@ export const scenarioSchema = z
     devices: z.array(deviceSchema).default([]),
     drivers: z.array(driverSchema).default([]),
     events: z.array(eventSchema).default([]),
+    explore: exploreSchema.optional(),
   })
   .describe("an iommu-sim scenario: a machine, what happens to it, and what must hold");
 
@@ -268,6 +322,8 @@ export type IommuSpec = z.infer<typeof iommuSchema>;
 export type DeviceSpec = z.infer<typeof deviceSchema>;
 export type EventSpec = z.infer<typeof eventSchema>;
 export type ExpectSpec = z.infer<typeof expectSchema>;
+export type TaskEventSpec = z.infer<typeof taskEventSchema>;
+export type ExploreSpec = z.infer<typeof exploreSchema>;
 
 /** The scenario with some of its boot.strategy choices replaced. */
 export function withStrategy(s: Scenario, over: StrategyChoice): Scenario {
@@ -294,6 +350,7 @@ export function scenarioArch(s: Pick<Scenario, "boot" | "iommus">): "x86" | "arm
   return s.boot?.arch ?? (s.iommus.some((m) => m.driver === "intel-iommu" || m.driver === "amd-iommu") ? "x86" : "arm64");
 }
 
-export function eventKey(e: EventSpec): EventKey {
-  return STEP_KEYS.find((k) => e[k] !== undefined)!;
+export function eventKey(e: EventSpec | TaskEventSpec): EventKey {
+  const r = e as Partial<Record<EventKey, unknown>>;
+  return STEP_KEYS.find((k) => r[k] !== undefined)!;
 }

@@ -1,0 +1,173 @@
+/**
+ * The explorer: the systematic search with its sleep sets reaches every
+ * final state the full search does, items and workers give the result of one
+ * search, a failure is found, shrunk and replayed, random schedules follow
+ * their seed.
+ */
+import { describe, expect, it } from "vitest";
+import { Mutex, mutexLock, mutexUnlock } from "../../src/base/mutex.ts";
+import { Sched, type Path } from "../../src/base/path.ts";
+import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
+import { searchItem, splitItems } from "../../src/sim/explore/dfs.ts";
+import { explore, type ExploreOptions } from "../../src/sim/explore/explore.ts";
+import { workerPool } from "../../src/sim/explore/pool.ts";
+import { parseSchedule, ScriptPolicy, type Schedule } from "../../src/sim/explore/schedule.ts";
+import { replay } from "../../src/sim/explore/shrink.ts";
+import { runScenario, type PlayResult } from "../../src/sim/runner.ts";
+import { takeSnapshot } from "../../src/sim/snapshot.ts";
+import { scenario, state } from "../helpers.ts";
+import { ADD_VS_REGISTER } from "./concurrently.test.ts";
+
+/** Three tasks: two devices added while their SMMU registers, with a driver for both. */
+const THREE = `
+name: two device_add racing iommu_register
+boot: {strategy: {probe_serialisation: global-lock}}
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0, registered: false}
+devices:
+  - {name: a, bus: platform, fwnode: /soc/a, iommus: [[smmu0, 1]], added: false}
+  - {name: b, bus: platform, fwnode: /soc/b, iommus: [[smmu0, 2]], added: false}
+drivers:
+  - {name: da, bus: platform, match: [a, b]}
+events:
+  - concurrently:
+      - [{device_add: a}]
+      - [{iommu_register: smmu0}]
+      - [{device_add: b}]
+`;
+
+/** Three small tasks on one group: claims by two owners, and a default-domain type change. */
+const TINY = `
+name: two owners claim one group
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
+devices:
+  - name: pcie
+    bus: platform
+    fwnode: /soc/pcie
+    pci-host: {segment: 0, iommu-map: [[0x0, smmu0, 0x0, 0x10000]]}
+  - {name: "0000:00:01.0", bus: pci, parent: pcie, multifunction: true}
+  - {name: "0000:00:01.1", bus: pci, parent: pcie, multifunction: true}
+events:
+  - concurrently:
+      - [{claim_dma_owner: {device: "0000:00:01.0", owner: o1, group: true}}]
+      - [{claim_dma_owner: {device: "0000:00:01.1", owner: o2, group: true}}]
+      - [{group_type: {device: "0000:00:01.1", type: identity}}]
+`;
+
+/** The deferred-probe race: a probe that defers while the registration's trigger has already run stays deferred. */
+const DEFERRED = `${ADD_VS_REGISTER.replace("global-lock", "none")}  - expect: {devices: {a: {iommu: smmu0, probe: bound}}}
+`;
+
+const opts = (o: Partial<ExploreOptions> = {}): ExploreOptions => ({ bound: 2, workers: 1, run: {}, shrink: true, ...o });
+
+/** The final states of every complete schedule of a search (the state without the event log's order). */
+function finals(yaml: string, bound: number, reduce: boolean): { states: Set<string>; schedules: number; boundCuts: number } {
+  const states = new Set<string>();
+  const r = searchItem(scenario(yaml), {}, bound, [], undefined, (p: PlayResult) => {
+    states.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))));
+  }, reduce, false);
+  return { states, schedules: r.schedules, boundCuts: r.boundCuts };
+}
+
+describe("the systematic search", () => {
+  it("exhaustive, with sleep sets reaches every final state the full search reaches, in far fewer schedules", () => {
+    const full = finals(TINY, 20, false);
+    const reduced = finals(TINY, 20, true);
+    expect(full.boundCuts).toBe(0);
+    expect(reduced.boundCuts).toBe(0);
+    expect(reduced.states).toEqual(full.states);
+    // Either owner may win the group.
+    expect(full.states.size).toBeGreaterThanOrEqual(2);
+    expect(reduced.schedules * 10).toBeLessThan(full.schedules);
+  });
+
+  it("starts with the default schedule, and a higher bound only adds schedules", () => {
+    const s = scenario(TINY);
+    const seen: string[] = [];
+    searchItem(s, {}, 1, [], undefined, (p) => seen.push(p.schedule), true, false);
+    expect(seen[0]).toBe("-");
+    expect(new Set(seen).size).toBe(seen.length);
+    const counts = [0, 1, 2].map((b) => searchItem(s, {}, b + 1, [], undefined, undefined, true, false).schedules);
+    expect(counts[1]).toBeGreaterThanOrEqual(counts[0]!);
+    expect(counts[2]).toBeGreaterThanOrEqual(counts[1]!);
+    expect(counts[0]).toBeLessThan(counts[2]!);
+  });
+
+  it("split into items, searches the same schedules in the same order", () => {
+    const s = scenario(THREE);
+    const whole: string[] = [];
+    searchItem(s, {}, 2, [], undefined, (p) => whole.push(p.schedule));
+    const items = splitItems(s, {}, 2, 16);
+    expect(items.length).toBeGreaterThanOrEqual(16);
+    const parts: string[] = [];
+    for (const it of items) searchItem(s, {}, 2, it, undefined, (p) => parts.push(p.schedule));
+    expect(parts).toEqual(whole);
+  });
+});
+
+describe("a failing schedule", () => {
+  it("is found, shrunk, and its replay fails alike", async () => {
+    const s = scenario(DEFERRED);
+    const r = await explore(s, opts());
+    expect(r.found).not.toBeNull();
+    const f = r.found!;
+    expect(f.kind).toBe("expectation");
+    expect(f.failure.message).toBe('devices.a.probe: expected "bound", got "deferred"');
+    // Shrinking never makes it longer.
+    expect(f.schedule.length).toBeLessThanOrEqual(f.foundSchedule.length);
+    const again = runScenario(s, { policy: new ScriptPolicy(parseSchedule(f.schedule) as Schedule) });
+    expect(again.failures[0]).toEqual(f.failure);
+    expect(again.schedule).toBe(f.schedule);
+    expect(replay(s, {}, f.schedule)?.failure).toEqual(f.failure);
+    // The default schedule passes.
+    expect(runScenario(s).failures).toEqual([]);
+  });
+
+  it("is the same whatever the number of items and workers", async () => {
+    const s = scenario(DEFERRED);
+    const one = await explore(s, opts({ workers: 1 }));
+    const two = await explore(s, opts({ workers: 2 }), workerPool(s, opts({ workers: 2 })));
+    const strip = (r: typeof one) => ({ ...r, elapsedMs: 0, workers: 0 });
+    expect(strip(two)).toEqual(strip(one));
+    const none = scenario(THREE);
+    const a = await explore(none, opts({ workers: 1, bound: 1 }));
+    const b = await explore(none, opts({ workers: 2, bound: 1 }), workerPool(none, opts({ workers: 2, bound: 1 })));
+    expect(a.found).toBeNull();
+    expect(strip(b)).toEqual(strip(a));
+    expect(a.schedules).toBe(searchItem(none, {}, 1, []).schedules);
+  }, 30_000);
+});
+
+describe("random schedules", () => {
+  it("follow their seed, and find a failing schedule where the systematic search does", async () => {
+    const s = scenario(DEFERRED);
+    const x = await explore(s, opts({ random: { n: 200, seed: 7 } }));
+    const y = await explore(s, opts({ random: { n: 200, seed: 7 }, workers: 3 }));
+    expect({ ...y, elapsedMs: 0, workers: 0 }).toEqual({ ...x, elapsedMs: 0, workers: 0 });
+    expect(x.found).not.toBeNull();
+    expect(replay(s, {}, x.found!.schedule)?.failure).toEqual(x.found!.failure);
+    const none = await explore(scenario(THREE), opts({ random: { n: 30, seed: 1 } }));
+    expect(none.found).toBeNull();
+    expect(none.schedules).toBe(30);
+  });
+});
+
+describe("a block", () => {
+  /** A task taking two locks in an order. */
+  function* takeBoth(s: Sched, first: Mutex, second: Mutex): Path {
+    yield* mutexLock(s, first);
+    yield* mutexLock(s, second);
+    yield* mutexUnlock(s, second);
+    yield* mutexUnlock(s, first);
+  }
+
+  it("where every task waits for a lock another holds is a deadlock, named", () => {
+    const s = new Sched();
+    const [m1, m2] = [new Mutex("lock1"), new Mutex("lock2")];
+    const tasks = [new BlockTask(0, s.newTask("a"), takeBoth(s, m1, m2)), new BlockTask(1, s.newTask("b"), takeBoth(s, m2, m1))];
+    // a takes lock1 (2 steps: the point, then the take), b takes lock2, then each waits.
+    const end = runBlock(s, 0, tasks, new ScriptPolicy(parseSchedule("a2b2") as Schedule), { before: () => {}, after: () => {} });
+    expect(end).toEqual({ kind: "deadlock", message: "every task that has not ended waits for a lock: a waits for lock2, held by b; b waits for lock1, held by a" });
+  });
+});
