@@ -110,6 +110,40 @@ describe("the packed package, installed, under plain node", () => {
     expect(r.stdout).toBe(src.stdout);
   });
 
+  it("the installed iommu-sim explores with worker threads (the bundled worker) and finds what the source finds", () => {
+    const race = join(app, "race.yaml");
+    writeFileSync(
+      race,
+      [
+        "name: deferred probe race",
+        "boot: {strategy: {probe_serialisation: none}}",
+        "iommus:",
+        "  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0, registered: false}",
+        "devices:",
+        "  - {name: a, bus: platform, fwnode: /soc/a, iommus: [[smmu0, 1]], added: false}",
+        "drivers:",
+        "  - {name: da, bus: platform, match: [a]}",
+        "events:",
+        "  - concurrently:",
+        "      - [{device_add: a}]",
+        "      - [{iommu_register: smmu0}]",
+        "  - expect: {devices: {a: {iommu: smmu0, probe: bound}}}",
+        "",
+      ].join("\n"),
+    );
+    expect(packed).toContain("dist/cli/explore-worker.cjs");
+    const r = run(join(app, "node_modules", ".bin", "iommu-sim"), ["explore", race, "--json", "--workers", "2"], app);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(1);
+    const src = run(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main(process.argv.slice(1));", "explore", race, "--json", "--workers", "1"],
+      ROOT,
+    );
+    expect(src.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual(JSON.parse(src.stdout));
+  });
+
   it("the installed bin loads the code cache the build made for this node", () => {
     // bin/ is not among the package's exports: load it by path, as the bin does.
     const loader = pathToFileURL(join(installed(), "bin", "load-cli.js")).href;
