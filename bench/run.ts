@@ -4,6 +4,7 @@
  */
 import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
+import { benchExplore } from "./explore.ts";
 import { benchGroups } from "./groups.ts";
 import { benchIova } from "./iova.ts";
 import { benchPgtable } from "./pgtable.ts";
@@ -16,6 +17,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   iova: benchIova,
   dma: benchDma,
   startup: benchStartup,
+  explore: benchExplore,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

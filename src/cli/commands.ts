@@ -208,6 +208,8 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
 
 export interface CheckFlags extends StrategyFlags {
   json?: boolean;
+  /** --workers N: the worker threads of the search a scenario's explore: asks for. */
+  workers?: string;
 }
 
 export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise<number> {
@@ -228,6 +230,10 @@ export async function checkCommand(file: string, o: CheckFlags, io: Io): Promise
   const r = runScenario(design, { ...opts.model, trace: false });
   // The scenario's explore: expectation, searched and asserted (src/cli/explore.ts).
   const ex = s.explore === undefined ? null : await (await import("./explore.ts")).checkExplore(design, s.explore, file, o, opts.model, io);
+  if (typeof ex === "string") {
+    io.err(ex);
+    return EXIT_INVALID;
+  }
   const code = r.failures.length === 0 && (ex === null || ex.pass) ? EXIT_OK : EXIT_FAILED;
   if (o.json) {
     io.out(

@@ -125,7 +125,8 @@ export async function exploreCommand(file: string, o: ExploreFlags, io: Io): Pro
           command: "explore",
           file: name,
           mode: r.mode,
-          ...(r.mode === "dfs" ? { bound: r.bound, bound_cuts: r.boundCuts, exhaustive: r.boundCuts === 0, sleep_blocked: r.sleepBlocked } : { seed: q.random!.seed }),
+          // Whether the bound cut the search is known only of a search that ran to its end.
+          ...(r.mode === "dfs" ? { bound: r.bound, bound_cuts: f === null ? r.boundCuts : null, exhaustive: f === null ? r.boundCuts === 0 : null, sleep_blocked: r.sleepBlocked } : { seed: q.random!.seed }),
           schedules: r.schedules,
           steps: r.steps,
           violation: f === null ? null : { schedule: f.schedule, kind: f.kind, message: f.failure.message, step: f.failure.step, found_schedule: f.foundSchedule },
@@ -159,8 +160,10 @@ export interface ExploreCheck {
 }
 
 /** What `check` does with `explore:`: search, compare with the expectation, and replay what it found. */
-export async function checkExplore(s: Scenario, spec: ExploreSpec, file: string, o: StrategyFlags, model: ExploreOptions["run"], io: Io): Promise<ExploreCheck> {
-  const r = await search(s, { bound: spec.bound ?? DEFAULT_BOUND, workers: availableParallelism(), run: model }, io);
+export async function checkExplore(s: Scenario, spec: ExploreSpec, file: string, o: StrategyFlags & { workers?: string }, model: ExploreOptions["run"], io: Io): Promise<ExploreCheck | string> {
+  const workers = o.workers === undefined ? availableParallelism() : wholeFlag("--workers", o.workers, 1, 256);
+  if (typeof workers === "string") return workers;
+  const r = await search(s, { bound: spec.bound ?? DEFAULT_BOUND, workers, run: model }, io);
   const f = r.found;
   const want = spec.expect;
   const what = want === "violation" ? (spec.kind === undefined ? "a violation" : `a ${spec.kind} violation`) : want === "expectation" ? "a failed expectation" : want === "deadlock" ? "a deadlock" : "no failure";

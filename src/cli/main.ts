@@ -72,6 +72,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option("--strategy <axis=name>", strategyHelp, collect)
     .option("--kernel <version>", kernelHelp)
     .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
+    .option("--workers <n>", "worker threads of the search a scenario's explore: key asks for (default: one per core)")
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await commands()).checkCommand(file, o, io);
     });

@@ -3,7 +3,7 @@
  * exit codes, the text and JSON outputs, the replay command, bad flags.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -114,6 +114,53 @@ describe("check with explore:", () => {
     const r = await cli(["check", "FILE"], RACE("none", "explore: {expect: violation, kind: use-after-free}\n"));
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/explore: FAIL: expected a use-after-free violation, the first failing schedule \S+ gives expectation/);
+  });
+});
+
+describe("scenarios/races/", () => {
+  const files = readdirSync("scenarios/races").filter((f) => f.endsWith(".yaml"));
+
+  it("holds races found under one design and gone under another", () => {
+    expect(files.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it.each(files)("%s passes iommu-sim check, its explore: expectation included", async (f) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(["check", `scenarios/races/${f}`, "--workers", "1"], { out: (x) => out.push(x), err: (x) => err.push(x) });
+    expect(err).toEqual([]);
+    expect(out.join("\n")).toMatch(/explore: PASS: /);
+    expect(code).toBe(0);
+  });
+});
+
+describe("the README's explore examples", () => {
+  const readme = readFileSync("README.md", "utf8");
+  /** The time a search took is the one figure that changes from run to run. */
+  const untimed = (t: string) => t.replace(/, \d+(\.\d+)? s\)/g, ", T s)");
+  const shown = (cmd: string) => {
+    const at = readme.indexOf(`$ ${cmd}\n`);
+    expect(at, cmd).toBeGreaterThan(0);
+    const rest = readme.slice(at + cmd.length + 3);
+    return rest.slice(0, rest.indexOf("```"));
+  };
+  const printed = async (args: string[]) => {
+    const out: string[] = [];
+    const code = await main(args, { out: (x) => out.push(x), err: (x) => out.push(x) });
+    return { code, text: out.join("\n") + "\n" };
+  };
+
+  it.each(["probe-race-none", "probe-race-global-lock"])("iommu-sim explore scenarios/races/%s.yaml", async (name) => {
+    const r = await printed(["explore", `scenarios/races/${name}.yaml`, "--workers", "1"]);
+    expect(untimed(r.text)).toBe(untimed(shown(`iommu-sim explore scenarios/races/${name}.yaml --workers 1`)));
+    expect(r.code).toBe(name.endsWith("none") ? 1 : 0);
+  });
+
+  it("the replay's summary", async () => {
+    const r = await printed(["run", "scenarios/races/probe-race-none.yaml", "--schedule", "a4b3a"]);
+    const tail = shown("iommu-sim run scenarios/races/probe-race-none.yaml --schedule a4b3a").replace(/^…\n/, "");
+    expect(r.text.endsWith(tail)).toBe(true);
+    expect(r.code).toBe(1);
   });
 });
 

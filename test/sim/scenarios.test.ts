@@ -8,10 +8,12 @@ import { runScenario } from "../../src/sim/runner.ts";
 
 const dir = new URL("../../scenarios/", import.meta.url);
 const isScenario = (f: string): boolean => (f.endsWith(".yaml") || f.endsWith(".json")) && f !== "schema.json";
-// The top-level scenarios and the design arguments under scenarios/designs/.
+// The top-level scenarios, the design arguments under scenarios/designs/ and the races under scenarios/races/
+// (their default schedule here; test/cli/explore.test.ts checks what exploring them finds).
 const files = [
   ...readdirSync(dir).filter(isScenario),
   ...readdirSync(new URL("designs/", dir)).filter(isScenario).map((f) => `designs/${f}`),
+  ...readdirSync(new URL("races/", dir)).filter(isScenario).map((f) => `races/${f}`),
 ];
 
 describe("shipped scenarios", () => {

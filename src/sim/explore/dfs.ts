@@ -303,14 +303,18 @@ export function searchItem(
   reduce = true,
   /** Stop at the first failing schedule (tests may want every schedule). */
   stopAtFailure = true,
+  /** Check the invariants after boot in the first schedule (the search's first item does; the boot is the same in every schedule). */
+  checkBoot = true,
 ): ItemResult {
   const pol = new DfsPolicy(bound, reduce);
   if ("prefix" in item) pol.reset(item.prefix, item.eff);
   else pol.reset(item);
   const out: ItemResult = { schedules: 0, steps: 0, boundCuts: 0, sleepBlocked: 0, found: null };
+  let first = checkBoot;
   do {
     pol.begin();
-    const r = playOnce(s, opts, pol);
+    const r = playOnce(s, first ? opts : { ...opts, checkBoot: false }, pol);
+    first = false;
     out.steps += r.steps;
     if (!r.abandoned) {
       out.schedules++;
@@ -386,7 +390,7 @@ export function splitItems(s: Scenario, opts: RunOptions, bound: number, target:
 function childrenOf(s: Scenario, opts: RunOptions, bound: number, prefix: readonly number[]): { kids: number[] | null; eff: boolean } {
   const pol = new ProbePolicy(bound, prefix);
   pol.begin();
-  playOnce(s, opts, pol);
+  playOnce(s, { ...opts, checkBoot: false }, pol);
   return { kids: pol.kids, eff: pol.lastEffect };
 }
 

@@ -67,9 +67,11 @@ export interface ExploreResult {
   };
 }
 
-/** Runs one item (in this thread or a worker). */
-export function runItem(s: Scenario, opts: RunOptions, bound: number, seed: number, item: WorkItem, stop?: () => boolean): ItemResult {
-  return item.kind === "dfs" ? searchItem(s, opts, bound, item.item, stop) : searchRandom(s, opts, seed, item.from, item.to, stop);
+/** Runs one item (in this thread or a worker); `first`: the search's first item. */
+export function runItem(s: Scenario, opts: RunOptions, bound: number, seed: number, item: WorkItem, first: boolean, stop?: () => boolean): ItemResult {
+  if (item.kind === "random") return searchRandom(s, opts, seed, item.from, item.to, stop);
+  // The first item holds the first schedule, the default one: it checks the boot, the same in every schedule.
+  return searchItem(s, opts, bound, item.item, stop, undefined, true, true, first);
 }
 
 /** The items a search is split into, in search order. */
@@ -96,7 +98,7 @@ export const inThread =
   (s: Scenario, o: ExploreOptions): ItemRunner =>
   async (items, onResult) => {
     for (let i = 0; i < items.length; i++) {
-      const r = runItem(s, o.run, o.bound, o.random?.seed ?? 0, items[i]!);
+      const r = runItem(s, o.run, o.bound, o.random?.seed ?? 0, items[i]!, i === 0);
       onResult(i, r);
       if (r.found !== null) return;
       // Let a progress timer fire.

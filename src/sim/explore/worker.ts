@@ -22,6 +22,6 @@ port.on("message", (m: WorkerMessage) => {
   }
   const j = job!;
   const index = m.index;
-  const result = runItem(j.scenario, j.run, j.bound, j.seed, m.item, () => Atomics.load(stop, 0) < index);
+  const result = runItem(j.scenario, j.run, j.bound, j.seed, m.item, index === 0, () => Atomics.load(stop, 0) < index);
   port.postMessage({ index, result });
 });

@@ -1,0 +1,136 @@
+/**
+ * The concurrency explorer (docs/explore.md): scheduler steps per second on
+ * one core (a systematic search, each schedule booting its machine afresh),
+ * schedules per second with one and with two worker threads (the same
+ * search on warm pools, measured in the same run), the reduction of the
+ * sleep sets against the naive interleaving count, and the time to exhaust
+ * the fwspec race scenario under global-lock.
+ */
+import { existsSync } from "node:fs";
+import { searchItem } from "../src/sim/explore/dfs.ts";
+import { explore, type ExploreOptions } from "../src/sim/explore/explore.ts";
+import { WorkerPool } from "../src/sim/explore/pool.ts";
+import { runScenario } from "../src/sim/runner.ts";
+import { loadScenarioFile, parseScenario } from "../src/sim/scenario/load.ts";
+import type { Scenario } from "../src/sim/scenario/schema.ts";
+import { best, cpuMs, median } from "./stats.ts";
+
+/** The issue's fwspec race, once scenarios/races/ has it; until then a stand-in of the same shape. */
+const FWSPEC_RACE = "scenarios/races/fwspec-probe-race-global-lock.yaml";
+
+/** A device added while its SMMU registers, its driver registered (the stand-in). */
+const STAND_IN = `
+name: device_add racing iommu_register under the global probe lock
+boot: {strategy: {probe_serialisation: global-lock}}
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0, registered: false}
+devices:
+  - {name: a, bus: platform, fwnode: /soc/a, iommus: [[smmu0, 1]], added: false}
+drivers:
+  - {name: da, bus: platform, match: [a]}
+events:
+  - concurrently:
+      - [{device_add: a}]
+      - [{iommu_register: smmu0}]
+`;
+
+/** Three small tasks on one group (exhaustible with and without the reduction). */
+const TINY = `
+name: two owners claim one group while its type changes
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
+devices:
+  - name: pcie
+    bus: platform
+    fwnode: /soc/pcie
+    pci-host: {segment: 0, iommu-map: [[0x0, smmu0, 0x0, 0x10000]]}
+  - {name: "0000:00:01.0", bus: pci, parent: pcie, multifunction: true}
+  - {name: "0000:00:01.1", bus: pci, parent: pcie, multifunction: true}
+events:
+  - concurrently:
+      - [{claim_dma_owner: {device: "0000:00:01.0", owner: o1, group: true}}]
+      - [{claim_dma_owner: {device: "0000:00:01.1", owner: o2, group: true}}]
+      - [{group_type: {device: "0000:00:01.1", type: identity}}]
+`;
+
+/** The interleavings of tasks of these step counts, ignoring locks: the multinomial (n1 + n2 + ...)! / (n1! n2! ...). */
+function naiveInterleavings(counts: readonly number[]): number {
+  let total = 0;
+  let r = 1;
+  for (const c of counts) {
+    for (let i = 1; i <= c; i++) {
+      total++;
+      r = (r * total) / i;
+    }
+  }
+  return Math.round(r);
+}
+
+/** Each task's steps on the default schedule. */
+function taskSteps(s: Scenario): number[] {
+  const b = runScenario(s, { trace: false }).blocks[0]!;
+  const counts: number[] = [];
+  for (let i = 0; i < b.length; i++) counts[b.chosen[i]!] = (counts[b.chosen[i]!] ?? 0) + 1;
+  return counts.map((c) => c ?? 0);
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+
+export async function benchExplore(log: (line: string) => void): Promise<void> {
+  const race = existsSync(FWSPEC_RACE) ? loadScenarioFile(FWSPEC_RACE) : parseScenario(STAND_IN, "stand-in.yaml");
+  const raceName = existsSync(FWSPEC_RACE) ? FWSPEC_RACE : "a stand-in (scenarios/races/ has no fwspec race yet): device_add racing iommu_register under global-lock";
+  log(`explore: ${raceName}`);
+
+  // Steps per second on one core: a bound-4 search, warmed up, then timed in CPU time (the machine is shared).
+  const runs: { ms: number; steps: number; schedules: number }[] = [];
+  for (let i = 0; i < 4; i++) {
+    const t0 = cpuMs();
+    const r = searchItem(race, {}, 4, []);
+    if (i > 0) runs.push({ ms: cpuMs() - t0, steps: r.steps, schedules: r.schedules });
+  }
+  const rates = runs.map((r) => (r.steps / r.ms) * 1000);
+  log(`  scheduler steps/s, one core (bound 4, ${fmt(runs[0]!.schedules)} schedules, ${fmt(runs[0]!.steps)} steps, each schedule booting afresh; CPU time): median ${fmt(median(rates))}, best ${fmt(Math.max(...rates))} (goal >= 300,000)`);
+
+  // Schedules per second, one and two workers, warm pools, the same search.
+  const opts: ExploreOptions = { bound: 4, workers: 1, run: {}, shrink: false };
+  const perPool = async (n: number): Promise<number> => {
+    const pool = new WorkerPool(n);
+    try {
+      const o = { ...opts, workers: n };
+      await explore(race, o, (items, onResult) => pool.run(race, o, items, onResult));
+      const xs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const r = await explore(race, o, (items, onResult) => pool.run(race, o, items, onResult));
+        xs.push((r.schedules / (performance.now() - t0)) * 1000);
+      }
+      return median(xs);
+    } finally {
+      await pool.close();
+    }
+  };
+  const one = await perPool(1);
+  const two = await perPool(2);
+  log(`  schedules/s (bound 4, worker threads, warm pools, wall time): 1 worker ${fmt(one)}, 2 workers ${fmt(two)}: ${(two / one).toFixed(2)}x (goal >= 1.7x)`);
+
+  // The reduction: exhaustive searches with and without sleep sets, and the naive count.
+  const tiny = parseScenario(TINY, "tiny.yaml");
+  const red = searchItem(tiny, {}, 1000, [], undefined, undefined, true, false);
+  const full = searchItem(tiny, {}, 1000, [], undefined, undefined, false, false);
+  const naiveTiny = naiveInterleavings(taskSteps(tiny));
+  log(`  reduction (three claims on one group, exhaustive): ${fmt(red.schedules)} schedules with sleep sets, ${fmt(full.schedules)} without (${(full.schedules / red.schedules).toFixed(0)}x); naive interleavings of the tasks' steps ${fmt(naiveTiny)} (${(naiveTiny / red.schedules).toFixed(0)}x)`);
+
+  // Time to exhaust the race under global-lock.
+  const times: number[] = [];
+  let last = { schedules: 0, steps: 0, boundCuts: -1 };
+  for (let i = 0; i < 1; i++) {
+    const t0 = performance.now();
+    const r = searchItem(race, {}, 1000, []);
+    times.push(performance.now() - t0);
+    last = r;
+  }
+  const naiveRace = naiveInterleavings(taskSteps(race));
+  log(
+    `  exhausting the race (no bound cut: ${last.boundCuts === 0 ? "yes" : "no"}): ${fmt(last.schedules)} schedules, ${fmt(last.steps)} steps in ${(best(times) / 1000).toFixed(2)} s, one thread (goal < 5 s); naive interleavings ${naiveRace.toExponential(2)} (${(naiveRace / last.schedules).toExponential(1)}x)`,
+  );
+}
