@@ -114,11 +114,11 @@ export class Machine {
 
     // The strategies the scenario chose, handed to the core (which implements none itself).
     const strategy = strategiesFor(scenarioDesign(scenario));
-    // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
-    this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
+    this.arch = scenarioArch(scenario);
+    // iommu_buses[]: platform, pci, and amba under CONFIG_ARM_AMBA (arm64 only); fsl-mc, host1x-context and cdx have no devices here.
+    this.k = new IommuCore(this.dc, this.arch === "x86" ? [platform, pci] : [platform, pci, amba], strategy);
     this.k.dmaInitFq = iommuDmaInitFq;
     this.k.probeWalk = opts.probeWalk ?? "indexed";
-    this.arch = scenarioArch(scenario);
     const kc = kconfigFor(this.arch);
     const notes = iommuParseCmdline(this.k, kc, scenario.boot?.cmdline ?? "", this.arch);
     if (isErr(notes)) throw new MachineError(notes.message);

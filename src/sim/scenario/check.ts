@@ -97,6 +97,8 @@ export function checkScenario(s: Scenario): Problem[] {
     for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted"] as const) {
       if (!isPci && d[k] !== undefined) bad(at(k), `${k} is a PCI property; ${nm(d.name)} is on the ${d.bus} bus`);
     }
+    // iommu_buses[] lists amba_bustype under CONFIG_ARM_AMBA only, which x86 kernels do not set.
+    if (d.bus === "amba" && scenarioArch(s) === "x86") bad(at("bus"), `the amba bus exists on arm64 only (CONFIG_ARM_AMBA); this machine is x86 (boot.arch, or an intel-iommu/amd-iommu instance)`);
     if (d.bus !== "iommufd_mock" && d.add_with !== undefined) bad(at("add_with"), "add_with is for devices on the iommufd_mock bus");
     if (d.iommus !== undefined) {
       if (d.bus !== "platform" && d.bus !== "amba") bad(at("iommus"), `iommus describes platform/amba devices; PCI functions get ids from the host bridge's iommu-map`);
