@@ -12,7 +12,9 @@ import type { DeferredProbeMode } from "../base/deferred-lists.ts";
 import { MachineContext } from "../base/context.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
-import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
+import { parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
+import { pciSetupDevice, type PciFixupRecord } from "./pci-setup.ts";
+import { pciAcsOf, pciIdsOf } from "./scenario/pci-keys.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
 import { injectProbeFaults } from "../drivers/env-tables.ts";
 import { FirmwareTables } from "../firmware/tables.ts";
@@ -94,6 +96,8 @@ export class Machine {
   readonly arch: "x86" | "arm64";
   /** What each boot.cmdline option did (modelled, not modelled, unknown). */
   readonly cmdline: CmdlineNote[];
+  /** The quirks enumeration applied (header fixups, ACS enable): by function, for the trace and `explain`. */
+  readonly pciFixups: PciFixupRecord[] = [];
   /** The budget every page table of this machine draws its memory from. */
   readonly pgtableMemory: PgtableMemory;
 
@@ -249,6 +253,7 @@ export class Machine {
         if (host === undefined) {
           // No DT host bridge for the segment: an ACPI host bridge (DMAR/IVRS machines).
           host = new PciHostBridge(a.segment, null);
+          host.acpiIvrs = this.scenario.iommus.some((m) => m.driver === "amd-iommu");
           hosts.set(a.segment, host);
         }
         let pbus: PciBus;
@@ -266,9 +271,12 @@ export class Machine {
           const [dd, f] = s.split(".");
           return (parseInt(dd!, 16) << 3) | parseInt(f!, 10);
         });
+        const acs = pciAcsOf(spec);
         const pdev = new PciDev(pbus, a.devfn, {
           type: spec.type ?? "endpoint",
-          acs: spec.acs === undefined ? null : spec.acs.reduce((m, c) => m | ACS_BITS[c], 0),
+          acsCap: acs.cap,
+          acsCtl: acs.ctl,
+          ids: pciIdsOf(spec),
           multifunction: spec.multifunction ?? false,
           dmaAliasDevfns: aliases,
           bridgeXlateRoot: spec["bridge-xlate-root"] ?? false,
@@ -278,6 +286,7 @@ export class Machine {
         });
         const hostDev = parent ?? hostDevice.get(a.segment) ?? null;
         dev = new Device(spec.name, bus, hostDev, null, pdev);
+        this.pciFixups.push(...pciSetupDevice(pdev, spec.name, acs.std, this.scenario.iommus.length > 0));
       } else {
         const np = spec.fwnode !== undefined ? node(spec.fwnode) : null;
         if (np !== null && spec.iommus !== undefined) {
