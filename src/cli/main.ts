@@ -96,6 +96,16 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       code = await (await commands()).validateCommand(file, o, io);
     });
 
+  program
+    .command("import")
+    .description("turn a dump of a real machine into a scenario (YAML on stdout): lspci FILE, the output of lspci -vv (or -vvv, -vvnn, with -D, -PP, -xxx)")
+    .argument("<kind>", "lspci")
+    .argument("<file>", "the dump, or - to read it from stdin")
+    .option("--iommu <which>", "intel or amd: the IOMMU, instead of the one the host bridge's vendor implies")
+    .action(async (kind: string, file: string, o: { iommu?: string }) => {
+      code = await (await import("./import-command.ts")).importCommand(kind, file, o, io);
+    });
+
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {

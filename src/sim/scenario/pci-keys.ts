@@ -20,6 +20,7 @@ export const pciIdentityKeys = {
     .optional()
     .describe("class code, e.g. 0604 or 060400"),
   revision: z.number().int().min(0).max(255).optional().describe("revision ID"),
+  description: z.string().max(400).optional().describe("what the function is, as lspci names it (shown by iommu-sim groups)"),
   acs_cap: z.array(z.enum(ACS_NAMES)).optional().describe("ACS controls the hardware implements (ACSCap); absent with acs_ctl absent = no ACS capability"),
   acs_ctl: z
     .array(z.enum(ACS_NAMES))
