@@ -14,6 +14,7 @@ import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
 import { pciSetupDevice, type PciFixupRecord } from "./pci-setup.ts";
+import type { AcsOverride } from "../base/pci/quirks/acs-override.ts";
 import { pciAcsOf, pciIdsOf } from "./scenario/pci-keys.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
 import { injectProbeFaults } from "../drivers/env-tables.ts";
@@ -73,6 +74,8 @@ export interface MachineOptions {
    * fails with ENOMEM before it allocates (docs/pgtable.md).
    */
   pgtableMemoryLimit?: number;
+  /** The out-of-tree pcie_acs_override= patch applied to every host bridge (what-if questions; mainline has none). */
+  pciAcsOverride?: AcsOverride;
 }
 
 export class Machine {
@@ -140,7 +143,7 @@ export class Machine {
       return n;
     };
     this.buildInstances(node);
-    this.buildDevices(node);
+    this.buildDevices(node, opts.pciAcsOverride ?? null);
     for (const d of scenario.drivers) {
       const bus = this.busNamed(d.bus);
       const results = new Map(Object.entries(d.probe_result ?? {}));
@@ -228,7 +231,7 @@ export class Machine {
     return this.instances.get(name)!.iommu.fwnode!;
   }
 
-  private buildDevices(node: (path: string) => FwnodeHandle): void {
+  private buildDevices(node: (path: string) => FwnodeHandle, acsOverride: AcsOverride | null): void {
     const hosts = new Map<number, PciHostBridge>();
     const hostDevice = new Map<number, Device>();
     // Host bridges first: PCI functions anywhere in the file may sit below them.
@@ -240,7 +243,9 @@ export class Machine {
       for (const [ridBase, inst, outBase, len] of h["iommu-map"] ?? []) map.push(ridBase, this.instanceNode(inst), outBase, len);
       if (h["iommu-map"] !== undefined) np.props.set("iommu-map", map);
       if (h["iommu-map-mask"] !== undefined) np.props.set("iommu-map-mask", h["iommu-map-mask"]);
-      hosts.set(h.segment, new PciHostBridge(h.segment, np));
+      const hb = new PciHostBridge(h.segment, np);
+      hb.acsOverride = acsOverride;
+      hosts.set(h.segment, hb);
     }
     const roots = new Map<string, PciBus>();
     for (const spec of this.scenario.devices) {
@@ -254,6 +259,7 @@ export class Machine {
           // No DT host bridge for the segment: an ACPI host bridge (DMAR/IVRS machines).
           host = new PciHostBridge(a.segment, null);
           host.acpiIvrs = this.scenario.iommus.some((m) => m.driver === "amd-iommu");
+          host.acsOverride = acsOverride;
           hosts.set(a.segment, host);
         }
         let pbus: PciBus;
@@ -285,6 +291,7 @@ export class Machine {
           maxPasids: spec["pasid-bits"] ? 2 ** spec["pasid-bits"] : 0,
         });
         const hostDev = parent ?? hostDevice.get(a.segment) ?? null;
+        pdev.name = spec.name;
         dev = new Device(spec.name, bus, hostDev, null, pdev);
         this.pciFixups.push(...pciSetupDevice(pdev, spec.name, acs.std, this.scenario.iommus.length > 0));
       } else {

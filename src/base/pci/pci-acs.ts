@@ -9,6 +9,7 @@ import type { Device } from "../device.ts";
 import { PCI_ACS_CR, PCI_ACS_EC, PCI_ACS_RR, PCI_ACS_SV, PCI_ACS_TB, PCI_ACS_UF, type PciDev } from "./pci-dev.ts";
 import { pciDevSpecificEnableAcs, type AcsEnableQuirkName } from "./quirks/acs-dev-ops.ts";
 import { pciDevSpecificAcsAnswer, pciDevSpecificAcsEnabled, type AcsQuirkName } from "./quirks/acs-dev-specific.ts";
+import { pcieAcsOverrides } from "./quirks/acs-override.ts";
 
 /** Isolation needs Source Validation, Request and Completion Redirect, Upstream Forwarding. */
 export const REQ_ACS_FLAGS = PCI_ACS_SV | PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_UF;
@@ -50,13 +51,21 @@ export function pciAcsEnabled(p: PciDev, flags: number): boolean {
     const ret = pciDevSpecificAcsEnabled(p, flags);
     if (ret >= 0) return ret > 0;
   }
+  // The out-of-tree override patch adds the table's last entry.
+  const o = p.bus.host.acsOverride;
+  if (o !== null) {
+    const ret = pcieAcsOverrides(p, p.name, o);
+    if (ret >= 0) return ret > 0;
+  }
   return pciAcsEnabledStd(p, flags);
 }
 
-/** What decided pci_acs_enabled for a function: the quirk that answered, or null (the ACS capability and port type did). */
-export function pciAcsDecider(p: PciDev, flags: number): { enabled: boolean; quirk: AcsQuirkName | null } {
+/** What decided pci_acs_enabled for a function: the quirk that answered (or the override patch), or null (the ACS capability and port type did). */
+export function pciAcsDecider(p: PciDev, flags: number): { enabled: boolean; quirk: AcsQuirkName | "pcie_acs_overrides" | null } {
   const a = pciDevSpecificAcsAnswer(p, flags);
   if (a.ret >= 0) return { enabled: a.ret > 0, quirk: a.quirk };
+  const o = p.bus.host.acsOverride;
+  if (o !== null && pcieAcsOverrides(p, p.name, o) >= 0) return { enabled: true, quirk: "pcie_acs_overrides" };
   return { enabled: pciAcsEnabledStd(p, flags), quirk: null };
 }
 

@@ -7,6 +7,7 @@
 import type { Device } from "../device.ts";
 import type { FwnodeHandle } from "../fwnode.ts";
 import type { AcsQuirkEntry } from "./quirks/acs-dev-specific.ts";
+import type { AcsOverride } from "./quirks/acs-override.ts";
 
 /** PCIe port types (PCI_EXP_TYPE_*) plus the conventional kinds the model needs. */
 export const PCI_DEV_TYPES = [
@@ -72,6 +73,8 @@ export class PciBus {
 export class PciHostBridge {
   /** The firmware has an IVRS table (an AMD IOMMU): pci_quirk_amd_sb_acs answers only then. */
   acpiIvrs = false;
+  /** The out-of-tree pcie_acs_override= patch's settings (quirks/acs-override.ts), or null: mainline. */
+  acsOverride: AcsOverride | null = null;
   constructor(
     readonly segment: number,
     /** The host bridge's DT node (with `iommu-map`), or null for an ACPI host bridge. */
@@ -129,6 +132,8 @@ export class PciDev implements PciDevSpec {
   ids: PciIds;
   /** `pdev->dev_flags` (PCI_DEV_FLAGS_ACS_ENABLED_QUIRK is the one the model uses). */
   devFlags = 0;
+  /** The function's name (`pci_name`), for the what-if override by name. */
+  name = "";
   /** The pci_dev_acs_enabled[] entries matching this function's IDs, once looked up. */
   acsQuirkEntries: readonly AcsQuirkEntry[] | null = null;
   multifunction: boolean;
