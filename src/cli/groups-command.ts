@@ -5,10 +5,10 @@
  * `iommu-sim import lspci` would).
  */
 import { readDump, importDump, parseIommuFlag } from "./import-command.ts";
-import { lspciScenarioYaml } from "../sim/import/lspci-yaml.ts";
+import { lspciScenarioData } from "../sim/import/lspci-data.ts";
 import { devGroup } from "../iommu/dev-iommu.ts";
 import { runScenario } from "../sim/runner.ts";
-import { loadScenarioFile, parseScenario, ScenarioError } from "../sim/scenario/load.ts";
+import { loadScenarioFile, parseScenario, ScenarioError, validateScenario } from "../sim/scenario/load.ts";
 import type { Scenario } from "../sim/scenario/schema.ts";
 import type { Machine } from "../sim/machine.ts";
 import { compareGroups, type GroupDiff } from "../sim/explain/compare.ts";
@@ -39,7 +39,7 @@ async function loadInput(file: string, o: GroupsFlags, io: Io): Promise<{ scenar
       const imp = importDump(dump.text, dump.name, flag.iommu);
       if (typeof imp === "string") return imp;
       for (const w of imp.warnings) io.err(`iommu-sim: warning: ${w}`);
-      return { scenario: parseScenario(lspciScenarioYaml(imp), dump.name), name: dump.name };
+      return { scenario: validateScenario(lspciScenarioData(imp), dump.name), name: dump.name };
     }
     if (flag.iommu !== undefined) return "--iommu is for lspci dumps; the scenario names its IOMMUs";
     return { scenario: file === "-" ? parseScenario(dump.text, dump.name) : loadScenarioFile(file), name: dump.name };

@@ -10,7 +10,8 @@ import { main } from "../../src/cli/main.ts";
 import { LspciError, parseLspci } from "../../src/sim/import/lspci-parse.ts";
 import { importLspci } from "../../src/sim/import/lspci-scenario.ts";
 import { lspciScenarioYaml } from "../../src/sim/import/lspci-yaml.ts";
-import { parseScenario } from "../../src/sim/scenario/load.ts";
+import { parseScenario, validateScenario } from "../../src/sim/scenario/load.ts";
+import { lspciScenarioData } from "../../src/sim/import/lspci-data.ts";
 import { runScenario } from "../../src/sim/runner.ts";
 
 const DIR = "test/fixtures/lspci/";
@@ -34,6 +35,13 @@ describe("import lspci: the fixtures reproduce their kernel's groups", () => {
     const exp = s.events[0]!.expect!;
     expect(exp.groups!.length).toBe(run.snapshot.groups.length);
     expect(run.expectations.passed).toBe(1);
+  });
+
+  it("the YAML and the data groups/explain validate directly are the same scenario", () => {
+    for (const f of MATCHING) {
+      const imp = importLspci(parseLspci(readFileSync(DIR + f, "utf8"), f));
+      expect(validateScenario(lspciScenarioData(imp), f)).toEqual(parseScenario(lspciScenarioYaml(imp), f));
+    }
   });
 
   it("all variants of the Z270 dump give the same machine", async () => {
