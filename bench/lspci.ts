@@ -71,7 +71,7 @@ function once(text: string): { ms: number; groups: number } {
 
 export async function benchLspci(log: (line: string) => void): Promise<void> {
   const { text, functions } = bigDump();
-  log(`lspci: import and grouping of a ${functions.toLocaleString("en-US")}-function lspci -vvnn dump (${(text.length / 1024).toFixed(0)} KiB; parse, import, scenario YAML and validation, boot), trace off, 7 runs`);
+  log(`lspci: import and grouping of a ${functions.toLocaleString("en-US")}-function lspci -vvnn dump (${(text.length / 1024).toFixed(0)} KiB; parse, import, scenario validation, boot: what iommu-sim groups DUMP does), trace off, median of 7 runs after 2 warm-up runs`);
   once(text);
   once(text);
   const runs = Array.from({ length: 7 }, () => once(text));
