@@ -144,6 +144,8 @@ export class Machine {
     };
     this.buildInstances(node);
     this.buildDevices(node, opts.pciAcsOverride ?? null);
+    // The quirks PCI enumeration applied, before anything probes (pci_fixup_device, pci_enable_acs).
+    if (this.ctx.tracing) for (const f of this.pciFixups) this.ctx.note(f.fn, f.device, f.quirk);
     for (const d of scenario.drivers) {
       const bus = this.busNamed(d.bus);
       const results = new Map(Object.entries(d.probe_result ?? {}));

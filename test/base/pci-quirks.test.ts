@@ -88,6 +88,14 @@ describe("pci_dev_acs_enabled[] (pci_dev_specific_acs_enabled)", () => {
 });
 
 describe("DMA-alias fixups", () => {
+  it("the trace names the fixups enumeration applied", () => {
+    const r = run(machine(`
+  - {name: "0000:00:1c.0", bus: pci, type: root-port, id: "8086:a290", acs_cap: [SV, RR, CR, UF]}
+  - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0", id: "1b4b:9230", multifunction: true}`), { trace: true });
+    const notes = r.machine.ctx.trace.records.filter((x) => x.kind === "note" && x.fn.startsWith("pci_")).map((x) => `${x.fn}: ${x.subject}: ${x.detail}`);
+    expect(notes.slice(0, 2)).toEqual(["pci_enable_acs: 0000:00:1c.0: pci_quirk_enable_intel_spt_pch_acs", "pci_fixup_device: 0000:01:00.0: quirk_dma_func1_alias"]);
+  });
+
   it("a Marvell 88SE9230 function 0 DMAs as function 1 (quirk_dma_func1_alias): both in one group", () => {
     const g = groups(`
   - {name: "0000:00:1c.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
