@@ -27,6 +27,13 @@ describe("groups", () => {
     expect(lines.at(-1)).toMatch(/^15 groups: 5 viable for VFIO/);
   });
 
+  it("reads a dump from stdin, and gives the same listing", async () => {
+    const { readFileSync } = await import("node:fs");
+    const fromFile = await cli(["groups", Z270]);
+    const fromStdin = await cli(["groups", "-"], readFileSync(Z270, "utf8"));
+    expect(fromStdin.out.split("\n").slice(1)).toEqual(fromFile.out.split("\n").slice(1));
+  });
+
   it("--json: every group with its viability and the drivers holding it", async () => {
     const r = await cli(["groups", X570, "--json"]);
     const doc = JSON.parse(r.out) as { schema_version: number; groups: { id: number; viability: string; holders: { device: string; driver: string }[]; devices: { name: string }[] }[]; ungrouped: { name: string }[] };

@@ -53,6 +53,11 @@ describe("import lspci: the fixtures reproduce their kernel's groups", () => {
     );
     expect(machines[1]).toEqual(machines[0]);
     expect(machines[2]).toEqual(machines[0]);
+    // -P (paths without bus numbers): the bus comes from the parent bridge's secondary bus.
+    const p = readFileSync(DIR + "intel-z270-gtx1070.vvnnPP.txt", "utf8").replace(/\/[0-9a-f]{2}:/g, "/");
+    expect(p).toContain("00:01.0/00.0 VGA");
+    const s = parseScenario((await cli(["import", "lspci", "-"], p)).out, "p.yaml");
+    expect(s.devices.map((d) => [d.name, d.parent, d.type, d.id, d.multifunction, d.acs_cap, d.acs_ctl])).toEqual(machines[0]);
   });
 
   it("reads stdin for -, and names the source lines in comments", async () => {
