@@ -158,7 +158,9 @@ export async function explainCommand(file: string, device: string, o: GroupsFlag
     why.push({ device: d.name, reasons: p.reasons });
   }
   const isolated = rec.dev.pci !== null ? isolatingQuirks(rec.dev) : [];
-  const bindTogether = view.devices.filter((d) => !(d.driver !== null && d.driver_managed_dma && d.driver !== "vfio-pci")).map((d) => d.name);
+  // vfio-pci binds only normal-header functions (vfio_pci_probe): bridges stay unbound or on pcieport.
+  const isBridge = (n: string) => m.devices.get(n)?.dev.pci?.isBridge === true;
+  const bindTogether = view.devices.filter((d) => !isBridge(d.name) && !(d.driver !== null && d.driver_managed_dma && d.driver !== "vfio-pci")).map((d) => d.name);
   const others = view.devices.filter((d) => d.name !== name).map((d) => d.name);
   if (o.json) {
     io.out(
@@ -193,7 +195,13 @@ export async function explainCommand(file: string, device: string, o: GroupsFlag
     }
   }
   for (const r of isolated) out.push(`Isolation: ${r.text}`);
-  out.push(`For VFIO: bind ${bindTogether.join(", ")} to vfio-pci together${view.devices.length > bindTogether.length ? ` (${view.devices.filter((d) => !bindTogether.includes(d.name)).map((d) => `${d.name} on ${d.driver}`).join(", ")} may stay: that driver manages its own DMA)` : ""}.`);
+  const staying = view.devices.filter((d) => !bindTogether.includes(d.name));
+  const stay = staying.map((d) => (isBridge(d.name) ? `${d.name}, a bridge, ${d.driver === null ? "unbound" : `on ${d.driver}`}` : `${d.name} on ${d.driver}`));
+  out.push(
+    bindTogether.length === 0
+      ? `For VFIO: nothing to bind; ${stay.join(", ")} may stay as ${stay.length === 1 ? "it is" : "they are"}.`
+      : `For VFIO: bind ${bindTogether.join(", ")} to vfio-pci together${stay.length > 0 ? ` (${stay.join("; ")}: ${stay.length === 1 ? "it does" : "they do"} not use the DMA API and may stay so)` : ""}.`,
+  );
   out.push(
     view.holders.length === 0
       ? "Nothing stops a VFIO claim of the group now."

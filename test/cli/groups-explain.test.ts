@@ -64,7 +64,7 @@ describe("explain", () => {
     const r = await cli(["explain", Z270, "01:00.0"]);
     expect(r.code).toBe(0);
     expect(r.out).toContain("0000:01:00.0: pci_acs_path_enabled: 0000:00:01.0 above it does not isolate the devices below it (no ACS capability)");
-    expect(r.out).toContain("For VFIO: bind 0000:01:00.0, 0000:01:00.1 to vfio-pci together (0000:00:01.0 on pcieport may stay");
+    expect(r.out).toContain("For VFIO: bind 0000:01:00.0, 0000:01:00.1 to vfio-pci together (0000:00:01.0, a bridge, on pcieport: it does not use the DMA API and may stay so).");
     expect(r.out).toContain("Nothing stops a VFIO claim of the group now.");
   });
 
@@ -78,6 +78,13 @@ describe("explain", () => {
     const r = await cli(["explain", Z270, "03:00.0"]);
     expect(r.out).toContain("is in IOMMU group 13, alone.");
     expect(r.out).toContain("Isolation: 0000:00:1c.0 is isolated by pci_quirk_intel_spt_pch_acs (pci_dev_acs_enabled[])");
+  });
+
+  it("names a bridge's requester-ID alias and its quirk; bridges are not for vfio-pci", async () => {
+    const r = await cli(["explain", "test/fixtures/lspci/intel-x99-rtx2080.vvnn.txt", "05:02.0"]);
+    expect(r.out).toContain("0000:05:02.0: pci_for_each_dma_alias: 0000:04:00.0 is a PCIe-to-PCI bridge without a PCI Express capability (quirk_use_pcie_bridge_dma_alias): 0000:05:02.0's DMA reaches the IOMMU with requester ID 05:00.0");
+    expect(r.out).toContain("Isolation: 0000:00:1c.0 is isolated by pci_quirk_intel_pch_acs (pci_dev_acs_enabled[])");
+    expect(r.out).toContain("For VFIO: bind 0000:05:01.0, 0000:05:02.0 to vfio-pci together (0000:04:00.0, a bridge, unbound: it does not use the DMA API and may stay so).");
   });
 
   it("names a DMA alias and its quirk", async () => {

@@ -15,7 +15,7 @@ import { lspciScenarioData } from "../../src/sim/import/lspci-data.ts";
 import { runScenario } from "../../src/sim/runner.ts";
 
 const DIR = "test/fixtures/lspci/";
-const MATCHING = ["intel-z270-gtx1070.vvnn.txt", "intel-z270-gtx1070.vvnnPP.txt", "intel-z270-gtx1070.vvvD-xxx.txt", "amd-x570-rx5700.vvnn.txt"];
+const MATCHING = ["intel-z270-gtx1070.vvnn.txt", "intel-z270-gtx1070.vvnnPP.txt", "intel-z270-gtx1070.vvvD-xxx.txt", "amd-x570-rx5700.vvnn.txt", "intel-x99-rtx2080.vvnn.txt"];
 
 async function cli(argv: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -119,7 +119,7 @@ describe("import lspci: fuzz (mutated fixtures never crash the importer)", () =>
     let seed = 12345;
     const rnd = (n: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
+      return n <= 0 ? 0 : seed % n;
     };
     const files = [...MATCHING, "intel-z270-user.vvnn.txt"].map((f) => readFileSync(DIR + f, "utf8"));
     let ok = 0;
@@ -127,6 +127,7 @@ describe("import lspci: fuzz (mutated fixtures never crash the importer)", () =>
     for (let i = 0; i < 200; i++) {
       const lines = files[i % files.length]!.split("\n");
       for (let k = 0; k <= rnd(3); k++) {
+        if (lines.length === 0) lines.push("");
         const at = rnd(lines.length);
         switch (rnd(5)) {
           case 0:

@@ -65,7 +65,8 @@ export function placement(m: Machine, dev: Device): Placement {
     dev,
     (pdev, rid) => {
       if (pdev !== dev) {
-        const kind = pdev.pci!.isPcie ? "a PCIe-to-PCI bridge" : "a conventional PCI bridge";
+        const pp = pdev.pci!;
+        const kind = pp.isPcie ? "a PCIe-to-PCI bridge" : pp.pcieBridgeAlias ? "a PCIe-to-PCI bridge without a PCI Express capability (quirk_use_pcie_bridge_dma_alias)" : "a conventional PCI bridge";
         reasons.push({
           rule: "pci_for_each_dma_alias",
           device: pdev.name,
