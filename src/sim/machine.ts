@@ -14,6 +14,7 @@ import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
 import { parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
 import { pciSetupDevice, type PciFixupRecord } from "./pci-setup.ts";
+import { pciEnumerationOrder } from "./pci-order.ts";
 import type { AcsOverride } from "../base/pci/quirks/acs-override.ts";
 import { pciAcsOf, pciIdsOf } from "./scenario/pci-keys.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
@@ -144,6 +145,12 @@ export class Machine {
     };
     this.buildInstances(node);
     this.buildDevices(node, opts.pciAcsOverride ?? null);
+    if (scenario.boot?.order === "devices-first") {
+      // Enumerated before the IOMMUs initialise: added, and so probed, in pci_bus_add_devices order.
+      const ordered = pciEnumerationOrder([...this.devices.values()]);
+      this.devices.clear();
+      for (const r of ordered) this.devices.set(r.spec.name, r);
+    }
     // The quirks PCI enumeration applied, before anything probes (pci_fixup_device, pci_enable_acs).
     if (this.ctx.tracing) for (const f of this.pciFixups) this.ctx.note(f.fn, f.device, f.quirk);
     for (const d of scenario.drivers) {

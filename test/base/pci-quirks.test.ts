@@ -106,6 +106,22 @@ describe("DMA-alias fixups", () => {
 });
 
 describe("group numbers", () => {
+  it("with boot.order devices-first, functions are probed in the kernel's enumeration order (pci_bus_add_devices), not the file's", () => {
+    const file = (order: string) => `
+name: order
+boot: {order: ${order}}
+iommus: [{name: dmar0, driver: intel-iommu, scope: all}]
+devices:
+  - {name: "0000:00:1d.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
+  - {name: "0000:02:00.0", bus: pci, parent: "0000:00:1d.0"}
+  - {name: "0000:00:1c.0", bus: pci, type: root-port, acs: [SV, RR, CR, UF]}
+  - {name: "0000:01:00.0", bus: pci, parent: "0000:00:1c.0"}
+`;
+    const ids = (order: string) => Object.fromEntries(run(file(order)).snapshot.groups.map((g) => [g.devices[0], g.id]));
+    expect(ids("devices-first")).toEqual({ "0000:00:1c.0": 0, "0000:00:1d.0": 1, "0000:01:00.0": 2, "0000:02:00.0": 3 });
+    expect(ids("iommus-first")).toEqual({ "0000:00:1d.0": 0, "0000:02:00.0": 1, "0000:00:1c.0": 2, "0000:01:00.0": 3 });
+  });
+
   it("follow probe order (ida_alloc in iommu_group_alloc), and expect can assert them", () => {
     const r = run(`${machine(PORT_AND_CARD("acs: [SV, RR, CR, UF]"))}
 events:
