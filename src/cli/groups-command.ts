@@ -203,7 +203,9 @@ export async function explainCommand(file: string, device: string, o: GroupsFlag
       : `For VFIO: bind ${bindTogether.join(", ")} to vfio-pci together${stay.length > 0 ? ` (${stay.join("; ")}: ${stay.length === 1 ? "it does" : "they do"} not use the DMA API and may stay so)` : ""}.`,
   );
   out.push(
-    view.holders.length === 0
+    view.viability === "user-owned"
+      ? `User space owns the group (a VFIO claim): binding a kernel DMA driver to a member now fails with EBUSY (iommu_device_use_default_domain).`
+      : view.holders.length === 0
       ? "Nothing stops a VFIO claim of the group now."
       : `A VFIO claim now fails with EPERM (iommu_group_claim_dma_owner: owner_cnt ${g.ownerCnt}): ${view.holders.map((h) => `${h.device} is bound to ${h.driver}`).join(", ")}.`,
   );

@@ -56,6 +56,8 @@ events:
     const r = await cli(["groups", "-"], yaml);
     expect(r.err).toBe("");
     expect(r.out.split("\n")).toContain("user    IOMMU Group 1: 01:00.0 (no description)");
+    const e = await cli(["explain", "-", "01:00.0"], yaml);
+    expect(e.out).toContain("User space owns the group (a VFIO claim): binding a kernel DMA driver to a member now fails with EBUSY (iommu_device_use_default_domain).");
   });
 });
 
