@@ -6,6 +6,7 @@ import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
 import { benchGroups } from "./groups.ts";
 import { benchIova } from "./iova.ts";
+import { benchLspci } from "./lspci.ts";
 import { benchPgtable } from "./pgtable.ts";
 import { benchStartup } from "./startup.ts";
 
@@ -16,6 +17,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   iova: benchIova,
   dma: benchDma,
   startup: benchStartup,
+  lspci: benchLspci,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

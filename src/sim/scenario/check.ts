@@ -94,7 +94,7 @@ export function checkScenario(s: Scenario): Problem[] {
       if (prev !== undefined) bad(at("fwnode"), `fwnode ${nm(d.fwnode)} already belongs to devices[${prev}]`);
       fwnodes.set(d.fwnode, i);
     }
-    for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted"] as const) {
+    for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted", "id", "subsystem", "class", "revision", "acs_cap", "acs_ctl"] as const) {
       if (!isPci && d[k] !== undefined) bad(at(k), `${k} is a PCI property; ${nm(d.name)} is on the ${d.bus} bus`);
     }
     // iommu_buses[] lists amba_bustype under CONFIG_ARM_AMBA only, which x86 kernels do not set.
@@ -243,6 +243,8 @@ function checkPci(
     return;
   }
   if (d.fwnode !== undefined) bad(at("fwnode"), "PCI functions take their firmware from the host bridge; drop fwnode");
+  if (d.acs !== undefined && (d.acs_cap !== undefined || d.acs_ctl !== undefined)) bad(at("acs"), "acs (implemented and enabled) or acs_cap/acs_ctl, not both");
+  if (d.acs_ctl !== undefined && d.acs_cap === undefined) bad(at("acs_ctl"), "acs_ctl without acs_cap: a control register needs the ACS capability; list the controls implemented in acs_cap");
   if (d.parent !== undefined) {
     const p = s.devices[devIdx.get(d.parent) ?? -1];
     if (p === undefined) return;
