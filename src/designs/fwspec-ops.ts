@@ -2,9 +2,10 @@
  * The fwspec_ops axis (docs/design-axes.md): does a device's iommu_fwspec
  * carry the ops that probe it, or does its fwnode name them?
  */
-import { devIommuFwspecGet, devIommuGet, IommuFwspec } from "../iommu/dev-iommu.ts";
 import {
   deferredProbeCheckState,
+  fwspecExisting,
+  fwspecInstall,
   iommuFromFwnode,
   iommuFwspecInitFromFwnode,
   iommuFwspecNotReady,
@@ -12,7 +13,6 @@ import {
   iommuOpsFromFwnode,
 } from "../iommu/fwspec.ts";
 import type { FwspecOps } from "../iommu/strategy-types.ts";
-import { kerr } from "../lib/errno.ts";
 import { axis } from "./axis.ts";
 
 /**
@@ -33,6 +33,7 @@ export const fromFwnodeFwspecOps: FwspecOps = {
   probeOps: (k, fwspec) => iommuFwspecOps(k, fwspec),
   namesOps: () => true,
   keepsExisting: () => true,
+  keepsExistingReadsOps: false,
   keepsFailedParse: false,
 };
 
@@ -56,15 +57,13 @@ export const fromFwnodeFwspecOps: FwspecOps = {
 export const fwspecCarriesOpsFwspecOps: FwspecOps = {
   name: "fwspec-carries-ops",
   // @kernel: iommu_fwspec_init (up to v6.10: (dev, iommu_fwnode, ops))
-  init(k, dev, fwnode, ops) {
-    const fwspec = devIommuFwspecGet(dev);
-    if (fwspec !== null) {
-      return ops === fwspec.ops ? 0 : kerr("EINVAL", `${dev.name} already has a fwspec for ${fwspec.ops?.name ?? "no"} ops, not ${ops?.name ?? "none"}`);
-    }
+  *init(k, dev, fwnode, ops) {
+    const existing = yield* fwspecExisting(k, dev, ops, (fw) => `${fw.ops?.name ?? "no"} ops, not ${ops?.name ?? "none"}`);
+    if (existing !== null) return existing;
     const iommu = fwnode === null ? null : iommuFromFwnode(k, fwnode);
-    const notReady = iommu === null ? null : iommuFwspecNotReady(k, dev, fwnode, iommu);
+    const notReady = iommu === null ? null : yield* iommuFwspecNotReady(k, dev, fwnode, iommu);
     if (notReady !== null) return notReady;
-    devIommuGet(dev).fwspec = new IommuFwspec(fwnode, ops);
+    yield* fwspecInstall(k, dev, fwnode, ops);
     // @kernel: of_iommu_xlate (no ops yet: the otherwise-empty fwspec names the IOMMU waited for)
     if (ops === null) return deferredProbeCheckState(dev, fwnode);
     return 0;
@@ -75,6 +74,7 @@ export const fwspecCarriesOpsFwspecOps: FwspecOps = {
   namesOps: (fwspec) => fwspec.ops !== null,
   // @kernel: of_iommu_configure (up to v6.10: a fwspec with ops is kept; one without is freed)
   keepsExisting: (fwspec) => fwspec.ops !== null,
+  keepsExistingReadsOps: true,
   keepsFailedParse: true,
 };
 

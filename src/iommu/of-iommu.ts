@@ -7,48 +7,63 @@
  */
 import type { Device } from "../base/device.ts";
 import type { FwnodeHandle } from "../base/fwnode.ts";
-import { access, touch, type Path } from "../base/path.ts";
+import { touch, type Path } from "../base/path.ts";
 import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
 import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { ofDeviceIsAvailable, ofMapId, ofParsePhandleWithArgs, type OfPhandleArgs } from "../firmware/of.ts";
-import { devIommu, devIommuFree, devIommuFwspecGet, type IommuFwspec } from "./dev-iommu.ts";
-import { iommuFwspecFree, iommuFwspecInit, iommuOpsFromFwnode } from "./fwspec.ts";
+import { devIommu, devIommuFwspecGet, type IommuFwspec } from "./dev-iommu.ts";
+import { iommuFwspecInit, iommuOpsFromFwnode } from "./fwspec.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { iommuProbeDevice } from "./probe.ts";
 import { fwspecLock, fwspecUnlock } from "./probe-lock.ts";
+import { devIommuAccess, devIommuFreePath, endBuild, fwspecAccess, iommuFwspecFreePath } from "./lifetime.ts";
 
 // @kernel: of_iommu_xlate
-function ofIommuXlate(k: IommuCore, dev: Device, spec: OfPhandleArgs): 0 | KError {
+function* ofIommuXlate(k: IommuCore, dev: Device, spec: OfPhandleArgs): Path<0 | KError> {
   if (!ofDeviceIsAvailable(spec.np)) return kerr("ENODEV", `IOMMU node ${spec.np.name} is not available`);
-  const ret = iommuFwspecInit(k, dev, spec.np);
+  const ret = yield* iommuFwspecInit(k, dev, spec.np);
   if (ret !== 0) return ret;
   const ops = iommuOpsFromFwnode(k, spec.np);
   if (!ops?.ofXlate) return kerr("ENODEV", `the driver of ${spec.np.name} has no of_xlate`);
+  // @kernel: iommu_fwspec_add_ids (the fwspec pointer, then its ids: a free in between is a use after free)
+  yield* devIommuAccess(k, "read", dev);
+  yield* fwspecAccess(k, "write", dev, devIommuFwspecGet(dev));
   return ops.ofXlate(dev, spec.args);
 }
 
 // @kernel: of_pci_iommu_init (one DMA alias through iommu-map)
-function ofPciIommuInit(k: IommuCore, dev: Device, hostNp: FwnodeHandle, alias: number): 0 | KError {
+function* ofPciIommuInit(k: IommuCore, dev: Device, hostNp: FwnodeHandle, alias: number): Path<0 | KError> {
   const m = ofMapId(hostNp, alias, "iommu-map", "iommu-map-mask");
   if (isErr(m)) return m;
   if (m.target === null) {
     return kerr("ENODEV", `${hostNp.name}: no iommu-map translation for RID 0x${alias.toString(16)}`);
   }
-  return ofIommuXlate(k, dev, { np: m.target, args: [m.idOut] });
+  return yield* ofIommuXlate(k, dev, { np: m.target, args: [m.idOut] });
 }
 
 // @kernel: of_iommu_configure_dev (each `iommus` entry, stopping at the first error)
-function ofIommuConfigureDev(k: IommuCore, dev: Device, masterNp: FwnodeHandle): 0 | KError {
+function* ofIommuConfigureDev(k: IommuCore, dev: Device, masterNp: FwnodeHandle): Path<0 | KError> {
   let idx = 0;
   for (; ; idx++) {
     const spec = ofParsePhandleWithArgs(masterNp, "iommus", "#iommu-cells", idx);
     if (spec === null) break;
     if (isErr(spec)) return spec;
-    const err = ofIommuXlate(k, dev, spec);
+    const err = yield* ofIommuXlate(k, dev, spec);
     if (err !== 0) return err;
   }
   return idx > 0 ? 0 : kerr("ENODEV", `${masterNp.name} has no iommus property`);
+}
+
+/** pci_for_each_dma_alias over of_pci_iommu_init, stopping at the first error. */
+function* ofPciIommuConfigure(k: IommuCore, dev: Device, hostNp: FwnodeHandle): Path<0 | KError> {
+  const aliases: number[] = [];
+  pciForEachDmaAlias<0>(dev, (_pdev, alias) => (aliases.push(alias), 0), 0);
+  for (const alias of aliases) {
+    const err = yield* ofPciIommuInit(k, dev, hostNp, alias);
+    if (err !== 0) return err;
+  }
+  return 0;
 }
 
 export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: IommuCore, dev: Device, masterNp: FwnodeHandle | null): Path<0 | KError> {
@@ -56,16 +71,20 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
   touch(k.sched, dev);
   // "Serialise to make dev->iommu stable under our potential fwspec" (v6.7+; none before).
   yield* fwspecLock(k);
-  yield* access(k.sched, "read", "dev->iommu->fwspec");
+  yield* devIommuAccess(k, "read", dev);
   const fw = devIommuFwspecGet(dev);
+  // Up to v6.10 the fwspec's ops are read (a free since the pointer was taken is a use after free).
+  if (fw !== null && k.strategy.fwspecOps.keepsExistingReadsOps) yield* fwspecAccess(k, "read", dev, fw);
   // A fwspec is kept; up to v6.10 (fwspec-carries-ops) only one with ops: an ops-less one a deferral left is freed ("start again from scratch").
   if (fw !== null && k.strategy.fwspecOps.keepsExisting(fw)) {
     yield* fwspecUnlock(k);
     return 0;
   }
   const devIommuPresent = devIommu(dev) !== null;
-  if (fw !== null) iommuFwspecFree(dev);
-  const err = ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent, fw);
+  if (fw !== null) yield* iommuFwspecFreePath(k, dev);
+  const err = yield* ofIommuConfigureLocked(k, dev, masterNp, devIommuPresent, fw);
+  // The fwspec (and a dev_iommu made for it) is complete: other tasks may read it now.
+  endBuild(k, devIommu(dev));
   yield* fwspecUnlock(k);
   // The replay: since v6.15 only off the iommu_probe_device path (no dev->iommu on entry); before, after every parse.
   if (err === 0 && dev.registered && k.strategy.fwspecOwner.replayAtBind(devIommuPresent)) return yield* iommuProbeDevice(k, dev);
@@ -73,11 +92,8 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
 }, { subject: (_k, dev) => dev.name, detail: (_k, _dev, masterNp) => masterNp?.name ?? "" });
 
 /** The fwspec from firmware, under iommu_probe_device_lock; on failure the fwspec (or the dev_iommu made for it) goes again. */
-function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean, entry: IommuFwspec | null): 0 | KError {
-  const err =
-    dev.pci !== null
-      ? pciForEachDmaAlias<0 | KError>(dev, (_pdev, alias) => ofPciIommuInit(k, dev, masterNp, alias), 0)
-      : ofIommuConfigureDev(k, dev, masterNp);
+function* ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandle, devIommuPresent: boolean, entry: IommuFwspec | null): Path<0 | KError> {
+  const err = dev.pci !== null ? yield* ofPciIommuConfigure(k, dev, masterNp) : yield* ofIommuConfigureDev(k, dev, masterNp);
   if (err !== 0) {
     // fwspec-carries-ops (up to v6.10) leaves what a failed parse made (an empty fwspec waiting for its IOMMU).
     if (k.strategy.fwspecOps.keepsFailedParse) {
@@ -88,15 +104,32 @@ function ofIommuConfigureLocked(k: IommuCore, dev: Device, masterNp: FwnodeHandl
       }
       return err;
     }
-    if (devIommuPresent) iommuFwspecFree(dev);
-    else if (devIommu(dev) !== null) devIommuFree(dev);
+    if (devIommuPresent) yield* iommuFwspecFreePath(k, dev);
+    else if (devIommu(dev) !== null) yield* devIommuFreePath(k, dev);
     return err;
   }
-  if (k.tracing) {
-    const fw = devIommuFwspecGet(dev)!;
+  // Up to v6.10 the parse is followed by `fwspec = dev_iommu_fwspec_get(dev); ops = fwspec->ops`.
+  if (k.strategy.fwspecOps.keepsExistingReadsOps && k.sched.points) yield* fwspecReread(k, dev);
+  const fw = devIommuFwspecGet(dev);
+  if (k.tracing && fw !== null) {
     k.note("iommu_fwspec_init", dev.name, `${fw.iommuFwnode?.name ?? "(null)"} ids [${fw.ids.map((i) => "0x" + i.toString(16)).join(", ")}]`);
   }
   return 0;
+}
+
+/**
+ * of_iommu_configure's read of the fwspec it just built (up to v6.10): a
+ * fwspec freed since (by a failed probe's dev_iommu_free) is a use after
+ * free, as is finding it gone (the kernel then dereferences NULL).
+ */
+function* fwspecReread(k: IommuCore, dev: Device): Path {
+  yield* devIommuAccess(k, "read", dev);
+  const fw = devIommuFwspecGet(dev);
+  if (fw !== null) {
+    yield* fwspecAccess(k, "read", dev, fw);
+    return;
+  }
+  k.ctx.diag.violation(`I34 use-after-free: ${dev.name}: ${k.sched.current.name} reads the fwspec of ${dev.name} it just built and finds it freed by another path (of_iommu_configure then dereferences fwspec->ops)`);
 }
 
 /** Whether two fwspecs say the same (an ops-less fwspec freed and made again by the next parse). */
