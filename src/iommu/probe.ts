@@ -106,6 +106,8 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   // Model only: with no lock another path may have released the device meanwhile (an interleaving I34/I35 report).
   if (group === null || built === null) return kerr("ENODEV", `${dev.name} was released by another path during its probe`);
   yield* mutexLock(k.sched, group.mutex);
+  // The group bookkeeping reads the device's dev_iommu (its ops, require_direct): one freed meanwhile is a use after free.
+  yield* devIommuAccess(k, "read", dev, built);
   // Model rule, no kernel check: iommu.c decides for a whole group through its first device
   // (iommu_group_first_dev), so a member with other ops would be driven with the wrong ops.
   const first = iommuGroupFirstDev(group);
@@ -219,6 +221,8 @@ const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore,
   }
   yield* devGroupAccess(k, "write", dev);
   setDevGroup(dev, group);
+  // Then the dev_iommu's remaining fields: one freed meanwhile (a release without the probe lock) is a use after free.
+  yield* devIommuAccess(k, "write", dev, p);
   p.maxPasids = devIommuGetMaxPasids(dev, iommuDev.maxPasids);
   if (ops.isAttachDeferred) p.attachDeferred = ops.isAttachDeferred(dev);
   if (k.tracing) k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
