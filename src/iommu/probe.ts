@@ -108,6 +108,11 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   yield* mutexLock(k.sched, group.mutex);
   // The group bookkeeping reads the device's dev_iommu (its ops, require_direct): one freed meanwhile is a use after free.
   yield* devIommuAccess(k, "read", dev, built);
+  // Model only: freed meanwhile (I34 recorded it); the kernel would go on through freed memory, the model stops this probe.
+  if (built.freed || devIommu(dev) !== built) {
+    yield* mutexUnlock(k.sched, group.mutex);
+    return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
+  }
   // Model rule, no kernel check: iommu.c decides for a whole group through its first device
   // (iommu_group_first_dev), so a member with other ops would be driven with the wrong ops.
   const first = iommuGroupFirstDev(group);

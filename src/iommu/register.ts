@@ -76,6 +76,11 @@ export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCo
   for (const group of groupList) {
     yield* mutexLock(k.sched, group.mutex);
     group.onGroupList = false;
+    // Model only: without the probe lock a racing path may have freed a member's dev_iommu (I34/I35 recorded it); the kernel would dereference it, the model skips the group.
+    if (k.sched.points && group.devices.some((g) => devIommu(g.dev) === null)) {
+      yield* mutexUnlock(k.sched, group.mutex);
+      continue;
+    }
     const ret = iommuSetupDefaultDomain(k, group, 0);
     if (ret !== 0) {
       yield* mutexUnlock(k.sched, group.mutex);
