@@ -4,10 +4,12 @@
  * taking two lock classes (I37 lock-order), driven by hand through the
  * manual scheduler. The model's own paths never do either; these paths do.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { MachineContext } from "../../src/base/context.ts";
 import { Mutex, mutexLock, mutexUnlock } from "../../src/base/mutex.ts";
 import { access, runPath, type Path } from "../../src/base/path.ts";
+import { EVENT_RULES, violationKind } from "../../src/lib/diagnostics.ts";
 import { Scheduler } from "../../src/sim/scheduler.ts";
 
 function setup() {
@@ -121,5 +123,16 @@ describe("I37 lock-order", () => {
     runPath(nested(off.sched, deferred, probe)());
     expect(off.diag.violations).toEqual([]);
     expect(off.sched.lockdep).toBeNull();
+  });
+});
+
+describe("the rules' kinds", () => {
+  it("every message of I34-I37 starts with its rule id, and docs/invariants.md has a section for each", () => {
+    const doc = readFileSync("docs/invariants.md", "utf8");
+    for (const [kind, rule] of Object.entries(EVENT_RULES)) {
+      expect(doc).toContain(`### ${rule}\n`);
+      expect(violationKind(`${rule}: x: y`)).toBe(kind);
+    }
+    expect(violationKind("I4 group-membership: x")).toBeNull();
   });
 });
