@@ -7,11 +7,17 @@ import {
   fwspecExisting,
   fwspecInstall,
   iommuFromFwnode,
+  fwspecExistingNow,
+  fwspecInstallNow,
   iommuFwspecInitFromFwnode,
+  iommuFwspecInitFromFwnodeNow,
   iommuFwspecNotReady,
+  iommuFwspecNotReadyNow,
   iommuFwspecOps,
   iommuOpsFromFwnode,
 } from "../iommu/fwspec.ts";
+import type { IommuFwspec } from "../iommu/dev-iommu.ts";
+import type { IommuOps } from "../iommu/ops.ts";
 import type { FwspecOps } from "../iommu/strategy-types.ts";
 import { axis } from "./axis.ts";
 
@@ -29,6 +35,7 @@ import { axis } from "./axis.ts";
 export const fromFwnodeFwspecOps: FwspecOps = {
   name: "from-fwnode",
   init: (k, dev, fwnode) => iommuFwspecInitFromFwnode(k, dev, fwnode),
+  initNow: (k, dev, fwnode) => iommuFwspecInitFromFwnodeNow(k, dev, fwnode),
   opsOf: (k, fwspec) => iommuFwspecOps(k, fwspec),
   probeOps: (k, fwspec) => iommuFwspecOps(k, fwspec),
   namesOps: () => true,
@@ -58,13 +65,23 @@ export const fwspecCarriesOpsFwspecOps: FwspecOps = {
   name: "fwspec-carries-ops",
   // @kernel: iommu_fwspec_init (up to v6.10: (dev, iommu_fwnode, ops))
   *init(k, dev, fwnode, ops) {
-    const existing = yield* fwspecExisting(k, dev, ops, (fw) => `${fw.ops?.name ?? "no"} ops, not ${ops?.name ?? "none"}`);
+    const existing = yield* fwspecExisting(k, dev, ops, (fw) => describeOther(fw, ops));
     if (existing !== null) return existing;
     const iommu = fwnode === null ? null : iommuFromFwnode(k, fwnode);
     const notReady = iommu === null ? null : yield* iommuFwspecNotReady(k, dev, fwnode, iommu);
     if (notReady !== null) return notReady;
     yield* fwspecInstall(k, dev, fwnode, ops);
     // @kernel: of_iommu_xlate (no ops yet: the otherwise-empty fwspec names the IOMMU waited for)
+    if (ops === null) return deferredProbeCheckState(dev, fwnode);
+    return 0;
+  },
+  initNow(k, dev, fwnode, ops) {
+    const existing = fwspecExistingNow(k, dev, ops, (fw) => describeOther(fw, ops));
+    if (existing !== null) return existing;
+    const iommu = fwnode === null ? null : iommuFromFwnode(k, fwnode);
+    const notReady = iommu === null ? null : iommuFwspecNotReadyNow(k, dev, fwnode, iommu);
+    if (notReady !== null) return notReady;
+    fwspecInstallNow(dev, fwnode, ops);
     if (ops === null) return deferredProbeCheckState(dev, fwnode);
     return 0;
   },
@@ -77,6 +94,10 @@ export const fwspecCarriesOpsFwspecOps: FwspecOps = {
   keepsExistingReadsOps: true,
   keepsFailedParse: true,
 };
+
+function describeOther(fw: IommuFwspec, ops: IommuOps | null): string {
+  return `${fw.ops?.name ?? "no"} ops, not ${ops?.name ?? "none"}`;
+}
 
 /** The fwspec_ops axis. */
 export const FWSPEC_OPS = axis({

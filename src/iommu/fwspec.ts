@@ -38,14 +38,18 @@ export function deferredProbeCheckState(dev: Device, fwnode: FwnodeHandle | null
  * probed waits until the instance's bus walk is done. Only the
  * probe_serialisation design with iommu_device.ready (v6.16+) looks at it.
  */
+export function iommuFwspecNotReadyNow(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, iommu: IommuDevice): KError | null {
+  if (!k.strategy.probeSerialisation.checkReady || devIommu(dev) !== null || iommu.ready) return null;
+  dev.deferredProbeSupplier = fwnode;
+  return kerr("EPROBE_DEFER", `${dev.name}: IOMMU ${iommu.name} is registering but not ready yet`);
+}
+
+/** The same gate, stepped: dev->iommu is read, then `ready` (with points on). */
 export function* iommuFwspecNotReady(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, iommu: IommuDevice): Path<KError | null> {
   if (!k.strategy.probeSerialisation.checkReady) return null;
   yield* devIommuAccess(k, "read", dev);
-  if (devIommu(dev) !== null) return null;
-  if (k.sched.points) yield* access(k.sched, "read", `ready ${iommu.name}`);
-  if (iommu.ready) return null;
-  dev.deferredProbeSupplier = fwnode;
-  return kerr("EPROBE_DEFER", `${dev.name}: IOMMU ${iommu.name} is registering but not ready yet`);
+  if (devIommu(dev) === null && k.sched.points) yield* access(k.sched, "read", `ready ${iommu.name}`);
+  return iommuFwspecNotReadyNow(k, dev, fwnode, iommu);
 }
 
 /** iommu_from_fwnode as a point: the lookup reads iommu_device_list (under iommu_device_lock, a spinlock: a point, never a wait). */
@@ -58,7 +62,8 @@ export function* iommuFromFwnodePath(k: IommuCore, fwnode: FwnodeHandle | null):
  * iommu_fwspec_init as the fwspec_ops strategy in force makes it (caller
  * holds iommu_probe_device_lock), for of_iommu_xlate: the ops-carrying form
  * is passed the ops of the instance with that fwnode, as of_iommu_xlate
- * looked them up.
+ * looked them up. Stepped (points on); iommuFwspecInitNow is the same in
+ * one step.
  */
 // @kernel: iommu_fwspec_init
 export function* iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): Path<0 | KError> {
@@ -66,36 +71,46 @@ export function* iommuFwspecInit(k: IommuCore, dev: Device, fwnode: FwnodeHandle
   return yield* k.strategy.fwspecOps.init(k, dev, fwnode, iommu?.ops ?? null);
 }
 
+export function iommuFwspecInitNow(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): 0 | KError {
+  return k.strategy.fwspecOps.initNow(k, dev, fwnode, iommuOpsFromFwnode(k, fwnode));
+}
+
 /** iommu_fwspec_init with the ops a caller of the ops-carrying form passes (iommu_mock_device_add: the mock's). */
 export function iommuFwspecInitOps(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): Path<0 | KError> {
   return k.strategy.fwspecOps.init(k, dev, fwnode, ops);
 }
 
-/**
- * An existing fwspec (read after a point on dev->iommu) is kept when it
- * stands for `ops`, EINVAL otherwise; null when there is none.
- */
-export function* fwspecExisting(k: IommuCore, dev: Device, ops: IommuOps | null, describe: (fw: IommuFwspec) => string): Path<0 | KError | null> {
-  yield* devIommuAccess(k, "read", dev);
+/** An existing fwspec is kept when it stands for `ops`, EINVAL otherwise; null when there is none. */
+export function fwspecExistingNow(k: IommuCore, dev: Device, ops: IommuOps | null, describe: (fw: IommuFwspec) => string): 0 | KError | null {
   const fw = devIommuFwspecGet(dev);
   if (fw === null) return null;
-  yield* fwspecAccess(k, "read", dev, fw);
   return k.strategy.fwspecOps.opsOf(k, fw) === ops ? 0 : kerr("EINVAL", `${dev.name} already has a fwspec for ${describe(fw)}`);
 }
 
-/**
- * The new fwspec goes into dev->iommu (allocated if need be: dev_iommu_get),
- * and the running task builds it until its firmware parse ends (endBuild).
- */
+/** The same, stepped: dev->iommu read, then the fwspec's contents. */
+export function* fwspecExisting(k: IommuCore, dev: Device, ops: IommuOps | null, describe: (fw: IommuFwspec) => string): Path<0 | KError | null> {
+  yield* devIommuAccess(k, "read", dev);
+  yield* fwspecAccess(k, "read", dev, devIommuFwspecGet(dev));
+  return fwspecExistingNow(k, dev, ops, describe);
+}
+
 // @kernel: dev_iommu_fwspec_set (and dev_iommu_get)
+export function fwspecInstallNow(dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): void {
+  devIommuGet(dev).fwspec = new IommuFwspec(fwnode, ops);
+}
+
+/**
+ * The same, stepped: the new fwspec goes into dev->iommu (allocated if need
+ * be) after a point, and the running task builds it until its firmware
+ * parse ends (endBuild).
+ */
 export function* fwspecInstall(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): Path {
   yield* devIommuAccess(k, "write", dev);
   const fresh = devIommu(dev) === null;
-  const p = devIommuGet(dev);
-  const fw = new IommuFwspec(fwnode, ops);
-  p.fwspec = fw;
+  fwspecInstallNow(dev, fwnode, ops);
   if (k.sched.points) {
-    fw.builder = k.sched.current;
+    const p = devIommu(dev)!;
+    p.fwspec!.builder = k.sched.current;
     if (fresh) {
       p.builder = k.sched.current;
       p.building = "iommu_fwspec_init: allocated for the fwspec being built";
@@ -109,6 +124,18 @@ export function* fwspecInstall(k: IommuCore, dev: Device, fwnode: FwnodeHandle |
  * registered defers, and no fwspec is left behind.
  */
 // @kernel: iommu_fwspec_init (caller holds iommu_probe_device_lock)
+export function iommuFwspecInitFromFwnodeNow(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): 0 | KError {
+  const iommu = iommuFromFwnode(k, fwnode);
+  if (iommu === null) return deferredProbeCheckState(dev, fwnode);
+  const notReady = iommuFwspecNotReadyNow(k, dev, fwnode, iommu);
+  if (notReady !== null) return notReady;
+  const existing = fwspecExistingNow(k, dev, iommu.ops, () => `other ops than ${iommu.name}'s`);
+  if (existing !== null) return existing;
+  fwspecInstallNow(dev, fwnode, null);
+  return 0;
+}
+
+/** The same, stepped. */
 export function* iommuFwspecInitFromFwnode(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null): Path<0 | KError> {
   const iommu = iommuFromFwnode(k, fwnode);
   if (iommu === null) return deferredProbeCheckState(dev, fwnode);

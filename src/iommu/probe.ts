@@ -104,7 +104,10 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
 
   const group = devGroup(dev);
   // Model only: with no lock another path may have released the device meanwhile (an interleaving I34/I35 report).
-  if (group === null || built === null) return kerr("ENODEV", `${dev.name} was released by another path during its probe`);
+  if (group === null || built === null) {
+    endBuild(k, built);
+    return kerr("ENODEV", `${dev.name} was released by another path during its probe`);
+  }
   yield* mutexLock(k.sched, group.mutex);
   // The group bookkeeping reads the device's dev_iommu (its ops, require_direct): one freed meanwhile is a use after free.
   yield* devIommuAccess(k, "read", dev, built);

@@ -70,6 +70,8 @@ export interface FwspecOps {
    * iommu_mock_device_add: the mock's); the current form resolves them itself.
    */
   init(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): Path<0 | KError>;
+  /** The same in one step, for runs without points (no generator on the probe path). */
+  initNow(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): 0 | KError;
   /** The ops a fwspec stands for: `fwspec->ops`, or those of the instance its fwnode names (`iommu_fwspec_ops`). */
   opsOf(k: IommuCore, fwspec: IommuFwspec): IommuOps | null;
   /** The ops upstream's probe takes for a device's fwspec (none: the first instance without a fwnode). */
