@@ -118,7 +118,7 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
   touch(k.sched, dev);
   // "Serialise to make dev->iommu stable under our potential fwspec" (v6.7+; none before).
   yield* fwspecLock(k);
-  yield* devIommuAccess(k, "read", dev);
+  if (k.sched.points) yield* devIommuAccess(k, "read", dev);
   const fw = devIommuFwspecGet(dev);
   // Up to v6.10 the fwspec's ops are read (a free since the pointer was taken is a use after free).
   if (fw !== null && k.strategy.fwspecOps.keepsExistingReadsOps) yield* fwspecAccess(k, "read", dev, fw);

@@ -88,7 +88,7 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   // lockdep_assert_held (v6.7+, where the callers take the lock).
   if (k.strategy.probeSerialisation.lockProbe === "callers" && !mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
   // Another path may have probed the device already: the check a race hinges on.
-  yield* devGroupAccess(k, "read", dev);
+  if (k.sched.points) yield* devGroupAccess(k, "read", dev);
   if (devGroup(dev) !== null) return 0;
   const init = yield* iommuInitDevice(k, dev);
   if (init !== 0) return init;
@@ -110,7 +110,7 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   }
   yield* mutexLock(k.sched, group.mutex);
   // The group bookkeeping reads the device's dev_iommu (its ops, require_direct): one freed meanwhile is a use after free.
-  yield* devIommuAccess(k, "read", dev, built);
+  if (k.sched.points) yield* devIommuAccess(k, "read", dev, built);
   // Model only: freed meanwhile (I34 recorded it); the kernel would go on through freed memory, the model stops this probe.
   if (built.freed || devIommu(dev) !== built) {
     yield* mutexUnlock(k.sched, group.mutex);
@@ -183,7 +183,7 @@ export function probeIndexAdd(k: IommuCore, dev: Device): void {
 /** Called under __iommu_probe_device (with iommu_probe_device_lock held, where the strategy takes it). */
 const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore, dev: Device): Path<0 | KError> {
   // dev_iommu_get: allocates and publishes dev->iommu, or takes the one there (a fwspec's).
-  yield* devIommuAccess(k, "write", dev);
+  if (k.sched.points) yield* devIommuAccess(k, "write", dev);
   let param = devIommuGet(dev);
   // fwspec_owner: only the probe-path design parses firmware here; the others built the fwspec (or not) before.
   if (k.strategy.fwspecOwner.fwspecAtInitDevice && param.fwspec === null && dev.driver === null && dev.bus.dmaConfigure !== null) {
@@ -199,11 +199,11 @@ const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore,
     param = devIommu(dev)!;
   }
   // From the ops lookup on, this task fills the dev_iommu in (iommu_fwspec_ops(dev->iommu->fwspec), then probe_device).
-  yield* devIommuAccess(k, "read", dev, param);
+  if (k.sched.points) yield* devIommuAccess(k, "read", dev, param);
   // Model only: without a lock another task may have freed it meanwhile (the kernel dereferences freed memory; I34 recorded it).
   if (param.freed) return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
   beginBuild(k, param, "__iommu_probe_device: probing it");
-  yield* fwspecAccess(k, "read", dev, param.fwspec);
+  if (k.sched.points) yield* fwspecAccess(k, "read", dev, param.fwspec);
   if (k.sched.points) yield* access(k.sched, "read", "iommu_device_list");
   if (param.freed || devIommu(dev) !== param) return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
   const target = k.strategy.opsResolution.probe(k, dev);
@@ -227,10 +227,10 @@ const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore,
     yield* devIommuFreePath(k, dev);
     return group;
   }
-  yield* devGroupAccess(k, "write", dev);
+  if (k.sched.points) yield* devGroupAccess(k, "write", dev);
   setDevGroup(dev, group);
   // Then the dev_iommu's remaining fields: one freed meanwhile (a release without the probe lock) is a use after free.
-  yield* devIommuAccess(k, "write", dev, p);
+  if (k.sched.points) yield* devIommuAccess(k, "write", dev, p);
   p.maxPasids = devIommuGetMaxPasids(dev, iommuDev.maxPasids);
   if (ops.isAttachDeferred) p.attachDeferred = ops.isAttachDeferred(dev);
   if (k.tracing) k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
@@ -278,7 +278,7 @@ export function* iommuDeinitDevice(k: IommuCore, dev: Device, group: IommuGroup)
     if (blk !== null && blk !== def) iommuDomainFree(k, blk);
   }
   iommuDev.devices.delete(dev);
-  yield* devGroupAccess(k, "write", dev);
+  if (k.sched.points) yield* devGroupAccess(k, "write", dev);
   setDevGroup(dev, null);
   yield* devIommuFreePath(k, dev, "iommu_deinit_device");
   dev.dmaIommu = false;
