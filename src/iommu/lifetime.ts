@@ -97,15 +97,31 @@ export function beginBuild(k: IommuCore, p: DevIommu, fn: string): void {
   p.building = fn;
 }
 
-/** The running task is done with `p` (and the fwspec it built): other tasks may read them now. */
-export function endBuild(k: IommuCore, p: DevIommu | null): void {
-  if (p === null || !k.sched.points) return;
+/**
+ * The running task is done with `p` (and the fwspec it built): other tasks
+ * may read them now. Ending a build is a write (of the model's mark), so
+ * each end comes after its own point: an explorer then orders it against
+ * other tasks' reads.
+ */
+export function endBuild(k: IommuCore, dev: Device, p: DevIommu | null): Path {
+  if (!k.sched.points || p === null) return NO_POINT;
+  const me = k.sched.current;
+  const fw = p.fwspec !== null && p.fwspec.builder === me ? p.fwspec : null;
+  if (p.builder !== me && fw === null) return NO_POINT;
+  return endBuildPoints(k, dev, p, fw);
+}
+
+function* endBuildPoints(k: IommuCore, dev: Device, p: DevIommu, fw: IommuFwspec | null): Path {
   const me = k.sched.current;
   if (p.builder === me) {
+    yield { op: "write", what: devIommuWhat(dev), lock: null };
     p.builder = null;
     p.building = "";
   }
-  if (p.fwspec !== null && p.fwspec.builder === me) p.fwspec.builder = null;
+  if (fw !== null) {
+    yield { op: "write", what: fwspecWhat(dev), lock: null };
+    if (fw.builder === me) fw.builder = null;
+  }
 }
 
 /**

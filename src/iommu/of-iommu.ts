@@ -133,7 +133,7 @@ export const ofIommuConfigure = kernelPath("of_iommu_configure", function* (k: I
   if (err !== 0) yield* ofParseFailed(k, dev, err, devIommuPresent, fw);
   else if (k.sched.points || k.tracing) yield* ofParsed(k, dev);
   // The fwspec (and a dev_iommu made for it) is complete: other tasks may read it now.
-  endBuild(k, devIommu(dev));
+  if (k.sched.points) yield* endBuild(k, dev, devIommu(dev));
   yield* fwspecUnlock(k);
   // The replay: since v6.15 only off the iommu_probe_device path (no dev->iommu on entry); before, after every parse.
   if (err === 0 && dev.registered && k.strategy.fwspecOwner.replayAtBind(devIommuPresent)) return yield* iommuProbeDevice(k, dev);

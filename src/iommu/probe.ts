@@ -105,7 +105,7 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   const group = devGroup(dev);
   // Model only: with no lock another path may have released the device meanwhile (an interleaving I34/I35 report).
   if (group === null || built === null) {
-    endBuild(k, built);
+    if (k.sched.points) yield* endBuild(k, dev, built);
     return kerr("ENODEV", `${dev.name} was released by another path during its probe`);
   }
   yield* mutexLock(k.sched, group.mutex);
@@ -156,7 +156,7 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   }
   if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);
   // The device is probed: other tasks may read its dev_iommu now.
-  endBuild(k, built);
+  if (k.sched.points) yield* endBuild(k, dev, built);
   yield* mutexUnlock(k.sched, group.mutex);
   return 0;
 }, (_k, dev) => dev.name);
@@ -199,7 +199,8 @@ const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore,
     param = devIommu(dev)!;
   }
   // From the ops lookup on, this task fills the dev_iommu in (iommu_fwspec_ops(dev->iommu->fwspec), then probe_device).
-  if (k.sched.points) yield* devIommuAccess(k, "read", dev, param);
+  // A write: the probe starts filling the dev_iommu in (priv, iommu_dev), which other tasks' reads must be ordered against.
+  if (k.sched.points) yield* devIommuAccess(k, "write", dev, param);
   // Model only: without a lock another task may have freed it meanwhile (the kernel dereferences freed memory; I34 recorded it).
   if (param.freed) return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
   beginBuild(k, param, "__iommu_probe_device: probing it");
