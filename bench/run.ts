@@ -7,6 +7,7 @@ import { benchDma } from "./dma.ts";
 import { benchExplore } from "./explore.ts";
 import { benchGroups } from "./groups.ts";
 import { benchIova } from "./iova.ts";
+import { benchLspci } from "./lspci.ts";
 import { benchPgtable } from "./pgtable.ts";
 import { benchStartup } from "./startup.ts";
 
@@ -18,6 +19,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   dma: benchDma,
   startup: benchStartup,
   explore: benchExplore,
+  lspci: benchLspci,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

@@ -5,12 +5,15 @@ import { z } from "zod";
 import { issueProblems } from "./sim/scenario/issues.ts";
 import { parseScenario, loadScenarioFile, validateScenario } from "./sim/scenario/load.ts";
 import { formatPath } from "./sim/scenario/problem.ts";
-import { strategySchema, withStrategy, type Scenario, type StrategyChoice } from "./sim/scenario/schema.ts";
+import { PRESET_NAMES, type PresetName } from "./designs/presets.ts";
+import { strategySchema, withDesign, withStrategy, type Scenario, type StrategyChoice } from "./sim/scenario/schema.ts";
 import { runScenario, type RunOptions, type RunResult } from "./sim/runner.ts";
 
 /** What boot() may be told besides the scenario. Every option is applied; any other name is refused. */
 export interface BootOptions {
-  /** Design-axis strategies, overriding the scenario's boot.strategy (docs/design-axes.md). */
+  /** A kernel preset (docs/kernel-presets.md): replaces the scenario's boot.kernel and boot.strategy, as --kernel does. */
+  kernel?: PresetName;
+  /** Design-axis strategies, overriding the scenario's boot.strategy, or the kernel preset's per axis (docs/design-axes.md). */
   strategy?: StrategyChoice;
   /** Record the trace of core calls (default true). */
   trace?: boolean;
@@ -25,6 +28,7 @@ export interface BootOptions {
 }
 
 const bootOptionsSchema = z.strictObject({
+  kernel: z.enum(PRESET_NAMES).optional(),
   strategy: strategySchema.optional(),
   trace: z.boolean().optional(),
   invariants: z.boolean().optional(),
@@ -63,7 +67,7 @@ function checkOptions(opts: unknown): BootOptions {
 export function boot(scenario: Scenario | string, opts: BootOptions = {}): RunResult {
   const o = checkOptions(opts);
   let s = typeof scenario === "string" ? parseScenario(scenario, "(inline)") : validateScenario(scenario, "(scenario object)");
-  if (o.strategy !== undefined) s = withStrategy(s, o.strategy);
+  if (o.kernel !== undefined || o.strategy !== undefined) s = withDesign(s, { kernel: o.kernel, strategy: o.strategy });
   const run: RunOptions = {};
   if (o.trace !== undefined) run.trace = o.trace;
   if (o.invariants !== undefined) run.invariants = o.invariants;
@@ -74,7 +78,8 @@ export function boot(scenario: Scenario | string, opts: BootOptions = {}): RunRe
 }
 
 export { loadScenarioFile, parseScenario, runScenario, validateScenario, withStrategy };
-export type { RunOptions, RunResult, Scenario, StrategyChoice };
+export type { PresetName, RunOptions, RunResult, Scenario, StrategyChoice };
+export { PRESET_NAMES };
 export { ScenarioError } from "./sim/scenario/load.ts";
 export type { Snapshot } from "./sim/snapshot.ts";
 export type { CmdlineNote } from "./iommu/cmdline.ts";

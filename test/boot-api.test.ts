@@ -17,6 +17,17 @@ describe("boot() honours every option it takes", () => {
     expect(Object.keys(r.snapshot.strategy)).toEqual(AXIS_NAMES);
   });
 
+  it("kernel takes a release's design, as --kernel does; strategy then overrides single axes", () => {
+    // v6.7: the mock's private bus carries the mock's ops; v6.8 retired bus ops.
+    expect(mockOps({ kernel: "v6.7" })).toBe("mock");
+    expect(mockOps({ kernel: "v6.8" })).toBeNull();
+    expect(mockOps({ kernel: "v6.8", strategy: { ops_resolution: "ask-each" } })).toBe("mock");
+    const r = boot(WRONG_OPS, { kernel: "v5.15" });
+    expect(r.snapshot.kernel).toBe("v5.15");
+    expect(r.snapshot.strategy).toMatchObject({ ops_resolution: "bus-set-iommu", dma_ownership: "notifier" });
+    expect(() => boot(WRONG_OPS, { kernel: "v9.9" } as unknown as BootOptions)).toThrow(/^boot\(\): bad options: kernel: expected one of v5\.15, /);
+  });
+
   it("trace, invariants, probeWalk and deferredProbe reach the run", () => {
     expect(boot(WRONG_OPS, { trace: false }).machine.ctx.trace.records).toEqual([]);
     expect(boot(WRONG_OPS, { trace: true }).machine.ctx.trace.records.length).toBeGreaterThan(0);

@@ -15,6 +15,13 @@ export class MachineContext {
   readonly trace = new Trace();
   readonly diag = new Diagnostics();
 
+  constructor() {
+    // The model's own rule checks (locks, tasks) record into this machine's diagnostics as they happen.
+    this.sched.violation = (message) => {
+      this.diag.violation(message);
+    };
+  }
+
   /** Whether the trace records; build note strings only then. */
   get tracing(): boolean {
     return this.trace.enabled;

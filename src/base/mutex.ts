@@ -4,6 +4,7 @@
  * points; a path that finds the lock held yields `blocked` until the owner
  * drops it. Locks are not recursive, as in the kernel.
  */
+import { LockDep } from "./lockdep.ts";
 import { DeadlockError, NO_POINT, touch, type Path, type Sched, type Task } from "./path.ts";
 
 export class Mutex {
@@ -19,6 +20,11 @@ export class Mutex {
   constructor(private readonly lockKind: string) {}
 
   get lockName(): string {
+    return this.lockKind;
+  }
+
+  /** The lock's class for lock-order checking (lockdep's): its kind, whatever the instance. */
+  get lockClass(): string {
     return this.lockKind;
   }
 }
@@ -45,15 +51,29 @@ function* mutexLockSlow(s: Sched, m: Mutex): Path {
     yield { op: "blocked", what: m.lockName, lock: m };
   }
   m.holder = s.current;
+  if (s.points) (s.lockdep ??= new LockDep()).acquired(s, s.current, m);
 }
 
 // @kernel: mutex_unlock
 export function mutexUnlock(s: Sched, m: Mutex): Path {
-  if (m.holder !== s.current) {
-    throw new DeadlockError(`${s.current.name} releases ${m.lockName}, which it does not hold`);
-  }
+  if (m.holder !== s.current) unlockMisuse(s, m);
+  else if (s.lockdep !== null) s.lockdep.released(s.current, m);
   m.holder = null;
   return s.points ? unlockPoint(m) : DONE;
+}
+
+/**
+ * A release by a task that does not hold the lock (rule I36 lock-misuse):
+ * the kernel's debug check warns (DEBUG_LOCKS_WARN_ON in
+ * __mutex_unlock_slowpath) and the unlock goes on, so the lock ends free
+ * whoever held it; the model does the same after recording the violation.
+ */
+// @kernel: __mutex_unlock_slowpath (debug_mutex_unlock: owner check)
+function unlockMisuse(s: Sched, m: Mutex): void {
+  const h = m.holder;
+  const how = h === null ? "nobody holds it (released twice, or never taken)" : `${h.name} holds it (released by a task that does not own it)`;
+  s.violation(`I36 lock-misuse: ${m.lockName}: ${s.current.name} releases it while ${how}; only its owner may release a mutex, once`);
+  if (h !== null && s.lockdep !== null) s.lockdep.released(h, m);
 }
 
 function* unlockPoint(m: Mutex): Path {

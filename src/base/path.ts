@@ -8,6 +8,7 @@
  * completion costs no step objects at all. Hot data paths (map, unmap,
  * translate) are plain functions and never yield.
  */
+import type { LockDep } from "./lockdep.ts";
 import type { Mutex } from "./mutex.ts";
 
 export type StepOp = "lock" | "unlock" | "blocked" | "read" | "write";
@@ -42,12 +43,22 @@ export class Sched {
   touched: Mutex[] | null = null;
   /** Tells one step's touches from the last one's (Mutex.touchStamp). */
   touchEpoch = 0;
+  /**
+   * Where the model's own rule checks record a violation as it happens (the
+   * machine's diagnostics sink: MachineContext sets it), for the rules about
+   * locks and tasks (docs/invariants.md, I34-I37).
+   */
+  violation: (message: string) => void = ignoreViolation;
+  /** The locks each task holds and the lock-order edges seen (base/lockdep.ts): kept only while points are on. */
+  lockdep: LockDep | null = null;
   private nextTaskId = 1;
 
   newTask(name: string): Task {
     return { id: this.nextTaskId++, name };
   }
 }
+
+function ignoreViolation(_message: string): void {}
 
 /** A path blocked on a lock that nobody will release: a deadlock in the model. */
 export class DeadlockError extends Error {

@@ -114,6 +114,41 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       code = await (await commands()).validateCommand(file, o, io);
     });
 
+  program
+    .command("import")
+    .description("turn a dump of a real machine into a scenario (YAML on stdout): lspci FILE, the output of lspci -vv (or -vvv, -vvnn, with -D, -PP, -xxx)")
+    .argument("<kind>", "lspci")
+    .argument("<file>", "the dump, or - to read it from stdin")
+    .option("--iommu <which>", "intel or amd: the IOMMU, instead of the one the host bridge's vendor implies")
+    .action(async (kind: string, file: string, o: { iommu?: string }) => {
+      code = await (await import("./import-command.ts")).importCommand(kind, file, o, io);
+    });
+
+  const whatIfHelp = "re-run with a change and print the difference in groups (repeatable): acs-override=downstream,multifunction[,id:vvvv:dddd] (the out-of-tree pcie_acs_override patch), id:BB:DD.F (treat a function as isolated), move:BB:DD.F=BB:DD.F (a device moved under another port)";
+  const groupsCmds = () => import("./groups-command.ts");
+  program
+    .command("groups")
+    .description("list the IOMMU groups of a scenario or an lspci dump, with whether VFIO can claim each")
+    .argument("<file>", "a scenario, or lspci -vv output (- for stdin)")
+    .option("--json", "print the groups as one JSON document")
+    .option("--what-if <change>", whatIfHelp, collect)
+    .option("--iommu <which>", "for an lspci dump: intel or amd")
+    .action(async (file: string, o: { json?: boolean; whatIf?: string[]; iommu?: string }) => {
+      code = await (await groupsCmds()).groupsCommand(file, o, io);
+    });
+
+  program
+    .command("explain")
+    .description("say who shares a device's IOMMU group and why, rule by rule, and what VFIO needs")
+    .argument("<file>", "a scenario, or lspci -vv output (- for stdin)")
+    .argument("<device>", "BB:DD.F, SSSS:BB:DD.F or a scenario device name")
+    .option("--json", "print the explanation as one JSON document")
+    .option("--what-if <change>", whatIfHelp, collect)
+    .option("--iommu <which>", "for an lspci dump: intel or amd")
+    .action(async (file: string, device: string, o: { json?: boolean; whatIf?: string[]; iommu?: string }) => {
+      code = await (await groupsCmds()).explainCommand(file, device, o, io);
+    });
+
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {

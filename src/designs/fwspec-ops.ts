@@ -2,17 +2,23 @@
  * The fwspec_ops axis (docs/design-axes.md): does a device's iommu_fwspec
  * carry the ops that probe it, or does its fwnode name them?
  */
-import { devIommuFwspecGet, devIommuGet, IommuFwspec } from "../iommu/dev-iommu.ts";
 import {
   deferredProbeCheckState,
+  fwspecExisting,
+  fwspecInstall,
   iommuFromFwnode,
+  fwspecExistingNow,
+  fwspecInstallNow,
   iommuFwspecInitFromFwnode,
+  iommuFwspecInitFromFwnodeNow,
   iommuFwspecNotReady,
+  iommuFwspecNotReadyNow,
   iommuFwspecOps,
   iommuOpsFromFwnode,
 } from "../iommu/fwspec.ts";
+import type { IommuFwspec } from "../iommu/dev-iommu.ts";
+import type { IommuOps } from "../iommu/ops.ts";
 import type { FwspecOps } from "../iommu/strategy-types.ts";
-import { kerr } from "../lib/errno.ts";
 import { axis } from "./axis.ts";
 
 /**
@@ -29,10 +35,12 @@ import { axis } from "./axis.ts";
 export const fromFwnodeFwspecOps: FwspecOps = {
   name: "from-fwnode",
   init: (k, dev, fwnode) => iommuFwspecInitFromFwnode(k, dev, fwnode),
+  initNow: (k, dev, fwnode) => iommuFwspecInitFromFwnodeNow(k, dev, fwnode),
   opsOf: (k, fwspec) => iommuFwspecOps(k, fwspec),
   probeOps: (k, fwspec) => iommuFwspecOps(k, fwspec),
   namesOps: () => true,
   keepsExisting: () => true,
+  keepsExistingReadsOps: false,
   keepsFailedParse: false,
 };
 
@@ -56,16 +64,24 @@ export const fromFwnodeFwspecOps: FwspecOps = {
 export const fwspecCarriesOpsFwspecOps: FwspecOps = {
   name: "fwspec-carries-ops",
   // @kernel: iommu_fwspec_init (up to v6.10: (dev, iommu_fwnode, ops))
-  init(k, dev, fwnode, ops) {
-    const fwspec = devIommuFwspecGet(dev);
-    if (fwspec !== null) {
-      return ops === fwspec.ops ? 0 : kerr("EINVAL", `${dev.name} already has a fwspec for ${fwspec.ops?.name ?? "no"} ops, not ${ops?.name ?? "none"}`);
-    }
+  *init(k, dev, fwnode, ops) {
+    const existing = yield* fwspecExisting(k, dev, ops, (fw) => describeOther(fw, ops));
+    if (existing !== null) return existing;
     const iommu = fwnode === null ? null : iommuFromFwnode(k, fwnode);
-    const notReady = iommu === null ? null : iommuFwspecNotReady(k, dev, fwnode, iommu);
+    const notReady = iommu === null ? null : yield* iommuFwspecNotReady(k, dev, fwnode, iommu);
     if (notReady !== null) return notReady;
-    devIommuGet(dev).fwspec = new IommuFwspec(fwnode, ops);
+    yield* fwspecInstall(k, dev, fwnode, ops);
     // @kernel: of_iommu_xlate (no ops yet: the otherwise-empty fwspec names the IOMMU waited for)
+    if (ops === null) return deferredProbeCheckState(dev, fwnode);
+    return 0;
+  },
+  initNow(k, dev, fwnode, ops) {
+    const existing = fwspecExistingNow(k, dev, ops, (fw) => describeOther(fw, ops));
+    if (existing !== null) return existing;
+    const iommu = fwnode === null ? null : iommuFromFwnode(k, fwnode);
+    const notReady = iommu === null ? null : iommuFwspecNotReadyNow(k, dev, fwnode, iommu);
+    if (notReady !== null) return notReady;
+    fwspecInstallNow(dev, fwnode, ops);
     if (ops === null) return deferredProbeCheckState(dev, fwnode);
     return 0;
   },
@@ -75,8 +91,13 @@ export const fwspecCarriesOpsFwspecOps: FwspecOps = {
   namesOps: (fwspec) => fwspec.ops !== null,
   // @kernel: of_iommu_configure (up to v6.10: a fwspec with ops is kept; one without is freed)
   keepsExisting: (fwspec) => fwspec.ops !== null,
+  keepsExistingReadsOps: true,
   keepsFailedParse: true,
 };
+
+function describeOther(fw: IommuFwspec, ops: IommuOps | null): string {
+  return `${fw.ops?.name ?? "no"} ops, not ${ops?.name ?? "none"}`;
+}
 
 /** The fwspec_ops axis. */
 export const FWSPEC_OPS = axis({

@@ -77,10 +77,10 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
   const identity = staticIdentityDomain();
   const blocked = staticBlockedDomain();
 
-  // @kernel: arm_smmu_get_by_fwnode
+  // @kernel: arm_smmu_get_by_fwnode (the SMMU's driver data, which the driver core clears when the SMMU's driver is unbound)
   const getByFwnode = (dev: Device): IommuDevice | null => {
     const fw = devIommuFwspecGet(dev)?.iommuFwnode ?? null;
-    return instances.find((i) => i.fwnode === fw) ?? null;
+    return instances.find((i) => i.fwnode === fw && i.listed) ?? null;
   };
 
   // arm_smmu_ops.pgsize_bitmap: what the SMMUs probed so far support together (each one's hw_probe ORs its sizes in).
@@ -124,7 +124,7 @@ export const createArmSmmuV3: IommuDriverFactory = (k: IommuCore, env: DriverEnv
       // Up to v6.7 (the bus's ops are asked about every device): fwspec->ops != &arm_smmu_ops.
       if (iommuFwspecForOtherOps(k, fwspec, ops)) return kerr("ENODEV", `${dev.name}'s fwspec is not for ${DRIVER}`);
       const iommu = getByFwnode(dev);
-      if (iommu === null) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
+      if (iommu === null) return kerr("ENODEV", `no registered ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
       const smmu = smmuOf(iommu);
       // @kernel: arm_smmu_insert_master
       const added: number[] = [];

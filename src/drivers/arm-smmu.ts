@@ -206,8 +206,9 @@ export const createArmSmmu: IommuDriverFactory = (k: IommuCore, env: DriverEnv):
       if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming an SMMU`);
       // Up to v6.7 (the bus's ops are asked about every device): only fwspec->ops == &arm_smmu_ops is ours.
       if (iommuFwspecForOtherOps(k, fwspec, ops)) return kerr("ENODEV", `${dev.name}'s fwspec is not for ${DRIVER}`);
-      const iommu = instances.find((i) => i.fwnode === fwspec.iommuFwnode);
-      if (iommu === undefined) return kerr("ENODEV", `no ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
+      // @kernel: arm_smmu_get_by_fwnode (an SMMU whose driver was unbound has no driver data: not found)
+      const iommu = instances.find((i) => i.fwnode === fwspec.iommuFwnode && i.listed);
+      if (iommu === undefined) return kerr("ENODEV", `no registered ${DRIVER} instance has fwnode ${fwspec.iommuFwnode?.name}`);
       const smmu = v2(iommu);
       for (const fwid of fwspec.ids) {
         const sid = fwidSid(fwid);

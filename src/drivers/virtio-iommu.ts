@@ -89,8 +89,9 @@ export const createVirtioIommu: IommuDriverFactory = (k: IommuCore, env: DriverE
       if (fwspec === null) return kerr("ENODEV", `${dev.name} has no fwspec naming a virtio-iommu`);
       // Up to v6.7 (the bus's ops are asked about every device): fwspec->ops != &viommu_ops.
       if (iommuFwspecForOtherOps(k, fwspec, ops)) return kerr("ENODEV", `${dev.name}'s fwspec is not for ${DRIVER}`);
-      const it = instances.find((i) => i.fwnode === fwspec.iommuFwnode);
-      if (it === undefined) return kerr("ENODEV", `no virtio-iommu has fwnode ${fwspec.iommuFwnode?.name}`);
+      // viommu_get_by_fwnode finds only a viommu whose driver is bound (driver_find_device_by_fwnode).
+      const it = instances.find((i) => i.fwnode === fwspec.iommuFwnode && i.listed);
+      if (it === undefined) return kerr("ENODEV", `no registered virtio-iommu has fwnode ${fwspec.iommuFwnode?.name}`);
       return it;
     },
     defDomainType: (dev) => quirkDefDomainType(env, dev),

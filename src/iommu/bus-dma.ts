@@ -14,7 +14,8 @@ import { deviceAdd } from "../base/core.ts";
 import type { Path } from "../base/path.ts";
 import { kernelPath } from "../base/traced.ts";
 import type { KError } from "../lib/errno.ts";
-import { devIommu, devIommuFree, devIommuFwspecGet } from "./dev-iommu.ts";
+import { devIommu, devIommuFwspecGet } from "./dev-iommu.ts";
+import { devIommuFreePath } from "./lifetime.ts";
 import type { IommuCore } from "./iommu-core.ts";
 import { ofIommuConfigure } from "./of-iommu.ts";
 import { fwspecLock, fwspecUnlock } from "./probe-lock.ts";
@@ -128,6 +129,6 @@ export function* deviceAddWithFirmwareDma(k: IommuCore, dev: Device): Path<0 | K
   if (dev.registered || np === null || np.kind !== "of") return yield* deviceAdd(k.dc, dev);
   yield* ofDmaConfigure(k, dev, np);
   const added = yield* deviceAdd(k.dc, dev);
-  if (added !== 0) devIommuFree(dev);
+  if (added !== 0) yield* devIommuFreePath(k, dev);
   return added;
 }

@@ -6,6 +6,7 @@
  */
 import type { Device, DevIommuFwd, IommuGroupFwd } from "../base/device.ts";
 import type { FwnodeHandle } from "../base/fwnode.ts";
+import type { Task } from "../base/path.ts";
 import type { IommuGroup } from "./group.ts";
 import type { IommuDomain } from "./domain.ts";
 import type { IommuDevice } from "./iommu-device.ts";
@@ -17,6 +18,12 @@ const NO_IDS: readonly number[] = Object.freeze([]);
 export class IommuFwspec {
   /** Replaced, never grown in place: a fwspec usually holds one id, so its array is sized exactly. */
   ids: readonly number[] = NO_IDS;
+  /** Model only: kfree'd (iommu_fwspec_free, dev_iommu_free); a task still holding it uses freed memory (I34). */
+  freed = false;
+  /** Model only, with points on: who freed it and where ("T2 in dev_iommu_free"), for the message. */
+  freedBy: string | null = null;
+  /** Model only: the task building it (from iommu_fwspec_init to the end of the firmware parse), or null once complete (I35). */
+  builder: Task | null = null;
   constructor(
     readonly iommuFwnode: FwnodeHandle | null,
     /**
@@ -45,6 +52,19 @@ export class DevIommu implements DevIommuFwd {
   probedAtBind = false;
   /** The RID domain the driver has this device attached to (the driver's view, set by attach_dev). */
   domain: IommuDomain | null = null;
+  /** Model only: kfree'd by dev_iommu_free; a task still holding it uses freed memory (I34). */
+  freed = false;
+  /** Model only, with points on: who freed it and where, for the message. */
+  freedBy: string | null = null;
+  /**
+   * Model only: the task filling it in, or null while it is in a state other
+   * tasks may read (empty, fwspec only, probed): set by the fwspec's builder
+   * when iommu_fwspec_init allocated it, and by __iommu_probe_device from the
+   * ops lookup until the probe ends (I35).
+   */
+  builder: Task | null = null;
+  /** What `builder` is doing (the kernel function), for the message. */
+  building = "";
 }
 
 export function devIommu(dev: Device): DevIommu | null {
@@ -68,7 +88,11 @@ export function devIommuGet(dev: Device): DevIommu {
 
 // @kernel: dev_iommu_free (frees the fwspec with it)
 export function devIommuFree(dev: Device): void {
+  const p = devIommu(dev);
   dev.iommu = null;
+  if (p === null) return;
+  p.freed = true;
+  if (p.fwspec !== null) p.fwspec.freed = true;
 }
 
 // @kernel: dev_has_iommu

@@ -6,7 +6,7 @@
  * device without ACS. Only groups of already probed devices are found.
  */
 import type { Device } from "../base/device.ts";
-import { pciAcsEnabled, pciAcsPathEnabled, pciDevsAreDmaAliases, REQ_ACS_FLAGS } from "../base/pci/pci-acs.ts";
+import { pciAcsDecider, pciAcsEnabled, pciAcsPathEnabled, pciDevsAreDmaAliases, REQ_ACS_FLAGS } from "../base/pci/pci-acs.ts";
 import { pciForEachDmaAlias } from "../base/pci/pci-search.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devGroup } from "./dev-iommu.ts";
@@ -42,9 +42,18 @@ function getPciAliasGroup(dev: Device, devfns: Set<number>): IommuGroup | null {
   return null;
 }
 
+/** Trace notes: which device-specific ACS quirk answered for the function and the bridges above it. */
+function noteAcsQuirks(k: IommuCore, dev: Device): void {
+  for (let d: Device | null = dev; d !== null && d.pci !== null; d = d.pci.bus.self) {
+    const r = pciAcsDecider(d.pci, REQ_ACS_FLAGS);
+    if (r.quirk !== null) k.note("pci_dev_specific_acs_enabled", d.name, `${r.quirk}: ${r.enabled ? "isolated" : "not isolated"}`);
+  }
+}
+
 // @kernel: pci_device_group
 export function pciDeviceGroup(k: IommuCore, dev: Device): IommuGroup | KError {
   if (dev.pci === null) return kerr("EINVAL", `${dev.name} is not a PCI device`);
+  if (k.tracing) noteAcsQuirks(k, dev);
   // The upstream DMA alias: stop at the first alias that already has a group.
   const seen: { last: Device; group: IommuGroup | null } = { last: dev, group: null };
   pciForEachDmaAlias<boolean>(

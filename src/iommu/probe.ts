@@ -14,6 +14,7 @@ import {
 import type { Device } from "../base/device.ts";
 import { mutexHeld, mutexLock, mutexUnlock } from "../base/mutex.ts";
 import { access, touch, type Path } from "../base/path.ts";
+import { beginBuild, devGroupAccess, devIommuAccess, devIommuFreePath, endBuild, fwspecAccess } from "./lifetime.ts";
 import { kernelPath } from "../base/traced.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommuDeviceSetDomain } from "./attach.ts";
@@ -21,7 +22,6 @@ import {
   devGroup,
   devHasIommu,
   devIommu,
-  devIommuFree,
   devIommuGet,
   devIommuOps,
   setDevGroup,
@@ -88,20 +88,34 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
   // lockdep_assert_held (v6.7+, where the callers take the lock).
   if (k.strategy.probeSerialisation.lockProbe === "callers" && !mutexHeld(k.sched, k.probeLock)) k.warn("__iommu_probe_device", dev.name, "iommu_probe_device_lock not held");
   // Another path may have probed the device already: the check a race hinges on.
-  yield* access(k.sched, "read", "dev->iommu_group");
+  if (k.sched.points) yield* devGroupAccess(k, "read", dev);
   if (devGroup(dev) !== null) return 0;
   const init = yield* iommuInitDevice(k, dev);
   if (init !== 0) return init;
+  const built = devIommu(dev);
   k.probeIndex.remove(dev);
   if (dev.driver !== null) {
     // The WARN came with the probe-path design (v6.15); before it a probe at bind was the design.
     if (k.strategy.fwspecOwner.warnLateProbe) k.warn("__iommu_probe_device", dev.name, "late IOMMU probe at driver bind, something fishy here!");
     // In the middle of a bind (really_probe set the driver, not yet bound): the bind's dma_configure probed it.
-    if (!dev.bound) devIommu(dev)!.probedAtBind = true;
+    const p = devIommu(dev);
+    if (!dev.bound && p !== null) p.probedAtBind = true;
   }
 
-  const group = devGroup(dev)!;
+  const group = devGroup(dev);
+  // Model only: with no lock another path may have released the device meanwhile (an interleaving I34/I35 report).
+  if (group === null || built === null) {
+    if (k.sched.points) yield* endBuild(k, dev, built);
+    return kerr("ENODEV", `${dev.name} was released by another path during its probe`);
+  }
   yield* mutexLock(k.sched, group.mutex);
+  // The group bookkeeping reads the device's dev_iommu (its ops, require_direct): one freed meanwhile is a use after free.
+  if (k.sched.points) yield* devIommuAccess(k, "read", dev, built);
+  // Model only: freed meanwhile (I34 recorded it); the kernel would go on through freed memory, the model stops this probe.
+  if (built.freed || devIommu(dev) !== built) {
+    yield* mutexUnlock(k.sched, group.mutex);
+    return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
+  }
   // Model rule, no kernel check: iommu.c decides for a whole group through its first device
   // (iommu_group_first_dev), so a member with other ops would be driven with the wrong ops.
   const first = iommuGroupFirstDev(group);
@@ -141,6 +155,8 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
     return yield* probeUnwind(k, dev, group, ret);
   }
   if (group.defaultDomain !== null) iommuSetupDmaOps(dev, group.defaultDomain);
+  // The device is probed: other tasks may read its dev_iommu now.
+  if (k.sched.points) yield* endBuild(k, dev, built);
   yield* mutexUnlock(k.sched, group.mutex);
   return 0;
 }, (_k, dev) => dev.name);
@@ -148,7 +164,7 @@ const probeDevice = kernelPath("__iommu_probe_device", function* (k: IommuCore, 
 /** __iommu_probe_device's error exit (group->mutex held): the device leaves its group and waits in the probe index again. */
 // @kernel: iommu_deinit_device
 function* probeUnwind(k: IommuCore, dev: Device, group: IommuGroup, err: KError): Path<KError> {
-  iommuDeinitDevice(k, dev, group);
+  yield* iommuDeinitDevice(k, dev, group);
   yield* mutexUnlock(k.sched, group.mutex);
   iommuGroupPut(k, group);
   probeIndexAdd(k, dev);
@@ -166,8 +182,9 @@ export function probeIndexAdd(k: IommuCore, dev: Device): void {
 
 /** Called under __iommu_probe_device (with iommu_probe_device_lock held, where the strategy takes it). */
 const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore, dev: Device): Path<0 | KError> {
-  yield* access(k.sched, "write", "dev->iommu");
-  const param = devIommuGet(dev);
+  // dev_iommu_get: allocates and publishes dev->iommu, or takes the one there (a fwspec's).
+  if (k.sched.points) yield* devIommuAccess(k, "write", dev);
+  let param = devIommuGet(dev);
   // fwspec_owner: only the probe-path design parses firmware here; the others built the fwspec (or not) before.
   if (k.strategy.fwspecOwner.fwspecAtInitDevice && param.fwspec === null && dev.driver === null && dev.bus.dmaConfigure !== null) {
     // The bus parses firmware (taking the probe lock itself, where the strategy has it); its result is ignored.
@@ -179,14 +196,24 @@ const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore,
     if (devIommu(dev) === null || devGroup(dev) !== null) {
       return kerr("ENODEV", `${dev.name} was probed (or released) by another path while its firmware was parsed`);
     }
+    param = devIommu(dev)!;
   }
+  // From the ops lookup on, this task fills the dev_iommu in (iommu_fwspec_ops(dev->iommu->fwspec), then probe_device).
+  // A write: the probe starts filling the dev_iommu in (priv, iommu_dev), which other tasks' reads must be ordered against.
+  if (k.sched.points) yield* devIommuAccess(k, "write", dev, param);
+  // Model only: without a lock another task may have freed it meanwhile (the kernel dereferences freed memory; I34 recorded it).
+  if (param.freed) return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
+  beginBuild(k, param, "__iommu_probe_device: probing it");
+  if (k.sched.points) yield* fwspecAccess(k, "read", dev, param.fwspec);
+  if (k.sched.points) yield* access(k.sched, "read", "iommu_device_list");
+  if (param.freed || devIommu(dev) !== param) return kerr("ENODEV", `${dev.name}'s dev_iommu was freed by another path during its probe`);
   const target = k.strategy.opsResolution.probe(k, dev);
   if (isErr(target)) {
-    devIommuFree(dev);
+    yield* devIommuFreePath(k, dev);
     return target;
   }
   const { ops, iommuDev } = target;
-  const p = devIommu(dev)!;
+  const p = param;
   p.iommuDev = iommuDev;
   iommuDev.devices.add(dev);
   // @kernel: iommu_device_link (sysfs links only)
@@ -198,10 +225,13 @@ const iommuInitDevice = kernelPath("iommu_init_device", function* (k: IommuCore,
   if (isErr(group)) {
     ops.releaseDevice?.(dev);
     iommuDev.devices.delete(dev);
-    devIommuFree(dev);
+    yield* devIommuFreePath(k, dev);
     return group;
   }
+  if (k.sched.points) yield* devGroupAccess(k, "write", dev);
   setDevGroup(dev, group);
+  // Then the dev_iommu's remaining fields: one freed meanwhile (a release without the probe lock) is a use after free.
+  if (k.sched.points) yield* devIommuAccess(k, "write", dev, p);
   p.maxPasids = devIommuGetMaxPasids(dev, iommuDev.maxPasids);
   if (ops.isAttachDeferred) p.attachDeferred = ops.isAttachDeferred(dev);
   if (k.tracing) k.note("probe_device", dev.name, `${ops.name} -> ${iommuDev.name}, ${group}`);
@@ -221,8 +251,13 @@ function devIommuGetMaxPasids(dev: Device, instanceMax: number): number {
 }
 
 // @kernel: iommu_deinit_device (group->mutex held)
-export function iommuDeinitDevice(k: IommuCore, dev: Device, group: IommuGroup): void {
-  const p = devIommu(dev)!;
+export function* iommuDeinitDevice(k: IommuCore, dev: Device, group: IommuGroup): Path {
+  const p = devIommu(dev);
+  // Model only: freed by another path already (an interleaving without the probe lock; I34/I35 report it).
+  if (p === null || p.iommuDev === null) {
+    setDevGroup(dev, null);
+    return;
+  }
   const iommuDev = p.iommuDev!;
   const ops = iommuDev.ops!;
   // @kernel: iommu_deinit_device (park on the release domain before release_device)
@@ -244,8 +279,9 @@ export function iommuDeinitDevice(k: IommuCore, dev: Device, group: IommuGroup):
     if (blk !== null && blk !== def) iommuDomainFree(k, blk);
   }
   iommuDev.devices.delete(dev);
+  if (k.sched.points) yield* devGroupAccess(k, "write", dev);
   setDevGroup(dev, null);
-  devIommuFree(dev);
+  yield* devIommuFreePath(k, dev, "iommu_deinit_device");
   dev.dmaIommu = false;
 }
 
@@ -271,7 +307,7 @@ function* iommuGroupRemoveDevice(k: IommuCore, dev: Device): Path {
       if (group.ownerCnt !== 0) group.ownerCntStale = true;
     }
   }
-  if (devHasIommu(dev)) iommuDeinitDevice(k, dev, group);
+  if (devHasIommu(dev)) yield* iommuDeinitDevice(k, dev, group);
   else setDevGroup(dev, null);
   yield* mutexUnlock(k.sched, group.mutex);
   iommuGroupPut(k, group);
@@ -281,5 +317,5 @@ export const iommuReleaseDevice = kernelPath("iommu_release_device", function* (
   touch(k.sched, dev);
   if (devGroup(dev) !== null) yield* iommuGroupRemoveDevice(k, dev);
   // A fwspec-only dev->iommu (never probed) is freed too.
-  if (devIommu(dev) !== null) devIommuFree(dev);
+  if (devIommu(dev) !== null) yield* devIommuFreePath(k, dev, "iommu_release_device");
 }, (_k, dev) => dev.name);

@@ -13,7 +13,8 @@ import { mutexLock, mutexUnlock } from "../base/mutex.ts";
 import { access, touch, type Path } from "../base/path.ts";
 import { kernelPath } from "../base/traced.ts";
 import { kerr, type KError } from "../lib/errno.ts";
-import { devIommu, devIommuFree, devIommuOps } from "./dev-iommu.ts";
+import { devIommu, devIommuOps } from "./dev-iommu.ts";
+import { devIommuFreePath, endBuild } from "./lifetime.ts";
 import { iommuSetupDefaultDomain, iommuSetupDmaOps } from "./default-domain.ts";
 import { iommuFwspecInitOps } from "./fwspec.ts";
 import { iommuGroupPut, type IommuGroup } from "./group.ts";
@@ -75,6 +76,11 @@ export const busIommuProbe = kernelPath("bus_iommu_probe", function* (k: IommuCo
   for (const group of groupList) {
     yield* mutexLock(k.sched, group.mutex);
     group.onGroupList = false;
+    // Model only: without the probe lock a racing path may have freed a member's dev_iommu (I34/I35 recorded it); the kernel would dereference it, the model skips the group.
+    if (k.sched.points && group.devices.some((g) => devIommu(g.dev) === null)) {
+      yield* mutexUnlock(k.sched, group.mutex);
+      continue;
+    }
     const ret = iommuSetupDefaultDomain(k, group, 0);
     if (ret !== 0) {
       yield* mutexUnlock(k.sched, group.mutex);
@@ -145,6 +151,7 @@ export const iommuDeviceRegister = kernelPath("iommu_device_register", function*
     registerFailed(k, iommu, err, footprint, probed, busOpsBefore);
     return err;
   }
+  if (k.sched.points) yield* access(k.sched, "write", `ready ${iommu.name}`);
   iommu.ready = true;
   supplierReady(k, iommu);
   return 0;
@@ -199,6 +206,7 @@ export const iommuDeviceRegisterBus = kernelPath("iommu_device_register_bus", fu
     registerFailed(k, iommu, err, footprint, probed, busOpsBefore);
     return err;
   }
+  if (k.sched.points) yield* access(k.sched, "write", `ready ${iommu.name}`);
   iommu.ready = true;
   supplierReady(k, iommu);
   return 0;
@@ -231,12 +239,13 @@ export const iommuMockDeviceAdd = kernelPath("iommu_mock_device_add", function* 
   touch(k.sched, dev);
   if (dev.registered) return kerr("EEXIST", `${dev.name} is already added`);
   yield* fwspecLock(k);
-  const ret = iommuFwspecInitOps(k, dev, iommu.fwnode, ops);
+  const ret = yield* iommuFwspecInitOps(k, dev, iommu.fwnode, ops);
+  if (k.sched.points) yield* endBuild(k, dev, devIommu(dev));
   yield* fwspecUnlock(k);
   if (ret !== 0) return ret;
   const added = yield* deviceAdd(k.dc, dev);
   // [7.1] a failed device_add frees the whole dev->iommu, not only the fwspec.
-  if (added !== 0) devIommuFree(dev);
+  if (added !== 0) yield* devIommuFreePath(k, dev);
   return added;
 }, { subject: (_k, dev) => dev.name, detail: (_k, _dev, iommu) => iommu.name });
 

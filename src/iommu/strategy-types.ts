@@ -69,7 +69,9 @@ export interface FwspecOps {
    * instance with that fwnode, NULL when none is registered;
    * iommu_mock_device_add: the mock's); the current form resolves them itself.
    */
-  init(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): 0 | KError;
+  init(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): Path<0 | KError>;
+  /** The same in one step, for runs without points (no generator on the probe path). */
+  initNow(k: IommuCore, dev: Device, fwnode: FwnodeHandle | null, ops: IommuOps | null): 0 | KError;
   /** The ops a fwspec stands for: `fwspec->ops`, or those of the instance its fwnode names (`iommu_fwspec_ops`). */
   opsOf(k: IommuCore, fwspec: IommuFwspec): IommuOps | null;
   /** The ops upstream's probe takes for a device's fwspec (none: the first instance without a fwnode). */
@@ -78,6 +80,8 @@ export interface FwspecOps {
   namesOps(fwspec: IommuFwspec): boolean;
   /** of_iommu_configure finding a fwspec on entry: keep it (return 0), or free it and parse the firmware again. */
   keepsExisting(fwspec: IommuFwspec): boolean;
+  /** Whether keepsExisting looks inside the fwspec (`fwspec->ops`, up to v6.10), a read of it that a concurrent free can race. */
+  readonly keepsExistingReadsOps: boolean;
   /** of_iommu_configure after a failed parse: leave the fwspec it made (true), or free it. */
   readonly keepsFailedParse: boolean;
 }

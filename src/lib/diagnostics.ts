@@ -8,6 +8,27 @@
  */
 import type { FailureEffectRecord } from "./failure-effects.ts";
 
+/**
+ * The rules recorded at the moment they are broken, by the paths
+ * themselves (while a scheduler wants points), rather than by the state
+ * checker (docs/invariants.md): each kind word, and its rule id. A message
+ * reads `<rule id>: <subject>: <sentence>`, e.g. `I34 use-after-free: a: ...`.
+ */
+export const EVENT_RULES = {
+  "use-after-free": "I34 use-after-free",
+  "half-initialised": "I35 half-initialised",
+  "lock-misuse": "I36 lock-misuse",
+  "lock-order": "I37 lock-order",
+} as const;
+
+export type EventRuleKind = keyof typeof EVENT_RULES;
+
+/** The kind of a violation message of those rules (`I34 use-after-free: a: ...` -> `use-after-free`), or null for another rule's. */
+export function violationKind(message: string): EventRuleKind | null {
+  for (const kind of Object.keys(EVENT_RULES) as EventRuleKind[]) if (message.startsWith(EVENT_RULES[kind] + ":")) return kind;
+  return null;
+}
+
 /** A kernel WARN (or dev_warn worth surfacing) raised while the model ran. */
 export interface Warning {
   fn: string;

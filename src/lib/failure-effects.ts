@@ -71,8 +71,9 @@ export const FAILURE_EFFECTS = {
   "bus-set-iommu-releases-bus": {
     kernel: "bus_set_iommu",
     summary:
-      "up to v6.0 (ops_resolution=bus-set-iommu) a bus_set_iommu whose probe replay fails releases every device of the bus (remove_iommu_group), whichever instance probed it (another instance of the driver, when the bus had lost its ops to the driver's remove), with their groups and domains and any fwspec-only dev_iommu, and gives the bus no ops; the driver's probe then fails",
-    changes: ["devices[]", "groups", "iommus[].devices", "domains", "warnings[+]"],
+      "up to v6.0 (ops_resolution=bus-set-iommu) a bus_set_iommu whose probe replay fails releases every device of the bus (remove_iommu_group), whichever instance probed it (another instance of the driver, when the bus had lost its ops to the driver's remove), with their groups and domains (and the page-table findings of those domains) and any fwspec-only dev_iommu, and gives the bus no ops; the driver's probe then fails",
+    // The freed domains' page-table findings go with them (findings[-]).
+    changes: ["devices[]", "groups", "iommus[].devices", "domains", "warnings[+]", "findings[-]"],
   },
   "unuse-keeps-owner-count": {
     kernel: "iommu_device_unuse_default_domain",

@@ -12,7 +12,11 @@ import type { DeferredProbeMode } from "../base/deferred-lists.ts";
 import { MachineContext } from "../base/context.ts";
 import { busRegister, DriverCore } from "../base/driver-core.ts";
 import { FwnodeHandle, type PropCell } from "../base/fwnode.ts";
-import { ACS_BITS, parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
+import { parsePciName, PciBus, PciDev, PciHostBridge } from "../base/pci/pci-dev.ts";
+import { pciSetupDevice, type PciFixupRecord } from "./pci-setup.ts";
+import { pciEnumerationOrder } from "./pci-order.ts";
+import type { AcsOverride } from "../base/pci/quirks/acs-override.ts";
+import { pciAcsOf, pciIdsOf } from "./scenario/pci-keys.ts";
 import { IOMMU_DRIVERS, type DriverQuirks, type IommuDriver } from "../drivers/index.ts";
 import { injectProbeFaults } from "../drivers/env-tables.ts";
 import { FirmwareTables } from "../firmware/tables.ts";
@@ -71,6 +75,8 @@ export interface MachineOptions {
    * fails with ENOMEM before it allocates (docs/pgtable.md).
    */
   pgtableMemoryLimit?: number;
+  /** The out-of-tree pcie_acs_override= patch applied to every host bridge (what-if questions; mainline has none). */
+  pciAcsOverride?: AcsOverride;
 }
 
 export class Machine {
@@ -94,6 +100,8 @@ export class Machine {
   readonly arch: "x86" | "arm64";
   /** What each boot.cmdline option did (modelled, not modelled, unknown). */
   readonly cmdline: CmdlineNote[];
+  /** The quirks enumeration applied (header fixups, ACS enable): by function, for the trace and `explain`. */
+  readonly pciFixups: PciFixupRecord[] = [];
   /** The budget every page table of this machine draws its memory from. */
   readonly pgtableMemory: PgtableMemory;
 
@@ -114,11 +122,11 @@ export class Machine {
 
     // The strategies the scenario chose, handed to the core (which implements none itself).
     const strategy = strategiesFor(scenarioDesign(scenario));
-    // iommu_buses[]: platform, pci, amba (fsl-mc, host1x-context and cdx have no devices here).
-    this.k = new IommuCore(this.dc, [platform, pci, amba], strategy);
+    this.arch = scenarioArch(scenario);
+    // iommu_buses[]: platform, pci, and amba under CONFIG_ARM_AMBA (arm64 only); fsl-mc, host1x-context and cdx have no devices here.
+    this.k = new IommuCore(this.dc, this.arch === "x86" ? [platform, pci] : [platform, pci, amba], strategy);
     this.k.dmaInitFq = iommuDmaInitFq;
     this.k.probeWalk = opts.probeWalk ?? "indexed";
-    this.arch = scenarioArch(scenario);
     const kc = kconfigFor(this.arch);
     const notes = iommuParseCmdline(this.k, kc, scenario.boot?.cmdline ?? "", this.arch);
     if (isErr(notes)) throw new MachineError(notes.message);
@@ -136,7 +144,15 @@ export class Machine {
       return n;
     };
     this.buildInstances(node);
-    this.buildDevices(node);
+    this.buildDevices(node, opts.pciAcsOverride ?? null);
+    if (scenario.boot?.order === "devices-first") {
+      // Enumerated before the IOMMUs initialise: added, and so probed, in pci_bus_add_devices order.
+      const ordered = pciEnumerationOrder([...this.devices.values()]);
+      this.devices.clear();
+      for (const r of ordered) this.devices.set(r.spec.name, r);
+    }
+    // The quirks PCI enumeration applied, before anything probes (pci_fixup_device, pci_enable_acs).
+    if (this.ctx.tracing) for (const f of this.pciFixups) this.ctx.note(f.fn, f.device, f.quirk);
     for (const d of scenario.drivers) {
       const bus = this.busNamed(d.bus);
       const results = new Map(Object.entries(d.probe_result ?? {}));
@@ -224,7 +240,7 @@ export class Machine {
     return this.instances.get(name)!.iommu.fwnode!;
   }
 
-  private buildDevices(node: (path: string) => FwnodeHandle): void {
+  private buildDevices(node: (path: string) => FwnodeHandle, acsOverride: AcsOverride | null): void {
     const hosts = new Map<number, PciHostBridge>();
     const hostDevice = new Map<number, Device>();
     // Host bridges first: PCI functions anywhere in the file may sit below them.
@@ -236,7 +252,9 @@ export class Machine {
       for (const [ridBase, inst, outBase, len] of h["iommu-map"] ?? []) map.push(ridBase, this.instanceNode(inst), outBase, len);
       if (h["iommu-map"] !== undefined) np.props.set("iommu-map", map);
       if (h["iommu-map-mask"] !== undefined) np.props.set("iommu-map-mask", h["iommu-map-mask"]);
-      hosts.set(h.segment, new PciHostBridge(h.segment, np));
+      const hb = new PciHostBridge(h.segment, np);
+      hb.acsOverride = acsOverride;
+      hosts.set(h.segment, hb);
     }
     const roots = new Map<string, PciBus>();
     for (const spec of this.scenario.devices) {
@@ -249,6 +267,8 @@ export class Machine {
         if (host === undefined) {
           // No DT host bridge for the segment: an ACPI host bridge (DMAR/IVRS machines).
           host = new PciHostBridge(a.segment, null);
+          host.acpiIvrs = this.scenario.iommus.some((m) => m.driver === "amd-iommu");
+          host.acsOverride = acsOverride;
           hosts.set(a.segment, host);
         }
         let pbus: PciBus;
@@ -266,9 +286,12 @@ export class Machine {
           const [dd, f] = s.split(".");
           return (parseInt(dd!, 16) << 3) | parseInt(f!, 10);
         });
+        const acs = pciAcsOf(spec);
         const pdev = new PciDev(pbus, a.devfn, {
           type: spec.type ?? "endpoint",
-          acs: spec.acs === undefined ? null : spec.acs.reduce((m, c) => m | ACS_BITS[c], 0),
+          acsCap: acs.cap,
+          acsCtl: acs.ctl,
+          ids: pciIdsOf(spec),
           multifunction: spec.multifunction ?? false,
           dmaAliasDevfns: aliases,
           bridgeXlateRoot: spec["bridge-xlate-root"] ?? false,
@@ -277,7 +300,9 @@ export class Machine {
           maxPasids: spec["pasid-bits"] ? 2 ** spec["pasid-bits"] : 0,
         });
         const hostDev = parent ?? hostDevice.get(a.segment) ?? null;
+        pdev.name = spec.name;
         dev = new Device(spec.name, bus, hostDev, null, pdev);
+        this.pciFixups.push(...pciSetupDevice(pdev, spec.name, acs.std, this.scenario.iommus.length > 0));
       } else {
         const np = spec.fwnode !== undefined ? node(spec.fwnode) : null;
         if (np !== null && spec.iommus !== undefined) {

@@ -7,6 +7,7 @@
  */
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { runPath } from "../../src/base/path.ts";
 import { iommuFwspecInit } from "../../src/iommu/fwspec.ts";
 import type { Machine } from "../../src/sim/machine.ts";
 import { eventPath, runScenario } from "../../src/sim/runner.ts";
@@ -80,10 +81,11 @@ describe("probe_serialisation: the locks each design takes", () => {
       const s = stepEvent(m, { device_add: "a" });
       expect(s.result).toBe("ok");
       expect(dev(snapshot(m), "a")).toMatchObject({ iommu: "smmu0", fwspec: { iommu: "smmu0" } });
-      expect({ locks: count(s, `lock ${LOCK}`), atGroupCheck: heldAt(s, "read dev->iommu_group"), atFwspec: heldAt(s, "read dev->iommu->fwspec") }).toEqual(expected[ser]);
+      expect({ locks: count(s, `lock ${LOCK}`), atGroupCheck: heldAt(s, "read dev->iommu_group a"), atFwspec: heldAt(s, "read dev->iommu a") }).toEqual(expected[ser]);
       expect(count(s, `unlock ${LOCK}`)).toBe(count(s, `lock ${LOCK}`));
       // The points a race hinges on are there whatever the locks.
-      expect(s.steps).toContain("write dev->iommu");
+      expect(s.steps).toContain("write dev->iommu a");
+      expect(s.steps).toContain("write fwspec a");
       expect(m.k.probeLock.holder).toBeNull();
     });
   }
@@ -94,7 +96,7 @@ describe("probe_serialisation: the locks each design takes", () => {
       const s = stepEvent(m, { driver_register: "db" });
       expect(s.result).toBe("ok");
       expect(dev(snapshot(m), "b")).toMatchObject({ iommu: "smmu0", probe: "bound" });
-      return { atFwspec: heldAt(s, "read dev->iommu->fwspec"), atGroupCheck: heldAt(s, "read dev->iommu_group"), locks: count(s, `lock ${LOCK}`) };
+      return { atFwspec: heldAt(s, "read dev->iommu b"), atGroupCheck: heldAt(s, "read dev->iommu_group b"), locks: count(s, `lock ${LOCK}`) };
     };
     expect(at("none")).toEqual({ atFwspec: false, atGroupCheck: false, locks: 0 });
     expect(at("probe-lock")).toEqual({ atFwspec: false, atGroupCheck: true, locks: 1 });
@@ -107,7 +109,7 @@ describe("probe_serialisation: the locks each design takes", () => {
       const m = boot(SOC(ser, "probe-path", false));
       const s = stepEvent(m, { iommu_register: "smmu0" });
       expect(s.result).toBe("ok");
-      expect(heldAt(s, "read dev->iommu_group"), ser).toBe(ser !== "none");
+      expect(heldAt(s, "read dev->iommu_group b"), ser).toBe(ser !== "none");
       expect(count(s, `lock ${LOCK}`) === 0, ser).toBe(ser === "none");
     }
   });
@@ -124,7 +126,7 @@ describe("probe_serialisation: ready", () => {
       smmu0.listed = true;
       m.k.listChanged();
       const b = m.devices.get("b")!.dev;
-      const r = iommuFwspecInit(m.k, b, smmu0.fwnode);
+      const r = runPath(iommuFwspecInit(m.k, b, smmu0.fwnode));
       expect(r === 0 ? "ok" : r.errno, ser).toBe(ser === "global-lock+ready" ? "EPROBE_DEFER" : "ok");
     }
   });

@@ -24,6 +24,39 @@ devices:
     expect(r.violations).toEqual([]);
   });
 
+  it("the SMMU and virtio-iommu drivers find only an instance whose driver is bound: a fwspec naming an unregistered one is refused (fuzz seed 42)", () => {
+    // Up to v6.10 the fwspec carries the ops. dev1's bind deferred for iommu1, leaving a fwspec-only dev_iommu;
+    // iommu1's registration let the bind through (dev->iommu existed, so no probe replay) with a fwspec naming
+    // iommu1 and the driver's ops. Once iommu1 is unregistered, iommu0's bus_set_iommu replay asks the driver's
+    // probe_device about dev1: no bound instance has that fwnode, so dev1 stays without an IOMMU instead of
+    // pointing at the unregistered iommu1.
+    for (const driver of ["arm-smmu-v3", "arm-smmu", "virtio-iommu"]) {
+      const r = run(`
+name: a fwspec naming a gone instance
+boot: {strategy: {ops_resolution: bus-set-iommu, fwspec_ops: fwspec-carries-ops}}
+iommus:
+  - {name: iommu0, driver: ${driver}, fwnode: /soc/iommu@0}
+  - {name: iommu1, driver: ${driver}, fwnode: /soc/iommu@1, registered: false}
+  # A fwnode-less instance makes the registration walk visit every device (the model's walk index skips
+  # devices no registered instance could take, as the literal walk's ENODEV would).
+  - {name: mock0, driver: mock, fwnode: null}
+devices:
+  - {name: dev1, bus: platform, fwnode: /soc/dev@1, iommus: [[iommu1, 11]]}
+drivers:
+  - {name: drv0, bus: platform, match: [dev1]}
+events:
+  - iommu_register: iommu1
+  - expect: {devices: {dev1: {driver: drv0, fwspec: {iommu: iommu1}}}}
+  - iommu_unregister: iommu0
+  - iommu_unregister: iommu1
+  - iommu_register: iommu0
+`);
+      expect(r.failures, driver).toEqual([]);
+      expect(dev(r.snapshot, "dev1"), driver).toMatchObject({ iommu: null, group: null });
+      expect(r.violations, driver).toEqual([]);
+    }
+  });
+
   it("intel-iommu: a unit whose registration has not set its ops refuses the devices in its scope", () => {
     const r = run(`
 name: two units, one late

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Device } from "../../src/base/device.ts";
 import { BusType } from "../../src/base/bus.ts";
 import { FwnodeHandle } from "../../src/base/fwnode.ts";
-import { PciBus, PciDev, PciHostBridge } from "../../src/base/pci/pci-dev.ts";
+import { NO_PCI_IDS, PciBus, PciDev, PciHostBridge } from "../../src/base/pci/pci-dev.ts";
 import { dmarFindMatchedUnit } from "../../src/firmware/dmar.ts";
 import { ofMapId, ofParsePhandleWithArgs } from "../../src/firmware/of.ts";
 
@@ -65,7 +65,7 @@ describe("DMAR device scopes (dmar_find_matched_drhd_unit)", () => {
   const bus = new BusType("pci");
   const host = new PciHostBridge(0, null);
   const root = new PciBus(0, null, null, host);
-  const spec = { type: "endpoint" as const, acs: null, multifunction: false, dmaAliasDevfns: [], bridgeXlateRoot: false, pcieBridgeAlias: false, untrusted: false, maxPasids: 0 };
+  const spec = { type: "endpoint" as const, acsCap: null, acsCtl: 0, ids: NO_PCI_IDS, multifunction: false, dmaAliasDevfns: [], bridgeXlateRoot: false, pcieBridgeAlias: false, untrusted: false, maxPasids: 0 };
   const gpu = new Device("0000:00:02.0", bus, null, null, new PciDev(root, 0x10, spec));
   const rp = new Device("0000:00:1c.0", bus, null, null, new PciDev(root, 0xe0, { ...spec, type: "root-port" }));
   const sub = new PciBus(1, rp, root, host);

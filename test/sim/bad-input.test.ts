@@ -136,6 +136,18 @@ devices:
     expect(p).toEqual(["inline.yaml:4:6: devices[1].name: duplicate name 'a' (also devices[0])"]);
   });
 
+  it("refuses an amba device on an x86 machine (amba_bustype is in iommu_buses only under CONFIG_ARM_AMBA)", async () => {
+    const p = await problemsEverywhere(`name: x
+iommus:
+  - {name: dmar0, driver: intel-iommu, scope: all}
+devices:
+  - {name: a, bus: amba}
+`);
+    expect(p).toEqual([
+      "inline.yaml:5:15: devices[0].bus: the amba bus exists on arm64 only (CONFIG_ARM_AMBA); this machine is x86 (boot.arch, or an intel-iommu/amd-iommu instance)",
+    ]);
+  });
+
   it("reports duplicate IOMMU instance names", async () => {
     const p = await problemsEverywhere(`name: x
 iommus:

@@ -6,6 +6,8 @@
  */
 import type { Device } from "../device.ts";
 import type { FwnodeHandle } from "../fwnode.ts";
+import type { AcsQuirkEntry } from "./quirks/acs-dev-specific.ts";
+import type { AcsOverride } from "./quirks/acs-override.ts";
 
 /** PCIe port types (PCI_EXP_TYPE_*) plus the conventional kinds the model needs. */
 export const PCI_DEV_TYPES = [
@@ -15,6 +17,10 @@ export const PCI_DEV_TYPES = [
   "pcie-pci-bridge", // PCI_EXP_TYPE_PCI_BRIDGE (PCIe-to-PCI/PCI-X)
   "pci-bridge", // conventional PCI-to-PCI bridge (no PCIe capability)
   "endpoint", // PCI_EXP_TYPE_ENDPOINT, RC_END on a root bus, conventional behind a PCI bridge
+  "rc-endpoint", // PCI_EXP_TYPE_RC_END: a Root Complex Integrated Endpoint
+  "legacy-endpoint", // PCI_EXP_TYPE_LEG_END
+  "rc-event-collector", // PCI_EXP_TYPE_RC_EC
+  "pci-endpoint", // conventional PCI: no PCI Express capability (pci_is_pcie false)
 ] as const;
 export type PciDevType = (typeof PCI_DEV_TYPES)[number];
 
@@ -65,6 +71,10 @@ export class PciBus {
 
 /** struct pci_host_bridge: one per root bus; its firmware node carries `iommu-map`. */
 export class PciHostBridge {
+  /** The firmware has an IVRS table (an AMD IOMMU): pci_quirk_amd_sb_acs answers only then. */
+  acpiIvrs = false;
+  /** The out-of-tree pcie_acs_override= patch's settings (quirks/acs-override.ts), or null: mainline. */
+  acsOverride: AcsOverride | null = null;
   constructor(
     readonly segment: number,
     /** The host bridge's DT node (with `iommu-map`), or null for an ACPI host bridge. */
@@ -72,10 +82,29 @@ export class PciHostBridge {
   ) {}
 }
 
+/** The IDs config space carries; -1 where the scenario does not say. */
+export interface PciIds {
+  vendor: number;
+  device: number;
+  subsystemVendor: number;
+  subsystemDevice: number;
+  /** 24-bit class code (class, subclass, prog-if), as `pdev->class`. */
+  classCode: number;
+  revision: number;
+}
+
+export const NO_PCI_IDS: PciIds = { vendor: -1, device: -1, subsystemVendor: -1, subsystemDevice: -1, classCode: -1, revision: -1 };
+
+/** PCI_DEV_FLAGS_ACS_ENABLED_QUIRK (include/linux/pci.h) */
+export const PCI_DEV_FLAGS_ACS_ENABLED_QUIRK = 1 << 9;
+
 export interface PciDevSpec {
   type: PciDevType;
-  /** ACS capability present (`pdev->acs_cap != 0`) and the controls enabled. */
-  acs: number | null;
+  /** The ACS capability register (the controls implemented), or null without an ACS capability (`pdev->acs_cap == 0`). */
+  acsCap: number | null;
+  /** The ACS control register (the controls enabled), as firmware or the scenario left it before pci_enable_acs. */
+  acsCtl: number;
+  ids: PciIds;
   multifunction: boolean;
   /** Extra requester IDs on the same bus (quirked DMA aliases, `dma_alias_mask`). */
   dmaAliasDevfns: number[];
@@ -92,7 +121,21 @@ export interface PciDevSpec {
 /** struct pci_dev (the parts the model uses). */
 export class PciDev implements PciDevSpec {
   type: PciDevType;
-  acs: number | null;
+  acsCap: number | null;
+  acsCtl: number;
+  /**
+   * Intel Sunrise/Union Point root ports: the control dword at ACS cap + 8
+   * where their hardware keeps the controls (pci_quirk_intel_spt_pch_acs);
+   * the standard control word (acsCtl) is then not what the port enforces.
+   */
+  sptAcsCtl = 0;
+  ids: PciIds;
+  /** `pdev->dev_flags` (PCI_DEV_FLAGS_ACS_ENABLED_QUIRK is the one the model uses). */
+  devFlags = 0;
+  /** The function's name (`pci_name`), for the what-if override by name. */
+  name = "";
+  /** The pci_dev_acs_enabled[] entries matching this function's IDs, once looked up. */
+  acsQuirkEntries: readonly AcsQuirkEntry[] | null = null;
   multifunction: boolean;
   dmaAliasDevfns: number[];
   bridgeXlateRoot: boolean;
@@ -110,7 +153,9 @@ export class PciDev implements PciDevSpec {
     spec: PciDevSpec,
   ) {
     this.type = spec.type;
-    this.acs = spec.acs;
+    this.acsCap = spec.acsCap;
+    this.acsCtl = spec.acsCtl;
+    this.ids = spec.ids;
     this.multifunction = spec.multifunction;
     this.dmaAliasDevfns = spec.dmaAliasDevfns;
     this.bridgeXlateRoot = spec.bridgeXlateRoot;
@@ -138,7 +183,7 @@ export class PciDev implements PciDevSpec {
   }
   /** Has a PCI Express capability (`pci_is_pcie`). */
   get isPcie(): boolean {
-    if (this.type === "pci-bridge") return false;
+    if (this.type === "pci-bridge" || this.type === "pci-endpoint") return false;
     if (this.type !== "endpoint") return true;
     // An endpoint below a conventional bus segment is conventional PCI.
     return !belowConventionalBridge(this);

@@ -4,20 +4,18 @@
  * fails the same way (the same kind, and for an invariant the same rule).
  */
 import type { Failure, RunOptions } from "../runner.ts";
-import { RACE_KINDS, type Scenario } from "../scenario/schema.ts";
+import { violationKind } from "../../lib/diagnostics.ts";
+import type { RACE_KINDS, Scenario } from "../scenario/schema.ts";
 import { playOnce } from "./dfs.ts";
 import { formatSchedule, parseSchedule, ScheduleError, ScriptPolicy, type Schedule, type Segment } from "./schedule.ts";
 
 /** What `explore` reports a failure as: a race invariant's kind, another invariant, an expectation, or a deadlock. */
 export type FailureKind = (typeof RACE_KINDS)[number] | "invariant" | "expectation" | "deadlock" | "exception";
 
-const RACE_KIND = new RegExp(`^\\S+ (${RACE_KINDS.join("|")})\\b`);
-
 export function failureKind(f: Failure): FailureKind {
   if (f.kind === "deadlock" || f.kind === "exception") return f.kind;
   if (f.kind !== "invariant") return "expectation";
-  const m = RACE_KIND.exec(f.message);
-  return m === null ? "invariant" : (m[1] as FailureKind);
+  return violationKind(f.message) ?? "invariant";
 }
 
 /** Two failures alike for shrinking: the same kind, and for a violation the same rule (its message up to the first colon). */

@@ -94,9 +94,11 @@ export function checkScenario(s: Scenario): Problem[] {
       if (prev !== undefined) bad(at("fwnode"), `fwnode ${nm(d.fwnode)} already belongs to devices[${prev}]`);
       fwnodes.set(d.fwnode, i);
     }
-    for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted"] as const) {
+    for (const k of ["type", "acs", "multifunction", "dma-alias", "bridge-xlate-root", "pcie-bridge-alias", "untrusted", "id", "subsystem", "class", "revision", "acs_cap", "acs_ctl"] as const) {
       if (!isPci && d[k] !== undefined) bad(at(k), `${k} is a PCI property; ${nm(d.name)} is on the ${d.bus} bus`);
     }
+    // iommu_buses[] lists amba_bustype under CONFIG_ARM_AMBA only, which x86 kernels do not set.
+    if (d.bus === "amba" && scenarioArch(s) === "x86") bad(at("bus"), `the amba bus exists on arm64 only (CONFIG_ARM_AMBA); this machine is x86 (boot.arch, or an intel-iommu/amd-iommu instance)`);
     if (d.bus !== "iommufd_mock" && d.add_with !== undefined) bad(at("add_with"), "add_with is for devices on the iommufd_mock bus");
     if (d.iommus !== undefined) {
       if (d.bus !== "platform" && d.bus !== "amba") bad(at("iommus"), `iommus describes platform/amba devices; PCI functions get ids from the host bridge's iommu-map`);
@@ -252,6 +254,8 @@ function checkPci(
     return;
   }
   if (d.fwnode !== undefined) bad(at("fwnode"), "PCI functions take their firmware from the host bridge; drop fwnode");
+  if (d.acs !== undefined && (d.acs_cap !== undefined || d.acs_ctl !== undefined)) bad(at("acs"), "acs (implemented and enabled) or acs_cap/acs_ctl, not both");
+  if (d.acs_ctl !== undefined && d.acs_cap === undefined) bad(at("acs_ctl"), "acs_ctl without acs_cap: a control register needs the ACS capability; list the controls implemented in acs_cap");
   if (d.parent !== undefined) {
     const p = s.devices[devIdx.get(d.parent) ?? -1];
     if (p === undefined) return;

@@ -11,6 +11,7 @@ import { designChoice, PRESET_NAMES, type PresetName } from "../../designs/prese
 import { EVENT_KINDS, EVENTS, type EventKind } from "../event-table.ts";
 import { errno, EXPECT_DOMAIN_KINDS, name, parseSize, sizeSchema } from "./atoms.ts";
 import { listOf, quoteString } from "./suggest.ts";
+import { pciIdentityKeys } from "./pci-keys.ts";
 
 export { EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, sizeSchema };
 export const BUS_NAMES = ["platform", "pci", "amba", "iommufd_mock"] as const;
@@ -71,7 +72,8 @@ const deviceSchema = z
     "pci-host": pciHostSchema.optional().describe("this platform device is a PCI host bridge"),
     parent: name.optional(),
     type: z.enum(PCI_DEV_TYPES).optional(),
-    acs: z.array(z.enum(ACS_NAMES)).optional().describe("ACS controls enabled; absent = no ACS capability"),
+    acs: z.array(z.enum(ACS_NAMES)).optional().describe("ACS controls enabled, on a capability implementing all seven; absent = no ACS capability (or see acs_cap, acs_ctl)"),
+    ...pciIdentityKeys,
     multifunction: z.boolean().optional(),
     "dma-alias": z.array(z.string()).optional().describe("quirked DMA aliases on the same bus: 'DD.F' or a device name"),
     "bridge-xlate-root": z.boolean().optional(),
@@ -134,6 +136,7 @@ const groupExpect = z.union([
   z.array(name).min(1),
   z.strictObject({
     devices: z.array(name).min(1),
+    id: z.number().int().nonnegative().optional().describe("the group's number (/sys/kernel/iommu_groups/N)"),
     type: z.string().optional(),
     domain: expectDomain,
     owner: z.enum(["none", "kernel", "user"]).optional(),

@@ -1,0 +1,73 @@
+/**
+ * `iommu-sim import lspci FILE [--iommu intel|amd]`: a dump of a real
+ * machine as a scenario on stdout (YAML, its comments naming the dump's
+ * lines); warnings on stderr. A dump that is not lspci output, or is cut
+ * short, is exit 2 with the file, line and problem.
+ */
+import { readFile } from "node:fs/promises";
+import { LspciError, parseLspci } from "../sim/import/lspci-parse.ts";
+import { importLspci, type ImportIommu, type LspciImport } from "../sim/import/lspci-scenario.ts";
+import { lspciScenarioYaml } from "../sim/import/lspci-yaml.ts";
+import { STDIN_NAME } from "../sim/scenario/load.ts";
+import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
+import type { Io } from "./io.ts";
+
+export const IMPORT_KINDS = ["lspci"] as const;
+
+/** --iommu's value as a driver name, or an error line. */
+export function parseIommuFlag(v: string | undefined): { iommu?: ImportIommu } | { error: string } {
+  if (v === undefined) return {};
+  if (v === "intel" || v === "intel-iommu" || v === "vt-d") return { iommu: "intel-iommu" };
+  if (v === "amd" || v === "amd-iommu" || v === "amd-vi") return { iommu: "amd-iommu" };
+  return { error: `--iommu: '${v.slice(0, 40)}' is not one of intel, amd` };
+}
+
+/** The dump's text: a file, or stdin for `-`; an error line when it cannot be read. */
+export async function readDump(file: string, io: Io): Promise<{ text: string; name: string } | string> {
+  if (file === "-") {
+    if (io.readStdin === undefined) return `${STDIN_NAME}: no standard input to read`;
+    return { text: await io.readStdin(), name: STDIN_NAME };
+  }
+  try {
+    const buf = await readFile(file);
+    if (buf.includes(0)) return `${file}: a binary file, not lspci output`;
+    return { text: buf.toString("utf8"), name: file };
+  } catch (e) {
+    return `${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`;
+  }
+}
+
+/** Parses and imports a dump; an LspciError's message, or the text's own problem, as an error line. */
+export function importDump(text: string, name: string, iommu: ImportIommu | undefined): LspciImport | string {
+  try {
+    return importLspci(parseLspci(text, name), { iommu });
+  } catch (e) {
+    if (e instanceof LspciError) return e.message;
+    throw e;
+  }
+}
+
+export async function importCommand(kind: string, file: string, o: { iommu?: string }, io: Io): Promise<number> {
+  if (!(IMPORT_KINDS as readonly string[]).includes(kind)) {
+    io.err(`import: '${kind.slice(0, 40)}' is not a kind this iommu-sim imports (${IMPORT_KINDS.join(", ")})`);
+    return EXIT_INVALID;
+  }
+  const flag = parseIommuFlag(o.iommu);
+  if ("error" in flag) {
+    io.err(flag.error);
+    return EXIT_INVALID;
+  }
+  const dump = await readDump(file, io);
+  if (typeof dump === "string") {
+    io.err(dump);
+    return EXIT_INVALID;
+  }
+  const imp = importDump(dump.text, dump.name, flag.iommu);
+  if (typeof imp === "string") {
+    io.err(imp);
+    return EXIT_INVALID;
+  }
+  for (const w of imp.warnings) io.err(`iommu-sim: warning: ${w}`);
+  io.out(lspciScenarioYaml(imp).trimEnd());
+  return EXIT_OK;
+}
