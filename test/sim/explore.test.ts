@@ -15,6 +15,7 @@ import { parseSchedule, ScriptPolicy, type Schedule } from "../../src/sim/explor
 import { replay } from "../../src/sim/explore/shrink.ts";
 import { runScenario, type PlayResult } from "../../src/sim/runner.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
+import { loadScenarioFile } from "../../src/sim/scenario/load.ts";
 import { scenario, state } from "../helpers.ts";
 import { ADD_VS_REGISTER } from "./concurrently.test.ts";
 
@@ -141,7 +142,7 @@ describe("a failing schedule", () => {
 
 describe("random schedules", () => {
   it("follow their seed, and find a failing schedule where the systematic search does", async () => {
-    const s = scenario(DEFERRED);
+    const s = loadScenarioFile("scenarios/races/probe-race-none.yaml");
     const x = await explore(s, opts({ random: { n: 200, seed: 7 } }));
     const y = await explore(s, opts({ random: { n: 200, seed: 7 }, workers: 3 }));
     expect({ ...y, elapsedMs: 0, workers: 0 }).toEqual({ ...x, elapsedMs: 0, workers: 0 });
