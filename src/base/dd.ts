@@ -97,9 +97,10 @@ function* driverProbeDeviceLocked(dc: DriverCore, drv: DeviceDriver, dev: Device
 // @kernel: driver_probe_device
 function* driverProbeDevice(dc: DriverCore, drv: DeviceDriver, dev: Device): Path<ProbeRet> {
   const triggerCount = dc.deferredTriggerCount;
+  const wakes = dc.supplierWakes;
   const ret = yield* driverProbeDeviceLocked(dc, drv, dev);
   if (isDefer(ret)) {
-    yield* driverDeferredProbeAdd(dc, dev);
+    yield* driverDeferredProbeAdd(dc, dev, wakes);
     // Did a trigger occur while probing? Then retrigger, or the device could be stuck.
     if (triggerCount !== dc.deferredTriggerCount) yield* driverDeferredProbeTrigger(dc);
   }
@@ -172,6 +173,7 @@ export const driverUnregister = kernelPath("driver_unregister", function* (dc: D
   drv.bus.drivers.splice(i, 1);
   drv.registered = false;
   // A deferred device this driver matched may find no driver, or another one, when it is retried.
+  dc.supplierWakes++;
   dc.deferred.wakeAll();
   return 0;
 }, (_dc, drv) => drv.name);
@@ -194,9 +196,11 @@ export const deviceReleaseDriver = kernelPath("device_release_driver", function*
 }, (_dc, dev) => dev.name);
 
 // @kernel: driver_deferred_probe_add
-export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device): Path {
+export function* driverDeferredProbeAdd(dc: DriverCore, dev: Device, wakesAtProbe = dc.supplierWakes): Path {
   touch(dc.sched, dev);
   yield* mutexLock(dc.sched, dc.deferredProbeMutex);
+  // A supplier became ready since the probe began (another task): its wake may have missed this deferral.
+  if (wakesAtProbe !== dc.supplierWakes) dev.deferredProbeSupplier = null;
   dc.deferred.add(dev);
   yield* mutexUnlock(dc.sched, dc.deferredProbeMutex);
 }
@@ -217,6 +221,7 @@ export function* driverDeferredProbeDel(dc: DriverCore, dev: Device): Path {
  * keys a consumer's suppliers by the same firmware node.
  */
 export function deferredProbeSupplierReady(dc: DriverCore, supplier: FwnodeHandle): void {
+  dc.supplierWakes++;
   dc.deferred.wake(supplier);
 }
 

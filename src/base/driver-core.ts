@@ -24,6 +24,12 @@ export class DriverCore {
   readonly deferredProbeMutex = new Mutex("deferred_probe_mutex");
   /** deferred_trigger_count */
   deferredTriggerCount = 0;
+  /**
+   * Model only: how many times a supplier's wait ended (deferredProbeSupplierReady, and every driver
+   * unregistering). A probe that defers after one happened while it ran is filed as woken: its
+   * supplier's wake may have come before the deferral was filed (the kernel retries the whole list).
+   */
+  supplierWakes = 0;
   /** deferred_probe_work is queued on deferred_wq. */
   deferredWorkQueued = false;
   /** driver_deferred_probe_enable: false until late_initcall (deferred_probe_initcall). */

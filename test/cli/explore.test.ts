@@ -12,7 +12,7 @@ import { main } from "../../src/cli/main.ts";
 const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-explore-"));
 let n = 0;
 
-/** device_add of a while smmu0 registers: without the probe lock a's probe may defer past the registration's trigger. */
+/** device_add of a while smmu0 registers: without the probe lock the two probes of a can interleave (I35 half-initialised). */
 const RACE = (ser: string, explore = "") => `
 name: deferred probe race
 boot: {strategy: {probe_serialisation: ${ser}}}
@@ -44,21 +44,22 @@ describe("iommu-sim explore", () => {
     expect(r.err).toBe("");
     expect(r.code).toBe(1);
     const schedule = /^schedule: (\S+)/m.exec(r.out)![1]!;
-    expect(r.out).toContain(`${r.file}: found a failing schedule (expectation) after `);
-    expect(r.out).toContain('broken: events[1] expectation: devices.a.probe: expected "bound", got "deferred"');
+    expect(r.out).toContain(`${r.file}: found a failing schedule (half-initialised) after `);
+    expect(r.out).toMatch(/^broken: events\[0\] step \d+ invariant: I35 half-initialised: a: /m);
     expect(r.out).toContain(`replay: iommu-sim run ${r.file} --schedule ${schedule} --trace`);
     // The trace printed is the replay's.
     const replay = await cli(["run", r.file, "--schedule", schedule, "--trace"], RACE("none"));
     expect(replay.code).toBe(1);
     expect(r.out.startsWith(replay.out.slice(0, replay.out.indexOf("\n\n")))).toBe(true);
-    expect(replay.err).toContain('devices.a.probe: expected "bound", got "deferred"');
+    expect(replay.err).toContain("I35 half-initialised: a: ");
   });
 
   it("--json: the schema's keys; exit 0 when nothing fails", async () => {
     const bad = await cli(["explore", "FILE", "--json", "--workers", "1"], RACE("none"));
     expect(bad.code).toBe(1);
     const doc = JSON.parse(bad.out);
-    expect(doc).toMatchObject({ schema_version: 1, command: "explore", mode: "dfs", bound: 2, violation: { kind: "expectation", step: "events[1]" } });
+    expect(doc).toMatchObject({ schema_version: 1, command: "explore", mode: "dfs", bound: 2, violation: { kind: "half-initialised" } });
+    expect(doc.violation.step).toMatch(/^events\[0\] step \d+$/);
     expect(doc.schedules).toBeGreaterThan(0);
     expect(doc.steps).toBeGreaterThan(0);
     expect(doc.replay).toBe(`iommu-sim run ${bad.file} --schedule ${doc.violation.schedule} --trace`);
@@ -97,23 +98,23 @@ describe("iommu-sim explore", () => {
 
 describe("check with explore:", () => {
   it("asserts what the search must find, and replays it", async () => {
-    const r = await cli(["check", "FILE"], RACE("none", "explore: {expect: expectation}\n"));
+    const r = await cli(["check", "FILE"], RACE("none", "explore: {expect: violation, kind: half-initialised}\n"));
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/explore: PASS: found a failed expectation as expected \(schedule \S+, after \d+ schedules?\), and its replay reproduces it/);
-    const json = JSON.parse((await cli(["check", "FILE", "--json"], RACE("none", "explore: {expect: expectation}\n"))).out);
-    expect(json.explore).toMatchObject({ expect: "expectation", result: "pass", replayed: true, violation: { kind: "expectation" } });
+    expect(r.out).toMatch(/explore: PASS: found a half-initialised violation as expected \(schedule \S+, after \d+ schedules?\), and its replay reproduces it: I35 half-initialised/);
+    const json = JSON.parse((await cli(["check", "FILE", "--json"], RACE("none", "explore: {expect: violation, kind: half-initialised}\n"))).out);
+    expect(json.explore).toMatchObject({ expect: "violation", result: "pass", replayed: true, violation: { kind: "half-initialised" } });
   });
 
   it("fails when the search finds what the scenario says it must not", async () => {
     const r = await cli(["check", "FILE"], RACE("none", "explore: {expect: none}\n"));
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/explore: FAIL: expected no failing schedule, found expectation with schedule \S+: events\[1\] devices\.a\.probe/);
+    expect(r.out).toMatch(/explore: FAIL: expected no failing schedule, found half-initialised with schedule \S+: events\[0\] step \d+ I35 half-initialised/);
   });
 
   it("fails when it expects a kind of violation the search does not find", async () => {
     const r = await cli(["check", "FILE"], RACE("none", "explore: {expect: violation, kind: use-after-free}\n"));
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/explore: FAIL: expected a use-after-free violation, the first failing schedule \S+ gives expectation/);
+    expect(r.out).toMatch(/explore: FAIL: expected a use-after-free violation, the first failing schedule \S+ gives half-initialised/);
   });
 });
 

@@ -148,6 +148,20 @@ devices:
     ]);
   });
 
+  it("refuses may_fail beside expect_error, and on an expect or a concurrently block", async () => {
+    const p = await problemsEverywhere(`name: x
+iommus:
+  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
+events:
+  - {iommu_unregister: smmu0, may_fail: true, expect_error: ENOENT}
+  - {expect: {violations: []}, may_fail: true}
+`);
+    expect(p).toEqual([
+      "inline.yaml:5:31: events[0].may_fail: may_fail says either outcome is fine; expect_error asks for one: give one of them",
+      "inline.yaml:6:32: events[1].may_fail: may_fail belongs on an event, not on expect",
+    ]);
+  });
+
   it("reports duplicate IOMMU instance names", async () => {
     const p = await problemsEverywhere(`name: x
 iommus:

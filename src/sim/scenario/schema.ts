@@ -204,6 +204,10 @@ export const MAX_TASKS = 26;
 const eventExtras = {
   expect_error: errno.optional().describe("the event must fail with this errno"),
   expect_value: z.number().optional().describe("the value the event returns: bytes unmapped, a DMA or physical address"),
+  may_fail: z
+    .literal(true)
+    .optional()
+    .describe("the event may succeed or fail (in a concurrently block, which of two rival calls wins depends on the schedule): its result is recorded, neither is a failure"),
   note: z.string().optional(),
 };
 
@@ -211,6 +215,7 @@ const eventExtras = {
 export const taskEventSchema = z
   .strictObject({ ...eventShape, ...eventExtras })
   .superRefine((e, ctx) => {
+    if (e.may_fail !== undefined && e.expect_error !== undefined) ctx.addIssue({ code: "custom", message: "may_fail says either outcome is fine; expect_error asks for one: give one of them", path: ["may_fail"] });
     const present = EVENT_KINDS.filter((k) => e[k] !== undefined);
     if (present.length !== 1) {
       const keys = Object.keys(e);
@@ -239,6 +244,7 @@ export const eventSchema = z
     ...eventExtras,
   })
   .superRefine((e, ctx) => {
+    if (e.may_fail !== undefined && e.expect_error !== undefined) ctx.addIssue({ code: "custom", message: "may_fail says either outcome is fine; expect_error asks for one: give one of them", path: ["may_fail"] });
     const present = STEP_KEYS.filter((k) => e[k] !== undefined);
     if (present.length !== 1) {
       const keys = Object.keys(e);
@@ -252,7 +258,7 @@ export const eventSchema = z
     }
     for (const k of ["expect", "concurrently"] as const) {
       if (e[k] === undefined) continue;
-      for (const x of ["expect_error", "expect_value"] as const) {
+      for (const x of ["expect_error", "expect_value", "may_fail"] as const) {
         if (e[x] !== undefined) ctx.addIssue({ code: "custom", message: `${x} belongs on an event, not on ${k}`, path: [x] });
       }
     }
