@@ -5,6 +5,7 @@
 import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
 import { benchGroups } from "./groups.ts";
+import { benchImport } from "./import.ts";
 import { benchIova } from "./iova.ts";
 import { benchLspci } from "./lspci.ts";
 import { benchPgtable } from "./pgtable.ts";
@@ -18,6 +19,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   dma: benchDma,
   startup: benchStartup,
   lspci: benchLspci,
+  import: benchImport,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
