@@ -10,15 +10,16 @@ import { FirmwareError } from "../sim/import/fw-bytes.ts";
 import { fwScenarioYaml, type FwImport } from "../sim/import/fw-scenario.ts";
 import { parseFdt } from "../sim/import/fdt-parse.ts";
 import { importDtb } from "../sim/import/dt-scenario.ts";
+import { importAcpiDir } from "../sim/import/acpi-scenario.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
 
-export const FIRMWARE_KINDS = ["dtb"] as const;
+export const FIRMWARE_KINDS = ["dtb", "acpi"] as const;
 
 /** Reads and imports; the problem line when the input is not what the kind takes. */
 export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], file: string): Promise<FwImport | string> {
   try {
-    {
+    if (kind === "dtb") {
       let bytes: Uint8Array;
       try {
         bytes = await readFile(file);
@@ -27,6 +28,7 @@ export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], 
       }
       return importDtb(parseFdt(bytes, file), file);
     }
+    return await importAcpiDir(file);
   } catch (e) {
     if (e instanceof FirmwareError) return e.message;
     throw e;
