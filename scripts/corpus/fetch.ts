@@ -39,6 +39,7 @@ export function corpusDtbs(log: (line: string) => void): { pkg: string; files: s
     "-o", "APT::Architecture=arm64",
     "-o", "APT::Architectures=arm64",
     "-o", "Debug::NoLocking=1",
+    "-o", "APT::Sandbox::User=root",
   ];
   log(`corpus: apt-get update (arm64 indexes, into ${CORPUS_DIR})`);
   execFileSync("apt-get", [...apt, "update"], { stdio: ["ignore", "ignore", "inherit"] });

@@ -154,6 +154,18 @@ describe("import acpi: IORT", () => {
     expect(d["\\_SB.NOIO"]!.iommu).toBeNull();
   });
 
+  it("a second root complex for a segment, or a named component of an earlier one's name, is a warning: the kernel matches the first", async () => {
+    const io = Uint8Array.from(readFileSync(join(arm, "iort.aml")));
+    new DataView(io.buffer).setUint32(0x150 + 28, 0, true); // segment 1 -> 0
+    io.set([..."ETH0"].map((c) => c.charCodeAt(0)), 0x1c4 + 29 + 5); // \_SB.DMA0 -> \_SB.ETH0
+    const r = await cli(["import", "acpi", tableDir("dups", "iort.dat", fixChecksum(io))]);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("byte 336: a second root complex for PCI segment 0: the kernel uses the first; skipped");
+    expect(r.err).toContain("byte 452: a named component named \\_SB.ETH0 like an earlier node: the kernel uses the first; skipped");
+    const s = parseScenario(r.out, "dups.yaml");
+    expect(s.devices.map((d) => d.name)).toEqual(["pci0000", "\\_SB.ETH0", "\\_SB.NOIO"]);
+  });
+
   it("an RMR node gives the devices on its StreamIDs reserved regions: direct-relaxable when remapping is permitted, else direct", async () => {
     for (const [permitted, type] of [[true, "direct-relaxable"], [false, "direct"]] as const) {
       const imp = await importAcpiDir(tableDir(`rmr-${permitted}`, "iort.dat", iortWithRmr(permitted)));

@@ -213,11 +213,21 @@ function importIort(bld: Builder, f: Found): void {
         sids.push({ smmu: to.offset, sid: m.outputBase });
       }
       const name = n.name!;
+      // @kernel: iort_match_node_callback (a device's node is the first whose path, or segment, is its own)
+      if (name === "" || bld.devByName.has(name)) {
+        bld.warnings.push(`${f.file}: byte ${n.offset}: a named component ${name === "" ? "without a name" : `named ${name} like an earlier node`}: ${name === "" ? "no device matches it" : "the kernel uses the first"}; skipped`);
+        continue;
+      }
       const e = bld.device(name, { bus: "platform", fwnode: fwnode(n) }, `IORT named component ${name} (${where(f, n.offset)})`);
       if (entries.length > 0) e.data.iommus = entries;
       e.comment.push(...notes);
       ncSids.set(name, sids);
     } else if (n.type === "root-complex") {
+      const dup = `pci${n.segment!.toString(16).padStart(4, "0")}`;
+      if (bld.devByName.has(dup)) {
+        bld.warnings.push(`${f.file}: byte ${n.offset}: a second root complex for PCI segment ${n.segment}: the kernel uses the first; skipped`);
+        continue;
+      }
       const map: (string | number)[][] = [];
       const notes: string[] = [];
       for (const m of n.mappings) {

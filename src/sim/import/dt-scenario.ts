@@ -156,7 +156,7 @@ export function importDtb(t: Fdt, file: string): FwImport {
     const comment: string[] = [];
     const compatible = propStrings(n, "compatible");
     const bus = compatible.includes("arm,primecell") ? "amba" : "platform";
-    data.name = devNames.take(n.name, n.path.slice(1));
+    data.name = n.name === "" ? devNames.take("root", "/") : devNames.take(n.name, n.path.slice(1));
     data.bus = bus;
     data.fwnode = n.path;
     comment.push(`${n.path} (${at(n)})${compatible.length > 0 ? `: ${compatible[0]}` : ""}${bus === "amba" ? " (arm,primecell: an amba device)" : ""}`);
