@@ -123,6 +123,8 @@ describe("import dtb: bad input is exit 2 with the file, the byte offset and the
     writeFileSync(cut, readFileSync(soc).subarray(0, 700));
     expect(await bad(cut)).toContain("(truncated)");
     expect(await bad("no/such.dtb")).toBe("no/such.dtb: no such file");
+    expect(await bad("-")).toBe("import dtb: reads a file, not stdin");
+    expect(await bad("test/fixtures/dts")).toBe("test/fixtures/dts: a directory, not a DTB");
   });
 
   it("fuzz: bytes flipped and blobs cut give exit 2 with a byte offset, or a valid scenario that runs; never an exception", () => {
