@@ -4,7 +4,7 @@
  * (device-tree-compiler, acpica-tools; .ci/run installs them).
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../src/cli/main.ts";
@@ -32,8 +32,10 @@ export function acpiDir(name: string): string {
   return out;
 }
 
-export function dtsNames(): string[] {
-  return readdirSync(join(ROOT, "dts")).filter((f) => f.endsWith(".dts")).map((f) => f.slice(0, -4));
+/** Removes what dtb() and acpiDir() compiled (for afterAll). */
+export function removeCompiled(): void {
+  if (work !== null) rmSync(work, { recursive: true, force: true });
+  work = null;
 }
 
 export async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -4,16 +4,16 @@
  * bad checksums, truncated and corrupt tables are exit 2 with the file,
  * the byte offset and the problem, never an exception.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importAcpiDir } from "../../src/sim/import/acpi-scenario.ts";
 import { FirmwareError } from "../../src/sim/import/fw-bytes.ts";
 import { fwScenarioData, fwScenarioYaml } from "../../src/sim/import/fw-scenario.ts";
 import { parseScenario, validateScenario } from "../../src/sim/scenario/load.ts";
 import { runScenario } from "../../src/sim/runner.ts";
-import { acpiDir, cli, rng } from "./fw-fixtures.ts";
+import { acpiDir, cli, removeCompiled, rng } from "./fw-fixtures.ts";
 
 let intel: string;
 let amd: string;
@@ -23,6 +23,10 @@ beforeAll(() => {
   intel = acpiDir("intel-client");
   amd = acpiDir("amd-server");
   arm = acpiDir("arm-server");
+});
+afterAll(() => {
+  removeCompiled();
+  rmSync(scratch, { recursive: true, force: true });
 });
 
 const devs = (run: ReturnType<typeof runScenario>) => Object.fromEntries(run.snapshot.devices.map((d) => [d.name, d]));

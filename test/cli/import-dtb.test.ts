@@ -6,19 +6,20 @@
  * are exit 2 with the file and byte offset, never an exception.
  */
 import { readFileSync } from "node:fs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFdt } from "../../src/sim/import/fdt-parse.ts";
 import { importDtb } from "../../src/sim/import/dt-scenario.ts";
 import { FirmwareError } from "../../src/sim/import/fw-bytes.ts";
 import { fwScenarioData, fwScenarioYaml } from "../../src/sim/import/fw-scenario.ts";
 import { parseScenario, validateScenario } from "../../src/sim/scenario/load.ts";
 import { runScenario } from "../../src/sim/runner.ts";
-import { cli, dtb, rng } from "./fw-fixtures.ts";
+import { cli, dtb, removeCompiled, rng } from "./fw-fixtures.ts";
 
 let soc: string;
 beforeAll(() => {
   soc = dtb("arm64-soc");
 });
+afterAll(removeCompiled);
 
 describe("import dtb: an SoC with every kind of IOMMU link", () => {
   it("instances get the driver their compatible selects; the scenario runs with each client on its IOMMU", async () => {
