@@ -6,6 +6,7 @@ import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
 import { benchExplore } from "./explore.ts";
 import { benchGroups } from "./groups.ts";
+import { benchImport } from "./import.ts";
 import { benchIova } from "./iova.ts";
 import { benchLspci } from "./lspci.ts";
 import { benchPgtable } from "./pgtable.ts";
@@ -20,6 +21,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   startup: benchStartup,
   explore: benchExplore,
   lspci: benchLspci,
+  import: benchImport,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

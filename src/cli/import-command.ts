@@ -12,7 +12,7 @@ import { STDIN_NAME } from "../sim/scenario/load.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
 
-export const IMPORT_KINDS = ["lspci"] as const;
+export const IMPORT_KINDS = ["lspci", "dtb", "acpi"] as const;
 
 /** --iommu's value as a driver name, or an error line. */
 export function parseIommuFlag(v: string | undefined): { iommu?: ImportIommu } | { error: string } {
@@ -52,6 +52,7 @@ export async function importCommand(kind: string, file: string, o: { iommu?: str
     io.err(`import: '${kind.slice(0, 40)}' is not a kind this iommu-sim imports (${IMPORT_KINDS.join(", ")})`);
     return EXIT_INVALID;
   }
+  if (kind === "dtb" || kind === "acpi") return (await import("./firmware-import.ts")).firmwareImportCommand(kind, file, io);
   const flag = parseIommuFlag(o.iommu);
   if ("error" in flag) {
     io.err(flag.error);

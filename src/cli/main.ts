@@ -116,9 +116,9 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
 
   program
     .command("import")
-    .description("turn a dump of a real machine into a scenario (YAML on stdout): lspci FILE, the output of lspci -vv (or -vvv, -vvnn, with -D, -PP, -xxx)")
-    .argument("<kind>", "lspci")
-    .argument("<file>", "the dump, or - to read it from stdin")
+    .description("turn a dump of a real machine into a scenario (YAML on stdout): lspci FILE, the output of lspci -vv (or -vvv, -vvnn, with -D, -PP, -xxx); dtb FILE, a flattened device tree; acpi DIR, the DMAR, IVRS and IORT tables acpidump -b or acpixtract -a wrote")
+    .argument("<kind>", "lspci, dtb or acpi")
+    .argument("<file>", "the dump (lspci: or - for stdin), the DTB, or the directory of ACPI tables (or one table file)")
     .option("--iommu <which>", "intel or amd: the IOMMU, instead of the one the host bridge's vendor implies")
     .action(async (kind: string, file: string, o: { iommu?: string }) => {
       code = await (await import("./import-command.ts")).importCommand(kind, file, o, io);

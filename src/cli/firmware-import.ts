@@ -1,0 +1,51 @@
+/**
+ * `iommu-sim import dtb FILE` and `iommu-sim import acpi DIR`: firmware as a
+ * scenario on stdout (YAML, its comments naming the nodes and tables and
+ * their byte offsets); warnings on stderr. A blob or table that is cut
+ * short, corrupt, or fails its checksum is exit 2 with the file, the byte
+ * offset and the problem.
+ */
+import { readFile } from "node:fs/promises";
+import { FirmwareError } from "../sim/import/fw-bytes.ts";
+import { fwScenarioYaml, type FwImport } from "../sim/import/fw-scenario.ts";
+import { parseFdt } from "../sim/import/fdt-parse.ts";
+import { importDtb } from "../sim/import/dt-scenario.ts";
+import { importAcpiDir } from "../sim/import/acpi-scenario.ts";
+import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
+import type { Io } from "./io.ts";
+
+export const FIRMWARE_KINDS = ["dtb", "acpi"] as const;
+
+/** Reads and imports; the problem line when the input is not what the kind takes. */
+export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], file: string): Promise<FwImport | string> {
+  try {
+    if (kind === "dtb") {
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(file);
+      } catch (e) {
+        return `${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as NodeJS.ErrnoException).code === "EISDIR" ? "a directory, not a DTB" : (e as Error).message}`;
+      }
+      return importDtb(parseFdt(bytes, file), file);
+    }
+    return await importAcpiDir(file);
+  } catch (e) {
+    if (e instanceof FirmwareError) return e.message;
+    throw e;
+  }
+}
+
+export async function firmwareImportCommand(kind: (typeof FIRMWARE_KINDS)[number], file: string, io: Io): Promise<number> {
+  if (file === "-") {
+    io.err(`import ${kind}: reads ${kind === "dtb" ? "a file" : "a directory"}, not stdin`);
+    return EXIT_INVALID;
+  }
+  const imp = await importFirmwareFile(kind, file);
+  if (typeof imp === "string") {
+    io.err(imp);
+    return EXIT_INVALID;
+  }
+  for (const w of imp.warnings) io.err(`iommu-sim: warning: ${w}`);
+  io.out(fwScenarioYaml(imp).trimEnd());
+  return EXIT_OK;
+}
