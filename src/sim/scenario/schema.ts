@@ -211,11 +211,18 @@ const eventExtras = {
   note: z.string().optional(),
 };
 
+/** An event says what its outcome must be, or that either is fine: not both. */
+function checkOutcomeKeys(e: { may_fail?: true; expect_error?: string }, ctx: z.RefinementCtx): void {
+  if (e.may_fail !== undefined && e.expect_error !== undefined) {
+    ctx.addIssue({ code: "custom", message: "may_fail says either outcome is fine; expect_error asks for one: give one of them", path: ["may_fail"] });
+  }
+}
+
 /** One kernel entry point of a concurrent task (no expect and no nested concurrently: expectations stand between blocks). */
 export const taskEventSchema = z
   .strictObject({ ...eventShape, ...eventExtras })
   .superRefine((e, ctx) => {
-    if (e.may_fail !== undefined && e.expect_error !== undefined) ctx.addIssue({ code: "custom", message: "may_fail says either outcome is fine; expect_error asks for one: give one of them", path: ["may_fail"] });
+    checkOutcomeKeys(e, ctx);
     const present = EVENT_KINDS.filter((k) => e[k] !== undefined);
     if (present.length !== 1) {
       const keys = Object.keys(e);
@@ -244,7 +251,7 @@ export const eventSchema = z
     ...eventExtras,
   })
   .superRefine((e, ctx) => {
-    if (e.may_fail !== undefined && e.expect_error !== undefined) ctx.addIssue({ code: "custom", message: "may_fail says either outcome is fine; expect_error asks for one: give one of them", path: ["may_fail"] });
+    checkOutcomeKeys(e, ctx);
     const present = STEP_KEYS.filter((k) => e[k] !== undefined);
     if (present.length !== 1) {
       const keys = Object.keys(e);
