@@ -30,6 +30,13 @@ import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } fr
 export const DRIVER = "mock";
 /** MOCK_PASID_WIDTH */
 export const MOCK_PASID_WIDTH = 20;
+/** MOCK_FLAGS_DEVICE_NO_DIRTY: the device cannot track dirty pages. */
+export const MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0;
+/** The MOCK_FLAGS_DEVICE_* each mock device was created with (struct mock_dev's flags). */
+export const mockDeviceFlags = new WeakMap<Device, number>();
+/** enum iommu_cap: IOMMU_CAP_CACHE_COHERENCY, IOMMU_CAP_DIRTY_TRACKING. */
+const IOMMU_CAP_CACHE_COHERENCY = 1;
+const IOMMU_CAP_DIRTY_TRACKING = 4;
 
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
@@ -62,6 +69,12 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     },
     deviceGroup() {
       return genericDeviceGroup(k);
+    },
+    // @kernel: mock_domain_capable
+    capable(dev, cap) {
+      if (cap === IOMMU_CAP_CACHE_COHERENCY) return true;
+      if (cap === IOMMU_CAP_DIRTY_TRACKING) return ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_NO_DIRTY) === 0;
+      return false;
     },
     domainAllocPagingFlags(dev, flags, userData) {
       return allocPaging(dev, flags, userData);
