@@ -70,6 +70,13 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     deviceGroup() {
       return genericDeviceGroup(k);
     },
+    // @kernel: mock_domain_hw_info
+    hwInfo() {
+      // struct iommu_test_hw_info {flags = 0, test_reg = IOMMU_HW_INFO_SELFTEST_REGVAL}, little-endian.
+      const data = new Uint8Array(8);
+      new DataView(data.buffer).setUint32(4, 0xdeadbeef, true);
+      return { type: 0xfeedbeef, data };
+    },
     // @kernel: mock_domain_capable
     capable(dev, cap) {
       if (cap === IOMMU_CAP_CACHE_COHERENCY) return true;

@@ -36,6 +36,8 @@ export interface IommuOps {
   /** Legacy: forces this domain as every group's default. */
   defaultDomain?: IommuDomain;
   capable?(dev: Device, cap: number): boolean;
+  /** iommufd's IOMMU_GET_HW_INFO: the driver's info type and its bytes. */
+  hwInfo?(dev: Device): { type: number; data: Uint8Array };
 }
 
 export type { MappedBytes };

@@ -7,7 +7,9 @@
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { closeAccessFd } from "./selftest.ts";
+import { getHwInfoIoctl } from "./hw-info.ts";
 import { hwptAllocIoctl } from "./hw-pagetable.ts";
+import { hwptInvalidateIoctl, vdeviceAllocIoctl, viommuAllocIoctl } from "./viommu.ts";
 import {
   getIoas,
   ioasAllocIoctl,
@@ -93,6 +95,10 @@ const HANDLERS = new Map<number, Handler>([
   [U.IOMMUFD_CMD_HWPT_ALLOC, hwptAllocIoctl as Handler],
   [U.IOMMUFD_CMD_IOAS_MAP_FILE, ((ictx: IommufdCtx, cmd: U.IommuIoasMapFile) => ioasMapFileIoctl(ictx, cmd, ictx.mm.files)) as Handler],
   [U.IOMMUFD_CMD_IOAS_CHANGE_PROCESS, ioasChangeProcessIoctl as Handler],
+  [U.IOMMUFD_CMD_GET_HW_INFO, getHwInfoIoctl as Handler],
+  [U.IOMMUFD_CMD_HWPT_INVALIDATE, hwptInvalidateIoctl as Handler],
+  [U.IOMMUFD_CMD_VIOMMU_ALLOC, viommuAllocIoctl as Handler],
+  [U.IOMMUFD_CMD_VDEVICE_ALLOC, vdeviceAllocIoctl as Handler],
 ]);
 
 /**

@@ -7,7 +7,9 @@
 import { deviceDel } from "../base/core.ts";
 import { Device } from "../base/device.ts";
 import { runPath } from "../base/path.ts";
-import { mockDeviceFlags } from "../drivers/iommufd-mock.ts";
+import { FwnodeHandle } from "../base/fwnode.ts";
+import { MOCK_PASID_WIDTH, mockDeviceFlags } from "../drivers/iommufd-mock.ts";
+import { MOCK_FLAGS_DEVICE_PASID } from "../iommufd/selftest.ts";
 import { iommuMockDeviceAdd } from "../iommu/register.ts";
 import { kerr } from "../lib/errno.ts";
 import type { IommufdEnv } from "../iommufd/object.ts";
@@ -23,7 +25,11 @@ export function iommufdEnv(m: Machine, phys: PhysMem = new PhysMem()): IommufdEn
     mockDeviceAdd(flags) {
       const rec = [...m.instances.values()].find((r) => r.driver.registerBus !== null && r.iommu.ready);
       if (rec === undefined) return kerr("ENODEV", "no registered mock IOMMU instance");
-      const dev = new Device(`iommufd_mock${nextMock++}`, m.buses.mock, null, null);
+      const name = `iommufd_mock${nextMock++}`;
+      // The software node mock_dev_create gives the device: pasid-num-bits (MOCK_PASID_WIDTH with MOCK_FLAGS_DEVICE_PASID).
+      const swnode = new FwnodeHandle(name, "swnode");
+      swnode.props.set("pasid-num-bits", (flags & MOCK_FLAGS_DEVICE_PASID) !== 0 ? MOCK_PASID_WIDTH : 0);
+      const dev = new Device(name, m.buses.mock, null, swnode);
       mockDeviceFlags.set(dev, flags);
       const rc = runPath(iommuMockDeviceAdd(m.k, dev, rec.iommu, rec.driver.ops));
       if (rc !== 0) return rc;

@@ -97,6 +97,37 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(fx.phys.pinnedTotal).toBe(dom ? 10 : 0);
     });
 
+    T("get_hw_info", () => {
+      const info = (devId: number, len: number, buf: Uint8Array | null): [string, U.IommuHwInfo] => {
+        const c: U.IommuHwInfo = { size: 40, flags: 0, dev_id: devId, data_len: len, data_uptr: buf, out_data_type: 0, out_max_pasid_log2: 0, __reserved: 0, out_capabilities: 0 };
+        return [e(fx.ioctl(U.IOMMUFD_CMD_GET_HW_INFO, c)), c];
+      };
+      if (dom) {
+        // test_cmd_get_hw_info: type SELFTEST, data_len 8, flags 0, test_reg 0xdeadbeef, the tail zeroed.
+        const check = (len: number) => {
+          const buf = new Uint8Array(len + 4).fill(0xaa);
+          const [r, c] = info(deviceId, len, len === 0 ? null : buf);
+          expect(r).toBe("ok");
+          expect(c.out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_SELFTEST);
+          expect(c.data_len).toBe(8);
+          const dv = new DataView(buf.buffer);
+          if (len >= 4) expect(dv.getUint32(0, true)).toBe(0);
+          if (len >= 8) expect(dv.getUint32(4, true)).toBe(U.IOMMU_HW_INFO_SELFTEST_REGVAL);
+          for (let i = 8; i < len; i++) expect(buf[i]).toBe(0);
+          expect(buf[len]).toBe(0xaa);
+          return c;
+        };
+        check(0);
+        check(8);
+        check(16);
+        expect(check(4).out_max_pasid_log2).toBe(0);
+        if (devicePasidId !== 0) expect(info(devicePasidId, 0, null)[1].out_max_pasid_log2).toBe(20);
+      } else {
+        expect(info(deviceId, 8, new Uint8Array(8))[0]).toBe("ENOENT");
+        expect(info(deviceId, 16, new Uint8Array(16))[0]).toBe("ENOENT");
+      }
+    });
+
     T("area", () => {
       for (let i = 0; i < 10; i++) expect(e(fx.unmap(ioasId, baseIova + i * PAGE_SIZE, PAGE_SIZE)[0])).toBe("ENOENT");
       for (let i = 0; i < 10; i++) mapFixed(fx.buffer, PAGE_SIZE, baseIova + i * PAGE_SIZE);

@@ -56,9 +56,13 @@ describe("iommufd", () => {
       expect(e(fx.ioctl(nr, zeroed(nr, l.sizeof + 1, 0))), l.name).toBe(r);
       results[l.name] = r;
     }
-    // The results the catalogue expects of a zeroed struct on this fd, for the calls the model implements.
+    // The results the catalogue expects of a zeroed struct on this fd, every one.
     expect(results).toMatchObject({
       iommu_destroy: "ENOENT",
+      iommu_hw_info: "ENOENT",
+      iommu_hwpt_invalidate: "ENOENT",
+      iommu_viommu_alloc: "EOPNOTSUPP",
+      iommu_vdevice_alloc: "ENOENT",
       iommu_hwpt_alloc: "ENOENT",
       iommu_ioas_alloc: "ok",
       iommu_ioas_iova_ranges: "ENOENT",
