@@ -57,6 +57,8 @@ export class HwptPaging extends IommufdObject {
 export function hwptAttach(ictx: IommufdCtx, hwpt: HwptPaging, idev: IommufdDevice): 0 | KError {
   const ig = idev.igroup;
   if (ig.hwpt !== null && ig.hwpt !== hwpt) return kerr("EINVAL", `${idev.dev.name}'s group is attached to HWPT ${ig.hwpt.id}; replace it instead`);
+  // iopt_table_enforce_dev_resv_regions: the mock has no reserved regions; its injection point stays.
+  if (ictx.shouldFail()) return kerr("EINVAL", "fault injection: reserved-region enforcement");
   if (ig.devices.length === 0) {
     const rc = runPath(iommuAttachGroup(ictx.env.core, hwpt.domain!, ig.group));
     if (rc !== 0) return rc;

@@ -78,6 +78,8 @@ export class IoPagetable {
   readonly accesses: IoptAccessHook[] = [];
   iovaAlignment = 1;
   disableLargePages = false;
+  /** The context's fault-injection point (iommufd_should_fail), consulted before each domain map. */
+  shouldFail: () => boolean = () => false;
 
   /** Index of the first area whose last >= iova. */
   private lowerBound(iova: number): number {
@@ -203,6 +205,8 @@ export class IoPagetable {
   /** Maps one area into one domain, in physically contiguous runs; undone on failure. */
   // @kernel: iopt_area_fill_domain
   private fillAreaDomain(area: IoptArea, d: IommuDomain): 0 | KError {
+    // The mock's map_pages injection point.
+    if (this.shouldFail()) return kerr("ENOENT", "fault injection: domain map");
     const pages = area.pages;
     const len = area.length;
     let b = 0;

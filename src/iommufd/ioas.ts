@@ -62,6 +62,7 @@ export function ioasAllocIoctl(ictx: IommufdCtx, cmd: IommuIoasAlloc): 0 | KErro
   if (cmd.flags !== 0) return kerr("EOPNOTSUPP", "IOMMU_IOAS_ALLOC takes no flags");
   const ioas = ictx.add(new IommufdIoas());
   if (!(ioas instanceof IommufdIoas)) return ioas;
+  ioas.iopt.shouldFail = () => ictx.shouldFail();
   cmd.out_ioas_id = ioas.id;
   return 0;
 }
