@@ -5,6 +5,7 @@
 import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
 import { benchGroups } from "./groups.ts";
+import { benchIommufd } from "./iommufd.ts";
 import { benchIova } from "./iova.ts";
 import { benchPgtable } from "./pgtable.ts";
 import { benchStartup } from "./startup.ts";
@@ -15,6 +16,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   pgtable: benchPgtable,
   iova: benchIova,
   dma: benchDma,
+  iommufd: benchIommufd,
   startup: benchStartup,
 };
 

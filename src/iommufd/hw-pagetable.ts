@@ -8,6 +8,7 @@
 import { runPath } from "../base/path.ts";
 import { iommuAttachGroup, iommuGroupSetCoreDomain, iommuGroupSetDomain } from "../iommu/attach.ts";
 import { devIommuOps } from "../iommu/dev-iommu.ts";
+import { IOMMU_CAP_DIRTY_TRACKING } from "../iommu/ops.ts";
 import { adoptDomain, iommuDomainFree, iommuPagingDomainAllocFlags } from "../iommu/domain-alloc.ts";
 import type { IommuDomain } from "../iommu/domain.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
@@ -23,8 +24,7 @@ import {
   type IommuHwptAlloc,
 } from "./uapi.ts";
 
-/** IOMMU_CAP_DIRTY_TRACKING (enum iommu_cap). */
-export const IOMMU_CAP_DIRTY_TRACKING = 4;
+export { IOMMU_CAP_DIRTY_TRACKING };
 
 export class HwptPaging extends IommufdObject {
   readonly type = "HWPT_PAGING" as const;

@@ -14,6 +14,7 @@ import { IOMMU_READ, IOMMU_WRITE } from "../pgtable/types.ts";
 import type { IoptPages } from "./pages.ts";
 import { ULONG_MAX } from "./uapi.ts";
 import { USER_PHYS_BASE } from "./user-memory.ts";
+import { AreaStore } from "./area-store.ts";
 
 export class IoptArea {
   /** Pins taken through accesses (`num_accesses`). */
@@ -71,7 +72,8 @@ function overlaps(a: IovaRange, start: number, last: number): boolean {
 
 export class IoPagetable {
   /** Sorted by iova; non-overlapping. */
-  readonly areas: IoptArea[] = [];
+  /** The areas, sorted by IOVA (iopt->area_itree). */
+  readonly areaStore = new AreaStore<IoptArea>();
   readonly reserved: ReservedRange[] = [];
   allowed: IovaRange[] = [];
   readonly domains: IommuDomain[] = [];
@@ -81,30 +83,20 @@ export class IoPagetable {
   /** The context's fault-injection point (iommufd_should_fail), consulted before each domain map. */
   shouldFail: () => boolean = () => false;
 
-  /** Index of the first area whose last >= iova. */
-  private lowerBound(iova: number): number {
-    const a = this.areas;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid]!.last < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  /** Every area, ascending (a fresh array: not for hot paths). */
+  get areas(): IoptArea[] {
+    return this.areaStore.toArray();
   }
 
   /** The first area intersecting [start, last], or null (iopt_area_iter_first). */
   areaIterFirst(start: number, last: number): IoptArea | null {
-    const i = this.lowerBound(start);
-    const a = this.areas[i];
-    return a !== undefined && a.iova <= last ? a : null;
+    return this.areaStore.first(start, last);
   }
 
   /** The areas intersecting [start, last], ascending. */
   areasIn(start: number, last: number): IoptArea[] {
     const out: IoptArea[] = [];
-    for (let i = this.lowerBound(start); i < this.areas.length && this.areas[i]!.iova <= last; i++) out.push(this.areas[i]!);
+    for (let a = this.areaStore.first(start, last); a !== null && a.iova <= last; a = this.areaStore.next(a)) out.push(a);
     return out;
   }
 
@@ -129,19 +121,18 @@ export class IoPagetable {
     for (const r of this.reserved) if (overlaps(r, start, last)) used.push(r);
     used.sort((a, b) => a.start - b.start);
     let ri = 0;
-    let ai = this.lowerBound(start);
+    let a = this.areaStore.atOrAfter(start);
     let cur = start;
     for (;;) {
       // The next used range: whichever of the reserved and area cursors starts first.
       const r = used[ri];
-      const a = this.areas[ai];
       let next: IovaRange | undefined;
-      if (r !== undefined && (a === undefined || r.start <= a.iova)) {
+      if (r !== undefined && (a === null || r.start <= a.iova)) {
         next = r;
         ri++;
-      } else if (a !== undefined && a.iova <= last) {
+      } else if (a !== null && a.iova <= last) {
         next = { start: a.iova, last: a.last };
-        ai++;
+        a = this.areaStore.next(a);
       }
       if (next === undefined || next.start > last) return fn(cur, last);
       if (next.start > cur && fn(cur, next.start - 1)) return true;
@@ -286,8 +277,7 @@ export class IoPagetable {
       made.push(area);
       at += e.length;
     }
-    const i = this.lowerBound(dst);
-    this.areas.splice(i, 0, ...made);
+    for (const m of made) this.areaStore.insert(m);
     return dst;
   }
 
@@ -296,9 +286,7 @@ export class IoPagetable {
   unmapIovaRange(start: number, last: number): number | KError {
     let unmapped = 0;
     let tries = 0;
-    const i = this.lowerBound(start);
-    while (i < this.areas.length && this.areas[i]!.iova <= last) {
-      const area = this.areas[i]!;
+    for (let area = this.areaStore.first(start, last); area !== null && area.iova <= last; area = this.areaStore.first(start, last)) {
       if (area.iova < start || area.last > last) return unmapped > 0 ? kerr("ENOENT", "an area crosses the range's edge (earlier areas stay unmapped)") : kerr("ENOENT", `the area [0x${area.iova.toString(16)}, 0x${area.last.toString(16)}] is not wholly inside the range`);
       if (area.numLocks > 0) return kerr("EBUSY", `the area at 0x${area.iova.toString(16)} is locked by a HW queue`);
       if (area.numAccesses > 0) {
@@ -307,7 +295,7 @@ export class IoPagetable {
         continue;
       }
       this.unfillAreaAllDomains(area);
-      this.areas.splice(i, 1);
+      this.areaStore.remove(area);
       unmapped += area.length;
     }
     return unmapped;
@@ -369,8 +357,9 @@ export class IoPagetable {
       }
     }
     // @kernel: iopt_fill_domain
-    for (let i = 0; i < this.areas.length; i++) {
-      const area = this.areas[i]!;
+    const all = this.areas;
+    for (let i = 0; i < all.length; i++) {
+      const area = all[i]!;
       let r: 0 | KError = 0;
       if (this.domains.length === 0) r = area.pages.addUsers(area.firstIndex, area.lastIndex);
       if (r === 0) {
@@ -379,7 +368,7 @@ export class IoPagetable {
       }
       if (r !== 0) {
         for (let j = 0; j < i; j++) {
-          const a = this.areas[j]!;
+          const a = all[j]!;
           iommuUnmap(d, a.iova, a.length);
           if (this.domains.length === 0) a.pages.dropUsers(a.firstIndex, a.lastIndex);
         }
@@ -413,8 +402,7 @@ export class IoPagetable {
     if (last >= ULONG_MAX) return kerr("EOVERFLOW", "src_iova + length overflows");
     const out: PagesElm[] = [];
     let cur = iova;
-    for (let i = this.lowerBound(iova); i < this.areas.length && cur <= last; i++) {
-      const a = this.areas[i]!;
+    for (let a = this.areaStore.atOrAfter(iova); a !== null && cur <= last; a = this.areaStore.next(a)) {
       if (a.iova > cur) break;
       const end = Math.min(a.last, last);
       out.push({ pages: a.pages, pagesByte: a.pagesByte + (cur - a.iova), length: end - cur + 1 });

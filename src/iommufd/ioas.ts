@@ -28,7 +28,7 @@ import {
   type IommuIoasUnmap,
   type IommuOption,
 } from "./uapi.ts";
-import type { MemFile } from "./user-memory.ts";
+import type { MemFile, Mm } from "./user-memory.ts";
 
 /** Something attached to an IOAS that lives on its hwpt list (a HWPT_PAGING). */
 export interface IoasHwpt {
@@ -68,7 +68,7 @@ export function ioasAllocIoctl(ictx: IommufdCtx, cmd: IommuIoasAlloc): 0 | KErro
 }
 
 // @kernel: iommufd_ioas_map
-export function ioasMapIoctl(ictx: IommufdCtx, cmd: IommuIoasMap): 0 | KError {
+export function ioasMapIoctl(ictx: IommufdCtx, cmd: IommuIoasMap, mm: Mm = ictx.mm): 0 | KError {
   if ((cmd.flags & ~MAP_FLAGS) !== 0 || cmd.__reserved !== 0) return kerr("EOPNOTSUPP", "unknown flags or a non-zero __reserved");
   if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return kerr("EOVERFLOW", "iova or length does not fit");
   if ((cmd.flags & (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)) === 0) return kerr("EINVAL", "a map must be READABLE, WRITEABLE or both");
@@ -77,7 +77,7 @@ export function ioasMapIoctl(ictx: IommufdCtx, cmd: IommuIoasMap): 0 | KError {
   // @kernel: iopt_map_user_pages
   if (cmd.length === 0) return kerr("EINVAL", "a map of length 0");
   if (cmd.user_va + cmd.length - 1 >= ULONG_MAX) return kerr("EOVERFLOW", "user_va + length overflows");
-  const pages = new IoptPages(ictx.env.phys, ictx.mm, null, cmd.user_va, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0);
+  const pages = new IoptPages(ictx.env.phys, mm, null, cmd.user_va, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ictx.accountMode === "mm");
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
   const r = ioas.iopt.mapPages([{ pages, pagesByte: pages.pageOffset, length: cmd.length }], cmd.length, cmd.iova, fixed, cmd.user_va, protOf(cmd.flags));
   if (typeof r !== "number") return r;
@@ -89,7 +89,7 @@ export function ioasMapIoctl(ictx: IommufdCtx, cmd: IommuIoasMap): 0 | KError {
 export type FileTable = ReadonlyMap<number, MemFile>;
 
 // @kernel: iommufd_ioas_map_file
-export function ioasMapFileIoctl(ictx: IommufdCtx, cmd: IommuIoasMapFile, files: FileTable): 0 | KError {
+export function ioasMapFileIoctl(ictx: IommufdCtx, cmd: IommuIoasMapFile, files: FileTable, mm: Mm = ictx.mm): 0 | KError {
   if ((cmd.flags & ~MAP_FLAGS) !== 0) return kerr("EOPNOTSUPP", "unknown flags");
   if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return kerr("EOVERFLOW", "iova or length does not fit");
   if ((cmd.flags & (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)) === 0) return kerr("EINVAL", "a map must be READABLE, WRITEABLE or both");
@@ -100,7 +100,7 @@ export function ioasMapFileIoctl(ictx: IommufdCtx, cmd: IommuIoasMapFile, files:
   // @kernel: iopt_alloc_file_pages
   if (cmd.length === 0) return kerr("EINVAL", "a map of length 0");
   if (cmd.start + cmd.length > file.size) return kerr("EINVAL", `[${cmd.start}, +${cmd.length}) lies beyond the file's ${file.size} bytes`);
-  const pages = new IoptPages(ictx.env.phys, ictx.mm, file, cmd.start, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0);
+  const pages = new IoptPages(ictx.env.phys, mm, file, cmd.start, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ictx.accountMode === "mm");
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
   const r = ioas.iopt.mapPages([{ pages, pagesByte: pages.pageOffset, length: cmd.length }], cmd.length, cmd.iova, fixed, cmd.start, protOf(cmd.flags));
   if (typeof r !== "number") return r;
@@ -182,7 +182,7 @@ export function ioasAllowIovasIoctl(ictx: IommufdCtx, cmd: IommuIoasAllowIovas):
 }
 
 // @kernel: iommufd_ioas_change_process
-export function ioasChangeProcessIoctl(ictx: IommufdCtx, cmd: IommuIoasChangeProcess): 0 | KError {
+export function ioasChangeProcessIoctl(ictx: IommufdCtx, cmd: IommuIoasChangeProcess, mm: Mm = ictx.mm): 0 | KError {
   if (cmd.__reserved !== 0) return kerr("EOPNOTSUPP", "__reserved must be 0");
   const all: IoptPages[] = [];
   for (const o of ictx.live()) {
@@ -195,8 +195,12 @@ export function ioasChangeProcessIoctl(ictx: IommufdCtx, cmd: IommuIoasChangePro
   for (const p of all) {
     const n = p.pinnedPages();
     p.accountMm.pinnedVm -= n;
-    ictx.mm.pinnedVm += n;
-    p.accountMm = ictx.mm;
+    mm.pinnedVm += n;
+    if (p.lockAccount) {
+      p.accountMm.lockedVm -= n;
+      mm.lockedVm += n;
+    }
+    p.accountMm = mm;
   }
   return 0;
 }
@@ -231,7 +235,7 @@ export function optionIoctl(ictx: IommufdCtx, cmd: IommuOption, privileged: bool
     if (cmd.val64 === 0) {
       // @kernel: iopt_disable_large_pages
       if (iopt.disableLargePages) return 0;
-      if (iopt.domains.length !== 0 && iopt.areas.length !== 0) return kerr("EINVAL", "domains are attached and areas are mapped");
+      if (iopt.domains.length !== 0 && iopt.areaStore.size !== 0) return kerr("EINVAL", "domains are attached and areas are mapped");
       iopt.disableLargePages = true;
       const rc = iopt.calculateIovaAlignment();
       if (rc !== 0) iopt.disableLargePages = false;

@@ -7,6 +7,7 @@
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { closeAccessFd } from "./selftest.ts";
+import { hwptGetDirtyBitmapIoctl, hwptSetDirtyTrackingIoctl } from "./dirty.ts";
 import { getHwInfoIoctl } from "./hw-info.ts";
 import { hwptAllocIoctl } from "./hw-pagetable.ts";
 import { hwptInvalidateIoctl, vdeviceAllocIoctl, viommuAllocIoctl } from "./viommu.ts";
@@ -78,6 +79,8 @@ function vfioIoasIoctl(ictx: IommufdCtx, cmd: U.IommuVfioIoas): 0 | KError {
 export interface IoctlOptions {
   /** The caller has CAP_SYS_RESOURCE (IOMMU_OPTION RLIMIT_MODE SET). */
   privileged?: boolean;
+  /** The calling process (`current->mm`), when not the one that opened the context (a forked child using the fd). */
+  mm?: Mm;
 }
 
 type Handler = (ictx: IommufdCtx, cmd: never, o: IoctlOptions) => 0 | KError;
@@ -88,14 +91,16 @@ const HANDLERS = new Map<number, Handler>([
   [U.IOMMUFD_CMD_IOAS_ALLOW_IOVAS, ioasAllowIovasIoctl as Handler],
   [U.IOMMUFD_CMD_IOAS_COPY, ioasCopyIoctl as Handler],
   [U.IOMMUFD_CMD_IOAS_IOVA_RANGES, ioasIovaRangesIoctl as Handler],
-  [U.IOMMUFD_CMD_IOAS_MAP, ioasMapIoctl as Handler],
+  [U.IOMMUFD_CMD_IOAS_MAP, ((ictx: IommufdCtx, cmd: U.IommuIoasMap, o: IoctlOptions) => ioasMapIoctl(ictx, cmd, o.mm ?? ictx.mm)) as Handler],
   [U.IOMMUFD_CMD_IOAS_UNMAP, ioasUnmapIoctl as Handler],
   [U.IOMMUFD_CMD_OPTION, ((ictx: IommufdCtx, cmd: U.IommuOption, o: IoctlOptions) => optionIoctl(ictx, cmd, o.privileged ?? true)) as Handler],
   [U.IOMMUFD_CMD_VFIO_IOAS, vfioIoasIoctl as Handler],
   [U.IOMMUFD_CMD_HWPT_ALLOC, hwptAllocIoctl as Handler],
-  [U.IOMMUFD_CMD_IOAS_MAP_FILE, ((ictx: IommufdCtx, cmd: U.IommuIoasMapFile) => ioasMapFileIoctl(ictx, cmd, ictx.mm.files)) as Handler],
-  [U.IOMMUFD_CMD_IOAS_CHANGE_PROCESS, ioasChangeProcessIoctl as Handler],
+  [U.IOMMUFD_CMD_IOAS_MAP_FILE, ((ictx: IommufdCtx, cmd: U.IommuIoasMapFile, o: IoctlOptions) => ioasMapFileIoctl(ictx, cmd, (o.mm ?? ictx.mm).files, o.mm ?? ictx.mm)) as Handler],
+  [U.IOMMUFD_CMD_IOAS_CHANGE_PROCESS, ((ictx: IommufdCtx, cmd: U.IommuIoasChangeProcess, o: IoctlOptions) => ioasChangeProcessIoctl(ictx, cmd, o.mm ?? ictx.mm)) as Handler],
   [U.IOMMUFD_CMD_GET_HW_INFO, getHwInfoIoctl as Handler],
+  [U.IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING, hwptSetDirtyTrackingIoctl as Handler],
+  [U.IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP, hwptGetDirtyBitmapIoctl as Handler],
   [U.IOMMUFD_CMD_HWPT_INVALIDATE, hwptInvalidateIoctl as Handler],
   [U.IOMMUFD_CMD_VIOMMU_ALLOC, viommuAllocIoctl as Handler],
   [U.IOMMUFD_CMD_VDEVICE_ALLOC, vdeviceAllocIoctl as Handler],

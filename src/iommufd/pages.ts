@@ -19,6 +19,8 @@ export class IoptPages {
   readonly pfns: Int32Array;
   /** The mm charged for the pins (the process that mapped; IOAS_CHANGE_PROCESS moves it). */
   accountMm: Mm;
+  /** RLIMIT_MODE mm: pins are also charged as locked memory (VmLck). */
+  readonly lockAccount: boolean;
 
   constructor(
     readonly phys: PhysMem,
@@ -29,7 +31,9 @@ export class IoptPages {
     readonly start: number,
     readonly length: number,
     readonly writable: boolean,
+    lockAccount = false,
   ) {
+    this.lockAccount = lockAccount;
     this.base = Math.floor(start / PAGE_SIZE) * PAGE_SIZE;
     this.npages = Math.ceil((start + length - this.base) / PAGE_SIZE);
     this.users = new Int32Array(this.npages);
@@ -68,6 +72,7 @@ export class IoptPages {
       this.pfns[i] = pfn;
       this.phys.pin(pfn);
       this.accountMm.pinnedVm++;
+      if (this.lockAccount) this.accountMm.lockedVm++;
       users[i] = 1;
     }
     return 0;
@@ -81,6 +86,7 @@ export class IoptPages {
       if (--users[i]! > 0) continue;
       this.phys.unpin(this.pfns[i]!);
       this.accountMm.pinnedVm--;
+      if (this.lockAccount) this.accountMm.lockedVm--;
       this.pfns[i] = -1;
     }
   }

@@ -21,6 +21,7 @@ import {
 } from "./access.ts";
 import { iommufdDeviceAttach, iommufdDeviceDetach, iommufdDeviceReplace } from "./attach.ts";
 import { iommufdDeviceBind, iommufdDeviceUnbind, type IommufdDevice } from "./device.ts";
+import { IOMMU_TEST_OP_DIRTY, testDirty } from "./dirty.ts";
 import { HwptPaging } from "./hw-pagetable.ts";
 import { getIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
@@ -68,6 +69,7 @@ export interface IommuTestCmd {
   access_rw?: { iova: number; length: number; uptr: number; flags: number };
   memory_limit?: { limit: number };
   access_replace_ioas?: { ioas_id: number };
+  dirty?: { iova: number; length: number; page_size: number; bitmap: Uint8Array | null; out_nr_dirty: number };
 }
 
 /** The SELFTEST object: a mock device and its iommufd_device (struct selftest_obj, type IDEV). */
@@ -309,6 +311,8 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
       if (st.access.ioas === null) return kerr("ENOENT", "the access is not attached");
       return iommufdAccessChangeIoas(ictx, st.access, cmd.access_replace_ioas!.ioas_id);
     }
+    case IOMMU_TEST_OP_DIRTY:
+      return testDirty(ictx, cmd.id, cmd.dirty!);
     default:
       return kerr("EOPNOTSUPP", `unknown test op ${cmd.op}`);
   }

@@ -144,6 +144,16 @@ export class Mm {
     readonly pid: number,
   ) {}
 
+  /** fork(): a child process whose address space maps the same pages (MAP_SHARED memory stays shared). */
+  fork(pid: number): Mm {
+    const child = new Mm(this.phys, pid);
+    for (const v of this.vmas) child.vmas.push({ ...v, pfns: v.pfns.slice() });
+    child.nextVa = this.nextVa;
+    for (const [fd, f] of this.files) child.files.set(fd, f);
+    child.nextFd = this.nextFd;
+    return child;
+  }
+
   mmap(length: number, o: MmapOptions = {}): number {
     const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
     const align = o.hugetlb ? Math.max(SZ_2M, o.align ?? 0) : (o.align ?? PAGE_SIZE);

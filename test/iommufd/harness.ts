@@ -54,6 +54,10 @@ export class Fx {
   ioctl(nr: number, arg: object | null, privileged = true): R {
     return iommufdIoctl(this.fd, nr, arg, { privileged });
   }
+  /** An ioctl on the same fd from another process (a forked child). */
+  ioctlAs(mm: Mm, nr: number, arg: object): R {
+    return iommufdIoctl(this.fd, nr, arg, { mm });
+  }
   test(cmd: IommuTestCmd): R {
     return iommufdTest(this.fd, cmd);
   }

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
-import { BUFFER_SIZE, e, Fx, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
+import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
 
 interface Variant {
   mockDomains: number;
@@ -261,6 +261,20 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(ranges[1]).toEqual({ start: 0, last: 0 });
     });
 
+    T("access_domain_destory", () => {
+      const buf = fx.mm.mmap(2 * HUGEPAGE_SIZE, { hugetlb: true });
+      mapFixed(buf, 2 * HUGEPAGE_SIZE, baseIova);
+      const [r, accessFd] = fx.createAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
+      expect(e(r)).toBe("ok");
+      const [r1, item] = fx.accessPin(accessFd, baseIova + PAGE_SIZE, PAGE_SIZE, buf + PAGE_SIZE);
+      expect(e(r1)).toBe("ok");
+      // Destroying the device and its auto domain while pages are pinned: the unpin crosses a huge page
+      if (stdevId !== 0) expect(e(fx.destroy(stdevId))).toBe("ok");
+      expect(e(fx.accessUnpin(accessFd, item))).toBe("ok");
+      expect(e(fx.closeAccess(accessFd))).toBe("ok");
+      fx.mm.munmap(buf, 2 * HUGEPAGE_SIZE);
+    });
+
     T("access_pin", () => {
       const [r, accessFd] = fx.createAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
       expect(e(r)).toBe("ok");
@@ -341,6 +355,36 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       mapFixed(fx.buffer, BUFFER_SIZE, iova);
       checkAccessRw(accessFd, iova, 0);
       unmapOk(iova, BUFFER_SIZE);
+      expect(e(fx.closeAccess(accessFd))).toBe("ok");
+    });
+
+    T("fork_gone", () => {
+      const [r, accessFd] = fx.createAccess(ioasId, 0);
+      expect(e(r)).toBe("ok");
+      // The child maps the shared buffer through our fd, then exits.
+      const child = fx.mm.fork(2);
+      expect(e(fx.ioctlAs(child, U.IOMMUFD_CMD_IOAS_MAP, { size: 40, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioasId, __reserved: 0, user_va: fx.buffer, length: BUFFER_SIZE, iova: MOCK_APERTURE_START }))).toBe("ok");
+      child.dead = true;
+      if (dom) {
+        // The pages were pinned in the child at map time: a new domain is filled from them.
+        expect(e(fx.mockDomain(ioasId)[0])).toBe("ok");
+        checkAccessRw(accessFd, MOCK_APERTURE_START, 0);
+      } else {
+        // Nothing was pinned; the new domain has to pin from a dead mm.
+        expect(e(fx.mockDomain(ioasId)[0])).toBe("EFAULT");
+      }
+      expect(e(fx.closeAccess(accessFd))).toBe("ok");
+    });
+
+    T("fork_present", () => {
+      const [r, accessFd] = fx.createAccess(ioasId, 0);
+      expect(e(r)).toBe("ok");
+      // The child maps the shared buffer through our fd and stays alive.
+      const child = fx.mm.fork(2);
+      expect(e(fx.ioctlAs(child, U.IOMMUFD_CMD_IOAS_MAP, { size: 40, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioasId, __reserved: 0, user_va: fx.buffer, length: BUFFER_SIZE, iova: MOCK_APERTURE_START }))).toBe("ok");
+      expect(e(fx.mockDomain(ioasId)[0])).toBe("ok");
+      checkAccessRw(accessFd, MOCK_APERTURE_START, 0);
+      child.dead = true;
       expect(e(fx.closeAccess(accessFd))).toBe("ok");
     });
 

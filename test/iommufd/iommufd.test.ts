@@ -3,6 +3,7 @@
  * ioctl framing, global options and IOMMU_VFIO_IOAS.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import * as V from "../../src/iommufd/vfio-compat.ts";
 import { e, Fx, U } from "./harness.ts";
 
 describe("iommufd", () => {
@@ -94,6 +95,49 @@ describe("iommufd", () => {
     expect(e(fx.option(RL, SET, 0, 0)[0])).toBe("ok");
     expect(e(fx.option(HP, GET, 0)[0])).toBe("ENOENT");
     expect(e(fx.option(HP, SET, 0)[0])).toBe("ENOENT");
+  });
+
+  const vfio = (nr: number, arg: number | object) => {
+    const r = V.iommufdVfioIoctl(fx.fd, nr, arg);
+    return typeof r === "number" ? r : r.errno;
+  };
+
+  it("iommufd: simple_ioctls", () => {
+    expect(vfio(V.VFIO_GET_API_VERSION, 0)).toBe(V.VFIO_API_VERSION);
+    expect(vfio(V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1v2_IOMMU)).toBe(1);
+  });
+
+  it("iommufd: unmap_cmd", () => {
+    const cmd = { argsz: 1, flags: 0, iova: 0, size: 0 };
+    expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, cmd)).toBe("EINVAL");
+    cmd.argsz = 24;
+    cmd.flags = 2 ** 31;
+    expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, cmd)).toBe("EINVAL");
+    cmd.flags = 0;
+    expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, cmd)).toBe("ENODEV");
+  });
+
+  it("iommufd: map_cmd", () => {
+    const cmd = { argsz: 1, flags: 0, vaddr: fx.buffer, iova: 0, size: 4096 };
+    expect(vfio(V.VFIO_IOMMU_MAP_DMA, cmd)).toBe("EINVAL");
+    cmd.argsz = 32;
+    cmd.flags = 2 ** 31;
+    expect(vfio(V.VFIO_IOMMU_MAP_DMA, cmd)).toBe("EINVAL");
+    cmd.flags = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE;
+    expect(vfio(V.VFIO_IOMMU_MAP_DMA, cmd)).toBe("ENODEV");
+  });
+
+  it("iommufd: info_cmd", () => {
+    const cmd = { argsz: 1, flags: 0, iova_pgsizes: 0, cap_offset: 0 };
+    expect(vfio(V.VFIO_IOMMU_GET_INFO, cmd)).toBe("EINVAL");
+    cmd.argsz = 24;
+    expect(vfio(V.VFIO_IOMMU_GET_INFO, cmd)).toBe("ENODEV");
+  });
+
+  it("iommufd: set_iommu_cmd", () => {
+    // Requires a compat IOAS
+    expect(vfio(V.VFIO_SET_IOMMU, V.VFIO_TYPE1v2_IOMMU)).toBe("ENODEV");
+    expect(vfio(V.VFIO_SET_IOMMU, V.VFIO_TYPE1_IOMMU)).toBe("ENODEV");
   });
 
   it("iommufd: vfio_ioas", () => {
