@@ -21,7 +21,7 @@ import { genericDeviceGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
 import { IOMMU_CAP_CACHE_COHERENCY, IOMMU_CAP_DIRTY_TRACKING, type IommuDomainOps, type IommuOps } from "../iommu/ops.ts";
-import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE, type MockIoPgtable } from "../pgtable/mock.ts";
+import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_HUGE_PAGE_SIZE, MOCK_IO_PAGE_SIZE, type MockIoPgtable } from "../pgtable/mock.ts";
 import { newPagingDomain, pagingDomainOps, pagingPriv } from "./paging-domain.ts";
 import { pagingFormat, type PagingFormat } from "./paging-format.ts";
 import { staticBlockedDomain } from "./static-domains.ts";
@@ -32,12 +32,15 @@ export const DRIVER = "mock";
 export const MOCK_PASID_WIDTH = 20;
 /** MOCK_FLAGS_DEVICE_NO_DIRTY: the device cannot track dirty pages. */
 export const MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0;
+/** MOCK_FLAGS_DEVICE_HUGE_IOVA: the device's paging domains also map MOCK_HUGE_PAGE_SIZE pages. */
+export const MOCK_FLAGS_DEVICE_HUGE_IOVA = 1 << 1;
 /** The MOCK_FLAGS_DEVICE_* each mock device was created with (struct mock_dev's flags). */
 export const mockDeviceFlags = new WeakMap<Device, number>();
 
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
+  let mockHugeFormat: PagingFormat | null = null;
   const blocking = staticBlockedDomain();
   // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
   // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
@@ -81,11 +84,13 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     const iommu = (dev === null ? null : devIommu(dev)?.iommuDev) ?? mockIommu;
     if (iommu === null) return kerr("ENODEV", "mock: the mock IOMMU is not registered");
     mockFormat ??= pagingFormat(iommu, "IOMMUFD_MOCK", { pgsizeBitmap: MOCK_IO_PAGE_SIZE, ias: 32, oas: 52 }, { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST });
+    mockHugeFormat ??= pagingFormat(iommu, "IOMMUFD_MOCK", { pgsizeBitmap: MOCK_IO_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE, ias: 32, oas: 52 }, { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST });
+    const format = dev !== null && ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_HUGE_IOVA) !== 0 ? mockHugeFormat : mockFormat;
     if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0) {
       if (dev !== null && ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_NO_DIRTY) !== 0) return kerr("EOPNOTSUPP", `mock: ${dev.name} cannot track dirty pages`);
-      return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, dirtyDomainOps, mockFormat);
+      return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, dirtyDomainOps, format);
     }
-    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, mockFormat);
+    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, format);
   };
 
   const ops: IommuOps = {

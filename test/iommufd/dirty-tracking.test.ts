@@ -5,17 +5,20 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_TEST_OP_DIRTY } from "../../src/iommufd/dirty.ts";
-import { MOCK_FLAGS_DEVICE_NO_DIRTY } from "../../src/iommufd/selftest.ts";
+import { MOCK_FLAGS_DEVICE_HUGE_IOVA, MOCK_FLAGS_DEVICE_NO_DIRTY } from "../../src/iommufd/selftest.ts";
+import { MOCK_HUGE_PAGE_SIZE } from "../../src/pgtable/mock.ts";
 import { e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
 
-const VARIANTS: Record<string, { bufferSize: number }> = {
-  domain_dirty8k: { bufferSize: 8 * 1024 },
-  domain_dirty16k: { bufferSize: 16 * 1024 },
-  domain_dirty64k: { bufferSize: 64 * 1024 },
-  domain_dirty128k: { bufferSize: 128 * 1024 },
-  domain_dirty320k: { bufferSize: 320 * 1024 },
-  domain_dirty64M: { bufferSize: 64 * 1024 * 1024 },
-  domain_dirty128M: { bufferSize: 128 * 1024 * 1024 },
+const VARIANTS: Record<string, { bufferSize: number; hugepages: boolean }> = {
+  domain_dirty8k: { bufferSize: 8 * 1024, hugepages: false },
+  domain_dirty16k: { bufferSize: 16 * 1024, hugepages: false },
+  domain_dirty64k: { bufferSize: 64 * 1024, hugepages: false },
+  domain_dirty128k: { bufferSize: 128 * 1024, hugepages: false },
+  domain_dirty320k: { bufferSize: 320 * 1024, hugepages: false },
+  domain_dirty64M: { bufferSize: 64 * 1024 * 1024, hugepages: false },
+  domain_dirty64M_huge: { bufferSize: 64 * 1024 * 1024, hugepages: true },
+  domain_dirty128M: { bufferSize: 128 * 1024 * 1024, hugepages: false },
+  domain_dirty128M_huge: { bufferSize: 128 * 1024 * 1024, hugepages: true },
 };
 
 for (const [vname, variant] of Object.entries(VARIANTS)) {
@@ -39,9 +42,9 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
 
     beforeEach(() => {
       fx = new Fx();
-      buffer = fx.mm.mmap(variant.bufferSize, { align: HUGEPAGE_SIZE });
+      buffer = fx.mm.mmap(variant.bufferSize, { align: HUGEPAGE_SIZE, hugetlb: variant.hugepages });
       ioasId = fx.ioasAlloc();
-      const [r, ids] = fx.mockDomain(ioasId);
+      const [r, ids] = fx.mockDomain(ioasId, variant.hugepages ? MOCK_FLAGS_DEVICE_HUGE_IOVA : 0);
       expect(e(r)).toBe("ok");
       idevId = ids.idev;
     });
@@ -91,7 +94,8 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
     /** test_mock_dirty_bitmaps with 2 KiB PTEs: every other bit set, then read back (twice). */
     const mockDirtyBitmaps = (hwpt: number, length: number, iova: number, bitmap: Uint8Array, flags: number) => {
       const nbits = length / pageSize;
-      const npte = 1;
+      // PTEs of 2 KiB, or 1 MiB for the huge variants: bits go in groups of 2 × npte.
+      const npte = (variant.hugepages ? MOCK_HUGE_PAGE_SIZE : MOCK_PAGE_SIZE) / pageSize;
       const scratch = new Uint8Array(Math.ceil(nbits / 8));
       for (let i = 0; i < nbits; i += 2 * npte) scratch[i >> 3]! |= 1 << (i & 7);
       const c = { op: IOMMU_TEST_OP_DIRTY, id: hwpt, dirty: { iova, length, page_size: pageSize, bitmap: scratch, out_nr_dirty: 0 } };
