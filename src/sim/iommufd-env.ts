@@ -25,7 +25,9 @@ export function iommufdEnv(m: Machine, phys: PhysMem = new PhysMem()): IommufdEn
     mockDeviceAdd(flags) {
       const rec = [...m.instances.values()].find((r) => r.driver.registerBus !== null && r.iommu.ready);
       if (rec === undefined) return kerr("ENODEV", "no registered mock IOMMU instance");
-      const name = `iommufd_mock${nextMock++}`;
+      // The IDA number: the lowest name no device of the machine has (a scenario may name its own iommufd_mock<N>).
+      let name = `iommufd_mock${nextMock++}`;
+      while (m.devices.has(name)) name = `iommufd_mock${nextMock++}`;
       // The software node mock_dev_create gives the device: pasid-num-bits (MOCK_PASID_WIDTH with MOCK_FLAGS_DEVICE_PASID).
       const swnode = new FwnodeHandle(name, "swnode");
       swnode.props.set("pasid-num-bits", (flags & MOCK_FLAGS_DEVICE_PASID) !== 0 ? MOCK_PASID_WIDTH : 0);
