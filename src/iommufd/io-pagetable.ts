@@ -301,6 +301,40 @@ export class IoPagetable {
     return unmapped;
   }
 
+  /**
+   * Splits the areas that hold each of `iovas` so that one ends there
+   * (type1 VFIO compatibility: an unmap may cut a mapping). All checked
+   * first: a cut off the IOAS alignment is EINVAL, through an area with
+   * access pins EBUSY, and then nothing is cut.
+   */
+  // @kernel: iopt_cut_iova
+  cutIova(iovas: readonly number[]): 0 | KError {
+    const cuts: [IoptArea, number][] = [];
+    for (const x of iovas) {
+      const area = this.areaStore.first(x, x);
+      if (area === null || area.last === x) continue;
+      // @kernel: iopt_area_split
+      const rhsStart = x + 1;
+      if (rhsStart % this.iovaAlignment !== 0 || (area.pagesByte + (rhsStart - area.iova)) % this.iovaAlignment !== 0) {
+        return kerr("EINVAL", `a cut at 0x${x.toString(16)} is not aligned to the IOAS's ${this.iovaAlignment}`);
+      }
+      if (area.numAccesses > 0) return kerr("EBUSY", `the area at 0x${area.iova.toString(16)} has access pins`);
+      cuts.push([area, x]);
+    }
+    for (const [, x] of cuts) {
+      const cur = this.areaStore.first(x, x)!;
+      if (cur.last === x) continue;
+      const lhs = new IoptArea(cur.iova, x, cur.pages, cur.pagesByte, cur.iommuProt);
+      const rhs = new IoptArea(x + 1, cur.last, cur.pages, cur.pagesByte + (x + 1 - cur.iova), cur.iommuProt);
+      // Each half holds its own pages; a page both halves touch gets a second user.
+      if (this.domains.length !== 0 && lhs.lastIndex === rhs.firstIndex) cur.pages.addUsers(rhs.firstIndex, rhs.firstIndex);
+      this.areaStore.remove(cur);
+      this.areaStore.insert(lhs);
+      this.areaStore.insert(rhs);
+    }
+    return 0;
+  }
+
   // @kernel: iopt_reserve_iova
   reserveIova(start: number, last: number, owner: unknown): 0 | KError {
     if (this.areaIterFirst(start, last) !== null) return kerr("EADDRINUSE", `[0x${start.toString(16)}, 0x${last.toString(16)}] is mapped`);

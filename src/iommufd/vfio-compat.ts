@@ -1,9 +1,9 @@
 /**
  * The VFIO type1 container ioctls iommufd answers (vfio_compat.c) on the
  * compat IOAS (IOMMU_VFIO_IOAS SET): API version, extensions, SET_IOMMU,
- * MAP_DMA and UNMAP_DMA (type1v2: whole areas only). GET_INFO checks its
- * arguments; its capability chain, and type1's area splitting, are not
- * modelled.
+ * MAP_DMA and UNMAP_DMA (type1v2: whole areas only; type1, which gives up
+ * huge pages, may cut an area). GET_INFO checks its arguments; its
+ * capability chain is not modelled.
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { IoPagetable } from "./io-pagetable.ts";
@@ -80,6 +80,11 @@ function unmapDma(ictx: IommufdCtx, u: VfioIommuType1DmaUnmap): 0 | KError {
   } else {
     if (u.size === 0) return kerr("EINVAL", "an unmap of size 0");
     if (u.iova + u.size - 1 >= ULONG_MAX) return kerr("EOVERFLOW", "iova + size overflows");
+    if (ioas.iopt.disableLargePages) {
+      // Type1 lets an unmap cut a mapping: cut at both ends of the range first.
+      const rc = ioas.iopt.cutIova(u.iova !== 0 ? [u.iova + u.size - 1, u.iova - 1] : [u.iova + u.size - 1]);
+      if (rc !== 0) return rc;
+    }
     r = ioas.iopt.unmapIovaRange(u.iova, u.iova + u.size - 1);
   }
   if (isErr(r)) return r;

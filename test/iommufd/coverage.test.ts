@@ -41,7 +41,6 @@ describe("docs/iommufd.md coverage table", () => {
       const tests = fixture === "iommufd" ? [...src.matchAll(/it\("iommufd: ([a-z_0-9]+)"/g)].map((m) => m[1]!) : fixture === "change_process" ? ["basic"] : [...src.matchAll(/T\("([a-z_0-9]+)"/g)].map((m) => m[1]!);
       for (const v of variants) for (const t of tests) ours.add(`${fixture}/${v}: ${t}`);
       // Tests declared for one variant only.
-      if (fixture === "vfio_compat_mock_domain") ours.delete("vfio_compat_mock_domain/Ver1v0: huge_map");
       if (fixture === "iommufd_ioas") ours.delete("iommufd_ioas/no_domain: reserved_overflow");
     }
     const ported = rows.filter((r) => r.ported).map((r) => `${r.fixture}/${r.variant}: ${r.test}`);
