@@ -7,6 +7,7 @@ import { benchDma } from "./dma.ts";
 import { benchExplore } from "./explore.ts";
 import { benchGroups } from "./groups.ts";
 import { benchImport } from "./import.ts";
+import { benchIommufd } from "./iommufd.ts";
 import { benchIova } from "./iova.ts";
 import { benchLspci } from "./lspci.ts";
 import { benchPgtable } from "./pgtable.ts";
@@ -18,6 +19,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   pgtable: benchPgtable,
   iova: benchIova,
   dma: benchDma,
+  iommufd: benchIommufd,
   startup: benchStartup,
   explore: benchExplore,
   lspci: benchLspci,

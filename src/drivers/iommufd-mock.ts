@@ -20,9 +20,9 @@ import {
 import { genericDeviceGroup } from "../iommu/group.ts";
 import type { IommuCore } from "../iommu/iommu-core.ts";
 import { IommuDevice } from "../iommu/iommu-device.ts";
-import type { IommuOps } from "../iommu/ops.ts";
-import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE } from "../pgtable/mock.ts";
-import { newPagingDomain, pagingDomainOps } from "./paging-domain.ts";
+import { IOMMU_CAP_CACHE_COHERENCY, IOMMU_CAP_DIRTY_TRACKING, type IommuDomainOps, type IommuOps } from "../iommu/ops.ts";
+import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_HUGE_PAGE_SIZE, MOCK_IO_PAGE_SIZE, type MockIoPgtable } from "../pgtable/mock.ts";
+import { newPagingDomain, pagingDomainOps, pagingPriv } from "./paging-domain.ts";
 import { pagingFormat, type PagingFormat } from "./paging-format.ts";
 import { staticBlockedDomain } from "./static-domains.ts";
 import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } from "./driver.ts";
@@ -30,14 +30,51 @@ import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } fr
 export const DRIVER = "mock";
 /** MOCK_PASID_WIDTH */
 export const MOCK_PASID_WIDTH = 20;
+/** MOCK_FLAGS_DEVICE_NO_DIRTY: the device cannot track dirty pages. */
+export const MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0;
+/** MOCK_FLAGS_DEVICE_HUGE_IOVA: the device's paging domains also map MOCK_HUGE_PAGE_SIZE pages. */
+export const MOCK_FLAGS_DEVICE_HUGE_IOVA = 1 << 1;
+/** The MOCK_FLAGS_DEVICE_* each mock device was created with (struct mock_dev's flags). */
+export const mockDeviceFlags = new WeakMap<Device, number>();
 
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
+  let mockHugeFormat: PagingFormat | null = null;
   const blocking = staticBlockedDomain();
   // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
   // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
-  const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...domainOps } = pagingDomainOps(env, () => 0);
+  const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...baseOps } = pagingDomainOps(env, () => 0);
+  // @kernel: mock_domain_nop_attach (a dirty-tracking domain refuses a NO_DIRTY device)
+  const attachDev: IommuDomainOps["attachDev"] = (d, dev, old) => {
+    if (d.ops.setDirtyTracking !== undefined && ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_NO_DIRTY) !== 0) {
+      return kerr("EINVAL", `mock: ${dev.name} cannot track dirty pages; it cannot attach to a dirty-tracking domain`);
+    }
+    return baseOps.attachDev(d, dev, old);
+  };
+  const domainOps: IommuDomainOps = { ...baseOps, attachDev };
+  /** Dirty tracking on, per domain (mock_iommu_domain's flag). */
+  const tracking = new WeakSet<IommuDomain>();
+  const dirtyDomainOps: IommuDomainOps = {
+    ...domainOps,
+    // @kernel: mock_domain_set_dirty_tracking
+    setDirtyTracking(d, enable) {
+      if (enable) tracking.add(d);
+      else tracking.delete(d);
+      return 0;
+    },
+    // @kernel: mock_domain_read_and_clear_dirty
+    readAndClearDirty(d, iova, size, flags, record) {
+      if (!tracking.has(d)) return kerr("EINVAL", "mock: dirty tracking is off");
+      const t = pagingPriv(d).pgtbl as MockIoPgtable | null;
+      t?.readAndClearDirty(iova, size, flags, record);
+      return 0;
+    },
+    testSetDirty(d, iova) {
+      const t = pagingPriv(d).pgtbl as MockIoPgtable | null;
+      return t?.setDirty(iova) ?? false;
+    },
+  };
 
   // @kernel: mock_domain_alloc_paging_flags
   const allocPaging = (dev: Device | null, flags: number, userData: unknown): IommuDomain | KError => {
@@ -47,7 +84,13 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     const iommu = (dev === null ? null : devIommu(dev)?.iommuDev) ?? mockIommu;
     if (iommu === null) return kerr("ENODEV", "mock: the mock IOMMU is not registered");
     mockFormat ??= pagingFormat(iommu, "IOMMUFD_MOCK", { pgsizeBitmap: MOCK_IO_PAGE_SIZE, ias: 32, oas: 52 }, { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST });
-    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, mockFormat);
+    mockHugeFormat ??= pagingFormat(iommu, "IOMMUFD_MOCK", { pgsizeBitmap: MOCK_IO_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE, ias: 32, oas: 52 }, { start: MOCK_APERTURE_START, end: MOCK_APERTURE_LAST });
+    const format = dev !== null && ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_HUGE_IOVA) !== 0 ? mockHugeFormat : mockFormat;
+    if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0) {
+      if (dev !== null && ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_NO_DIRTY) !== 0) return kerr("EOPNOTSUPP", `mock: ${dev.name} cannot track dirty pages`);
+      return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, dirtyDomainOps, format);
+    }
+    return newPagingDomain(IOMMU_DOMAIN_UNMANAGED, domainOps, format);
   };
 
   const ops: IommuOps = {
@@ -62,6 +105,19 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     },
     deviceGroup() {
       return genericDeviceGroup(k);
+    },
+    // @kernel: mock_domain_hw_info
+    hwInfo() {
+      // struct iommu_test_hw_info {flags = 0, test_reg = IOMMU_HW_INFO_SELFTEST_REGVAL}, little-endian.
+      const data = new Uint8Array(8);
+      new DataView(data.buffer).setUint32(4, 0xdeadbeef, true);
+      return { type: 0xfeedbeef, data };
+    },
+    // @kernel: mock_domain_capable
+    capable(dev, cap) {
+      if (cap === IOMMU_CAP_CACHE_COHERENCY) return true;
+      if (cap === IOMMU_CAP_DIRTY_TRACKING) return ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_NO_DIRTY) === 0;
+      return false;
     },
     domainAllocPagingFlags(dev, flags, userData) {
       return allocPaging(dev, flags, userData);

@@ -36,6 +36,8 @@ export interface IommuOps {
   /** Legacy: forces this domain as every group's default. */
   defaultDomain?: IommuDomain;
   capable?(dev: Device, cap: number): boolean;
+  /** iommufd's IOMMU_GET_HW_INFO: the driver's info type and its bytes. */
+  hwInfo?(dev: Device): { type: number; data: Uint8Array };
 }
 
 export type { MappedBytes };
@@ -75,6 +77,10 @@ export interface IommuDomainStats {
   findings: string[];
 }
 
+/** enum iommu_cap, the capabilities iommufd asks about through `capable`. */
+export const IOMMU_CAP_CACHE_COHERENCY = 0;
+export const IOMMU_CAP_DIRTY_TRACKING = 5;
+
 export interface IommuDomainOps {
   /** `old` is the domain being replaced (null on a first attach). */
   attachDev(domain: IommuDomain, dev: Device, old: IommuDomain | null): 0 | KError;
@@ -100,6 +106,12 @@ export interface IommuDomainOps {
   iotlbSync?(domain: IommuDomain, gather: IommuIotlbGather): void;
   flushIotlbAll?(domain: IommuDomain): void;
   free?(domain: IommuDomain): void;
+  /** struct iommu_dirty_ops (a domain allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING): turn tracking on or off. */
+  setDirtyTracking?(domain: IommuDomain, enable: boolean): 0 | KError;
+  /** iommu_dirty_ops.read_and_clear_dirty: `record(iova, length)` each dirty range (iommu_dirty_bitmap_record); flags IOMMU_DIRTY_NO_CLEAR. */
+  readAndClearDirty?(domain: IommuDomain, iova: number, size: number, flags: number, record: (iova: number, length: number) => void): 0 | KError;
+  /** Model only: the iommufd selftest's IOMMU_TEST_OP_DIRTY setting the mock's DIRTY bit at iova; false if nothing is mapped there. */
+  testSetDirty?(domain: IommuDomain, iova: number): boolean;
   /** Model only: page-table memory and the invalidations the driver issued for this domain. */
   stats?(domain: IommuDomain): IommuDomainStats;
 }

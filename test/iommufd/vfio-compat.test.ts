@@ -1,0 +1,90 @@
+/**
+ * Port of FIXTURE(vfio_compat_mock_domain) of
+ * tools/testing/selftests/iommu/iommufd.c, variants Ver1v2 and Ver1v0:
+ * the VFIO type1 container ioctls on a compat IOAS with a mock domain.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import * as V from "../../src/iommufd/vfio-compat.ts";
+import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_START, PAGE_SIZE, U } from "./harness.ts";
+
+const VARIANTS: Record<string, { version: number }> = {
+  Ver1v2: { version: V.VFIO_TYPE1v2_IOMMU },
+  Ver1v0: { version: V.VFIO_TYPE1_IOMMU },
+};
+
+for (const [vname, variant] of Object.entries(VARIANTS)) {
+  describe(`vfio_compat_mock_domain/${vname}`, () => {
+    let fx: Fx;
+    let ioasId = 0;
+    const T = (name: string, fn: () => void) => it(`vfio_compat_mock_domain/${vname}: ${name}`, fn);
+    const vfio = (nr: number, arg: number | object) => {
+      const r = V.iommufdVfioIoctl(fx.fd, nr, arg);
+      return typeof r === "number" ? r : r.errno;
+    };
+    const RW = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE;
+
+    beforeEach(() => {
+      fx = new Fx();
+      ioasId = fx.ioasAlloc();
+      expect(e(fx.mockDomain(ioasId)[0])).toBe("ok");
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_VFIO_IOAS, { size: 12, ioas_id: ioasId, op: U.IOMMU_VFIO_IOAS_SET, __reserved: 0 }))).toBe("ok");
+      expect(vfio(V.VFIO_SET_IOMMU, variant.version)).toBe(0);
+    });
+    afterEach(() => fx.teardown());
+
+    T("simple_close", () => {
+      expect(fx.fd.vfioIoas?.id).toBe(ioasId);
+    });
+
+    T("option_huge_pages", () => {
+      expect(fx.option(U.IOMMU_OPTION_HUGE_PAGES, U.IOMMU_OPTION_OP_GET, ioasId)).toEqual([0, variant.version === V.VFIO_TYPE1_IOMMU ? 0 : 1]);
+    });
+
+    T("map", () => {
+      const map = { argsz: 32, flags: RW, vaddr: fx.buffer, iova: MOCK_APERTURE_START, size: BUFFER_SIZE };
+      const unmap = { argsz: 24, flags: 0, iova: MOCK_APERTURE_START, size: BUFFER_SIZE };
+      expect(vfio(V.VFIO_IOMMU_MAP_DMA, map)).toBe(0);
+      expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
+      expect(unmap.size).toBe(BUFFER_SIZE);
+      // UNMAP_FLAG_ALL requires 0 iova and size
+      expect(vfio(V.VFIO_IOMMU_MAP_DMA, map)).toBe(0);
+      unmap.flags = V.VFIO_DMA_UNMAP_FLAG_ALL;
+      unmap.size = BUFFER_SIZE;
+      expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, unmap)).toBe("EINVAL");
+      unmap.iova = 0;
+      unmap.size = 0;
+      expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
+      expect(unmap.size).toBe(BUFFER_SIZE);
+      // Small pages
+      for (let i = 0; i < BUFFER_SIZE / PAGE_SIZE; i++) {
+        expect(vfio(V.VFIO_IOMMU_MAP_DMA, { argsz: 32, flags: RW, vaddr: fx.buffer + i * PAGE_SIZE, iova: MOCK_APERTURE_START + i * PAGE_SIZE, size: PAGE_SIZE })).toBe(0);
+      }
+      // Unmap in a fixed shuffled order
+      const order = [...Array(16).keys()].sort((a, b) => ((a * 7) % 16) - ((b * 7) % 16));
+      for (const i of order) {
+        const u = { argsz: 24, flags: 0, iova: MOCK_APERTURE_START + i * PAGE_SIZE, size: PAGE_SIZE };
+        expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, u)).toBe(0);
+        expect(u.size).toBe(PAGE_SIZE);
+      }
+    });
+
+    T("huge_map", () => {
+      const size = 2 * HUGEPAGE_SIZE;
+      const buf = fx.mm.mmap(size, { hugetlb: true });
+      expect(vfio(V.VFIO_IOMMU_MAP_DMA, { argsz: 32, flags: RW, vaddr: buf, iova: MOCK_APERTURE_START, size })).toBe(0);
+      // Type1 cuts the mapping for each slice; type1v2 cannot split it
+      const order = [...Array(16).keys()].sort((a, b) => ((a * 5) % 16) - ((b * 5) % 16));
+      for (const i of order) {
+        const u = { argsz: 24, flags: 0, iova: MOCK_APERTURE_START + (i * size) / 16, size: size / 16 };
+        if (variant.version === V.VFIO_TYPE1_IOMMU) {
+          expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, u)).toBe(0);
+          expect(u.size).toBe(size / 16);
+        } else {
+          expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, u)).toBe("ENOENT");
+        }
+      }
+      // Every slice of the cut mapping went, and with it every pin.
+      if (variant.version === V.VFIO_TYPE1_IOMMU) expect(fx.phys.pinnedTotal).toBe(0);
+    });
+  });
+}
