@@ -23,6 +23,10 @@ export interface EventRefs {
   domain(ref: string | number, ...at: (string | number)[]): void;
   /** A DMA handle a dma_map event names. */
   handle(name: string, ...at: (string | number)[]): void;
+  /** An object name of iommufd context `ctx`: some call of the scenario in that context binds it (`as`). */
+  iommufdName(ctx: string, name: string, ...at: (string | number)[]): void;
+  /** The context an iommufd event runs in (none may name it after the event that closed it); `closes`: this event closes it. */
+  iommufdCtx(ctx: string, closes: boolean, ...at: (string | number)[]): void;
   /** Any other problem. */
   bad(message: string, ...at: (string | number)[]): void;
 }

@@ -12,6 +12,7 @@ import { attachDevice, attachGroup, claimDmaOwner, detach, domainAlloc, domainFr
 import { callEvent, pathEvent, valueEvent, type EventDef } from "./event-kind.ts";
 import { domainRef, EXPECT_DOMAIN_KINDS, name, sizeSchema } from "./scenario/atoms.ts";
 import { quoteString } from "./scenario/suggest.ts";
+import { callKey, IOMMUFD_CALL_KEYS, iommufdEventSchema, runIommufd, VFIO_PCI, vfioBind } from "./iommufd-actions.ts";
 
 /** The argument of the three PASID events (one schema object each, as each key is its own property). */
 const pasidArg = () => z.strictObject({ domain: domainRef, device: name, pasid: z.number().int().nonnegative() });
@@ -222,6 +223,48 @@ export const EVENTS = {
       refs.device(a.device, "device");
       if ((a.iova === undefined) === (a.handle === undefined)) refs.bad("device_dma needs exactly one of iova and handle");
       if (a.handle !== undefined) refs.handle(a.handle, "handle");
+    },
+  }),
+  vfio_bind: pathEvent({
+    schema: name,
+    doc: `${VFIO_PCI} takes the device: its kernel driver is unbound (device_release_driver) and ${VFIO_PCI}, which the scenario lists with driver_managed_dma, bound`,
+    label: (n) => n,
+    run: (m, n) => vfioBind(m, n),
+    check: (n, refs) => {
+      refs.device(n);
+      refs.driver(VFIO_PCI);
+    },
+  }),
+  iommufd: callEvent({
+    schema: iommufdEventSchema,
+    doc: "calls on an iommufd context (opened by the first event naming it); ids are bound to names (as); each call may say expect_error",
+    label: (a) => `${a.ctx} ${a.calls.map((c) => callKey(c) ?? "?").join(",")}`,
+    run: (m, a) => runIommufd(m, a),
+    check: (a, refs) => {
+      let closes = false;
+      a.calls.forEach((c, i) => {
+        const keys = IOMMUFD_CALL_KEYS.filter((k) => c[k] !== undefined);
+        if (keys.length !== 1) {
+          refs.bad(`a call has exactly one of ${IOMMUFD_CALL_KEYS.join(", ")}; found ${keys.length === 0 ? "none" : keys.join(" and ")}`, "calls", i);
+          return;
+        }
+        const at = (...rest: string[]) => ["calls", i, keys[0]!, ...rest];
+        const obj = (n: string, ...rest: string[]) => refs.iommufdName(a.ctx, n, ...at(...rest));
+        if (closes) refs.bad("no call can follow close", "calls", i);
+        if (c.device_bind !== undefined) refs.device(c.device_bind.device, ...at("device"));
+        const pt = c.attach ?? c.replace;
+        if (pt !== undefined) {
+          obj(pt.dev, "dev");
+          obj(pt.pt, "pt");
+        }
+        const d = c.detach ?? c.unbind;
+        if (d !== undefined) obj(d.dev, "dev");
+        if (c.ioas_map !== undefined) obj(c.ioas_map.ioas, "ioas");
+        if (c.ioas_unmap !== undefined) obj(c.ioas_unmap.ioas, "ioas");
+        if (c.destroy !== undefined) obj(c.destroy);
+        if (c.close !== undefined) closes = true;
+      });
+      refs.iommufdCtx(a.ctx, closes, "ctx");
     },
   }),
   advance_time: callEvent({

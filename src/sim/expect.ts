@@ -3,7 +3,7 @@
  * are compared; lists of names compare as sets; `groups` asks that each
  * listed set be exactly one group's devices.
  */
-import { EXPECT_DOMAIN_KINDS, type ExpectSpec } from "./scenario/schema.ts";
+import { EXPECT_DOMAIN_KINDS, parseSize, type ExpectSpec } from "./scenario/schema.ts";
 import type { Snapshot } from "./snapshot.ts";
 
 function fmt(v: unknown): string {
@@ -96,6 +96,24 @@ export function matchExpect(x: ExpectSpec, snap: Snapshot): string[] {
   for (const [bus, want] of Object.entries(x.bus_ops ?? {})) {
     const got = snap.bus_ops[bus] ?? null;
     if (got !== want) out.push(`bus_ops.${bus}: expected ${fmt(want)}, got ${fmt(got)}`);
+  }
+  for (const [ctx, want] of Object.entries(x.iommufd ?? {})) {
+    const got = snap.iommufd[ctx];
+    if (got === undefined) {
+      out.push(`iommufd.${ctx}: no iommufd event opened a context ${fmt(ctx)}`);
+      continue;
+    }
+    if (want.closed !== undefined && got.closed !== want.closed) out.push(`iommufd.${ctx}.closed: expected ${want.closed}, got ${got.closed}`);
+    if (want.objects !== undefined && got.objects.length !== want.objects) {
+      out.push(`iommufd.${ctx}.objects: expected ${want.objects}, got ${got.objects.length} ${fmt(got.objects.map((o) => o.name ?? `${o.type} ${o.id}`))}`);
+    }
+    if (want.pinned_pages !== undefined && got.pinned_pages !== want.pinned_pages) out.push(`iommufd.${ctx}.pinned_pages: expected ${want.pinned_pages}, got ${got.pinned_pages}`);
+    for (const [ioas, areas] of Object.entries(want.areas ?? {})) {
+      const w = areas.map((a) => ({ iova: parseSize(a.iova), length: parseSize(a.length) }));
+      const g = got.areas[ioas];
+      if (g === undefined) out.push(`iommufd.${ctx}.areas.${ioas}: no live IOAS of the context is named ${fmt(ioas)}`);
+      else if (JSON.stringify(g) !== JSON.stringify(w)) out.push(`iommufd.${ctx}.areas.${ioas}: expected ${fmt(w)}, got ${fmt(g)}`);
+    }
   }
   for (const [name, want] of Object.entries(x.domains ?? {})) {
     partial(want, snap.user_domains[name], `domains.${name}`, out);

@@ -13,6 +13,8 @@ import type { IommuGroup } from "../iommu/group.ts";
 import { dmaDomainStats, type DmaDomainStats } from "../dma/dma-iommu.ts";
 import type { CmdlineNote } from "../iommu/cmdline.ts";
 import type { IommuDomainStats } from "../iommu/ops.ts";
+import { IommufdIoas } from "../iommufd/ioas.ts";
+import { iommufdContexts, type ScenarioIommufd } from "./iommufd-actions.ts";
 import type { DmaHandle, EventRecord, Machine } from "./machine.ts";
 
 export type ProbeState = "none" | "bound" | "deferred" | "failed";
@@ -111,7 +113,32 @@ export interface Snapshot {
   /** DMA handles dma_map events made. */
   /** Named DMA mappings: device, DMA address, size, whether still mapped, whether a scatterlist. */
   dma_handles: Record<string, DmaHandleSnap>;
+  /** The iommufd contexts `iommufd` events opened, by name. */
+  iommufd: Record<string, IommufdCtxSnap>;
   violations: string[];
+}
+
+/** An iommufd context: its objects (the name a call bound, if any), each IOAS's areas, the pages it pins. */
+export interface IommufdCtxSnap {
+  closed: boolean;
+  objects: { id: number; type: string; name: string | null; users: number }[];
+  /** By IOAS name (`#id` for one no call named): the mapped areas, by IOVA. */
+  areas: Record<string, { iova: number; length: number }[]>;
+  pinned_pages: number;
+}
+
+function iommufdCtxSnap(s: ScenarioIommufd): IommufdCtxSnap {
+  const byId = new Map([...s.names].map(([n, id]) => [id, n] as const));
+  const areas: IommufdCtxSnap["areas"] = {};
+  for (const o of s.ictx.live()) {
+    if (o instanceof IommufdIoas) areas[byId.get(o.id) ?? `#${o.id}`] = o.iopt.areas.map((a) => ({ iova: a.iova, length: a.length }));
+  }
+  return {
+    closed: s.ictx.closed,
+    objects: s.ictx.live().map((o) => ({ id: o.id, type: o.type, name: byId.get(o.id) ?? null, users: o.users })),
+    areas,
+    pinned_pages: s.ictx.env.phys.pinnedTotal,
+  };
 }
 
 export function probeState(dev: Device): ProbeState {
@@ -252,6 +279,7 @@ export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violation
     cmdline: m.cmdline.map((n) => ({ ...n })),
     findings: findings(m),
     dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
+    iommufd: Object.fromEntries([...iommufdContexts(m)].map(([n, c]) => [n, iommufdCtxSnap(c)])),
     violations: [...violations],
   };
 }

@@ -269,7 +269,7 @@ events:
 `);
     expect(p).toEqual([
       "inline.yaml:3:15: devices[0].bus: expected one of platform, pci, amba, iommufd_mock, found 'platfrom'; did you mean 'platform'?",
-      "inline.yaml:5:5: events[0]: expected one kernel entry point, expect or concurrently (iommu_register, iommu_unregister, device_add, device_del, driver_register, … (27 in all)), found only 'note'",
+      "inline.yaml:5:5: events[0]: expected one kernel entry point, expect or concurrently (iommu_register, iommu_unregister, device_add, device_del, driver_register, … (29 in all)), found only 'note'",
     ]);
   });
 });

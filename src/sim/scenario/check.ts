@@ -7,7 +7,7 @@ import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/
 import { isPowerOfTwo } from "../../lib/bits.ts";
 import { parseCmdline } from "../../iommu/cmdline.ts";
 import { eventDef, type EventKind } from "../event-table.ts";
-import type { KeyPath, Problem } from "./problem.ts";
+import { formatPath, type KeyPath, type Problem } from "./problem.ts";
 import { didYouMean, quoteString } from "./suggest.ts";
 import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, scenarioArch, type DeviceSpec, type ExpectSpec, type Scenario, type TaskEventSpec } from "./schema.ts";
 
@@ -163,6 +163,18 @@ export function checkScenario(s: Scenario): Problem[] {
   const checkHandle = (n: string, path: KeyPath) => {
     if (!declaredHandles.has(n)) bad(path, `no dma_map event names a DMA handle ${q(n)}`);
   };
+  // iommufd: the names each context's calls bind, and where a context was closed.
+  const iommufdNames = new Map<string, Set<string>>();
+  for (const e of kernelEvents) {
+    if (e.iommufd === undefined) continue;
+    const set = iommufdNames.get(e.iommufd.ctx) ?? new Set<string>();
+    iommufdNames.set(e.iommufd.ctx, set);
+    for (const c of e.iommufd.calls) {
+      const as = c.ioas_alloc?.as ?? c.device_bind?.as;
+      if (as !== undefined) set.add(as);
+    }
+  }
+  const iommufdClosed = new Map<string, string>();
   /** An expected domain may be a kind (blocked, identity) rather than a domain_alloc name. */
   const named = (d: unknown): d is string => typeof d === "string" && !(EXPECT_DOMAIN_KINDS as readonly string[]).includes(d);
   const checkDomain = (ref: string | number, path: KeyPath) => {
@@ -202,6 +214,15 @@ export function checkScenario(s: Scenario): Problem[] {
       },
       domain: (ref, ...rest) => checkDomain(ref, under(rest)),
       handle: (n, ...rest) => checkHandle(n, under(rest)),
+      iommufdName: (ctx, n, ...rest) => {
+        const names = iommufdNames.get(ctx) ?? new Set<string>();
+        if (!names.has(n)) bad(under(rest), `no call of iommufd context ${q(ctx)} names an object ${q(n)}${didYouMean(n, [...names])}`);
+      },
+      iommufdCtx: (ctx, closes, ...rest) => {
+        const closedAt = iommufdClosed.get(ctx);
+        if (closedAt !== undefined) bad(under(rest), `iommufd context ${q(ctx)} was closed at ${closedAt}: no event can use it after`);
+        else if (closes) iommufdClosed.set(ctx, formatPath(path));
+      },
       bad: (message, ...rest) => bad(under(rest), message),
     });
   }

@@ -156,6 +156,16 @@ const domainExpect = z.strictObject({
   pgtable_bytes: z.number().optional(),
 });
 
+const iommufdExpect = z.strictObject({
+  closed: z.boolean().optional(),
+  objects: z.number().int().nonnegative().optional().describe("how many objects the context holds"),
+  pinned_pages: z.number().int().nonnegative().optional(),
+  areas: z
+    .record(name, z.array(z.strictObject({ iova: sizeSchema, length: sizeSchema })))
+    .optional()
+    .describe("by IOAS name: exactly its mapped areas, by IOVA"),
+});
+
 const iommuExpect = z.strictObject({
   driver: z.string().optional(),
   registered: z.boolean().optional(),
@@ -178,6 +188,7 @@ export const expectSchema = z
     warnings: z.array(z.string()).optional().describe("kernel WARNs so far, by function name; [] asserts none"),
     bugs: z.array(z.string()).optional().describe("kernel BUGs so far (the kernel would have stopped at the first), by function name; [] asserts none"),
     findings: z.array(z.string()).optional().describe("the model's findings so far (stale IOTLB DMA, page-table quirks); [] asserts none"),
+    iommufd: z.record(name, iommufdExpect).optional().describe("iommufd contexts iommufd events opened, by name"),
   })
   .describe("a partial match against the snapshot: only the keys written are compared");
 
