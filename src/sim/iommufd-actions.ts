@@ -89,7 +89,8 @@ function deviceOf(s: ScenarioIommufd, n: string): IommufdDevice | KError {
   return typeof id === "number" ? getDevice(s.ictx, id) : id;
 }
 
-/** Closing a VFIO device fd bound to the context (vfio_iommufd_physical_unbind). */
+/** Closing a VFIO device fd bound to the context: detach if attached, then unbind. */
+// @kernel: vfio_iommufd_physical_unbind
 function unbindDev(s: ScenarioIommufd, idev: IommufdDevice): void {
   if (idev.attached) iommufdDeviceDetach(s.ictx, idev);
   iommufdDeviceUnbind(s.ictx, idev);
@@ -109,6 +110,7 @@ function runCall(m: Machine, s: ScenarioIommufd, c: IommufdCall): 0 | KError {
     return rc;
   }
   if (c.device_bind !== undefined) {
+    // @kernel: vfio_iommufd_physical_bind
     const rec = m.devices.get(c.device_bind.device)!;
     if (rec.dev.driver?.name !== VFIO_PCI && !(rec.dev.driver?.driverManagedDma ?? false)) {
       return kerr("EINVAL", `${rec.dev.name} is not bound to a VFIO driver: only a VFIO device fd binds to iommufd`);
