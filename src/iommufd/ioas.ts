@@ -77,9 +77,18 @@ export function ioasMapIoctl(ictx: IommufdCtx, cmd: IommuIoasMap, mm: Mm = ictx.
   // @kernel: iopt_map_user_pages
   if (cmd.length === 0) return kerr("EINVAL", "a map of length 0");
   if (cmd.user_va + cmd.length - 1 >= ULONG_MAX) return kerr("EOVERFLOW", "user_va + length overflows");
-  const pages = new IoptPages(ictx.env.phys, mm, null, cmd.user_va, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ictx.accountMode === "mm");
+  return mapNewPages(ictx, ioas, cmd, mm, null, cmd.user_va);
+}
+
+/**
+ * IOAS_MAP and IOAS_MAP_FILE once their arguments are checked: pages over
+ * the user range (or the file's), mapped at cmd.iova (FIXED_IOVA) or at an
+ * allocated IOVA, which goes back in cmd.iova.
+ */
+function mapNewPages(ictx: IommufdCtx, ioas: IommufdIoas, cmd: { flags: number; iova: number; length: number }, mm: Mm, file: MemFile | null, start: number): 0 | KError {
+  const pages = new IoptPages(ictx.env.phys, mm, file, start, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ictx.accountMode === "mm");
   const fixed = (cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
-  const r = ioas.iopt.mapPages([{ pages, pagesByte: pages.pageOffset, length: cmd.length }], cmd.length, cmd.iova, fixed, cmd.user_va, protOf(cmd.flags));
+  const r = ioas.iopt.mapPages([{ pages, pagesByte: pages.pageOffset, length: cmd.length }], cmd.length, cmd.iova, fixed, start, protOf(cmd.flags));
   if (typeof r !== "number") return r;
   cmd.iova = r;
   return 0;
@@ -100,12 +109,7 @@ export function ioasMapFileIoctl(ictx: IommufdCtx, cmd: IommuIoasMapFile, files:
   // @kernel: iopt_alloc_file_pages
   if (cmd.length === 0) return kerr("EINVAL", "a map of length 0");
   if (cmd.start + cmd.length > file.size) return kerr("EINVAL", `[${cmd.start}, +${cmd.length}) lies beyond the file's ${file.size} bytes`);
-  const pages = new IoptPages(ictx.env.phys, mm, file, cmd.start, cmd.length, (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, ictx.accountMode === "mm");
-  const fixed = (cmd.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
-  const r = ioas.iopt.mapPages([{ pages, pagesByte: pages.pageOffset, length: cmd.length }], cmd.length, cmd.iova, fixed, cmd.start, protOf(cmd.flags));
-  if (typeof r !== "number") return r;
-  cmd.iova = r;
-  return 0;
+  return mapNewPages(ictx, ioas, cmd, mm, file, cmd.start);
 }
 
 // @kernel: iommufd_ioas_unmap
