@@ -6,52 +6,20 @@
  * sleep sets against the naive interleaving count, and the time to exhaust
  * the fwspec race scenario under global-lock.
  */
-import { existsSync } from "node:fs";
 import { searchItem } from "../src/sim/explore/dfs.ts";
 import { explore, type ExploreOptions } from "../src/sim/explore/explore.ts";
 import { WorkerPool } from "../src/sim/explore/pool.ts";
 import { runScenario } from "../src/sim/runner.ts";
-import { loadScenarioFile, parseScenario } from "../src/sim/scenario/load.ts";
+import { loadScenarioFile } from "../src/sim/scenario/load.ts";
 import type { Scenario } from "../src/sim/scenario/schema.ts";
 import { best, cpuMs, median } from "./stats.ts";
 
-/** The issue's fwspec race, once scenarios/races/ has it; until then a stand-in of the same shape. */
+/** The issue's fwspec race, under the global probe lock. */
 const FWSPEC_RACE = "scenarios/races/fwspec-probe-race-global-lock.yaml";
 
-/** A device added while its SMMU registers, its driver registered (the stand-in). */
-const STAND_IN = `
-name: device_add racing iommu_register under the global probe lock
-boot: {strategy: {probe_serialisation: global-lock}}
-iommus:
-  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0, registered: false}
-devices:
-  - {name: a, bus: platform, fwnode: /soc/a, iommus: [[smmu0, 1]], added: false}
-drivers:
-  - {name: da, bus: platform, match: [a]}
-events:
-  - concurrently:
-      - [{device_add: a}]
-      - [{iommu_register: smmu0}]
-`;
 
-/** Three small tasks on one group (exhaustible with and without the reduction). */
-const TINY = `
-name: two owners claim one group while its type changes
-iommus:
-  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
-devices:
-  - name: pcie
-    bus: platform
-    fwnode: /soc/pcie
-    pci-host: {segment: 0, iommu-map: [[0x0, smmu0, 0x0, 0x10000]]}
-  - {name: "0000:00:01.0", bus: pci, parent: pcie, multifunction: true}
-  - {name: "0000:00:01.1", bus: pci, parent: pcie, multifunction: true}
-events:
-  - concurrently:
-      - [{claim_dma_owner: {device: "0000:00:01.0", owner: o1, group: true}}]
-      - [{claim_dma_owner: {device: "0000:00:01.1", owner: o2, group: true}}]
-      - [{group_type: {device: "0000:00:01.1", type: identity}}]
-`;
+/** Three small tasks on one group (exhaustible with and without the reduction); the tests search it too. */
+const TINY = "test/fixtures/explore/three-on-one-group.yaml";
 
 /** The interleavings of tasks of these step counts, ignoring locks: the multinomial (n1 + n2 + ...)! / (n1! n2! ...). */
 function naiveInterleavings(counts: readonly number[]): number {
@@ -77,9 +45,8 @@ function taskSteps(s: Scenario): number[] {
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 
 export async function benchExplore(log: (line: string) => void): Promise<void> {
-  const race = existsSync(FWSPEC_RACE) ? loadScenarioFile(FWSPEC_RACE) : parseScenario(STAND_IN, "stand-in.yaml");
-  const raceName = existsSync(FWSPEC_RACE) ? FWSPEC_RACE : "a stand-in (scenarios/races/ has no fwspec race yet): device_add racing iommu_register under global-lock";
-  log(`explore: ${raceName}`);
+  const race = loadScenarioFile(FWSPEC_RACE);
+  log(`explore: ${FWSPEC_RACE}`);
 
   // Steps per second on one core: a bound-4 search, warmed up, then timed in CPU time (the machine is shared).
   const runs: { ms: number; steps: number; schedules: number }[] = [];
@@ -114,7 +81,7 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
   log(`  schedules/s (bound 4, worker threads, warm pools, wall time): 1 worker ${fmt(one)}, 2 workers ${fmt(two)}: ${(two / one).toFixed(2)}x (goal >= 1.7x)`);
 
   // The reduction: exhaustive searches with and without sleep sets, and the naive count.
-  const tiny = parseScenario(TINY, "tiny.yaml");
+  const tiny = loadScenarioFile(TINY);
   const red = searchItem(tiny, {}, 1000, [], undefined, undefined, true, false);
   const full = searchItem(tiny, {}, 1000, [], undefined, undefined, false, false);
   const naiveTiny = naiveInterleavings(taskSteps(tiny));

@@ -14,7 +14,7 @@ let n = 0;
 
 /** device_add of a while smmu0 registers: without the probe lock the two probes of a can interleave (I35 half-initialised). */
 const RACE = (ser: string, explore = "") => `
-name: deferred probe race
+name: probe race
 boot: {strategy: {probe_serialisation: ${ser}}}
 iommus:
   - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0, registered: false}

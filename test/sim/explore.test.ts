@@ -4,6 +4,7 @@
  * search, a failure is found, shrunk and replayed, random schedules follow
  * their seed.
  */
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Mutex, mutexLock, mutexUnlock } from "../../src/base/mutex.ts";
 import { Sched, type Path } from "../../src/base/path.ts";
@@ -37,27 +38,11 @@ events:
       - [{device_add: b}]
 `;
 
-/** Three small tasks on one group: claims by two owners, and a default-domain type change. */
-const TINY = `
-name: two owners claim one group
-iommus:
-  - {name: smmu0, driver: arm-smmu-v3, fwnode: /soc/smmu0}
-devices:
-  - name: pcie
-    bus: platform
-    fwnode: /soc/pcie
-    pci-host: {segment: 0, iommu-map: [[0x0, smmu0, 0x0, 0x10000]]}
-  - {name: "0000:00:01.0", bus: pci, parent: pcie, multifunction: true}
-  - {name: "0000:00:01.1", bus: pci, parent: pcie, multifunction: true}
-events:
-  - concurrently:
-      - [{claim_dma_owner: {device: "0000:00:01.0", owner: o1, group: true}}]
-      - [{claim_dma_owner: {device: "0000:00:01.1", owner: o2, group: true}}]
-      - [{group_type: {device: "0000:00:01.1", type: identity}}]
-`;
+/** Three small tasks on one group: claims by two owners, and a default-domain type change (a file the bench searches too). */
+const TINY = readFileSync("test/fixtures/explore/three-on-one-group.yaml", "utf8");
 
-/** The deferred-probe race: a probe that defers while the registration's trigger has already run stays deferred. */
-const DEFERRED = `${ADD_VS_REGISTER.replace("global-lock", "none")}  - expect: {devices: {a: {iommu: smmu0, probe: bound}}}
+/** device_add racing the registration without the probe lock: the two probes of a interleave (I35 half-initialised). */
+const RACE_NO_LOCK = `${ADD_VS_REGISTER.replace("global-lock", "none")}  - expect: {devices: {a: {iommu: smmu0, probe: bound}}}
 `;
 
 const opts = (o: Partial<ExploreOptions> = {}): ExploreOptions => ({ bound: 2, workers: 1, run: {}, shrink: true, ...o });
@@ -109,7 +94,7 @@ describe("the systematic search", () => {
 
 describe("a failing schedule", () => {
   it("is found, shrunk, and its replay fails alike", async () => {
-    const s = scenario(DEFERRED);
+    const s = scenario(RACE_NO_LOCK);
     const r = await explore(s, opts());
     expect(r.found).not.toBeNull();
     const f = r.found!;
@@ -127,7 +112,7 @@ describe("a failing schedule", () => {
   });
 
   it("is the same whatever the number of items and workers", async () => {
-    const s = scenario(DEFERRED);
+    const s = scenario(RACE_NO_LOCK);
     const one = await explore(s, opts({ workers: 1 }));
     const two = await explore(s, opts({ workers: 2 }), workerPool(s, opts({ workers: 2 })));
     const strip = (r: typeof one) => ({ ...r, elapsedMs: 0, workers: 0 });
