@@ -1,5 +1,5 @@
 /**
- * `iommu-sim import lspci` and grouping together on a big dump: 2,044 PCI
+ * `iommu-sim import lspci` and grouping together on a big dump: 2,045 PCI
  * functions (14 root ports, each with a switch of 16 downstream ports and an
  * 8-function device below each), as lspci -vvnn prints them. Timed: parse,
  * import, the scenario's validation, and boot (probe and
