@@ -81,12 +81,29 @@ describe("iommu-sim explore", () => {
     [["--bound", "x"], "--bound: expected a whole number from 1 to 1000, found 'x'"],
     [["--random", "10", "--bound", "2"], "--bound and --random exclude each other: the bound is for the systematic search"],
     [["--seed", "3"], "--seed goes with --random N"],
+    [["--random", "0"], "--random: expected a whole number from 1 to 1000000000, found '0'"],
+    [["--random", "x"], "--random: expected a whole number from 1 to 1000000000, found 'x'"],
     [["--workers", "0"], "--workers: expected a whole number from 1 to 256, found '0'"],
   ])("bad flags %j: exit 2", async (flags, msg) => {
     const r = await cli(["explore", "FILE", ...flags], RACE("none"));
     expect(r.code).toBe(2);
     expect(r.out).toBe("");
     expect(r.err).toBe(msg);
+  });
+
+  it.each([
+    ["a block of one task", "      - [{device_add: a}]\n", /:\d+:\d+: events\[0\]\.concurrently: expected at least 2 items, found a list of 1 item \(a concurrently block runs two or more tasks/],
+    ["an unknown device", "      - [{device_add: nobody}]\n      - [{iommu_register: smmu0}]\n", /:\d+:\d+: events\[0\]\.concurrently\[0\]\[0\]\.device_add: unknown device 'nobody'/],
+    ["an unknown instance", "      - [{device_add: a}]\n      - [{iommu_register: smmu9}]\n", /:\d+:\d+: events\[0\]\.concurrently\[1\]\[0\]\.iommu_register: unknown IOMMU instance 'smmu9'/],
+  ])("%s in a concurrently block: exit 2 from explore, check and run, located, nothing on stdout", async (_what, tasks, msg) => {
+    const yaml = RACE("none").replace("      - [{device_add: a}]\n      - [{iommu_register: smmu0}]\n", tasks);
+    for (const cmd of ["explore", "check", "run"]) {
+      const r = await cli([cmd, "FILE"], yaml);
+      expect(r.code, cmd).toBe(2);
+      expect(r.out, cmd).toBe("");
+      expect(r.err.startsWith(r.file), cmd).toBe(true);
+      expect(r.err, cmd).toMatch(msg);
+    }
   });
 
   it("a scenario without a concurrently block: exit 2, located", async () => {

@@ -143,7 +143,7 @@ describe("bad input (exit 2, with the file, line and key path)", () => {
   };
 
   it("a block with a single task", () => {
-    expect(problems(ADD_VS_REGISTER.replace("      - [{iommu_register: smmu0}]\n", ""))).toEqual(["inline.yaml:12:5: events[0].concurrently: expected at least 2 items, found a list of 1 item"]);
+    expect(problems(ADD_VS_REGISTER.replace("      - [{iommu_register: smmu0}]\n", ""))).toEqual(["inline.yaml:12:5: events[0].concurrently: expected at least 2 items, found a list of 1 item (a concurrently block runs two or more tasks; one task is a plain sequence of events)"]);
   });
 
   it("a task naming an unknown device or instance", () => {

@@ -176,14 +176,14 @@ export function issueProblems(iss: Issue, raw: unknown, root: Schema, base: KeyP
     case "too_small": {
       const min = bound(iss.minimum as number);
       if (iss.origin === "string") return one(Number(iss.minimum) === 1 ? `expected a non-empty string, found ${foundText}` : `expected at least ${min} characters, found ${foundText}`);
-      if (iss.origin === "array" || iss.origin === "set") return one(`expected at least ${min} item${Number(iss.minimum) === 1 ? "" : "s"}, found ${foundText}`);
+      if (iss.origin === "array" || iss.origin === "set") return one(`expected at least ${min} item${Number(iss.minimum) === 1 ? "" : "s"}, found ${foundText}${why(iss.message)}`);
       const what = expectedAt(root, path, "number");
       return one(`expected ${what}${/\d/.test(what) || /positive|non-negative/.test(what) ? "" : ` (at least ${min})`}, found ${foundText}`);
     }
     case "too_big": {
       const max = bound(iss.maximum as number);
       if (iss.origin === "string") return one(`expected at most ${max} characters, found ${foundText}`);
-      if (iss.origin === "array" || iss.origin === "set") return one(`expected at most ${max} items, found ${foundText}`);
+      if (iss.origin === "array" || iss.origin === "set") return one(`expected at most ${max} items, found ${foundText}${why(iss.message)}`);
       const what = expectedAt(root, path, "number");
       return one(`expected ${what}${/ to -?\d+$/.test(what) ? "" : ` (at most ${max})`}, found ${foundText}`);
     }
@@ -211,4 +211,9 @@ export function issueProblems(iss: Issue, raw: unknown, root: Schema, base: KeyP
     default:
       return one(`${(iss as { message: string }).message}, found ${foundText}`);
   }
+}
+
+/** A schema's own reason for a size bound (`.min(2, "why")`), after the found value; zod's default text says nothing more. */
+function why(message: string): string {
+  return /^Too (small|big)\b/.test(message) ? "" : ` (${message})`;
 }

@@ -250,7 +250,7 @@ export const taskEventSchema = z
 
 const concurrentlySchema = z
   .array(z.array(taskEventSchema).min(1, "a task runs at least one event"))
-  .min(2, "a concurrently block runs two or more tasks (one task is a plain sequence of events)")
+  .min(2, "a concurrently block runs two or more tasks; one task is a plain sequence of events")
   .max(MAX_TASKS, `a concurrently block runs at most ${MAX_TASKS} tasks (a to z in a schedule)`)
   .describe("each list runs as its own task, the tasks interleaved at the model's scheduling points (docs/explore.md)");
 
