@@ -261,9 +261,14 @@ function accessRw(ictx: IommufdCtx, fd: number, c: { iova: number; length: numbe
   const st = getAccess(ictx, fd);
   if (isErr(st)) return st;
   const write = (c.flags & MOCK_ACCESS_RW_WRITE) !== 0;
+  // copy_from_user before the access, copy_to_user after it: a buffer that is not mapped is EFAULT.
+  const fault = () => kerr("EFAULT", `the user buffer [0x${c.uptr.toString(16)}, +0x${c.length.toString(16)}) is not mapped${write ? "" : " writable"} in process ${ictx.mm.pid}`);
+  if (write && !ictx.mm.covers(c.uptr, c.length)) return fault();
   const buf = write ? ictx.mm.read(c.uptr, c.length) : new Uint8Array(c.length);
   const rc = iommufdAccessRw(st.access, c.iova, buf, c.length, write ? IOMMUFD_ACCESS_RW_WRITE : 0);
   if (rc !== 0) return rc;
+  // A read through the access changed nothing, so failing the copy back leaves the state as it was.
+  if (!write && !ictx.mm.covers(c.uptr, c.length, true)) return fault();
   if (!write) ictx.mm.write(c.uptr, buf);
   return 0;
 }

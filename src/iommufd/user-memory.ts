@@ -233,13 +233,23 @@ export class Mm {
     return pfn;
   }
 
-  /** A CPU write of bytes at va (copy-on-write for a private mapping not yet unshared). */
+  /** Whether every page of [va, va + length) is mapped (and writable, for a CPU write): copy_from_user / copy_to_user would not fault. */
+  covers(va: number, length: number, write = false): boolean {
+    const end = va + length;
+    for (let p = va; p < end; p = (Math.floor(p / PAGE_SIZE) + 1) * PAGE_SIZE) {
+      if (this.pfnOf(p) < 0) return false;
+      if (write && !this.findVma(p)!.writable) return false;
+    }
+    return true;
+  }
+
+  /** A CPU write of bytes at va (copy-on-write for a private mapping not yet unshared); the caller checks covers() first. */
   write(va: number, bytes: Uint8Array): void {
     let done = 0;
     while (done < bytes.length) {
       const p = va + done;
       const v = this.findVma(p);
-      if (v === null) throw new Error(`segfault at 0x${p.toString(16)}`);
+      if (v === null) throw new Error(`segfault at 0x${p.toString(16)} (BUG: the caller did not check covers())`);
       const idx = Math.floor((p - v.start) / PAGE_SIZE);
       if (v.cow) {
         const old = v.pfns[idx]!;
@@ -256,14 +266,14 @@ export class Mm {
     }
   }
 
-  /** A CPU read of `length` bytes at va. */
+  /** A CPU read of `length` bytes at va; the caller checks covers() first. */
   read(va: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const p = va + done;
       const pfn = this.pfnOf(p);
-      if (pfn < 0) throw new Error(`segfault at 0x${p.toString(16)}`);
+      if (pfn < 0) throw new Error(`segfault at 0x${p.toString(16)} (BUG: the caller did not check covers())`);
       const inPage = p % PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - inPage, length - done);
       const so = this.phys.segOffset(pfn) + inPage;

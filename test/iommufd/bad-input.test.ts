@@ -9,7 +9,7 @@
 import { describe, expect, it } from "vitest";
 import { IOMMU_HWPT_DIRTY_TRACKING_ENABLE } from "../../src/iommufd/dirty.ts";
 import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
-import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_FLAGS_DEVICE_NO_DIRTY } from "../../src/iommufd/selftest.ts";
+import { MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_FLAGS_DEVICE_NO_DIRTY } from "../../src/iommufd/selftest.ts";
 import { e, Fx, MOCK_APERTURE_START, PAGE_SIZE, U } from "./harness.ts";
 
 const RW = U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE;
@@ -85,6 +85,9 @@ describe("iommufd: refused calls change nothing", () => {
       ["access pin: across a gap", "ENOENT", () => fx.accessPin(access, MOCK_APERTURE_START, 10 * PAGE_SIZE, 0)[0]],
       ["access unpin: unknown item", "ENOENT", () => fx.accessUnpin(access, 77)],
       ["access rw: not an access fd", "EBADFD", () => fx.accessRw(12345, MOCK_APERTURE_START, fx.buffer, 8, 0)],
+      // copy_from_user / copy_to_user of a buffer that is not mapped: EFAULT, before the write and after the read.
+      ["access rw: write from unmapped user memory", "EFAULT", () => fx.accessRw(access, MOCK_APERTURE_START, 0x1000, 8, MOCK_ACCESS_RW_WRITE)],
+      ["access rw: read into unmapped user memory", "EFAULT", () => fx.accessRw(access, MOCK_APERTURE_START, 0x1000, 8, 0)],
       ["vfio_ioas: SET of a HWPT", "ENOENT", () => fx.ioctl(U.IOMMUFD_CMD_VFIO_IOAS, { size: 12, ioas_id: hw.out_hwpt_id, op: U.IOMMU_VFIO_IOAS_SET, __reserved: 0 })],
       // The checks themselves see a wrong answer: the oracle the ported tests rely on is not vacuous.
       ["md_check_map: other user memory", "EINVAL", () => fx.checkMap(dev.hwpt, MOCK_APERTURE_START, PAGE_SIZE, fx.buffer + PAGE_SIZE)],
