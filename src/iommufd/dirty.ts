@@ -73,7 +73,7 @@ export function hwptGetDirtyBitmapIoctl(ictx: IommufdCtx, cmd: IommuHwptGetDirty
   if (data === null) return kerr("EFAULT", "data is NULL");
   const nbits = cmd.length / cmd.page_size;
   if (data.length * 8 < nbits) return kerr("EFAULT", "the bitmap is shorter than the range needs");
-  // iommu_dirty_bitmap_record: every page_size unit a dirty range touches.
+  // @kernel: iommu_dirty_bitmap_record (every page_size unit a dirty range touches)
   const record = (iova: number, length: number) => {
     const lo = Math.max(iova, cmd.iova);
     const hi = Math.min(iova + length - 1, last);

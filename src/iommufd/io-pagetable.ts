@@ -358,6 +358,7 @@ export class IoPagetable {
   }
 
   /** The holes of the reserved ranges over [0, ULONG_MAX]. */
+  // @kernel: iommufd_ioas_iova_ranges
   iovaRanges(): IovaRange[] {
     const rs = [...this.reserved].sort((a, b) => a.start - b.start);
     const out: IovaRange[] = [];

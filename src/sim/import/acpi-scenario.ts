@@ -52,6 +52,7 @@ async function findTables(path: string): Promise<{ found: Found[]; skipped: stri
     found.push({ file: f, table: readAcpiTable(bytes, f) });
   }
   if (found.length === 0) throw new FirmwareError(path, 0, `no DMAR, IVRS or IORT table${files.length > 1 ? ` among its ${files.length} files` : ""} (acpidump -b or acpixtract -a write them as dmar.dat, ivrs.dat, iort.dat)`);
+  // @kernel: acpi_get_table (one table per signature, the first instance)
   for (const s of ACPI_SIGNATURES) {
     const same = found.filter((x) => x.table.signature === s);
     if (same.length > 1) throw new FirmwareError(same[1]!.file, 0, `a second ${s} table (also ${same[0]!.file}); the kernel uses one`);

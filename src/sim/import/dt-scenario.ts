@@ -155,6 +155,7 @@ export function importDtb(t: Fdt, file: string): FwImport {
     const data: Record<string, unknown> = {};
     const comment: string[] = [];
     const compatible = propStrings(n, "compatible");
+    // @kernel: of_platform_bus_create (an "arm,primecell" node becomes an amba device)
     const bus = compatible.includes("arm,primecell") ? "amba" : "platform";
     data.name = n.name === "" ? devNames.take("root", "/") : devNames.take(n.name, n.path.slice(1));
     data.bus = bus;
@@ -162,6 +163,7 @@ export function importDtb(t: Fdt, file: string): FwImport {
     comment.push(`${n.path} (${at(n)})${compatible.length > 0 ? `: ${compatible[0]}` : ""}${bus === "amba" ? " (arm,primecell: an amba device)" : ""}`);
     let useful = false;
     if (hasIommus) {
+      // @kernel: of_iommu_configure_dev (each iommus entry: a phandle, then #iommu-cells cells, for of_iommu_xlate)
       const c = propCells(t, n, "iommus")!;
       const entries: (string | number)[][] = [];
       let problem: string | null = null;

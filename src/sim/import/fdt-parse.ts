@@ -104,6 +104,7 @@ export function parseFdt(bytes: Uint8Array, file: string): Fdt {
       if (cur === null && text !== "") b.fail(at, `the root node is named '${text.slice(0, 40)}', not ''`);
       if (cur !== null && text === "") b.fail(at, `a node without a name below ${cur.path}`);
       if (/[/\0]/.test(text)) b.fail(at + 4, `node name '${text.slice(0, 40)}' contains '/'`);
+      // @kernel: unflatten_dt_nodes (FDT_MAX_DEPTH)
       if (++depth > FDT_MAX_DEPTH) b.fail(at, `nodes nested deeper than ${FDT_MAX_DEPTH} levels (the kernel's unflatten_dt_nodes refuses them)`);
       const path = cur === null ? "/" : cur.path === "/" ? `/${text}` : `${cur.path}/${text}`;
       const n: FdtNode = { name: text, path, parent: cur, children: [], props: new Map(), offset: at };
