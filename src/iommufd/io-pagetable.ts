@@ -179,6 +179,16 @@ export class IoPagetable {
     return 0;
   }
 
+  // @kernel: iopt_disable_large_pages
+  disableLargePagesNow(): 0 | KError {
+    if (this.disableLargePages) return 0;
+    if (this.domains.length !== 0 && this.areaStore.size !== 0) return kerr("EINVAL", "domains are attached and areas are mapped: large pages can no longer be given up");
+    this.disableLargePages = true;
+    const rc = this.calculateIovaAlignment();
+    if (rc !== 0) this.disableLargePages = false;
+    return rc;
+  }
+
   // @kernel: iopt_calculate_iova_alignment
   calculateIovaAlignment(): 0 | KError {
     let a = 1;

@@ -236,15 +236,7 @@ export function optionIoctl(ictx: IommufdCtx, cmd: IommuOption, privileged: bool
       cmd.val64 = iopt.disableLargePages ? 0 : 1;
       return 0;
     }
-    if (cmd.val64 === 0) {
-      // @kernel: iopt_disable_large_pages
-      if (iopt.disableLargePages) return 0;
-      if (iopt.domains.length !== 0 && iopt.areaStore.size !== 0) return kerr("EINVAL", "domains are attached and areas are mapped");
-      iopt.disableLargePages = true;
-      const rc = iopt.calculateIovaAlignment();
-      if (rc !== 0) iopt.disableLargePages = false;
-      return rc;
-    }
+    if (cmd.val64 === 0) return iopt.disableLargePagesNow();
     if (cmd.val64 === 1) {
       // @kernel: iopt_enable_large_pages
       iopt.disableLargePages = false;

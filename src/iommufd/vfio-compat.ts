@@ -109,15 +109,8 @@ export function iommufdVfioIoctl(ictx: IommufdCtx, nr: number, arg: number | obj
       const ioas = compatIoas(ictx);
       if (isErr(ioas)) return ioas;
       if (arg !== VFIO_TYPE1_IOMMU && arg !== VFIO_TYPE1v2_IOMMU) return kerr("EINVAL", `unsupported IOMMU type ${String(arg)}`);
-      if (arg === VFIO_TYPE1_IOMMU) {
-        // Type1 can split mappings: the IOAS gives up huge pages.
-        ioas.iopt.disableLargePages = true;
-        const rc = ioas.iopt.calculateIovaAlignment();
-        if (rc !== 0) {
-          ioas.iopt.disableLargePages = false;
-          return rc;
-        }
-      }
+      // Type1 can split mappings: the IOAS gives up huge pages.
+      if (arg === VFIO_TYPE1_IOMMU) return ioas.iopt.disableLargePagesNow();
       return 0;
     }
     case VFIO_IOMMU_MAP_DMA:

@@ -88,3 +88,23 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
     });
   });
 }
+
+// Not a kernel case: iopt_disable_large_pages's rule reached through VFIO_SET_IOMMU, as through IOMMU_OPTION.
+describe("VFIO_SET_IOMMU(VFIO_TYPE1_IOMMU) gives up large pages as iopt_disable_large_pages does", () => {
+  it("is EINVAL once a domain is attached and areas are mapped, and leaves large pages on", () => {
+    const fx = new Fx();
+    try {
+      const ioasId = fx.ioasAlloc();
+      expect(e(fx.mockDomain(ioasId)[0])).toBe("ok");
+      expect(e(fx.map(ioasId, fx.buffer, PAGE_SIZE, MOCK_APERTURE_START)[0])).toBe("ok");
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_VFIO_IOAS, { size: 12, ioas_id: ioasId, op: U.IOMMU_VFIO_IOAS_SET, __reserved: 0 }))).toBe("ok");
+      const r = V.iommufdVfioIoctl(fx.fd, V.VFIO_SET_IOMMU, V.VFIO_TYPE1_IOMMU);
+      expect(typeof r === "number" ? r : r.errno).toBe("EINVAL");
+      expect(fx.option(U.IOMMU_OPTION_HUGE_PAGES, U.IOMMU_OPTION_OP_GET, ioasId)).toEqual([0, 1]);
+      // The same rule through IOMMU_OPTION.
+      expect(e(fx.option(U.IOMMU_OPTION_HUGE_PAGES, U.IOMMU_OPTION_OP_SET, ioasId, 0)[0])).toBe("EINVAL");
+    } finally {
+      fx.teardown();
+    }
+  });
+});
