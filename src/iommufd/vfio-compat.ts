@@ -61,7 +61,9 @@ function mapDma(ictx: IommufdCtx, m: VfioIommuType1DmaMap, mm: Mm): 0 | KError {
   if (m.argsz < 32 || (m.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) !== 0) return kerr("EINVAL", "argsz too small or unknown flags");
   const ioas = compatIoas(ictx);
   if (isErr(ioas)) return ioas;
-  if (m.size === 0 || m.vaddr + m.size - 1 >= ULONG_MAX) return kerr("EINVAL", "an empty or overflowing map");
+  // @kernel: iopt_map_user_pages (as IOAS_MAP: EINVAL for length 0, EOVERFLOW when vaddr + size wraps)
+  if (m.size === 0) return kerr("EINVAL", "a map of size 0");
+  if (m.vaddr + m.size - 1 >= ULONG_MAX) return kerr("EOVERFLOW", "vaddr + size overflows");
   const pages = new IoptPages(ictx.env.phys, mm, null, m.vaddr, m.size, (m.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0, ictx.accountMode === "mm");
   const prot = IoPagetable.protOf((m.flags & VFIO_DMA_MAP_FLAG_READ) !== 0, (m.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0);
   const r = ioas.iopt.mapPages([{ pages, pagesByte: pages.pageOffset, length: m.size }], m.size, m.iova, true, m.vaddr, prot);

@@ -108,3 +108,25 @@ describe("VFIO_SET_IOMMU(VFIO_TYPE1_IOMMU) gives up large pages as iopt_disable_
     }
   });
 });
+
+// Not a kernel case: VFIO_IOMMU_MAP_DMA checks its range in iopt_map_user_pages, as IOAS_MAP does.
+describe("VFIO_IOMMU_MAP_DMA's range checks are iopt_map_user_pages's", () => {
+  it("size 0 is EINVAL, vaddr + size past U64_MAX is EOVERFLOW, and neither maps anything", () => {
+    const fx = new Fx();
+    try {
+      const ioasId = fx.ioasAlloc();
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_VFIO_IOAS, { size: 12, ioas_id: ioasId, op: U.IOMMU_VFIO_IOAS_SET, __reserved: 0 }))).toBe("ok");
+      const RW = V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE;
+      const map = (vaddr: number, size: number) => {
+        const r = V.iommufdVfioIoctl(fx.fd, V.VFIO_IOMMU_MAP_DMA, { argsz: 32, flags: RW, vaddr, iova: MOCK_APERTURE_START, size });
+        return typeof r === "number" ? r : r.errno;
+      };
+      expect(map(fx.buffer, 0)).toBe("EINVAL");
+      expect(map(U.U64_MAX - PAGE_SIZE, 2 * PAGE_SIZE)).toBe("EOVERFLOW");
+      expect(fx.phys.pinnedTotal).toBe(0);
+      expect(map(fx.buffer, PAGE_SIZE)).toBe(0);
+    } finally {
+      fx.teardown();
+    }
+  });
+});
