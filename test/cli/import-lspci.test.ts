@@ -95,12 +95,12 @@ describe("import lspci: bad input is exit 2 with the file, line and problem", ()
   const [up0, up1] = block(amd, "02:00.0");
   const cases: [string, string, RegExp][] = [
     ["not lspci", "hello world\n", /^x\.txt:1: 'hello world' is not lspci -vv output/],
-    ["empty", "\n\n", /no PCI function/],
+    ["empty", "\n\n", /^x\.txt:3: no PCI function in the file/],
     ["a cut ACS block", good.slice(0, acs + 2).join("\n"), new RegExp(`x\\.txt:${acs + 1}: Access Control Services without both ACSCap: and ACSCtl:`)],
     ["a cut Express line", good.slice(0, 33).join("\n") + "\n\tCapabilities: [a0] Express (v2) Ro", /x\.txt:34: unknown PCI Express port type 'Ro/],
     ["an impossible bus range", good.join("\n").replace("primary=00, secondary=01, subordinate=01", "primary=00, secondary=05, subordinate=02"), /x\.txt:22: impossible bus range/],
-    ["a missing switch port", amd.filter((_, i) => i < up0! || i > up1!).join("\n"), /0000:03:08\.0 is on bus 03, inside 0000:00:01\.2's range 02-06, but no bridge in the dump leads to that bus/],
-    ["a duplicate function", good.join("\n") + "\n" + good.slice(0, 14).join("\n"), /listed twice/],
+    ["a missing switch port", amd.filter((_, i) => i < up0! || i > up1!).join("\n"), /^x\.txt:\d+: 0000:03:08\.0 is on bus 03, inside 0000:00:01\.2's range 02-06, but no bridge in the dump leads to that bus/],
+    ["a duplicate function", good.join("\n") + "\n" + good.slice(0, 14).join("\n"), /^x\.txt:\d+: 0000:00:00\.0 is listed twice \(also at line 1\)/],
   ];
   it.each(cases)("%s", async (_n, text, re) => {
     const r = await cli(["import", "lspci", "-"], text);
