@@ -197,17 +197,21 @@ describe("import acpi: bad input is exit 2 with the file, the byte offset and th
   });
 
   it("a truncated table, a structure of length 0, an impossible IVRS range, a mapping to no node", async () => {
-    expect(await bad(tableDir("cut", "dmar.dat", dmar().subarray(0, 100)))).toContain("the table length says 217 bytes, the file has 100 (truncated)");
+    const cut = tableDir("cut", "dmar.dat", dmar().subarray(0, 100));
+    expect(await bad(cut)).toMatch(located(join(cut, "dmar.dat"), "the table length says 217 bytes, the file has 100 (truncated)"));
     const z = dmar();
     z[50] = 0;
     z[51] = 0;
-    expect(await bad(tableDir("zero", "dmar.dat", fixChecksum(z)))).toMatch(/at byte 50 \(0x32\): a remapping structure of length 0/);
+    const zero = tableDir("zero", "dmar.dat", fixChecksum(z));
+    expect(await bad(zero)).toMatch(new RegExp(`^${join(zero, "dmar.dat")}: at byte 50 \\(0x32\\): a remapping structure of length 0`));
     const iv = Uint8Array.from(readFileSync(join(amd, "ivrs.aml")));
     iv[81] = 0x04; // the 10h block's range end, 0x00ff -> 0x0004: before its start 0x0008
-    expect(await bad(tableDir("range", "ivrs.dat", fixChecksum(iv)))).toContain("impossible range: it ends at 0x0004, before its start 0x0008");
+    const range = tableDir("range", "ivrs.dat", fixChecksum(iv));
+    expect(await bad(range)).toMatch(located(join(range, "ivrs.dat"), "impossible range: it ends at 0x0004, before its start 0x0008"));
     const io = Uint8Array.from(readFileSync(join(arm, "iort.aml")));
     new DataView(io.buffer).setUint32(0x188 + 0x28 + 12, 0x999, true);
-    expect(await bad(tableDir("ref", "iort.dat", fixChecksum(io)))).toContain("output reference 0x999 is not the offset of any node");
+    const ref = tableDir("ref", "iort.dat", fixChecksum(io));
+    expect(await bad(ref)).toMatch(located(join(ref, "iort.dat"), "output reference 0x999 is not the offset of any node"));
   });
 
   it("a mapping cycle through named components", async () => {
@@ -216,7 +220,8 @@ describe("import acpi: bad input is exit 2 with the file, the byte offset and th
     // The RMR's mapping now leads to the named component, and the named component's to the RMR.
     v.setUint32(48 + 68 + 68 + 28 + 12, 48 + 68, true);
     v.setUint32(48 + 68 + 48 + 12, 48 + 68 + 68, true);
-    expect(await bad(tableDir("cycle", "iort.dat", fixChecksum(b)))).toMatch(/mapping cycle: node 0x74 leads back to node 0x74/);
+    const cycle = tableDir("cycle", "iort.dat", fixChecksum(b));
+    expect(await bad(cycle)).toMatch(located(join(cycle, "iort.dat"), "mapping cycle: node 0x74 leads back to node 0x74"));
   });
 
   it("a file named like a table with another signature, a directory without tables", async () => {
@@ -267,3 +272,9 @@ describe("import acpi: bad input is exit 2 with the file, the byte offset and th
     expect(readdirSync(d).length).toBe(2);
   });
 });
+
+/** A problem located as every importer problem is: `FILE: at byte N (0xN): ` and then the sentence. */
+function located(file: string, text: string): RegExp {
+  const q = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${q(file)}: at byte \\d+ \\(0x[0-9a-f]+\\): .*${q(text)}`);
+}
