@@ -28,8 +28,10 @@ export class IommufdGroup {
 
 export class IommufdDevice extends IommufdObject {
   readonly type = "DEVICE" as const;
-  /** Attached to its group's HWPT (on igroup->device_list). */
-  attached = false;
+  /** Attached to its group's HWPT: on igroup->device_list. */
+  get attached(): boolean {
+    return this.igroup.devices.includes(this);
+  }
   constructor(
     readonly dev: Device,
     readonly igroup: IommufdGroup,

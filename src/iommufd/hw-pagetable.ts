@@ -65,7 +65,6 @@ export function hwptAttach(ictx: IommufdCtx, hwpt: HwptPaging, idev: IommufdDevi
   }
   ig.hwpt = hwpt;
   ig.devices.push(idev);
-  idev.attached = true;
   hwpt.users++;
   return 0;
 }
@@ -77,7 +76,6 @@ export function hwptDetach(ictx: IommufdCtx, idev: IommufdDevice): HwptPaging | 
   const hwpt = ig.hwpt as HwptPaging | null;
   if (hwpt === null || !idev.attached) return null;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
-  idev.attached = false;
   if (ig.devices.length === 0) {
     iommuGroupSetCoreDomain(ictx.env.core, ig.group);
     ig.hwpt = null;

@@ -221,7 +221,7 @@ export function optionIoctl(ictx: IommufdCtx, cmd: IommuOption, privileged: bool
       return 0;
     }
     if (!privileged) return kerr("EPERM", "setting RLIMIT_MODE needs CAP_SYS_RESOURCE");
-    if (ictx.count !== 0) return kerr("EBUSY", "objects exist: RLIMIT_MODE can only change on an empty context");
+    if (!ictx.empty) return kerr("EBUSY", "objects exist: RLIMIT_MODE can only change on an empty context");
     if (cmd.val64 === 0) ictx.accountMode = "user";
     else if (cmd.val64 === 1) ictx.accountMode = "mm";
     else return kerr("EINVAL", `RLIMIT_MODE takes 0 or 1, not ${cmd.val64}`);

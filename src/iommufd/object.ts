@@ -38,8 +38,10 @@ export type AccountMode = "none" | "user" | "mm";
 export class IommufdCtx {
   /** Index = id; undefined = free, null = reserved placeholder. */
   readonly objects: (IommufdObject | null | undefined)[] = [undefined];
-  /** How many ids are in use (placeholders included). */
-  count = 0;
+  /** No id in use, placeholders included (every removal goes through abort, which trims the free tail). */
+  get empty(): boolean {
+    return this.objects.length === 1;
+  }
   accountMode: AccountMode = "user";
   /** The IOAS VFIO compatibility uses (ictx->vfio_ioas). */
   vfioIoas: IommufdObject | null = null;
@@ -75,7 +77,6 @@ export class IommufdCtx {
     while (id < o.length && o[id] !== undefined) id++;
     if (id >= 2 ** 31) return kerr("ENOSPC", "the object table is full");
     o[id] = null;
-    this.count++;
     return id;
   }
 
@@ -88,7 +89,6 @@ export class IommufdCtx {
   // @kernel: iommufd_object_abort
   abort(id: number): void {
     this.objects[id] = undefined;
-    this.count--;
     while (this.objects.length > 1 && this.objects[this.objects.length - 1] === undefined) this.objects.length--;
   }
 

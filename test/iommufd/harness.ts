@@ -136,7 +136,7 @@ export class Fx {
   /** teardown_iommufd: close, reopen, and no page of `buffer` may be left pinned. */
   teardown(): void {
     iommufdClose(this.fd);
-    expect(this.fd.count).toBe(0);
+    expect(this.fd.empty).toBe(true);
     this.fd = iommufdOpen(this.env, this.mm);
     expect(e(this.checkRefs(this.buffer, BUFFER_SIZE, 0))).toBe("ok");
     expect(this.phys.pinnedTotal).toBe(0);
