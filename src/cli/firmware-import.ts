@@ -5,12 +5,13 @@
  * short, corrupt, or fails its checksum is exit 2 with the file, the byte
  * offset and the problem.
  */
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { FirmwareError } from "../sim/import/fw-bytes.ts";
 import { fwScenarioYaml, type FwImport } from "../sim/import/fw-scenario.ts";
 import { parseFdt } from "../sim/import/fdt-parse.ts";
 import { importDtb } from "../sim/import/dt-scenario.ts";
-import { importAcpiDir } from "../sim/import/acpi-scenario.ts";
+import { importAcpiTables, type AcpiFile } from "../sim/import/acpi-scenario.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
 
@@ -28,11 +29,28 @@ export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], 
       }
       return importDtb(parseFdt(bytes, file), file);
     }
-    return await importAcpiDir(file);
+    const files = await readAcpiDir(file);
+    return typeof files === "string" ? files : importAcpiTables(file, files);
   } catch (e) {
     if (e instanceof FirmwareError) return e.message;
     throw e;
   }
+}
+
+/** The files of DIR in name order (or the one file) that could be tables: regular files up to 16 MiB; a problem line when DIR cannot be read. */
+export async function readAcpiDir(path: string): Promise<AcpiFile[] | string> {
+  let names: string[];
+  try {
+    names = (await stat(path)).isDirectory() ? (await readdir(path)).sort().map((f) => join(path, f)) : [path];
+  } catch (e) {
+    return `${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`;
+  }
+  const out: AcpiFile[] = [];
+  for (const f of names) {
+    const st = await stat(f);
+    if (st.isFile() && st.size <= 16 << 20) out.push({ file: f, bytes: await readFile(f) });
+  }
+  return out;
 }
 
 export async function firmwareImportCommand(kind: (typeof FIRMWARE_KINDS)[number], file: string, io: Io): Promise<number> {

@@ -8,7 +8,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { importAcpiDir } from "../../src/sim/import/acpi-scenario.ts";
+import { importAcpiTables } from "../../src/sim/import/acpi-scenario.ts";
+import { readAcpiDir } from "../../src/cli/firmware-import.ts";
 import { FirmwareError } from "../../src/sim/import/fw-bytes.ts";
 import { fwScenarioData, fwScenarioYaml } from "../../src/sim/import/fw-scenario.ts";
 import { parseScenario, validateScenario } from "../../src/sim/scenario/load.ts";
@@ -172,7 +173,7 @@ describe("import acpi: IORT", () => {
 
   it("an RMR node gives the devices on its StreamIDs reserved regions: direct-relaxable when remapping is permitted, else direct", async () => {
     for (const [permitted, type] of [[true, "direct-relaxable"], [false, "direct"]] as const) {
-      const imp = await importAcpiDir(tableDir(`rmr-${permitted}`, "iort.dat", iortWithRmr(permitted)));
+      const imp = await importAcpi(tableDir(`rmr-${permitted}`, "iort.dat", iortWithRmr(permitted)));
       const eth = imp.devices.find((e) => e.data.name === "\\_SB.ETH0")!;
       expect(eth.data["reserved-regions"]).toEqual([{ start: 0x80000000, length: 0x10000, type }]);
       expect(runScenario(validateScenario(fwScenarioData(imp), "x"), { trace: false }).failures).toEqual([]);
@@ -229,7 +230,7 @@ describe("import acpi: bad input is exit 2 with the file, the byte offset and th
     expect(await bad(d)).toContain("named like a DMAR table, but its signature is IVRS");
     const empty = tableDir("none", "facp.dat", new Uint8Array([0x46, 0x41, 0x43, 0x50]));
     expect(await bad(empty)).toContain("no DMAR, IVRS or IORT table");
-    expect(await bad(join(scratch, "nowhere"))).toContain("no such file or directory");
+    expect(await bad(join(scratch, "nowhere"))).toBe(`${join(scratch, "nowhere")}: no such file or directory`);
   });
 
   // The scenarios are validated, not run: a flipped RMRR or RMR end makes a direct region of terabytes, which the model maps (up to its page-table memory cap) for seconds.
@@ -247,7 +248,7 @@ describe("import acpi: bad input is exit 2 with the file, the byte offset and th
       if (next() < 0.15) b = b.subarray(0, Math.floor(next() * b.length));
       const dir = tableDir(`fuzz${i}`, ["dmar.dat", "ivrs.dat", "iort.dat", "iort.dat"][i % 4]!, b);
       try {
-        const imp = await importAcpiDir(dir);
+        const imp = await importAcpi(dir);
         expect(parseScenario(fwScenarioYaml(imp), "fuzz.yaml").iommus.length).toBe(imp.iommus.length);
         valid++;
       } catch (e) {
@@ -277,4 +278,11 @@ describe("import acpi: bad input is exit 2 with the file, the byte offset and th
 function located(file: string, text: string): RegExp {
   const q = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   return new RegExp(`^${q(file)}: at byte \\d+ \\(0x[0-9a-f]+\\): .*${q(text)}`);
+}
+
+/** What `import acpi DIR` imports: DIR's files, read by the command line, as tables. */
+async function importAcpi(dir: string) {
+  const files = await readAcpiDir(dir);
+  if (typeof files === "string") throw new Error(files);
+  return importAcpiTables(dir, files);
 }

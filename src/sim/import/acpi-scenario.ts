@@ -9,8 +9,7 @@
  * `iommu-map`): iort_iommu_configure_id makes the same fwspec, and the
  * model has no IORT path; fwnodes are `IORT/<node>@<offset>`.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import { FirmwareError, hex } from "./fw-bytes.ts";
 import { UniqueNames, type FwEntry, type FwImport } from "./fw-scenario.ts";
 import { pciName, readAcpiTable, ridName, type AcpiTable } from "./acpi-table.ts";
@@ -27,20 +26,17 @@ interface Found {
   table: AcpiTable;
 }
 
-/** The tables in DIR (or the one file), by signature. */
-async function findTables(path: string): Promise<{ found: Found[]; skipped: string[] }> {
-  let files: string[];
-  try {
-    files = (await stat(path)).isDirectory() ? (await readdir(path)).sort().map((f) => join(path, f)) : [path];
-  } catch (e) {
-    throw new FirmwareError(path, 0, (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message);
-  }
+/** A file of the directory the tables were read from (the command line reads them: this layer does no I/O). */
+export interface AcpiFile {
+  file: string;
+  bytes: Uint8Array;
+}
+
+/** The tables among `files` (DIR's, or the one file), by signature. */
+function findTables(path: string, files: readonly AcpiFile[]): { found: Found[]; skipped: string[] } {
   const found: Found[] = [];
   const skipped: string[] = [];
-  for (const f of files) {
-    const st = await stat(f);
-    if (!st.isFile() || st.size > 16 << 20) continue;
-    const bytes = await readFile(f);
+  for (const { file: f, bytes } of files) {
     const sig = bytes.length >= 4 ? String.fromCharCode(...bytes.subarray(0, 4)) : "";
     const named = NAMED.exec(basename(f));
     if (!(ACPI_SIGNATURES as readonly string[]).includes(sig)) {
@@ -279,8 +275,9 @@ function importIort(bld: Builder, f: Found): void {
   if (other.length > 0) bld.trailer.push(`IORT ITS groups and PMCGs (${other.map((n) => hex(n.offset)).join(", ")}): MSI and PMU routing, not modelled`);
 }
 
-export async function importAcpiDir(path: string): Promise<FwImport> {
-  const { found, skipped } = await findTables(path);
+/** The tables `files` holds (read from `path`, a directory or one table file) as a scenario. */
+export function importAcpiTables(path: string, files: readonly AcpiFile[]): FwImport {
+  const { found, skipped } = findTables(path, files);
   const bld = new Builder();
   for (const f of found) {
     if (f.table.signature === "DMAR") importDmar(bld, f);
