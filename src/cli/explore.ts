@@ -8,7 +8,7 @@
 import { availableParallelism } from "node:os";
 import { DEFAULT_BOUND, explore, type ExploreOptions, type ExploreResult } from "../sim/explore/explore.ts";
 import { workerPool } from "../sim/explore/pool.ts";
-import { ScriptPolicy, parseSchedule, type Schedule } from "../sim/explore/schedule.ts";
+import { knownSchedule, ScriptPolicy } from "../sim/explore/schedule.ts";
 import { sameFailure } from "../sim/explore/shrink.ts";
 import { runScenario } from "../sim/runner.ts";
 import { RACE_KINDS, withDesign, type ExploreSpec, type Scenario } from "../sim/scenario/schema.ts";
@@ -141,7 +141,7 @@ export async function exploreCommand(file: string, o: ExploreFlags, io: Io): Pro
     io.out(`${name}: no failing schedule in ${coverage(r)}`);
     return EXIT_OK;
   }
-  const traced = runScenario(s, { ...opts.model, trace: true, policy: new ScriptPolicy(parseSchedule(f.schedule) as Schedule) });
+  const traced = runScenario(s, { ...opts.model, trace: true, policy: new ScriptPolicy(knownSchedule(f.schedule)) });
   io.out(renderTrace(traced.machine.ctx.trace.records));
   io.out("");
   io.out(`${name}: found a failing schedule (${f.kind}) after ${coverage(r)}`);
@@ -175,7 +175,7 @@ export async function checkExplore(s: Scenario, spec: ExploreSpec, file: string,
   const kindOk =
     want === "violation" ? (spec.kind === undefined ? f.kind === "invariant" || (RACE_KINDS as readonly string[]).includes(f.kind) : f.kind === spec.kind) : want === "deadlock" ? f.kind === "deadlock" : f.kind === "expectation";
   if (!kindOk) return { pass: false, line: `explore: FAIL: expected ${what}, the first failing schedule ${f.schedule} gives ${f.kind}: ${f.failure.step} ${f.failure.message}`, result: r, replayed: null };
-  const again = runScenario(s, { ...model, trace: false, policy: new ScriptPolicy(parseSchedule(f.schedule) as Schedule) });
+  const again = runScenario(s, { ...model, trace: false, policy: new ScriptPolicy(knownSchedule(f.schedule)) });
   const same = again.failures.length > 0 && sameFailure(again.failures[0]!, f.failure) && again.failures[0]!.message === f.failure.message && again.schedule === f.schedule;
   if (!same) return { pass: false, line: `explore: FAIL: schedule ${f.schedule} failed in the search (${f.failure.message}) but its replay ${again.failures.length === 0 ? "passes" : `fails otherwise: ${again.failures[0]!.message}`}`, result: r, replayed: false };
   return { pass: true, line: `explore: PASS: found ${what} as expected (schedule ${f.schedule}, after ${plural(r.schedules, "schedule")}), and its replay reproduces it: ${f.failure.message} (replay: ${replayCommand(fileName(file), f.schedule, o)})`, result: r, replayed: true };

@@ -12,7 +12,7 @@ import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
 import { searchItem, splitItems } from "../../src/sim/explore/dfs.ts";
 import { explore, type ExploreOptions } from "../../src/sim/explore/explore.ts";
 import { workerPool } from "../../src/sim/explore/pool.ts";
-import { parseSchedule, ScriptPolicy, type Schedule } from "../../src/sim/explore/schedule.ts";
+import { knownSchedule, ScriptPolicy } from "../../src/sim/explore/schedule.ts";
 import { replay } from "../../src/sim/explore/shrink.ts";
 import { runScenario, type PlayResult } from "../../src/sim/runner.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
@@ -103,7 +103,7 @@ describe("a failing schedule", () => {
     expect(f.failure.message).toMatch(/^I35 half-initialised: a: /);
     // Shrinking never makes it longer.
     expect(f.schedule.length).toBeLessThanOrEqual(f.foundSchedule.length);
-    const again = runScenario(s, { policy: new ScriptPolicy(parseSchedule(f.schedule) as Schedule) });
+    const again = runScenario(s, { policy: new ScriptPolicy(knownSchedule(f.schedule)) });
     expect(again.failures[0]).toEqual(f.failure);
     expect(again.schedule).toBe(f.schedule);
     expect(replay(s, {}, f.schedule)?.failure).toEqual(f.failure);
@@ -154,7 +154,7 @@ describe("a block", () => {
     const [m1, m2] = [new Mutex("lock1"), new Mutex("lock2")];
     const tasks = [new BlockTask(0, s.newTask("a"), takeBoth(s, m1, m2)), new BlockTask(1, s.newTask("b"), takeBoth(s, m2, m1))];
     // a takes lock1 (2 steps: the point, then the take), b takes lock2, then each waits.
-    const end = runBlock(s, 0, tasks, new ScriptPolicy(parseSchedule("a2b2") as Schedule), { before: () => {}, after: () => {} });
+    const end = runBlock(s, 0, tasks, new ScriptPolicy(knownSchedule("a2b2")), { before: () => {}, after: () => {} });
     expect(end).toEqual({ kind: "deadlock", message: "every task that has not ended waits for a lock: a waits for lock2, held by b; b waits for lock1, held by a" });
   });
 });

@@ -39,6 +39,13 @@ export class ScheduleError extends Error {
 
 const shown = (s: string) => (s.length > 60 ? `'${s.slice(0, 60)}…'` : `'${s}'`);
 
+/** A schedule string the explorer itself printed: one that does not parse is a bug of the model, thrown. */
+export function knownSchedule(text: string): Schedule {
+  const p = parseSchedule(text);
+  if (typeof p === "string") throw new Error(`BUG: the explorer's own schedule '${text}' does not parse: ${p}`);
+  return p;
+}
+
 /** Reads a schedule string; a malformed one is a sentence saying where and why. */
 export function parseSchedule(text: string): Schedule | string {
   if (text.length === 0) return "the schedule is empty: write - for the default schedule";

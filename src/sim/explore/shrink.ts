@@ -7,7 +7,7 @@ import type { Failure, RunOptions } from "../runner.ts";
 import { violationKind } from "../../lib/diagnostics.ts";
 import type { RACE_KINDS, Scenario } from "../scenario/schema.ts";
 import { playOnce } from "./dfs.ts";
-import { formatSchedule, parseSchedule, ScheduleError, ScriptPolicy, type Schedule, type Segment } from "./schedule.ts";
+import { formatSchedule, knownSchedule, parseSchedule, ScheduleError, ScriptPolicy, type Schedule, type Segment } from "./schedule.ts";
 
 /** What `explore` reports a failure as: a race invariant's kind, another invariant, an expectation, or a deadlock. */
 export type FailureKind = (typeof RACE_KINDS)[number] | "invariant" | "expectation" | "deadlock" | "exception";
@@ -33,8 +33,8 @@ export function deviations(schedule: Schedule): number {
 }
 
 function better(a: string, b: string): boolean {
-  const pa = parseSchedule(a) as Schedule;
-  const pb = parseSchedule(b) as Schedule;
+  const pa = knownSchedule(a);
+  const pb = knownSchedule(b);
   const da = deviations(pa);
   const db = deviations(pb);
   return da < db || (da === db && a.length < b.length);
@@ -88,7 +88,7 @@ export function shrink(s: Scenario, opts: RunOptions, schedule: string, failure:
   let improved = true;
   while (improved && replays < budget) {
     improved = false;
-    for (const c of candidates(parseSchedule(best.schedule) as Schedule)) {
+    for (const c of candidates(knownSchedule(best.schedule))) {
       if (replays >= budget) break;
       if (!better(c, best.schedule)) continue;
       replays++;
