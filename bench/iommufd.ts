@@ -51,6 +51,7 @@ export async function benchIommufd(log: (line: string) => void): Promise<void> {
   const gc = await GcCounter.start();
   try {
     log("iommufd (mock IOMMU, 4 KiB CPU pages, 2 KiB mock pages)");
+    log("  (the mock aperture [16 MiB, 2 GiB) holds 15k areas of 64 KiB one slot apart: 100k areas are timed without a domain)");
     for (const [areas, domain] of [[10_000, true], [15_000, true], [10_000, false], [100_000, false]] as const) {
       const { fd, mm } = ctx();
       const ioas = ioasAlloc(fd);
