@@ -1,5 +1,5 @@
 /**
- * Parses `lspci -vv` output (also -vvv, -nn, -D, -P/-PP, -xxx hex lines)
+ * Parses `lspci -vv` output (also -vvv, -n, -nn, -D, -P/-PP, -xxx hex lines)
  * into PCI functions with the source lines each fact came from. Anything
  * that is not lspci output, or a dump cut short, is an LspciError naming
  * the line and the problem; nothing else is thrown.
@@ -162,10 +162,15 @@ function parseHeader(text: string, file: string, line: number): LspciFunction {
   let vendor: number | null = null;
   let device: number | null = null;
   const ids = /\s*\[([0-9a-fA-F]{4}):([0-9a-fA-F]{4})\]\s*$/.exec(desc);
+  // -n (numbers only): the class is 'cccc' and the description is 'vvvv:dddd'.
+  const numeric = /^[0-9a-fA-F]{4}$/.test(clsText) ? /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$/.exec(desc.trim()) : null;
   if (ids !== null) {
     vendor = parseInt(ids[1]!, 16);
     device = parseInt(ids[2]!, 16);
     desc = desc.slice(0, ids.index);
+  } else if (numeric !== null) {
+    vendor = parseInt(numeric[1]!, 16);
+    device = parseInt(numeric[2]!, 16);
   }
   return {
     line,
@@ -176,10 +181,10 @@ function parseHeader(text: string, file: string, line: number): LspciFunction {
     fn,
     busFromPath,
     pathParent,
-    className: clsM[1]!,
-    classCode: clsM[2] === undefined ? null : parseInt(clsM[2], 16),
+    className: numeric !== null ? `Class ${clsText}` : clsM[1]!,
+    classCode: numeric !== null ? parseInt(clsText, 16) : clsM[2] === undefined ? null : parseInt(clsM[2], 16),
     progIf,
-    description: `${clsM[1]!}: ${desc.trim()}`,
+    description: numeric !== null ? `Class ${clsText}: Device ${desc.trim()}` : `${clsM[1]!}: ${desc.trim()}`,
     vendor,
     device,
     revision,
@@ -205,8 +210,9 @@ function parseBodyLine(f: LspciFunction, raw: string, file: string, line: number
   const depth = /^\t*/.exec(raw)![0].length;
   if (depth === 1) {
     let m: RegExpExecArray | null;
-    if ((m = /^Subsystem: .*\[([0-9a-fA-F]{4}):([0-9a-fA-F]{4})\]\s*$/.exec(t)) !== null) {
-      f.subsystem = [parseInt(m[1]!, 16), parseInt(m[2]!, 16)];
+    if ((m = /^Subsystem: (?:.*\[([0-9a-fA-F]{4}):([0-9a-fA-F]{4})\]|([0-9a-fA-F]{4}):([0-9a-fA-F]{4}))\s*$/.exec(t)) !== null) {
+      // -nn: 'Subsystem: name [vvvv:dddd]'; -n: 'Subsystem: vvvv:dddd'
+      f.subsystem = [parseInt(m[1] ?? m[3]!, 16), parseInt(m[2] ?? m[4]!, 16)];
       f.subsystemLine = line;
     } else if ((m = /^IOMMU group: ?(.*)$/.exec(t)) !== null) {
       if (!/^[0-9]{1,6}$/.test(m[1]!)) throw new LspciError(file, line, `IOMMU group ${quote(m[1]!)}: expected a number`);
