@@ -12,13 +12,14 @@ import { fwScenarioYaml, type FwImport } from "../sim/import/fw-scenario.ts";
 import { parseFdt } from "../sim/import/fdt-parse.ts";
 import { importDtb } from "../sim/import/dt-scenario.ts";
 import { importAcpiTables, type AcpiFile } from "../sim/import/acpi-scenario.ts";
+import type { LspciImport } from "../sim/import/lspci-scenario.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
 
 export const FIRMWARE_KINDS = ["dtb", "acpi"] as const;
 
 /** Reads and imports; the problem line when the input is not what the kind takes. */
-export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], file: string): Promise<FwImport | string> {
+export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], file: string, lspci?: LspciImport): Promise<FwImport | string> {
   try {
     if (kind === "dtb") {
       let bytes: Uint8Array;
@@ -30,7 +31,7 @@ export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], 
       return importDtb(parseFdt(bytes, file), file);
     }
     const files = await readAcpiDir(file);
-    return typeof files === "string" ? files : importAcpiTables(file, files);
+    return typeof files === "string" ? files : importAcpiTables(file, files, lspci);
   } catch (e) {
     if (e instanceof FirmwareError) return e.message;
     throw e;
@@ -53,12 +54,13 @@ export async function readAcpiDir(path: string): Promise<AcpiFile[] | string> {
   return out;
 }
 
-export async function firmwareImportCommand(kind: (typeof FIRMWARE_KINDS)[number], file: string, io: Io): Promise<number> {
+/** `lspci`: for acpi, an import of the same machine's lspci dump (`--lspci`). */
+export async function firmwareImportCommand(kind: (typeof FIRMWARE_KINDS)[number], file: string, io: Io, lspci?: LspciImport): Promise<number> {
   if (file === "-") {
     io.err(`import ${kind}: reads ${kind === "dtb" ? "a file" : "a directory"}, not stdin`);
     return EXIT_INVALID;
   }
-  const imp = await importFirmwareFile(kind, file);
+  const imp = await importFirmwareFile(kind, file, lspci);
   if (typeof imp === "string") {
     io.err(imp);
     return EXIT_INVALID;

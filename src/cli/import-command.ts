@@ -1,5 +1,6 @@
 /**
- * `iommu-sim import lspci FILE [--iommu intel|amd]`: a dump of a real
+ * `iommu-sim import lspci FILE [--iommu intel|amd]` (and `import acpi DIR
+ * --lspci FILE`, which reads the dump here): a dump of a real
  * machine as a scenario on stdout (YAML, its comments naming the dump's
  * lines); warnings on stderr. A dump that is not lspci output, or is cut
  * short, is exit 2 with the file, line and problem.
@@ -47,10 +48,32 @@ export function importDump(text: string, name: string, iommu: ImportIommu | unde
   }
 }
 
-export async function importCommand(kind: string, file: string, o: { iommu?: string }, io: Io): Promise<number> {
+export async function importCommand(kind: string, file: string, o: { iommu?: string; lspci?: string }, io: Io): Promise<number> {
   if (!(IMPORT_KINDS as readonly string[]).includes(kind)) {
     io.err(`import: '${kind.slice(0, 40)}' is not a kind this iommu-sim imports (${IMPORT_KINDS.join(", ")})`);
     return EXIT_INVALID;
+  }
+  if (o.lspci !== undefined && kind !== "acpi") {
+    io.err(`import ${kind}: --lspci goes with import acpi (it merges a dump's PCI functions with the DMAR or IVRS tables)`);
+    return EXIT_INVALID;
+  }
+  if (kind === "acpi" && o.lspci !== undefined) {
+    if (o.lspci === "-" && file === "-") {
+      io.err("import acpi: reads a directory, not stdin");
+      return EXIT_INVALID;
+    }
+    const dump = await readDump(o.lspci, io);
+    if (typeof dump === "string") {
+      io.err(`--lspci: ${dump}`);
+      return EXIT_INVALID;
+    }
+    const imp = importDump(dump.text, dump.name, undefined);
+    if (typeof imp === "string") {
+      io.err(`--lspci: ${imp}`);
+      return EXIT_INVALID;
+    }
+    for (const w of imp.warnings) io.err(`iommu-sim: warning: ${w}`);
+    return (await import("./firmware-import.ts")).firmwareImportCommand(kind, file, io, imp);
   }
   if (kind === "dtb" || kind === "acpi") return (await import("./firmware-import.ts")).firmwareImportCommand(kind, file, io);
   const flag = parseIommuFlag(o.iommu);

@@ -114,7 +114,8 @@ export const createAmdIommu: IommuDriverFactory = (k: IommuCore, env: DriverEnv)
     // @kernel: amd_iommu_init_api (up to v6.0: every IVHD registered, then pci, amba, platform; the first error fails the init)
     busClaims: busClaims(k, ops, { buses: ["pci", "amba", "platform"], skip: "none", onError: "fail", when: "last-instance", onRemove: "keep" }, () => instances),
     newInstance(desc: IommuInstanceDesc) {
-      const scope = desc.scope ?? dmarIncludeAllScope();
+      // IVHD entries name requester IDs, each looked up on its own (rlookup_amd_iommu): an exact scope.
+      const scope = { ...(desc.scope ?? dmarIncludeAllScope()), exact: true };
       const pasidBits = desc.pasidBits ?? 16;
       const it = new IommuDevice(desc.name, null, pasidBits > 0 ? 2 ** pasidBits : 0, new AmdIommu(pasidBits > 0));
       units.add(scope, it);

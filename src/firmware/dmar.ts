@@ -11,8 +11,10 @@ export interface DmarUnitScope {
   segment: number;
   /** DMAR INCLUDE_PCI_ALL: every PCI device of the segment not claimed by another unit. */
   includeAll: boolean;
-  /** Explicit device scope entries by device name; a bridge entry covers everything below it. */
+  /** Explicit device scope entries by device name; a bridge entry covers everything below it (VT-d). */
   devices: ReadonlySet<string>;
+  /** AMD-Vi: each name is one requester ID, looked up as such; a bridge's entry does not cover the devices below it. */
+  exact?: boolean;
 }
 
 /** The scope of a unit whose firmware entry says nothing else: INCLUDE_PCI_ALL on segment 0. */
@@ -20,8 +22,10 @@ export function dmarIncludeAllScope(): DmarUnitScope {
   return { segment: 0, includeAll: true, devices: new Set<string>() };
 }
 
-/** True if `dev` or one of the bridges above it is named in the explicit scope. */
+/** True if `dev` or one of the bridges above it is named in the explicit scope (only `dev` itself for an exact scope). */
 export function dmarScopeNames(scope: DmarUnitScope, dev: Device): boolean {
+  // @kernel: rlookup_amd_iommu (AMD-Vi: the requester ID's own rlookup_table entry, which IVHD entries wrote)
+  if (scope.exact === true) return scope.devices.has(dev.name);
   for (let d: Device | null = dev; d !== null; d = d.parent) {
     if (scope.devices.has(d.name)) return true;
   }

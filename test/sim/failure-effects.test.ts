@@ -187,12 +187,13 @@ events:
     // dmar1 unregistered and registered again leaves group 0 on dmar1's domain while its members sit behind
     // dmar0. A sysfs type write then switches them to a new domain whose direct mapping fails for want of
     // page-table memory even after the attach; the restore to the old default (MUST_SUCCEED) is refused by
-    // dmar0's members, which stay on the new domain the core frees (fuzz seed 1, machine 2012).
+    // dmar0's members, which stay on the new domain the core frees (fuzz seed 1, machine 2012). An IVHD names
+    // each requester ID it serves (rlookup_amd_iommu), so dmar0's scope lists the functions below the port too.
     const p = expectEffect(
       `
 name: a restore the driver refuses
 iommus:
-  - {name: dmar0, driver: amd-iommu, scope: ["0000:02:00.0"]}
+  - {name: dmar0, driver: amd-iommu, scope: ["0000:02:00.0", "0000:03:03.0", "0000:03:03.1"]}
   - {name: dmar1, driver: amd-iommu, scope: all}
 devices:
   - {name: "0000:00:0f.0", bus: pci, type: root-port}

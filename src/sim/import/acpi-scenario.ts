@@ -4,7 +4,9 @@
  * SMMUs); other tables are skipped. ACPI tables name IOMMUs and the
  * requester IDs each serves, not the PCI topology: the devices the
  * scenario gets are those the tables name as such (DMAR device scopes of
- * one hop, namespace devices; IORT named components and root complexes).
+ * one hop, namespace devices; IORT named components and root complexes),
+ * or, given an lspci dump of the same machine, its PCI functions, each
+ * served by the DRHD or IVHD whose scope covers it.
  * The IORT's links are written as their DT equivalents (`iommus`,
  * `iommu-map`): iort_iommu_configure_id makes the same fwspec, and the
  * model has no IORT path; fwnodes are `IORT/<node>@<offset>`.
@@ -14,8 +16,11 @@ import { FirmwareError, hex } from "./fw-bytes.ts";
 import { UniqueNames, type FwEntry, type FwImport } from "./fw-scenario.ts";
 import { pciName, readAcpiTable, ridName, type AcpiTable } from "./acpi-table.ts";
 import { parseDmar, type Dmar, type DmarScope } from "./acpi-dmar.ts";
-import { parseIvrs, type Ivrs } from "./acpi-ivrs.ts";
+import { parseIvrs, type Ivhd, type Ivrs } from "./acpi-ivrs.ts";
 import { parseIort, type Iort, type IortMapping, type IortNode } from "./acpi-iort.ts";
+import { PciTopology } from "./acpi-pci.ts";
+import { deviceEntry, driversOf, groupsOf } from "./lspci-data.ts";
+import { DRIVER_MANAGED_DMA, type LspciImport } from "./lspci-scenario.ts";
 
 export const ACPI_SIGNATURES = ["DMAR", "IVRS", "IORT"] as const;
 /** File names the signature should match when they name one: dmar.dat, DMAR, dmar2.dat, iort.aml, ... */
@@ -59,6 +64,14 @@ function findTables(path: string, files: readonly AcpiFile[]): { found: Found[];
 const where = (f: Found, off: number) => `${basename(f.file)} byte ${off}`;
 
 class Builder {
+  constructor(readonly pci: PciTopology | null) {
+    if (pci === null) return;
+    for (const x of pci.functions) {
+      const { name, ...data } = deviceEntry(x);
+      this.device(name as string, data, `${name as string}: ${pci.file}:${x.src.line}`);
+    }
+  }
+
   readonly iommus: FwEntry[] = [];
   readonly devices: FwEntry[] = [];
   readonly devByName = new Map<string, FwEntry>();
@@ -97,8 +110,24 @@ function dmarScopeDevice(bld: Builder, dmar: Dmar, f: Found, segment: number, s:
     }
     return bld.device(d.name, { bus: "platform", fwnode: d.name }, `${d.name}: ACPI namespace device ${s.enumerationId} (ANDD at ${where(f, d.offset)}), in ${what}'s scope (${where(f, s.offset)})`, `also in ${what}'s scope (${where(f, s.offset)})`);
   }
+  const pathText = s.path.map(([d, fn]) => `${hex(d, 2)}.${fn}`).join(" ");
+  if (bld.pci !== null) {
+    const r = bld.pci.dmarPath(segment, s.bus, s.path);
+    if (r === null) {
+      bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names a PCI ${s.type} at bus ${hex(s.bus, 2)} path ${pathText}, which ${bld.pci.file} does not have: skipped`);
+      return null;
+    }
+    // @kernel: dmar_insert_dev_scope (an endpoint entry naming a bridge, or a bridge entry naming a function without a subordinate bus, is refused)
+    if ((s.type === "bridge") !== bld.pci.isBridge(r.fn)) {
+      bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names ${r.fn.name} as a PCI ${s.type}, but ${bld.pci.file} says it is ${bld.pci.isBridge(r.fn) ? "a bridge" : "not a bridge"}: the kernel refuses the entry (device scope type does not match)`);
+      return null;
+    }
+    const e = bld.devByName.get(r.fn.name)!;
+    e.comment.push(`in ${what}'s scope as a PCI ${s.type} (${where(f, s.offset)}, bus ${hex(s.bus, 2)} path ${pathText})${r.fwBug ? ": matched at its own bus:dev.fn, not from a root bus (dmar_match_pci_path's workaround for broken entries)" : ""}`);
+    return e;
+  }
   if (s.path.length > 1) {
-    bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names a PCI ${s.type} ${s.path.length} hops below bus ${hex(s.bus, 2)} (path ${s.path.map(([d, fn]) => `${hex(d, 2)}.${fn}`).join(" ")}); the buses behind bridges are in config space, not in the table: skipped`);
+    bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names a PCI ${s.type} ${s.path.length} hops below bus ${hex(s.bus, 2)} (path ${pathText}); the buses behind bridges are in config space, not in the table (give an lspci dump with --lspci): skipped`);
     return null;
   }
   const [dev, fn] = s.path[0]!;
@@ -136,31 +165,100 @@ function importDmar(bld: Builder, f: Found): void {
   for (const [o, what] of d.other) bld.trailer.push(`${what} (${where(f, o)}): not modelled`);
 }
 
+/**
+ * Which used IVHD serves each PCI function of the dump, and the IVRS alias
+ * of each: entries write the requester-ID lookup and the alias table in
+ * table order, so a later block's entry wins.
+ */
+// @kernel: init_iommu_from_acpi
+function ivrsOwners(pci: PciTopology, used: readonly Ivhd[]): { owner: Map<string, number>; alias: Map<string, { to: number; ivhd: number; offset: number }> } {
+  const owner = new Map<string, number>();
+  const alias = new Map<string, { to: number; ivhd: number; offset: number }>();
+  used.forEach((h, i) => {
+    for (const x of pci.functions) {
+      if (x.src.segment !== h.segment) continue;
+      const rid = pci.rid(x);
+      // set_dev_entry_from_acpi -> set_iommu_for_device: ALL, selects, ranges, and an alias entry's target
+      if (h.all || h.ranges.some((r) => rid >= r.first && rid <= r.last) || h.aliases.some((a) => a.alias === rid)) owner.set(x.name, i);
+      for (const a of h.aliases) if (rid >= a.first && rid <= a.last) alias.set(x.name, { to: a.alias, ivhd: i, offset: a.offset });
+    }
+  });
+  return { owner, alias };
+}
+
 function importIvrs(bld: Builder, f: Found): void {
   const r: Ivrs = parseIvrs(f.table);
   const used = r.ivhds.filter((h) => h.type === r.targetType);
   const ignored = r.ivhds.filter((h) => h.type !== r.targetType);
   const perSegment = new Map<number, number>();
   for (const h of used) perSegment.set(h.segment, (perSegment.get(h.segment) ?? 0) + 1);
+  const pci = bld.pci;
+  const own = pci === null ? null : ivrsOwners(pci, used);
   used.forEach((h, i) => {
     const alone = perSegment.get(h.segment) === 1;
     const comment = [`IVHD type ${hex(h.type, 2)} (${where(f, h.offset)}): the IOMMU at ${ridName(h.segment, h.devid)}, registers at ${hex(h.base)}, segment ${h.segment}`];
     const covers = h.all ? "every requester ID (ALL)" : h.ranges.map((x) => (x.first === x.last ? ridName(h.segment, x.first) : `${ridName(h.segment, x.first)}-${ridName(h.segment, x.last)}`)).join(", ");
     comment.push(`serves ${covers || "no requester ID"}`);
-    if (!h.all && !alone) {
-      bld.warnings.push(`${f.file}: byte ${h.offset}: IVHD ${i} shares segment ${h.segment} with another IOMMU and serves requester-ID ranges: the scope lists no devices (the table gives no PCI topology); add the PCI functions, e.g. from iommu-sim import lspci, to its scope`);
-    } else if (!h.all) comment.push(`the only IOMMU of segment ${h.segment}: scope all`);
+    let scope: string | string[];
+    if (pci !== null && own !== null) {
+      const mine = pci.functions.filter((x) => own.owner.get(x.name) === i).map((x) => x.name);
+      const segFns = pci.functions.filter((x) => x.src.segment === h.segment);
+      scope = mine.length === segFns.length && mine.length > 0 ? "all" : mine;
+      comment.push(`${mine.length} of the ${segFns.length} functions of segment ${h.segment} in ${pci.file} are its${scope === "all" ? ": scope all" : ""}`);
+    } else {
+      if (!h.all && !alone) {
+        bld.warnings.push(`${f.file}: byte ${h.offset}: IVHD ${i} shares segment ${h.segment} with another IOMMU and serves requester-ID ranges: the scope lists no devices (the table gives no PCI topology); give an lspci dump of the machine with --lspci`);
+      } else if (!h.all) comment.push(`the only IOMMU of segment ${h.segment}: scope all`);
+      scope = h.all || alone ? "all" : [];
+    }
     for (const a of h.aliases) comment.push(`alias ${ridName(h.segment, a.first)}${a.first === a.last ? "" : `-${ridName(h.segment, a.last)}`} -> ${ridName(h.segment, a.alias)} (byte ${a.offset})${(a.alias >> 8) === (a.first >> 8) ? ": on the same bus, a PCI DMA alias (setup_aliases)" : ""}`);
     for (const s of h.specials) comment.push(`special: ${s.variety} ${s.handle} at ${ridName(h.segment, s.devid)} (byte ${s.offset}): interrupt remapping, not modelled`);
     for (const x of h.hids) comment.push(`ACPI HID ${x.hid}${x.uid === "" ? "" : ` UID ${x.uid}`} as ${ridName(h.segment, x.devid)} (byte ${x.offset}): not modelled (AMD-Vi serves PCI devices here)`);
-    const data: Record<string, unknown> = { name: `ivhd${i}`, driver: "amd-iommu", scope: h.all || alone ? "all" : [] };
+    const data: Record<string, unknown> = { name: `ivhd${i}`, driver: "amd-iommu", scope };
     if (h.segment !== 0) data.segment = h.segment;
     bld.iommus.push({ data, comment });
   });
+  if (pci !== null && own !== null) ivrsDevices(bld, f, pci, own, used);
   if (ignored.length > 0) bld.trailer.push(`IVHD blocks of type${ignored.length === 1 ? "" : "s"} ${[...new Set(ignored.map((h) => hex(h.type, 2)))].join(", ")} at ${ignored.map((h) => where(f, h.offset)).join(", ")}: the kernel uses type ${hex(r.targetType ?? 0, 2)} (get_highest_supported_ivhd_type)`);
   for (const m of r.ivmds) {
     const kind = (m.flags & 8) !== 0 ? "exclusion range (reserved)" : (m.flags & 1) !== 0 ? "unity map (direct)" : "no unity or exclusion flag";
-    bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${m.first === 0 && m.last === 0xffff ? "every device" : `${hex(m.first, 4)}-${hex(m.last, 4)}`}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
+    const who = m.first === 0 && m.last === 0xffff ? "every device" : `${hex(m.first, 4)}-${hex(m.last, 4)}`;
+    if (pci === null) {
+      bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${who}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
+      continue;
+    }
+    // @kernel: init_memory_definitions (unity maps and exclusion ranges alike: init_unity_map_range treats an exclusion range as a r/w unity map)
+    if ((m.flags & 9) === 0) {
+      bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): neither a unity map nor an exclusion range: the kernel skips it`);
+      continue;
+    }
+    // The IVMD's own segment field is not read: segment 0's functions.
+    const hit = pci.functions.filter((x) => x.src.segment === 0 && pci.rid(x) >= m.first && pci.rid(x) <= m.last);
+    for (const x of hit) {
+      const e = bld.devByName.get(x.name)!;
+      bld.reserved(e, { start: m.start, length: m.length, type: "direct" });
+      e.comment.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${(m.flags & 8) !== 0 ? "an exclusion range, which init_unity_map_range unity-maps read/write" : "a unity map"}: a direct region (amd_iommu_get_resv_regions)`);
+    }
+    if (hit.length === 0) bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${who}: no function of ${pci.file} has those requester IDs`);
+  }
+}
+
+/** With the dump's functions: the IVHD of each, and IVRS aliases as PCI DMA aliases. */
+function ivrsDevices(bld: Builder, f: Found, pci: PciTopology, own: ReturnType<typeof ivrsOwners>, used: readonly Ivhd[]): void {
+  for (const x of pci.functions) {
+    const e = bld.devByName.get(x.name)!;
+    const i = own.owner.get(x.name);
+    e.comment.push(i === undefined ? `no IVHD entry names requester ID ${hex(pci.rid(x), 4)}: no IOMMU (rlookup_amd_iommu finds none)` : `served by ivhd${i} (${where(f, used[i]!.offset)})`);
+    const a = own.alias.get(x.name);
+    if (a === undefined || a.to === pci.rid(x)) continue;
+    // @kernel: setup_aliases (an IVRS alias on the same bus becomes a PCI DMA alias; another bus's only copies the device table entry)
+    const to = ridName(x.src.segment, a.to);
+    if (a.to >> 8 === x.src.bus) {
+      const list = (e.data["dma-alias"] ??= []) as string[];
+      const devfn = `${((a.to >> 3) & 0x1f).toString(16).padStart(2, "0")}.${a.to & 7}`;
+      if (!list.includes(devfn)) list.push(devfn);
+      e.comment.push(`IVRS alias -> ${to} (byte ${a.offset}): same bus, a PCI DMA alias (setup_aliases)`);
+    } else e.comment.push(`IVRS alias -> ${to} (byte ${a.offset}): another bus, not a PCI DMA alias (setup_aliases adds same-bus ones only); grouping is unchanged`);
   }
 }
 
@@ -275,10 +373,19 @@ function importIort(bld: Builder, f: Found): void {
   if (other.length > 0) bld.trailer.push(`IORT ITS groups and PMCGs (${other.map((n) => hex(n.offset)).join(", ")}): MSI and PMU routing, not modelled`);
 }
 
-/** The tables `files` holds (read from `path`, a directory or one table file) as a scenario. */
-export function importAcpiTables(path: string, files: readonly AcpiFile[]): FwImport {
+/**
+ * The tables `files` holds (read from `path`, a directory or one table
+ * file) as a scenario; with `lspci`, an import of the same machine's lspci
+ * dump, whose functions become the devices.
+ */
+export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci?: LspciImport): FwImport {
   const { found, skipped } = findTables(path, files);
-  const bld = new Builder();
+  const sigs0 = found.map((f) => f.table.signature);
+  const x86tables = sigs0.includes("DMAR") || sigs0.includes("IVRS");
+  const pre: string[] = [];
+  if (lspci !== undefined && !x86tables) pre.push(`--lspci ${lspci.file}: the PCI functions are merged with DMAR and IVRS tables only (an IORT machine's root complexes map requester IDs with iommu-map); ignored`);
+  const bld = new Builder(lspci !== undefined && x86tables ? new PciTopology(lspci) : null);
+  bld.warnings.push(...pre);
   for (const f of found) {
     if (f.table.signature === "DMAR") importDmar(bld, f);
     else if (f.table.signature === "IVRS") importIvrs(bld, f);
@@ -292,6 +399,31 @@ export function importAcpiTables(path: string, files: readonly AcpiFile[]): FwIm
     "ACPI tables name the IOMMUs and whom they serve, not the PCI topology: the devices are those the tables name. Comments give each structure's byte offset.",
   ];
   if (sigs.includes("IORT")) header.push("IORT links are written as their device-tree equivalents (iommus, iommu-map), which give the same fwspecs; the model has no IORT path.");
+  const pci = bld.pci;
+  if (pci !== null) {
+    header[1] = `The PCI functions are ${pci.file}'s (lspci), in the kernel's enumeration order; each is served by the DRHD or IVHD whose scope covers it. Comments give each structure's byte offset and each function's line.`;
+    header[0] = header[0]!.replace(/\.$/, `; ${pci.functions.length} PCI functions from ${pci.file}.`);
+  }
+  const drivers: FwEntry[] =
+    pci === null
+      ? []
+      : [...driversOf(pci.imp)].map(([name, xs]) => ({
+          data: { name, bus: "pci", match: xs.map((x) => x.name), ...(DRIVER_MANAGED_DMA.has(name) ? { driver_managed_dma: true } : {}) },
+          comment: [`${pci.file}: 'Kernel driver in use' at line${xs.length === 1 ? "" : "s"} ${xs.map((x) => x.src.driver!.line).join(", ")}`],
+        }));
+  const groups = pci === null ? [] : groupsOf(pci.imp);
+  const events: FwEntry[] =
+    groups.length === 0
+      ? []
+      : [
+          {
+            data: {
+              note: "the groups the kernel that produced the lspci dump made",
+              expect: { groups: groups.map(([id, xs]) => ({ id, devices: xs.map((x) => x.name) })), ...(groups.reduce((n, [, xs]) => n + xs.length, 0) === pci!.functions.length ? { group_count: groups.length } : {}) },
+            },
+            comment: [`${pci!.file}: the kernel's own groups, from the 'IOMMU group:' lines`],
+          },
+        ];
   return {
     source: `acpi ${path}`,
     name: `acpi ${basename(path)}`,
@@ -299,6 +431,8 @@ export function importAcpiTables(path: string, files: readonly AcpiFile[]): FwIm
     boot: x86 ? { arch: "x86", order: "devices-first" } : { arch: "arm64" },
     iommus: bld.iommus,
     devices: bld.devices,
+    ...(drivers.length > 0 ? { drivers } : {}),
+    ...(events.length > 0 ? { events } : {}),
     trailer: bld.trailer,
     warnings: bld.warnings,
   };

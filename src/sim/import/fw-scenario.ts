@@ -19,6 +19,10 @@ export interface FwImport {
   boot: Record<string, unknown>;
   iommus: FwEntry[];
   devices: FwEntry[];
+  /** `drivers` entries (from an lspci dump merged with ACPI tables). */
+  drivers?: FwEntry[];
+  /** `events` (the lspci dump's own groups as an expectation). */
+  events?: FwEntry[];
   /** Comment lines at the end: what the firmware has that the scenario does not carry. */
   trailer: string[];
   warnings: string[];
@@ -26,7 +30,14 @@ export interface FwImport {
 
 /** The scenario as plain data (what the YAML says, without its comments). */
 export function fwScenarioData(imp: FwImport): Record<string, unknown> {
-  return { name: imp.name, boot: imp.boot, iommus: imp.iommus.map((e) => e.data), devices: imp.devices.map((e) => e.data) };
+  return {
+    name: imp.name,
+    boot: imp.boot,
+    iommus: imp.iommus.map((e) => e.data),
+    devices: imp.devices.map((e) => e.data),
+    ...(imp.drivers !== undefined && imp.drivers.length > 0 ? { drivers: imp.drivers.map((e) => e.data) } : {}),
+    ...(imp.events !== undefined && imp.events.length > 0 ? { events: imp.events.map((e) => e.data) } : {}),
+  };
 }
 
 const PLAIN = /^[A-Za-z_][\w.@,/+-]*$/;
@@ -62,6 +73,11 @@ export function fwScenarioYaml(imp: FwImport): string {
   for (const e of imp.iommus) out.push(...comment("  ", e.comment), `  - ${flowYaml(e.data)}`);
   out.push(imp.devices.length === 0 ? "devices: []" : "devices:");
   for (const e of imp.devices) out.push(...comment("  ", e.comment), `  - ${flowYaml(e.data)}`);
+  for (const [key, list] of [["drivers", imp.drivers], ["events", imp.events]] as const) {
+    if (list === undefined || list.length === 0) continue;
+    out.push(`${key}:`);
+    for (const e of list) out.push(...comment("  ", e.comment), `  - ${flowYaml(e.data)}`);
+  }
   out.push(...comment("", imp.trailer));
   return out.join("\n") + "\n";
 }

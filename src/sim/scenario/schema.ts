@@ -32,7 +32,7 @@ const iommuSchema = z
     scope: z
       .union([z.literal("all"), z.array(name)])
       .optional()
-      .describe("intel-iommu/amd-iommu device scope: 'all' (INCLUDE_PCI_ALL) or device names (a bridge covers its subtree)"),
+      .describe("intel-iommu/amd-iommu device scope: 'all' (INCLUDE_PCI_ALL, IVHD ALL) or device names (intel-iommu: a bridge covers its subtree; amd-iommu: each name is one requester ID)"),
     segment: z.number().int().nonnegative().optional().describe("PCI segment of a scope-based unit (default 0)"),
     "#iommu-cells": z.number().int().min(0).max(4).optional().describe("cells per `iommus` entry (default 1)"),
     status: z.enum(["okay", "disabled"]).optional().describe("DT status of the IOMMU node"),

@@ -1,0 +1,162 @@
+/**
+ * `iommu-sim import acpi DIR --lspci FILE`: the tables' IOMMUs with the
+ * dump's PCI functions. DMAR device scopes are followed through the
+ * bridges (several hops: dmar_match_pci_path), IVHD entries serve the
+ * functions whose requester IDs they name (init_iommu_from_acpi, a later
+ * block winning), IVRS aliases on the same bus become PCI DMA aliases
+ * (setup_aliases), IVMD unity maps and exclusion ranges direct regions.
+ */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readAcpiDir } from "../../src/cli/firmware-import.ts";
+import { PciTopology } from "../../src/sim/import/acpi-pci.ts";
+import { importAcpiTables } from "../../src/sim/import/acpi-scenario.ts";
+import { fwScenarioData, fwScenarioYaml } from "../../src/sim/import/fw-scenario.ts";
+import { parseLspci } from "../../src/sim/import/lspci-parse.ts";
+import { importLspci } from "../../src/sim/import/lspci-scenario.ts";
+import { parseScenario, validateScenario } from "../../src/sim/scenario/load.ts";
+import { runScenario } from "../../src/sim/runner.ts";
+import { acpiDir, cli, removeCompiled } from "../cli/fw-fixtures.ts";
+
+const Z270 = "test/fixtures/lspci/intel-z270-gtx1070.vvnn.txt";
+const X99 = "test/fixtures/lspci/intel-x99-rtx2080.vvnn.txt";
+const AMD = "test/fixtures/lspci/for-acpi/amd-server.vvnn.txt";
+
+let intel: string;
+let amd: string;
+beforeAll(() => {
+  intel = acpiDir("intel-client");
+  amd = acpiDir("amd-server");
+});
+afterAll(() => removeCompiled());
+
+const lspci = (f: string) => importLspci(parseLspci(readFileSync(f, "utf8"), f));
+
+async function merged(dir: string, dump: string) {
+  const files = await readAcpiDir(dir);
+  if (typeof files === "string") throw new Error(files);
+  const imp = importAcpiTables(dir, files, lspci(dump));
+  const s = validateScenario(fwScenarioData(imp), dir);
+  return { imp, s, run: runScenario(s, { trace: false }) };
+}
+
+const groupSets = (groups: readonly { devices: string[] }[]) => groups.map((g) => [...g.devices].sort().join(" ")).sort();
+const iommuOf = (run: ReturnType<typeof runScenario>) => Object.fromEntries(run.snapshot.devices.map((d) => [d.name, d.iommu]));
+
+describe("import acpi --lspci: DMAR", () => {
+  it("a scope entry two hops down is followed through the bridge to its function; the rest of the dump is INCLUDE_PCI_ALL's", async () => {
+    const { imp, s, run } = await merged(intel, Z270);
+    expect(imp.warnings.filter((w) => /hops below|does not have/.test(w))).toEqual([]);
+    expect(s.iommus.map((i) => [i.name, i.scope])).toEqual([
+      ["dmar0", ["0000:00:02.0", "\\_SB.PCI0.I2C0", "0000:04:00.0"]],
+      ["dmar1", "all"],
+    ]);
+    const on = iommuOf(run);
+    expect([on["0000:00:02.0"], on["0000:04:00.0"], on["0000:00:1c.4"], on["0000:01:00.0"]]).toEqual(["dmar0", "dmar0", "dmar1", "dmar1"]);
+    // The RMRRs land on the dump's functions.
+    const dev = (n: string) => s.devices.find((d) => d.name === n)!;
+    expect(dev("0000:00:14.0")["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct" }]);
+    expect(dev("0000:00:02.0")["reserved-regions"]).toEqual([{ start: 0x3c000000, length: 0x4000000, type: "direct" }]);
+    // Membership of every group the dump records is kept; the namespace device adds one of its own.
+    const want = (s.events[0]!.expect!.groups as { devices: string[] }[]).map((g) => g.devices);
+    expect(groupSets(run.snapshot.groups)).toEqual(groupSets([...want.map((d) => ({ devices: d })), { devices: ["\\_SB.PCI0.I2C0"] }]));
+    // dmar0 registers first (non-INCLUDE_PCI_ALL units lead the list): its devices take the lowest group numbers.
+    const first = run.snapshot.groups.filter((g) => g.id < 3).flatMap((g) => g.devices).sort();
+    expect(first).toEqual(["0000:00:02.0", "0000:04:00.0", "\\_SB.PCI0.I2C0"]);
+    // The dump's own expectation fails only on numbers and the count: the synthetic DMAR is not that machine's.
+    expect(run.failures.filter((f) => f.kind !== "expectation")).toEqual([]);
+    expect(run.failures.flatMap((f) => f.message.split("\n")).every((m) => /\.id: expected \d+, got \d+|group_count: expected 15, got 16/.test(m))).toBe(true);
+  });
+
+  it("an entry the dump has no function for, or of the wrong type, is a warning naming dmar_insert_dev_scope's refusal", async () => {
+    const { imp, s } = await merged(intel, X99);
+    // The X99 board's 00:02.0 is a root port: an endpoint entry cannot name it.
+    expect(imp.warnings.some((w) => w.includes("names 0000:00:02.0 as a PCI endpoint, but") && w.includes("is a bridge: the kernel refuses the entry"))).toBe(true);
+    expect(s.iommus[0]!.scope).not.toContain("0000:00:02.0");
+    const a = await merged(intel, AMD);
+    expect(a.imp.warnings.filter((w) => w.includes("does not have: skipped")).length).toBe(3);
+  });
+});
+
+describe("import acpi --lspci: IVRS", () => {
+  it("each function is served by the IVHD whose entries name its requester ID; unnamed ones get no IOMMU", async () => {
+    const { s, run } = await merged(amd, AMD);
+    expect(s.iommus.map((i) => [i.name, i.scope])).toEqual([
+      ["ivhd0", ["0000:00:00.0", "0000:00:01.0", "0000:00:01.1", "0000:00:08.0", "0000:00:08.1", "0000:00:14.0", "0000:00:14.3", "0000:01:00.0", "0000:01:00.1"]],
+      ["ivhd1", ["0000:40:00.0", "0000:40:00.2", "0000:40:01.1", "0000:41:00.0"]],
+    ]);
+    const on = iommuOf(run);
+    // 02:00.0 sits below 00:08.1, which ivhd0 serves, but no IVHD entry names 0x0200: rlookup_amd_iommu finds none.
+    expect([on["0000:02:00.0"], on["0000:00:00.2"], on["0000:41:00.0"], on["0000:01:00.1"]]).toEqual([null, null, "ivhd1", "ivhd0"]);
+    expect(run.failures).toEqual([]);
+  });
+
+  it("the IVRS alias 01:00.1 -> 01:00.0 (same bus) is a PCI DMA alias: the two functions, each isolated by ACS, share a group", async () => {
+    const { s, run } = await merged(amd, AMD);
+    expect(s.devices.find((d) => d.name === "0000:01:00.1")!["dma-alias"]).toEqual(["00.0"]);
+    const g = run.snapshot.groups.find((x) => x.devices.includes("0000:01:00.0"))!;
+    expect([...g.devices].sort()).toEqual(["0000:01:00.0", "0000:01:00.1"]);
+    // Without the tables the two functions are isolated (their ACS capability implements nothing).
+    const alone = runScenario(validateScenario(lspciData(AMD), AMD), { trace: false });
+    expect(alone.snapshot.groups.find((x) => x.devices.includes("0000:01:00.0"))!.devices).toEqual(["0000:01:00.0"]);
+  });
+
+  it("IVMD unity maps and exclusion ranges (init_unity_map_range maps the latter read/write too) are direct regions of the functions they name", async () => {
+    const { s } = await merged(amd, AMD);
+    const regions = (n: string) => s.devices.find((d) => d.name === n)!["reserved-regions"];
+    expect(regions("0000:01:00.0")).toEqual([
+      { start: 0x3b000000, length: 0x100000, type: "direct" },
+      { start: 0xfd000000, length: 0x1000000, type: "direct" },
+    ]);
+    expect(regions("0000:41:00.0")).toEqual([{ start: 0xfd000000, length: 0x1000000, type: "direct" }]);
+  });
+
+  it("without --lspci two IVHDs on one segment still get empty scopes and a warning that says to give a dump", async () => {
+    const files = await readAcpiDir(amd);
+    const imp = importAcpiTables(amd, files as never);
+    expect(imp.iommus.map((e) => e.data.scope)).toEqual([[], []]);
+    expect(imp.warnings.filter((w) => w.includes("--lspci")).length).toBe(2);
+  });
+});
+
+// The lspci import's own scenario (no tables), for comparison.
+import { lspciScenarioData } from "../../src/sim/import/lspci-data.ts";
+const lspciData = (f: string) => lspciScenarioData(lspci(f));
+
+describe("PciTopology.dmarPath (dmar_match_pci_path)", () => {
+  const t = new PciTopology(lspci(Z270));
+  it("follows a path from a root bus through each bridge's secondary bus", () => {
+    expect(t.dmarPath(0, 0, [[0x1c, 4], [0, 0]])?.fn.name).toBe("0000:04:00.0");
+    expect(t.dmarPath(0, 0, [[0x1c, 4]])?.fwBug).toBe(false);
+  });
+  it("a one-hop entry naming a function off the root bus matches it at its own bus:dev.fn (the kernel's workaround), flagged", () => {
+    expect(t.dmarPath(0, 4, [[0, 0]])).toMatchObject({ fwBug: true, fn: { name: "0000:04:00.0" } });
+  });
+  it("a path through a function that is not a bridge, or to none, matches nothing", () => {
+    expect(t.dmarPath(0, 0, [[0x02, 0], [0, 0]])).toBeNull();
+    expect(t.dmarPath(0, 0, [[0x1c, 4], [1, 0]])).toBeNull();
+    expect(t.dmarPath(0, 4, [[0, 0], [0, 0]])).toBeNull();
+  });
+});
+
+describe("import acpi --lspci: the command line", () => {
+  it("writes one scenario: the tables' IOMMUs, the dump's functions, drivers and groups", async () => {
+    const r = await cli(["import", "acpi", amd, "--lspci", AMD]);
+    expect(r.code).toBe(0);
+    const s = parseScenario(r.out, "m.yaml");
+    expect(s.devices.length).toBe(15);
+    expect(s.drivers?.map((d) => d.name)).toContain("nvme");
+    expect(r.out).toContain("# IVRS alias -> 0000:01:00.0 (byte 152): same bus, a PCI DMA alias (setup_aliases)");
+    const files = await readAcpiDir(amd);
+    expect(parseScenario(fwScenarioYaml(importAcpiTables(amd, files as never, lspci(AMD))), "m.yaml")).toEqual(s);
+  });
+
+  it("--lspci with another kind, a missing or bad dump, is exit 2 with the problem", async () => {
+    expect((await cli(["import", "dtb", "x.dtb", "--lspci", AMD])).err).toMatch(/--lspci goes with import acpi/);
+    const missing = await cli(["import", "acpi", amd, "--lspci", "no/such.txt"]);
+    expect([missing.code, missing.err]).toEqual([2, "--lspci: no/such.txt: no such file"]);
+    const bad = await cli(["import", "acpi", amd, "--lspci", "test/fixtures/acpi/amd-server/ivrs.asl"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^--lspci: test\/fixtures\/acpi\/amd-server\/ivrs\.asl:1: /);
+  });
+});
