@@ -77,7 +77,30 @@ describe("real dumps reproduce their kernel's groups", () => {
  * instead, and what the model lacks. Each also shows that supplying the
  * missing fact makes the model agree.
  */
-const KNOWN: Record<string, { why: string; model: (pub: Groups) => Groups; fix: (s: Scenario) => void }> = {
+/** Short BDFs on segment 0 as full names. */
+const bdfs = (...xs: string[]) => xs.map((x) => `0000:${x}`).sort();
+
+const KNOWN: Record<string, { why: string; model: (pub: Groups) => Groups; fix?: (s: Scenario) => void }> = {
+  // lspci without root: every function's capabilities read `<access denied>`,
+  // so neither the Express types nor ACS are known. The import assumes no ACS
+  // anywhere (and says so); the kernel, which read the registers, made 39
+  // groups where the model makes 9: each root port's whole tree is one group.
+  // No fact of the dump can fix it; `sudo lspci -vv` can.
+  "gigabyte-x570-2xarc-a770.user-vv.txt": {
+    why: "a dump without root: ACS unknown, the model assumes none, so every port's subtree shares its group",
+    model: () =>
+      new Map([
+        [0, bdfs("00:01.0", "00:01.1", "00:01.2", "01:00.0", "02:00.0", "03:01.0", "03:02.0", "03:04.0", "03:08.0", "03:09.0", "03:0a.0", "04:00.0", "05:00.0", "06:01.0", "06:04.0", "07:00.0", "08:00.0", "09:00.0", "0a:00.0", "0a:00.1", "0a:00.3", "0b:00.0", "0c:00.0")],
+        [1, bdfs("00:02.0")],
+        [2, bdfs("00:03.0", "00:03.1", "0d:00.0", "0e:01.0", "0e:04.0", "0f:00.0", "10:00.0")],
+        [3, bdfs("00:04.0")],
+        [4, bdfs("00:05.0")],
+        [5, bdfs("00:07.0", "00:07.1", "11:00.0")],
+        [6, bdfs("00:08.0", "00:08.1", "12:00.0", "12:00.1", "12:00.3", "12:00.4")],
+        [7, bdfs("00:14.0", "00:14.3")],
+        [8, bdfs("00:18.0", "00:18.1", "00:18.2", "00:18.3", "00:18.4", "00:18.5", "00:18.6", "00:18.7")],
+      ]),
+  },
   // lspci without -nn prints no IDs, so pci_quirk_intel_spt_pch_acs (Sunrise
   // Point-LP root ports 8086:9d10..9d1b, whose ACS control sits at cap + 8,
   // lspci showing the wrong word: ACSCtl all off) cannot match. The model
@@ -119,8 +142,10 @@ describe("real dumps: known differences, asserted", () => {
     expect(got).toEqual(k.model(want));
     expect(k.why.length).toBeGreaterThan(0);
     expect(readFileSync("docs/real-machines.md", "utf8")).toContain(d);
-    // With the missing fact supplied, the model makes the kernel's groups.
-    k.fix(s);
-    expect(modelGroups(s)).toEqual(want);
+    // Where a fact of the dump is missing but known (an ID), supplying it makes the model agree.
+    if (k.fix !== undefined) {
+      k.fix(s);
+      expect(modelGroups(s)).toEqual(want);
+    }
   });
 });
