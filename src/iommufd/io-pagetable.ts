@@ -206,6 +206,8 @@ export class IoPagetable {
   /** Maps one area into one domain, in physically contiguous runs; undone on failure. */
   // @kernel: iopt_area_fill_domain
   private fillAreaDomain(area: IoptArea, d: IommuDomain): 0 | KError {
+    // Revoked dma-buf pages map nothing (the fill silently does nothing).
+    if (area.pages.revoked) return 0;
     // The mock's map_pages injection point.
     if (this.shouldFail()) return kerr("ENOENT", "fault injection: domain map");
     const pages = area.pages;
@@ -240,7 +242,7 @@ export class IoPagetable {
     for (let i = 0; i < this.domains.length; i++) {
       const r = this.fillAreaDomain(area, this.domains[i]!);
       if (r !== 0) {
-        for (let j = 0; j < i; j++) iommuUnmap(this.domains[j]!, area.iova, area.length);
+        for (let j = 0; j < i; j++) this.domainUnmap(this.domains[j]!, area);
         area.pages.dropUsers(area.firstIndex, area.lastIndex);
         return r;
       }
@@ -250,8 +252,20 @@ export class IoPagetable {
 
   private unfillAreaAllDomains(area: IoptArea): void {
     if (this.domains.length === 0) return;
-    for (const d of this.domains) iommuUnmap(d, area.iova, area.length);
+    for (const d of this.domains) this.domainUnmap(d, area);
     area.pages.dropUsers(area.firstIndex, area.lastIndex);
+  }
+
+  /** Takes an area out of one domain (nothing for revoked dma-buf pages: the revoke did it). */
+  // @kernel: iopt_area_unmap_domain
+  private domainUnmap(d: IommuDomain, area: IoptArea): void {
+    if (!area.pages.revoked) iommuUnmap(d, area.iova, area.length);
+  }
+
+  /** A dma-buf revoke: the area leaves every domain and stays in the IOAS. */
+  // @kernel: iopt_area_unmap_domain_range
+  unmapAreaDomains(area: IoptArea): void {
+    for (const d of this.domains) this.domainUnmap(d, area);
   }
 
   /**
@@ -287,7 +301,10 @@ export class IoPagetable {
       made.push(area);
       at += e.length;
     }
-    for (const m of made) this.areaStore.insert(m);
+    for (const m of made) {
+      this.areaStore.insert(m);
+      if (m.pages.dmabuf !== null) m.pages.trackArea(m, this);
+    }
     return dst;
   }
 
@@ -306,6 +323,7 @@ export class IoPagetable {
       }
       this.unfillAreaAllDomains(area);
       this.areaStore.remove(area);
+      if (area.pages.dmabuf !== null) area.pages.untrackArea(area);
       unmapped += area.length;
     }
     return unmapped;
@@ -341,6 +359,11 @@ export class IoPagetable {
       this.areaStore.remove(cur);
       this.areaStore.insert(lhs);
       this.areaStore.insert(rhs);
+      if (cur.pages.dmabuf !== null) {
+        cur.pages.untrackArea(cur);
+        cur.pages.trackArea(lhs, this);
+        cur.pages.trackArea(rhs, this);
+      }
     }
     return 0;
   }
@@ -414,7 +437,7 @@ export class IoPagetable {
       if (r !== 0) {
         for (let j = 0; j < i; j++) {
           const a = all[j]!;
-          iommuUnmap(d, a.iova, a.length);
+          this.domainUnmap(d, a);
           if (this.domains.length === 0) a.pages.dropUsers(a.firstIndex, a.lastIndex);
         }
         this.removeReservedIova(d);
@@ -432,7 +455,7 @@ export class IoPagetable {
     if (i < 0) return;
     this.domains.splice(i, 1);
     for (const a of this.areas) {
-      iommuUnmap(d, a.iova, a.length);
+      this.domainUnmap(d, a);
       if (this.domains.length === 0) a.pages.dropUsers(a.firstIndex, a.lastIndex);
     }
     this.removeReservedIova(d);

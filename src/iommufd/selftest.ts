@@ -22,6 +22,7 @@ import {
 import { iommufdDeviceAttach, iommufdDeviceDetach, iommufdDeviceReplace } from "./attach.ts";
 import { iommufdDeviceBind, iommufdDeviceUnbind, type IommufdDevice } from "./device.ts";
 import { IOMMU_TEST_OP_DIRTY, testDirty } from "./dirty.ts";
+import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF, testDmabufGet, testDmabufRevoke, testMdCheckDmabuf } from "./dmabuf.ts";
 import { HwptPaging } from "./hw-pagetable.ts";
 import { getIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
@@ -70,6 +71,10 @@ export interface IommuTestCmd {
   memory_limit?: { limit: number };
   access_replace_ioas?: { ioas_id: number };
   dirty?: { iova: number; length: number; page_size: number; bitmap: Uint8Array | null; out_nr_dirty: number };
+  /** out_dmabuf_fd: the fd the kernel's ioctl returns. */
+  dmabuf_get?: { length: number; open_flags: number; out_dmabuf_fd: number };
+  dmabuf_revoke?: { dmabuf_fd: number; revoked: number };
+  check_dmabuf?: { dmabuf_fd: number; iova: number; length: number; offset: number };
 }
 
 /** The SELFTEST object: a mock device and its iommufd_device (struct selftest_obj, type IDEV). */
@@ -318,6 +323,12 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
     }
     case IOMMU_TEST_OP_DIRTY:
       return testDirty(ictx, cmd.id, cmd.dirty!);
+    case IOMMU_TEST_OP_DMABUF_GET:
+      return testDmabufGet(ictx, cmd.dmabuf_get!);
+    case IOMMU_TEST_OP_DMABUF_REVOKE:
+      return testDmabufRevoke(ictx, cmd.dmabuf_revoke!);
+    case IOMMU_TEST_OP_MD_CHECK_DMABUF:
+      return testMdCheckDmabuf(ictx, cmd.id, cmd.check_dmabuf!);
     default:
       return kerr("EOPNOTSUPP", `unknown test op ${cmd.op}`);
   }

@@ -4,6 +4,7 @@
  * device), two_mock_domain, mock_domain_limit.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF } from "../../src/iommufd/dmabuf.ts";
 import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
 
@@ -447,6 +448,86 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
         }
       }
       expect(e(fx.destroy(dst))).toBe("ok");
+    });
+
+    /** test_cmd_get_dmabuf: the selftest exporter's dma-buf fd. */
+    const getDmabuf = (length: number): number => {
+      const c = { op: IOMMU_TEST_OP_DMABUF_GET, id: 0, dmabuf_get: { length, open_flags: 0, out_dmabuf_fd: -1 } };
+      expect(e(fx.test(c))).toBe("ok");
+      return c.dmabuf_get.out_dmabuf_fd;
+    };
+    const revokeDmabuf = (fd: number, revoked: boolean) => expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: fd, revoked: revoked ? 1 : 0 } }))).toBe("ok");
+    /** test_ioctl_ioas_map_file (FIXED when iova is given): [errno or "ok", iova]. */
+    const mapFile = (fd: number, start: number, length: number, iova?: number): [string, number] => {
+      const c: U.IommuIoasMapFile = { size: 40, flags: U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE | (iova !== undefined ? U.IOMMU_IOAS_MAP_FIXED_IOVA : 0), ioas_id: ioasId, fd, start, length, iova: iova ?? 0 };
+      return [e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, c)), c.iova];
+    };
+    /** test_cmd_check_dmabuf: the mock domain translates [iova, +length) to the dma-buf's bytes from offset. */
+    const checkDmabuf = (fd: number, iova: number, length: number, offset: number) =>
+      expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: hwptId, check_dmabuf: { dmabuf_fd: fd, iova, length, offset } }))).toBe("ok");
+    const closeFd = (fd: number) => fx.mm.files.delete(fd);
+
+    T("dmabuf_simple", () => {
+      const bufSize = PAGE_SIZE * 4;
+      const dfd = getDmabuf(bufSize);
+      expect(mapFile(dfd, 0, 0)[0]).toBe("EINVAL");
+      expect(mapFile(dfd, bufSize, bufSize)[0]).toBe("EINVAL");
+      expect(mapFile(dfd, 0, bufSize + 1)[0]).toBe("EINVAL");
+      const [r, iova] = mapFile(dfd, 0, bufSize);
+      expect(r).toBe("ok");
+      if (dom) checkDmabuf(dfd, iova, bufSize, 0);
+      // A dma-buf is the exporter's memory: nothing is pinned.
+      expect(fx.phys.pinnedTotal).toBe(0);
+      closeFd(dfd);
+    });
+
+    T("dmabuf_multi_page", () => {
+      const mapCheck = (fd: number, start: number, length: number) => {
+        const [r, iova] = mapFile(fd, start, length);
+        expect(r).toBe("ok");
+        if (dom) checkDmabuf(fd, iova, length, start);
+      };
+      // Single page
+      let dfd = getDmabuf(PAGE_SIZE);
+      mapCheck(dfd, 0, PAGE_SIZE);
+      closeFd(dfd);
+      // Many pages
+      dfd = getDmabuf(PAGE_SIZE * 64);
+      mapCheck(dfd, 0, PAGE_SIZE * 64);
+      closeFd(dfd);
+      // Sub-range from the middle
+      dfd = getDmabuf(PAGE_SIZE * 16);
+      mapCheck(dfd, PAGE_SIZE * 4, PAGE_SIZE * 8);
+      closeFd(dfd);
+      // Multiple sub-ranges from the same dma-buf
+      dfd = getDmabuf(PAGE_SIZE * 16);
+      mapCheck(dfd, 0, PAGE_SIZE * 4);
+      mapCheck(dfd, PAGE_SIZE * 8, PAGE_SIZE * 4);
+      closeFd(dfd);
+    });
+
+    T("dmabuf_revoke", () => {
+      const bufSize = PAGE_SIZE * 4;
+      const dfd = getDmabuf(bufSize);
+      const [r, iova] = mapFile(dfd, 0, bufSize);
+      expect(r).toBe("ok");
+      revokeDmabuf(dfd, true);
+      if (dom) {
+        // The revoke took the area out of the domain; the IOVA stays allocated.
+        expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: hwptId, check_dmabuf: { dmabuf_fd: dfd, iova, length: bufSize, offset: 0 } }))).toBe("EINVAL");
+        const c: U.IommuHwptAlloc = { size: 44, flags: 0, dev_id: deviceId, pt_id: ioasId, out_hwpt_id: 0, __reserved: 0, data_type: 0, data_len: 0, data_uptr: null, fault_id: 0, __reserved2: 0 };
+        expect(e(fx.ioctl(U.IOMMUFD_CMD_HWPT_ALLOC, c))).toBe("ok");
+      }
+      expect(mapFile(dfd, 0, bufSize)[0]).toBe("ENODEV");
+      revokeDmabuf(dfd, false);
+      const [r2, iova2] = mapFile(dfd, 0, bufSize);
+      expect(r2).toBe("ok");
+      if (dom) checkDmabuf(dfd, iova2, bufSize, 0);
+      // Restore the iova back
+      unmapOk(iova, bufSize);
+      expect(mapFile(dfd, 0, bufSize, iova)[0]).toBe("ok");
+      if (dom) checkDmabuf(dfd, iova, bufSize, 0);
+      closeFd(dfd);
       void devicePasidId;
       void deviceId;
       void stdevId;
