@@ -44,7 +44,7 @@ export class DmaBuf extends MemFile {
 function revokeNotify(dmabuf: DmaBuf): void {
   for (const pages of dmabuf.importers) {
     if (pages.revoked) continue;
-    for (const [area, iopt] of pages.dmabufTrack) iopt.unmapAreaDomains(area);
+    for (const [area, iopt] of pages.dmabufTrack!) iopt.unmapAreaDomains(area);
     pages.revoked = true;
   }
 }

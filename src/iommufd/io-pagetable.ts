@@ -49,6 +49,18 @@ export interface IovaRange {
 }
 interface ReservedRange extends IovaRange {
   owner: unknown;
+  /** The exact bounds, as u64s. */
+  startX: bigint;
+  lastX: bigint;
+  /** The doubles `start`, `last` are not the exact bounds (a u64 above 2^53 that a double rounds). */
+  inexact: boolean;
+}
+
+const U64_MAX_X = (1n << 64n) - 1n;
+
+/** A model u64 (a double; U64_MAX for 2^64 − 1) as the exact bigint it stands for. */
+function toU64(x: number): bigint {
+  return x >= ULONG_MAX ? U64_MAX_X : BigInt(x);
 }
 
 /** What an IOAS tells its accesses when an area with their pins is being unmapped (iommufd_access_notify_unmap). */
@@ -149,6 +161,8 @@ export class IoPagetable {
     align = Math.min(align, SZ_2M);
     if (align < this.iovaAlignment) return kerr("EINVAL", `the map's alignment ${align} is below the IOAS's ${this.iovaAlignment}`);
     const pageOffset = uptr % PAGE_SIZE;
+    // A reserved range whose bounds a double rounds: find the hole in exact u64 arithmetic (off the hot path).
+    if (this.reserved.some((r) => r.inexact)) return this.allocIovaExact(length, align, pageOffset);
     const spans: IovaRange[] = this.allowed.length === 0 ? [{ start: PAGE_SIZE, last: ULONG_MAX - PAGE_SIZE }] : this.allowed;
     let found = -1;
     for (const sp of spans) {
@@ -167,6 +181,41 @@ export class IoPagetable {
     }
     if (found < 0) return kerr("ENOSPC", `no free IOVA range of ${length} bytes`);
     return found;
+  }
+
+  /**
+   * allocIova's search over exact u64 bounds: the holes of reserved ∪ areas
+   * inside each allowed span (or [PAGE_SIZE, ULONG_MAX − PAGE_SIZE]), the
+   * first whose start, aligned up, still holds `length`; an alignment that
+   * runs past 2^64 − 1 fits nothing (the overflow the kernel guards against).
+   */
+  // @kernel: iopt_alloc_iova
+  private allocIovaExact(length: number, align: number, pageOffset: number): number | KError {
+    const len = BigInt(length);
+    const al = BigInt(align);
+    const off = BigInt(pageOffset);
+    const used: { s: bigint; l: bigint }[] = this.reserved.map((r) => ({ s: r.startX, l: r.lastX }));
+    for (const a of this.areaStore.toArray()) used.push({ s: toU64(a.iova), l: toU64(a.last) });
+    used.sort((x, y) => (x.s < y.s ? -1 : x.s > y.s ? 1 : 0));
+    const page = BigInt(PAGE_SIZE);
+    const spans = this.allowed.length === 0 ? [{ s: page, l: U64_MAX_X - page }] : this.allowed.map((r) => ({ s: toU64(r.start), l: toU64(r.last) }));
+    for (const sp of spans) {
+      const s0 = sp.s > page ? sp.s : page;
+      const l0 = sp.l < U64_MAX_X - page ? sp.l : U64_MAX_X - page;
+      let cur = s0;
+      for (let i = 0; i <= used.length && cur <= l0; i++) {
+        const u = used[i];
+        const holeLast = u === undefined || u.s > l0 ? l0 : u.s - 1n;
+        if (u === undefined || u.s > cur) {
+          // @kernel: __alloc_iova_check_range
+          const start = ((cur + al - 1n) / al) * al + off;
+          if (start <= U64_MAX_X && start <= holeLast && holeLast - start >= len - 1n) return Number(start);
+        }
+        if (u === undefined || u.s > l0) break;
+        if (u.l + 1n > cur) cur = u.l + 1n;
+      }
+    }
+    return kerr("ENOSPC", `no free IOVA range of ${length} bytes`);
   }
 
   // @kernel: iopt_check_iova_alignment
@@ -370,9 +419,17 @@ export class IoPagetable {
 
   // @kernel: iopt_reserve_iova
   reserveIova(start: number, last: number, owner: unknown): 0 | KError {
-    if (this.areaIterFirst(start, last) !== null) return kerr("EADDRINUSE", `[0x${start.toString(16)}, 0x${last.toString(16)}] is mapped`);
-    for (const a of this.allowed) if (overlaps(a, start, last)) return kerr("EADDRINUSE", `[0x${start.toString(16)}, 0x${last.toString(16)}] is an allowed range`);
-    this.reserved.push({ start, last, owner });
+    return this.reserveIovaExact(toU64(start), toU64(last), owner);
+  }
+
+  /** reserveIova with exact u64 bounds (a test's ADD_RESERVED near 2^64). */
+  // @kernel: iopt_reserve_iova
+  reserveIovaExact(startX: bigint, lastX: bigint, owner: unknown): 0 | KError {
+    const start = Number(startX);
+    const last = lastX === U64_MAX_X ? ULONG_MAX : Number(lastX);
+    if (this.areaIterFirst(start, last) !== null) return kerr("EADDRINUSE", `[0x${startX.toString(16)}, 0x${lastX.toString(16)}] is mapped`);
+    for (const a of this.allowed) if (overlaps(a, start, last)) return kerr("EADDRINUSE", `[0x${startX.toString(16)}, 0x${lastX.toString(16)}] is an allowed range`);
+    this.reserved.push({ start, last, owner, startX, lastX, inexact: toU64(start) !== startX || toU64(last) !== lastX });
     return 0;
   }
 

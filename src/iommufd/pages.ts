@@ -27,8 +27,8 @@ export class IoptPages {
   readonly dmabuf: DmaBuf | null;
   /** The exporter revoked the dma-buf (phys.len = 0): the pages map nothing any more. */
   revoked = false;
-  /** Each area over these dma-buf pages and the IOAS it is in (pages->dmabuf.tracker). */
-  readonly dmabufTrack = new Map<IoptArea, IoPagetable>();
+  /** Each area over these dma-buf pages and the IOAS it is in (pages->dmabuf.tracker); null for user memory. */
+  readonly dmabufTrack: Map<IoptArea, IoPagetable> | null;
 
   constructor(
     readonly phys: PhysMem,
@@ -48,17 +48,18 @@ export class IoptPages {
     this.pfns = new Int32Array(this.npages).fill(-1);
     this.accountMm = sourceMm;
     this.dmabuf = file instanceof DmaBuf ? file : null;
+    this.dmabufTrack = this.dmabuf !== null ? new Map() : null;
   }
 
   /** An area over these dma-buf pages went into an IOAS: the pages are the dma-buf's importer while any does. */
   trackArea(area: IoptArea, iopt: IoPagetable): void {
-    this.dmabufTrack.set(area, iopt);
+    this.dmabufTrack!.set(area, iopt);
     this.dmabuf!.importers.add(this);
   }
 
   untrackArea(area: IoptArea): void {
-    this.dmabufTrack.delete(area);
-    if (this.dmabufTrack.size === 0) this.dmabuf!.importers.delete(this);
+    this.dmabufTrack!.delete(area);
+    if (this.dmabufTrack!.size === 0) this.dmabuf!.importers.delete(this);
   }
 
   /** Byte offset of `start` within the first page. */

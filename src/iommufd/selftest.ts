@@ -26,6 +26,7 @@ import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD
 import { HwptPaging } from "./hw-pagetable.ts";
 import { getIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
+import { U64_MAX } from "./uapi.ts";
 import { USER_PHYS_BASE } from "./user-memory.ts";
 
 export const IOMMU_TEST_OP_ADD_RESERVED = 1;
@@ -58,7 +59,8 @@ export interface IommuTestCmd {
   op: number;
   id: number;
   __reserved?: number;
-  add_reserved?: { start: number; length: number };
+  /** start and length are u64s: a bigint carries one a double would round (above 2^53). */
+  add_reserved?: { start: number | bigint; length: number | bigint };
   mock_domain?: { out_stdev_id: number; out_hwpt_id: number; out_idev_id: number };
   mock_domain_flags?: { out_stdev_id: number; out_hwpt_id: number; out_idev_id: number; dev_flags: number };
   mock_domain_replace?: { pt_id: number };
@@ -75,6 +77,12 @@ export interface IommuTestCmd {
   dmabuf_get?: { length: number; open_flags: number; out_dmabuf_fd: number };
   dmabuf_revoke?: { dmabuf_fd: number; revoked: number };
   check_dmabuf?: { dmabuf_fd: number; iova: number; length: number; offset: number };
+}
+
+/** A u64 field given as a number (U64_MAX for 2^64 − 1) or exactly as a bigint. */
+function u64Of(x: number | bigint): bigint {
+  if (typeof x === "bigint") return BigInt.asUintN(64, x);
+  return x >= U64_MAX ? (1n << 64n) - 1n : BigInt(x);
 }
 
 /** The SELFTEST object: a mock device and its iommufd_device (struct selftest_obj, type IDEV). */
@@ -285,8 +293,9 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
     case IOMMU_TEST_OP_ADD_RESERVED: {
       const ioas = getIoas(ictx, cmd.id);
       if (isErr(ioas)) return ioas;
+      // @kernel: iommufd_test_add_reserved (start + length − 1 in u64 arithmetic: it wraps)
       const r = cmd.add_reserved!;
-      return ioas.iopt.reserveIova(r.start, r.start + r.length - 1, null);
+      return ioas.iopt.reserveIovaExact(u64Of(r.start), BigInt.asUintN(64, u64Of(r.start) + u64Of(r.length) - 1n), null);
     }
     case IOMMU_TEST_OP_MOCK_DOMAIN:
       return mockDomain(ictx, cmd.id, 0, cmd.mock_domain!);

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF } from "../../src/iommufd/dmabuf.ts";
-import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
+import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_ADD_RESERVED, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
 
 interface Variant {
@@ -389,13 +389,13 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(e(fx.closeAccess(accessFd))).toBe("ok");
     });
 
-    // no_domain is not ported: a reservation ending at 2^64 − 32763 is not a double, and the rounded end leaves a hole the kernel's has not.
-    if (dom) T("reserved_overflow", () => {
-      // A reservation reaching almost to the top: the auto-IOVA alignment math must not wrap
-      // The kernel's 0xffffffffffff8001 (4 KiB pages) as the nearest double, 2^64 − 32768.
-      const length = PAGE_SIZE === 4096 ? 2 ** 64 - 32768 : U.U64_MAX - 16 * MOCK_PAGE_SIZE;
-      expect(e(fx.addReserved(ioasId, 6, length))).toBe("ok");
-      expect(e(fx.map(ioasId, fx.buffer, 0x5000)[0])).toBe("ENOSPC");
+    T("reserved_overflow", () => {
+      // A reservation reaching almost to the top: the auto-IOVA alignment math must not wrap.
+      // The u64 length goes in exactly, as a bigint: a double would round 0xffffffffffff8001.
+      const length = PAGE_SIZE === 4096 ? 0xffff_ffff_ffff_8001n : 0xffff_ffff_ffff_ffffn - 16n * BigInt(MOCK_PAGE_SIZE);
+      const mapLen = PAGE_SIZE === 4096 ? 0x5000 : MOCK_PAGE_SIZE * 10;
+      expect(e(fx.test({ op: IOMMU_TEST_OP_ADD_RESERVED, id: ioasId, add_reserved: { start: 6, length } }))).toBe("ok");
+      expect(e(fx.map(ioasId, fx.buffer, mapLen)[0])).toBe("ENOSPC");
     });
 
     T("ioas_option_huge_pages", () => {
@@ -534,3 +534,24 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
     });
   });
 }
+
+// Not a kernel case: iopt_alloc_iova's hole search is exact where a double would round the bounds.
+describe("an IOVA allocated next to a reservation that ends above 2^53 is exact", () => {
+  it("starts at the first aligned byte after the reservation, not inside it", () => {
+    const fx = new Fx();
+    try {
+      const ioasId = fx.ioasAlloc();
+      // [4096, 0xfffffffffff00006]: a double rounds the end down to 0xfffffffffff00000.
+      const start = PAGE_SIZE;
+      const length = 0xffff_ffff_fff0_0006n - BigInt(start) + 1n;
+      expect(e(fx.test({ op: IOMMU_TEST_OP_ADD_RESERVED, id: ioasId, add_reserved: { start, length } }))).toBe("ok");
+      const [r, iova] = fx.map(ioasId, fx.buffer, PAGE_SIZE);
+      expect(e(r)).toBe("ok");
+      expect(BigInt(iova)).toBe(0xffff_ffff_fff0_1000n);
+      // Nothing else fits below: the hole below 4096 is not allocated from.
+      expect(e(fx.map(ioasId, fx.buffer, 0x100000)[0])).toBe("ENOSPC");
+    } finally {
+      fx.teardown();
+    }
+  });
+});
