@@ -88,8 +88,8 @@ describe("bad input to iommufd and vfio_bind events is exit 2 at its key path", 
     const y = yamlOf([`iommufd: {ctx: vm0, calls: [{ioas_alloc: {as: a}, destroy: a}, {expect_error: EBUSY}, {close: true}, {destroy: a}]}`]);
     const p = problems(y);
     expect(p).toHaveLength(3);
-    expect(p).toContain("events[0].iommufd.calls[0]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, destroy, close; found ioas_alloc and destroy");
-    expect(p).toContain("events[0].iommufd.calls[1]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, destroy, close; found none");
+    expect(p).toContain("events[0].iommufd.calls[0]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, ioas_copy, hwpt_alloc, access_create, access_pin, access_unpin, access_rw, access_destroy, set_dirty_tracking, test_dirty, get_dirty_bitmap, destroy, close; found ioas_alloc and destroy");
+    expect(p).toContain("events[0].iommufd.calls[1]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, ioas_copy, hwpt_alloc, access_create, access_pin, access_unpin, access_rw, access_destroy, set_dirty_tracking, test_dirty, get_dirty_bitmap, destroy, close; found none");
     expect(p).toContain("events[0].iommufd.calls[3]: no call can follow close");
     const u = problems(yamlOf([`iommufd: {ctx: vm2, calls: [{ioas_aloc: {as: a}}]}`]));
     expect(u).toHaveLength(1);
