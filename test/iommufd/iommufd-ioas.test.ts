@@ -4,6 +4,7 @@
  * device), two_mock_domain, mock_domain_limit.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
 import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF } from "../../src/iommufd/dmabuf.ts";
 import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_ADD_RESERVED, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
@@ -550,6 +551,40 @@ describe("an IOVA allocated next to a reservation that ends above 2^53 is exact"
       expect(BigInt(iova)).toBe(0xffff_ffff_fff0_1000n);
       // Nothing else fits below: the hole below 4096 is not allocated from.
       expect(e(fx.map(ioasId, fx.buffer, 0x100000)[0])).toBe("ENOSPC");
+    } finally {
+      fx.teardown();
+    }
+  });
+});
+
+// Not a kernel case: the dma-buf calls' refusals change nothing.
+describe("refused dma-buf calls leave the context as it was", () => {
+  it("DMABUF_GET of a bad length, MAP_FILE of a revoked dma-buf, MD_CHECK_DMABUF and DMABUF_REVOKE of a non-dma-buf fd", () => {
+    const fx = new Fx();
+    try {
+      const ioasId = fx.ioasAlloc();
+      const [r0, ids] = fx.mockDomain(ioasId);
+      expect(e(r0)).toBe("ok");
+      const get = { op: IOMMU_TEST_OP_DMABUF_GET, id: 0, dmabuf_get: { length: 4 * PAGE_SIZE, open_flags: 0, out_dmabuf_fd: -1 } };
+      expect(e(fx.test(get))).toBe("ok");
+      const dfd = get.dmabuf_get.out_dmabuf_fd;
+      const c: U.IommuIoasMapFile = { size: 40, flags: U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioasId, fd: dfd, start: 0, length: 4 * PAGE_SIZE, iova: 0 };
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, c))).toBe("ok");
+      expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: dfd, revoked: 1 } }))).toBe("ok");
+      const before = iommufdSnapshot(fx.fd);
+      const files = [...fx.mm.files.keys()];
+      for (const length of [0, PAGE_SIZE + 1, 513 * PAGE_SIZE]) {
+        expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_GET, id: 0, dmabuf_get: { length, open_flags: 0, out_dmabuf_fd: -1 } })), `length ${length}`).toBe("EINVAL");
+      }
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, { ...c, iova: 0 }))).toBe("ENODEV");
+      expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: ids.hwpt, check_dmabuf: { dmabuf_fd: dfd, iova: c.iova, length: 4 * PAGE_SIZE, offset: 0 } }))).toBe("EINVAL");
+      expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: 999, revoked: 1 } }))).toBe("EBADF");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before);
+      expect([...fx.mm.files.keys()]).toEqual(files);
+      // The revoked area is still in the IOAS: IOAS_UNMAP takes it out.
+      const [ru, unmapped] = fx.unmap(ioasId, c.iova, 4 * PAGE_SIZE);
+      expect(e(ru)).toBe("ok");
+      expect(unmapped).toBe(4 * PAGE_SIZE);
     } finally {
       fx.teardown();
     }

@@ -65,6 +65,19 @@ describe("bad input to iommufd and vfio_bind events is exit 2 at its key path", 
     expect((await cliProblems(y)).join("\n")).toContain("events[3].iommufd.calls[0].attach.pt: no call of iommufd context 'vm0'");
   });
 
+  it("the names the access, copy, HWPT and dirty-tracking calls take are checked, and hwpt_alloc and access_create bind theirs", () => {
+    const y = yamlOf([
+      ...SETUP,
+      `iommufd: {ctx: vm0, calls: [{hwpt_alloc: {dev: gpu, pt: ioas, as: hw}}, {access_create: {ioas: ioas, as: acc}}, {access_pin: {access: acc, iova: 0x100000, length: 4K}}, {get_dirty_bitmap: {hwpt: hw, iova: 0x100000, length: 64K}}]}`,
+      `iommufd: {ctx: vm0, calls: [{access_rw: {access: acs, iova: 0x100000, length: 4}}, {ioas_copy: {src: ioas, src_iova: 0x100000, dst: ioas2, length: 4K}}, {set_dirty_tracking: {hwpt: hwp, enable: true}}]}`,
+    ]);
+    expect(problems(y)).toEqual([
+      "events[4].iommufd.calls[0].access_rw.access: no call of iommufd context 'vm0' names an object 'acs'; did you mean 'acc'?",
+      "events[4].iommufd.calls[1].ioas_copy.dst: no call of iommufd context 'vm0' names an object 'ioas2'; did you mean 'ioas'?",
+      "events[4].iommufd.calls[2].set_dirty_tracking.hwpt: no call of iommufd context 'vm0' names an object 'hwp'; did you mean 'hw'?",
+    ]);
+  });
+
   it("a name bound in another context", () => {
     const y = yamlOf([...SETUP, `iommufd: {ctx: vm1, calls: [{destroy: ioas}]}`]);
     expect(problems(y)).toEqual(["events[3].iommufd.calls[0].destroy: no call of iommufd context 'vm1' names an object 'ioas'"]);
