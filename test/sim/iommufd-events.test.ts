@@ -141,6 +141,29 @@ describe("at run time", () => {
     const r = step(boot(s), s.events[0]!);
     expect(r === 0 ? "ok" : `${r.errno} ${r.message}`).toBe("EBADE calls[0] ioas_alloc succeeded, but its expect_error says ENOMEM");
   });
+
+  it("a result that differs from the one the call states fails the event with EBADE, the calls before it done", () => {
+    const s = scenario(
+      yamlOf([
+        ...SETUP,
+        `iommufd: {ctx: vm0, calls: [{access_create: {ioas: ioas, as: acc}}, {access_rw: {access: acc, iova: 0x100000, length: 8, write: true, byte: 7}}, {access_rw: {access: acc, iova: 0x100000, length: 8, expect_bytes: 9}}]}`,
+        `iommufd: {ctx: vm0, calls: [{ioas_map: {ioas: ioas, length: 4K, expect_iova: 0x2000}}]}`,
+        `iommufd: {ctx: vm0, calls: [{ioas_unmap: {ioas: ioas, iova: 0x100000, length: 64K, expect_unmapped: 4K}}]}`,
+      ]),
+    );
+    const m = boot(s);
+    const msgs = s.events.map((e) => {
+      const r = step(m, e);
+      return r === 0 ? "ok" : `${r.errno} ${r.message}`;
+    });
+    expect(msgs.slice(3)).toEqual([
+      "EBADE calls[2] access_rw: byte 0 read 0x7, not 0x9",
+      "EBADE calls[0] ioas_map: the map landed at 0x1000, not 0x2000",
+      "EBADE calls[0] ioas_unmap: the unmap reported 0x10000 bytes, not 0x1000",
+    ]);
+    // The access the failed event created stays: the calls before the mismatch are done.
+    expect(takeSnapshot(m, [], []).iommufd.vm0!.objects.some((o) => o.name === "acc")).toBe(true);
+  });
 });
 
 describe("the snapshot's iommufd keys", () => {
