@@ -579,6 +579,14 @@ describe("refused dma-buf calls leave the context as it was", () => {
       expect(e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, { ...c, iova: 0 }))).toBe("ENODEV");
       expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: ids.hwpt, check_dmabuf: { dmabuf_fd: dfd, iova: c.iova, length: 4 * PAGE_SIZE, offset: 0 } }))).toBe("EINVAL");
       expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: 999, revoked: 1 } }))).toBe("EBADF");
+      // An access cannot read, write or pin a dma-buf's memory (iopt_pages_rw_access).
+      const [ra, accessFd] = fx.createAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
+      expect(e(ra)).toBe("ok");
+      const before2 = iommufdSnapshot(fx.fd);
+      expect(e(fx.accessRw(accessFd, c.iova, fx.buffer, 64, 0))).toBe("EINVAL");
+      expect(e(fx.accessPin(accessFd, c.iova, PAGE_SIZE, fx.buffer)[0])).toBe("EINVAL");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before2);
+      expect(e(fx.closeAccess(accessFd))).toBe("ok");
       expect(iommufdSnapshot(fx.fd)).toEqual(before);
       expect([...fx.mm.files.keys()]).toEqual(files);
       // The revoked area is still in the IOAS: IOAS_UNMAP takes it out.
