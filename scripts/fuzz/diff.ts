@@ -2,7 +2,7 @@
  * What changed between two snapshots, as paths: `devices[].probe_error`,
  * `domains[+]`, `warnings[+]`. Lists of records are matched by their `id`
  * (groups, domains) or `name` (instances, devices); records keyed by name
- * (user_domains, dma_handles) likewise; lists of strings are compared as
+ * (user_domains, dma_handles, iommufd contexts) likewise; lists of strings are compared as
  * multisets, so an added warning is `warnings[+]` wherever it lands. Each
  * change comes with a concrete sentence for the report.
  */
@@ -44,7 +44,7 @@ function diffRecord(a: Record<string, unknown>, b: Record<string, unknown>, path
   }
 }
 
-/** Records keyed by name (user_domains, dma_handles): element paths are `[]`. */
+/** Records keyed by name (user_domains, dma_handles, iommufd): element paths are `[]`. */
 export function diffKeyed(a: Record<string, unknown>, b: Record<string, unknown>, path: string, out: Change[]): void {
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
     if (!(k in a)) out.push({ path: `${path}[+]`, detail: `${path}[${k}] added: ${short(b[k])}` });
@@ -83,7 +83,7 @@ function diffArray(a: unknown[], b: unknown[], path: string, concrete: string, o
 export function diffSnapshots(a: Record<string, unknown>, b: Record<string, unknown>): Change[] {
   const out: Change[] = [];
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (k === "user_domains" || k === "dma_handles") diffKeyed(a[k] as Record<string, unknown>, b[k] as Record<string, unknown>, k, out);
+    if (k === "user_domains" || k === "dma_handles" || k === "iommufd") diffKeyed(a[k] as Record<string, unknown>, b[k] as Record<string, unknown>, k, out);
     else diffValue(a[k], b[k], k, k, out);
   }
   return out;

@@ -133,6 +133,8 @@ export function iommufdAccessPinPages(a: IommufdAccess, iova: number, length: nu
       return kerr("EINVAL", "the pinned range crosses areas off page boundaries");
     }
     if (write ? (p.area.iommuProt & IOMMU_WRITE) === 0 : (p.area.iommuProt & IOMMU_READ) === 0) return kerr("EPERM", "the area does not allow that access");
+    // A dma-buf has no struct pages to pin.
+    if (p.area.pages.dmabuf !== null) return kerr("EINVAL", "the range is mapped from a dma-buf: it has no pages to pin");
   }
   for (let i = 0; i < pieces.length; i++) {
     const p = pieces[i]!;
@@ -173,6 +175,8 @@ export function iommufdAccessRw(a: IommufdAccess, iova: number, data: Uint8Array
   for (let area = iopt.areaIterFirst(cur, last); cur <= last; area = iopt.areaIterFirst(cur, last)) {
     if (area === null || area.iova > cur) return kerr("ENOENT", `0x${cur.toString(16)} is not mapped`);
     if (write && (area.iommuProt & IOMMU_WRITE) === 0) return kerr("EPERM", "a write into an area that is not writeable");
+    // @kernel: iopt_pages_rw_access (a dma-buf is physical ranges the CPU does not reach through iommufd)
+    if (area.pages.dmabuf !== null) return kerr("EINVAL", `0x${cur.toString(16)} is mapped from a dma-buf: an access cannot read or write it`);
     cur = area.last + 1;
   }
   cur = iova;

@@ -49,6 +49,18 @@ export interface IovaRange {
 }
 interface ReservedRange extends IovaRange {
   owner: unknown;
+  /** The exact bounds, as u64s. */
+  startX: bigint;
+  lastX: bigint;
+  /** The doubles `start`, `last` are not the exact bounds (a u64 above 2^53 that a double rounds). */
+  inexact: boolean;
+}
+
+const U64_MAX_X = (1n << 64n) - 1n;
+
+/** A model u64 (a double; U64_MAX for 2^64 − 1) as the exact bigint it stands for. */
+function toU64(x: number): bigint {
+  return x >= ULONG_MAX ? U64_MAX_X : BigInt(x);
 }
 
 /** What an IOAS tells its accesses when an area with their pins is being unmapped (iommufd_access_notify_unmap). */
@@ -149,6 +161,8 @@ export class IoPagetable {
     align = Math.min(align, SZ_2M);
     if (align < this.iovaAlignment) return kerr("EINVAL", `the map's alignment ${align} is below the IOAS's ${this.iovaAlignment}`);
     const pageOffset = uptr % PAGE_SIZE;
+    // A reserved range whose bounds a double rounds: find the hole in exact u64 arithmetic (off the hot path).
+    if (this.reserved.some((r) => r.inexact)) return this.allocIovaExact(length, align, pageOffset);
     const spans: IovaRange[] = this.allowed.length === 0 ? [{ start: PAGE_SIZE, last: ULONG_MAX - PAGE_SIZE }] : this.allowed;
     let found = -1;
     for (const sp of spans) {
@@ -167,6 +181,41 @@ export class IoPagetable {
     }
     if (found < 0) return kerr("ENOSPC", `no free IOVA range of ${length} bytes`);
     return found;
+  }
+
+  /**
+   * allocIova's search over exact u64 bounds: the holes of reserved ∪ areas
+   * inside each allowed span (or [PAGE_SIZE, ULONG_MAX − PAGE_SIZE]), the
+   * first whose start, aligned up, still holds `length`; an alignment that
+   * runs past 2^64 − 1 fits nothing (the overflow the kernel guards against).
+   */
+  // @kernel: iopt_alloc_iova
+  private allocIovaExact(length: number, align: number, pageOffset: number): number | KError {
+    const len = BigInt(length);
+    const al = BigInt(align);
+    const off = BigInt(pageOffset);
+    const used: { s: bigint; l: bigint }[] = this.reserved.map((r) => ({ s: r.startX, l: r.lastX }));
+    for (const a of this.areaStore.toArray()) used.push({ s: toU64(a.iova), l: toU64(a.last) });
+    used.sort((x, y) => (x.s < y.s ? -1 : x.s > y.s ? 1 : 0));
+    const page = BigInt(PAGE_SIZE);
+    const spans = this.allowed.length === 0 ? [{ s: page, l: U64_MAX_X - page }] : this.allowed.map((r) => ({ s: toU64(r.start), l: toU64(r.last) }));
+    for (const sp of spans) {
+      const s0 = sp.s > page ? sp.s : page;
+      const l0 = sp.l < U64_MAX_X - page ? sp.l : U64_MAX_X - page;
+      let cur = s0;
+      for (let i = 0; i <= used.length && cur <= l0; i++) {
+        const u = used[i];
+        const holeLast = u === undefined || u.s > l0 ? l0 : u.s - 1n;
+        if (u === undefined || u.s > cur) {
+          // @kernel: __alloc_iova_check_range
+          const start = ((cur + al - 1n) / al) * al + off;
+          if (start <= U64_MAX_X && start <= holeLast && holeLast - start >= len - 1n) return Number(start);
+        }
+        if (u === undefined || u.s > l0) break;
+        if (u.l + 1n > cur) cur = u.l + 1n;
+      }
+    }
+    return kerr("ENOSPC", `no free IOVA range of ${length} bytes`);
   }
 
   // @kernel: iopt_check_iova_alignment
@@ -206,6 +255,8 @@ export class IoPagetable {
   /** Maps one area into one domain, in physically contiguous runs; undone on failure. */
   // @kernel: iopt_area_fill_domain
   private fillAreaDomain(area: IoptArea, d: IommuDomain): 0 | KError {
+    // Revoked dma-buf pages map nothing (the fill silently does nothing).
+    if (area.pages.revoked) return 0;
     // The mock's map_pages injection point.
     if (this.shouldFail()) return kerr("ENOENT", "fault injection: domain map");
     const pages = area.pages;
@@ -240,7 +291,7 @@ export class IoPagetable {
     for (let i = 0; i < this.domains.length; i++) {
       const r = this.fillAreaDomain(area, this.domains[i]!);
       if (r !== 0) {
-        for (let j = 0; j < i; j++) iommuUnmap(this.domains[j]!, area.iova, area.length);
+        for (let j = 0; j < i; j++) this.domainUnmap(this.domains[j]!, area);
         area.pages.dropUsers(area.firstIndex, area.lastIndex);
         return r;
       }
@@ -250,8 +301,20 @@ export class IoPagetable {
 
   private unfillAreaAllDomains(area: IoptArea): void {
     if (this.domains.length === 0) return;
-    for (const d of this.domains) iommuUnmap(d, area.iova, area.length);
+    for (const d of this.domains) this.domainUnmap(d, area);
     area.pages.dropUsers(area.firstIndex, area.lastIndex);
+  }
+
+  /** Takes an area out of one domain (nothing for revoked dma-buf pages: the revoke did it). */
+  // @kernel: iopt_area_unmap_domain
+  private domainUnmap(d: IommuDomain, area: IoptArea): void {
+    if (!area.pages.revoked) iommuUnmap(d, area.iova, area.length);
+  }
+
+  /** A dma-buf revoke: the area leaves every domain and stays in the IOAS. */
+  // @kernel: iopt_area_unmap_domain_range
+  unmapAreaDomains(area: IoptArea): void {
+    for (const d of this.domains) this.domainUnmap(d, area);
   }
 
   /**
@@ -287,7 +350,10 @@ export class IoPagetable {
       made.push(area);
       at += e.length;
     }
-    for (const m of made) this.areaStore.insert(m);
+    for (const m of made) {
+      this.areaStore.insert(m);
+      if (m.pages.dmabuf !== null) m.pages.trackArea(m, this);
+    }
     return dst;
   }
 
@@ -306,6 +372,7 @@ export class IoPagetable {
       }
       this.unfillAreaAllDomains(area);
       this.areaStore.remove(area);
+      if (area.pages.dmabuf !== null) area.pages.untrackArea(area);
       unmapped += area.length;
     }
     return unmapped;
@@ -341,15 +408,28 @@ export class IoPagetable {
       this.areaStore.remove(cur);
       this.areaStore.insert(lhs);
       this.areaStore.insert(rhs);
+      if (cur.pages.dmabuf !== null) {
+        cur.pages.untrackArea(cur);
+        cur.pages.trackArea(lhs, this);
+        cur.pages.trackArea(rhs, this);
+      }
     }
     return 0;
   }
 
   // @kernel: iopt_reserve_iova
   reserveIova(start: number, last: number, owner: unknown): 0 | KError {
-    if (this.areaIterFirst(start, last) !== null) return kerr("EADDRINUSE", `[0x${start.toString(16)}, 0x${last.toString(16)}] is mapped`);
-    for (const a of this.allowed) if (overlaps(a, start, last)) return kerr("EADDRINUSE", `[0x${start.toString(16)}, 0x${last.toString(16)}] is an allowed range`);
-    this.reserved.push({ start, last, owner });
+    return this.reserveIovaExact(toU64(start), toU64(last), owner);
+  }
+
+  /** reserveIova with exact u64 bounds (a test's ADD_RESERVED near 2^64). */
+  // @kernel: iopt_reserve_iova
+  reserveIovaExact(startX: bigint, lastX: bigint, owner: unknown): 0 | KError {
+    const start = Number(startX);
+    const last = lastX === U64_MAX_X ? ULONG_MAX : Number(lastX);
+    if (this.areaIterFirst(start, last) !== null) return kerr("EADDRINUSE", `[0x${startX.toString(16)}, 0x${lastX.toString(16)}] is mapped`);
+    for (const a of this.allowed) if (overlaps(a, start, last)) return kerr("EADDRINUSE", `[0x${startX.toString(16)}, 0x${lastX.toString(16)}] is an allowed range`);
+    this.reserved.push({ start, last, owner, startX, lastX, inexact: toU64(start) !== startX || toU64(last) !== lastX });
     return 0;
   }
 
@@ -414,7 +494,7 @@ export class IoPagetable {
       if (r !== 0) {
         for (let j = 0; j < i; j++) {
           const a = all[j]!;
-          iommuUnmap(d, a.iova, a.length);
+          this.domainUnmap(d, a);
           if (this.domains.length === 0) a.pages.dropUsers(a.firstIndex, a.lastIndex);
         }
         this.removeReservedIova(d);
@@ -432,7 +512,7 @@ export class IoPagetable {
     if (i < 0) return;
     this.domains.splice(i, 1);
     for (const a of this.areas) {
-      iommuUnmap(d, a.iova, a.length);
+      this.domainUnmap(d, a);
       if (this.domains.length === 0) a.pages.dropUsers(a.firstIndex, a.lastIndex);
     }
     this.removeReservedIova(d);

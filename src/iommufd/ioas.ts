@@ -5,6 +5,7 @@
  * (IOAS_UNMAP across several areas excepted, as in the kernel).
  */
 import { kerr, type KError } from "../lib/errno.ts";
+import { DmaBuf } from "./dmabuf.ts";
 import { IoPagetable, type IovaRange, type PagesElm } from "./io-pagetable.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
 import { IoptPages } from "./pages.ts";
@@ -109,6 +110,8 @@ export function ioasMapFileIoctl(ictx: IommufdCtx, cmd: IommuIoasMapFile, files:
   // @kernel: iopt_alloc_file_pages
   if (cmd.length === 0) return kerr("EINVAL", "a map of length 0");
   if (cmd.start + cmd.length > file.size) return kerr("EINVAL", `[${cmd.start}, +${cmd.length}) lies beyond the file's ${file.size} bytes`);
+  // @kernel: iopt_map_dmabuf (the exporter refuses a revoked buffer)
+  if (file instanceof DmaBuf && file.revoked) return kerr("ENODEV", `the dma-buf behind fd ${cmd.fd} is revoked`);
   return mapNewPages(ictx, ioas, cmd, mm, file, cmd.start);
 }
 

@@ -7,6 +7,8 @@
  */
 import { kerr, type KError } from "../lib/errno.ts";
 import { PAGE_SIZE } from "../pgtable/sizes.ts";
+import { DmaBuf } from "./dmabuf.ts";
+import type { IoPagetable, IoptArea } from "./io-pagetable.ts";
 import type { MemFile, Mm, PhysMem } from "./user-memory.ts";
 
 export class IoptPages {
@@ -21,6 +23,12 @@ export class IoptPages {
   accountMm: Mm;
   /** RLIMIT_MODE mm: pins are also charged as locked memory (VmLck). */
   readonly lockAccount: boolean;
+  /** The dma-buf the pages import (IOPT_ADDRESS_DMABUF): physical ranges, never pinned or accounted. */
+  readonly dmabuf: DmaBuf | null;
+  /** The exporter revoked the dma-buf (phys.len = 0): the pages map nothing any more. */
+  revoked = false;
+  /** Each area over these dma-buf pages and the IOAS it is in (pages->dmabuf.tracker); null for user memory. */
+  readonly dmabufTrack: Map<IoptArea, IoPagetable> | null;
 
   constructor(
     readonly phys: PhysMem,
@@ -39,6 +47,19 @@ export class IoptPages {
     this.users = new Int32Array(this.npages);
     this.pfns = new Int32Array(this.npages).fill(-1);
     this.accountMm = sourceMm;
+    this.dmabuf = file instanceof DmaBuf ? file : null;
+    this.dmabufTrack = this.dmabuf !== null ? new Map() : null;
+  }
+
+  /** An area over these dma-buf pages went into an IOAS: the pages are the dma-buf's importer while any does. */
+  trackArea(area: IoptArea, iopt: IoPagetable): void {
+    this.dmabufTrack!.set(area, iopt);
+    this.dmabuf!.importers.add(this);
+  }
+
+  untrackArea(area: IoptArea): void {
+    this.dmabufTrack!.delete(area);
+    if (this.dmabufTrack!.size === 0) this.dmabuf!.importers.delete(this);
   }
 
   /** Byte offset of `start` within the first page. */
@@ -64,6 +85,12 @@ export class IoptPages {
         users[i]!++;
         continue;
       }
+      if (this.dmabuf !== null) {
+        // A dma-buf's pages are the exporter's physical ranges: nothing to pin.
+        this.pfns[i] = this.dmabuf.pfns[this.base / PAGE_SIZE + i]!;
+        users[i] = 1;
+        continue;
+      }
       const pfn = this.pinOne(i);
       if (typeof pfn !== "number") {
         this.dropUsers(first, i - 1);
@@ -84,6 +111,10 @@ export class IoptPages {
     const users = this.users;
     for (let i = first; i <= last; i++) {
       if (--users[i]! > 0) continue;
+      if (this.dmabuf !== null) {
+        this.pfns[i] = -1;
+        continue;
+      }
       this.phys.unpin(this.pfns[i]!);
       this.accountMm.pinnedVm--;
       if (this.lockAccount) this.accountMm.lockedVm--;

@@ -22,9 +22,11 @@ import {
 import { iommufdDeviceAttach, iommufdDeviceDetach, iommufdDeviceReplace } from "./attach.ts";
 import { iommufdDeviceBind, iommufdDeviceUnbind, type IommufdDevice } from "./device.ts";
 import { IOMMU_TEST_OP_DIRTY, testDirty } from "./dirty.ts";
+import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF, testDmabufGet, testDmabufRevoke, testMdCheckDmabuf } from "./dmabuf.ts";
 import { HwptPaging } from "./hw-pagetable.ts";
 import { getIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
+import { U64_MAX } from "./uapi.ts";
 import { USER_PHYS_BASE } from "./user-memory.ts";
 
 export const IOMMU_TEST_OP_ADD_RESERVED = 1;
@@ -57,7 +59,8 @@ export interface IommuTestCmd {
   op: number;
   id: number;
   __reserved?: number;
-  add_reserved?: { start: number; length: number };
+  /** start and length are u64s: a bigint carries one a double would round (above 2^53). */
+  add_reserved?: { start: number | bigint; length: number | bigint };
   mock_domain?: { out_stdev_id: number; out_hwpt_id: number; out_idev_id: number };
   mock_domain_flags?: { out_stdev_id: number; out_hwpt_id: number; out_idev_id: number; dev_flags: number };
   mock_domain_replace?: { pt_id: number };
@@ -70,6 +73,16 @@ export interface IommuTestCmd {
   memory_limit?: { limit: number };
   access_replace_ioas?: { ioas_id: number };
   dirty?: { iova: number; length: number; page_size: number; bitmap: Uint8Array | null; out_nr_dirty: number };
+  /** out_dmabuf_fd: the fd the kernel's ioctl returns. */
+  dmabuf_get?: { length: number; open_flags: number; out_dmabuf_fd: number };
+  dmabuf_revoke?: { dmabuf_fd: number; revoked: number };
+  check_dmabuf?: { dmabuf_fd: number; iova: number; length: number; offset: number };
+}
+
+/** A u64 field given as a number (U64_MAX for 2^64 − 1) or exactly as a bigint. */
+function u64Of(x: number | bigint): bigint {
+  if (typeof x === "bigint") return BigInt.asUintN(64, x);
+  return x >= U64_MAX ? (1n << 64n) - 1n : BigInt(x);
 }
 
 /** The SELFTEST object: a mock device and its iommufd_device (struct selftest_obj, type IDEV). */
@@ -280,8 +293,9 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
     case IOMMU_TEST_OP_ADD_RESERVED: {
       const ioas = getIoas(ictx, cmd.id);
       if (isErr(ioas)) return ioas;
+      // @kernel: iommufd_test_add_reserved (start + length − 1 in u64 arithmetic: it wraps)
       const r = cmd.add_reserved!;
-      return ioas.iopt.reserveIova(r.start, r.start + r.length - 1, null);
+      return ioas.iopt.reserveIovaExact(u64Of(r.start), BigInt.asUintN(64, u64Of(r.start) + u64Of(r.length) - 1n), null);
     }
     case IOMMU_TEST_OP_MOCK_DOMAIN:
       return mockDomain(ictx, cmd.id, 0, cmd.mock_domain!);
@@ -318,6 +332,12 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
     }
     case IOMMU_TEST_OP_DIRTY:
       return testDirty(ictx, cmd.id, cmd.dirty!);
+    case IOMMU_TEST_OP_DMABUF_GET:
+      return testDmabufGet(ictx, cmd.dmabuf_get!);
+    case IOMMU_TEST_OP_DMABUF_REVOKE:
+      return testDmabufRevoke(ictx, cmd.dmabuf_revoke!);
+    case IOMMU_TEST_OP_MD_CHECK_DMABUF:
+      return testMdCheckDmabuf(ictx, cmd.id, cmd.check_dmabuf!);
     default:
       return kerr("EOPNOTSUPP", `unknown test op ${cmd.op}`);
   }

@@ -162,6 +162,12 @@ export const FAILURE_EFFECTS = {
       "a device DMA that faults part-way has already gone through the pages before the fault: their translations (and that of a faulting page whose leaf lacks the permission) stay cached in the IOTLB, since a fault invalidates nothing, and a page read through a stale entry before it is reported as such",
     changes: [...domainFields("iotlb_entries"), "findings[+]"],
   },
+  "ioas-unmap-keeps-earlier-unmaps": {
+    kernel: "iopt_unmap_iova_range",
+    summary:
+      "an IOAS_UNMAP over several areas takes them out one at a time, in IOVA order; meeting an area that crosses the range's edge (ENOENT) or one a HW queue holds (EBUSY) it returns the error, and the areas it had already removed stay removed: gone from the IOAS and from every domain, their pages unpinned",
+    changes: ["iommufd[].areas", "iommufd[].pinned_pages", ...domainFields("mapped_bytes", "pgtable_pages", "pgtable_bytes", "tlb", "iotlb_entries")],
+  },
 } as const satisfies Record<string, FailureEffect>;
 
 export type FailureEffectId = keyof typeof FAILURE_EFFECTS;

@@ -261,6 +261,19 @@ export const EVENTS = {
         if (d !== undefined) obj(d.dev, "dev");
         if (c.ioas_map !== undefined) obj(c.ioas_map.ioas, "ioas");
         if (c.ioas_unmap !== undefined) obj(c.ioas_unmap.ioas, "ioas");
+        if (c.ioas_copy !== undefined) {
+          obj(c.ioas_copy.src, "src");
+          obj(c.ioas_copy.dst, "dst");
+        }
+        if (c.hwpt_alloc !== undefined) {
+          obj(c.hwpt_alloc.dev, "dev");
+          obj(c.hwpt_alloc.pt, "pt");
+        }
+        if (c.access_create !== undefined) obj(c.access_create.ioas, "ioas");
+        const acc = c.access_pin ?? c.access_unpin ?? c.access_rw ?? c.access_destroy;
+        if (acc !== undefined) obj(acc.access, "access");
+        const hw = c.set_dirty_tracking ?? c.test_dirty ?? c.get_dirty_bitmap;
+        if (hw !== undefined) obj(hw.hwpt, "hwpt");
         if (c.destroy !== undefined) obj(c.destroy);
         if (c.close !== undefined) closes = true;
       });

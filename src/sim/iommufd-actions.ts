@@ -11,18 +11,21 @@ import type { Path } from "../base/path.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { iommufdDeviceAttach, iommufdDeviceDetach, iommufdDeviceReplace } from "../iommufd/attach.ts";
 import { getDevice, iommufdDeviceBind, iommufdDeviceUnbind, IommufdDevice } from "../iommufd/device.ts";
+import { IommufdIoas } from "../iommufd/ioas.ts";
 import { iommufdClose, iommufdIoctl, iommufdOpen } from "../iommufd/main.ts";
 import type { IommufdCtx } from "../iommufd/object.ts";
 import * as U from "../iommufd/uapi.ts";
 import { Mm } from "../iommufd/user-memory.ts";
 import { iommufdEnv } from "./iommufd-env.ts";
 import type { Machine } from "./machine.ts";
+import { accessRelease, runMoreCall, type ScenarioAccess } from "./iommufd-calls.ts";
 import { errno, name, parseSize, sizeSchema } from "./scenario/atoms.ts";
 
 /** The driver `vfio_bind` binds: the scenario lists it, with driver_managed_dma: true. */
 export const VFIO_PCI = "vfio-pci";
 
 const MAP_FLAG_NAMES = ["READABLE", "WRITEABLE"] as const;
+const HWPT_FLAG_NAMES = ["NEST_PARENT", "DIRTY_TRACKING"] as const;
 
 /** One call: exactly one of the call keys, and optionally expect_error. */
 export const iommufdCallSchema = z.strictObject({
@@ -33,16 +36,99 @@ export const iommufdCallSchema = z.strictObject({
   detach: z.strictObject({ dev: name }).optional().describe("iommufd_device_detach"),
   unbind: z.strictObject({ dev: name }).optional().describe("closing the VFIO device fd: detach if attached, then iommufd_device_unbind (releases DMA ownership)"),
   ioas_map: z
-    .strictObject({ ioas: name, iova: sizeSchema.optional(), length: sizeSchema, flags: z.array(z.enum(MAP_FLAG_NAMES)).optional() })
+    .strictObject({
+      ioas: name,
+      iova: sizeSchema.optional(),
+      length: sizeSchema,
+      flags: z.array(z.enum(MAP_FLAG_NAMES)).optional(),
+      expect_iova: sizeSchema.optional().describe("the IOVA the map must land at (one the kernel allocated)"),
+    })
     .optional()
     .describe("IOMMU_IOAS_MAP of fresh anonymous memory of the context's process (guest RAM); iova given: FIXED_IOVA; flags default [READABLE, WRITEABLE]"),
-  ioas_unmap: z.strictObject({ ioas: name, iova: sizeSchema, length: sizeSchema }).optional().describe("IOMMU_IOAS_UNMAP"),
+  ioas_unmap: z
+    .strictObject({ ioas: name, iova: sizeSchema, length: sizeSchema, expect_unmapped: sizeSchema.optional().describe("the bytes the call must report unmapped") })
+    .optional()
+    .describe("IOMMU_IOAS_UNMAP"),
+  ioas_copy: z
+    .strictObject({
+      src: name,
+      src_iova: sizeSchema,
+      dst: name,
+      dst_iova: sizeSchema.optional(),
+      length: sizeSchema,
+      flags: z.array(z.enum(MAP_FLAG_NAMES)).optional(),
+      expect_iova: sizeSchema.optional().describe("the IOVA the copy must land at (one the kernel allocated)"),
+    })
+    .optional()
+    .describe("IOMMU_IOAS_COPY of [src_iova, +length) of IOAS src into IOAS dst (dst_iova given: FIXED_IOVA); flags default [READABLE, WRITEABLE]"),
+  hwpt_alloc: z
+    .strictObject({ dev: name, pt: name, as: name, flags: z.array(z.enum(HWPT_FLAG_NAMES)).optional() })
+    .optional()
+    .describe("IOMMU_HWPT_ALLOC of a paging HWPT for device dev on IOAS pt; the HWPT gets the name"),
+  access_create: z
+    .strictObject({ ioas: name, as: name })
+    .optional()
+    .describe("an in-kernel access (an emulated-IOMMU VFIO driver's: iommufd_access_create with needs_pin_pages, attached to the IOAS); its unmap callback unpins what it pinned in the range"),
+  access_pin: z
+    .strictObject({ access: name, iova: sizeSchema, length: sizeSchema, write: z.boolean().optional() })
+    .optional()
+    .describe("iommufd_access_pin_pages (write: IOMMUFD_ACCESS_RW_WRITE)"),
+  access_unpin: z.strictObject({ access: name, iova: sizeSchema, length: sizeSchema }).optional().describe("iommufd_access_unpin_pages of a range the access pinned (EINVAL if it did not)"),
+  access_rw: z
+    .strictObject({
+      access: name,
+      iova: sizeSchema,
+      length: sizeSchema,
+      write: z.boolean().optional(),
+      byte: z.number().int().min(0).max(255).optional().describe("a write writes this byte over the whole range (default 0)"),
+      expect_bytes: z.number().int().min(0).max(255).optional().describe("a read must read this byte throughout"),
+    })
+    .optional()
+    .describe("iommufd_access_rw: the access reads or writes the memory behind [iova, +length)"),
+  access_destroy: z.strictObject({ access: name }).optional().describe("the driver lets go: its pins unpinned, then iommufd_access_destroy"),
+  set_dirty_tracking: z.strictObject({ hwpt: name, enable: z.boolean() }).optional().describe("IOMMU_HWPT_SET_DIRTY_TRACKING"),
+  test_dirty: z
+    .strictObject({ hwpt: name, iova: sizeSchema, length: sizeSchema, page_size: sizeSchema.optional() })
+    .optional()
+    .describe("the selftest's IOMMU_TEST_OP_DIRTY on a mock domain: every mapped page of the range is marked written (as a device's DMA writes would; page_size default 4K)"),
+  get_dirty_bitmap: z
+    .strictObject({
+      hwpt: name,
+      iova: sizeSchema,
+      length: sizeSchema,
+      page_size: sizeSchema.optional(),
+      no_clear: z.boolean().optional(),
+      expect_dirty: z.array(sizeSchema).optional().describe("exactly the IOVAs (each the start of a page_size unit) the bitmap must report dirty"),
+    })
+    .optional()
+    .describe("IOMMU_HWPT_GET_DIRTY_BITMAP of [iova, +length) in page_size units (default 4K); no_clear: IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR"),
   destroy: name.optional().describe("IOMMU_DESTROY of a named object"),
   close: z.literal(true).optional().describe("close every bound device (as unbind) and then /dev/iommu (iommufd_fops_release)"),
   expect_error: errno.optional().describe("the call must fail with this errno"),
 });
 export type IommufdCall = z.infer<typeof iommufdCallSchema>;
-export const IOMMUFD_CALL_KEYS = ["ioas_alloc", "device_bind", "attach", "replace", "detach", "unbind", "ioas_map", "ioas_unmap", "destroy", "close"] as const;
+export const IOMMUFD_CALL_KEYS = [
+  "ioas_alloc",
+  "device_bind",
+  "attach",
+  "replace",
+  "detach",
+  "unbind",
+  "ioas_map",
+  "ioas_unmap",
+  "ioas_copy",
+  "hwpt_alloc",
+  "access_create",
+  "access_pin",
+  "access_unpin",
+  "access_rw",
+  "access_destroy",
+  "set_dirty_tracking",
+  "test_dirty",
+  "get_dirty_bitmap",
+  "destroy",
+  "close",
+] as const;
 export type IommufdCallKey = (typeof IOMMUFD_CALL_KEYS)[number];
 
 export const iommufdEventSchema = z.strictObject({ ctx: name, calls: z.array(iommufdCallSchema).min(1) });
@@ -57,6 +143,13 @@ export function callKey(c: IommufdCall): IommufdCallKey {
 export interface ScenarioIommufd {
   readonly ictx: IommufdCtx;
   readonly names: Map<string, number>;
+  /** The accesses access_create made, by object id. */
+  readonly accesses: Map<number, ScenarioAccess>;
+}
+
+/** The name a call binds to the id it returns (`as`), if any. */
+export function callBinds(c: IommufdCall): string | undefined {
+  return c.ioas_alloc?.as ?? c.device_bind?.as ?? c.hwpt_alloc?.as ?? c.access_create?.as;
 }
 
 /** The machine's contexts by name (a closed one stays, `ictx.closed` set). */
@@ -73,7 +166,7 @@ function openCtx(m: Machine, ctx: string): ScenarioIommufd {
   let s = all.get(ctx);
   if (s === undefined) {
     const env = iommufdEnv(m);
-    s = { ictx: iommufdOpen(env, new Mm(env.phys, 1000 + all.size)), names: new Map() };
+    s = { ictx: iommufdOpen(env, new Mm(env.phys, 1000 + all.size)), names: new Map(), accesses: new Map() };
     all.set(ctx, s);
   }
   return s;
@@ -154,6 +247,7 @@ function runCall(m: Machine, s: ScenarioIommufd, c: IommufdCall): 0 | KError {
     const cmd = { size: sizeOf(U.IOMMUFD_CMD_IOAS_MAP), flags, ioas_id: ioas, __reserved: 0, user_va: userVa, length, iova: a.iova === undefined ? 0 : parseSize(a.iova) };
     const rc = iommufdIoctl(ictx, U.IOMMUFD_CMD_IOAS_MAP, cmd);
     if (rc !== 0) mm.munmap(userVa, length);
+    if (rc === 0 && a.expect_iova !== undefined && cmd.iova !== parseSize(a.expect_iova)) return kerr("EBADE", `the map landed at 0x${cmd.iova.toString(16)}, not 0x${parseSize(a.expect_iova).toString(16)}`);
     return rc;
   }
   if (c.ioas_unmap !== undefined) {
@@ -161,8 +255,19 @@ function runCall(m: Machine, s: ScenarioIommufd, c: IommufdCall): 0 | KError {
     const ioas = idOf(s, a.ioas);
     if (isErr(ioas)) return ioas;
     const cmd = { size: sizeOf(U.IOMMUFD_CMD_IOAS_UNMAP), ioas_id: ioas, iova: parseSize(a.iova), length: parseSize(a.length) };
-    return iommufdIoctl(ictx, U.IOMMUFD_CMD_IOAS_UNMAP, cmd);
+    const o = ictx.get(ioas, "IOAS");
+    const before = o instanceof IommufdIoas ? o.iopt.areaStore.size : 0;
+    const rc = iommufdIoctl(ictx, U.IOMMUFD_CMD_IOAS_UNMAP, cmd);
+    if (rc !== 0) {
+      const gone = o instanceof IommufdIoas ? before - o.iopt.areaStore.size : 0;
+      if (gone > 0) m.k.effect("ioas-unmap-keeps-earlier-unmaps", a.ioas, `IOAS_UNMAP failed with ${rc.errno} after it had unmapped ${gone} area(s) of the range; they stay unmapped`);
+      return rc;
+    }
+    if (a.expect_unmapped !== undefined && cmd.length !== parseSize(a.expect_unmapped)) return kerr("EBADE", `the unmap reported 0x${cmd.length.toString(16)} bytes, not 0x${parseSize(a.expect_unmapped).toString(16)}`);
+    return 0;
   }
+  const more = runMoreCall(s, c);
+  if (more !== null) return more;
   if (c.destroy !== undefined) {
     const id = idOf(s, c.destroy);
     if (isErr(id)) return id;
@@ -170,7 +275,8 @@ function runCall(m: Machine, s: ScenarioIommufd, c: IommufdCall): 0 | KError {
     if (rc === 0) s.names.delete(c.destroy);
     return rc;
   }
-  // close
+  // close: the drivers let go of their accesses and devices, then /dev/iommu is released
+  for (const sa of [...s.accesses.values()]) accessRelease(s, sa);
   for (const o of ictx.live()) if (o instanceof IommufdDevice) unbindDev(s, o);
   iommufdClose(ictx);
   s.names.clear();

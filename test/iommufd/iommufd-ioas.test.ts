@@ -4,7 +4,9 @@
  * device), two_mock_domain, mock_domain_limit.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
+import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
+import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF } from "../../src/iommufd/dmabuf.ts";
+import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_ADD_RESERVED, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
 
 interface Variant {
@@ -388,13 +390,13 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(e(fx.closeAccess(accessFd))).toBe("ok");
     });
 
-    // no_domain is not ported: a reservation ending at 2^64 − 32763 is not a double, and the rounded end leaves a hole the kernel's has not.
-    if (dom) T("reserved_overflow", () => {
-      // A reservation reaching almost to the top: the auto-IOVA alignment math must not wrap
-      // The kernel's 0xffffffffffff8001 (4 KiB pages) as the nearest double, 2^64 − 32768.
-      const length = PAGE_SIZE === 4096 ? 2 ** 64 - 32768 : U.U64_MAX - 16 * MOCK_PAGE_SIZE;
-      expect(e(fx.addReserved(ioasId, 6, length))).toBe("ok");
-      expect(e(fx.map(ioasId, fx.buffer, 0x5000)[0])).toBe("ENOSPC");
+    T("reserved_overflow", () => {
+      // A reservation reaching almost to the top: the auto-IOVA alignment math must not wrap.
+      // The u64 length goes in exactly, as a bigint: a double would round 0xffffffffffff8001.
+      const length = PAGE_SIZE === 4096 ? 0xffff_ffff_ffff_8001n : 0xffff_ffff_ffff_ffffn - 16n * BigInt(MOCK_PAGE_SIZE);
+      const mapLen = PAGE_SIZE === 4096 ? 0x5000 : MOCK_PAGE_SIZE * 10;
+      expect(e(fx.test({ op: IOMMU_TEST_OP_ADD_RESERVED, id: ioasId, add_reserved: { start: 6, length } }))).toBe("ok");
+      expect(e(fx.map(ioasId, fx.buffer, mapLen)[0])).toBe("ENOSPC");
     });
 
     T("ioas_option_huge_pages", () => {
@@ -447,9 +449,152 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
         }
       }
       expect(e(fx.destroy(dst))).toBe("ok");
+    });
+
+    /** test_cmd_get_dmabuf: the selftest exporter's dma-buf fd. */
+    const getDmabuf = (length: number): number => {
+      const c = { op: IOMMU_TEST_OP_DMABUF_GET, id: 0, dmabuf_get: { length, open_flags: 0, out_dmabuf_fd: -1 } };
+      expect(e(fx.test(c))).toBe("ok");
+      return c.dmabuf_get.out_dmabuf_fd;
+    };
+    const revokeDmabuf = (fd: number, revoked: boolean) => expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: fd, revoked: revoked ? 1 : 0 } }))).toBe("ok");
+    /** test_ioctl_ioas_map_file (FIXED when iova is given): [errno or "ok", iova]. */
+    const mapFile = (fd: number, start: number, length: number, iova?: number): [string, number] => {
+      const c: U.IommuIoasMapFile = { size: 40, flags: U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE | (iova !== undefined ? U.IOMMU_IOAS_MAP_FIXED_IOVA : 0), ioas_id: ioasId, fd, start, length, iova: iova ?? 0 };
+      return [e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, c)), c.iova];
+    };
+    /** test_cmd_check_dmabuf: the mock domain translates [iova, +length) to the dma-buf's bytes from offset. */
+    const checkDmabuf = (fd: number, iova: number, length: number, offset: number) =>
+      expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: hwptId, check_dmabuf: { dmabuf_fd: fd, iova, length, offset } }))).toBe("ok");
+    const closeFd = (fd: number) => fx.mm.files.delete(fd);
+
+    T("dmabuf_simple", () => {
+      const bufSize = PAGE_SIZE * 4;
+      const dfd = getDmabuf(bufSize);
+      expect(mapFile(dfd, 0, 0)[0]).toBe("EINVAL");
+      expect(mapFile(dfd, bufSize, bufSize)[0]).toBe("EINVAL");
+      expect(mapFile(dfd, 0, bufSize + 1)[0]).toBe("EINVAL");
+      const [r, iova] = mapFile(dfd, 0, bufSize);
+      expect(r).toBe("ok");
+      if (dom) checkDmabuf(dfd, iova, bufSize, 0);
+      // A dma-buf is the exporter's memory: nothing is pinned.
+      expect(fx.phys.pinnedTotal).toBe(0);
+      closeFd(dfd);
+    });
+
+    T("dmabuf_multi_page", () => {
+      const mapCheck = (fd: number, start: number, length: number) => {
+        const [r, iova] = mapFile(fd, start, length);
+        expect(r).toBe("ok");
+        if (dom) checkDmabuf(fd, iova, length, start);
+      };
+      // Single page
+      let dfd = getDmabuf(PAGE_SIZE);
+      mapCheck(dfd, 0, PAGE_SIZE);
+      closeFd(dfd);
+      // Many pages
+      dfd = getDmabuf(PAGE_SIZE * 64);
+      mapCheck(dfd, 0, PAGE_SIZE * 64);
+      closeFd(dfd);
+      // Sub-range from the middle
+      dfd = getDmabuf(PAGE_SIZE * 16);
+      mapCheck(dfd, PAGE_SIZE * 4, PAGE_SIZE * 8);
+      closeFd(dfd);
+      // Multiple sub-ranges from the same dma-buf
+      dfd = getDmabuf(PAGE_SIZE * 16);
+      mapCheck(dfd, 0, PAGE_SIZE * 4);
+      mapCheck(dfd, PAGE_SIZE * 8, PAGE_SIZE * 4);
+      closeFd(dfd);
+    });
+
+    T("dmabuf_revoke", () => {
+      const bufSize = PAGE_SIZE * 4;
+      const dfd = getDmabuf(bufSize);
+      const [r, iova] = mapFile(dfd, 0, bufSize);
+      expect(r).toBe("ok");
+      revokeDmabuf(dfd, true);
+      if (dom) {
+        // The revoke took the area out of the domain; the IOVA stays allocated.
+        expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: hwptId, check_dmabuf: { dmabuf_fd: dfd, iova, length: bufSize, offset: 0 } }))).toBe("EINVAL");
+        const c: U.IommuHwptAlloc = { size: 44, flags: 0, dev_id: deviceId, pt_id: ioasId, out_hwpt_id: 0, __reserved: 0, data_type: 0, data_len: 0, data_uptr: null, fault_id: 0, __reserved2: 0 };
+        expect(e(fx.ioctl(U.IOMMUFD_CMD_HWPT_ALLOC, c))).toBe("ok");
+      }
+      expect(mapFile(dfd, 0, bufSize)[0]).toBe("ENODEV");
+      revokeDmabuf(dfd, false);
+      const [r2, iova2] = mapFile(dfd, 0, bufSize);
+      expect(r2).toBe("ok");
+      if (dom) checkDmabuf(dfd, iova2, bufSize, 0);
+      // Restore the iova back
+      unmapOk(iova, bufSize);
+      expect(mapFile(dfd, 0, bufSize, iova)[0]).toBe("ok");
+      if (dom) checkDmabuf(dfd, iova, bufSize, 0);
+      closeFd(dfd);
       void devicePasidId;
       void deviceId;
       void stdevId;
     });
   });
 }
+
+// Not a kernel case: iopt_alloc_iova's hole search is exact where a double would round the bounds.
+describe("an IOVA allocated next to a reservation that ends above 2^53 is exact", () => {
+  it("starts at the first aligned byte after the reservation, not inside it", () => {
+    const fx = new Fx();
+    try {
+      const ioasId = fx.ioasAlloc();
+      // [4096, 0xfffffffffff00006]: a double rounds the end down to 0xfffffffffff00000.
+      const start = PAGE_SIZE;
+      const length = 0xffff_ffff_fff0_0006n - BigInt(start) + 1n;
+      expect(e(fx.test({ op: IOMMU_TEST_OP_ADD_RESERVED, id: ioasId, add_reserved: { start, length } }))).toBe("ok");
+      const [r, iova] = fx.map(ioasId, fx.buffer, PAGE_SIZE);
+      expect(e(r)).toBe("ok");
+      expect(BigInt(iova)).toBe(0xffff_ffff_fff0_1000n);
+      // Nothing else fits below: the hole below 4096 is not allocated from.
+      expect(e(fx.map(ioasId, fx.buffer, 0x100000)[0])).toBe("ENOSPC");
+    } finally {
+      fx.teardown();
+    }
+  });
+});
+
+// Not a kernel case: the dma-buf calls' refusals change nothing.
+describe("refused dma-buf calls leave the context as it was", () => {
+  it("DMABUF_GET of a bad length, MAP_FILE of a revoked dma-buf, MD_CHECK_DMABUF and DMABUF_REVOKE of a non-dma-buf fd", () => {
+    const fx = new Fx();
+    try {
+      const ioasId = fx.ioasAlloc();
+      const [r0, ids] = fx.mockDomain(ioasId);
+      expect(e(r0)).toBe("ok");
+      const get = { op: IOMMU_TEST_OP_DMABUF_GET, id: 0, dmabuf_get: { length: 4 * PAGE_SIZE, open_flags: 0, out_dmabuf_fd: -1 } };
+      expect(e(fx.test(get))).toBe("ok");
+      const dfd = get.dmabuf_get.out_dmabuf_fd;
+      const c: U.IommuIoasMapFile = { size: 40, flags: U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioasId, fd: dfd, start: 0, length: 4 * PAGE_SIZE, iova: 0 };
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, c))).toBe("ok");
+      expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: dfd, revoked: 1 } }))).toBe("ok");
+      const before = iommufdSnapshot(fx.fd);
+      const files = [...fx.mm.files.keys()];
+      for (const length of [0, PAGE_SIZE + 1, 513 * PAGE_SIZE]) {
+        expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_GET, id: 0, dmabuf_get: { length, open_flags: 0, out_dmabuf_fd: -1 } })), `length ${length}`).toBe("EINVAL");
+      }
+      expect(e(fx.ioctl(U.IOMMUFD_CMD_IOAS_MAP_FILE, { ...c, iova: 0 }))).toBe("ENODEV");
+      expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: ids.hwpt, check_dmabuf: { dmabuf_fd: dfd, iova: c.iova, length: 4 * PAGE_SIZE, offset: 0 } }))).toBe("EINVAL");
+      expect(e(fx.test({ op: IOMMU_TEST_OP_DMABUF_REVOKE, id: 0, dmabuf_revoke: { dmabuf_fd: 999, revoked: 1 } }))).toBe("EBADF");
+      // An access cannot read, write or pin a dma-buf's memory (iopt_pages_rw_access).
+      const [ra, accessFd] = fx.createAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
+      expect(e(ra)).toBe("ok");
+      const before2 = iommufdSnapshot(fx.fd);
+      expect(e(fx.accessRw(accessFd, c.iova, fx.buffer, 64, 0))).toBe("EINVAL");
+      expect(e(fx.accessPin(accessFd, c.iova, PAGE_SIZE, fx.buffer)[0])).toBe("EINVAL");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before2);
+      expect(e(fx.closeAccess(accessFd))).toBe("ok");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before);
+      expect([...fx.mm.files.keys()]).toEqual(files);
+      // The revoked area is still in the IOAS: IOAS_UNMAP takes it out.
+      const [ru, unmapped] = fx.unmap(ioasId, c.iova, 4 * PAGE_SIZE);
+      expect(e(ru)).toBe("ok");
+      expect(unmapped).toBe(4 * PAGE_SIZE);
+    } finally {
+      fx.teardown();
+    }
+  });
+});

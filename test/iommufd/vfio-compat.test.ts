@@ -5,7 +5,49 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import * as V from "../../src/iommufd/vfio-compat.ts";
-import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_START, PAGE_SIZE, U } from "./harness.ts";
+import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, PAGE_SIZE, U } from "./harness.ts";
+
+const INFO_SIZE = V.VFIO_IOMMU_TYPE1_INFO_SIZE;
+/** offsetof(struct vfio_iommu_type1_info, cap_offset). */
+const CAP_OFFSET_AT = 16;
+const FILL = 0xaa;
+
+/**
+ * ioctl_check_buf: VFIO_IOMMU_GET_INFO into a buffer filled with 0xaa past
+ * argsz; nothing may be written there. Returns the struct's fields.
+ */
+function getInfo(fx: Fx, argsz: number): { rc: string; argsz: number; flags: number; pgsizes: bigint; capOffset: number; buf: Uint8Array } {
+  const buf = new Uint8Array(BUFFER_SIZE).fill(FILL);
+  const v = new DataView(buf.buffer);
+  buf.fill(0, 0, Math.min(argsz, INFO_SIZE));
+  v.setUint32(0, argsz, true);
+  const r = V.iommufdVfioIoctl(fx.fd, V.VFIO_IOMMU_GET_INFO, buf);
+  for (let i = argsz; i < buf.length; i++) if (buf[i] !== FILL) throw new Error(`byte ${i} past argsz ${argsz} was written`);
+  return { rc: e(typeof r === "number" ? 0 : r), argsz: v.getUint32(0, true), flags: v.getUint32(4, true), pgsizes: v.getBigUint64(8, true), capOffset: argsz >= 20 ? v.getUint32(16, true) : 0, buf };
+}
+
+/** check_vfio_info_cap_chain: every capability is well formed, IOVA_RANGE is the mock aperture. */
+function checkCapChain(buf: Uint8Array, capOffset: number, argsz: number): string[] {
+  const v = new DataView(buf.buffer);
+  const seen: string[] = [];
+  for (let at = capOffset; at !== 0; at = v.getUint32(at + 4, true)) {
+    expect(at + 8).toBeLessThanOrEqual(argsz);
+    const id = v.getUint16(at, true);
+    expect(v.getUint16(at + 2, true)).toBe(1);
+    if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+      expect(v.getUint32(at + 8, true)).toBe(1);
+      expect(v.getBigUint64(at + 16, true)).toBe(BigInt(MOCK_APERTURE_START));
+      expect(v.getBigUint64(at + 24, true)).toBe(BigInt(MOCK_APERTURE_LAST));
+      seen.push("IOVA_RANGE");
+    } else if (id === V.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+      expect(v.getUint32(at + 8, true)).toBe(0xffff_ffff);
+      seen.push("DMA_AVAIL");
+    } else {
+      throw new Error(`unknown capability ${id}`);
+    }
+  }
+  return seen;
+}
 
 const VARIANTS: Record<string, { version: number }> = {
   Ver1v2: { version: V.VFIO_TYPE1v2_IOMMU },
@@ -40,12 +82,43 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(fx.option(U.IOMMU_OPTION_HUGE_PAGES, U.IOMMU_OPTION_OP_GET, ioasId)).toEqual([0, variant.version === V.VFIO_TYPE1_IOMMU ? 0 : 1]);
     });
 
+    T("get_info", () => {
+      const FLAGS = V.VFIO_IOMMU_INFO_PGSIZES | V.VFIO_IOMMU_INFO_CAPS;
+      // Pre-cap ABI: argsz up to cap_offset
+      let r = getInfo(fx, CAP_OFFSET_AT);
+      expect(r.rc).toBe("ok");
+      expect(r.pgsizes).not.toBe(0n);
+      expect(r.flags).toBe(FLAGS);
+      // Read the cap chain size
+      r = getInfo(fx, INFO_SIZE);
+      expect(r.rc).toBe("ok");
+      expect(r.pgsizes).not.toBe(0n);
+      expect(r.flags).toBe(FLAGS);
+      expect(r.capOffset).toBe(0);
+      expect(r.argsz).toBeGreaterThan(INFO_SIZE);
+      // Read the caps at every size: the kernel never writes a truncated chain
+      const caplen = r.argsz;
+      for (let i = INFO_SIZE; i <= caplen; i++) {
+        r = getInfo(fx, i);
+        expect(r.rc).toBe("ok");
+        expect(r.flags).toBe(FLAGS);
+        expect(r.argsz).toBe(caplen);
+        if (r.capOffset === 0) {
+          expect(i).toBeLessThan(caplen);
+          continue;
+        }
+        expect(checkCapChain(r.buf, r.capOffset, i).sort()).toEqual(["DMA_AVAIL", "IOVA_RANGE"]);
+      }
+    });
+
     T("map", () => {
       const map = { argsz: 32, flags: RW, vaddr: fx.buffer, iova: MOCK_APERTURE_START, size: BUFFER_SIZE };
       const unmap = { argsz: 24, flags: 0, iova: MOCK_APERTURE_START, size: BUFFER_SIZE };
       expect(vfio(V.VFIO_IOMMU_MAP_DMA, map)).toBe(0);
       expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
       expect(unmap.size).toBe(BUFFER_SIZE);
+      // Unmap of empty is success
+      expect(vfio(V.VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
       // UNMAP_FLAG_ALL requires 0 iova and size
       expect(vfio(V.VFIO_IOMMU_MAP_DMA, map)).toBe(0);
       unmap.flags = V.VFIO_DMA_UNMAP_FLAG_ALL;

@@ -459,6 +459,32 @@ events:
     );
     expect(p.details.join("\n")).toContain("user_domains[d].iotlb_entries: 0 -> 2");
   },
+  "ioas-unmap-keeps-earlier-unmaps": () => {
+    // Two areas, then an unmap from the first into the middle of the second: the first goes, ENOENT at the second.
+    const p = expectEffect(
+      `
+name: an IOAS_UNMAP that fails at its second area
+iommus: [{name: dmar0, driver: intel-iommu, scope: all}]
+devices: [{name: "0000:00:02.0", bus: pci}]
+drivers: [{name: vfio-pci, bus: pci, match: ["0000:00:02.0"], driver_managed_dma: true}]
+events:
+  - iommufd:
+      ctx: vm
+      calls:
+        - ioas_alloc: {as: ioas}
+        - device_bind: {device: "0000:00:02.0", as: dev}
+        - attach: {dev: dev, pt: ioas}
+        - ioas_map: {ioas: ioas, iova: 0x100000, length: 64K}
+        - ioas_map: {ioas: ioas, iova: 0x110000, length: 64K}
+  - iommufd: {ctx: vm, calls: [{ioas_unmap: {ioas: ioas, iova: 0x100000, length: 0x18000}}]}
+`,
+      "ioas-unmap-keeps-earlier-unmaps",
+      "ENOENT",
+    );
+    const d = p.details.join("\n");
+    expect(d).toContain("iommufd[vm].areas.ioas");
+    expect(d).toContain("iommufd[vm].pinned_pages: 32 -> 16");
+  },
 };
 
 describe("every failure effect happens, is recorded, and covers what it changes", () => {

@@ -65,6 +65,19 @@ describe("bad input to iommufd and vfio_bind events is exit 2 at its key path", 
     expect((await cliProblems(y)).join("\n")).toContain("events[3].iommufd.calls[0].attach.pt: no call of iommufd context 'vm0'");
   });
 
+  it("the names the access, copy, HWPT and dirty-tracking calls take are checked, and hwpt_alloc and access_create bind theirs", () => {
+    const y = yamlOf([
+      ...SETUP,
+      `iommufd: {ctx: vm0, calls: [{hwpt_alloc: {dev: gpu, pt: ioas, as: hw}}, {access_create: {ioas: ioas, as: acc}}, {access_pin: {access: acc, iova: 0x100000, length: 4K}}, {get_dirty_bitmap: {hwpt: hw, iova: 0x100000, length: 64K}}]}`,
+      `iommufd: {ctx: vm0, calls: [{access_rw: {access: acs, iova: 0x100000, length: 4}}, {ioas_copy: {src: ioas, src_iova: 0x100000, dst: ioas2, length: 4K}}, {set_dirty_tracking: {hwpt: hwp, enable: true}}]}`,
+    ]);
+    expect(problems(y)).toEqual([
+      "events[4].iommufd.calls[0].access_rw.access: no call of iommufd context 'vm0' names an object 'acs'; did you mean 'acc'?",
+      "events[4].iommufd.calls[1].ioas_copy.dst: no call of iommufd context 'vm0' names an object 'ioas2'; did you mean 'ioas'?",
+      "events[4].iommufd.calls[2].set_dirty_tracking.hwpt: no call of iommufd context 'vm0' names an object 'hwp'; did you mean 'hw'?",
+    ]);
+  });
+
   it("a name bound in another context", () => {
     const y = yamlOf([...SETUP, `iommufd: {ctx: vm1, calls: [{destroy: ioas}]}`]);
     expect(problems(y)).toEqual(["events[3].iommufd.calls[0].destroy: no call of iommufd context 'vm1' names an object 'ioas'"]);
@@ -88,8 +101,8 @@ describe("bad input to iommufd and vfio_bind events is exit 2 at its key path", 
     const y = yamlOf([`iommufd: {ctx: vm0, calls: [{ioas_alloc: {as: a}, destroy: a}, {expect_error: EBUSY}, {close: true}, {destroy: a}]}`]);
     const p = problems(y);
     expect(p).toHaveLength(3);
-    expect(p).toContain("events[0].iommufd.calls[0]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, destroy, close; found ioas_alloc and destroy");
-    expect(p).toContain("events[0].iommufd.calls[1]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, destroy, close; found none");
+    expect(p).toContain("events[0].iommufd.calls[0]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, ioas_copy, hwpt_alloc, access_create, access_pin, access_unpin, access_rw, access_destroy, set_dirty_tracking, test_dirty, get_dirty_bitmap, destroy, close; found ioas_alloc and destroy");
+    expect(p).toContain("events[0].iommufd.calls[1]: a call has exactly one of ioas_alloc, device_bind, attach, replace, detach, unbind, ioas_map, ioas_unmap, ioas_copy, hwpt_alloc, access_create, access_pin, access_unpin, access_rw, access_destroy, set_dirty_tracking, test_dirty, get_dirty_bitmap, destroy, close; found none");
     expect(p).toContain("events[0].iommufd.calls[3]: no call can follow close");
     const u = problems(yamlOf([`iommufd: {ctx: vm2, calls: [{ioas_aloc: {as: a}}]}`]));
     expect(u).toHaveLength(1);
@@ -127,6 +140,29 @@ describe("at run time", () => {
     const s = scenario(yamlOf([`iommufd: {ctx: vm0, calls: [{ioas_alloc: {as: a}, expect_error: ENOMEM}]}`]));
     const r = step(boot(s), s.events[0]!);
     expect(r === 0 ? "ok" : `${r.errno} ${r.message}`).toBe("EBADE calls[0] ioas_alloc succeeded, but its expect_error says ENOMEM");
+  });
+
+  it("a result that differs from the one the call states fails the event with EBADE, the calls before it done", () => {
+    const s = scenario(
+      yamlOf([
+        ...SETUP,
+        `iommufd: {ctx: vm0, calls: [{access_create: {ioas: ioas, as: acc}}, {access_rw: {access: acc, iova: 0x100000, length: 8, write: true, byte: 7}}, {access_rw: {access: acc, iova: 0x100000, length: 8, expect_bytes: 9}}]}`,
+        `iommufd: {ctx: vm0, calls: [{ioas_map: {ioas: ioas, length: 4K, expect_iova: 0x2000}}]}`,
+        `iommufd: {ctx: vm0, calls: [{ioas_unmap: {ioas: ioas, iova: 0x100000, length: 64K, expect_unmapped: 4K}}]}`,
+      ]),
+    );
+    const m = boot(s);
+    const msgs = s.events.map((e) => {
+      const r = step(m, e);
+      return r === 0 ? "ok" : `${r.errno} ${r.message}`;
+    });
+    expect(msgs.slice(3)).toEqual([
+      "EBADE calls[2] access_rw: byte 0 read 0x7, not 0x9",
+      "EBADE calls[0] ioas_map: the map landed at 0x1000, not 0x2000",
+      "EBADE calls[0] ioas_unmap: the unmap reported 0x10000 bytes, not 0x1000",
+    ]);
+    // The access the failed event created stays: the calls before the mismatch are done.
+    expect(takeSnapshot(m, [], []).iommufd.vm0!.objects.some((o) => o.name === "acc")).toBe(true);
   });
 });
 

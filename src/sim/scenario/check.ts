@@ -7,6 +7,7 @@ import { parsePciName, PCI_BRIDGE_TYPES, type PciDevType } from "../../base/pci/
 import { isPowerOfTwo } from "../../lib/bits.ts";
 import { parseCmdline } from "../../iommu/cmdline.ts";
 import { eventDef, type EventKind } from "../event-table.ts";
+import { callBinds } from "../iommufd-actions.ts";
 import { formatPath, type KeyPath, type Problem } from "./problem.ts";
 import { didYouMean, quoteString } from "./suggest.ts";
 import { eventKey, EXPECT_DOMAIN_KINDS, IOMMU_DRIVER_NAMES, parseSize, scenarioArch, type DeviceSpec, type ExpectSpec, type Scenario, type TaskEventSpec } from "./schema.ts";
@@ -170,7 +171,7 @@ export function checkScenario(s: Scenario): Problem[] {
     const set = iommufdNames.get(e.iommufd.ctx) ?? new Set<string>();
     iommufdNames.set(e.iommufd.ctx, set);
     for (const c of e.iommufd.calls) {
-      const as = c.ioas_alloc?.as ?? c.device_bind?.as;
+      const as = callBinds(c);
       if (as !== undefined) set.add(as);
     }
   }
