@@ -26,6 +26,16 @@ import { HwptPaging } from "./hw-pagetable.ts";
 import { getIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
 import { USER_PHYS_BASE } from "./user-memory.ts";
+import {
+  IOMMU_TEST_OP_DEV_CHECK_CACHE,
+  IOMMU_TEST_OP_MD_CHECK_IOTLB,
+  IOMMU_TEST_OP_TRIGGER_IOPF,
+  IOMMU_TEST_OP_TRIGGER_VEVENT,
+  testDevCheckCache,
+  testMdCheckIotlb,
+  testTriggerIopf,
+  testTriggerVevent,
+} from "./selftest-nested.ts";
 
 export const IOMMU_TEST_OP_ADD_RESERVED = 1;
 export const IOMMU_TEST_OP_MOCK_DOMAIN = 2;
@@ -70,6 +80,10 @@ export interface IommuTestCmd {
   memory_limit?: { limit: number };
   access_replace_ioas?: { ioas_id: number };
   dirty?: { iova: number; length: number; page_size: number; bitmap: Uint8Array | null; out_nr_dirty: number };
+  check_iotlb?: { id: number; iotlb: number };
+  trigger_iopf?: { dev_id: number; pasid: number; grpid: number; perm: number; addr: number };
+  check_dev_cache?: { id: number; cache: number };
+  trigger_vevent?: { dev_id: number };
 }
 
 /** The SELFTEST object: a mock device and its iommufd_device (struct selftest_obj, type IDEV). */
@@ -318,6 +332,14 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
     }
     case IOMMU_TEST_OP_DIRTY:
       return testDirty(ictx, cmd.id, cmd.dirty!);
+    case IOMMU_TEST_OP_MD_CHECK_IOTLB:
+      return testMdCheckIotlb(ictx, cmd.id, cmd.check_iotlb!);
+    case IOMMU_TEST_OP_TRIGGER_IOPF:
+      return testTriggerIopf(ictx, cmd.trigger_iopf!);
+    case IOMMU_TEST_OP_DEV_CHECK_CACHE:
+      return testDevCheckCache(ictx, cmd.id, cmd.check_dev_cache!);
+    case IOMMU_TEST_OP_TRIGGER_VEVENT:
+      return testTriggerVevent(ictx, cmd.trigger_vevent!);
     default:
       return kerr("EOPNOTSUPP", `unknown test op ${cmd.op}`);
   }

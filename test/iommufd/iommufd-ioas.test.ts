@@ -6,6 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
+import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
+import { checkIotlb, checkIotlbAll, closeFd, faultAlloc, hwptAlloc, hwptAllocNested, invalidate, triggerIopf, u32Records } from "./nested-harness.ts";
 
 interface Variant {
   mockDomains: number;
@@ -74,6 +76,97 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
 
     T("ioas_destroy", () => {
       expect(e(fx.destroy(ioasId))).toBe(dom ? "EBUSY" : "ok");
+    });
+
+    T("alloc_hwpt_nested", () => {
+      const NEST = U.IOMMU_HWPT_ALLOC_NEST_PARENT;
+      const DEF = U.IOMMU_TEST_IOTLB_DEFAULT;
+      const INV = U.IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
+      const nested = (pt: number, flags = 0, o = {}) => hwptAllocNested(fx, deviceId, pt, flags, o);
+      if (!deviceId) {
+        expect(e(hwptAlloc(fx, deviceId, ioasId, 0)[0])).toBe("ENOENT");
+        expect(e(nested(0)[0])).toBe("ENOENT");
+        expect(e(nested(0)[0])).toBe("ENOENT");
+        expect(e(fx.replace(stdevId, 0)[0])).toBe("ENOENT");
+        return;
+      }
+      // Negative tests
+      expect(e(hwptAlloc(fx, ioasId, deviceId, 0)[0])).toBe("ENOENT");
+      expect(e(hwptAlloc(fx, deviceId, deviceId, 0)[0])).toBe("EINVAL");
+      expect(e(hwptAlloc(fx, deviceId, ioasId, NEST | U.IOMMU_HWPT_FAULT_ID_VALID)[0])).toBe("EOPNOTSUPP");
+      const [r0, parent] = hwptAlloc(fx, deviceId, ioasId, NEST);
+      expect(e(r0)).toBe("ok");
+      const [r1, parentNotWork] = hwptAlloc(fx, deviceId, ioasId, 0);
+      expect(e(r1)).toBe("ok");
+      // Negative nested tests
+      const before = iommufdSnapshot(fx.fd);
+      expect(e(nested(parent, 0, { dataType: U.IOMMU_HWPT_DATA_NONE })[0])).toBe("EINVAL");
+      expect(e(nested(parent, 0, { dataType: U.IOMMU_HWPT_DATA_SELFTEST + 1 })[0])).toBe("EOPNOTSUPP");
+      expect(e(nested(parent, 0, { dataLen: 3 })[0])).toBe("EINVAL");
+      expect(e(nested(parent, 0, { data: null })[0])).toBe("EFAULT");
+      expect(e(nested(parent, NEST)[0])).toBe("EOPNOTSUPP");
+      expect(e(nested(parentNotWork)[0])).toBe("EINVAL");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before);
+      // Two nested HWPTs sharing one parent
+      const [faultId, faultFd] = faultAlloc(fx);
+      const [r2, n0] = nested(parent);
+      expect(e(r2)).toBe("ok");
+      const [r3, n1] = nested(parent);
+      expect(e(r3)).toBe("ok");
+      expect(e(nested(parent, U.IOMMU_HWPT_FAULT_ID_VALID, { faultId: U.UINT32_MAX })[0])).toBe("ENOENT");
+      const [r4, iopfHwpt] = nested(parent, U.IOMMU_HWPT_FAULT_ID_VALID, { faultId });
+      expect(e(r4)).toBe("ok");
+      checkIotlbAll(fx, n0, DEF);
+      checkIotlbAll(fx, n1, DEF);
+      // A nested HWPT on a nested HWPT; the parent is busy
+      expect(e(nested(n0)[0])).toBe("EINVAL");
+      expect(e(fx.destroy(parent))).toBe("EBUSY");
+      const reqs = (r: number[][]) => u32Records(r);
+      const zero = reqs([[0, 0], [0, 0]]);
+      // hwpt_invalidate does not take the parent
+      expect(invalidate(fx, parent, zero, INV, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      // The data type is checked with an empty array
+      expect(invalidate(fx, n0, zero, INV, 8, 0).map(e)).toEqual(["ok", "ok"]);
+      expect(invalidate(fx, n0, zero, U.IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      // Structure size sanity
+      expect(invalidate(fx, n0, zero, INV, 9, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      expect(invalidate(fx, n0, zero, INV, 1, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      // Unknown flags, NULL data, entry_len 0, a bad iotlb_id
+      expect(invalidate(fx, n0, reqs([[0xffffffff, 0], [0, 0]]), INV, 8, 1).map(e)).toEqual(["EOPNOTSUPP", "ok"]);
+      expect(invalidate(fx, n0, null, INV, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      expect(invalidate(fx, n0, zero, INV, 0, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      expect(invalidate(fx, n0, reqs([[0, 4], [0, 0]]), INV, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      checkIotlbAll(fx, n0, DEF);
+      // The first entry is handled, the second refused (flags, then iotlb_id)
+      expect(invalidate(fx, n0, reqs([[0, 0], [0xffffffff, 1]]), INV, 8, 2)).toEqual([expect.objectContaining({ errno: "EOPNOTSUPP" }), 1]);
+      expect([0, 1, 2, 3].map((i) => e(checkIotlb(fx, n0, i, i === 0 ? 0 : DEF)))).toEqual(["ok", "ok", "ok", "ok"]);
+      expect(invalidate(fx, n0, reqs([[0, 0], [0, 4]]), INV, 8, 2)).toEqual([expect.objectContaining({ errno: "EINVAL" }), 1]);
+      expect([0, 1, 2, 3].map((i) => e(checkIotlb(fx, n0, i, i === 0 ? 0 : DEF)))).toEqual(["ok", "ok", "ok", "ok"]);
+      // The second entry, then the third and fourth
+      expect(invalidate(fx, n0, reqs([[0, 1], [0, 0]]), INV, 8, 1)).toEqual([0, 1]);
+      expect([0, 1, 2, 3].map((i) => e(checkIotlb(fx, n0, i, i < 2 ? 0 : DEF)))).toEqual(["ok", "ok", "ok", "ok"]);
+      expect(invalidate(fx, n0, reqs([[0, 2], [0, 3]]), INV, 8, 2)).toEqual([0, 2]);
+      checkIotlbAll(fx, n0, 0);
+      // All entries of n1
+      expect(invalidate(fx, n1, reqs([[U.IOMMU_TEST_INVALIDATE_FLAG_ALL, 0], [0, 0]]), INV, 8, 1)).toEqual([0, 1]);
+      checkIotlbAll(fx, n1, 0);
+      // Attached, a nested HWPT is busy
+      expect(e(fx.replace(stdevId, n0)[0])).toBe("ok");
+      expect(e(fx.destroy(n0))).toBe("EBUSY");
+      expect(e(fx.replace(stdevId, n1)[0])).toBe("ok");
+      expect(e(fx.destroy(n1))).toBe("EBUSY");
+      expect(e(fx.destroy(n0))).toBe("ok");
+      expect(e(fx.replace(stdevId, iopfHwpt)[0])).toBe("ok");
+      expect(e(fx.destroy(iopfHwpt))).toBe("EBUSY");
+      triggerIopf(fx, deviceId, faultFd);
+      expect(e(fx.replace(stdevId, parent)[0])).toBe("ok");
+      expect(e(fx.destroy(n1))).toBe("ok");
+      expect(e(fx.destroy(iopfHwpt))).toBe("ok");
+      expect(e(fx.replace(stdevId, ioasId)[0])).toBe("ok");
+      expect(e(fx.destroy(parent))).toBe("ok");
+      expect(e(fx.destroy(parentNotWork))).toBe("ok");
+      closeFd(fx, faultFd);
+      expect(e(fx.destroy(faultId))).toBe("ok");
     });
 
     T("hwpt_attach", () => {
