@@ -14,6 +14,7 @@ import type { IommuDomain } from "../iommu/domain.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import type { IommufdDevice } from "./device.ts";
 import { mockNoteGroupDomain } from "./mock-nested.ts";
+import { groupHasPasids } from "./pasid.ts";
 import type { IommufdIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
 import {
@@ -73,11 +74,22 @@ export class HwptPaging extends Hwpt {
   }
 }
 
+/** The RID half of iommufd_hwpt_pasid_compat: with a PASID attached, the RID takes only a PASID-compatible HWPT. */
+// @kernel: iommufd_hwpt_pasid_compat
+function ridPasidCompat(hwpt: Hwpt, idev: IommufdDevice): 0 | KError {
+  if (hwpt.pasidCompat || !groupHasPasids(idev.igroup)) return 0;
+  return kerr("EINVAL", `${idev.dev.name}'s group has PASIDs attached, and HWPT ${hwpt.id} is not PASID-compatible`);
+}
+
 /** Attaches idev's group to hwpt (the first device of the group does the core attach). */
 // @kernel: iommufd_hw_pagetable_attach
 export function hwptAttach(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): 0 | KError {
   const ig = idev.igroup;
   if (ig.hwpt !== null && ig.hwpt !== hwpt) return kerr("EINVAL", `${idev.dev.name}'s group is attached to HWPT ${ig.hwpt.id}; replace it instead`);
+  if (ig.devices.length === 0) {
+    const rc = ridPasidCompat(hwpt, idev);
+    if (rc !== 0) return rc;
+  }
   // iopt_table_enforce_dev_resv_regions (paging HWPTs only): the mock has no reserved regions; its injection point stays.
   if (hwpt instanceof HwptPaging && ictx.shouldFail()) return kerr("EINVAL", "fault injection: reserved-region enforcement");
   if (ig.devices.length === 0) {
@@ -119,6 +131,8 @@ export function hwptReplace(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): 
   const old = ig.hwpt as Hwpt | null;
   if (old === null || !idev.attached) return kerr("EINVAL", `${idev.dev.name} is not attached: nothing to replace`);
   if (old === hwpt) return null;
+  const compat = ridPasidCompat(hwpt, idev);
+  if (compat !== 0) return compat;
   const rc = iommuGroupSetDomain(ictx.env.core, ig.group, hwpt.domain!);
   if (rc !== 0) return rc;
   mockNoteGroupDomain(ig.group);

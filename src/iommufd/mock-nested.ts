@@ -125,8 +125,8 @@ export function mockNoteGroupDomain(group: IommuGroup): void {
 /** domain_nested_ops: attach, PASID attach (a nop), user cache invalidation. */
 const nestedOps: IommuDomainOps & { cacheInvalidateUser(d: IommuDomain, a: IommuUserDataArray): 0 | KError } = {
   attachDev: (d, dev) => nestedAttach(d, dev),
-  // @kernel: mock_domain_set_dev_pasid_nop
-  setDevPasid: () => 0,
+  // @kernel: mock_domain_set_dev_pasid_nop (the mock's one op for every domain: the parent's carries it)
+  setDevPasid: (d, dev, pasid, old) => (d.priv as MockNested).parent.ops.setDevPasid?.(d, dev, pasid, old) ?? 0,
   cacheInvalidateUser,
 };
 

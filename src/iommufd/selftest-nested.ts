@@ -6,14 +6,14 @@
  * device is attached through.
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
-import { getDevice } from "./device.ts";
+import { getDevice, type IommufdDevice } from "./device.ts";
 import { IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE, IOMMU_FAULT_PAGE_REQUEST_PASID_VALID, iommufdFaultIopfHandler } from "./fault.ts";
 import type { Hwpt } from "./hw-pagetable.ts";
 import { mockDev } from "./mock-dev.ts";
 import { mockNested } from "./mock-nested.ts";
 import { HwptNested } from "./nested.ts";
 import type { IommufdCtx } from "./object.ts";
-import { pasidHwpt } from "./pasid.ts";
+import { iommufdDevicePasidAttach, iommufdDevicePasidDetach, iommufdDevicePasidReplace, pasidHwpt } from "./pasid.ts";
 import { IOMMU_VEVENTQ_TYPE_SELFTEST, MOCK_DEV_CACHE_ID_MAX, MOCK_NESTED_DOMAIN_IOTLB_ID_MAX } from "./uapi.ts";
 import { setU32 } from "./user-data.ts";
 import { iommufdViommuReportEvent } from "./veventq.ts";
@@ -23,6 +23,10 @@ export const IOMMU_TEST_OP_MD_CHECK_IOTLB = 14;
 export const IOMMU_TEST_OP_TRIGGER_IOPF = 15;
 export const IOMMU_TEST_OP_DEV_CHECK_CACHE = 16;
 export const IOMMU_TEST_OP_TRIGGER_VEVENT = 17;
+export const IOMMU_TEST_OP_PASID_ATTACH = 18;
+export const IOMMU_TEST_OP_PASID_REPLACE = 19;
+export const IOMMU_TEST_OP_PASID_DETACH = 20;
+export const IOMMU_TEST_OP_PASID_CHECK_HWPT = 21;
 
 // @kernel: iommufd_test_md_check_iotlb
 export function testMdCheckIotlb(ictx: IommufdCtx, hwptId: number, c: { id: number; iotlb: number }): 0 | KError {
@@ -71,4 +75,45 @@ export function testTriggerVevent(ictx: IommufdCtx, c: { dev_id: number }): 0 | 
   const data = new Uint8Array(4);
   setU32(data, 0, md.vdevId);
   return iommufdViommuReportEvent(md.viommu as Viommu, IOMMU_VEVENTQ_TYPE_SELFTEST, data);
+}
+
+/** The PASID test ops on a selftest object's device. */
+export function testPasid(
+  ictx: IommufdCtx,
+  idev: IommufdDevice,
+  cmd: { op: number; pasid_attach?: { pasid: number; pt_id: number }; pasid_replace?: { pasid: number; pt_id: number }; pasid_detach?: { pasid: number }; pasid_check?: { pasid: number; hwpt_id: number } },
+): 0 | KError {
+  switch (cmd.op) {
+    case IOMMU_TEST_OP_PASID_ATTACH: {
+      // @kernel: iommufd_test_pasid_attach
+      const c = cmd.pasid_attach!;
+      const r = iommufdDevicePasidAttach(ictx, idev, c.pasid, c.pt_id);
+      if (isErr(r)) return r;
+      c.pt_id = r;
+      return 0;
+    }
+    case IOMMU_TEST_OP_PASID_REPLACE: {
+      // @kernel: iommufd_test_pasid_replace
+      const c = cmd.pasid_replace!;
+      const r = iommufdDevicePasidReplace(ictx, idev, c.pasid, c.pt_id);
+      if (isErr(r)) return r;
+      c.pt_id = r;
+      return 0;
+    }
+    case IOMMU_TEST_OP_PASID_DETACH:
+      // @kernel: iommufd_test_pasid_detach
+      iommufdDevicePasidDetach(ictx, idev, cmd.pasid_detach!.pasid);
+      return 0;
+    default: {
+      // @kernel: iommufd_test_pasid_check_hwpt
+      const c = cmd.pasid_check!;
+      const domain = idev.igroup.group.pasidArray.get(c.pasid)?.domain ?? null;
+      if (c.hwpt_id === 0) return domain === null ? 0 : kerr("EINVAL", `PASID ${c.pasid} of ${idev.dev.name} is attached to ${domain}`);
+      const o = ictx.get(c.hwpt_id, null);
+      if (isErr(o)) return o;
+      if (!(o instanceof HwptNested) && o.type !== "HWPT_PAGING") return kerr("ENOENT", `object ${c.hwpt_id} is not a HWPT`);
+      const want = (o as HwptNested).domain;
+      return domain === want ? 0 : kerr("EINVAL", `PASID ${c.pasid} of ${idev.dev.name} is attached to ${domain ?? "nothing"}, not HWPT ${c.hwpt_id}'s ${want}`);
+    }
+  }
 }

@@ -29,6 +29,11 @@ import { USER_PHYS_BASE } from "./user-memory.ts";
 import {
   IOMMU_TEST_OP_DEV_CHECK_CACHE,
   IOMMU_TEST_OP_MD_CHECK_IOTLB,
+  IOMMU_TEST_OP_PASID_ATTACH,
+  IOMMU_TEST_OP_PASID_CHECK_HWPT,
+  IOMMU_TEST_OP_PASID_DETACH,
+  IOMMU_TEST_OP_PASID_REPLACE,
+  testPasid,
   IOMMU_TEST_OP_TRIGGER_IOPF,
   IOMMU_TEST_OP_TRIGGER_VEVENT,
   testDevCheckCache,
@@ -84,6 +89,10 @@ export interface IommuTestCmd {
   trigger_iopf?: { dev_id: number; pasid: number; grpid: number; perm: number; addr: number };
   check_dev_cache?: { id: number; cache: number };
   trigger_vevent?: { dev_id: number };
+  pasid_attach?: { pasid: number; pt_id: number };
+  pasid_replace?: { pasid: number; pt_id: number };
+  pasid_detach?: { pasid: number };
+  pasid_check?: { pasid: number; hwpt_id: number };
 }
 
 /** The SELFTEST object: a mock device and its iommufd_device (struct selftest_obj, type IDEV). */
@@ -340,6 +349,14 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
       return testDevCheckCache(ictx, cmd.id, cmd.check_dev_cache!);
     case IOMMU_TEST_OP_TRIGGER_VEVENT:
       return testTriggerVevent(ictx, cmd.trigger_vevent!);
+    case IOMMU_TEST_OP_PASID_ATTACH:
+    case IOMMU_TEST_OP_PASID_REPLACE:
+    case IOMMU_TEST_OP_PASID_DETACH:
+    case IOMMU_TEST_OP_PASID_CHECK_HWPT: {
+      const o = ictx.get(cmd.id, "SELFTEST");
+      if (isErr(o)) return o;
+      return testPasid(ictx, (o as SelftestObj).idev, cmd);
+    }
     default:
       return kerr("EOPNOTSUPP", `unknown test op ${cmd.op}`);
   }
