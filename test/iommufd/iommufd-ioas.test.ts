@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
 import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
-import { checkIotlb, checkIotlbAll, closeFd, faultAlloc, hwptAlloc, hwptAllocNested, invalidate, triggerIopf, u32Records } from "./nested-harness.ts";
+import { checkDevCacheAll, checkIotlb, checkIotlbAll, closeFd, faultAlloc, hwptAlloc, hwptAllocNested, invalidate, triggerIopf, u32Records } from "./nested-harness.ts";
 
 interface Variant {
   mockDomains: number;
@@ -49,6 +49,7 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
         const [r, ids] = fx.mockDomain(ioasId);
         expect(e(r)).toBe("ok");
         ({ stdev: stdevId, hwpt: hwptId, idev: deviceId } = ids);
+        checkDevCacheAll(fx, deviceId, U.IOMMU_TEST_DEV_CACHE_DEFAULT);
         baseIova = MOCK_APERTURE_START;
       }
       if (variant.pasidCapable) {

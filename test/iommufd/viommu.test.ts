@@ -280,3 +280,62 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
     });
   });
 }
+
+describe("iommufd_viommu: bad arguments", () => {
+  it("every refused vIOMMU, vDEVICE, vEVENTQ, fault queue, HW queue and invalidation call leaves the context's snapshot as it was", () => {
+    const fx = new Fx();
+    const ioasId = fx.ioasAlloc();
+    const [r, ids] = fx.mockDomain(ioasId);
+    expect(e(r)).toBe("ok");
+    const dev = ids.idev;
+    const parent = hwptAlloc(fx, dev, ioasId, U.IOMMU_HWPT_ALLOC_NEST_PARENT)[1];
+    const viommuId = viommuAlloc(fx, dev, parent, U.IOMMU_VIOMMU_TYPE_SELFTEST)[1];
+    const [, , qfd] = veventqAlloc(fx, viommuId, U.IOMMU_VEVENTQ_TYPE_SELFTEST);
+    const [, vdev] = vdeviceAlloc(fx, viommuId, dev, 0x99);
+    expect(vdev).toBeGreaterThan(0);
+    const before = iommufdSnapshot(fx.fd);
+    const refused: [string, () => string][] = [
+      ["VIOMMU_ALLOC flags", () => e(fx.ioctl(U.IOMMUFD_CMD_VIOMMU_ALLOC, { size: 40, flags: 1, type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: dev, hwpt_id: parent, out_viommu_id: 0, data_len: 0, __reserved: 0, data_uptr: null }))],
+      ["VIOMMU_ALLOC type DEFAULT", () => e(viommuAlloc(fx, dev, parent, U.IOMMU_VIOMMU_TYPE_DEFAULT)[0])],
+      ["VIOMMU_ALLOC data too short", () => e(viommuAlloc(fx, dev, parent, U.IOMMU_VIOMMU_TYPE_SELFTEST, new Uint8Array(4))[0])],
+      ["VIOMMU_ALLOC on the vIOMMU", () => e(viommuAlloc(fx, dev, viommuId, U.IOMMU_VIOMMU_TYPE_SELFTEST)[0])],
+      ["VDEVICE_ALLOC second for the device", () => e(vdeviceAlloc(fx, viommuId, dev, 0x77)[0])],
+      ["VDEVICE_ALLOC virt_id too large", () => e(vdeviceAlloc(fx, viommuId, dev, U.U64_MAX)[0])],
+      ["VDEVICE_ALLOC on a HWPT", () => e(vdeviceAlloc(fx, parent, dev, 0x77)[0])],
+      ["VEVENTQ_ALLOC depth 0", () => e(fx.ioctl(U.IOMMUFD_CMD_VEVENTQ_ALLOC, { size: 32, flags: 0, viommu_id: viommuId, type: 7, veventq_depth: 0, out_veventq_id: 0, out_veventq_fd: 0, __reserved: 0 }))],
+      ["VEVENTQ_ALLOC type DEFAULT", () => e(veventqAlloc(fx, viommuId, U.IOMMU_VEVENTQ_TYPE_DEFAULT)[0])],
+      ["VEVENTQ_ALLOC second of a type", () => e(veventqAlloc(fx, viommuId, U.IOMMU_VEVENTQ_TYPE_SELFTEST)[0])],
+      ["FAULT_QUEUE_ALLOC flags", () => e(fx.ioctl(U.IOMMUFD_CMD_FAULT_QUEUE_ALLOC, { size: 16, flags: 1, out_fault_id: 0, out_fault_fd: 0 }))],
+      ["HWPT_ALLOC nested, a fault id that is no fault", () => e(hwptAllocNested(fx, dev, viommuId, U.IOMMU_HWPT_FAULT_ID_VALID, { faultId: viommuId })[0])],
+      ["HWPT_ALLOC nested, data type NONE", () => e(hwptAllocNested(fx, dev, viommuId, 0, { dataType: U.IOMMU_HWPT_DATA_NONE, dataLen: 0 })[0])],
+      ["HWPT_INVALIDATE __reserved", () => e(fx.ioctl(U.IOMMUFD_CMD_HWPT_INVALIDATE, { size: 32, hwpt_id: viommuId, data_uptr: null, data_type: 0, entry_len: 0, entry_num: 0, __reserved: 1 }))],
+      ["HW_QUEUE_ALLOC unmapped", () => e(hwQueueAlloc(fx, viommuId, U.IOMMU_HW_QUEUE_TYPE_SELFTEST, 0, MOCK_APERTURE_START, PAGE_SIZE)[0])],
+      ["TRIGGER_VEVENT not attached through the vDEVICE", () => e(triggerVevents(fx, dev, 1))],
+    ];
+    const got = Object.fromEntries(refused.map(([name, call]) => {
+      const r = call();
+      expect(iommufdSnapshot(fx.fd), name).toEqual(before);
+      return [name, r];
+    }));
+    expect(got).toEqual({
+      "VIOMMU_ALLOC flags": "EOPNOTSUPP",
+      "VIOMMU_ALLOC type DEFAULT": "EOPNOTSUPP",
+      "VIOMMU_ALLOC data too short": "EINVAL",
+      "VIOMMU_ALLOC on the vIOMMU": "ENOENT",
+      "VDEVICE_ALLOC second for the device": "EEXIST",
+      "VDEVICE_ALLOC virt_id too large": "EINVAL",
+      "VDEVICE_ALLOC on a HWPT": "ENOENT",
+      "VEVENTQ_ALLOC depth 0": "EINVAL",
+      "VEVENTQ_ALLOC type DEFAULT": "EOPNOTSUPP",
+      "VEVENTQ_ALLOC second of a type": "EEXIST",
+      "FAULT_QUEUE_ALLOC flags": "EOPNOTSUPP",
+      "HWPT_ALLOC nested, a fault id that is no fault": "ENOENT",
+      "HWPT_ALLOC nested, data type NONE": "EOPNOTSUPP",
+      "HWPT_INVALIDATE __reserved": "EOPNOTSUPP",
+      "HW_QUEUE_ALLOC unmapped": "ENOENT",
+      "TRIGGER_VEVENT not attached through the vDEVICE": "ENOENT",
+    });
+    closeFd(fx, qfd);
+    fx.teardown();
+  });
+});
