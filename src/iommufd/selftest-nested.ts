@@ -8,7 +8,7 @@
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { getDevice, type IommufdDevice } from "./device.ts";
 import { IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE, IOMMU_FAULT_PAGE_REQUEST_PASID_VALID, iommufdFaultIopfHandler } from "./fault.ts";
-import type { Hwpt } from "./hw-pagetable.ts";
+import { Hwpt } from "./hw-pagetable.ts";
 import { mockDev } from "./mock-dev.ts";
 import { mockNested } from "./mock-nested.ts";
 import { HwptNested } from "./nested.ts";
@@ -111,8 +111,8 @@ export function testPasid(
       if (c.hwpt_id === 0) return domain === null ? 0 : kerr("EINVAL", `PASID ${c.pasid} of ${idev.dev.name} is attached to ${domain}`);
       const o = ictx.get(c.hwpt_id, null);
       if (isErr(o)) return o;
-      if (!(o instanceof HwptNested) && o.type !== "HWPT_PAGING") return kerr("ENOENT", `object ${c.hwpt_id} is not a HWPT`);
-      const want = (o as HwptNested).domain;
+      if (!(o instanceof Hwpt)) return kerr("ENOENT", `object ${c.hwpt_id} is not a HWPT`);
+      const want = o.domain;
       return domain === want ? 0 : kerr("EINVAL", `PASID ${c.pasid} of ${idev.dev.name} is attached to ${domain ?? "nothing"}, not HWPT ${c.hwpt_id}'s ${want}`);
     }
   }
