@@ -11,7 +11,7 @@
 import type { Device } from "../base/device.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { devIommu } from "../iommu/dev-iommu.ts";
-import { IOMMU_DOMAIN_UNMANAGED, type IommuDomain } from "../iommu/domain.ts";
+import { IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_UNMANAGED, IommuDomain } from "../iommu/domain.ts";
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -30,6 +30,8 @@ import type { DriverEnv, IommuDriver, IommuDriverFactory, IommuInstanceDesc } fr
 export const DRIVER = "mock";
 /** MOCK_PASID_WIDTH */
 export const MOCK_PASID_WIDTH = 20;
+/** IOMMU_TEST_PASID_RESERVED: the PASID whose second set_dev_pasid fails. */
+export const IOMMU_TEST_PASID_RESERVED = 1024;
 /** MOCK_FLAGS_DEVICE_NO_DIRTY: the device cannot track dirty pages. */
 export const MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0;
 /** MOCK_FLAGS_DEVICE_HUGE_IOVA: the device's paging domains also map MOCK_HUGE_PAGE_SIZE pages. */
@@ -41,7 +43,19 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
   let mockHugeFormat: PagingFormat | null = null;
-  const blocking = staticBlockedDomain();
+  /** mdev->pasid_1024_fake_error */
+  const pasid1024FakeError = new WeakSet<Device>();
+  // @kernel: mock_domain_set_dev_pasid_nop (at IOMMU_TEST_PASID_RESERVED every second non-blocking set fails, for the core's rollback)
+  const setDevPasidNop: NonNullable<IommuDomainOps["setDevPasid"]> = (d, dev, pasid) => {
+    if (pasid !== IOMMU_TEST_PASID_RESERVED) return 0;
+    if (d.type === IOMMU_DOMAIN_BLOCKED) pasid1024FakeError.delete(dev);
+    else if (pasid1024FakeError.has(dev)) {
+      pasid1024FakeError.delete(dev);
+      return kerr("ENOMEM", `mock: the fake failure of every second set_dev_pasid at PASID ${IOMMU_TEST_PASID_RESERVED}`);
+    } else pasid1024FakeError.add(dev);
+    return 0;
+  };
+  const blocking = new IommuDomain(IOMMU_DOMAIN_BLOCKED, { ...staticBlockedDomain().ops, setDevPasid: setDevPasidNop }, true);
   // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
   // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
   const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...baseOps } = pagingDomainOps(env, () => 0);
@@ -52,7 +66,7 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     }
     return baseOps.attachDev(d, dev, old);
   };
-  const domainOps: IommuDomainOps = { ...baseOps, attachDev };
+  const domainOps: IommuDomainOps = { ...baseOps, attachDev, setDevPasid: setDevPasidNop };
   /** Dirty tracking on, per domain (mock_iommu_domain's flag). */
   const tracking = new WeakSet<IommuDomain>();
   const dirtyDomainOps: IommuDomainOps = {

@@ -6,14 +6,14 @@
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import type { IommufdDevice } from "./device.ts";
-import { HwptPaging, hwptAttach, hwptDetach, hwptPagingAlloc, hwptPut, hwptReplace } from "./hw-pagetable.ts";
+import { Hwpt, HwptPaging, hwptAttach, hwptDetach, hwptPagingAlloc, hwptPut, hwptReplace } from "./hw-pagetable.ts";
 import { IommufdIoas } from "./ioas.ts";
 import type { IommufdCtx } from "./object.ts";
 
 type Mode = "attach" | "replace";
 
 /** Attaches or replaces onto hwpt; the old HWPT (replace) is put here. */
-function doChange(ictx: IommufdCtx, idev: IommufdDevice, hwpt: HwptPaging, mode: Mode): 0 | KError {
+function doChange(ictx: IommufdCtx, idev: IommufdDevice, hwpt: Hwpt, mode: Mode): 0 | KError {
   if (mode === "attach") return hwptAttach(ictx, hwpt, idev);
   const old = hwptReplace(ictx, hwpt, idev);
   if (isErr(old)) return old;
@@ -50,7 +50,7 @@ function autoGetDomain(ictx: IommufdCtx, idev: IommufdDevice, ioas: IommufdIoas,
 function changePt(ictx: IommufdCtx, idev: IommufdDevice, ptId: number, mode: Mode): number | KError {
   const pt = ictx.get(ptId, null);
   if (isErr(pt)) return pt;
-  if (pt instanceof HwptPaging) {
+  if (pt instanceof Hwpt) {
     const rc = doChange(ictx, idev, pt, mode);
     return rc === 0 ? pt.id : rc;
   }

@@ -11,6 +11,7 @@ import type { IommuGroup } from "../iommu/group.ts";
 import { iommuDeviceClaimDmaOwner, iommuDeviceReleaseDmaOwner } from "../iommu/ownership.ts";
 import { kerr, type KError } from "../lib/errno.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
+import { iommufdDeviceRemoveVdev } from "./vdevice.ts";
 
 /** What an iommufd_group can be attached to (a HWPT). */
 export interface GroupHwpt extends IommufdObject {
@@ -78,5 +79,7 @@ export function iommufdDeviceBind(ictx: IommufdCtx, dev: Device): IommufdDevice 
 // @kernel: iommufd_device_unbind
 export function iommufdDeviceUnbind(ictx: IommufdCtx, idev: IommufdDevice): void {
   idev.users--;
+  // @kernel: iommufd_device_pre_destroy
+  iommufdDeviceRemoveVdev(ictx, idev);
   ictx.remove(idev.id);
 }

@@ -12,24 +12,47 @@ import { IOMMU_CAP_DIRTY_TRACKING } from "../iommu/ops.ts";
 import { adoptDomain, iommuDomainFree, iommuPagingDomainAllocFlags } from "../iommu/domain-alloc.ts";
 import type { IommuDomain } from "../iommu/domain.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
-import { getDevice, type IommufdDevice } from "./device.ts";
-import { IommufdIoas } from "./ioas.ts";
+import type { IommufdDevice } from "./device.ts";
+import { mockNoteGroupDomain } from "./mock-nested.ts";
+import { groupHasPasids } from "./pasid.ts";
+import type { IommufdIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_ALLOC_PASID,
-  IOMMU_HWPT_DATA_NONE,
   IOMMU_HWPT_FAULT_ID_VALID,
-  type IommuHwptAlloc,
 } from "./uapi.ts";
 
 export { IOMMU_CAP_DIRTY_TRACKING };
 
-export class HwptPaging extends IommufdObject {
-  readonly type = "HWPT_PAGING" as const;
+/** What a HWPT routes its I/O page faults to (an iommufd_fault). */
+export interface HwptFaultQueue extends IommufdObject {
+  readonly type: "FAULT";
+}
+
+/** struct iommufd_hw_pagetable: what HWPT_PAGING and HWPT_NESTED share. */
+export abstract class Hwpt extends IommufdObject {
+  abstract override readonly type: "HWPT_PAGING" | "HWPT_NESTED";
   autoDomain = false;
   domain: IommuDomain | null = null;
+  /** IOMMU_HWPT_FAULT_ID_VALID: the fault queue taking this HWPT's I/O page faults (a reference is held). */
+  fault: HwptFaultQueue | null = null;
+  /** Allocated with IOMMU_HWPT_ALLOC_PASID (`pasid_compat`). */
+  pasidCompat = false;
+}
+
+/** Frees the domain and drops the fault queue (what every HWPT's destroy does first). */
+// @kernel: __iommufd_hwpt_destroy
+export function hwptDestroyCommon(ictx: IommufdCtx, hwpt: Hwpt): void {
+  if (hwpt.domain !== null) iommuDomainFree(ictx.env.core, hwpt.domain);
+  hwpt.domain = null;
+  if (hwpt.fault !== null) hwpt.fault.users--;
+  hwpt.fault = null;
+}
+
+export class HwptPaging extends Hwpt {
+  readonly type = "HWPT_PAGING" as const;
   constructor(
     readonly ioas: IommufdIoas,
     readonly nestParent: boolean,
@@ -46,22 +69,33 @@ export class HwptPaging extends IommufdObject {
       list.splice(i, 1);
       if (this.domain !== null) this.ioas.iopt.removeDomain(this.domain);
     }
-    if (this.domain !== null) iommuDomainFree(ictx.env.core, this.domain);
-    this.domain = null;
+    hwptDestroyCommon(ictx, this);
     this.ioas.users--;
   }
 }
 
+/** The RID half of iommufd_hwpt_pasid_compat: with a PASID attached, the RID takes only a PASID-compatible HWPT. */
+// @kernel: iommufd_hwpt_pasid_compat
+function ridPasidCompat(hwpt: Hwpt, idev: IommufdDevice): 0 | KError {
+  if (hwpt.pasidCompat || !groupHasPasids(idev.igroup)) return 0;
+  return kerr("EINVAL", `${idev.dev.name}'s group has PASIDs attached, and HWPT ${hwpt.id} is not PASID-compatible`);
+}
+
 /** Attaches idev's group to hwpt (the first device of the group does the core attach). */
 // @kernel: iommufd_hw_pagetable_attach
-export function hwptAttach(ictx: IommufdCtx, hwpt: HwptPaging, idev: IommufdDevice): 0 | KError {
+export function hwptAttach(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): 0 | KError {
   const ig = idev.igroup;
   if (ig.hwpt !== null && ig.hwpt !== hwpt) return kerr("EINVAL", `${idev.dev.name}'s group is attached to HWPT ${ig.hwpt.id}; replace it instead`);
-  // iopt_table_enforce_dev_resv_regions: the mock has no reserved regions; its injection point stays.
-  if (ictx.shouldFail()) return kerr("EINVAL", "fault injection: reserved-region enforcement");
+  if (ig.devices.length === 0) {
+    const rc = ridPasidCompat(hwpt, idev);
+    if (rc !== 0) return rc;
+  }
+  // iopt_table_enforce_dev_resv_regions (paging HWPTs only): the mock has no reserved regions; its injection point stays.
+  if (hwpt instanceof HwptPaging && ictx.shouldFail()) return kerr("EINVAL", "fault injection: reserved-region enforcement");
   if (ig.devices.length === 0) {
     const rc = runPath(iommuAttachGroup(ictx.env.core, hwpt.domain!, ig.group));
     if (rc !== 0) return rc;
+    mockNoteGroupDomain(ig.group);
   }
   ig.hwpt = hwpt;
   ig.devices.push(idev);
@@ -71,13 +105,14 @@ export function hwptAttach(ictx: IommufdCtx, hwpt: HwptPaging, idev: IommufdDevi
 
 /** Detaches idev; the group leaves the HWPT with its last device. Returns the HWPT to put. */
 // @kernel: iommufd_hw_pagetable_detach
-export function hwptDetach(ictx: IommufdCtx, idev: IommufdDevice): HwptPaging | null {
+export function hwptDetach(ictx: IommufdCtx, idev: IommufdDevice): Hwpt | null {
   const ig = idev.igroup;
-  const hwpt = ig.hwpt as HwptPaging | null;
+  const hwpt = ig.hwpt as Hwpt | null;
   if (hwpt === null || !idev.attached) return null;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
   if (ig.devices.length === 0) {
     iommuGroupSetCoreDomain(ictx.env.core, ig.group);
+    mockNoteGroupDomain(ig.group);
     ig.hwpt = null;
   }
   return hwpt;
@@ -85,19 +120,22 @@ export function hwptDetach(ictx: IommufdCtx, idev: IommufdDevice): HwptPaging | 
 
 /** Drops an attachment's reference; an auto domain goes with its last user. */
 // @kernel: iommufd_hw_pagetable_put
-export function hwptPut(ictx: IommufdCtx, hwpt: HwptPaging): void {
+export function hwptPut(ictx: IommufdCtx, hwpt: Hwpt): void {
   ictx.put(hwpt, hwpt.autoDomain);
 }
 
 /** Moves idev's group from its HWPT to `hwpt`; returns the old HWPT to put (null: nothing changed). */
 // @kernel: iommufd_device_do_replace
-export function hwptReplace(ictx: IommufdCtx, hwpt: HwptPaging, idev: IommufdDevice): HwptPaging | null | KError {
+export function hwptReplace(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): Hwpt | null | KError {
   const ig = idev.igroup;
-  const old = ig.hwpt as HwptPaging | null;
+  const old = ig.hwpt as Hwpt | null;
   if (old === null || !idev.attached) return kerr("EINVAL", `${idev.dev.name} is not attached: nothing to replace`);
   if (old === hwpt) return null;
+  const compat = ridPasidCompat(hwpt, idev);
+  if (compat !== 0) return compat;
   const rc = iommuGroupSetDomain(ictx.env.core, ig.group, hwpt.domain!);
   if (rc !== 0) return rc;
+  mockNoteGroupDomain(ig.group);
   ig.hwpt = hwpt;
   const n = ig.devices.length;
   hwpt.users += n;
@@ -126,6 +164,7 @@ export function hwptPagingAlloc(
   const id = ictx.alloc();
   if (typeof id !== "number") return id;
   const hwpt = new HwptPaging(ioas, (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0, flags);
+  hwpt.pasidCompat = (flags & IOMMU_HWPT_ALLOC_PASID) !== 0;
   ioas.users++;
   const k = ictx.env.core;
   const abort = (e: KError): KError => {
@@ -159,29 +198,4 @@ export function hwptPagingAlloc(
   ioas.hwptList.push(hwpt);
   ictx.finalize(id, hwpt);
   return hwpt;
-}
-
-// @kernel: iommufd_hwpt_alloc
-export function hwptAllocIoctl(ictx: IommufdCtx, cmd: IommuHwptAlloc): 0 | KError {
-  if (cmd.__reserved !== 0) return kerr("EOPNOTSUPP", "__reserved must be 0");
-  if ((cmd.data_type === IOMMU_HWPT_DATA_NONE && cmd.data_len !== 0) || (cmd.data_type !== IOMMU_HWPT_DATA_NONE && cmd.data_len === 0)) {
-    return kerr("EINVAL", "data_type and data_len disagree");
-  }
-  const idev = getDevice(ictx, cmd.dev_id);
-  if (isErr(idev)) return idev;
-  const pt = ictx.get(cmd.pt_id, null);
-  if (isErr(pt)) return kerr("EINVAL", `pt_id ${cmd.pt_id} does not exist`);
-  if (pt instanceof IommufdIoas) {
-    let data: Uint8Array | null = null;
-    if (cmd.data_type !== IOMMU_HWPT_DATA_NONE) {
-      if (cmd.data_uptr === null) return kerr("EFAULT", "data_uptr is NULL");
-      data = cmd.data_uptr;
-    }
-    const hwpt = hwptPagingAlloc(ictx, pt, idev, cmd.flags, false, data);
-    if (isErr(hwpt)) return hwpt;
-    cmd.out_hwpt_id = hwpt.id;
-    return 0;
-  }
-  if (pt instanceof HwptPaging) return kerr("EOPNOTSUPP", "nested HWPTs are not modelled yet");
-  return kerr("EINVAL", `pt_id ${cmd.pt_id} is a ${pt.type}, not an IOAS or HWPT`);
 }

@@ -6,11 +6,15 @@
  * `size`, and only the first `size` bytes are written back.
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
-import { closeAccessFd } from "./selftest.ts";
+import { closeFd } from "./fd.ts";
+import { faultAllocIoctl } from "./fault.ts";
+import { hwQueueAllocIoctl } from "./hw-queue.ts";
+import { veventqAllocIoctl } from "./veventq.ts";
+import { vdeviceAllocIoctl } from "./vdevice.ts";
 import { hwptGetDirtyBitmapIoctl, hwptSetDirtyTrackingIoctl } from "./dirty.ts";
 import { getHwInfoIoctl } from "./hw-info.ts";
-import { hwptAllocIoctl } from "./hw-pagetable.ts";
-import { hwptInvalidateIoctl, vdeviceAllocIoctl, viommuAllocIoctl } from "./viommu.ts";
+import { hwptAllocIoctl } from "./hwpt-alloc.ts";
+import { hwptInvalidateIoctl, viommuAllocIoctl } from "./viommu.ts";
 import {
   getIoas,
   ioasAllocIoctl,
@@ -36,7 +40,7 @@ export function iommufdOpen(env: IommufdEnv, mm: Mm): IommufdCtx {
 /** Closes the context: access fds first, then objects leaf-first (those only the table holds) until none are left. */
 // @kernel: iommufd_fops_release
 export function iommufdClose(ictx: IommufdCtx): void {
-  for (const fd of [...ictx.fds.keys()]) closeAccessFd(ictx, fd);
+  for (const fd of [...ictx.fds.keys()]) closeFd(ictx, fd);
   for (;;) {
     let progress = false;
     for (const o of ictx.live()) {
@@ -44,6 +48,9 @@ export function iommufdClose(ictx: IommufdCtx): void {
     }
     if (!progress) break;
   }
+  // Tombstoned ids go with the table.
+  for (const id of ictx.tombstones) ictx.abort(id);
+  ictx.tombstones.clear();
   ictx.vfioIoas = null;
   ictx.closed = true;
 }
@@ -104,6 +111,9 @@ const HANDLERS = new Map<number, Handler>([
   [U.IOMMUFD_CMD_HWPT_INVALIDATE, hwptInvalidateIoctl as Handler],
   [U.IOMMUFD_CMD_VIOMMU_ALLOC, viommuAllocIoctl as Handler],
   [U.IOMMUFD_CMD_VDEVICE_ALLOC, vdeviceAllocIoctl as Handler],
+  [U.IOMMUFD_CMD_FAULT_QUEUE_ALLOC, faultAllocIoctl as Handler],
+  [U.IOMMUFD_CMD_VEVENTQ_ALLOC, veventqAllocIoctl as Handler],
+  [U.IOMMUFD_CMD_HW_QUEUE_ALLOC, hwQueueAllocIoctl as Handler],
 ]);
 
 /**

@@ -127,6 +127,19 @@ export class IommufdCtx {
     if (destroyIfLast && o.users === 1 && this.objects[o.id] === o) this.remove(o.id);
   }
 
+  /** Ids whose object was destroyed in place (XA_ZERO_ENTRY): lookups fail, the id is not reused until close. */
+  readonly tombstones = new Set<number>();
+
+  /** Removes an object, leaving its id reserved (iommufd_object_tombstone_user). */
+  // @kernel: iommufd_object_tombstone_user
+  tombstone(id: number): void {
+    const o = this.objects[id];
+    if (o === undefined || o === null) return;
+    this.objects[id] = null;
+    this.tombstones.add(id);
+    o.destroy(this);
+  }
+
   /** Every live object, by id. */
   live(): IommufdObject[] {
     const out: IommufdObject[] = [];

@@ -28,6 +28,21 @@ import { getIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
 import { U64_MAX } from "./uapi.ts";
 import { USER_PHYS_BASE } from "./user-memory.ts";
+import {
+  IOMMU_TEST_OP_DEV_CHECK_CACHE,
+  IOMMU_TEST_OP_MD_CHECK_IOTLB,
+  IOMMU_TEST_OP_PASID_ATTACH,
+  IOMMU_TEST_OP_PASID_CHECK_HWPT,
+  IOMMU_TEST_OP_PASID_DETACH,
+  IOMMU_TEST_OP_PASID_REPLACE,
+  testPasid,
+  IOMMU_TEST_OP_TRIGGER_IOPF,
+  IOMMU_TEST_OP_TRIGGER_VEVENT,
+  testDevCheckCache,
+  testMdCheckIotlb,
+  testTriggerIopf,
+  testTriggerVevent,
+} from "./selftest-nested.ts";
 
 export const IOMMU_TEST_OP_ADD_RESERVED = 1;
 export const IOMMU_TEST_OP_MOCK_DOMAIN = 2;
@@ -77,6 +92,14 @@ export interface IommuTestCmd {
   dmabuf_get?: { length: number; open_flags: number; out_dmabuf_fd: number };
   dmabuf_revoke?: { dmabuf_fd: number; revoked: number };
   check_dmabuf?: { dmabuf_fd: number; iova: number; length: number; offset: number };
+  check_iotlb?: { id: number; iotlb: number };
+  trigger_iopf?: { dev_id: number; pasid: number; grpid: number; perm: number; addr: number };
+  check_dev_cache?: { id: number; cache: number };
+  trigger_vevent?: { dev_id: number };
+  pasid_attach?: { pasid: number; pt_id: number };
+  pasid_replace?: { pasid: number; pt_id: number };
+  pasid_detach?: { pasid: number };
+  pasid_check?: { pasid: number; hwpt_id: number };
 }
 
 /** A u64 field given as a number (U64_MAX for 2^64 − 1) or exactly as a bigint. */
@@ -338,6 +361,22 @@ export function iommufdTest(ictx: IommufdCtx, cmd: IommuTestCmd): 0 | KError {
       return testDmabufRevoke(ictx, cmd.dmabuf_revoke!);
     case IOMMU_TEST_OP_MD_CHECK_DMABUF:
       return testMdCheckDmabuf(ictx, cmd.id, cmd.check_dmabuf!);
+    case IOMMU_TEST_OP_MD_CHECK_IOTLB:
+      return testMdCheckIotlb(ictx, cmd.id, cmd.check_iotlb!);
+    case IOMMU_TEST_OP_TRIGGER_IOPF:
+      return testTriggerIopf(ictx, cmd.trigger_iopf!);
+    case IOMMU_TEST_OP_DEV_CHECK_CACHE:
+      return testDevCheckCache(ictx, cmd.id, cmd.check_dev_cache!);
+    case IOMMU_TEST_OP_TRIGGER_VEVENT:
+      return testTriggerVevent(ictx, cmd.trigger_vevent!);
+    case IOMMU_TEST_OP_PASID_ATTACH:
+    case IOMMU_TEST_OP_PASID_REPLACE:
+    case IOMMU_TEST_OP_PASID_DETACH:
+    case IOMMU_TEST_OP_PASID_CHECK_HWPT: {
+      const o = ictx.get(cmd.id, "SELFTEST");
+      if (isErr(o)) return o;
+      return testPasid(ictx, (o as SelftestObj).idev, cmd);
+    }
     default:
       return kerr("EOPNOTSUPP", `unknown test op ${cmd.op}`);
   }

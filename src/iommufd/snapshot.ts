@@ -32,10 +32,12 @@ function detail(o: unknown): unknown {
       hwpts: o.hwptList.map((h) => (h as HwptPaging).id),
     };
   }
-  if (o instanceof HwptPaging) return { ioas: o.ioas.id, auto: o.autoDomain, domain: o.domain?.id ?? 0 };
+  if (o instanceof HwptPaging) return { ioas: o.ioas.id, auto: o.autoDomain, domain: o.domain?.id ?? 0, fault: o.fault?.id ?? 0 };
   if (o instanceof IommufdDevice) return { dev: o.dev.name, hwpt: o.attached ? (o.igroup.hwpt?.id ?? 0) : 0, groupDomain: o.igroup.group.domain?.id ?? 0, owner: o.igroup.group.owner !== null };
   if (o instanceof IommufdAccess) return { ioas: o.ioas?.id ?? 0 };
-  return null;
+  // The other object types describe themselves.
+  const own = (o as { snapshotDetail?: () => unknown }).snapshotDetail;
+  return own !== undefined ? own.call(o) : null;
 }
 
 export function iommufdSnapshot(ictx: IommufdCtx): IommufdSnapshot {

@@ -30,6 +30,8 @@ export const IOMMUFD_CMD_IOAS_MAP_FILE = 0x8f;
 export const IOMMUFD_CMD_VIOMMU_ALLOC = 0x90;
 export const IOMMUFD_CMD_VDEVICE_ALLOC = 0x91;
 export const IOMMUFD_CMD_IOAS_CHANGE_PROCESS = 0x92;
+export const IOMMUFD_CMD_VEVENTQ_ALLOC = 0x93;
+export const IOMMUFD_CMD_HW_QUEUE_ALLOC = 0x94;
 /** IOMMU_TEST_CMD: _IO(';', IOMMUFD_CMD_BASE + 32), CONFIG_IOMMUFD_TEST only. */
 export const IOMMUFD_CMD_TEST = IOMMUFD_CMD_BASE + 32;
 
@@ -64,6 +66,29 @@ export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 export const IOMMU_HW_INFO_TYPE_SELFTEST = 0xfeedbeef;
 export const IOMMU_HW_INFO_SELFTEST_REGVAL = 0xdeadbeef;
 export const IOMMU_VIOMMU_TYPE_DEFAULT = 0;
+export const IOMMU_VIOMMU_TYPE_SELFTEST = 0xdeadbeef;
+export const IOMMU_HWPT_INVALIDATE_DATA_SELFTEST = 0xdeadbeef;
+export const IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID = 0xdadbeef;
+export const IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST = 0xdeadbeef;
+export const IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID = 0xdadbeef;
+export const IOMMU_VEVENTQ_TYPE_DEFAULT = 0;
+export const IOMMU_VEVENTQ_TYPE_SELFTEST = 0xbeefbeef;
+export const IOMMU_VEVENTQ_FLAG_LOST_EVENTS = 1 << 0;
+export const IOMMU_HW_QUEUE_TYPE_DEFAULT = 0;
+export const IOMMU_HW_QUEUE_TYPE_SELFTEST = 0xdeadbeef;
+export const IOMMUFD_PAGE_RESP_SUCCESS = 0;
+export const IOMMUFD_PAGE_RESP_INVALID = 1;
+export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
+export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
+/** iommufd_test.h: the mock nested domain's IOTLB and the mock device's cache. */
+export const IOMMU_TEST_IOTLB_DEFAULT = 0xbadbeef;
+export const IOMMU_TEST_DEV_CACHE_DEFAULT = 0xbaddad;
+export const IOMMU_TEST_INVALIDATE_FLAG_ALL = 1 << 0;
+export const MOCK_NESTED_DOMAIN_IOTLB_ID_MAX = 3;
+export const MOCK_NESTED_DOMAIN_IOTLB_NUM = 4;
+export const MOCK_DEV_CACHE_ID_MAX = 3;
+export const MOCK_DEV_CACHE_NUM = 4;
+export const IOMMU_TEST_HW_QUEUE_MAX = 2;
 
 /** The object types of iommufd_private.h (enum iommufd_object_type). */
 export type IommufdObjectType =
@@ -219,6 +244,48 @@ export interface IommuIoasChangeProcess extends UserTail {
   size: number;
   __reserved: number;
 }
+export interface IommuFaultAlloc extends UserTail {
+  size: number;
+  flags: number;
+  out_fault_id: number;
+  out_fault_fd: number;
+}
+export interface IommuVeventqAlloc extends UserTail {
+  size: number;
+  flags: number;
+  viommu_id: number;
+  type: number;
+  veventq_depth: number;
+  out_veventq_id: number;
+  out_veventq_fd: number;
+  __reserved: number;
+}
+export interface IommuHwQueueAlloc extends UserTail {
+  size: number;
+  flags: number;
+  viommu_id: number;
+  type: number;
+  index: number;
+  out_hw_queue_id: number;
+  nesting_parent_iova: number;
+  length: number;
+}
+/** A record read from a fault fd (struct iommu_hwpt_pgfault). */
+export interface IommuHwptPgfault {
+  flags: number;
+  dev_id: number;
+  pasid: number;
+  grpid: number;
+  perm: number;
+  addr: number;
+  length: number;
+  cookie: number;
+}
+/** A response written to a fault fd (struct iommu_hwpt_page_response). */
+export interface IommuHwptPageResponse {
+  cookie: number;
+  code: number;
+}
 
 /** One field of a struct: its name, byte offset and width. */
 export type FieldLayout = readonly [name: string, offset: number, width: number];
@@ -251,4 +318,7 @@ export const CMD_LAYOUTS: ReadonlyMap<number, CmdLayout> = new Map<number, CmdLa
   [IOMMUFD_CMD_VIOMMU_ALLOC, { name: "iommu_viommu_alloc", sizeof: 40, minSize: 24, fields: [["flags", 4, 4], ["type", 8, 4], ["dev_id", 12, 4], ["hwpt_id", 16, 4], ["out_viommu_id", 20, 4], ["data_len", 24, 4], ["__reserved", 28, 4], ["data_uptr", 32, 8]] }],
   [IOMMUFD_CMD_VDEVICE_ALLOC, { name: "iommu_vdevice_alloc", sizeof: 24, minSize: 24, fields: [["viommu_id", 4, 4], ["dev_id", 8, 4], ["out_vdevice_id", 12, 4], ["virt_id", 16, 8]] }],
   [IOMMUFD_CMD_IOAS_CHANGE_PROCESS, { name: "iommu_ioas_change_process", sizeof: 8, minSize: 8, fields: [["__reserved", 4, 4]] }],
+  [IOMMUFD_CMD_FAULT_QUEUE_ALLOC, { name: "iommu_fault_alloc", sizeof: 16, minSize: 16, fields: [["flags", 4, 4], ["out_fault_id", 8, 4], ["out_fault_fd", 12, 4]] }],
+  [IOMMUFD_CMD_VEVENTQ_ALLOC, { name: "iommu_veventq_alloc", sizeof: 32, minSize: 28, fields: [["flags", 4, 4], ["viommu_id", 8, 4], ["type", 12, 4], ["veventq_depth", 16, 4], ["out_veventq_id", 20, 4], ["out_veventq_fd", 24, 4], ["__reserved", 28, 4]] }],
+  [IOMMUFD_CMD_HW_QUEUE_ALLOC, { name: "iommu_hw_queue_alloc", sizeof: 40, minSize: 40, fields: [["flags", 4, 4], ["viommu_id", 8, 4], ["type", 12, 4], ["index", 16, 4], ["out_hw_queue_id", 20, 4], ["nesting_parent_iova", 24, 8], ["length", 32, 8]] }],
 ]);

@@ -25,6 +25,7 @@ export const ERRNO = {
   EINVAL: 22,
   ENOTTY: 25,
   ENOSPC: 28,
+  ESPIPE: 29,
   ERANGE: 34,
   EDEADLK: 35,
   ENOSYS: 38,

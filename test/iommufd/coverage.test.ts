@@ -15,6 +15,8 @@ const FILES: Record<string, string> = {
   change_process: "test/iommufd/change-process.test.ts",
   vfio_compat_mock_domain: "test/iommufd/vfio-compat.test.ts",
   iommufd_dirty_tracking: "test/iommufd/dirty-tracking.test.ts",
+  iommufd_viommu: "test/iommufd/viommu.test.ts",
+  iommufd_device_pasid: "test/iommufd/device-pasid.test.ts",
 };
 
 const rows = [...doc.matchAll(/^\| `([a-z_0-9]+)(?:\/([A-Za-z_0-9]+))?: ([a-z_0-9]+)` \| (ported, passing|not yet) \|(.*)\|$/gm)].map((m) => ({

@@ -8,6 +8,7 @@ import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
 import { IOMMU_TEST_OP_DMABUF_GET, IOMMU_TEST_OP_DMABUF_REVOKE, IOMMU_TEST_OP_MD_CHECK_DMABUF } from "../../src/iommufd/dmabuf.ts";
 import { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_ACCESS_RW_SLOW_PATH, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_DEVICE_PASID, IOMMU_TEST_OP_ADD_RESERVED, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { BUFFER_SIZE, e, Fx, HUGEPAGE_SIZE, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, PAGE_SIZE, U } from "./harness.ts";
+import { checkDevCacheAll, checkIotlb, checkIotlbAll, closeFd, faultAlloc, hwptAlloc, hwptAllocNested, invalidate, triggerIopf, u32Records } from "./nested-harness.ts";
 
 interface Variant {
   mockDomains: number;
@@ -49,6 +50,7 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
         const [r, ids] = fx.mockDomain(ioasId);
         expect(e(r)).toBe("ok");
         ({ stdev: stdevId, hwpt: hwptId, idev: deviceId } = ids);
+        checkDevCacheAll(fx, deviceId, U.IOMMU_TEST_DEV_CACHE_DEFAULT);
         baseIova = MOCK_APERTURE_START;
       }
       if (variant.pasidCapable) {
@@ -76,6 +78,97 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
 
     T("ioas_destroy", () => {
       expect(e(fx.destroy(ioasId))).toBe(dom ? "EBUSY" : "ok");
+    });
+
+    T("alloc_hwpt_nested", () => {
+      const NEST = U.IOMMU_HWPT_ALLOC_NEST_PARENT;
+      const DEF = U.IOMMU_TEST_IOTLB_DEFAULT;
+      const INV = U.IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
+      const nested = (pt: number, flags = 0, o = {}) => hwptAllocNested(fx, deviceId, pt, flags, o);
+      if (!deviceId) {
+        expect(e(hwptAlloc(fx, deviceId, ioasId, 0)[0])).toBe("ENOENT");
+        expect(e(nested(0)[0])).toBe("ENOENT");
+        expect(e(nested(0)[0])).toBe("ENOENT");
+        expect(e(fx.replace(stdevId, 0)[0])).toBe("ENOENT");
+        return;
+      }
+      // Negative tests
+      expect(e(hwptAlloc(fx, ioasId, deviceId, 0)[0])).toBe("ENOENT");
+      expect(e(hwptAlloc(fx, deviceId, deviceId, 0)[0])).toBe("EINVAL");
+      expect(e(hwptAlloc(fx, deviceId, ioasId, NEST | U.IOMMU_HWPT_FAULT_ID_VALID)[0])).toBe("EOPNOTSUPP");
+      const [r0, parent] = hwptAlloc(fx, deviceId, ioasId, NEST);
+      expect(e(r0)).toBe("ok");
+      const [r1, parentNotWork] = hwptAlloc(fx, deviceId, ioasId, 0);
+      expect(e(r1)).toBe("ok");
+      // Negative nested tests
+      const before = iommufdSnapshot(fx.fd);
+      expect(e(nested(parent, 0, { dataType: U.IOMMU_HWPT_DATA_NONE })[0])).toBe("EINVAL");
+      expect(e(nested(parent, 0, { dataType: U.IOMMU_HWPT_DATA_SELFTEST + 1 })[0])).toBe("EOPNOTSUPP");
+      expect(e(nested(parent, 0, { dataLen: 3 })[0])).toBe("EINVAL");
+      expect(e(nested(parent, 0, { data: null })[0])).toBe("EFAULT");
+      expect(e(nested(parent, NEST)[0])).toBe("EOPNOTSUPP");
+      expect(e(nested(parentNotWork)[0])).toBe("EINVAL");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before);
+      // Two nested HWPTs sharing one parent
+      const [faultId, faultFd] = faultAlloc(fx);
+      const [r2, n0] = nested(parent);
+      expect(e(r2)).toBe("ok");
+      const [r3, n1] = nested(parent);
+      expect(e(r3)).toBe("ok");
+      expect(e(nested(parent, U.IOMMU_HWPT_FAULT_ID_VALID, { faultId: U.UINT32_MAX })[0])).toBe("ENOENT");
+      const [r4, iopfHwpt] = nested(parent, U.IOMMU_HWPT_FAULT_ID_VALID, { faultId });
+      expect(e(r4)).toBe("ok");
+      checkIotlbAll(fx, n0, DEF);
+      checkIotlbAll(fx, n1, DEF);
+      // A nested HWPT on a nested HWPT; the parent is busy
+      expect(e(nested(n0)[0])).toBe("EINVAL");
+      expect(e(fx.destroy(parent))).toBe("EBUSY");
+      const reqs = (r: number[][]) => u32Records(r);
+      const zero = reqs([[0, 0], [0, 0]]);
+      // hwpt_invalidate does not take the parent
+      expect(invalidate(fx, parent, zero, INV, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      // The data type is checked with an empty array
+      expect(invalidate(fx, n0, zero, INV, 8, 0).map(e)).toEqual(["ok", "ok"]);
+      expect(invalidate(fx, n0, zero, U.IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      // Structure size sanity
+      expect(invalidate(fx, n0, zero, INV, 9, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      expect(invalidate(fx, n0, zero, INV, 1, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      // Unknown flags, NULL data, entry_len 0, a bad iotlb_id
+      expect(invalidate(fx, n0, reqs([[0xffffffff, 0], [0, 0]]), INV, 8, 1).map(e)).toEqual(["EOPNOTSUPP", "ok"]);
+      expect(invalidate(fx, n0, null, INV, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      expect(invalidate(fx, n0, zero, INV, 0, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      expect(invalidate(fx, n0, reqs([[0, 4], [0, 0]]), INV, 8, 1).map(e)).toEqual(["EINVAL", "ok"]);
+      checkIotlbAll(fx, n0, DEF);
+      // The first entry is handled, the second refused (flags, then iotlb_id)
+      expect(invalidate(fx, n0, reqs([[0, 0], [0xffffffff, 1]]), INV, 8, 2)).toEqual([expect.objectContaining({ errno: "EOPNOTSUPP" }), 1]);
+      expect([0, 1, 2, 3].map((i) => e(checkIotlb(fx, n0, i, i === 0 ? 0 : DEF)))).toEqual(["ok", "ok", "ok", "ok"]);
+      expect(invalidate(fx, n0, reqs([[0, 0], [0, 4]]), INV, 8, 2)).toEqual([expect.objectContaining({ errno: "EINVAL" }), 1]);
+      expect([0, 1, 2, 3].map((i) => e(checkIotlb(fx, n0, i, i === 0 ? 0 : DEF)))).toEqual(["ok", "ok", "ok", "ok"]);
+      // The second entry, then the third and fourth
+      expect(invalidate(fx, n0, reqs([[0, 1], [0, 0]]), INV, 8, 1)).toEqual([0, 1]);
+      expect([0, 1, 2, 3].map((i) => e(checkIotlb(fx, n0, i, i < 2 ? 0 : DEF)))).toEqual(["ok", "ok", "ok", "ok"]);
+      expect(invalidate(fx, n0, reqs([[0, 2], [0, 3]]), INV, 8, 2)).toEqual([0, 2]);
+      checkIotlbAll(fx, n0, 0);
+      // All entries of n1
+      expect(invalidate(fx, n1, reqs([[U.IOMMU_TEST_INVALIDATE_FLAG_ALL, 0], [0, 0]]), INV, 8, 1)).toEqual([0, 1]);
+      checkIotlbAll(fx, n1, 0);
+      // Attached, a nested HWPT is busy
+      expect(e(fx.replace(stdevId, n0)[0])).toBe("ok");
+      expect(e(fx.destroy(n0))).toBe("EBUSY");
+      expect(e(fx.replace(stdevId, n1)[0])).toBe("ok");
+      expect(e(fx.destroy(n1))).toBe("EBUSY");
+      expect(e(fx.destroy(n0))).toBe("ok");
+      expect(e(fx.replace(stdevId, iopfHwpt)[0])).toBe("ok");
+      expect(e(fx.destroy(iopfHwpt))).toBe("EBUSY");
+      triggerIopf(fx, deviceId, faultFd);
+      expect(e(fx.replace(stdevId, parent)[0])).toBe("ok");
+      expect(e(fx.destroy(n1))).toBe("ok");
+      expect(e(fx.destroy(iopfHwpt))).toBe("ok");
+      expect(e(fx.replace(stdevId, ioasId)[0])).toBe("ok");
+      expect(e(fx.destroy(parent))).toBe("ok");
+      expect(e(fx.destroy(parentNotWork))).toBe("ok");
+      closeFd(fx, faultFd);
+      expect(e(fx.destroy(faultId))).toBe("ok");
     });
 
     T("hwpt_attach", () => {
@@ -466,7 +559,7 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
     /** test_cmd_check_dmabuf: the mock domain translates [iova, +length) to the dma-buf's bytes from offset. */
     const checkDmabuf = (fd: number, iova: number, length: number, offset: number) =>
       expect(e(fx.test({ op: IOMMU_TEST_OP_MD_CHECK_DMABUF, id: hwptId, check_dmabuf: { dmabuf_fd: fd, iova, length, offset } }))).toBe("ok");
-    const closeFd = (fd: number) => fx.mm.files.delete(fd);
+    const closeDmabufFd = (fd: number) => fx.mm.files.delete(fd);
 
     T("dmabuf_simple", () => {
       const bufSize = PAGE_SIZE * 4;
@@ -479,7 +572,7 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       if (dom) checkDmabuf(dfd, iova, bufSize, 0);
       // A dma-buf is the exporter's memory: nothing is pinned.
       expect(fx.phys.pinnedTotal).toBe(0);
-      closeFd(dfd);
+      closeDmabufFd(dfd);
     });
 
     T("dmabuf_multi_page", () => {
@@ -491,20 +584,20 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       // Single page
       let dfd = getDmabuf(PAGE_SIZE);
       mapCheck(dfd, 0, PAGE_SIZE);
-      closeFd(dfd);
+      closeDmabufFd(dfd);
       // Many pages
       dfd = getDmabuf(PAGE_SIZE * 64);
       mapCheck(dfd, 0, PAGE_SIZE * 64);
-      closeFd(dfd);
+      closeDmabufFd(dfd);
       // Sub-range from the middle
       dfd = getDmabuf(PAGE_SIZE * 16);
       mapCheck(dfd, PAGE_SIZE * 4, PAGE_SIZE * 8);
-      closeFd(dfd);
+      closeDmabufFd(dfd);
       // Multiple sub-ranges from the same dma-buf
       dfd = getDmabuf(PAGE_SIZE * 16);
       mapCheck(dfd, 0, PAGE_SIZE * 4);
       mapCheck(dfd, PAGE_SIZE * 8, PAGE_SIZE * 4);
-      closeFd(dfd);
+      closeDmabufFd(dfd);
     });
 
     T("dmabuf_revoke", () => {
@@ -528,7 +621,7 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       unmapOk(iova, bufSize);
       expect(mapFile(dfd, 0, bufSize, iova)[0]).toBe("ok");
       if (dom) checkDmabuf(dfd, iova, bufSize, 0);
-      closeFd(dfd);
+      closeDmabufFd(dfd);
       void devicePasidId;
       void deviceId;
       void stdevId;
