@@ -10,7 +10,7 @@
  */
 import { availableParallelism, loadavg } from "node:os";
 import { searchItem } from "../src/sim/explore/dfs.ts";
-import { explore, type ExploreOptions } from "../src/sim/explore/explore.ts";
+import { explore, planItems, runItem, type ExploreOptions } from "../src/sim/explore/explore.ts";
 import { WorkerPool } from "../src/sim/explore/pool.ts";
 import { runScenario } from "../src/sim/runner.ts";
 import { loadScenarioFile } from "../src/sim/scenario/load.ts";
@@ -51,6 +51,25 @@ function taskSteps(s: Scenario): number[] {
   const counts: number[] = [];
   for (let i = 0; i < b.length; i++) counts[b.chosen[i]!] = (counts[b.chosen[i]!] ?? 0) + 1;
   return counts.map((c) => c ?? 0);
+}
+
+/**
+ * What the split allows two workers, whatever the load: the items' CPU times (run here, in order) handed to the
+ * first free of two workers, plus the planning, against one worker. Messages between threads are not counted.
+ */
+function balance(s: Scenario, bound: number): { items: number; ratio: number; largest: number; total: number } {
+  const c0 = cpuMs();
+  const items = planItems(s, { bound, workers: 1, run: {} });
+  const plan = cpuMs() - c0;
+  const ms = items.map((it, i) => {
+    const a = cpuMs();
+    runItem(s, {}, bound, 0, it, i === 0);
+    return cpuMs() - a;
+  });
+  const free = [0, 0];
+  for (const m of ms) free[free[0]! <= free[1]! ? 0 : 1]! += m;
+  const total = ms.reduce((a, b) => a + b, 0);
+  return { items: items.length, ratio: (plan + total) / (plan + Math.max(...free)), largest: Math.max(...ms), total };
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -101,6 +120,11 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
   const twoMs = performance.now() - w2;
   const naiveTwo = naiveInterleavings(taskSteps(two));
   log(`  exhausting ${TWO_TASKS} (two tasks; the bound cut ${twoD.boundCuts === 0 ? "nothing" : "something"}): ${fmt(twoD.schedules)} schedules, ${fmt(twoD.steps)} steps in ${(twoMs / 1000).toFixed(2)} s, one thread; naive ${naiveTwo.toExponential(2)}`);
+
+  for (const bound of [4, UNBOUNDED]) {
+    const b = balance(race, bound);
+    log(`  the split's balance (the fwspec race, ${bound === UNBOUNDED ? "exhaustive" : `bound ${bound}`}; items' CPU times handed in order to the first free of 2 workers, planning included): ${b.items} items, the largest ${fmt(b.largest)} ms of ${fmt(b.total)} ms: ${b.ratio.toFixed(2)}x`);
+  }
 
   // Schedules per second, one and two workers, warm pools, the same search (items handed out on demand), alternated.
   const opts: ExploreOptions = { bound: 4, workers: 1, run: {}, shrink: false };

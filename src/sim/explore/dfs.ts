@@ -106,6 +106,9 @@ export class DfsPolicy implements SchedulePolicy {
   /** Key ids: the names of state are the same in every run; a lock is numbered in the order the run first meets it (the same in a replayed prefix). */
   private readonly nameIds = new Map<string, number>();
   private lockIds = new Map<object, number>();
+  /** Instances (devices, by name) and the instance each point's name ends with, as ids (cached: no allocation per step). */
+  private readonly instIds = new Map<string, number>();
+  private readonly pointIds = new Map<string, number>();
   /** Backtrack points DPOR added (including the bound's conservative ones). */
   racesFound = 0;
   /** The step just chosen, whose child sleep set waits for its effect. */
@@ -164,14 +167,24 @@ export class DfsPolicy implements SchedulePolicy {
 
   /** An object a step touched, as a number: a device by its name (the instance its points name), anything else by identity. */
   private objId(o: object): number {
-    return o instanceof Device ? this.keyId(OP_READ, `@${o.name}`) : this.keyId(OP_ACQUIRE, o);
+    if (!(o instanceof Device)) return this.keyId(OP_ACQUIRE, o);
+    let id = this.instIds.get(o.name);
+    if (id === undefined) this.instIds.set(o.name, (id = this.keyId(OP_READ, `@${o.name}`)));
+    return id;
   }
 
   /** The instance a read or write point names (`dev->iommu a`: a), as an object id; 0 for none. */
   private pointObj(op: number, key: unknown): number {
     if ((op !== OP_READ && op !== OP_WRITE) || typeof key !== "string") return 0;
-    const sp = key.lastIndexOf(" ");
-    return sp < 0 ? 0 : this.keyId(OP_READ, `@${key.slice(sp + 1)}`);
+    let id = this.pointIds.get(key);
+    if (id === undefined) {
+      const sp = key.lastIndexOf(" ");
+      const inst = key.slice(sp + 1);
+      id = sp < 0 ? 0 : (this.instIds.get(inst) ?? this.keyId(OP_READ, `@${inst}`));
+      if (sp >= 0) this.instIds.set(inst, id);
+      this.pointIds.set(key, id);
+    }
+    return id;
   }
 
   /** Whether node j's touched objects include id o. */
