@@ -34,8 +34,8 @@ const DONE = NO_POINT;
 
 // @kernel: mutex_lock
 export function mutexLock(s: Sched, m: Mutex): Path {
-  if (s.touched !== null) touch(s, m);
   if (!s.points && m.holder === null) {
+    if (s.touched !== null) touch(s, m);
     m.holder = s.current;
     return DONE;
   }
@@ -51,6 +51,8 @@ function* mutexLockSlow(s: Sched, m: Mutex): Path {
     yield { op: "blocked", what: m.lockName, lock: m };
   }
   m.holder = s.current;
+  // Touched by the step that takes it (with points on, not the one that stops before it).
+  if (s.touched !== null) touch(s, m);
   if (s.points) (s.lockdep ??= new LockDep()).acquired(s, s.current, m);
 }
 

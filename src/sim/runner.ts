@@ -290,7 +290,7 @@ export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
       after(_t, st) {
         steps++;
         // What the step touched besides the lock its point announced (which the point's dependency covers).
-        policy.stepped?.(st, touched !== null && (touched.length > 1 || (touched.length === 1 && touched[0] !== taking)));
+        policy.stepped?.(st, touched !== null && (touched.length > 1 || (touched.length === 1 && touched[0] !== taking)), touched);
         if (touched !== null) for (let i = 0; i < touched.length; i++) blockTouched.add(touched[i]!);
         // Mid-event states are transient: the rules the model records as they are broken are seen
         // after every step; the state rules wait for the block's end, where every task stands between events.

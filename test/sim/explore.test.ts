@@ -1,6 +1,6 @@
 /**
- * The explorer: the systematic search with its sleep sets reaches every
- * final state the full search does, items and workers give the result of one
+ * The explorer: the systematic search with its sleep sets and DPOR reaches
+ * every final state the full search does, items and workers give the result of one
  * search, a failure is found, shrunk and replayed, random schedules follow
  * their seed.
  */
@@ -10,7 +10,7 @@ import { Mutex, mutexLock, mutexUnlock } from "../../src/base/mutex.ts";
 import { Sched, type Path } from "../../src/base/path.ts";
 import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
 import { searchItem, splitItems } from "../../src/sim/explore/dfs.ts";
-import { explore, type ExploreOptions } from "../../src/sim/explore/explore.ts";
+import { explore, planItems, runItem, type ExploreOptions } from "../../src/sim/explore/explore.ts";
 import { workerPool } from "../../src/sim/explore/pool.ts";
 import { knownSchedule, ScriptPolicy } from "../../src/sim/explore/schedule.ts";
 import { replay } from "../../src/sim/explore/shrink.ts";
@@ -80,16 +80,43 @@ describe("the systematic search", () => {
     expect(counts[0]).toBeLessThan(counts[2]!);
   });
 
-  it("split into items, searches the same schedules in the same order", () => {
-    const s = scenario(THREE);
-    const whole: string[] = [];
-    searchItem(s, {}, 2, [], undefined, (p) => whole.push(p.schedule));
-    const items = splitItems(s, {}, 2, 16);
+  it("split into items, an exhaustive search reaches the final states of one search; the first item starts with the default schedule", () => {
+    const s = loadScenarioFile("scenarios/races/probe-race-global-lock.yaml");
+    const whole = new Set<string>();
+    const one = searchItem(s, {}, 1000, [], undefined, (p) => whole.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot)))));
+    expect(one.boundCuts).toBe(0);
+    const items = splitItems(s, {}, 1000, 16);
     expect(items.length).toBeGreaterThanOrEqual(16);
-    const parts: string[] = [];
-    for (const it of items) searchItem(s, {}, 2, it, undefined, (p) => parts.push(p.schedule));
+    const parts = new Set<string>();
+    const schedules: string[] = [];
+    for (const it of items)
+      searchItem(s, {}, 1000, it, undefined, (p) => {
+        schedules.push(p.schedule);
+        parts.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))));
+      });
+    expect(schedules[0]).toBe("-");
+    // Items never search a schedule twice (their prefixes differ).
+    expect(new Set(schedules).size).toBe(schedules.length);
     expect(parts).toEqual(whole);
-  });
+    expect(whole.size).toBeGreaterThan(1);
+  }, 30_000);
+
+  it("with DPOR reaches every final state and violation the sleep sets alone reach, in fewer schedules", () => {
+    const s = loadScenarioFile("scenarios/races/unregister-during-probe-current.yaml");
+    const ends = (dpor: boolean) => {
+      const out = new Set<string>();
+      const r = searchItem(s, {}, 1000, [], undefined, (p) => {
+        out.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))) + JSON.stringify([...p.violations].sort()));
+      }, true, false, true, dpor);
+      expect(r.boundCuts).toBe(0);
+      return { out, schedules: r.schedules };
+    };
+    const sleep = ends(false);
+    const dpor = ends(true);
+    expect(dpor.out).toEqual(sleep.out);
+    expect(sleep.out.size).toBeGreaterThan(1);
+    expect(dpor.schedules).toBeLessThan(sleep.schedules);
+  }, 30_000);
 });
 
 describe("a failing schedule", () => {
@@ -122,7 +149,9 @@ describe("a failing schedule", () => {
     const b = await explore(none, opts({ workers: 2, bound: 1 }), workerPool(none, opts({ workers: 2, bound: 1 })));
     expect(a.found).toBeNull();
     expect(strip(b)).toEqual(strip(a));
-    expect(a.schedules).toBe(searchItem(none, {}, 1, []).schedules);
+    // The items' schedules, summed (the search is its items, whatever the workers).
+    const items = planItems(none, opts({ bound: 1 }));
+    expect(a.schedules).toBe(items.reduce((n, it, i) => n + runItem(none, {}, 1, 0, it, i === 0).schedules, 0));
   }, 30_000);
 });
 
