@@ -6,7 +6,7 @@
  * Only commander and small modules load here: the model is imported when a
  * command runs, so `--version` and `--help` do not pay for it.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { EXIT_INVALID, EXIT_MODEL_BUG, EXIT_OK, EXIT_USAGE } from "./exit.ts";
 import { processIo, type Io } from "./io.ts";
 import { packageVersion } from "./version.ts";
@@ -56,6 +56,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument("<file>", FILE_HELP)
     .option("--json", "print the snapshot as one JSON document")
     .option("--trace", "print the trace of core calls")
+    .option("--steps", "with --json: the snapshot after every boot event, event and scheduler step, each with its trace (docs/view.md)")
+    .addOption(new Option("--format <format>", "print the final topology and its IOMMU groups as a graph: Graphviz dot or Mermaid").choices(["dot", "mermaid"]))
     .option("--schedule <string>", "play the concurrently blocks on this schedule, e.g. a3b/-, as `explore` prints it (default: each task runs until it blocks or ends)")
     .option("--strategy <axis=name>", strategyHelp, collect)
     .option("--kernel <version>", kernelHelp)
@@ -131,9 +133,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .description("list the IOMMU groups of a scenario or an lspci dump, with whether VFIO can claim each")
     .argument("<file>", "a scenario, or lspci -vv output (- for stdin)")
     .option("--json", "print the groups as one JSON document")
+    .addOption(new Option("--format <format>", "print the topology with the groups as clusters, as Graphviz dot").choices(["dot"]))
     .option("--what-if <change>", whatIfHelp, collect)
     .option("--iommu <which>", "for an lspci dump: intel or amd")
-    .action(async (file: string, o: { json?: boolean; whatIf?: string[]; iommu?: string }) => {
+    .action(async (file: string, o: { json?: boolean; format?: "dot"; whatIf?: string[]; iommu?: string }) => {
       code = await (await groupsCmds()).groupsCommand(file, o, io);
     });
 
