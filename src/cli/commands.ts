@@ -118,7 +118,7 @@ export function blockCount(s: Scenario): number {
 }
 
 /** --schedule as a policy (undefined: the default schedule), or the problem line (exit 2). */
-function schedulePolicy(file: string, s: Scenario, text: string | undefined): ScriptPolicy | undefined | string {
+export function schedulePolicy(file: string, s: Scenario, text: string | undefined): ScriptPolicy | undefined | string {
   if (text === undefined) return undefined;
   const parsed = parseSchedule(text);
   if (typeof parsed === "string") return lateProblem(file, s, blockPath(s, 0), `--schedule: ${parsed}`);

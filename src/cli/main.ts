@@ -19,7 +19,7 @@ const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from st
 /** The axes, their strategies and the kernel presets for the help, loaded only when help is asked for. */
 async function designHelp(argv: string[]): Promise<{ strategy: string; kernel: string }> {
   const help = argv.includes("-h") || argv.includes("--help") || argv[0] === "help";
-  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff" || a === "explore")) return { strategy: "", kernel: "" };
+  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff" || a === "explore" || a === "view")) return { strategy: "", kernel: "" };
   const { AXES, AXIS_NAMES } = await import("../designs/registry.ts");
   const { PRESET_NAMES } = await import("../designs/presets.ts");
   return {
@@ -105,6 +105,21 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
     .action(async (file: string, o: Record<string, string | boolean | undefined>) => {
       code = await (await import("./explore.ts")).exploreCommand(file, o, io);
+    });
+
+  program
+    .command("view")
+    .description("write one self-contained HTML page that steps through the run: the topology, the groups, the trace of each step; with --a and --b, two designs side by side (docs/view.md)")
+    .argument("<file>", FILE_HELP)
+    .option("--out <page.html>", "the page's file, or - for stdout (default: the scenario's name with .html, in the current directory)")
+    .option("--schedule <string>", "play the concurrently blocks on this schedule, as for run")
+    .option("--strategy <axis=name>", strategyHelp, collect)
+    .option("--kernel <version>", kernelHelp)
+    .option("--a <set>", `the first of two designs shown side by side: a kernel preset, or AXIS=NAME[,AXIS=NAME]${design.kernel}`)
+    .option("--b <set>", "the second design, likewise")
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
+    .action(async (file: string, o: Record<string, string | undefined> & { strategy?: string[] }) => {
+      code = await (await import("./view-command.ts")).viewCommand(file, o, io);
     });
 
   program
