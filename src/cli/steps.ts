@@ -56,33 +56,48 @@ const APPENDED = new Set(["boot", "events", "warnings", "bugs", "findings", "vio
 
 type Row = Record<string, unknown>;
 
-/** Each keyed list's entries as JSON by key: made once per snapshot, compared with the next one's. */
-type RowTexts = Map<string, Map<string | number, string>>;
-const rowTexts = new WeakMap<Snapshot, RowTexts>();
-
-function textsOf(snap: Snapshot): RowTexts {
-  let t = rowTexts.get(snap);
-  if (t === undefined) {
-    t = new Map();
-    for (const [list, key] of Object.entries(KEYED)) {
-      const rows = (snap as unknown as Record<string, Row[]>)[list]!;
-      t.set(list, new Map(rows.map((r) => [r[key] as string | number, JSON.stringify(r)] as const)));
-    }
-    rowTexts.set(snap, t);
+/** Whether two JSON values (a snapshot's parts) are equal, deeply. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
+    return true;
   }
-  return t;
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (!jsonEqual((a as Row)[k], (b as Row)[k])) return false;
+  return true;
 }
 
-function keyedChange(before: Row[], after: Row[], key: string, old: Map<string | number, string>, now: Map<string | number, string>): Change | null {
+function keyedChange(before: Row[], after: Row[], key: string): Change | null {
+  const old = new Map<unknown, Row>();
+  for (const r of before) old.set(r[key], r);
   const upsert: unknown[] = [];
-  const keys = after.map((r) => r[key] as string | number);
-  for (let i = 0; i < keys.length; i++) if (old.get(keys[i]!) !== now.get(keys[i]!)) upsert.push(after[i]);
-  const remove = before.map((r) => r[key] as string | number).filter((k) => !now.has(k));
+  const now = new Set<unknown>();
+  for (const r of after) {
+    now.add(r[key]);
+    const o = old.get(r[key]);
+    if (o === undefined || !jsonEqual(o, r)) upsert.push(r);
+  }
+  const remove: (string | number)[] = [];
+  for (const r of before) if (!now.has(r[key])) remove.push(r[key] as string | number);
   // The order applying upsert and remove gives: the old order less the removed, new entries at the end.
-  const naive = [...before.map((r) => r[key] as string | number).filter((k) => now.has(k)), ...keys.filter((k) => !old.has(k))];
-  const sameOrder = naive.length === keys.length && naive.every((k, i) => k === keys[i]);
+  let j = 0;
+  let sameOrder = true;
+  for (const r of before) {
+    if (!now.has(r[key])) continue;
+    if (after[j]?.[key] !== r[key]) {
+      sameOrder = false;
+      break;
+    }
+    j++;
+  }
+  if (sameOrder) for (; j < after.length; j++) if (old.has(after[j]![key])) sameOrder = false;
   if (upsert.length === 0 && remove.length === 0 && sameOrder) return null;
-  return sameOrder ? { upsert, remove } : { upsert, remove, order: keys };
+  return sameOrder ? { upsert, remove } : { upsert, remove, order: after.map((r) => r[key] as string | number) };
 }
 
 /**
@@ -94,25 +109,23 @@ export function snapshotDelta(a: Snapshot, b: Snapshot): Delta {
   const delta: Delta = {};
   const ra = a as unknown as Row;
   const rb = b as unknown as Row;
-  const ta = textsOf(a);
-  const tb = textsOf(b);
   for (const k of Object.keys(rb)) {
     const x = ra[k];
     const y = rb[k];
     const key = KEYED[k];
     if (key !== undefined) {
-      const c = keyedChange(x as Row[], y as Row[], key, ta.get(k)!, tb.get(k)!);
+      const c = keyedChange(x as Row[], y as Row[], key);
       if (c !== null) delta[k] = c;
       continue;
     }
     if (APPENDED.has(k) && Array.isArray(x) && Array.isArray(y) && y.length >= x.length) {
       const n = x.length;
-      if (n === 0 || JSON.stringify(x[n - 1]) === JSON.stringify(y[n - 1])) {
+      if (n === 0 || jsonEqual(x[n - 1], y[n - 1])) {
         if (y.length > n) delta[k] = { append: y.slice(n) };
         continue;
       }
     }
-    if (JSON.stringify(x) !== JSON.stringify(y)) delta[k] = { set: y };
+    if (!jsonEqual(x, y)) delta[k] = { set: y };
   }
   return delta;
 }

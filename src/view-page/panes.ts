@@ -10,7 +10,7 @@ import { traceLine } from "./trace.ts";
 import type { DeviceSnap, GroupSnap, Snapshot, TopoNode, TraceRecord } from "./types.ts";
 
 /** Trace lines shown at most per step (a 2,000-device boot phase has tens of thousands). */
-const TRACE_LINES = 4000;
+const TRACE_LINES = 1500;
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -120,20 +120,41 @@ function groupItem(g: GroupSnap, changed: boolean, selected: boolean, onSelect: 
   return li;
 }
 
-/** The list of groups, each with its devices, then the devices in no group. */
+/** A group's entry as last built, reused while the group's row and its devices' rows are the same objects. */
+const built = new WeakMap<GroupSnap, { li: HTMLLIElement; devices: (DeviceSnap | undefined)[] }>();
+
+/**
+ * The list of groups, each with its devices, then the devices in no group.
+ * Entries of groups the step did not touch are reused (a 2,000-device list
+ * is built once, then only what changes).
+ */
 export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot | null, topo: Map<string, TopoNode>, sel: Selection, onSelect: (s: Selection) => void): void {
   const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
   const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
   const byName = new Map(snap.devices.map((d) => [d.name, d]));
+  const devChanged = (d: DeviceSnap) => before !== null && beforeDevices.get(d.name) !== d;
+  const isSel = (kind: "group" | "device", id: string) => sel?.kind === kind && sel.id === id;
   const frag = document.createDocumentFragment();
   for (const g of snap.groups) {
-    const li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, sel?.kind === "group" && sel.id === String(g.id), onSelect);
-    const ul = el("ul");
-    for (const n of g.devices) {
-      const d = byName.get(n);
-      if (d !== undefined) ul.append(deviceItem(d, topo.get(n), before !== null && beforeDevices.get(n) !== d, sel?.kind === "device" && sel.id === n, onSelect));
+    const devices = g.devices.map((n) => byName.get(n));
+    const old = built.get(g);
+    let li: HTMLLIElement;
+    if (old !== undefined && old.devices.length === devices.length && old.devices.every((d, i) => d === devices[i])) {
+      li = old.li;
+      li.classList.toggle("changed", before !== null && beforeGroups.get(g.id) !== g);
+      li.classList.toggle("selected", isSel("group", String(g.id)));
+      for (const c of li.querySelectorAll<HTMLLIElement>("li[data-device]")) {
+        const d = byName.get(c.dataset.device!)!;
+        c.classList.toggle("changed", devChanged(d));
+        c.classList.toggle("selected", isSel("device", d.name));
+      }
+    } else {
+      li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, isSel("group", String(g.id)), onSelect);
+      const ul = el("ul");
+      for (const d of devices) if (d !== undefined) ul.append(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect));
+      li.append(ul);
+      built.set(g, { li, devices });
     }
-    li.append(ul);
     frag.append(li);
   }
   // Devices on no group's list: those without a group, and (mid-probe, in a race) one whose dev_iommu names a group not listing it yet.
@@ -143,7 +164,7 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
     const li = el("li", { class: "no-group" });
     li.append(el("span", {}, `on no group's list (${loose.length})`));
     const ul = el("ul");
-    for (const d of loose) ul.append(deviceItem(d, topo.get(d.name), before !== null && beforeDevices.get(d.name) !== d, sel?.kind === "device" && sel.id === d.name, onSelect, false));
+    for (const d of loose) ul.append(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect, false));
     li.append(ul);
     frag.append(li);
   }

@@ -212,10 +212,11 @@ describe("iommu-sim view in chromium", () => {
     expect(await page.locator("#divergence.here").count()).toBe(1);
     await matches(page, snaps[0]!, 0);
     await matches(page, snaps[1]!, 1);
+    await page.screenshot({ path: join(SHOTS, "view-two-designs.png") });
     await page.keyboard.press("ArrowRight");
+    expect(await step(page)).toBe(part + 1);
     await matches(page, snaps[0]!, 0);
     await matches(page, snaps[1]!, 1);
-    await page.screenshot({ path: join(SHOTS, "view-two-designs.png") });
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
