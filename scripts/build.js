@@ -115,6 +115,13 @@ if (worker.warnings.length > 0) {
   process.exit(1);
 }
 
+/** The license comment of the page's script: the one package bundled in it. */
+function pageLicense() {
+  const pkg = JSON.parse(readFileSync(`${root}node_modules/cytoscape/package.json`, "utf8"));
+  const text = readFileSync(`${root}node_modules/cytoscape/LICENSE`, "utf8").trim().replace(/\*\//g, "* /");
+  return `/*! iommu-sim view page. Bundles cytoscape ${pkg.version} (${pkg.license}):\n${text}\n*/`;
+}
+
 // The page `iommu-sim view` writes: src/view-page/ with cytoscape and dagre, for the browser, in one file the command embeds.
 // src/cli/view-bundle.ts builds the same from source with the same options.
 mkdirSync(`${root}dist/view`, { recursive: true });
@@ -130,6 +137,8 @@ const page = await build({
   legalComments: "none",
   metafile: true,
   logLevel: "warning",
+  // The page is copied wherever a user puts it: it carries cytoscape's license (src/cli/view-bundle.ts does the same).
+  banner: { js: pageLicense() },
 });
 if (page.warnings.length > 0) {
   console.error("build: esbuild warned (above) on the view page");

@@ -27,6 +27,14 @@ export async function pageScript(): Promise<string | { error: string }> {
   }
 }
 
+/** The license comment of the page's script (as scripts/build.js writes it): cytoscape is bundled in every page. */
+function pageLicense(): string {
+  const dir = fileURLToPath(new URL("../../node_modules/cytoscape/", import.meta.url));
+  const pkg = JSON.parse(readFileSync(`${dir}package.json`, "utf8")) as { version: string; license: string };
+  const text = readFileSync(`${dir}LICENSE`, "utf8").trim().replace(/\*\//g, "* /");
+  return `/*! iommu-sim view page. Bundles cytoscape ${pkg.version} (${pkg.license}):\n${text}\n*/`;
+}
+
 async function bundleFromSource(): Promise<string> {
   // A variable specifier: the command-line bundle does not take esbuild in (scripts/build.js marks it external too).
   const name = "esbuild";
@@ -41,6 +49,7 @@ async function bundleFromSource(): Promise<string> {
     minify: true,
     legalComments: "none",
     logLevel: "warning",
+    banner: { js: pageLicense() },
   });
   return r.outputFiles[0]!.text;
 }

@@ -32,6 +32,8 @@ describe("iommu-sim view", () => {
     const steps = JSON.parse((await cli("run", "scenarios/default.yaml", "--steps", "--json")).out) as { steps: unknown[] };
     expect(data.runs[0]!.doc.steps).toEqual(steps.steps);
     expect(data.divergence).toBeNull();
+    // The bundled library's license travels with every copy of the page.
+    expect(html).toMatch(/Bundles cytoscape \d+\.\d+\.\d+ \(MIT\):\nCopyright \(c\) [\d-]+, The Cytoscape Consortium/);
     // Exactly the two script elements: the data and the code.
     expect(html.match(/<script/g)).toHaveLength(2);
   });
