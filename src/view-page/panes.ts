@@ -120,6 +120,9 @@ function groupItem(g: GroupSnap, changed: boolean, selected: boolean, onSelect: 
   return li;
 }
 
+/** The entry of a device on no group's list, by its row (reused while the row is the same object). */
+const looseBuilt = new WeakMap<DeviceSnap, HTMLLIElement>();
+
 /** A group's entry as last built, reused while the group's row and its devices' rows are the same objects. */
 const built = new WeakMap<GroupSnap, { li: HTMLLIElement; devices: (DeviceSnap | undefined)[] }>();
 
@@ -164,7 +167,17 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
     const li = el("li", { class: "no-group" });
     li.append(el("span", {}, `on no group's list (${loose.length})`));
     const ul = el("ul");
-    for (const d of loose) ul.append(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect, false));
+    for (const d of loose) {
+      let item = looseBuilt.get(d);
+      if (item === undefined) {
+        item = deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect, false);
+        looseBuilt.set(d, item);
+      } else {
+        item.classList.toggle("changed", devChanged(d));
+        item.classList.toggle("selected", isSel("device", d.name));
+      }
+      ul.append(item);
+    }
     li.append(ul);
     frag.append(li);
   }
