@@ -119,7 +119,7 @@ export class Graph {
       container,
       elements: els,
       style: STYLE,
-      layout: { name: "preset", fit: true, padding: 12 },
+      layout: { name: "preset", fit: true, padding: 30 },
       maxZoom: 2.5,
       // Large machines: move and zoom a cached picture, without edges, while the view changes.
       textureOnViewport: nodes.length > 500,

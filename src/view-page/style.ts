@@ -34,7 +34,7 @@ dt { font-weight: 600; color: #333; }
 dd { margin: 0; word-break: break-word; }
 ul { margin: 0; padding-left: 16px; }
 /* A 2,000-device list: the browser lays out only the entries in view. */
-.group-list > li { content-visibility: auto; contain-intrinsic-size: auto 40px; }
+.group-list > li { content-visibility: auto; contain-intrinsic-size: auto 40px; list-style-position: inside; }
 li button { font: inherit; border: 0; background: none; padding: 0 2px; cursor: pointer; text-align: left; color: #0b3d91; }
 li button:hover { text-decoration: underline; }
 li.changed > button, li.changed > span { background: #ffd1e8; }
