@@ -12,6 +12,7 @@ import { benchIova } from "./iova.ts";
 import { benchLspci } from "./lspci.ts";
 import { benchPgtable } from "./pgtable.ts";
 import { benchStartup } from "./startup.ts";
+import { benchView } from "./view.ts";
 
 const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   boot: benchBoot,
@@ -24,6 +25,7 @@ const ALL: Record<string, (log: (line: string) => void) => Promise<void>> = {
   explore: benchExplore,
   lspci: benchLspci,
   import: benchImport,
+  view: benchView,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

@@ -78,6 +78,8 @@ const result = await build({
   minifySyntax: true,
   legalComments: "none",
   plugins: [noZodLocales],
+  // `view` run from source bundles the page with esbuild (src/cli/view-bundle.ts); the built command reads dist/view/page.js.
+  external: ["esbuild"],
   metafile: true,
   logLevel: "warning",
   banner: { js: `// iommu-sim build ${id}: the command line, bundled by scripts/build.js; the bundled packages' licenses are in ${notices}.` },
@@ -113,6 +115,36 @@ if (worker.warnings.length > 0) {
   process.exit(1);
 }
 
+/** The license comment of the page's script: the one package bundled in it. */
+function pageLicense() {
+  const pkg = JSON.parse(readFileSync(`${root}node_modules/cytoscape/package.json`, "utf8"));
+  const text = readFileSync(`${root}node_modules/cytoscape/LICENSE`, "utf8").trim().replace(/\*\//g, "* /");
+  return `/*! iommu-sim view page. Bundles cytoscape ${pkg.version} (${pkg.license}):\n${text}\n*/`;
+}
+
+// The page `iommu-sim view` writes: src/view-page/ with cytoscape and dagre, for the browser, in one file the command embeds.
+// src/cli/view-bundle.ts builds the same from source with the same options.
+mkdirSync(`${root}dist/view`, { recursive: true });
+const page = await build({
+  absWorkingDir: root,
+  entryPoints: ["src/view-page/main.ts"],
+  outfile: `${root}dist/view/page.js`,
+  bundle: true,
+  format: "iife",
+  platform: "browser",
+  target: "es2020",
+  minify: true,
+  legalComments: "none",
+  metafile: true,
+  logLevel: "warning",
+  // The page is copied wherever a user puts it: it carries cytoscape's license (src/cli/view-bundle.ts does the same).
+  banner: { js: pageLicense() },
+});
+if (page.warnings.length > 0) {
+  console.error("build: esbuild warned (above) on the view page");
+  process.exit(1);
+}
+
 // Run the bundle once on the default scenario and keep V8's code cache of it.
 const env = { ...process.env };
 delete env.NODE_OPTIONS; // the cache is valid only for the V8 flags it was made with: none
@@ -135,7 +167,7 @@ if (cache.status !== 0) {
 
 /** The packages (node_modules/name or node_modules/@scope/name) the bundle took code from. */
 const packages = new Set();
-for (const input of Object.keys(result.metafile.inputs)) {
+for (const input of [...Object.keys(result.metafile.inputs), ...Object.keys(page.metafile.inputs)]) {
   const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
   if (m !== null) packages.add(m[1]);
 }
@@ -146,4 +178,4 @@ const sections = [...packages].sort().map((name) => {
   const text = file === undefined ? `(no license file; package.json says ${pkg.license})` : readFileSync(`${dir}/${file}`, "utf8").trim();
   return `${pkg.name} ${pkg.version} (${pkg.license})\n\n${text}\n`;
 });
-writeFileSync(`${root}dist/cli/${notices}`, `dist/cli/main.cjs bundles these packages:\n\n${sections.join(`\n${"-".repeat(72)}\n\n`)}`);
+writeFileSync(`${root}dist/cli/${notices}`, `dist/cli/main.cjs and dist/view/page.js (the script of the pages \`iommu-sim view\` writes) bundle these packages:\n\n${sections.join(`\n${"-".repeat(72)}\n\n`)}`);

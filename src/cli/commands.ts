@@ -17,6 +17,9 @@ import { renderTrace } from "../sim/trace-view.ts";
 import { renderSnapshot } from "../sim/view.ts";
 import { EXIT_FAILED, EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
+import { renderPicture, type PictureFormat } from "./picture.ts";
+import { machineTopology } from "./topology.ts";
+import { runSteps, STEPS_FORMAT, type StepsRun } from "./steps.ts";
 
 /**
  * The version of every JSON document the commands print (`schema_version`).
@@ -115,7 +118,7 @@ export function blockCount(s: Scenario): number {
 }
 
 /** --schedule as a policy (undefined: the default schedule), or the problem line (exit 2). */
-function schedulePolicy(file: string, s: Scenario, text: string | undefined): ScriptPolicy | undefined | string {
+export function schedulePolicy(file: string, s: Scenario, text: string | undefined): ScriptPolicy | undefined | string {
   if (text === undefined) return undefined;
   const parsed = parseSchedule(text);
   if (typeof parsed === "string") return lateProblem(file, s, blockPath(s, 0), `--schedule: ${parsed}`);
@@ -165,12 +168,24 @@ export interface RunFlags extends StrategyFlags {
   trace?: boolean;
   /** --schedule STRING: how the concurrently blocks are played (docs/explore.md). */
   schedule?: string;
+  /** --steps: with --json, the snapshot after every step (steps.ts). */
+  steps?: boolean;
+  /** --format dot|mermaid: the final topology as a graph (picture.ts). */
+  format?: PictureFormat;
 }
 
 export async function runCommand(file: string, o: RunFlags, io: Io): Promise<number> {
   const opts = runOptionsOf(o);
   if (typeof opts === "string") {
     io.err(opts);
+    return EXIT_INVALID;
+  }
+  if (o.format !== undefined && (o.json === true || o.trace === true)) {
+    io.err(`--format ${o.format} prints a graph: it goes without --json and --trace`);
+    return EXIT_INVALID;
+  }
+  if (o.steps === true && (o.json !== true || o.format !== undefined)) {
+    io.err("--steps prints a JSON document of every step: it goes with --json (and without --format)");
     return EXIT_INVALID;
   }
   const s = await load(file, io);
@@ -184,14 +199,23 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
     return EXIT_INVALID;
   }
   let r: RunResult;
+  let stepsRun: StepsRun | null = null;
   try {
-    r = runScenario(withDesign(s, opts.design), { ...opts.model, trace: o.trace === true, ...(policy === undefined ? {} : { policy }) });
+    const runOpts = { ...opts.model, trace: o.trace === true, ...(policy === undefined ? {} : { policy }) };
+    if (o.steps === true) {
+      stepsRun = runSteps(withDesign(s, opts.design), runOpts);
+      r = stepsRun.result;
+    } else r = runScenario(withDesign(s, opts.design), runOpts);
   } catch (e) {
     if (!(e instanceof ScheduleError)) throw e;
     io.err(lateProblem(file, s, blockPath(s, e.block), `--schedule '${String(o.schedule).slice(0, 60)}' does not fit: ${e.message}`));
     return EXIT_INVALID;
   }
-  if (o.json) {
+  if (stepsRun !== null) {
+    io.out(json(stepsDocument(fileName(file), stepsRun), io));
+  } else if (o.format !== undefined) {
+    io.out(renderPicture(o.format, machineTopology(r.machine), r.snapshot));
+  } else if (o.json) {
     // One JSON document: with --trace the trace goes in it, as records.
     const doc = { schema_version: SCHEMA_VERSION, ...r.snapshot, ...(o.trace ? { trace: r.machine.ctx.trace.records } : {}) };
     io.out(json(doc, io));
@@ -201,7 +225,7 @@ export async function runCommand(file: string, o: RunFlags, io: Io): Promise<num
     io.out(renderSnapshot(r.snapshot) + "\n\n" + summary(r));
   }
   if (r.failures.length === 0) return EXIT_OK;
-  if (o.json) io.err(summary(r));
+  if (o.json || o.format !== undefined) io.err(summary(r));
   for (const l of failureLines(r)) io.err(l);
   return EXIT_FAILED;
 }
@@ -358,4 +382,23 @@ function strategyLine(strategy: Record<string, string>): string {
   return Object.entries(strategy)
     .map(([axis, name]) => `${axis}=${name}`)
     .join(", ");
+}
+
+/** The document `run --steps --json` prints (docs/view.md). */
+export function stepsDocument(file: string, sr: StepsRun) {
+  const r = sr.result;
+  return {
+    schema_version: SCHEMA_VERSION,
+    command: "run",
+    steps_format: STEPS_FORMAT,
+    file,
+    name: r.snapshot.name,
+    strategy: r.snapshot.strategy,
+    kernel: r.snapshot.kernel,
+    schedule: r.schedule,
+    result: r.failures.length === 0 ? "pass" : "fail",
+    failures: r.failures,
+    topology: sr.topology,
+    steps: sr.steps,
+  };
 }

@@ -18,9 +18,14 @@ import { applyMove, fullPciName, mergedOverride, parseWhatIf, type WhatIf } from
 import { SCHEMA_VERSION } from "./commands.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
+import { renderDot } from "./picture.ts";
+import { machineTopology } from "./topology.ts";
+import { takeSnapshot } from "../sim/snapshot.ts";
 
 export interface GroupsFlags {
   json?: boolean;
+  /** --format dot: the topology with the groups as clusters (picture.ts). */
+  format?: "dot";
   whatIf?: string[];
   iommu?: string;
 }
@@ -105,6 +110,10 @@ export async function groupsCommand(file: string, o: GroupsFlags, io: Io): Promi
     io.err(input);
     return EXIT_INVALID;
   }
+  if (o.format !== undefined && (o.json === true || (o.whatIf ?? []).length > 0)) {
+    io.err(`--format ${o.format} prints the groups as a graph: it goes without --json and --what-if`);
+    return EXIT_INVALID;
+  }
   if (o.whatIf !== undefined && o.whatIf.length > 0) {
     const w = whatIf(input.scenario, o.whatIf);
     if (typeof w === "string") {
@@ -116,6 +125,10 @@ export async function groupsCommand(file: string, o: GroupsFlags, io: Io): Promi
     return EXIT_OK;
   }
   const m = boot(input.scenario);
+  if (o.format !== undefined) {
+    io.out(renderDot(machineTopology(m), takeSnapshot(m, [])));
+    return EXIT_OK;
+  }
   const { groups, ungrouped } = machineGroups(m);
   if (o.json) io.out(JSON.stringify({ schema_version: SCHEMA_VERSION, command: "groups", file: input.name, groups, ungrouped }));
   else io.out(renderGroups(`IOMMU groups of ${input.scenario.name}`, groups, ungrouped));

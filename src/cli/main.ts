@@ -6,7 +6,7 @@
  * Only commander and small modules load here: the model is imported when a
  * command runs, so `--version` and `--help` do not pay for it.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { EXIT_INVALID, EXIT_MODEL_BUG, EXIT_OK, EXIT_USAGE } from "./exit.ts";
 import { processIo, type Io } from "./io.ts";
 import { packageVersion } from "./version.ts";
@@ -19,7 +19,7 @@ const FILE_HELP = "scenario file (.yaml, .yml or .json), or - to read it from st
 /** The axes, their strategies and the kernel presets for the help, loaded only when help is asked for. */
 async function designHelp(argv: string[]): Promise<{ strategy: string; kernel: string }> {
   const help = argv.includes("-h") || argv.includes("--help") || argv[0] === "help";
-  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff" || a === "explore")) return { strategy: "", kernel: "" };
+  if (!help || !argv.some((a) => a === "run" || a === "check" || a === "diff" || a === "explore" || a === "view")) return { strategy: "", kernel: "" };
   const { AXES, AXIS_NAMES } = await import("../designs/registry.ts");
   const { PRESET_NAMES } = await import("../designs/presets.ts");
   return {
@@ -56,6 +56,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument("<file>", FILE_HELP)
     .option("--json", "print the snapshot as one JSON document")
     .option("--trace", "print the trace of core calls")
+    .option("--steps", "with --json: the snapshot after every boot event, event and scheduler step, each with its trace (docs/view.md)")
+    .addOption(new Option("--format <format>", "print the final topology and its IOMMU groups as a graph: Graphviz dot or Mermaid").choices(["dot", "mermaid"]))
     .option("--schedule <string>", "play the concurrently blocks on this schedule, e.g. a3b/-, as `explore` prints it (default: each task runs until it blocks or ends)")
     .option("--strategy <axis=name>", strategyHelp, collect)
     .option("--kernel <version>", kernelHelp)
@@ -106,6 +108,21 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     });
 
   program
+    .command("view")
+    .description("write one self-contained HTML page that steps through the run: the topology, the groups, the trace of each step; with --a and --b, two designs side by side (docs/view.md)")
+    .argument("<file>", FILE_HELP)
+    .option("--out <page.html>", "the page's file, or - for stdout (default: the scenario's name with .html, in the current directory)")
+    .option("--schedule <string>", "play the concurrently blocks on this schedule, as for run")
+    .option("--strategy <axis=name>", strategyHelp, collect)
+    .option("--kernel <version>", kernelHelp)
+    .option("--a <set>", `the first of two designs shown side by side: a kernel preset, or AXIS=NAME[,AXIS=NAME]${design.kernel}`)
+    .option("--b <set>", "the second design, likewise")
+    .option("--pgtable-memory <size>", PGTABLE_MEMORY_HELP)
+    .action(async (file: string, o: Record<string, string | undefined> & { strategy?: string[] }) => {
+      code = await (await import("./view-command.ts")).viewCommand(file, o, io);
+    });
+
+  program
     .command("validate")
     .description("check that a file is a valid scenario, without running it")
     .argument("<file>", FILE_HELP)
@@ -132,9 +149,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .description("list the IOMMU groups of a scenario or an lspci dump, with whether VFIO can claim each")
     .argument("<file>", "a scenario, or lspci -vv output (- for stdin)")
     .option("--json", "print the groups as one JSON document")
+    .addOption(new Option("--format <format>", "print the topology with the groups as clusters, as Graphviz dot").choices(["dot"]))
     .option("--what-if <change>", whatIfHelp, collect)
     .option("--iommu <which>", "for an lspci dump: intel or amd")
-    .action(async (file: string, o: { json?: boolean; whatIf?: string[]; iommu?: string }) => {
+    .action(async (file: string, o: { json?: boolean; format?: "dot"; whatIf?: string[]; iommu?: string }) => {
       code = await (await groupsCmds()).groupsCommand(file, o, io);
     });
 

@@ -97,8 +97,11 @@ export function eventPath(m: Machine, e: EventSpec): { arg: string; path: Path<0
  * the other way round with `boot.order: devices-first`), drivers register,
  * late_initcall retries deferrals.
  */
-export function* bootPath(m: Machine, records: EventRecord[]): Path {
-  const record = (event: string, arg: string, r: 0 | KError) => records.push({ event, arg, result: resultName(r) });
+export function* bootPath(m: Machine, records: EventRecord[], after?: StepObserver): Path {
+  const record = (event: string, arg: string, r: 0 | KError) => {
+    records.push({ event, arg, result: resultName(r) });
+    after?.(`boot: ${event} ${arg}`, "boot", m, records);
+  };
   function* registerInstances(): Path {
     for (const rec of m.instances.values()) {
       if (rec.spec.registered === false) continue;
@@ -123,7 +126,16 @@ export function* bootPath(m: Machine, records: EventRecord[]): Path {
   yield* deferredProbeInitcall(m.dc);
 }
 
+/**
+ * Told after each boot event, each event, and each scheduler step of a
+ * concurrently block, with the step's label (`run --steps` snapshots the
+ * machine there). It must not change the machine.
+ */
+export type StepObserver = (label: string, kind: "boot" | "event" | "step", m: Machine, boot: readonly EventRecord[]) => void;
+
 export interface RunOptions extends MachineOptions {
+  /** Told after every step (StepObserver). */
+  onStep?: StepObserver;
   /** Check invariants after every step (default true). */
   invariants?: boolean;
   /**
@@ -213,8 +225,9 @@ export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
   };
   const boot: EventRecord[] = [];
   const touched = checking ? trackTouches(m.dc.sched) : null;
-  runPath(bootPath(m, boot));
+  runPath(bootPath(m, boot, opts.onStep));
   if (opts.checkBoot !== false) checkAfter("boot");
+  opts.onStep?.("boot: late_initcall deferred_probe_initcall", "boot", m, boot);
 
   let passed = 0;
   let failed = 0;
@@ -295,6 +308,7 @@ export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
         // Mid-event states are transient: the rules the model records as they are broken are seen
         // after every step; the state rules wait for the block's end, where every task stands between events.
         if (checking && seen < violations.length) collect(label);
+        opts.onStep?.(label(), "step", m, boot);
       },
     });
     if (end.kind === "abandoned") {
@@ -337,6 +351,7 @@ export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
     const { ret: r, value } = runTableEvent(m, t);
     settle(step, e, key, arg, r, value);
     checkAfter(step, touched === null ? undefined : scopeOfTouched(touched));
+    opts.onStep?.(step, "event", m, boot);
   }
   if (s.events.length > 0 && !abandoned && !deadlocked) checkAfter("end");
   if (policy instanceof ScriptPolicy && !abandoned && !deadlocked) policy.finish();

@@ -1,0 +1,232 @@
+/// <reference lib="dom" />
+/**
+ * The picture of one run: the topology tree laid out once in layers
+ * (layout.ts), each IOMMU group a coloured region drawn under its devices
+ * (a node sized to their bounding box: the devices never move, so a step
+ * only resizes the regions of the groups it changed; cytoscape's compound
+ * nodes cost seconds to re-parent 2,000 devices). Showing a step changes only what differs from the step shown
+ * before (rows of the snapshot are shared between steps, so a changed row
+ * is a different object) and marks what the step itself changed.
+ */
+import cytoscape from "cytoscape";
+import { NODE_H, NODE_W, treePositions } from "./layout.ts";
+import type { DeviceSnap, GroupSnap, Snapshot, TopoNode } from "./types.ts";
+
+const GROUP_FILL = ["#cfe8fc", "#d7f5d0", "#fde2c8", "#eadcf8", "#fdf3b5", "#d0f0ef", "#f9d3e0", "#e3e3e3"];
+const INSTANCE_COLOUR = ["#1f5fbf", "#2e7d32", "#b3541e", "#6a3d9a", "#00838f", "#8d6e00", "#ad1457", "#455a64"];
+
+export type Selection = { kind: "device" | "group"; id: string } | null;
+
+function stateLine(d: DeviceSnap): string {
+  if (!d.registered) return "not added";
+  if (d.probe === "bound") return `driver: ${d.driver}`;
+  if (d.probe === "deferred") return "probe deferred";
+  if (d.probe === "failed") return `probe failed: ${d.probe_error}`;
+  return "no driver";
+}
+
+export function groupLabel(g: GroupSnap): string {
+  return `group ${g.id} · ${g.type} · owner ${g.owner}`;
+}
+
+/** A group's label on the canvas: two short lines, to fit over a one-device region. */
+function groupCanvasLabel(g: GroupSnap): string {
+  return `group ${g.id} · ${g.type}\nowner ${g.owner}`;
+}
+
+const STYLE: cytoscape.StylesheetJson = [
+  {
+    selector: "node",
+    style: {
+      label: "data(label)",
+      "text-wrap": "wrap",
+      "text-valign": "center",
+      "font-size": 9,
+      // Labels too small to read are not drawn: a whole 2,000-device machine redraws several times faster.
+      "min-zoomed-font-size": 5,
+      "font-family": "system-ui, sans-serif",
+      width: NODE_W,
+      height: NODE_H,
+      shape: "round-rectangle",
+      "background-color": "#ffffff",
+      "border-width": 2,
+      "border-color": "data(colour)",
+      "z-index": 10,
+    },
+  },
+  { selector: "node.iommu", style: { shape: "hexagon", "background-color": "data(colour)", color: "#fff", "font-weight": "bold", width: 90 } },
+  { selector: "node.iommu.unregistered", style: { "background-opacity": 0.35, color: "#000", "border-style": "dashed" } },
+  { selector: "node.bus", style: { shape: "ellipse", "background-color": "#eeeeee", "border-color": "#888", width: 80 } },
+  { selector: "node.host", style: { shape: "rectangle", "background-color": "#f4f4f4" } },
+  { selector: "node.bridge", style: { shape: "cut-rectangle" } },
+  { selector: "node.deferred", style: { "background-color": "#ffd8a8", "border-style": "dashed" } },
+  { selector: "node.failed", style: { "background-color": "#ffc9c9" } },
+  { selector: "node.absent", style: { opacity: 0.45, "border-style": "dotted" } },
+  { selector: "node.no-acs", style: { "outline-width": 3, "outline-color": "#d00000", "outline-offset": 2 } },
+  {
+    selector: "node.group",
+    style: {
+      shape: "round-rectangle",
+      width: "data(w)",
+      height: "data(h)",
+      "z-index": 0,
+      "background-color": "data(colour)",
+      "background-opacity": 0.75,
+      "border-width": 1,
+      "border-color": "#555",
+      label: "data(label)",
+      "text-valign": "top",
+      "text-halign": "center",
+      "font-size": 9,
+      "font-weight": "bold",
+      "text-wrap": "wrap",
+      "text-max-width": "130px",
+      padding: "6px",
+    },
+  },
+  { selector: "node.group.user", style: { "border-width": 4, "border-color": "#6a1b9a" } },
+  { selector: "node.group.none", style: { "border-style": "dashed" } },
+  { selector: "node.group.unused", style: { display: "none" } },
+  // Haystack edges are the cheapest cytoscape draws (straight, no arrow): a 2,000-device machine has as many.
+  { selector: "edge", style: { width: 1, "line-color": "#999", "curve-style": "haystack", "haystack-radius": 0 } },
+  { selector: "node.changed", style: { "underlay-color": "#ff1f8f", "underlay-opacity": 0.55, "underlay-padding": 6 } },
+  { selector: "node:selected", style: { "overlay-color": "#000", "overlay-opacity": 0.15, "overlay-padding": 4 } },
+];
+
+export class Graph {
+  readonly cy: cytoscape.Core;
+  /** How long the first layout took (ms). */
+  readonly layoutMs: number;
+  private readonly topo: Map<string, TopoNode>;
+  private readonly instanceColour = new Map<string, string>();
+  private shown: Snapshot | null = null;
+  private readonly pos: Map<string, { x: number; y: number }>;
+
+  constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
+    this.topo = new Map(nodes.map((n) => [n.id, n]));
+    final.iommus.forEach((i, k) => this.instanceColour.set(i.name, INSTANCE_COLOUR[k % INSTANCE_COLOUR.length]!));
+    const groupOf = new Map<string, number>();
+    for (const g of final.groups) for (const d of g.devices) groupOf.set(d, g.id);
+    const t0 = performance.now();
+    this.pos = treePositions(nodes, groupOf);
+    const els: cytoscape.ElementDefinition[] = [];
+    for (const n of nodes) {
+      const colour = n.kind === "iommu" ? this.instanceColour.get(n.label)! : "#888";
+      els.push({ group: "nodes", data: { id: n.id, label: n.label, colour }, position: { ...this.pos.get(n.id)! }, classes: `${n.kind}${n.acs_missing !== null ? " no-acs" : ""}` });
+      if (n.parent !== null) els.push({ group: "edges", data: { id: `edge:${n.id}`, source: n.parent, target: n.id } });
+    }
+    this.cy = cytoscape({
+      container,
+      elements: els,
+      style: STYLE,
+      layout: { name: "preset", fit: true, padding: 30 },
+      maxZoom: 2.5,
+      // Large machines: move and zoom a cached picture, without edges, while the view changes.
+      textureOnViewport: nodes.length > 500,
+      hideEdgesOnViewport: nodes.length > 500,
+      selectionType: "single",
+      boxSelectionEnabled: false,
+    });
+    this.layoutMs = performance.now() - t0;
+    this.cy.on("tap", "node", (e) => {
+      const id = (e.target as cytoscape.NodeSingular).id();
+      if (id.startsWith("group:")) onSelect({ kind: "group", id: id.slice(6) });
+      else if (!id.startsWith("iommu:") && !id.startsWith("bus:")) onSelect({ kind: "device", id });
+    });
+  }
+
+  private groupElement(id: number): cytoscape.ElementDefinition {
+    return { group: "nodes", data: { id: `group:${id}`, label: `group ${id}`, colour: GROUP_FILL[id % GROUP_FILL.length], w: 1, h: 1 }, classes: "group unused" };
+  }
+
+  /** The region around a group's devices: their bounding box and a margin. */
+  private region(g: GroupSnap): { x: number; y: number; w: number; h: number } {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const d of g.devices) {
+      const p = this.pos.get(d);
+      if (p === undefined) continue;
+      x0 = Math.min(x0, p.x - NODE_W / 2);
+      x1 = Math.max(x1, p.x + NODE_W / 2);
+      y0 = Math.min(y0, p.y - NODE_H / 2);
+      y1 = Math.max(y1, p.y + NODE_H / 2);
+    }
+    if (x0 === Infinity) return { x: 0, y: 0, w: 1, h: 1 };
+    const m = 9;
+    return { x: (x0 + x1) / 2, y: (y0 + y1) / 2, w: x1 - x0 + 2 * m, h: y1 - y0 + 2 * m };
+  }
+
+  /** Shows `snap`, marking what changed from `before` (the step before it; null for the first). */
+  show(snap: Snapshot, before: Snapshot | null): void {
+    const cy = this.cy;
+    const prev = this.shown;
+    const prevDevices = new Map((prev?.devices ?? []).map((d) => [d.name, d]));
+    const prevGroups = new Map((prev?.groups ?? []).map((g) => [g.id, g]));
+    const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
+    const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
+    cy.batch(() => {
+      cy.$(".changed").removeClass("changed");
+      const live = new Set<string>();
+      for (const g of snap.groups) {
+        const id = `group:${g.id}`;
+        live.add(id);
+        let node = cy.getElementById(id);
+        if (node.empty()) node = cy.add(this.groupElement(g.id));
+        if (prevGroups.get(g.id) !== g || node.hasClass("unused")) {
+          const r = this.region(g);
+          node.data({ label: groupCanvasLabel(g), w: r.w, h: r.h });
+          node.position({ x: r.x, y: r.y });
+          node.removeClass("unused kernel user none").addClass(g.owner);
+        }
+        if (before !== null && beforeGroups.get(g.id) !== g) node.addClass("changed");
+      }
+      for (const d of snap.devices) {
+        if (prevDevices.get(d.name) !== d) this.drawDevice(d);
+        if (before !== null && beforeDevices.get(d.name) !== d) cy.getElementById(d.name).addClass("changed");
+      }
+      for (const i of snap.iommus) cy.getElementById(`iommu:${i.name}`).toggleClass("unregistered", !i.registered);
+      // Groups of other steps are not drawn.
+      for (const g of prev?.groups ?? []) if (!live.has(`group:${g.id}`)) cy.getElementById(`group:${g.id}`).addClass("unused");
+    });
+    this.shown = snap;
+  }
+
+  private drawDevice(d: DeviceSnap): void {
+    const n = this.cy.getElementById(d.name);
+    const t = this.topo.get(d.name);
+    const lines = [d.name, stateLine(d)];
+    if (d.iommu !== null) lines.push(`→ ${d.iommu}`);
+    if (t?.acs_missing) lines.push("⚠ ACS missing");
+    n.data({ label: lines.join("\n"), colour: d.iommu === null ? "#888" : (this.instanceColour.get(d.iommu) ?? "#888") });
+    n.toggleClass("deferred", d.probe === "deferred");
+    n.toggleClass("failed", d.probe === "failed");
+    n.toggleClass("absent", !d.registered);
+  }
+
+  select(id: string | null): void {
+    this.cy.$(":selected").unselect();
+    if (id === null) return;
+    this.cy.getElementById(id).select();
+  }
+
+  /** A node's classes (kind, states, `changed`), for tests. */
+  classes(id: string): string[] {
+    const n = this.cy.getElementById(id);
+    return n.empty() ? [] : n.classes();
+  }
+
+  /** Where a node is drawn, in the page's coordinates (to click it). */
+  centre(id: string): { x: number; y: number } | null {
+    const n = this.cy.getElementById(id);
+    if (n.empty()) return null;
+    const r = this.cy.container()!.getBoundingClientRect();
+    const p = n.renderedPosition();
+    return { x: r.left + p.x, y: r.top + p.y };
+  }
+
+  /** Drawn counts, for tests and the status line: groups with devices, device nodes. */
+  drawn(): { groups: number; devices: number } {
+    const groups = this.cy.nodes(".group").filter((n) => !n.hasClass("unused")).length;
+    const devices = this.cy.nodes(".endpoint, .bridge, .platform, .host").length;
+    return { groups, devices };
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * `iommu-sim view` pages in a real browser: playwright-core driving
+ * Debian's chromium (/usr/bin/chromium, or $IOMMU_SIM_CHROMIUM; .ci/run
+ * installs it). Each page loads offline from a file with no console error,
+ * draws as many groups and devices as each step's snapshot has, steps as
+ * the snapshots do (buttons, slider keys, arrow keys), shows a clicked
+ * device's group, and marks where two designs part. The times of the
+ * 2,000-device page are printed, never asserted (docs/view.md has them).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lateSmmuMachine } from "../../bench/late-smmu-machine.ts";
+import { main } from "../../src/cli/main.ts";
+import { expandSteps } from "../../src/view-page/delta.ts";
+import type { Snapshot, StepsDoc } from "../../src/view-page/types.ts";
+import { writeFileSync } from "node:fs";
+
+const CHROMIUM = process.env.IOMMU_SIM_CHROMIUM ?? "/usr/bin/chromium";
+/** Where the screenshots go: docs/ with IOMMU_SIM_SCREENSHOTS=docs (to update the README's), else a temporary folder. */
+const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-view-"));
+const SHOTS = process.env.IOMMU_SIM_SCREENSHOTS === "docs" ? new URL("../../docs/", import.meta.url).pathname : tmp;
+
+async function cli(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+/** The page of FILE (and the run's steps, read back from the page's own data). */
+async function makePage(name: string, file: string, ...flags: string[]): Promise<{ path: string; docs: StepsDoc[]; snaps: Snapshot[][] }> {
+  const path = join(tmp, `${name}.html`);
+  const r = await cli("view", file, "--out", path, ...flags);
+  expect(r.code, r.err).toBe(0);
+  const html = readFileSync(path, "utf8");
+  const m = /<script type="application\/json" id="iommu-sim-data">(.*?)<\/script>/s.exec(html)!;
+  const data = JSON.parse(m[1]!) as { runs: { doc: StepsDoc }[] };
+  const docs = data.runs.map((x) => x.doc);
+  return { path, docs, snaps: docs.map((d) => expandSteps(d.steps)) };
+}
+
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`the browser tests need chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium; .ci/run does) or set IOMMU_SIM_CHROMIUM`);
+  }
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"], timeout: 30_000 });
+}, 40_000);
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+interface Opened {
+  page: Page;
+  errors: string[];
+}
+
+async function open(path: string): Promise<Opened> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(20_000);
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  // Offline: any request but the file itself is an error.
+  page.on("request", (r) => {
+    if (!r.url().startsWith("file://")) errors.push(`request: ${r.url()}`);
+  });
+  await page.goto(`file://${path}`);
+  await page.waitForSelector("body[data-ready=true]");
+  return { page, errors };
+}
+
+type Api = {
+  steps: number;
+  current: () => number;
+  drawn: () => { groups: number; devices: number }[];
+  layoutMs: number[];
+  lastStepMs: () => number;
+  go: (i: number) => void;
+  classes: (run: number, id: string) => string[];
+  centre: (run: number, id: string) => { x: number; y: number } | null;
+};
+declare const window: { iommuSim: Api };
+
+const step = (p: Page) => p.evaluate(() => window.iommuSim.current());
+const drawn = (p: Page) => p.evaluate(() => window.iommuSim.drawn());
+/** What the accessible list says: each group's id with its devices, and every device listed. */
+const listed = (p: Page, run = 0) =>
+  p.evaluate((run) => {
+    const section = document.querySelectorAll("section.run")[run]!;
+    const groups = [...section.querySelectorAll("li[data-group]")].map((li) => ({
+      id: Number(li.getAttribute("data-group")),
+      devices: [...li.querySelectorAll("li[data-device]")].map((d) => d.getAttribute("data-device")!),
+    }));
+    return { groups, devices: section.querySelectorAll("li[data-device]").length };
+  }, run);
+
+/** Checks the page at its current step against the snapshot of that step. */
+async function matches(p: Page, snaps: Snapshot[], run = 0): Promise<void> {
+  const at = Math.min(await step(p), snaps.length - 1);
+  const s = snaps[at]!;
+  expect((await drawn(p))[run]).toEqual({ groups: s.groups.length, devices: s.devices.length });
+  const l = await listed(p, run);
+  expect(l.groups).toEqual(s.groups.map((g) => ({ id: g.id, devices: g.devices })));
+  expect(l.devices).toBe(s.devices.length);
+}
+
+describe("iommu-sim view in chromium", () => {
+  it("scenarios/default.yaml: loads with no console error, draws each step's groups and devices as the arrow keys step through it", async () => {
+    const { path, snaps } = await makePage("default", "scenarios/default.yaml");
+    const { page, errors } = await open(path);
+    expect(await step(page)).toBe(0);
+    await matches(page, snaps[0]!);
+    // Every step, by the Right arrow key, is the snapshot of that step.
+    for (let i = 1; i < snaps[0]!.length; i++) {
+      await page.keyboard.press("ArrowRight");
+      expect(await step(page)).toBe(i);
+      await matches(page, snaps[0]!);
+    }
+    await page.keyboard.press("ArrowRight");
+    expect(await step(page)).toBe(snaps[0]!.length - 1);
+    await page.keyboard.press("Home");
+    expect(await step(page)).toBe(0);
+    await page.keyboard.press("End");
+    expect(await step(page)).toBe(snaps[0]!.length - 1);
+    // Clicking a device on the canvas shows its group and domain.
+    const final = snaps[0]![snaps[0]!.length - 1]!;
+    const nvme = final.devices.find((d) => d.name === "0000:03:00.0")!;
+    const at = await page.evaluate(() => window.iommuSim.centre(0, "0000:03:00.0"));
+    await page.mouse.click(at!.x, at!.y);
+    const sel = await page.locator("section.selection").innerText();
+    const g = final.groups.find((x) => x.id === nvme.group)!;
+    expect(sel).toContain(`group ${g.id} · ${g.type} · owner ${g.owner}`);
+    expect(sel).toContain(`#${nvme.domain} ${final.domains.find((d) => d.id === nvme.domain)!.type}`);
+    expect(sel).toContain("nvme");
+    await page.screenshot({ path: join(SHOTS, "view-default.png") });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it("scenarios/arm64-late-smmu.yaml: the step where the SMMU registers turns the deferred devices bound, highlighted", async () => {
+    const { path, docs, snaps } = await makePage("arm64", "scenarios/arm64-late-smmu.yaml");
+    const { page, errors } = await open(path);
+    const reg = docs[0]!.steps.findIndex((s) => s.label === "events[1]");
+    expect(reg).toBeGreaterThan(0);
+    await page.evaluate((i) => window.iommuSim.go(i), reg - 1);
+    await matches(page, snaps[0]!);
+    expect(await page.locator('li[data-device="ufs@1d84000"] .tag.deferred').count()).toBe(1);
+    expect(await page.evaluate(() => window.iommuSim.classes(0, "ufs@1d84000"))).toContain("deferred");
+    // The Next button, by keyboard: Tab to it and press Enter.
+    await page.getByRole("button", { name: "next step (Right arrow)" }).focus();
+    await page.keyboard.press("Enter");
+    expect(await step(page)).toBe(reg);
+    await matches(page, snaps[0]!);
+    for (const dev of ["ufs@1d84000", "0000:01:00.0"]) {
+      const cls = await page.evaluate((d) => window.iommuSim.classes(0, d), dev);
+      expect(cls).toContain("changed");
+      expect(cls).not.toContain("deferred");
+      expect(await page.locator(`li[data-device="${dev}"].changed`).count()).toBe(1);
+      expect(await page.locator(`li[data-device="${dev}"] .tag.deferred`).count()).toBe(0);
+    }
+    expect(await page.locator("section.trace pre").innerText()).toContain("== events[1]: iommu_register smmu0");
+    // A device chosen from the list by keyboard shows its group, as a click on the canvas does.
+    await page.locator('li[data-device="ufs@1d84000"] > button').focus();
+    await page.keyboard.press("Enter");
+    const ufs = snaps[0]![reg]!.devices.find((d) => d.name === "ufs@1d84000")!;
+    expect(await page.locator("section.selection").innerText()).toContain(`group ${ufs.group} ·`);
+    await page.screenshot({ path: join(SHOTS, "view-arm64-late-smmu.png") });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it("a race (probe-race-global-lock): a step per scheduler step, each as its snapshot; the slider's keys step too", async () => {
+    const { path, docs, snaps } = await makePage("race", "scenarios/races/probe-race-global-lock.yaml");
+    expect(docs[0]!.steps.some((s) => s.kind === "step")).toBe(true);
+    const { page, errors } = await open(path);
+    await page.locator("#step-slider").focus();
+    for (let i = 1; i < snaps[0]!.length; i++) {
+      await page.keyboard.press("ArrowRight");
+      expect(await step(page)).toBe(i);
+      await matches(page, snaps[0]!);
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 90_000);
+
+  it("two designs side by side step together and the first divergence is marked where the snapshots first differ", async () => {
+    const file = "scenarios/races/probe-race-none.yaml";
+    const a = "probe_serialisation=none";
+    const b = "probe_serialisation=global-lock";
+    const { path, docs, snaps } = await makePage("two", file, "--a", a, "--b", b);
+    // Where the two runs part, found here from their steps: a label, a trace or a snapshot (less the design's own keys).
+    const strip = (s: Snapshot) => JSON.stringify({ ...s, strategy: null, kernel: null });
+    let part = -1;
+    for (let i = 0; part < 0 && i < Math.max(snaps[0]!.length, snaps[1]!.length); i++) {
+      const [x, y] = [docs[0]!.steps[i], docs[1]!.steps[i]];
+      if (x === undefined || y === undefined || x.label !== y.label || strip(snaps[0]![i]!) !== strip(snaps[1]![i]!) || JSON.stringify(x.trace) !== JSON.stringify(y.trace)) part = i;
+    }
+    expect(part).toBeGreaterThan(0);
+    const { page, errors } = await open(path);
+    expect(await page.locator("section.run").count()).toBe(2);
+    expect(await page.locator("#divergence").getAttribute("data-step")).toBe(String(part));
+    await page.getByRole("button", { name: "go to the first divergence" }).click();
+    expect(await step(page)).toBe(part);
+    expect(await page.locator("#divergence.here").count()).toBe(1);
+    await matches(page, snaps[0]!, 0);
+    await matches(page, snaps[1]!, 1);
+    await page.screenshot({ path: join(SHOTS, "view-two-designs.png") });
+    await page.keyboard.press("ArrowRight");
+    expect(await step(page)).toBe(part + 1);
+    await matches(page, snaps[0]!, 0);
+    await matches(page, snaps[1]!, 1);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it("a machine of 2,000 devices: drawn whole; prints the layout and step times it measured", async () => {
+    const m = lateSmmuMachine(2000);
+    const json = join(tmp, "late-2000.json");
+    writeFileSync(json, JSON.stringify(m.scenario));
+    const t0 = performance.now();
+    const { path, snaps } = await makePage("late-2000", json);
+    const writeMs = performance.now() - t0;
+    const t1 = performance.now();
+    const { page, errors } = await open(path);
+    const loadMs = performance.now() - t1;
+    const layoutMs = await page.evaluate(() => window.iommuSim.layoutMs[0]!);
+    await matches(page, snaps[0]!);
+    const stepMs: number[] = [];
+    const paintedMs: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const t = performance.now();
+      await page.keyboard.press("ArrowRight");
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      paintedMs.push(performance.now() - t);
+      stepMs.push(await page.evaluate(() => window.iommuSim.lastStepMs()));
+    }
+    await matches(page, snaps[0]!);
+    await page.keyboard.press("End");
+    await matches(page, snaps[0]!);
+    const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
+    console.log(
+      `view, ${m.scenario.devices.length} devices: page written in ${writeMs.toFixed(0)} ms (from source, bundling included), loaded in ${loadMs.toFixed(0)} ms, ` +
+        `layout (cytoscape with the layered positions) ${layoutMs.toFixed(0)} ms; steps ${f(stepMs)} ms in the page, ${f(paintedMs)} ms to the second frame after the key`,
+    );
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+});
+
+// The screenshots folder exists before the first test writes to it.
+mkdirSync(SHOTS, { recursive: true });

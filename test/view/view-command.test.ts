@@ -1,0 +1,63 @@
+/**
+ * `iommu-sim view` without a browser: the page is one HTML file with the
+ * runs' steps and the script inside, nothing loaded from elsewhere; bad
+ * flags exit 2.
+ */
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.ts";
+import { viewHtml } from "../../src/cli/view-html.ts";
+
+async function cli(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-viewcmd-"));
+
+describe("iommu-sim view", () => {
+  it("writes one page holding the steps run --steps --json prints and the script, loading nothing else", async () => {
+    const out = join(tmp, "d.html");
+    const r = await cli("view", "scenarios/default.yaml", "--out", out);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/wrote .*d\.html \(\d+ kB, 21 steps\)/);
+    const html = readFileSync(out, "utf8");
+    expect(html).toContain(`content="default-src 'none'; script-src 'unsafe-inline'`);
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=/);
+    const data = JSON.parse(/id="iommu-sim-data">(.*?)<\/script>/s.exec(html)![1]!) as { runs: { doc: { steps: unknown[] } }[]; divergence: unknown };
+    const steps = JSON.parse((await cli("run", "scenarios/default.yaml", "--steps", "--json")).out) as { steps: unknown[] };
+    expect(data.runs[0]!.doc.steps).toEqual(steps.steps);
+    expect(data.divergence).toBeNull();
+    // The bundled library's license travels with every copy of the page.
+    expect(html).toMatch(/Bundles cytoscape \d+\.\d+\.\d+ \(MIT\):\nCopyright \(c\) [\d-]+, The Cytoscape Consortium/);
+    // Exactly the two script elements: the data and the code.
+    expect(html.match(/<script/g)).toHaveLength(2);
+  });
+
+  it("--out - prints the page", async () => {
+    const r = await cli("view", "scenarios/arm64-late-smmu.yaml", "--out", "-");
+    expect(r.code).toBe(0);
+    expect(r.out.startsWith("<!doctype html>")).toBe(true);
+  });
+
+  it("text that would end a script element early is escaped", () => {
+    const html = viewHtml({ title: "</script><b>", runs: [{ design: "x</script>", doc: {} }], divergence: null }, "var s = '</script>';", "0");
+    expect(html.match(/<\/script>/g)).toHaveLength(2);
+    expect(html).toContain("<title>&lt;/script&gt;&lt;b&gt;</title>");
+  });
+
+  it("refuses --a without --b, --a with --kernel, a bad design and a bad schedule (exit 2)", async () => {
+    expect((await cli("view", "scenarios/default.yaml", "--a", "v6.6")).code).toBe(2);
+    expect((await cli("view", "scenarios/default.yaml", "--a", "v6.6", "--b", "current", "--kernel", "v6.6")).code).toBe(2);
+    const bad = await cli("view", "scenarios/default.yaml", "--a", "nope=1", "--b", "current");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("--a:");
+    const sch = await cli("view", "scenarios/races/probe-race-none.yaml", "--schedule", "zz9", "--out", join(tmp, "x.html"));
+    expect(sch.code).toBe(2);
+    expect(sch.err).toContain("--schedule");
+  });
+});
