@@ -19,8 +19,9 @@ import { parseDmar, type Dmar, type DmarScope } from "./acpi-dmar.ts";
 import { parseIvrs, type Ivhd, type Ivrs } from "./acpi-ivrs.ts";
 import { parseIort, type Iort, type IortMapping, type IortNode } from "./acpi-iort.ts";
 import { PciTopology } from "./acpi-pci.ts";
+import { iortNodeMapId } from "./iort-map.ts";
 import { deviceEntry, driversOf, groupsOf } from "./lspci-data.ts";
-import { DRIVER_MANAGED_DMA, type LspciImport } from "./lspci-scenario.ts";
+import { DRIVER_MANAGED_DMA, type LspciPci } from "./lspci-scenario.ts";
 
 export const ACPI_SIGNATURES = ["DMAR", "IVRS", "IORT"] as const;
 /** File names the signature should match when they name one: dmar.dat, DMAR, dmar2.dat, iort.aml, ... */
@@ -262,6 +263,56 @@ function ivrsDevices(bld: Builder, f: Found, pci: PciTopology, own: ReturnType<t
   }
 }
 
+/**
+ * With the dump: a root complex's ID mappings evaluated the kernel's way
+ * for every requester ID of every bus the dump's segment uses (each
+ * function's bus, each bridge's secondary bus: where DMA aliases live),
+ * written as iommu-map runs. An iommu-map lookup of any such RID then
+ * gives the SMMU and StreamID iort_node_map_id gives: single mappings,
+ * the off-by-one overlap and RIDs that reach no SMMU included.
+ */
+// @kernel: iort_pci_iommu_init
+function rcMapFromDump(bld: Builder, f: Found, t: Iort, n: IortNode, smmus: ReadonlyMap<number, string>, hisi: boolean, map: (string | number)[][], notes: string[], pciSids: Map<string, { smmu: number; sid: number }[]>): void {
+  const pci = bld.pci!;
+  const seg = n.segment!;
+  const fns = pci.functions.filter((x) => x.src.segment === seg);
+  const buses = new Set<number>();
+  for (const x of fns) {
+    buses.add(x.src.bus);
+    if (x.src.busLine !== null) buses.add(x.src.busLine.secondary);
+  }
+  const lookup = (rid: number): { smmu: string; sid: number; node: IortNode } | { smmu: null; node: IortNode | null } => {
+    const r = iortNodeMapId(t, n, rid, hisi);
+    if (r.smmu === null) return { smmu: null, node: null };
+    const name = smmus.get(r.smmu.offset);
+    return name === undefined ? { smmu: null, node: r.smmu } : { smmu: name, sid: r.id, node: r.smmu };
+  };
+  let run: [number, string, number, number] | null = null;
+  for (const b of [...buses].sort((x, y) => x - y)) {
+    for (let devfn = 0; devfn < 256; devfn++) {
+      const rid = (b << 8) | devfn;
+      const r = lookup(rid);
+      if (r.smmu !== null && run !== null && run[1] === r.smmu && run[0] + run[3] === rid && run[2] + run[3] === r.sid) {
+        run[3]++;
+        continue;
+      }
+      if (run !== null) map.push(run);
+      run = r.smmu === null ? null : [rid, r.smmu, r.sid, 1];
+    }
+  }
+  if (run !== null) map.push(run);
+  notes.push(`its ID mappings evaluated (iort_node_map_id) for every requester ID of bus${buses.size === 1 ? "" : "es"} ${[...buses].sort((x, y) => x - y).map((b) => hex(b, 2)).join(", ")} of ${pci.file}: ${map.length} iommu-map run${map.length === 1 ? "" : "s"}`);
+  for (const x of fns) {
+    const e = bld.devByName.get(x.name)!;
+    const rid = pci.rid(x);
+    const r = lookup(rid);
+    if (r.smmu !== null) {
+      e.comment.push(`IORT: RID ${hex(rid, 4)} at the root complex (${where(f, n.offset)}) -> ${r.smmu} StreamID ${hex(r.sid)} (iort_node_map_id)`);
+      pciSids.set(x.name, [{ smmu: r.node!.offset, sid: r.sid }]);
+    } else e.comment.push(`IORT: RID ${hex(rid, 4)} at the root complex (${where(f, n.offset)}) reaches ${r.node === null ? "no SMMU" : `the SMMU node at ${hex(r.node.offset)}, not imported`}: no IOMMU (iort_iommu_xlate: ENODEV)`);
+  }
+}
+
 const IORT_SMMU_MODELS: Record<number, string> = { 0: "SMMUv1", 1: "SMMUv2", 2: "CoreLink MMU-400", 3: "CoreLink MMU-500", 4: "CoreLink MMU-401", 5: "Cavium ThunderX SMMUv2" };
 
 function importIort(bld: Builder, f: Found): void {
@@ -287,6 +338,7 @@ function importIort(bld: Builder, f: Found): void {
   const len = (m: IortMapping) => (hisi ? m.idCount : m.idCount + 1);
   const target = (m: IortMapping) => t.nodes.get(m.outputRef)!;
   const ncSids = new Map<string, { smmu: number; sid: number }[]>();
+  const pciSids = new Map<string, { smmu: number; sid: number }[]>();
   for (const n of t.list) {
     if (n.type === "named-component") {
       // @kernel: iort_nc_iommu_map (each single mapping in turn, stopping at the first that reaches no SMMU)
@@ -325,7 +377,9 @@ function importIort(bld: Builder, f: Found): void {
       }
       const map: (string | number)[][] = [];
       const notes: string[] = [];
-      for (const m of n.mappings) {
+      if (bld.pci !== null) {
+        rcMapFromDump(bld, f, t, n, smmus, hisi, map, notes, pciSids);
+      } else for (const m of n.mappings) {
         const to = target(m);
         const smmu = smmus.get(to.offset);
         if (m.single) {
@@ -358,15 +412,22 @@ function importIort(bld: Builder, f: Found): void {
       const smmu = m.outputRef;
       const first = m.outputBase;
       const last = m.outputBase + m.idCount;
-      const hit = [...ncSids].filter(([, s]) => s.some((x) => x.smmu === smmu && x.sid >= first && x.sid <= last)).map(([nm]) => nm);
+      const hit = [...ncSids, ...pciSids].filter(([, s]) => s.some((x) => x.smmu === smmu && x.sid >= first && x.sid <= last)).map(([nm]) => nm);
       for (const nm of hit) {
         const e = bld.devByName.get(nm)!;
         for (const r of n.rmrs!) bld.reserved(e, { start: r.base, length: r.length, type });
-        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}`);
+        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}${pciSids.has(nm) ? " (matched on the StreamID of the function's own requester ID)" : ""}`);
       }
       if (hit.length === 0) {
-        bld.trailer.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.map((r) => `${hex(r.base)}+${hex(r.length)}`).join(", ")} ${type} for StreamIDs ${hex(first)}-${hex(last)} of ${smmus.get(smmu) ?? `node ${hex(smmu)}`}: no device of the scenario has them (PCI functions would, once added)`);
+        bld.trailer.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.map((r) => `${hex(r.base)}+${hex(r.length)}`).join(", ")} ${type} for StreamIDs ${hex(first)}-${hex(last)} of ${smmus.get(smmu) ?? `node ${hex(smmu)}`}: no device of the scenario has them${bld.pci === null ? " (PCI functions would, once added: give the dump with --lspci)" : ""}`);
       }
+    }
+  }
+  if (bld.pci !== null) {
+    // @kernel: iort_iommu_configure_id (a PCI device's root complex is found by segment: iort_scan_node; none is ENODEV)
+    const rcSegs = new Set(t.list.filter((n) => n.type === "root-complex").map((n) => n.segment!));
+    for (const x of bld.pci.functions) {
+      if (!rcSegs.has(x.src.segment)) bld.devByName.get(x.name)!.comment.push(`IORT: no root-complex node for PCI segment ${x.src.segment}: no IOMMU (iort_scan_node finds none)`);
     }
   }
   const other = t.list.filter((n) => n.type === "its-group" || n.type === "pmcg");
@@ -378,14 +439,9 @@ function importIort(bld: Builder, f: Found): void {
  * file) as a scenario; with `lspci`, an import of the same machine's lspci
  * dump, whose functions become the devices.
  */
-export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci?: LspciImport): FwImport {
+export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci?: LspciPci): FwImport {
   const { found, skipped } = findTables(path, files);
-  const sigs0 = found.map((f) => f.table.signature);
-  const x86tables = sigs0.includes("DMAR") || sigs0.includes("IVRS");
-  const pre: string[] = [];
-  if (lspci !== undefined && !x86tables) pre.push(`--lspci ${lspci.file}: the PCI functions are merged with DMAR and IVRS tables only (an IORT machine's root complexes map requester IDs with iommu-map); ignored`);
-  const bld = new Builder(lspci !== undefined && x86tables ? new PciTopology(lspci) : null);
-  bld.warnings.push(...pre);
+  const bld = new Builder(lspci !== undefined ? new PciTopology(lspci) : null);
   for (const f of found) {
     if (f.table.signature === "DMAR") importDmar(bld, f);
     else if (f.table.signature === "IVRS") importIvrs(bld, f);
@@ -401,7 +457,7 @@ export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci
   if (sigs.includes("IORT")) header.push("IORT links are written as their device-tree equivalents (iommus, iommu-map), which give the same fwspecs; the model has no IORT path.");
   const pci = bld.pci;
   if (pci !== null) {
-    header[1] = `The PCI functions are ${pci.file}'s (lspci), in the kernel's enumeration order; each is served by the DRHD or IVHD whose scope covers it. Comments give each structure's byte offset and each function's line.`;
+    header[1] = `The PCI functions are ${pci.file}'s (lspci), in the kernel's enumeration order; each is served by ${x86 ? "the DRHD or IVHD whose scope covers it" : "the SMMU its root complex's ID mappings lead its requester ID to"}. Comments give each structure's byte offset and each function's line.`;
     header[0] = header[0]!.replace(/\.$/, `; ${pci.functions.length} PCI functions from ${pci.file}.`);
   }
   const drivers: FwEntry[] =
