@@ -187,6 +187,22 @@ function ivrsOwners(pci: PciTopology, used: readonly Ivhd[]): { owner: Map<strin
   return { owner, alias };
 }
 
+const PAGE = 4096;
+const pageAlign = (x: number) => Math.ceil(x / PAGE) * PAGE;
+
+/** A segment's highest requester ID the used IVHDs name: ALL is 0xffff; selects, range ends and alias entries count; none is 0. */
+// @kernel: find_last_devid_acpi
+function lastBdf(used: readonly Ivhd[], segment: number): number {
+  let last = 0;
+  for (const h of used) {
+    if (h.segment !== segment) continue;
+    if (h.all) return 0xffff;
+    for (const r of h.ranges) last = Math.max(last, r.last);
+    for (const a of h.aliases) last = Math.max(last, a.last);
+  }
+  return last;
+}
+
 function importIvrs(bld: Builder, f: Found): void {
   const r: Ivrs = parseIvrs(f.table);
   const used = r.ivhds.filter((h) => h.type === r.targetType);
@@ -223,9 +239,15 @@ function importIvrs(bld: Builder, f: Found): void {
   if (ignored.length > 0) bld.trailer.push(`IVHD blocks of type${ignored.length === 1 ? "" : "s"} ${[...new Set(ignored.map((h) => hex(h.type, 2)))].join(", ")} at ${ignored.map((h) => where(f, h.offset)).join(", ")}: the kernel uses type ${hex(r.targetType ?? 0, 2)} (get_highest_supported_ivhd_type)`);
   for (const m of r.ivmds) {
     const kind = (m.flags & 8) !== 0 ? "exclusion range (reserved)" : (m.flags & 1) !== 0 ? "unity map (direct)" : "no unity or exclusion flag";
-    const who = m.first === 0 && m.last === 0xffff ? "every device" : `${hex(m.first, 4)}-${hex(m.last, 4)}`;
+    // @kernel: init_unity_map_range (type 20h covers the segment's requester IDs up to its last_bdf; start and length page-aligned up)
+    const first = m.type === 0x20 ? 0 : m.first;
+    const last = m.type === 0x20 ? lastBdf(used, m.segment) : m.last;
+    const start = pageAlign(m.start);
+    const length = pageAlign(m.length);
+    const aligned = start !== m.start || length !== m.length ? ` (PAGE_ALIGN: ${hex(start)}+${hex(length)})` : "";
+    const who = `${m.type === 0x20 ? `every device of segment ${m.segment} (up to its last_bdf ${hex(last, 4)})` : `${ridName(m.segment, first)}${first === last ? "" : `-${ridName(m.segment, last)}`}`}`;
     if (pci === null) {
-      bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${who}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
+      bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}${aligned}, ${kind}, for ${who}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
       continue;
     }
     // @kernel: init_memory_definitions (unity maps and exclusion ranges alike: init_unity_map_range treats an exclusion range as a r/w unity map)
@@ -233,14 +255,14 @@ function importIvrs(bld: Builder, f: Found): void {
       bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): neither a unity map nor an exclusion range: the kernel skips it`);
       continue;
     }
-    // The IVMD's own segment field is not read: segment 0's functions.
-    const hit = pci.functions.filter((x) => x.src.segment === 0 && pci.rid(x) >= m.first && pci.rid(x) <= m.last);
+    // The block's own segment: the unity map joins that segment's list (get_pci_segment), which only its devices read.
+    const hit = pci.functions.filter((x) => x.src.segment === m.segment && pci.rid(x) >= first && pci.rid(x) <= last);
     for (const x of hit) {
       const e = bld.devByName.get(x.name)!;
-      bld.reserved(e, { start: m.start, length: m.length, type: "direct" });
-      e.comment.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${(m.flags & 8) !== 0 ? "an exclusion range, which init_unity_map_range unity-maps read/write" : "a unity map"}: a direct region (amd_iommu_get_resv_regions)`);
+      bld.reserved(e, { start, length, type: "direct" });
+      e.comment.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}), segment ${m.segment}: ${hex(m.start)}+${hex(m.length)}${aligned}, ${(m.flags & 8) !== 0 ? "an exclusion range, which init_unity_map_range unity-maps read/write" : "a unity map"}: a direct region (amd_iommu_get_resv_regions)`);
     }
-    if (hit.length === 0) bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${who}: no function of ${pci.file} has those requester IDs`);
+    if (hit.length === 0) bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}${aligned}, ${kind}, for ${who}: no function of ${pci.file} has those requester IDs`);
   }
 }
 
