@@ -208,6 +208,27 @@ describe("import acpi --lspci: IVMD segment and alignment (init_unity_map_range)
     expect(regions(s, "0000:01:00.0")![0]).toEqual({ start: 0x3b001000, length: 0x2000, type: "direct" });
   });
 
+  it("the IOMMU's own PCI function is grouped like any other when an IVHD entry names it: the kernel skips it nowhere (iommu_init_pci only stops drivers binding to it)", async () => {
+    // The type-11h block's first entry (select 0x0000) now selects 00:00.2, the IOMMU's own function (class 0806).
+    const d = patchedIvrs("self", () => {});
+    const b = Uint8Array.from(readFileSync(join(d, "ivrs.dat")));
+    const v = new DataView(b.buffer);
+    let o = 48;
+    while (b[o] !== 0x11) o += v.getUint16(o + 2, true);
+    expect([b[o + 40], v.getUint16(o + 41, true)]).toEqual([0x02, 0x0000]);
+    v.setUint16(o + 41, 0x0002, true);
+    let sum = 0;
+    for (let i = 0; i < b.length; i++) if (i !== 9) sum = (sum + b[i]!) & 0xff;
+    b[9] = (0x100 - sum) & 0xff;
+    writeFileSync(join(d, "ivrs.dat"), b);
+    const { run } = await merged(d, AMD);
+    const on = iommuOf(run);
+    expect([on["0000:00:00.2"], on["0000:00:00.0"]]).toEqual(["ivhd0", null]);
+    const self = run.snapshot.devices.find((x) => x.name === "0000:00:00.2")!;
+    expect(self.group).not.toBeNull();
+    expect(self.driver).toBeNull();
+  });
+
   it("an all-devices block covers the segment's requester IDs up to its last_bdf (the highest an IVHD entry names), not 0xffff", async () => {
     // IOMMU B's range now ends at 0x40ff: 41:00.0 (0x4100) lies past the segment's last_bdf.
     const d = patchedIvrs("lastbdf", () => {});
