@@ -12,14 +12,14 @@ import { fwScenarioYaml, type FwImport } from "../sim/import/fw-scenario.ts";
 import { parseFdt } from "../sim/import/fdt-parse.ts";
 import { importDtb } from "../sim/import/dt-scenario.ts";
 import { importAcpiTables, type AcpiFile } from "../sim/import/acpi-scenario.ts";
-import type { LspciImport } from "../sim/import/lspci-scenario.ts";
+import type { LspciPci } from "../sim/import/lspci-scenario.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
 import type { Io } from "./io.ts";
 
 export const FIRMWARE_KINDS = ["dtb", "acpi"] as const;
 
 /** Reads and imports; the problem line when the input is not what the kind takes. */
-export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], file: string, lspci?: LspciImport): Promise<FwImport | string> {
+export async function importFirmwareFile(kind: (typeof FIRMWARE_KINDS)[number], file: string, lspci?: LspciPci): Promise<FwImport | string> {
   try {
     if (kind === "dtb") {
       let bytes: Uint8Array;
@@ -55,7 +55,7 @@ export async function readAcpiDir(path: string): Promise<AcpiFile[] | string> {
 }
 
 /** `lspci`: for acpi, an import of the same machine's lspci dump (`--lspci`). */
-export async function firmwareImportCommand(kind: (typeof FIRMWARE_KINDS)[number], file: string, io: Io, lspci?: LspciImport): Promise<number> {
+export async function firmwareImportCommand(kind: (typeof FIRMWARE_KINDS)[number], file: string, io: Io, lspci?: LspciPci): Promise<number> {
   if (file === "-") {
     io.err(`import ${kind}: reads ${kind === "dtb" ? "a file" : "a directory"}, not stdin`);
     return EXIT_INVALID;

@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { LspciError, parseLspci } from "../sim/import/lspci-parse.ts";
-import { importLspci, type ImportIommu, type LspciImport } from "../sim/import/lspci-scenario.ts";
+import { importLspci, importLspciPci, type ImportIommu, type LspciImport, type LspciPci } from "../sim/import/lspci-scenario.ts";
 import { lspciScenarioYaml } from "../sim/import/lspci-yaml.ts";
 import { STDIN_NAME } from "../sim/scenario/load.ts";
 import { EXIT_INVALID, EXIT_OK } from "./exit.ts";
@@ -48,13 +48,23 @@ export function importDump(text: string, name: string, iommu: ImportIommu | unde
   }
 }
 
+/** The same for `import acpi --lspci`: the dump's functions, no IOMMU chosen. */
+function importDumpPci(text: string, name: string): LspciPci | string {
+  try {
+    return importLspciPci(parseLspci(text, name));
+  } catch (e) {
+    if (e instanceof LspciError) return e.message;
+    throw e;
+  }
+}
+
 export async function importCommand(kind: string, file: string, o: { iommu?: string; lspci?: string }, io: Io): Promise<number> {
   if (!(IMPORT_KINDS as readonly string[]).includes(kind)) {
     io.err(`import: '${kind.slice(0, 40)}' is not a kind this iommu-sim imports (${IMPORT_KINDS.join(", ")})`);
     return EXIT_INVALID;
   }
   if (o.lspci !== undefined && kind !== "acpi") {
-    io.err(`import ${kind}: --lspci goes with import acpi (it merges a dump's PCI functions with the DMAR or IVRS tables)`);
+    io.err(`import ${kind}: --lspci goes with import acpi (it merges a dump's PCI functions with the DMAR, IVRS or IORT tables)`);
     return EXIT_INVALID;
   }
   if (kind === "acpi" && o.lspci !== undefined) {
@@ -67,7 +77,8 @@ export async function importCommand(kind: string, file: string, o: { iommu?: str
       io.err(`--lspci: ${dump}`);
       return EXIT_INVALID;
     }
-    const imp = importDump(dump.text, dump.name, undefined);
+    // The tables name the IOMMUs: the dump gives the functions only (no --iommu choice to make).
+    const imp = importDumpPci(dump.text, dump.name);
     if (typeof imp === "string") {
       io.err(`--lspci: ${imp}`);
       return EXIT_INVALID;

@@ -137,7 +137,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument("<kind>", "lspci, dtb or acpi")
     .argument("<file>", "the dump (lspci: or - for stdin), the DTB, or the directory of ACPI tables (or one table file)")
     .option("--iommu <which>", "intel or amd: the IOMMU, instead of the one the host bridge's vendor implies")
-    .option("--lspci <dump>", "import acpi: an lspci -vv dump of the same machine; its PCI functions become the devices, each served by the DRHD or IVHD that covers it")
+    .option("--lspci <dump>", "import acpi: an lspci -vv dump of the same machine; its PCI functions become the devices, each served by the DRHD or IVHD that covers it, or the SMMU its IORT root complex maps it to")
     .action(async (kind: string, file: string, o: { iommu?: string; lspci?: string }) => {
       code = await (await import("./import-command.ts")).importCommand(kind, file, o, io);
     });

@@ -6,7 +6,9 @@
  * block winning), IVRS aliases on the same bus become PCI DMA aliases
  * (setup_aliases), IVMD unity maps and exclusion ranges direct regions.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readAcpiDir } from "../../src/cli/firmware-import.ts";
 import { PciTopology } from "../../src/sim/import/acpi-pci.ts";
@@ -16,6 +18,7 @@ import { parseLspci } from "../../src/sim/import/lspci-parse.ts";
 import { importLspci } from "../../src/sim/import/lspci-scenario.ts";
 import { parseScenario, validateScenario } from "../../src/sim/scenario/load.ts";
 import { runScenario } from "../../src/sim/runner.ts";
+import type { Scenario } from "../../src/sim/scenario/schema.ts";
 import { acpiDir, cli, removeCompiled } from "../cli/fw-fixtures.ts";
 
 const Z270 = "test/fixtures/lspci/intel-z270-gtx1070.vvnn.txt";
@@ -158,5 +161,93 @@ describe("import acpi --lspci: the command line", () => {
     const bad = await cli(["import", "acpi", amd, "--lspci", "test/fixtures/acpi/amd-server/ivrs.asl"]);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/^--lspci: test\/fixtures\/acpi\/amd-server\/ivrs\.asl:1: /);
+  });
+});
+
+describe("import acpi --lspci: IVMD segment and alignment (init_unity_map_range)", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "iommu-sim-ivmd-"));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  /** The fixture's IVRS with each IVMD block passed to `patch` (its type and byte offset), checksum fixed, in a directory of its own. */
+  function patchedIvrs(name: string, patch: (v: DataView, type: number, at: number) => void): string {
+    const b = Uint8Array.from(readFileSync(join(amd, "ivrs.aml")));
+    const v = new DataView(b.buffer);
+    for (let o = 48; o < b.length; o += v.getUint16(o + 2, true)) {
+      const type = b[o]!;
+      if (type >= 0x20 && type <= 0x22) patch(v, type, o);
+    }
+    let sum = 0;
+    for (let i = 0; i < b.length; i++) if (i !== 9) sum = (sum + b[i]!) & 0xff;
+    b[9] = (0x100 - sum) & 0xff;
+    const d = join(scratch, name);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, "ivrs.dat"), b);
+    return d;
+  }
+  const regions = (s: Scenario, n: string) => s.devices.find((d) => d.name === n)!["reserved-regions"];
+
+  it("the block's PCI segment is read: a unity map for segment 1 does not reach segment 0's 01:00.0, and says why", async () => {
+    const { s, imp } = await merged(patchedIvrs("seg1-unity", (v, type, at) => type === 0x21 && v.setUint16(at + 8, 1, true)), AMD);
+    expect(regions(s, "0000:01:00.0")).toEqual([{ start: 0xfd000000, length: 0x1000000, type: "direct" }]);
+    expect(imp.trailer.some((t) => t.includes("IVMD type 0x21") && t.includes("0001:01:00.0") && t.includes("no function of"))).toBe(true);
+    // The all-devices block on segment 1 reaches none of segment 0's functions either.
+    const all1 = await merged(patchedIvrs("seg1-all", (v, type, at) => type === 0x20 && v.setUint16(at + 8, 1, true)), AMD);
+    expect(regions(all1.s, "0000:41:00.0")).toBeUndefined();
+    expect(regions(all1.s, "0000:01:00.0")).toEqual([{ start: 0x3b000000, length: 0x100000, type: "direct" }]);
+  });
+
+  it("start and length are page-aligned up, as init_unity_map_range aligns them", async () => {
+    const { s } = await merged(
+      patchedIvrs("align", (v, type, at) => {
+        if (type !== 0x21) return;
+        v.setUint32(at + 16, 0x3b000010, true);
+        v.setUint32(at + 24, 0x1001, true);
+      }),
+      AMD,
+    );
+    expect(regions(s, "0000:01:00.0")![0]).toEqual({ start: 0x3b001000, length: 0x2000, type: "direct" });
+  });
+
+  it("the IOMMU's own PCI function is grouped like any other when an IVHD entry names it: the kernel skips it nowhere (iommu_init_pci only stops drivers binding to it)", async () => {
+    // The type-11h block's first entry (select 0x0000) now selects 00:00.2, the IOMMU's own function (class 0806).
+    const d = patchedIvrs("self", () => {});
+    const b = Uint8Array.from(readFileSync(join(d, "ivrs.dat")));
+    const v = new DataView(b.buffer);
+    let o = 48;
+    while (b[o] !== 0x11) o += v.getUint16(o + 2, true);
+    expect([b[o + 40], v.getUint16(o + 41, true)]).toEqual([0x02, 0x0000]);
+    v.setUint16(o + 41, 0x0002, true);
+    let sum = 0;
+    for (let i = 0; i < b.length; i++) if (i !== 9) sum = (sum + b[i]!) & 0xff;
+    b[9] = (0x100 - sum) & 0xff;
+    writeFileSync(join(d, "ivrs.dat"), b);
+    const { run } = await merged(d, AMD);
+    const on = iommuOf(run);
+    expect([on["0000:00:00.2"], on["0000:00:00.0"]]).toEqual(["ivhd0", null]);
+    const self = run.snapshot.devices.find((x) => x.name === "0000:00:00.2")!;
+    expect(self.group).not.toBeNull();
+    expect(self.driver).toBeNull();
+  });
+
+  it("an all-devices block covers the segment's requester IDs up to its last_bdf (the highest an IVHD entry names), not 0xffff", async () => {
+    // IOMMU B's range now ends at 0x40ff: 41:00.0 (0x4100) lies past the segment's last_bdf.
+    const d = patchedIvrs("lastbdf", () => {});
+    const b = Uint8Array.from(readFileSync(join(d, "ivrs.dat")));
+    const v = new DataView(b.buffer);
+    let patched = 0;
+    for (let o = 48; o + 4 <= b.length; o++) {
+      if (b[o] === 0x04 && v.getUint16(o + 1, true) === 0x7fff) {
+        v.setUint16(o + 1, 0x40ff, true);
+        patched++;
+      }
+    }
+    expect(patched).toBe(1);
+    let sum = 0;
+    for (let i = 0; i < b.length; i++) if (i !== 9) sum = (sum + b[i]!) & 0xff;
+    b[9] = (0x100 - sum) & 0xff;
+    writeFileSync(join(d, "ivrs.dat"), b);
+    const { s } = await merged(d, AMD);
+    expect(regions(s, "0000:41:00.0")).toBeUndefined();
+    expect(regions(s, "0000:40:00.0")).toEqual([{ start: 0xfd000000, length: 0x1000000, type: "direct" }]);
   });
 });

@@ -149,3 +149,11 @@ describe("real dumps: known differences, asserted", () => {
     }
   });
 });
+
+describe("the README's VFIO example is a real dump", () => {
+  it("examples/b350-rx580.lspci.txt is the B350 fixture, byte for byte, so the groups README shows are the kernel's", () => {
+    expect(readFileSync("examples/b350-rx580.lspci.txt", "utf8")).toBe(readFileSync(DIR + "asus-b350-zen1-rx580.kvv.txt", "utf8"));
+    expect(MATCHING).toContain("asus-b350-zen1-rx580.kvv.txt");
+    expect(readFileSync("README.md", "utf8")).toContain("$ iommu-sim groups examples/b350-rx580.lspci.txt");
+  });
+});

@@ -40,6 +40,9 @@ export interface Ivmd {
   type: number;
   /** Unity map (bit 0), read (1), write (2), exclusion range (3). */
   flags: number;
+  /** The block's PCI segment (bytes 8-9, the kernel's ivmd_header.pci_seg). */
+  segment: number;
+  /** Requester IDs; for type 20h (all) 0-0xffff here, cut to the segment's last_bdf by the importer. */
   first: number;
   last: number;
   start: number;
@@ -165,7 +168,7 @@ export function parseIvrs(t: AcpiTable): Ivrs {
       const first = type === 0x20 ? 0 : devid;
       const last = type === 0x20 ? 0xffff : type === 0x21 ? devid : aux;
       if (last < first) b.fail(o + 6, `impossible IVMD range: it ends at ${hex(last, 4)}, before its start ${hex(first, 4)}`);
-      r.ivmds.push({ offset: o, type, flags: b.u8(o + 1, "IVMD flags"), first, last, start: safeNumber(b, b.u64le(o + 16, "IVMD start"), o + 16, "IVMD start"), length: safeNumber(b, b.u64le(o + 24, "IVMD length"), o + 24, "IVMD length") });
+      r.ivmds.push({ offset: o, type, flags: b.u8(o + 1, "IVMD flags"), segment: b.u16le(o + 8, "IVMD PCI segment"), first, last, start: safeNumber(b, b.u64le(o + 16, "IVMD start"), o + 16, "IVMD start"), length: safeNumber(b, b.u64le(o + 24, "IVMD length"), o + 24, "IVMD length") });
     }
     if (type > IVHD_TYPE_MAX) scanning = false;
     o += len;

@@ -5,14 +5,14 @@
  * followed through the bridges' secondary buses to the function it names,
  * and an IVRS requester ID is matched to the function at that bus:devfn.
  */
-import type { ImportedFunction, LspciImport } from "./lspci-scenario.ts";
+import type { ImportedFunction, LspciPci } from "./lspci-scenario.ts";
 
 const key = (seg: number, bus: number, dev: number, fn: number) => `${seg}:${bus}:${dev}:${fn}`;
 
 export class PciTopology {
   private readonly at = new Map<string, ImportedFunction>();
 
-  constructor(readonly imp: LspciImport) {
+  constructor(readonly imp: LspciPci) {
     for (const x of imp.functions) this.at.set(key(x.src.segment, x.src.bus, x.src.dev, x.src.fn), x);
   }
 

@@ -19,8 +19,9 @@ import { parseDmar, type Dmar, type DmarScope } from "./acpi-dmar.ts";
 import { parseIvrs, type Ivhd, type Ivrs } from "./acpi-ivrs.ts";
 import { parseIort, type Iort, type IortMapping, type IortNode } from "./acpi-iort.ts";
 import { PciTopology } from "./acpi-pci.ts";
+import { iortNodeMapId } from "./iort-map.ts";
 import { deviceEntry, driversOf, groupsOf } from "./lspci-data.ts";
-import { DRIVER_MANAGED_DMA, type LspciImport } from "./lspci-scenario.ts";
+import { DRIVER_MANAGED_DMA, type LspciPci } from "./lspci-scenario.ts";
 
 export const ACPI_SIGNATURES = ["DMAR", "IVRS", "IORT"] as const;
 /** File names the signature should match when they name one: dmar.dat, DMAR, dmar2.dat, iort.aml, ... */
@@ -186,6 +187,22 @@ function ivrsOwners(pci: PciTopology, used: readonly Ivhd[]): { owner: Map<strin
   return { owner, alias };
 }
 
+const PAGE = 4096;
+const pageAlign = (x: number) => Math.ceil(x / PAGE) * PAGE;
+
+/** A segment's highest requester ID the used IVHDs name: ALL is 0xffff; selects, range ends and alias entries count; none is 0. */
+// @kernel: find_last_devid_acpi
+function lastBdf(used: readonly Ivhd[], segment: number): number {
+  let last = 0;
+  for (const h of used) {
+    if (h.segment !== segment) continue;
+    if (h.all) return 0xffff;
+    for (const r of h.ranges) last = Math.max(last, r.last);
+    for (const a of h.aliases) last = Math.max(last, a.last);
+  }
+  return last;
+}
+
 function importIvrs(bld: Builder, f: Found): void {
   const r: Ivrs = parseIvrs(f.table);
   const used = r.ivhds.filter((h) => h.type === r.targetType);
@@ -222,9 +239,15 @@ function importIvrs(bld: Builder, f: Found): void {
   if (ignored.length > 0) bld.trailer.push(`IVHD blocks of type${ignored.length === 1 ? "" : "s"} ${[...new Set(ignored.map((h) => hex(h.type, 2)))].join(", ")} at ${ignored.map((h) => where(f, h.offset)).join(", ")}: the kernel uses type ${hex(r.targetType ?? 0, 2)} (get_highest_supported_ivhd_type)`);
   for (const m of r.ivmds) {
     const kind = (m.flags & 8) !== 0 ? "exclusion range (reserved)" : (m.flags & 1) !== 0 ? "unity map (direct)" : "no unity or exclusion flag";
-    const who = m.first === 0 && m.last === 0xffff ? "every device" : `${hex(m.first, 4)}-${hex(m.last, 4)}`;
+    // @kernel: init_unity_map_range (type 20h covers the segment's requester IDs up to its last_bdf; start and length page-aligned up)
+    const first = m.type === 0x20 ? 0 : m.first;
+    const last = m.type === 0x20 ? lastBdf(used, m.segment) : m.last;
+    const start = pageAlign(m.start);
+    const length = pageAlign(m.length);
+    const aligned = start !== m.start || length !== m.length ? ` (PAGE_ALIGN: ${hex(start)}+${hex(length)})` : "";
+    const who = `${m.type === 0x20 ? `every device of segment ${m.segment} (up to its last_bdf ${hex(last, 4)})` : `${ridName(m.segment, first)}${first === last ? "" : `-${ridName(m.segment, last)}`}`}`;
     if (pci === null) {
-      bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${who}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
+      bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}${aligned}, ${kind}, for ${who}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
       continue;
     }
     // @kernel: init_memory_definitions (unity maps and exclusion ranges alike: init_unity_map_range treats an exclusion range as a r/w unity map)
@@ -232,14 +255,14 @@ function importIvrs(bld: Builder, f: Found): void {
       bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): neither a unity map nor an exclusion range: the kernel skips it`);
       continue;
     }
-    // The IVMD's own segment field is not read: segment 0's functions.
-    const hit = pci.functions.filter((x) => x.src.segment === 0 && pci.rid(x) >= m.first && pci.rid(x) <= m.last);
+    // The block's own segment: the unity map joins that segment's list (get_pci_segment), which only its devices read.
+    const hit = pci.functions.filter((x) => x.src.segment === m.segment && pci.rid(x) >= first && pci.rid(x) <= last);
     for (const x of hit) {
       const e = bld.devByName.get(x.name)!;
-      bld.reserved(e, { start: m.start, length: m.length, type: "direct" });
-      e.comment.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${(m.flags & 8) !== 0 ? "an exclusion range, which init_unity_map_range unity-maps read/write" : "a unity map"}: a direct region (amd_iommu_get_resv_regions)`);
+      bld.reserved(e, { start, length, type: "direct" });
+      e.comment.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}), segment ${m.segment}: ${hex(m.start)}+${hex(m.length)}${aligned}, ${(m.flags & 8) !== 0 ? "an exclusion range, which init_unity_map_range unity-maps read/write" : "a unity map"}: a direct region (amd_iommu_get_resv_regions)`);
     }
-    if (hit.length === 0) bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}, ${kind}, for ${who}: no function of ${pci.file} has those requester IDs`);
+    if (hit.length === 0) bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}${aligned}, ${kind}, for ${who}: no function of ${pci.file} has those requester IDs`);
   }
 }
 
@@ -259,6 +282,56 @@ function ivrsDevices(bld: Builder, f: Found, pci: PciTopology, own: ReturnType<t
       if (!list.includes(devfn)) list.push(devfn);
       e.comment.push(`IVRS alias -> ${to} (byte ${a.offset}): same bus, a PCI DMA alias (setup_aliases)`);
     } else e.comment.push(`IVRS alias -> ${to} (byte ${a.offset}): another bus, not a PCI DMA alias (setup_aliases adds same-bus ones only); grouping is unchanged`);
+  }
+}
+
+/**
+ * With the dump: a root complex's ID mappings evaluated the kernel's way
+ * for every requester ID of every bus the dump's segment uses (each
+ * function's bus, each bridge's secondary bus: where DMA aliases live),
+ * written as iommu-map runs. An iommu-map lookup of any such RID then
+ * gives the SMMU and StreamID iort_node_map_id gives: single mappings,
+ * the off-by-one overlap and RIDs that reach no SMMU included.
+ */
+// @kernel: iort_pci_iommu_init
+function rcMapFromDump(bld: Builder, f: Found, t: Iort, n: IortNode, smmus: ReadonlyMap<number, string>, hisi: boolean, map: (string | number)[][], notes: string[], pciSids: Map<string, { smmu: number; sid: number }[]>): void {
+  const pci = bld.pci!;
+  const seg = n.segment!;
+  const fns = pci.functions.filter((x) => x.src.segment === seg);
+  const buses = new Set<number>();
+  for (const x of fns) {
+    buses.add(x.src.bus);
+    if (x.src.busLine !== null) buses.add(x.src.busLine.secondary);
+  }
+  const lookup = (rid: number): { smmu: string; sid: number; node: IortNode } | { smmu: null; node: IortNode | null } => {
+    const r = iortNodeMapId(t, n, rid, hisi);
+    if (r.smmu === null) return { smmu: null, node: null };
+    const name = smmus.get(r.smmu.offset);
+    return name === undefined ? { smmu: null, node: r.smmu } : { smmu: name, sid: r.id, node: r.smmu };
+  };
+  let run: [number, string, number, number] | null = null;
+  for (const b of [...buses].sort((x, y) => x - y)) {
+    for (let devfn = 0; devfn < 256; devfn++) {
+      const rid = (b << 8) | devfn;
+      const r = lookup(rid);
+      if (r.smmu !== null && run !== null && run[1] === r.smmu && run[0] + run[3] === rid && run[2] + run[3] === r.sid) {
+        run[3]++;
+        continue;
+      }
+      if (run !== null) map.push(run);
+      run = r.smmu === null ? null : [rid, r.smmu, r.sid, 1];
+    }
+  }
+  if (run !== null) map.push(run);
+  notes.push(`its ID mappings evaluated (iort_node_map_id) for every requester ID of bus${buses.size === 1 ? "" : "es"} ${[...buses].sort((x, y) => x - y).map((b) => hex(b, 2)).join(", ")} of ${pci.file}: ${map.length} iommu-map run${map.length === 1 ? "" : "s"}`);
+  for (const x of fns) {
+    const e = bld.devByName.get(x.name)!;
+    const rid = pci.rid(x);
+    const r = lookup(rid);
+    if (r.smmu !== null) {
+      e.comment.push(`IORT: RID ${hex(rid, 4)} at the root complex (${where(f, n.offset)}) -> ${r.smmu} StreamID ${hex(r.sid)} (iort_node_map_id)`);
+      pciSids.set(x.name, [{ smmu: r.node!.offset, sid: r.sid }]);
+    } else e.comment.push(`IORT: RID ${hex(rid, 4)} at the root complex (${where(f, n.offset)}) reaches ${r.node === null ? "no SMMU" : `the SMMU node at ${hex(r.node.offset)}, not imported`}: no IOMMU (iort_iommu_xlate: ENODEV)`);
   }
 }
 
@@ -287,6 +360,7 @@ function importIort(bld: Builder, f: Found): void {
   const len = (m: IortMapping) => (hisi ? m.idCount : m.idCount + 1);
   const target = (m: IortMapping) => t.nodes.get(m.outputRef)!;
   const ncSids = new Map<string, { smmu: number; sid: number }[]>();
+  const pciSids = new Map<string, { smmu: number; sid: number }[]>();
   for (const n of t.list) {
     if (n.type === "named-component") {
       // @kernel: iort_nc_iommu_map (each single mapping in turn, stopping at the first that reaches no SMMU)
@@ -325,7 +399,9 @@ function importIort(bld: Builder, f: Found): void {
       }
       const map: (string | number)[][] = [];
       const notes: string[] = [];
-      for (const m of n.mappings) {
+      if (bld.pci !== null) {
+        rcMapFromDump(bld, f, t, n, smmus, hisi, map, notes, pciSids);
+      } else for (const m of n.mappings) {
         const to = target(m);
         const smmu = smmus.get(to.offset);
         if (m.single) {
@@ -358,15 +434,22 @@ function importIort(bld: Builder, f: Found): void {
       const smmu = m.outputRef;
       const first = m.outputBase;
       const last = m.outputBase + m.idCount;
-      const hit = [...ncSids].filter(([, s]) => s.some((x) => x.smmu === smmu && x.sid >= first && x.sid <= last)).map(([nm]) => nm);
+      const hit = [...ncSids, ...pciSids].filter(([, s]) => s.some((x) => x.smmu === smmu && x.sid >= first && x.sid <= last)).map(([nm]) => nm);
       for (const nm of hit) {
         const e = bld.devByName.get(nm)!;
         for (const r of n.rmrs!) bld.reserved(e, { start: r.base, length: r.length, type });
-        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}`);
+        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}${pciSids.has(nm) ? " (matched on the StreamID of the function's own requester ID)" : ""}`);
       }
       if (hit.length === 0) {
-        bld.trailer.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.map((r) => `${hex(r.base)}+${hex(r.length)}`).join(", ")} ${type} for StreamIDs ${hex(first)}-${hex(last)} of ${smmus.get(smmu) ?? `node ${hex(smmu)}`}: no device of the scenario has them (PCI functions would, once added)`);
+        bld.trailer.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.map((r) => `${hex(r.base)}+${hex(r.length)}`).join(", ")} ${type} for StreamIDs ${hex(first)}-${hex(last)} of ${smmus.get(smmu) ?? `node ${hex(smmu)}`}: no device of the scenario has them${bld.pci === null ? " (PCI functions would, once added: give the dump with --lspci)" : ""}`);
       }
+    }
+  }
+  if (bld.pci !== null) {
+    // @kernel: iort_iommu_configure_id (a PCI device's root complex is found by segment: iort_scan_node; none is ENODEV)
+    const rcSegs = new Set(t.list.filter((n) => n.type === "root-complex").map((n) => n.segment!));
+    for (const x of bld.pci.functions) {
+      if (!rcSegs.has(x.src.segment)) bld.devByName.get(x.name)!.comment.push(`IORT: no root-complex node for PCI segment ${x.src.segment}: no IOMMU (iort_scan_node finds none)`);
     }
   }
   const other = t.list.filter((n) => n.type === "its-group" || n.type === "pmcg");
@@ -378,14 +461,9 @@ function importIort(bld: Builder, f: Found): void {
  * file) as a scenario; with `lspci`, an import of the same machine's lspci
  * dump, whose functions become the devices.
  */
-export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci?: LspciImport): FwImport {
+export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci?: LspciPci): FwImport {
   const { found, skipped } = findTables(path, files);
-  const sigs0 = found.map((f) => f.table.signature);
-  const x86tables = sigs0.includes("DMAR") || sigs0.includes("IVRS");
-  const pre: string[] = [];
-  if (lspci !== undefined && !x86tables) pre.push(`--lspci ${lspci.file}: the PCI functions are merged with DMAR and IVRS tables only (an IORT machine's root complexes map requester IDs with iommu-map); ignored`);
-  const bld = new Builder(lspci !== undefined && x86tables ? new PciTopology(lspci) : null);
-  bld.warnings.push(...pre);
+  const bld = new Builder(lspci !== undefined ? new PciTopology(lspci) : null);
   for (const f of found) {
     if (f.table.signature === "DMAR") importDmar(bld, f);
     else if (f.table.signature === "IVRS") importIvrs(bld, f);
@@ -401,7 +479,7 @@ export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci
   if (sigs.includes("IORT")) header.push("IORT links are written as their device-tree equivalents (iommus, iommu-map), which give the same fwspecs; the model has no IORT path.");
   const pci = bld.pci;
   if (pci !== null) {
-    header[1] = `The PCI functions are ${pci.file}'s (lspci), in the kernel's enumeration order; each is served by the DRHD or IVHD whose scope covers it. Comments give each structure's byte offset and each function's line.`;
+    header[1] = `The PCI functions are ${pci.file}'s (lspci), in the kernel's enumeration order; each is served by ${x86 ? "the DRHD or IVHD whose scope covers it" : "the SMMU its root complex's ID mappings lead its requester ID to"}. Comments give each structure's byte offset and each function's line.`;
     header[0] = header[0]!.replace(/\.$/, `; ${pci.functions.length} PCI functions from ${pci.file}.`);
   }
   const drivers: FwEntry[] =

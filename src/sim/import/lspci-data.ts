@@ -5,7 +5,7 @@
  * whole import on a big machine.
  */
 import { basename } from "node:path";
-import { DRIVER_MANAGED_DMA, type ImportedFunction, type LspciImport } from "./lspci-scenario.ts";
+import { DRIVER_MANAGED_DMA, type ImportedFunction, type LspciImport, type LspciPci } from "./lspci-scenario.ts";
 
 const h4 = (n: number) => n.toString(16).padStart(4, "0");
 
@@ -43,7 +43,7 @@ export function iommuPrefix(imp: LspciImport): string {
   return imp.iommu === "intel-iommu" ? "dmar" : "ivhd";
 }
 
-export function driversOf(imp: LspciImport): Map<string, ImportedFunction[]> {
+export function driversOf(imp: LspciPci): Map<string, ImportedFunction[]> {
   const drivers = new Map<string, ImportedFunction[]>();
   for (const x of imp.functions) {
     const d = x.src.driver;
@@ -55,7 +55,7 @@ export function driversOf(imp: LspciImport): Map<string, ImportedFunction[]> {
   return drivers;
 }
 
-export function groupsOf(imp: LspciImport): [number, ImportedFunction[]][] {
+export function groupsOf(imp: LspciPci): [number, ImportedFunction[]][] {
   const byId = new Map<number, ImportedFunction[]>();
   for (const x of imp.functions) {
     if (x.src.iommuGroup === null) continue;

@@ -50,13 +50,17 @@ export interface ImportedFunction {
   children: ImportedFunction[];
 }
 
-export interface LspciImport {
+/** A dump's PCI functions, without an IOMMU chosen (`import acpi --lspci`: the tables name the IOMMUs). */
+export interface LspciPci {
   file: string;
-  iommu: ImportIommu;
-  iommuWhy: string;
   /** In enumeration order. */
   functions: ImportedFunction[];
   warnings: string[];
+}
+
+export interface LspciImport extends LspciPci {
+  iommu: ImportIommu;
+  iommuWhy: string;
 }
 
 const name = (seg: number, bus: number, dev: number, fn: number) => `${seg.toString(16).padStart(4, "0")}:${hex2(bus)}:${hex2(dev)}.${fn}`;
@@ -75,6 +79,13 @@ function chooseIommu(d: LspciDump, forced: ImportIommu | undefined): { iommu: Im
 }
 
 export function importLspci(d: LspciDump, opts: { iommu?: ImportIommu } = {}): LspciImport {
+  const pci = importLspciPci(d);
+  const io = chooseIommu(d, opts.iommu);
+  return { ...pci, iommu: io.iommu, iommuWhy: io.why };
+}
+
+/** The dump's functions and topology alone. */
+export function importLspciPci(d: LspciDump): LspciPci {
   const file = d.file;
   const warnings: string[] = [];
   // Addresses: with -P the bus of a path's last element is its parent bridge's secondary bus.
@@ -175,6 +186,5 @@ export function importLspci(d: LspciDump, opts: { iommu?: ImportIommu } = {}): L
     else l.push(r);
   }
   for (const l of rootBuses.values()) addBus(l);
-  const io = chooseIommu(d, opts.iommu);
-  return { file, iommu: io.iommu, iommuWhy: io.why, functions, warnings };
+  return { file, functions, warnings };
 }
