@@ -34,6 +34,9 @@ function groupCanvasLabel(g: GroupSnap): string {
   return `group ${g.id} · ${g.type}\nowner ${g.owner}`;
 }
 
+/** The zoom under which labels are too small to draw (min-zoomed-font-size over font-size). */
+const READABLE_ZOOM = 5 / 9;
+
 const STYLE: cytoscape.StylesheetJson = [
   {
     selector: "node",
@@ -101,9 +104,14 @@ export class Graph {
   private readonly instanceColour = new Map<string, string>();
   private shown: Snapshot | null = null;
   private readonly pos: Map<string, { x: number; y: number }>;
+  /** Whether a step pans the picture to what it changed when none of it is in view (a machine shown in part). */
+  private follow = false;
+  /** The elements marked `changed` (the step shown's changes), to unmark only them at the next step. */
+  private marked: cytoscape.CollectionReturnValue;
 
   constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
     this.topo = new Map(nodes.map((n) => [n.id, n]));
+    this.marked = cytoscape().collection();
     final.iommus.forEach((i, k) => this.instanceColour.set(i.name, INSTANCE_COLOUR[k % INSTANCE_COLOUR.length]!));
     const groupOf = new Map<string, number>();
     for (const g of final.groups) for (const d of g.devices) groupOf.set(d, g.id);
@@ -127,6 +135,14 @@ export class Graph {
       selectionType: "single",
       boxSelectionEnabled: false,
     });
+    // A machine too wide to read whole (2,000 devices fit in 1280 pixels are dots): open at a zoom where
+    // the boxes' labels are drawn, at the tree's left end; the wheel or a pinch zooms out to the whole.
+    if (this.cy.zoom() < READABLE_ZOOM) {
+      const bb = this.cy.elements().boundingBox();
+      this.cy.zoom(Math.min(1, Math.max(READABLE_ZOOM, this.cy.height() / (bb.h + 60))));
+      this.cy.pan({ x: 30 - bb.x1 * this.cy.zoom(), y: (this.cy.height() - (bb.y1 + bb.y2) * this.cy.zoom()) / 2 });
+      this.follow = true;
+    }
     this.layoutMs = performance.now() - t0;
     this.cy.on("tap", "node", (e) => {
       const id = (e.target as cytoscape.NodeSingular).id();
@@ -155,20 +171,27 @@ export class Graph {
     return { x: (x0 + x1) / 2, y: (y0 + y1) / 2, w: x1 - x0 + 2 * m, h: y1 - y0 + 2 * m };
   }
 
-  /** Shows `snap`, marking what changed from `before` (the step before it; null for the first). */
-  show(snap: Snapshot, before: Snapshot | null): void {
+  /**
+   * Shows `snap`, marking what changed from `before` (the step before it; null for the first). Touches
+   * only the elements whose rows differ from the step shown before, and the few marked; returns whether
+   * anything in the picture changed (so it will be redrawn).
+   */
+  show(snap: Snapshot, before: Snapshot | null): boolean {
     const cy = this.cy;
     const prev = this.shown;
+    if (prev === snap) return false;
     const prevDevices = new Map((prev?.devices ?? []).map((d) => [d.name, d]));
     const prevGroups = new Map((prev?.groups ?? []).map((g) => [g.id, g]));
     const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
     const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
+    let touched = this.marked.nonempty();
+    const mark = cy.collection();
     cy.batch(() => {
-      cy.$(".changed").removeClass("changed");
-      const live = new Set<string>();
+      this.marked.removeClass("changed");
+      const live = new Set<number>();
       for (const g of snap.groups) {
+        live.add(g.id);
         const id = `group:${g.id}`;
-        live.add(id);
         let node = cy.getElementById(id);
         if (node.empty()) node = cy.add(this.groupElement(g.id));
         if (prevGroups.get(g.id) !== g || node.hasClass("unused")) {
@@ -176,18 +199,48 @@ export class Graph {
           node.data({ label: groupCanvasLabel(g), w: r.w, h: r.h });
           node.position({ x: r.x, y: r.y });
           node.removeClass("unused kernel user none").addClass(g.owner);
+          touched = true;
         }
-        if (before !== null && beforeGroups.get(g.id) !== g) node.addClass("changed");
+        if (before !== null && beforeGroups.get(g.id) !== g) mark.merge(node);
       }
       for (const d of snap.devices) {
-        if (prevDevices.get(d.name) !== d) this.drawDevice(d);
-        if (before !== null && beforeDevices.get(d.name) !== d) cy.getElementById(d.name).addClass("changed");
+        if (prevDevices.get(d.name) !== d) {
+          this.drawDevice(d);
+          touched = true;
+        }
+        if (before !== null && beforeDevices.get(d.name) !== d) mark.merge(cy.getElementById(d.name));
       }
-      for (const i of snap.iommus) cy.getElementById(`iommu:${i.name}`).toggleClass("unregistered", !i.registered);
+      const prevIommus = new Map((prev?.iommus ?? []).map((i) => [i.name, i]));
+      for (const i of snap.iommus) {
+        if (prevIommus.get(i.name) === i) continue;
+        cy.getElementById(`iommu:${i.name}`).toggleClass("unregistered", !i.registered);
+        touched = true;
+      }
       // Groups of other steps are not drawn.
-      for (const g of prev?.groups ?? []) if (!live.has(`group:${g.id}`)) cy.getElementById(`group:${g.id}`).addClass("unused");
+      for (const g of prev?.groups ?? []) {
+        if (live.has(g.id)) continue;
+        cy.getElementById(`group:${g.id}`).addClass("unused");
+        touched = true;
+      }
+      mark.addClass("changed");
     });
+    this.marked = mark;
     this.shown = snap;
+    if (this.follow && mark.nonempty()) this.bringIntoView(mark);
+    return touched || mark.nonempty();
+  }
+
+  /** Pans (at the same zoom) to the first of `eles` when none of them is in view. */
+  private bringIntoView(eles: cytoscape.CollectionReturnValue): void {
+    const ext = this.cy.extent();
+    const inView = eles.some((e) => {
+      const b = e.boundingBox();
+      return b.x2 >= ext.x1 && b.x1 <= ext.x2 && b.y2 >= ext.y1 && b.y1 <= ext.y2;
+    });
+    if (inView) return;
+    const devices = eles.filter((e) => !e.hasClass("group"));
+    const first = (devices.nonempty() ? devices : eles)[0]!;
+    this.cy.panBy({ x: this.cy.width() / 2 - first.renderedPosition().x, y: 0 });
   }
 
   private drawDevice(d: DeviceSnap): void {
