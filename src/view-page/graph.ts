@@ -255,6 +255,11 @@ export class Graph {
     n.toggleClass("absent", !d.registered);
   }
 
+  /** Zooms out to the whole machine (on a large one, its boxes too small to label). */
+  fit(): void {
+    this.cy.fit(undefined, 30);
+  }
+
   select(id: string | null): void {
     this.cy.$(":selected").unselect();
     if (id === null) return;

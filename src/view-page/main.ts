@@ -32,6 +32,8 @@ export interface PageApi {
   lastStepMs: () => number;
   /** The last step's time from its key press (or click, or go()) to the frame after the pictures repainted (ms). */
   painted: () => Promise<number>;
+  /** Zooms every picture out to its whole machine (the "Whole" button). */
+  fit: () => void;
   go: (i: number) => void;
   classes: (run: number, id: string) => string[];
   centre: (run: number, id: string) => { x: number; y: number } | null;
@@ -75,6 +77,7 @@ function start(data: ViewData): void {
     sliderBox,
     button("Next ›", "next step (Right arrow)", (e) => go(at + 1, e.timeStamp)),
     button("Last »", "last step (End)", (e) => go(count - 1, e.timeStamp)),
+    button("Whole", "zoom the pictures out to the whole machine", () => fitAll()),
     label,
   );
   header.append(controls);
@@ -126,6 +129,10 @@ function start(data: ViewData): void {
     const graph = new Graph(graphBox, r.doc.topology.nodes, snaps[snaps.length - 1]!, (s) => choose(s));
     return { design: r.design, steps: r.doc.steps, snaps, topo, graph, trace, selection, groups };
   });
+
+  function fitAll(): void {
+    for (const r of runs) r.graph.fit();
+  }
 
   function choose(s: Selection): void {
     sel = s;
@@ -195,6 +202,7 @@ function start(data: ViewData): void {
     layoutMs: runs.map((r) => r.graph.layoutMs),
     lastStepMs: () => lastStepMs,
     painted: () => painted,
+    fit: fitAll,
     go: (i) => go(i),
     classes: (run, id) => runs[run]?.graph.classes(id) ?? [],
     centre: (run, id) => runs[run]?.graph.centre(id) ?? null,
