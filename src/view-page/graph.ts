@@ -36,6 +36,8 @@ function groupCanvasLabel(g: GroupSnap): string {
 
 /** The zoom under which labels are too small to draw (min-zoomed-font-size over font-size). */
 const READABLE_ZOOM = 5 / 9;
+/** Devices drawn per task after a step on a machine shown in part (a boot phase changes thousands). */
+const FLUSH_CHUNK = 250;
 
 const STYLE: cytoscape.StylesheetJson = [
   {
@@ -108,6 +110,13 @@ export class Graph {
   private follow = false;
   /** The elements marked `changed` (the step shown's changes), to unmark only them at the next step. */
   private marked: cytoscape.CollectionReturnValue;
+  /**
+   * On a machine shown in part: devices out of view whose boxes still show an older row, and those to mark
+   * `changed`, drawn in chunks after the frame that shows the step (or at once when the view moves).
+   */
+  private readonly pendingRows = new Map<string, DeviceSnap>();
+  private pendingMarks = new Set<string>();
+  private flushing = false;
 
   constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
     this.topo = new Map(nodes.map((n) => [n.id, n]));
@@ -142,6 +151,7 @@ export class Graph {
       this.cy.zoom(Math.min(1, Math.max(READABLE_ZOOM, this.cy.height() / (bb.h + 60))));
       this.cy.pan({ x: 30 - bb.x1 * this.cy.zoom(), y: (this.cy.height() - (bb.y1 + bb.y2) * this.cy.zoom()) / 2 });
       this.follow = true;
+      this.cy.on("viewport", () => this.flush(Infinity));
     }
     this.layoutMs = performance.now() - t0;
     this.cy.on("tap", "node", (e) => {
@@ -186,6 +196,11 @@ export class Graph {
     const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
     let touched = this.marked.nonempty();
     const mark = cy.collection();
+    this.pendingMarks = new Set();
+    // Follow the step first, so that what it changed in view is drawn now and the rest after the frame.
+    const changedDevices = before === null ? [] : snap.devices.filter((d) => beforeDevices.get(d.name) !== d);
+    if (this.follow && changedDevices.length > 0) this.bringIntoView(changedDevices.map((d) => d.name));
+    const inView = this.viewTest();
     cy.batch(() => {
       this.marked.removeClass("changed");
       const live = new Set<number>();
@@ -204,11 +219,18 @@ export class Graph {
         if (before !== null && beforeGroups.get(g.id) !== g) mark.merge(node);
       }
       for (const d of snap.devices) {
+        const now = inView(d.name);
         if (prevDevices.get(d.name) !== d) {
-          this.drawDevice(d);
-          touched = true;
+          if (now) {
+            this.drawDevice(d);
+            this.pendingRows.delete(d.name);
+            touched = true;
+          } else this.pendingRows.set(d.name, d);
         }
-        if (before !== null && beforeDevices.get(d.name) !== d) mark.merge(cy.getElementById(d.name));
+        if (before !== null && beforeDevices.get(d.name) !== d) {
+          if (now) mark.merge(cy.getElementById(d.name));
+          else this.pendingMarks.add(d.name);
+        }
       }
       const prevIommus = new Map((prev?.iommus ?? []).map((i) => [i.name, i]));
       for (const i of snap.iommus) {
@@ -226,21 +248,61 @@ export class Graph {
     });
     this.marked = mark;
     this.shown = snap;
-    if (this.follow && mark.nonempty()) this.bringIntoView(mark);
+    if (this.pendingRows.size > 0 || this.pendingMarks.size > 0) this.scheduleFlush();
     return touched || mark.nonempty();
   }
 
-  /** Pans (at the same zoom) to the first of `eles` when none of them is in view. */
-  private bringIntoView(eles: cytoscape.CollectionReturnValue): void {
-    const ext = this.cy.extent();
-    const inView = eles.some((e) => {
-      const b = e.boundingBox();
-      return b.x2 >= ext.x1 && b.x1 <= ext.x2 && b.y2 >= ext.y1 && b.y1 <= ext.y2;
+  /** Whether a device's box is in view or near it (within a view's width or height); all are on a machine shown whole. */
+  private viewTest(): (name: string) => boolean {
+    if (!this.follow) return () => true;
+    const e = this.cy.extent();
+    const x1 = e.x1 - e.w, x2 = e.x2 + e.w, y1 = e.y1 - e.h, y2 = e.y2 + e.h;
+    return (name) => {
+      const p = this.pos.get(name);
+      return p === undefined || (p.x >= x1 && p.x <= x2 && p.y >= y1 && p.y <= y2);
+    };
+  }
+
+  /** Draws what is pending in chunks, each after the frame before it (a key press between chunks is handled first). */
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    this.cy.one("render", () => {
+      setTimeout(() => {
+        this.flushing = false;
+        this.flush(FLUSH_CHUNK);
+        if (this.pendingRows.size > 0 || this.pendingMarks.size > 0) this.scheduleFlush();
+      }, 0);
     });
-    if (inView) return;
-    const devices = eles.filter((e) => !e.hasClass("group"));
-    const first = (devices.nonempty() ? devices : eles)[0]!;
-    this.cy.panBy({ x: this.cy.width() / 2 - first.renderedPosition().x, y: 0 });
+  }
+
+  /** Draws up to `n` pending devices and marks. */
+  private flush(n: number): void {
+    if (this.pendingRows.size === 0 && this.pendingMarks.size === 0) return;
+    const cy = this.cy;
+    cy.batch(() => {
+      let left = n;
+      for (const [name, d] of this.pendingRows) {
+        if (left-- <= 0) break;
+        this.drawDevice(d);
+        this.pendingRows.delete(name);
+      }
+      for (const name of this.pendingMarks) {
+        if (left-- <= 0) break;
+        const e = cy.getElementById(name);
+        e.addClass("changed");
+        this.marked = this.marked.union(e);
+        this.pendingMarks.delete(name);
+      }
+    });
+  }
+
+  /** Pans (at the same zoom) to the first of these devices when none of them is in view. */
+  private bringIntoView(names: readonly string[]): void {
+    const e = this.cy.extent();
+    const ps = names.map((n) => this.pos.get(n)).filter((p) => p !== undefined);
+    if (ps.length === 0 || ps.some((p) => p.x + NODE_W / 2 >= e.x1 && p.x - NODE_W / 2 <= e.x2 && p.y + NODE_H / 2 >= e.y1 && p.y - NODE_H / 2 <= e.y2)) return;
+    this.cy.panBy({ x: (e.x1 + e.w / 2 - ps[0]!.x) * this.cy.zoom(), y: 0 });
   }
 
   private drawDevice(d: DeviceSnap): void {
