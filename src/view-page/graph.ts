@@ -37,7 +37,7 @@ function groupCanvasLabel(g: GroupSnap): string {
 /** The zoom under which labels are too small to draw (min-zoomed-font-size over font-size). */
 const READABLE_ZOOM = 5 / 9;
 /** Devices drawn per task after a step on a machine shown in part (a boot phase changes thousands). */
-const FLUSH_CHUNK = 250;
+const FLUSH_CHUNK = 100;
 
 const STYLE: cytoscape.StylesheetJson = [
   {

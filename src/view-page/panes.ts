@@ -94,12 +94,11 @@ export function renderSelection(box: HTMLElement, sel: Selection, snap: Snapshot
   );
 }
 
-function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, selected: boolean, onSelect: (s: Selection) => void, inGroupList = true): HTMLLIElement {
+function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, selected: boolean, inGroupList = true): HTMLLIElement {
   const li = el("li", { "data-device": d.name });
   if (changed) li.classList.add("changed");
   if (selected) li.classList.add("selected");
   const b = el("button", { type: "button" }, d.name);
-  b.addEventListener("click", () => onSelect({ kind: "device", id: d.name }));
   li.append(b);
   if (d.probe === "bound") li.append(el("span", { class: "tag" }, d.driver ?? ""));
   else if (d.probe === "deferred") li.append(el("span", { class: "tag deferred" }, "deferred"));
@@ -110,12 +109,11 @@ function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, se
   return li;
 }
 
-function groupItem(g: GroupSnap, changed: boolean, selected: boolean, onSelect: (s: Selection) => void): HTMLLIElement {
+function groupItem(g: GroupSnap, changed: boolean, selected: boolean): HTMLLIElement {
   const li = el("li", { "data-group": String(g.id) });
   if (changed) li.classList.add("changed");
   if (selected) li.classList.add("selected");
   const b = el("button", { type: "button" }, `group ${g.id}`);
-  b.addEventListener("click", () => onSelect({ kind: "group", id: String(g.id) }));
   li.append(b, el("span", { class: "tag" }, g.type), el("span", { class: `tag ${g.owner}` }, `owner ${g.owner}`));
   return li;
 }
@@ -125,6 +123,9 @@ const looseBuilt = new WeakMap<DeviceSnap, HTMLLIElement>();
 
 /** A group's entry as last built, reused while the group's row and its devices' rows are the same objects. */
 const built = new WeakMap<GroupSnap, { li: HTMLLIElement; devices: (DeviceSnap | undefined)[]; items: HTMLLIElement[] }>();
+
+/** The lists whose clicks are handled (one listener each). */
+const listening = new WeakSet<HTMLElement>();
 
 /** Each list's entry of the devices on no group's list, kept from step to step. */
 const looseEntry = new WeakMap<HTMLElement, { li: HTMLLIElement; label: HTMLSpanElement; ul: HTMLUListElement }>();
@@ -158,6 +159,17 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
   const byName = new Map(snap.devices.map((d) => [d.name, d]));
   const devChanged = (d: DeviceSnap) => before !== null && beforeDevices.get(d.name) !== d;
   const isSel = (kind: "group" | "device", id: string) => sel?.kind === kind && sel.id === id;
+  if (!listening.has(list)) {
+    // One listener for the list's 2,000 buttons: a click (or Enter on one) selects its entry's device or group.
+    listening.add(list);
+    list.addEventListener("click", (e) => {
+      const b = (e.target as Element).closest("button");
+      const li = b?.parentElement;
+      if (li === null || li === undefined || !list.contains(li)) return;
+      if (li.dataset.device !== undefined) onSelect({ kind: "device", id: li.dataset.device });
+      else if (li.dataset.group !== undefined) onSelect({ kind: "group", id: li.dataset.group });
+    });
+  }
   const want: HTMLLIElement[] = [];
   for (const g of snap.groups) {
     const devices = g.devices.map((n) => byName.get(n));
@@ -174,10 +186,10 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
         c.classList.toggle("selected", isSel("device", d.name));
       }
     } else {
-      li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, isSel("group", String(g.id)), onSelect);
+      li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, isSel("group", String(g.id)));
       const ul = el("ul");
       const items: HTMLLIElement[] = [];
-      for (const d of devices) if (d !== undefined) items.push(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect));
+      for (const d of devices) if (d !== undefined) items.push(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name)));
       ul.append(...items);
       li.append(ul);
       built.set(g, { li, devices, items });
@@ -202,7 +214,7 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
     for (const d of loose) {
       let item = looseBuilt.get(d);
       if (item === undefined) {
-        item = deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect, false);
+        item = deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), false);
         looseBuilt.set(d, item);
       } else {
         item.classList.toggle("changed", devChanged(d));
