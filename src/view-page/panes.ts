@@ -136,6 +136,13 @@ const looseEntry = new WeakMap<HTMLElement, { li: HTMLLIElement; label: HTMLSpan
  * browser then restyles only those).
  */
 function reconcile(parent: Element, want: readonly Element[]): void {
+  // Most entries new (a boot phase): one replacement costs less than thousands of insertions.
+  let kept = 0;
+  for (const e of want) if (e.parentNode === parent) kept++;
+  if (kept < want.length / 2) {
+    parent.replaceChildren(...want);
+    return;
+  }
   let cur = parent.firstElementChild;
   for (const e of want) {
     if (cur === e) cur = cur.nextElementSibling;
