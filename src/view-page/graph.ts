@@ -113,12 +113,13 @@ export class Graph {
   /** The elements marked `changed` (the step shown's changes), to unmark only them at the next step. */
   private marked: cytoscape.CollectionReturnValue;
   /**
-   * On a machine shown in part: devices out of view whose boxes still show an older row, and those to mark
-   * `changed`, drawn in chunks after the frame that shows the step (or at once when the view moves).
+   * On a machine shown in part: devices out of view whose boxes still show an older row, drawn in chunks
+   * after the frame that shows the step, and those to mark `changed`, marked when the view moves.
    */
   private readonly pendingRows = new Map<string, DeviceSnap>();
   private pendingMarks = new Set<string>();
   private flushing = false;
+  private panning = false;
 
   constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
     this.topo = new Map(nodes.map((n) => [n.id, n]));
@@ -153,7 +154,9 @@ export class Graph {
       this.cy.zoom(Math.min(1, Math.max(READABLE_ZOOM, this.cy.height() / (bb.h + 60))));
       this.cy.pan({ x: 30 - bb.x1 * this.cy.zoom(), y: (this.cy.height() - (bb.y1 + bb.y2) * this.cy.zoom()) / 2 });
       this.follow = true;
-      this.cy.on("viewport", () => this.flush(Infinity));
+      this.cy.on("viewport", () => {
+        if (!this.panning) this.flush(Infinity);
+      });
     }
     this.farEdges();
     this.cy.on("zoom", () => this.farEdges());
@@ -224,7 +227,8 @@ export class Graph {
       }
       for (const d of snap.devices) {
         const now = inView(d.name);
-        if (prevDevices.get(d.name) !== d) {
+        if (prevDevices.get(d.name) !== d || (now && this.pendingRows.has(d.name))) {
+          // Changed, or still pending from a step before and now in view (the step panned to it).
           if (now) {
             this.drawDevice(d);
             this.pendingRows.delete(d.name);
@@ -252,7 +256,7 @@ export class Graph {
     });
     this.marked = mark;
     this.shown = snap;
-    if (this.pendingRows.size > 0 || this.pendingMarks.size > 0) this.scheduleFlush();
+    if (this.pendingRows.size > 0) this.scheduleFlush();
     return touched || mark.nonempty();
   }
 
@@ -275,12 +279,15 @@ export class Graph {
       setTimeout(() => {
         this.flushing = false;
         this.flush(FLUSH_CHUNK);
-        if (this.pendingRows.size > 0 || this.pendingMarks.size > 0) this.scheduleFlush();
+        if (this.pendingRows.size > 0) this.scheduleFlush();
       }, 0);
     });
   }
 
-  /** Draws up to `n` pending devices and marks. */
+  /**
+   * Draws up to `n` pending devices; when the view moves (n infinite), also the marks out of view (a mark
+   * restyles its box, and again when the next step unmarks it: not worth it where nobody looks).
+   */
   private flush(n: number): void {
     if (this.pendingRows.size === 0 && this.pendingMarks.size === 0) return;
     const cy = this.cy;
@@ -291,8 +298,8 @@ export class Graph {
         this.drawDevice(d);
         this.pendingRows.delete(name);
       }
+      if (n !== Infinity) return;
       for (const name of this.pendingMarks) {
-        if (left-- <= 0) break;
         const e = cy.getElementById(name);
         e.addClass("changed");
         this.marked = this.marked.union(e);
@@ -306,7 +313,10 @@ export class Graph {
     const e = this.cy.extent();
     const ps = names.map((n) => this.pos.get(n)).filter((p) => p !== undefined);
     if (ps.length === 0 || ps.some((p) => p.x + NODE_W / 2 >= e.x1 && p.x - NODE_W / 2 <= e.x2 && p.y + NODE_H / 2 >= e.y1 && p.y - NODE_H / 2 <= e.y2)) return;
+    // The step draws what comes into view itself (show), not every device still pending.
+    this.panning = true;
     this.cy.panBy({ x: (e.x1 + e.w / 2 - ps[0]!.x) * this.cy.zoom(), y: 0 });
+    this.panning = false;
   }
 
   private drawDevice(d: DeviceSnap): void {
