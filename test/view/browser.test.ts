@@ -249,6 +249,15 @@ describe("iommu-sim view in chromium", () => {
     await matches(page, snaps[0]!);
     await page.keyboard.press("End");
     await matches(page, snaps[0]!);
+    // Boxes out of view are drawn after the frame: soon every box shows its device's state at the step shown.
+    const names = snaps[0]![0]!.devices.map((d) => d.name);
+    const deferredBoxes = () => page.evaluate((ns) => ns.filter((n) => window.iommuSim.classes(0, n).includes("deferred")), names);
+    for (const k of [mid, snaps[0]!.length - 1]) {
+      await page.evaluate((i) => window.iommuSim.go(i), k);
+      const want = snaps[0]![k]!.devices.filter((d) => d.probe === "deferred").map((d) => d.name);
+      expect(want.length > 0).toBe(k === mid);
+      await expect.poll(deferredBoxes, { timeout: 10_000 }).toEqual(want);
+    }
     const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
     console.log(
       `view, ${m.scenario.devices.length} devices: page written in ${writeMs.toFixed(0)} ms (from source, bundling included), loaded in ${loadMs.toFixed(0)} ms, ` +
