@@ -3,11 +3,14 @@
  * the run with a snapshot after every step (src/cli/steps.ts), the steps
  * document's size against whole snapshots, and the page written by the
  * built command (`node bin/iommu-sim.js view`, a whole process). Medians of 3.
- * The page's layout and step times in chromium are printed by
- * test/view/browser.test.ts (docs/view.md).
+ * Then, when chromium is installed (/usr/bin/chromium or
+ * $IOMMU_SIM_CHROMIUM), that page in headless chromium at 1280x800: the
+ * layout, and every step by the Right arrow key timed from the key press to
+ * the frame after the picture repainted (window.iommuSim.painted()), at the
+ * zoom the page opens at and zoomed out to the whole machine.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,7 +56,58 @@ export async function benchView(log: (line: string) => void): Promise<void> {
       if (r.status !== 0) throw new Error(`iommu-sim view failed (${r.status}): ${String(r.stderr)} (run npm run build first)`);
     }
     log(`  iommu-sim view (built command, whole process) ${median(times).toFixed(0)} ms, page ${(statSync(page).size / 1e6).toFixed(1)} MB`);
+    await benchPage(page, log);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CHROMIUM = process.env.IOMMU_SIM_CHROMIUM ?? "/usr/bin/chromium";
+
+interface PageApi {
+  steps: number;
+  layoutMs: number[];
+  painted: () => Promise<number>;
+  go: (i: number) => void;
+  fit: () => void;
+}
+declare const window: { iommuSim: PageApi };
+
+/** The page in chromium: its layout, and each step from the key press to the repainted frame. */
+async function benchPage(path: string, log: (line: string) => void): Promise<void> {
+  if (!existsSync(CHROMIUM)) {
+    log(`  (no chromium at ${CHROMIUM}: the page's times in a browser are not measured)`);
+    return;
+  }
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`file://${path}`);
+    await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+    const { steps, layoutMs } = await page.evaluate(() => ({ steps: window.iommuSim.steps, layoutMs: window.iommuSim.layoutMs[0]! }));
+    log(`  in chromium (headless, software rendering, 1280x800): layout ${layoutMs.toFixed(0)} ms`);
+    for (const whole of [false, true]) {
+      await page.evaluate((w) => {
+        window.iommuSim.go(0);
+        if (w) window.iommuSim.fit();
+        return window.iommuSim.painted();
+      }, whole);
+      const times: { ms: number; label: string }[] = [];
+      for (let i = 1; i < steps; i++) {
+        await page.keyboard.press("ArrowRight");
+        const ms = await page.evaluate(() => window.iommuSim.painted());
+        times.push({ ms, label: (await page.locator("#step-label").textContent()) ?? "" });
+      }
+      const ms = times.map((t) => t.ms);
+      const slow = times.filter((t) => t.ms >= 100);
+      log(
+        `  a step, key press to repainted frame, ${whole ? "zoomed out to the whole machine" : "at the zoom the page opens at"}: ` +
+          `median ${median(ms).toFixed(0)} ms, max ${Math.max(...ms).toFixed(0)} ms; ${times.length - slow.length} of ${times.length} under 100 ms` +
+          (slow.length === 0 ? "" : `; over: ${slow.map((t) => `${t.label.replace(/^step (\d+) of \d+: /, "$1 ")} ${t.ms.toFixed(0)} ms`).join(", ")}`),
+      );
+    }
+  } finally {
+    await browser.close();
   }
 }

@@ -34,6 +34,11 @@ function groupCanvasLabel(g: GroupSnap): string {
   return `group ${g.id} · ${g.type}\nowner ${g.owner}`;
 }
 
+/** The zoom under which labels are too small to draw (min-zoomed-font-size over font-size). */
+const READABLE_ZOOM = 5 / 9;
+/** Devices drawn per task after a step on a machine shown in part (a boot phase changes thousands). */
+const FLUSH_CHUNK = 100;
+
 const STYLE: cytoscape.StylesheetJson = [
   {
     selector: "node",
@@ -89,6 +94,8 @@ const STYLE: cytoscape.StylesheetJson = [
   { selector: "node.group.unused", style: { display: "none" } },
   // Haystack edges are the cheapest cytoscape draws (straight, no arrow): a 2,000-device machine has as many.
   { selector: "edge", style: { width: 1, "line-color": "#999", "curve-style": "haystack", "haystack-radius": 0 } },
+  // Zoomed out below where labels are drawn, the edges are sub-pixel lines: not drawn (a quarter of the repaint).
+  { selector: "edge.far", style: { display: "none" } },
   { selector: "node.changed", style: { "underlay-color": "#ff1f8f", "underlay-opacity": 0.55, "underlay-padding": 6 } },
   { selector: "node:selected", style: { "overlay-color": "#000", "overlay-opacity": 0.15, "overlay-padding": 4 } },
 ];
@@ -101,9 +108,22 @@ export class Graph {
   private readonly instanceColour = new Map<string, string>();
   private shown: Snapshot | null = null;
   private readonly pos: Map<string, { x: number; y: number }>;
+  /** Whether a step pans the picture to what it changed when none of it is in view (a machine shown in part). */
+  private follow = false;
+  /** The elements marked `changed` (the step shown's changes), to unmark only them at the next step. */
+  private marked: cytoscape.CollectionReturnValue;
+  /**
+   * On a machine shown in part: devices out of view whose boxes still show an older row, drawn in chunks
+   * after the frame that shows the step, and those to mark `changed`, marked when the view moves.
+   */
+  private readonly pendingRows = new Map<string, DeviceSnap>();
+  private pendingMarks = new Set<string>();
+  private flushing = false;
+  private panning = false;
 
   constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
     this.topo = new Map(nodes.map((n) => [n.id, n]));
+    this.marked = cytoscape().collection();
     final.iommus.forEach((i, k) => this.instanceColour.set(i.name, INSTANCE_COLOUR[k % INSTANCE_COLOUR.length]!));
     const groupOf = new Map<string, number>();
     for (const g of final.groups) for (const d of g.devices) groupOf.set(d, g.id);
@@ -127,6 +147,19 @@ export class Graph {
       selectionType: "single",
       boxSelectionEnabled: false,
     });
+    // A machine too wide to read whole (2,000 devices fit in 1280 pixels are dots): open at a zoom where
+    // the boxes' labels are drawn, at the tree's left end; the wheel or a pinch zooms out to the whole.
+    if (this.cy.zoom() < READABLE_ZOOM) {
+      const bb = this.cy.elements().boundingBox();
+      this.cy.zoom(Math.min(1, Math.max(READABLE_ZOOM, this.cy.height() / (bb.h + 60))));
+      this.cy.pan({ x: 30 - bb.x1 * this.cy.zoom(), y: (this.cy.height() - (bb.y1 + bb.y2) * this.cy.zoom()) / 2 });
+      this.follow = true;
+      this.cy.on("viewport", () => {
+        if (!this.panning) this.flush(Infinity);
+      });
+    }
+    this.farEdges();
+    this.cy.on("zoom", () => this.farEdges());
     this.layoutMs = performance.now() - t0;
     this.cy.on("tap", "node", (e) => {
       const id = (e.target as cytoscape.NodeSingular).id();
@@ -155,20 +188,32 @@ export class Graph {
     return { x: (x0 + x1) / 2, y: (y0 + y1) / 2, w: x1 - x0 + 2 * m, h: y1 - y0 + 2 * m };
   }
 
-  /** Shows `snap`, marking what changed from `before` (the step before it; null for the first). */
-  show(snap: Snapshot, before: Snapshot | null): void {
+  /**
+   * Shows `snap`, marking what changed from `before` (the step before it; null for the first). Touches
+   * only the elements whose rows differ from the step shown before, and the few marked; returns whether
+   * anything in the picture changed (so it will be redrawn).
+   */
+  show(snap: Snapshot, before: Snapshot | null): boolean {
     const cy = this.cy;
     const prev = this.shown;
+    if (prev === snap) return false;
     const prevDevices = new Map((prev?.devices ?? []).map((d) => [d.name, d]));
     const prevGroups = new Map((prev?.groups ?? []).map((g) => [g.id, g]));
     const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
     const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
+    let touched = this.marked.nonempty();
+    const mark = cy.collection();
+    this.pendingMarks = new Set();
+    // Follow the step first, so that what it changed in view is drawn now and the rest after the frame.
+    const changedDevices = before === null ? [] : snap.devices.filter((d) => beforeDevices.get(d.name) !== d);
+    if (this.follow && changedDevices.length > 0) this.bringIntoView(changedDevices.map((d) => d.name));
+    const inView = this.viewTest();
     cy.batch(() => {
-      cy.$(".changed").removeClass("changed");
-      const live = new Set<string>();
+      this.marked.removeClass("changed");
+      const live = new Set<number>();
       for (const g of snap.groups) {
+        live.add(g.id);
         const id = `group:${g.id}`;
-        live.add(id);
         let node = cy.getElementById(id);
         if (node.empty()) node = cy.add(this.groupElement(g.id));
         if (prevGroups.get(g.id) !== g || node.hasClass("unused")) {
@@ -176,18 +221,102 @@ export class Graph {
           node.data({ label: groupCanvasLabel(g), w: r.w, h: r.h });
           node.position({ x: r.x, y: r.y });
           node.removeClass("unused kernel user none").addClass(g.owner);
+          touched = true;
         }
-        if (before !== null && beforeGroups.get(g.id) !== g) node.addClass("changed");
+        if (before !== null && beforeGroups.get(g.id) !== g) mark.merge(node);
       }
       for (const d of snap.devices) {
-        if (prevDevices.get(d.name) !== d) this.drawDevice(d);
-        if (before !== null && beforeDevices.get(d.name) !== d) cy.getElementById(d.name).addClass("changed");
+        const now = inView(d.name);
+        if (prevDevices.get(d.name) !== d || (now && this.pendingRows.has(d.name))) {
+          // Changed, or still pending from a step before and now in view (the step panned to it).
+          if (now) {
+            this.drawDevice(d);
+            this.pendingRows.delete(d.name);
+            touched = true;
+          } else this.pendingRows.set(d.name, d);
+        }
+        if (before !== null && beforeDevices.get(d.name) !== d) {
+          if (now) mark.merge(cy.getElementById(d.name));
+          else this.pendingMarks.add(d.name);
+        }
       }
-      for (const i of snap.iommus) cy.getElementById(`iommu:${i.name}`).toggleClass("unregistered", !i.registered);
+      const prevIommus = new Map((prev?.iommus ?? []).map((i) => [i.name, i]));
+      for (const i of snap.iommus) {
+        if (prevIommus.get(i.name) === i) continue;
+        cy.getElementById(`iommu:${i.name}`).toggleClass("unregistered", !i.registered);
+        touched = true;
+      }
       // Groups of other steps are not drawn.
-      for (const g of prev?.groups ?? []) if (!live.has(`group:${g.id}`)) cy.getElementById(`group:${g.id}`).addClass("unused");
+      for (const g of prev?.groups ?? []) {
+        if (live.has(g.id)) continue;
+        cy.getElementById(`group:${g.id}`).addClass("unused");
+        touched = true;
+      }
+      mark.addClass("changed");
     });
+    this.marked = mark;
     this.shown = snap;
+    if (this.pendingRows.size > 0) this.scheduleFlush();
+    return touched || mark.nonempty();
+  }
+
+  /** Whether a device's box is in view or near it (within a view's width or height); all are on a machine shown whole. */
+  private viewTest(): (name: string) => boolean {
+    if (!this.follow) return () => true;
+    const e = this.cy.extent();
+    const x1 = e.x1 - e.w, x2 = e.x2 + e.w, y1 = e.y1 - e.h, y2 = e.y2 + e.h;
+    return (name) => {
+      const p = this.pos.get(name);
+      return p === undefined || (p.x >= x1 && p.x <= x2 && p.y >= y1 && p.y <= y2);
+    };
+  }
+
+  /** Draws what is pending in chunks, each after the frame before it (a key press between chunks is handled first). */
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    this.cy.one("render", () => {
+      setTimeout(() => {
+        this.flushing = false;
+        this.flush(FLUSH_CHUNK);
+        if (this.pendingRows.size > 0) this.scheduleFlush();
+      }, 0);
+    });
+  }
+
+  /**
+   * Draws up to `n` pending devices; when the view moves (n infinite), also the marks out of view (a mark
+   * restyles its box, and again when the next step unmarks it: not worth it where nobody looks).
+   */
+  private flush(n: number): void {
+    if (this.pendingRows.size === 0 && this.pendingMarks.size === 0) return;
+    const cy = this.cy;
+    cy.batch(() => {
+      let left = n;
+      for (const [name, d] of this.pendingRows) {
+        if (left-- <= 0) break;
+        this.drawDevice(d);
+        this.pendingRows.delete(name);
+      }
+      if (n !== Infinity) return;
+      for (const name of this.pendingMarks) {
+        const e = cy.getElementById(name);
+        e.addClass("changed");
+        this.marked = this.marked.union(e);
+        this.pendingMarks.delete(name);
+      }
+    });
+  }
+
+  /** Pans (at the same zoom) to the first of these devices when none of them is in view. */
+  private bringIntoView(names: readonly string[]): void {
+    const e = this.cy.extent();
+    const ps = names.map((n) => this.pos.get(n)).filter((p) => p !== undefined);
+    if (ps.length === 0 || ps.some((p) => p.x + NODE_W / 2 >= e.x1 && p.x - NODE_W / 2 <= e.x2 && p.y + NODE_H / 2 >= e.y1 && p.y - NODE_H / 2 <= e.y2)) return;
+    // The step draws what comes into view itself (show), not every device still pending.
+    this.panning = true;
+    this.cy.panBy({ x: (e.x1 + e.w / 2 - ps[0]!.x) * this.cy.zoom(), y: 0 });
+    this.panning = false;
   }
 
   private drawDevice(d: DeviceSnap): void {
@@ -200,6 +329,20 @@ export class Graph {
     n.toggleClass("deferred", d.probe === "deferred");
     n.toggleClass("failed", d.probe === "failed");
     n.toggleClass("absent", !d.registered);
+  }
+
+  /** Hides the edges while the zoom is under the readable one (a class set only when it flips). */
+  private far = false;
+  private farEdges(): void {
+    const far = this.cy.zoom() < READABLE_ZOOM;
+    if (far === this.far) return;
+    this.far = far;
+    this.cy.edges().toggleClass("far", far);
+  }
+
+  /** Zooms out to the whole machine (on a large one, its boxes too small to label). */
+  fit(): void {
+    this.cy.fit(undefined, 30);
   }
 
   select(id: string | null): void {

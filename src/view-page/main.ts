@@ -30,6 +30,10 @@ export interface PageApi {
   drawn: () => { groups: number; devices: number }[];
   layoutMs: number[];
   lastStepMs: () => number;
+  /** The last step's time from its key press (or click, or go()) to the frame after the pictures repainted (ms). */
+  painted: () => Promise<number>;
+  /** Zooms every picture out to its whole machine (the "Whole" button). */
+  fit: () => void;
   go: (i: number) => void;
   classes: (run: number, id: string) => string[];
   centre: (run: number, id: string) => { x: number; y: number } | null;
@@ -42,7 +46,7 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string,
   return e;
 }
 
-function button(label: string, aria: string, onClick: () => void): HTMLButtonElement {
+function button(label: string, aria: string, onClick: (e: MouseEvent) => void): HTMLButtonElement {
   const b = el("button", { type: "button", "aria-label": aria, title: aria }, label);
   b.addEventListener("click", onClick);
   return b;
@@ -58,6 +62,7 @@ function start(data: ViewData): void {
   let at = 0;
   let sel: Selection = null;
   let lastStepMs = 0;
+  let painted: Promise<number> = Promise.resolve(0);
 
   const header = el("header");
   header.append(el("h1", {}, data.title));
@@ -67,11 +72,12 @@ function start(data: ViewData): void {
   const sliderBox = el("div", { class: "slider" });
   sliderBox.append(slider);
   controls.append(
-    button("« First", "first step (Home)", () => go(0)),
-    button("‹ Prev", "previous step (Left arrow)", () => go(at - 1)),
+    button("« First", "first step (Home)", (e) => go(0, e.timeStamp)),
+    button("‹ Prev", "previous step (Left arrow)", (e) => go(at - 1, e.timeStamp)),
     sliderBox,
-    button("Next ›", "next step (Right arrow)", () => go(at + 1)),
-    button("Last »", "last step (End)", () => go(count - 1)),
+    button("Next ›", "next step (Right arrow)", (e) => go(at + 1, e.timeStamp)),
+    button("Last »", "last step (End)", (e) => go(count - 1, e.timeStamp)),
+    button("Whole", "zoom the pictures out to the whole machine", () => fitAll()),
     label,
   );
   header.append(controls);
@@ -124,6 +130,10 @@ function start(data: ViewData): void {
     return { design: r.design, steps: r.doc.steps, snaps, topo, graph, trace, selection, groups };
   });
 
+  function fitAll(): void {
+    for (const r of runs) r.graph.fit();
+  }
+
   function choose(s: Selection): void {
     sel = s;
     for (const r of runs) {
@@ -135,8 +145,10 @@ function start(data: ViewData): void {
     }
   }
 
-  function go(i: number): void {
+  /** Shows step i; `since` is when the user asked for it (the event's time stamp), for the painted time. */
+  function go(i: number, since?: number): void {
     const t0 = performance.now();
+    const redrawn: Graph[] = [];
     at = Math.max(0, Math.min(count - 1, i));
     slider.value = String(at);
     const labels: string[] = [];
@@ -144,7 +156,7 @@ function start(data: ViewData): void {
       const k = Math.min(at, r.snaps.length - 1);
       const snap = r.snaps[k]!;
       const before = k === 0 ? null : r.snaps[k - 1]!;
-      r.graph.show(snap, before);
+      if (r.graph.show(snap, before)) redrawn.push(r.graph);
       renderTrace(r.trace, k === at ? r.steps[k]!.trace : []);
       renderGroups(r.groups, snap, before, r.topo, sel, choose);
       renderSelection(r.selection, sel, snap, r.topo);
@@ -155,16 +167,29 @@ function start(data: ViewData): void {
     if (data.divergence !== null) divergence.classList.toggle("here", at === data.divergence.step);
     document.body.dataset.step = String(at);
     lastStepMs = performance.now() - t0;
+    painted = paintedAfter(redrawn, since ?? t0);
   }
 
-  slider.addEventListener("input", () => go(Number(slider.value)));
+  /**
+   * When the step can be seen: each changed picture has drawn its canvas (cytoscape's "render"), and
+   * the frame after that has begun, so the one with the new canvas went out (two frames if no picture changed).
+   */
+  function paintedAfter(redrawn: Graph[], since: number): Promise<number> {
+    const frame = () => new Promise<void>((res) => requestAnimationFrame(() => res()));
+    const drawn = redrawn.map((g) => new Promise<void>((res) => g.cy.one("render", () => res())));
+    return Promise.all(drawn)
+      .then(() => (redrawn.length === 0 ? frame().then(frame) : frame()))
+      .then(() => performance.now() - since);
+  }
+
+  slider.addEventListener("input", (e) => go(Number(slider.value), e.timeStamp));
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
     // On the slider too: the keys step once, whatever the slider would do.
     const k = e.key;
     if (k === "ArrowRight" || k === "ArrowLeft" || k === "Home" || k === "End") {
       e.preventDefault();
-      go(k === "ArrowRight" ? at + 1 : k === "ArrowLeft" ? at - 1 : k === "Home" ? 0 : count - 1);
+      go(k === "ArrowRight" ? at + 1 : k === "ArrowLeft" ? at - 1 : k === "Home" ? 0 : count - 1, e.timeStamp);
     }
   });
 
@@ -176,7 +201,9 @@ function start(data: ViewData): void {
     drawn: () => runs.map((r) => r.graph.drawn()),
     layoutMs: runs.map((r) => r.graph.layoutMs),
     lastStepMs: () => lastStepMs,
-    go,
+    painted: () => painted,
+    fit: fitAll,
+    go: (i) => go(i),
     classes: (run, id) => runs[run]?.graph.classes(id) ?? [],
     centre: (run, id) => runs[run]?.graph.centre(id) ?? null,
   };

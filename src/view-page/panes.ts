@@ -94,12 +94,11 @@ export function renderSelection(box: HTMLElement, sel: Selection, snap: Snapshot
   );
 }
 
-function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, selected: boolean, onSelect: (s: Selection) => void, inGroupList = true): HTMLLIElement {
+function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, selected: boolean, inGroupList = true): HTMLLIElement {
   const li = el("li", { "data-device": d.name });
   if (changed) li.classList.add("changed");
   if (selected) li.classList.add("selected");
   const b = el("button", { type: "button" }, d.name);
-  b.addEventListener("click", () => onSelect({ kind: "device", id: d.name }));
   li.append(b);
   if (d.probe === "bound") li.append(el("span", { class: "tag" }, d.driver ?? ""));
   else if (d.probe === "deferred") li.append(el("span", { class: "tag deferred" }, "deferred"));
@@ -110,12 +109,11 @@ function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, se
   return li;
 }
 
-function groupItem(g: GroupSnap, changed: boolean, selected: boolean, onSelect: (s: Selection) => void): HTMLLIElement {
+function groupItem(g: GroupSnap, changed: boolean, selected: boolean): HTMLLIElement {
   const li = el("li", { "data-group": String(g.id) });
   if (changed) li.classList.add("changed");
   if (selected) li.classList.add("selected");
   const b = el("button", { type: "button" }, `group ${g.id}`);
-  b.addEventListener("click", () => onSelect({ kind: "group", id: String(g.id) }));
   li.append(b, el("span", { class: "tag" }, g.type), el("span", { class: `tag ${g.owner}` }, `owner ${g.owner}`));
   return li;
 }
@@ -124,12 +122,43 @@ function groupItem(g: GroupSnap, changed: boolean, selected: boolean, onSelect: 
 const looseBuilt = new WeakMap<DeviceSnap, HTMLLIElement>();
 
 /** A group's entry as last built, reused while the group's row and its devices' rows are the same objects. */
-const built = new WeakMap<GroupSnap, { li: HTMLLIElement; devices: (DeviceSnap | undefined)[] }>();
+const built = new WeakMap<GroupSnap, { li: HTMLLIElement; devices: (DeviceSnap | undefined)[]; items: HTMLLIElement[] }>();
+
+/** The lists whose clicks are handled (one listener each). */
+const listening = new WeakSet<HTMLElement>();
+
+/** Each list's entry of the devices on no group's list, kept from step to step. */
+const looseEntry = new WeakMap<HTMLElement, { li: HTMLLIElement; label: HTMLSpanElement; ul: HTMLUListElement }>();
+
+/**
+ * Makes `parent`'s children exactly `want`, in order, moving or inserting
+ * only those out of place (a step changes a few entries of thousands; the
+ * browser then restyles only those).
+ */
+function reconcile(parent: Element, want: readonly Element[]): void {
+  // Most entries new (a boot phase): one replacement costs less than thousands of insertions.
+  let kept = 0;
+  for (const e of want) if (e.parentNode === parent) kept++;
+  if (kept < want.length / 2) {
+    parent.replaceChildren(...want);
+    return;
+  }
+  let cur = parent.firstElementChild;
+  for (const e of want) {
+    if (cur === e) cur = cur.nextElementSibling;
+    else parent.insertBefore(e, cur);
+  }
+  while (cur !== null) {
+    const next = cur.nextElementSibling;
+    cur.remove();
+    cur = next;
+  }
+}
 
 /**
  * The list of groups, each with its devices, then the devices in no group.
- * Entries of groups the step did not touch are reused (a 2,000-device list
- * is built once, then only what changes).
+ * Entries of groups the step did not touch are reused and stay in place (a
+ * 2,000-device list is built once, then only what changes is replaced).
  */
 export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot | null, topo: Map<string, TopoNode>, sel: Selection, onSelect: (s: Selection) => void): void {
   const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
@@ -137,49 +166,71 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
   const byName = new Map(snap.devices.map((d) => [d.name, d]));
   const devChanged = (d: DeviceSnap) => before !== null && beforeDevices.get(d.name) !== d;
   const isSel = (kind: "group" | "device", id: string) => sel?.kind === kind && sel.id === id;
-  const frag = document.createDocumentFragment();
+  if (!listening.has(list)) {
+    // One listener for the list's 2,000 buttons: a click (or Enter on one) selects its entry's device or group.
+    listening.add(list);
+    list.addEventListener("click", (e) => {
+      const b = (e.target as Element).closest("button");
+      const li = b?.parentElement;
+      if (li === null || li === undefined || !list.contains(li)) return;
+      if (li.dataset.device !== undefined) onSelect({ kind: "device", id: li.dataset.device });
+      else if (li.dataset.group !== undefined) onSelect({ kind: "group", id: li.dataset.group });
+    });
+  }
+  const want: HTMLLIElement[] = [];
   for (const g of snap.groups) {
     const devices = g.devices.map((n) => byName.get(n));
     const old = built.get(g);
     let li: HTMLLIElement;
     if (old !== undefined && old.devices.length === devices.length && old.devices.every((d, i) => d === devices[i])) {
       li = old.li;
+      // A class set to what it is already changes nothing the browser must restyle.
       li.classList.toggle("changed", before !== null && beforeGroups.get(g.id) !== g);
       li.classList.toggle("selected", isSel("group", String(g.id)));
-      for (const c of li.querySelectorAll<HTMLLIElement>("li[data-device]")) {
+      for (const c of old.items) {
         const d = byName.get(c.dataset.device!)!;
         c.classList.toggle("changed", devChanged(d));
         c.classList.toggle("selected", isSel("device", d.name));
       }
     } else {
-      li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, isSel("group", String(g.id)), onSelect);
+      li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, isSel("group", String(g.id)));
       const ul = el("ul");
-      for (const d of devices) if (d !== undefined) ul.append(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect));
+      const items: HTMLLIElement[] = [];
+      for (const d of devices) if (d !== undefined) items.push(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name)));
+      ul.append(...items);
       li.append(ul);
-      built.set(g, { li, devices });
+      built.set(g, { li, devices, items });
     }
-    frag.append(li);
+    want.push(li);
   }
   // Devices on no group's list: those without a group, and (mid-probe, in a race) one whose dev_iommu names a group not listing it yet.
   const onLists = new Set(snap.groups.flatMap((g) => g.devices));
   const loose = snap.devices.filter((d) => !onLists.has(d.name));
   if (loose.length > 0) {
-    const li = el("li", { class: "no-group" });
-    li.append(el("span", {}, `on no group's list (${loose.length})`));
-    const ul = el("ul");
+    let entry = looseEntry.get(list);
+    if (entry === undefined) {
+      const li = el("li", { class: "no-group" });
+      const label = el("span");
+      const ul = el("ul");
+      li.append(label, ul);
+      looseEntry.set(list, (entry = { li, label, ul }));
+    }
+    const text = `on no group's list (${loose.length})`;
+    if (entry.label.textContent !== text) entry.label.textContent = text;
+    const items: HTMLLIElement[] = [];
     for (const d of loose) {
       let item = looseBuilt.get(d);
       if (item === undefined) {
-        item = deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), onSelect, false);
+        item = deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), false);
         looseBuilt.set(d, item);
       } else {
         item.classList.toggle("changed", devChanged(d));
         item.classList.toggle("selected", isSel("device", d.name));
       }
-      ul.append(item);
+      items.push(item);
     }
-    li.append(ul);
-    frag.append(li);
+    reconcile(entry.ul, items);
+    want.push(entry.li);
   }
-  list.replaceChildren(frag);
+  reconcile(list, want);
 }

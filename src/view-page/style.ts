@@ -33,8 +33,9 @@ dl { margin: 0; display: grid; grid-template-columns: max-content 1fr; gap: 1px 
 dt { font-weight: 600; color: #333; }
 dd { margin: 0; word-break: break-word; }
 ul { margin: 0; padding-left: 16px; }
-/* A 2,000-device list: the browser lays out only the entries in view. */
-.group-list > li { content-visibility: auto; contain-intrinsic-size: auto 40px; list-style-position: inside; }
+/* A 2,000-device list: the browser lays out only the entries in view (devices too: a boot phase lists 2,000 on no group's list). */
+.group-list li { content-visibility: auto; contain-intrinsic-size: auto 20px; list-style-position: inside; }
+.group-list > li { contain-intrinsic-size: auto 40px; }
 li button { font: inherit; border: 0; background: none; padding: 0 2px; cursor: pointer; text-align: left; color: #0b3d91; }
 li button:hover { text-decoration: underline; }
 li.changed > button, li.changed > span { background: #ffd1e8; }
