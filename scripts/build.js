@@ -122,7 +122,7 @@ function pageLicense() {
   return `/*! iommu-sim view page. Bundles cytoscape ${pkg.version} (${pkg.license}):\n${text}\n*/`;
 }
 
-// The page `iommu-sim view` writes: src/view-page/ with cytoscape and dagre, for the browser, in one file the command embeds.
+// The page `iommu-sim view` writes: src/view-page/ with cytoscape, for the browser, in one file the command embeds.
 // src/cli/view-bundle.ts builds the same from source with the same options.
 mkdirSync(`${root}dist/view`, { recursive: true });
 const page = await build({

@@ -1,6 +1,6 @@
 /**
  * The page's script: src/view-page/ bundled for the browser with cytoscape
- * and dagre into one file. `npm run build` writes it to dist/view/page.js
+ * into one file. `npm run build` writes it to dist/view/page.js
  * (scripts/build.js); the command line run from its bundle reads that file,
  * and run from source (a checkout, the tests) bundles it afresh with
  * esbuild, a devDependency, once per process, so it is never stale.

@@ -86,7 +86,12 @@ export async function viewCommand(file: string, o: ViewFlags, io: Io): Promise<n
   const out = o.out ?? defaultOut(file);
   if (out === "-") io.out(html);
   else {
-    writeFileSync(out, html);
+    try {
+      writeFileSync(out, html);
+    } catch (e) {
+      io.err(`iommu-sim view: --out ${out}: ${(e as NodeJS.ErrnoException).code ?? "error"}: ${(e as Error).message}`);
+      return EXIT_INVALID;
+    }
     const steps = runs.map((r) => r.steps.length).join(" and ");
     io.err(`iommu-sim view: wrote ${out} (${Math.round(html.length / 1024)} kB, ${steps} steps): open it in a browser`);
   }

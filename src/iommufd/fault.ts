@@ -11,7 +11,7 @@ import type { IommufdDevice } from "./device.ts";
 import { eventqOfFd, IommufdEventq, iommufdEventqInit } from "./eventq.ts";
 import type { Hwpt } from "./hw-pagetable.ts";
 import type { IommufdCtx } from "./object.ts";
-import type { IommuFaultAlloc, IommuHwptPageResponse, IommuHwptPgfault } from "./uapi.ts";
+import { IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_SUCCESS, type IommuFaultAlloc, type IommuHwptPageResponse, type IommuHwptPgfault } from "./uapi.ts";
 
 /** sizeof(struct iommu_hwpt_pgfault) */
 export const IOMMU_HWPT_PGFAULT_SIZE = 48;
@@ -122,6 +122,10 @@ export function faultFdWrite(ictx: IommufdCtx, fd: number, responses: IommuHwptP
   let done = 0;
   let rc: KError | null = null;
   for (const r of responses) {
+    if (r.code !== IOMMUFD_PAGE_RESP_SUCCESS && r.code !== IOMMUFD_PAGE_RESP_INVALID) {
+      rc = kerr("EINVAL", `response code ${r.code} is neither IOMMUFD_PAGE_RESP_SUCCESS nor IOMMUFD_PAGE_RESP_INVALID`);
+      break;
+    }
     const g = q.response.get(r.cookie);
     if (g === undefined) {
       rc = kerr("EINVAL", `no fault awaits a response with cookie ${r.cookie}`);

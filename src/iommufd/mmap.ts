@@ -55,12 +55,12 @@ export function iommufdMmapRegions(ictx: IommufdCtx): IommufdMmapRegion[] {
   return [...table(ictx).values()];
 }
 
-/** mmap(length, MAP_SHARED, fd, offset): the offset and length must be a region's exactly. */
+/** mmap(length, MAP_SHARED, fd, offset): the offset must be a region's, and the length, rounded up to whole pages as mmap does, its length exactly. */
 // @kernel: iommufd_fops_mmap
 export function iommufdMmap(ictx: IommufdCtx, length: number, offset: number): IommufdVma | KError {
   const r = table(ictx).get(offset);
   if (r === undefined) return kerr("ENXIO", `no mmap region starts at offset 0x${offset.toString(16)}`);
-  if (Math.floor(length / PAGE_SIZE) !== Math.floor(r.length / PAGE_SIZE)) return kerr("ENXIO", `length 0x${length.toString(16)} is not the region's 0x${r.length.toString(16)}`);
+  if (Math.ceil(length / PAGE_SIZE) * PAGE_SIZE !== r.length) return kerr("ENXIO", `length 0x${length.toString(16)} is not the region's 0x${r.length.toString(16)}`);
   r.owner.users++;
   return { region: r, unmapped: false };
 }

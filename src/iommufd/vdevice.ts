@@ -58,7 +58,7 @@ export function iommufdDeviceRemoveVdev(ictx: IommufdCtx, idev: IommufdDevice): 
 
 // @kernel: iommufd_vdevice_alloc_ioctl
 export function vdeviceAllocIoctl(ictx: IommufdCtx, cmd: IommuVdeviceAlloc): 0 | KError {
-  if (cmd.virt_id >= ULONG_MAX) return kerr("EINVAL", "virt_id does not fit an unsigned long");
+  if (cmd.virt_id > ULONG_MAX) return kerr("EINVAL", "virt_id does not fit an unsigned long");
   const vo = ictx.get(cmd.viommu_id, "VIOMMU");
   if (isErr(vo)) return vo;
   const viommu = vo as Viommu;

@@ -222,7 +222,9 @@ function getInfo(ictx: IommufdCtx, buf: Uint8Array): 0 | KError {
   let lastCap = -1;
   for (let i = 0; i < 2; i++) {
     const avail = argsz > total ? argsz - total : 0;
-    const size = i === 0 ? fillCapDmaAvail(v, total, avail) : fillCapIova(ioas, v, total, avail);
+    const filled = i === 0 ? fillCapDmaAvail(v, total, avail) : fillCapIova(ioas, v, total, avail);
+    // Each capability starts on an 8-byte boundary (ALIGN(cap_size, sizeof(u64))).
+    const size = Math.ceil(filled / 8) * 8;
     if (lastCap >= 0 && argsz >= total) v.setUint32(lastCap + 4, total, true);
     lastCap = total;
     total += size;

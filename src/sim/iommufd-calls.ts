@@ -20,6 +20,7 @@ import { IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
 import { iommufdIoctl } from "../iommufd/main.ts";
 import { iommufdTest } from "../iommufd/selftest.ts";
 import * as U from "../iommufd/uapi.ts";
+import { hex } from "../lib/bits.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { PAGE_SIZE } from "../pgtable/sizes.ts";
 import type { IommufdCall, ScenarioIommufd } from "./iommufd-actions.ts";
@@ -31,7 +32,6 @@ export interface ScenarioAccess {
   readonly pins: { iova: number; length: number }[];
 }
 
-const hex = (x: number) => `0x${x.toString(16)}`;
 
 function sizeOf(nr: number): number {
   return U.CMD_LAYOUTS.get(nr)!.sizeof;
@@ -145,7 +145,7 @@ export function runMoreCall(s: ScenarioIommufd, c: IommufdCall): 0 | KError | nu
       const length = parseSize(c.access_unpin.length);
       const i = sa.pins.findIndex((p) => p.iova === iova && p.length === length);
       // The kernel WARNs on an unpin of pages the access did not pin: the model refuses it.
-      if (i < 0) return kerr("EINVAL", `the access did not pin [${hex(iova)}, +${hex(length)})`);
+      if (i < 0) return kerr("EINVAL", `the scenario unpins [${hex(iova)}, +${hex(length)}), which the access did not pin: refused before the call (the kernel would WARN in iommufd_access_unpin_pages)`);
       iommufdAccessUnpinPages(sa.access, iova, length);
       sa.pins.splice(i, 1);
       return 0;

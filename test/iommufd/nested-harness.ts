@@ -98,6 +98,9 @@ export function triggerIopf(fx: Fx, devId: number, faultFd: number, pasid = 0x1)
   expect(rec.dev_id).toBe(devId);
   expect(rec.pasid).toBe(pasid);
   expect(rec.addr).toBe(0xdeadbeaf);
+  // A code other than SUCCESS or INVALID is refused before the cookie is looked up, and the fault still waits.
+  const bad = faultFdWrite(fx.fd, faultFd, [{ cookie: rec.cookie, code: 2 }]);
+  expect(typeof bad === "number" ? bad : bad.errno).toBe("EINVAL");
   expect(faultFdWrite(fx.fd, faultFd, [{ cookie: rec.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }])).toBe(8);
 }
 

@@ -32,6 +32,8 @@ function checkCapChain(buf: Uint8Array, capOffset: number, argsz: number): strin
   const seen: string[] = [];
   for (let at = capOffset; at !== 0; at = v.getUint32(at + 4, true)) {
     expect(at + 8).toBeLessThanOrEqual(argsz);
+    // Every capability starts on an 8-byte boundary (iommufd_vfio_iommu_get_info aligns each cap_size).
+    expect(at % 8).toBe(0);
     const id = v.getUint16(at, true);
     expect(v.getUint16(at + 2, true)).toBe(1);
     if (id === V.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
@@ -95,7 +97,8 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(r.pgsizes).not.toBe(0n);
       expect(r.flags).toBe(FLAGS);
       expect(r.capOffset).toBe(0);
-      expect(r.argsz).toBeGreaterThan(INFO_SIZE);
+      // The struct (24), DMA_AVAIL (12, padded to 16), IOVA_RANGE with one range (16 + 16).
+      expect(r.argsz).toBe(INFO_SIZE + 16 + 16 + 16);
       // Read the caps at every size: the kernel never writes a truncated chain
       const caplen = r.argsz;
       for (let i = INFO_SIZE; i <= caplen; i++) {

@@ -145,6 +145,11 @@ for (const [vname, variant] of Object.entries(VARIANTS)) {
       expect(mmapErr(length, offset + PAGE_SIZE * 2)).toBe("ENXIO");
       expect(mmapErr(length / 2, offset)).toBe("ENXIO");
       expect(mmapErr(length * 2, offset)).toBe("ENXIO");
+      // mmap rounds the length up to whole pages before iommufd_fops_mmap compares it with the region's.
+      expect(mmapErr(length + 1, offset)).toBe("ENXIO");
+      const one = iommufdMmap(fx.fd, length - PAGE_SIZE + 1, offset);
+      if ("errno" in one) throw new Error(one.message);
+      iommufdMunmap(one);
       const vma = iommufdMmap(fx.fd, length, offset);
       if ("errno" in vma) throw new Error(vma.message);
       expect(vma.region.words[0]).toBe(0xbeef);
@@ -301,7 +306,6 @@ describe("iommufd_viommu: bad arguments", () => {
       ["VIOMMU_ALLOC data too short", () => e(viommuAlloc(fx, dev, parent, U.IOMMU_VIOMMU_TYPE_SELFTEST, new Uint8Array(4))[0])],
       ["VIOMMU_ALLOC on the vIOMMU", () => e(viommuAlloc(fx, dev, viommuId, U.IOMMU_VIOMMU_TYPE_SELFTEST)[0])],
       ["VDEVICE_ALLOC second for the device", () => e(vdeviceAlloc(fx, viommuId, dev, 0x77)[0])],
-      ["VDEVICE_ALLOC virt_id too large", () => e(vdeviceAlloc(fx, viommuId, dev, U.U64_MAX)[0])],
       ["VDEVICE_ALLOC on a HWPT", () => e(vdeviceAlloc(fx, parent, dev, 0x77)[0])],
       ["VEVENTQ_ALLOC depth 0", () => e(fx.ioctl(U.IOMMUFD_CMD_VEVENTQ_ALLOC, { size: 32, flags: 0, viommu_id: viommuId, type: 7, veventq_depth: 0, out_veventq_id: 0, out_veventq_fd: 0, __reserved: 0 }))],
       ["VEVENTQ_ALLOC type DEFAULT", () => e(veventqAlloc(fx, viommuId, U.IOMMU_VEVENTQ_TYPE_DEFAULT)[0])],
@@ -324,7 +328,6 @@ describe("iommufd_viommu: bad arguments", () => {
       "VIOMMU_ALLOC data too short": "EINVAL",
       "VIOMMU_ALLOC on the vIOMMU": "ENOENT",
       "VDEVICE_ALLOC second for the device": "EEXIST",
-      "VDEVICE_ALLOC virt_id too large": "EINVAL",
       "VDEVICE_ALLOC on a HWPT": "ENOENT",
       "VEVENTQ_ALLOC depth 0": "EINVAL",
       "VEVENTQ_ALLOC type DEFAULT": "EOPNOTSUPP",

@@ -44,6 +44,13 @@ describe("iommu-sim view", () => {
     expect(r.out.startsWith("<!doctype html>")).toBe(true);
   });
 
+  it("an --out it cannot write is exit 2 naming the path and the errno, not a stack trace", async () => {
+    const r = await cli("view", "scenarios/default.yaml", "--out", join(tmp, "no-such-dir", "p.html"));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("--out");
+    expect(r.err).toContain("ENOENT");
+  });
+
   it("text that would end a script element early is escaped", () => {
     const html = viewHtml({ title: "</script><b>", runs: [{ design: "x</script>", doc: {} }], divergence: null }, "var s = '</script>';", "0");
     expect(html.match(/<\/script>/g)).toHaveLength(2);

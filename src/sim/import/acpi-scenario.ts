@@ -294,7 +294,7 @@ function ivrsDevices(bld: Builder, f: Found, pci: PciTopology, own: ReturnType<t
  * the off-by-one overlap and RIDs that reach no SMMU included.
  */
 // @kernel: iort_pci_iommu_init
-function rcMapFromDump(bld: Builder, f: Found, t: Iort, n: IortNode, smmus: ReadonlyMap<number, string>, hisi: boolean, map: (string | number)[][], notes: string[], pciSids: Map<string, { smmu: number; sid: number }[]>): void {
+function rcMapFromDump(bld: Builder, f: Found, t: Iort, n: IortNode, smmus: ReadonlyMap<number, string>, map: (string | number)[][], notes: string[], pciSids: Map<string, { smmu: number; sid: number }[]>): void {
   const pci = bld.pci!;
   const seg = n.segment!;
   const fns = pci.functions.filter((x) => x.src.segment === seg);
@@ -304,7 +304,7 @@ function rcMapFromDump(bld: Builder, f: Found, t: Iort, n: IortNode, smmus: Read
     if (x.src.busLine !== null) buses.add(x.src.busLine.secondary);
   }
   const lookup = (rid: number): { smmu: string; sid: number; node: IortNode } | { smmu: null; node: IortNode | null } => {
-    const r = iortNodeMapId(t, n, rid, hisi);
+    const r = iortNodeMapId(t, n, rid);
     if (r.smmu === null) return { smmu: null, node: null };
     const name = smmus.get(r.smmu.offset);
     return name === undefined ? { smmu: null, node: r.smmu } : { smmu: name, sid: r.id, node: r.smmu };
@@ -339,8 +339,6 @@ const IORT_SMMU_MODELS: Record<number, string> = { 0: "SMMUv1", 1: "SMMUv2", 2: 
 
 function importIort(bld: Builder, f: Found): void {
   const t: Iort = parseIort(f.table);
-  // @kernel: iort_check_id_count_workaround (HiSilicon HIP07/HIP08 count IDs without the "minus one")
-  const hisi = f.table.oemId === "HISI" && ["HIP07", "HIP08"].includes(f.table.oemTableId.trim()) && f.table.oemRevision === 0;
   const fwnode = (n: IortNode) => `IORT/${n.type}@${hex(n.offset)}`;
   const smmus = new Map<number, string>();
   for (const n of t.list) {
@@ -357,7 +355,7 @@ function importIort(bld: Builder, f: Found): void {
       comment: [`IORT ${n.type === "smmu-v3" ? `SMMUv3 (model ${n.model})` : IORT_SMMU_MODELS[n.model!]} node (${where(f, n.offset)}) at ${base}`],
     });
   }
-  const len = (m: IortMapping) => (hisi ? m.idCount : m.idCount + 1);
+  const len = (m: IortMapping) => m.idCount + 1;
   const target = (m: IortMapping) => t.nodes.get(m.outputRef)!;
   const ncSids = new Map<string, { smmu: number; sid: number }[]>();
   const pciSids = new Map<string, { smmu: number; sid: number }[]>();
@@ -400,7 +398,7 @@ function importIort(bld: Builder, f: Found): void {
       const map: (string | number)[][] = [];
       const notes: string[] = [];
       if (bld.pci !== null) {
-        rcMapFromDump(bld, f, t, n, smmus, hisi, map, notes, pciSids);
+        rcMapFromDump(bld, f, t, n, smmus, map, notes, pciSids);
       } else for (const m of n.mappings) {
         const to = target(m);
         const smmu = smmus.get(to.offset);
@@ -411,7 +409,7 @@ function importIort(bld: Builder, f: Found): void {
         else {
           let l = len(m);
           // @kernel: iort_id_map (a match at the end of a range yields to a range that starts there: the off-by-one firmware)
-          if (n.mappings.some((o) => o !== m && o.inputBase === m.inputBase + m.idCount) && l > 1 && !hisi) {
+          if (n.mappings.some((o) => o !== m && o.inputBase === m.inputBase + m.idCount) && l > 1) {
             l -= 1;
             notes.push(`RIDs ${hex(m.inputBase)}-${hex(m.inputBase + m.idCount)} overlap the next range by one: the last yields to it (iort_id_map)`);
           }
@@ -422,7 +420,7 @@ function importIort(bld: Builder, f: Found): void {
       const name = `pci${seg.toString(16).padStart(4, "0")}`;
       const h: Record<string, unknown> = { segment: seg };
       if (map.length > 0) h["iommu-map"] = map;
-      const e = bld.device(name, { bus: "platform", fwnode: fwnode(n), "pci-host": h }, `IORT root complex, PCI segment ${seg} (${where(f, n.offset)})${hisi ? "; HiSilicon HIP07/HIP08: ID counts taken without the minus one" : ""}`);
+      const e = bld.device(name, { bus: "platform", fwnode: fwnode(n), "pci-host": h }, `IORT root complex, PCI segment ${seg} (${where(f, n.offset)})`);
       e.comment.push(...notes);
     }
   }

@@ -22,22 +22,21 @@ export interface IortMapped {
  * firmware), or null when it does not match.
  */
 // @kernel: iort_id_map
-function idMap(m: IortMapping, type: IortNode["type"], id: number, checkOverlap: boolean, hisi: boolean): { out: number; again: boolean } | null {
+function idMap(m: IortMapping, type: IortNode["type"], id: number, checkOverlap: boolean): { out: number; again: boolean } | null {
   if (m.single) {
-    // A single mapping is allowed on named components, root complexes, SMMUv3s and PMCGs; elsewhere skipped.
-    if (type === "named-component" || type === "root-complex" || type === "smmu-v3" || type === "pmcg") return { out: m.outputBase, again: false };
+    // A single mapping is allowed on named components and root complexes only; elsewhere a FW_BUG, skipped.
+    if (type === "named-component" || type === "root-complex") return { out: m.outputBase, again: false };
     return null;
   }
-  // iort_check_id_count_workaround: HiSilicon HIP07/HIP08 count the IDs without the "minus one".
-  if (id < m.inputBase || (hisi ? id >= m.inputBase + m.idCount : id > m.inputBase + m.idCount)) return null;
+  if (id < m.inputBase || id > m.inputBase + m.idCount) return null;
   if (checkOverlap && id !== m.inputBase) return null;
   const out = m.outputBase + (id - m.inputBase);
-  return { out, again: !hisi && m.idCount > 0 && id === m.inputBase + m.idCount };
+  return { out, again: m.idCount > 0 && id === m.inputBase + m.idCount };
 }
 
 /** `id` at `node` followed through the ID mappings to an SMMU (IORT_IOMMU_TYPE). */
 // @kernel: iort_node_map_id
-export function iortNodeMapId(t: Iort, start: IortNode, id: number, hisi: boolean): IortMapped {
+export function iortNodeMapId(t: Iort, start: IortNode, id: number): IortMapped {
   let node: IortNode | undefined = start;
   let cur = id;
   const seen = new Set<number>();
@@ -51,7 +50,7 @@ export function iortNodeMapId(t: Iort, start: IortNode, id: number, hisi: boolea
     let againOut = 0;
     for (let i = 0; i < node.mappings.length; i++) {
       const m = node.mappings[i]!;
-      const r = idMap(m, node.type, cur, againRef !== null, hisi);
+      const r = idMap(m, node.type, cur, againRef !== null);
       if (r === null) continue;
       if (r.again) {
         againRef = m.outputRef;
