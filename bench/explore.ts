@@ -149,6 +149,33 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
     const twoW = median(xs.map((x) => x[1]));
     const ratios = xs.map((x) => x[1] / x[0]);
     log(`  schedules/s (the fwspec race, bound 4, wall time, warm pools, alternated; ${loadAt}): 1 worker ${fmt(one)}, 2 workers ${fmt(twoW)}: ${(twoW / one).toFixed(2)}x (per pair ${ratios.map((r) => r.toFixed(2)).join(", ")}; goal >= 1.7x)`);
+    // The machine's own ceiling for this work: two whole searches at once, each on its own one-worker pool, nothing
+    // shared but the process; what they do together per second over what one does alone. The split can reach at most this.
+    const solo = new WorkerPool(1);
+    try {
+      const run1 = async (pool: WorkerPool) => {
+        const oo = { ...opts, workers: 1 };
+        const r = await explore(race, oo, (items, onResult) => pool.run(race, oo, items, onResult));
+        return r.schedules;
+      };
+      await run1(solo);
+      const cs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        let w = performance.now();
+        const alone = await run1(pools[0]!);
+        const aloneRate = (alone / (performance.now() - w)) * 1000;
+        w = performance.now();
+        const both = await Promise.all([run1(pools[0]!), run1(solo)]);
+        const bothRate = ((both[0]! + both[1]!) / (performance.now() - w)) * 1000;
+        cs.push(bothRate / aloneRate);
+      }
+      log(
+        `  the machine's ceiling for two at once (two independent bound-4 searches, each on its own worker, against one alone; ${load()}): ` +
+          `${median(cs).toFixed(2)}x (runs ${cs.map((c) => c.toFixed(2)).join(", ")}): no split of one search across 2 workers can beat it`,
+      );
+    } finally {
+      await solo.close();
+    }
     // Exhausting it with the two workers.
     const full = { ...opts, bound: UNBOUNDED };
     const a = await once(0, race, full);
