@@ -100,7 +100,7 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
 
   // The reduction: the same search with sleep sets alone (capped), and the naive count.
   const t0 = performance.now();
-  const sleep = searchItem(race, {}, UNBOUNDED, [], () => performance.now() - t0 > SLEEP_CAP_S * 1000, undefined, true, false, true, false);
+  const sleep = searchItem(race, {}, UNBOUNDED, [], { stop: () => performance.now() - t0 > SLEEP_CAP_S * 1000, stopAtFailure: false, dpor: false });
   const sleepDone = performance.now() - t0 <= SLEEP_CAP_S * 1000;
   const naive = naiveInterleavings(taskSteps(race));
   log(
@@ -108,9 +108,9 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
       `naive interleavings of the tasks' steps ${naive.toExponential(2)} (${(naive / e0.schedules).toExponential(1)}x DPOR's count)`,
   );
   const tiny = loadScenarioFile(TINY);
-  const tinyD = searchItem(tiny, {}, UNBOUNDED, [], undefined, undefined, true, false);
-  const tinyS = searchItem(tiny, {}, UNBOUNDED, [], undefined, undefined, true, false, true, false);
-  const tinyF = searchItem(tiny, {}, UNBOUNDED, [], undefined, undefined, false, false);
+  const tinyD = searchItem(tiny, {}, UNBOUNDED, [], { stopAtFailure: false });
+  const tinyS = searchItem(tiny, {}, UNBOUNDED, [], { stopAtFailure: false, dpor: false });
+  const tinyF = searchItem(tiny, {}, UNBOUNDED, [], { reduce: false, stopAtFailure: false });
   log(
     `  reduction, three claims on one group (exhaustive): DPOR ${fmt(tinyD.schedules)} schedules (${fmt(tinyD.steps)} steps), sleep sets alone ${fmt(tinyS.schedules)} (${fmt(tinyS.steps)} steps), none ${fmt(tinyF.schedules)}; naive ${fmt(naiveInterleavings(taskSteps(tiny)))}`,
   );

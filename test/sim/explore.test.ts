@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import { Mutex, mutexLock, mutexUnlock } from "../../src/base/mutex.ts";
 import { Sched, type Path } from "../../src/base/path.ts";
 import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
-import { searchItem, splitItems } from "../../src/sim/explore/dfs.ts";
+import { searchItem } from "../../src/sim/explore/dfs.ts";
+import { splitItems } from "../../src/sim/explore/split.ts";
 import { explore, planItems, runItem, type ExploreOptions } from "../../src/sim/explore/explore.ts";
 import { workerPool } from "../../src/sim/explore/pool.ts";
 import { knownSchedule, ScriptPolicy } from "../../src/sim/explore/schedule.ts";
@@ -50,9 +51,13 @@ const opts = (o: Partial<ExploreOptions> = {}): ExploreOptions => ({ bound: 2, w
 /** The final states of every complete schedule of a search (the state without the event log's order). */
 function finals(yaml: string, bound: number, reduce: boolean): { states: Set<string>; schedules: number; boundCuts: number } {
   const states = new Set<string>();
-  const r = searchItem(scenario(yaml), {}, bound, [], undefined, (p: PlayResult) => {
-    states.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))));
-  }, reduce, false);
+  const r = searchItem(scenario(yaml), {}, bound, [], {
+    onRun: (p: PlayResult) => {
+      states.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))));
+    },
+    reduce,
+    stopAtFailure: false,
+  });
   return { states, schedules: r.schedules, boundCuts: r.boundCuts };
 }
 
@@ -71,10 +76,10 @@ describe("the systematic search", () => {
   it("starts with the default schedule, and a higher bound only adds schedules", () => {
     const s = scenario(TINY);
     const seen: string[] = [];
-    searchItem(s, {}, 1, [], undefined, (p) => seen.push(p.schedule), true, false);
+    searchItem(s, {}, 1, [], { onRun: (p) => seen.push(p.schedule), stopAtFailure: false });
     expect(seen[0]).toBe("-");
     expect(new Set(seen).size).toBe(seen.length);
-    const counts = [0, 1, 2].map((b) => searchItem(s, {}, b + 1, [], undefined, undefined, true, false).schedules);
+    const counts = [0, 1, 2].map((b) => searchItem(s, {}, b + 1, [], { stopAtFailure: false }).schedules);
     expect(counts[1]).toBeGreaterThanOrEqual(counts[0]!);
     expect(counts[2]).toBeGreaterThanOrEqual(counts[1]!);
     expect(counts[0]).toBeLessThan(counts[2]!);
@@ -83,16 +88,18 @@ describe("the systematic search", () => {
   it("split into items, an exhaustive search reaches the final states of one search; the first item starts with the default schedule", () => {
     const s = loadScenarioFile("scenarios/races/probe-race-global-lock.yaml");
     const whole = new Set<string>();
-    const one = searchItem(s, {}, 1000, [], undefined, (p) => whole.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot)))));
+    const one = searchItem(s, {}, 1000, [], { onRun: (p) => whole.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot)))) });
     expect(one.boundCuts).toBe(0);
     const items = splitItems(s, {}, 1000, 16);
     expect(items.length).toBeGreaterThanOrEqual(16);
     const parts = new Set<string>();
     const schedules: string[] = [];
     for (const it of items)
-      searchItem(s, {}, 1000, it, undefined, (p) => {
-        schedules.push(p.schedule);
-        parts.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))));
+      searchItem(s, {}, 1000, it, {
+        onRun: (p) => {
+          schedules.push(p.schedule);
+          parts.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))));
+        },
       });
     expect(schedules[0]).toBe("-");
     // Items never search a schedule twice (their prefixes differ).
@@ -105,9 +112,13 @@ describe("the systematic search", () => {
     const s = loadScenarioFile("scenarios/races/unregister-during-probe-current.yaml");
     const ends = (dpor: boolean) => {
       const out = new Set<string>();
-      const r = searchItem(s, {}, 1000, [], undefined, (p) => {
-        out.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))) + JSON.stringify([...p.violations].sort()));
-      }, true, false, true, dpor);
+      const r = searchItem(s, {}, 1000, [], {
+        onRun: (p) => {
+          out.add(JSON.stringify(state(takeSnapshot(p.machine, p.boot))) + JSON.stringify([...p.violations].sort()));
+        },
+        stopAtFailure: false,
+        dpor,
+      });
       expect(r.boundCuts).toBe(0);
       return { out, schedules: r.schedules };
     };

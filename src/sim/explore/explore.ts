@@ -8,7 +8,8 @@
  */
 import type { Failure, RunOptions } from "../runner.ts";
 import type { Scenario } from "../scenario/schema.ts";
-import { searchItem, splitItems, type DfsItem, type ItemResult } from "./dfs.ts";
+import { searchItem, type DfsItem, type ItemResult } from "./dfs.ts";
+import { splitItems } from "./split.ts";
 import { searchRandom } from "./random.ts";
 import { failureKind, shrink, type FailureKind } from "./shrink.ts";
 
@@ -71,7 +72,7 @@ export interface ExploreResult {
 export function runItem(s: Scenario, opts: RunOptions, bound: number, seed: number, item: WorkItem, first: boolean, stop?: () => boolean): ItemResult {
   if (item.kind === "random") return searchRandom(s, opts, seed, item.from, item.to, stop);
   // The first item holds the first schedule, the default one: it checks the boot, the same in every schedule.
-  return searchItem(s, opts, bound, item.item, stop, undefined, true, true, first);
+  return searchItem(s, opts, bound, item.item, { stop, checkBoot: first });
 }
 
 /** The items a search is split into, in search order. */
