@@ -39,6 +39,15 @@ export const MOCK_FLAGS_DEVICE_HUGE_IOVA = 1 << 1;
 /** The MOCK_FLAGS_DEVICE_* each mock device was created with (struct mock_dev's flags). */
 export const mockDeviceFlags = new WeakMap<Device, number>();
 
+/**
+ * The mock's nested half lives next to iommufd (src/iommufd/mock-nested.ts, as
+ * the kernel keeps it in selftest.c), which this layer may not import: the
+ * machine installs it here, and the mock's ops call it.
+ */
+export const mockNestedHooks: {
+  domainAllocNested: ((dev: Device, parent: IommuDomain, flags: number, userData: unknown) => IommuDomain | KError) | null;
+} = { domainAllocNested: null };
+
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
@@ -135,6 +144,11 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     },
     domainAllocPagingFlags(dev, flags, userData) {
       return allocPaging(dev, flags, userData);
+    },
+    // @kernel: mock_domain_alloc_nested
+    domainAllocNested(dev, parent, flags, userData) {
+      const alloc = mockNestedHooks.domainAllocNested;
+      return alloc === null ? kerr("EOPNOTSUPP", "mock: no nested half installed") : alloc(dev, parent, flags, userData);
     },
   };
 

@@ -144,10 +144,9 @@ function allocNested(userData: IommuUserData, parent: IommuDomain, viommu: Neste
   return new IommuDomain(IOMMU_DOMAIN_NESTED, nestedOps, false, parent.iommu, [], undefined, priv);
 }
 
-/** ops->domain_alloc_nested of a device's driver; null when the driver has none. */
+/** The body of the mock's ops->domain_alloc_nested (the machine installs it in the driver's mockNestedHooks). */
 // @kernel: mock_domain_alloc_nested
-export function mockDomainAllocNested(dev: Device, parent: IommuDomain, flags: number, userData: IommuUserData): IommuDomain | KError | null {
-  if (!isMockDevice(dev)) return null;
+export function mockDomainAllocNested(dev: Device, parent: IommuDomain, flags: number, userData: IommuUserData): IommuDomain | KError {
   if ((flags & ~IOMMU_HWPT_ALLOC_PASID) !== 0) return kerr("EOPNOTSUPP", `mock: nested flags 0x${flags.toString(16)}`);
   if (!isMockPaging(parent)) return kerr("EINVAL", `mock: ${parent} is not a mock paging domain`);
   return allocNested(userData, parent, null);
