@@ -9,7 +9,7 @@ import { Device } from "../base/device.ts";
 import { runPath } from "../base/path.ts";
 import { FwnodeHandle } from "../base/fwnode.ts";
 import { MOCK_PASID_WIDTH, mockDeviceFlags, mockNestedHooks } from "../drivers/iommufd-mock.ts";
-import { mockDomainAllocNested } from "../iommufd/mock-nested.ts";
+import { mockDomainAllocNested, mockNopAttach } from "../iommufd/mock-nested.ts";
 import type { IommuUserData } from "../iommufd/user-data.ts";
 import { MOCK_FLAGS_DEVICE_PASID } from "../iommufd/selftest.ts";
 import { iommuMockDeviceAdd } from "../iommu/register.ts";
@@ -22,6 +22,7 @@ export function iommufdEnv(m: Machine, phys: PhysMem = new PhysMem()): IommufdEn
   let nextMock = 0;
   // The mock driver's nested half (selftest.c's, kept with iommufd).
   mockNestedHooks.domainAllocNested ??= (dev, parent, flags, userData) => mockDomainAllocNested(dev, parent, flags, userData as IommuUserData);
+  mockNestedHooks.nopAttach ??= mockNopAttach;
   return {
     core: m.k,
     phys,
