@@ -39,6 +39,17 @@ export const MOCK_FLAGS_DEVICE_HUGE_IOVA = 1 << 1;
 /** The MOCK_FLAGS_DEVICE_* each mock device was created with (struct mock_dev's flags). */
 export const mockDeviceFlags = new WeakMap<Device, number>();
 
+/**
+ * The mock's nested half lives next to iommufd (src/iommufd/mock-nested.ts, as
+ * the kernel keeps it in selftest.c), which this layer may not import: the
+ * machine installs it here, and the mock's ops call it.
+ */
+export const mockNestedHooks: {
+  domainAllocNested: ((dev: Device, parent: IommuDomain, flags: number, userData: unknown) => IommuDomain | KError) | null;
+  /** The rest of mock_domain_nop_attach for a domain that is not nested: the device records no vIOMMU. */
+  nopAttach: ((dev: Device) => void) | null;
+} = { domainAllocNested: null, nopAttach: null };
+
 export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverEnv): IommuDriver => {
   let mockIommu: IommuDevice | null = null;
   let mockFormat: PagingFormat | null = null;
@@ -55,16 +66,25 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     } else pasid1024FakeError.add(dev);
     return 0;
   };
-  const blocking = new IommuDomain(IOMMU_DOMAIN_BLOCKED, { ...staticBlockedDomain().ops, setDevPasid: setDevPasidNop }, true);
+  const blockedOps = staticBlockedDomain().ops;
+  // @kernel: mock_domain_nop_attach (mock_blocking_ops: the device records no vIOMMU)
+  const blockingAttach: IommuDomainOps["attachDev"] = (d, dev, old) => {
+    const r = blockedOps.attachDev(d, dev, old);
+    if (r === 0) mockNestedHooks.nopAttach?.(dev);
+    return r;
+  };
+  const blocking = new IommuDomain(IOMMU_DOMAIN_BLOCKED, { ...blockedOps, attachDev: blockingAttach, setDevPasid: setDevPasidNop }, true);
   // @kernel: mock_ops (default_domain_ops: free, attach_dev, map_pages, unmap_pages, iova_to_phys)
   // No iotlb_sync and no flush_iotlb_all: the mock has no IOTLB, and device DMA walks its table every time.
   const { iotlbSync: _noIotlbSync, flushIotlbAll: _noFlushIotlbAll, ...baseOps } = pagingDomainOps(env, () => 0);
-  // @kernel: mock_domain_nop_attach (a dirty-tracking domain refuses a NO_DIRTY device)
+  // @kernel: mock_domain_nop_attach (a dirty-tracking domain refuses a NO_DIRTY device; a paging domain records no vIOMMU)
   const attachDev: IommuDomainOps["attachDev"] = (d, dev, old) => {
     if (d.ops.setDirtyTracking !== undefined && ((mockDeviceFlags.get(dev) ?? 0) & MOCK_FLAGS_DEVICE_NO_DIRTY) !== 0) {
       return kerr("EINVAL", `mock: ${dev.name} cannot track dirty pages; it cannot attach to a dirty-tracking domain`);
     }
-    return baseOps.attachDev(d, dev, old);
+    const r = baseOps.attachDev(d, dev, old);
+    if (r === 0) mockNestedHooks.nopAttach?.(dev);
+    return r;
   };
   const domainOps: IommuDomainOps = { ...baseOps, attachDev, setDevPasid: setDevPasidNop };
   /** Dirty tracking on, per domain (mock_iommu_domain's flag). */
@@ -135,6 +155,11 @@ export const createIommufdMock: IommuDriverFactory = (k: IommuCore, env: DriverE
     },
     domainAllocPagingFlags(dev, flags, userData) {
       return allocPaging(dev, flags, userData);
+    },
+    // @kernel: mock_domain_alloc_nested
+    domainAllocNested(dev, parent, flags, userData) {
+      const alloc = mockNestedHooks.domainAllocNested;
+      return alloc === null ? kerr("EOPNOTSUPP", "mock: no nested half installed") : alloc(dev, parent, flags, userData);
     },
   };
 

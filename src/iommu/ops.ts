@@ -29,6 +29,8 @@ export interface IommuOps {
   domainAllocPaging?(dev: Device | null): IommuDomain | KError;
   domainAllocPagingFlags?(dev: Device | null, flags: number, userData: unknown): IommuDomain | KError;
   domainAllocIdentity?(dev: Device): IommuDomain | KError;
+  /** domain_alloc_nested: a user-managed stage-1 domain on `parent` from the driver's `userData` (iommufd's); absent, iommufd refuses nesting. */
+  domainAllocNested?(dev: Device, parent: IommuDomain, flags: number, userData: unknown): IommuDomain | KError;
   /** Static domains. */
   identityDomain?: IommuDomain;
   blockedDomain?: IommuDomain;

@@ -13,7 +13,6 @@ import { adoptDomain, iommuDomainFree, iommuPagingDomainAllocFlags } from "../io
 import type { IommuDomain } from "../iommu/domain.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import type { IommufdDevice } from "./device.ts";
-import { mockNoteGroupDomain } from "./mock-nested.ts";
 import { groupHasPasids } from "./pasid.ts";
 import type { IommufdIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
@@ -95,7 +94,6 @@ export function hwptAttach(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): 0
   if (ig.devices.length === 0) {
     const rc = runPath(iommuAttachGroup(ictx.env.core, hwpt.domain!, ig.group));
     if (rc !== 0) return rc;
-    mockNoteGroupDomain(ig.group);
   }
   ig.hwpt = hwpt;
   ig.devices.push(idev);
@@ -112,7 +110,6 @@ export function hwptDetach(ictx: IommufdCtx, idev: IommufdDevice): Hwpt | null {
   ig.devices.splice(ig.devices.indexOf(idev), 1);
   if (ig.devices.length === 0) {
     iommuGroupSetCoreDomain(ictx.env.core, ig.group);
-    mockNoteGroupDomain(ig.group);
     ig.hwpt = null;
   }
   return hwpt;
@@ -135,7 +132,6 @@ export function hwptReplace(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): 
   if (compat !== 0) return compat;
   const rc = iommuGroupSetDomain(ictx.env.core, ig.group, hwpt.domain!);
   if (rc !== 0) return rc;
-  mockNoteGroupDomain(ig.group);
   ig.hwpt = hwpt;
   const n = ig.devices.length;
   hwpt.users += n;

@@ -9,7 +9,6 @@
 import type { Device } from "../base/device.ts";
 import { devIommuOps } from "../iommu/dev-iommu.ts";
 import { IOMMU_DOMAIN_NESTED, IommuDomain } from "../iommu/domain.ts";
-import type { IommuGroup } from "../iommu/group.ts";
 import type { IommuDomainOps } from "../iommu/ops.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import { mockDev } from "./mock-dev.ts";
@@ -107,19 +106,14 @@ function cacheInvalidateUser(d: IommuDomain, array: IommuUserDataArray): 0 | KEr
 
 /**
  * mock_domain_nop_attach of the mock's other domains (paging, blocking),
- * which live in drivers/iommufd-mock.ts: attaching one records no vIOMMU
- * for the device. Called after the core switched a group's RID domain.
+ * whose ops live in drivers/iommufd-mock.ts and call this through the
+ * hook iommufdEnv installs: the device records no vIOMMU.
  */
 // @kernel: mock_domain_nop_attach (a domain that is not a vIOMMU's nested one clears mdev->viommu)
-export function mockNoteGroupDomain(group: IommuGroup): void {
-  const d = group.domain;
-  if (d !== null && d.ops === nestedOps) return;
-  for (const g of group.devices) {
-    if (!isMockDevice(g.dev)) continue;
-    const md = mockDev(g.dev);
-    md.viommu = null;
-    md.vdevId = 0;
-  }
+export function mockNopAttach(dev: Device): void {
+  const md = mockDev(dev);
+  md.viommu = null;
+  md.vdevId = 0;
 }
 
 /** domain_nested_ops: attach, PASID attach (a nop), user cache invalidation. */
@@ -144,10 +138,9 @@ function allocNested(userData: IommuUserData, parent: IommuDomain, viommu: Neste
   return new IommuDomain(IOMMU_DOMAIN_NESTED, nestedOps, false, parent.iommu, [], undefined, priv);
 }
 
-/** ops->domain_alloc_nested of a device's driver; null when the driver has none. */
+/** The body of the mock's ops->domain_alloc_nested (the machine installs it in the driver's mockNestedHooks). */
 // @kernel: mock_domain_alloc_nested
-export function mockDomainAllocNested(dev: Device, parent: IommuDomain, flags: number, userData: IommuUserData): IommuDomain | KError | null {
-  if (!isMockDevice(dev)) return null;
+export function mockDomainAllocNested(dev: Device, parent: IommuDomain, flags: number, userData: IommuUserData): IommuDomain | KError {
   if ((flags & ~IOMMU_HWPT_ALLOC_PASID) !== 0) return kerr("EOPNOTSUPP", `mock: nested flags 0x${flags.toString(16)}`);
   if (!isMockPaging(parent)) return kerr("EINVAL", `mock: ${parent} is not a mock paging domain`);
   return allocNested(userData, parent, null);

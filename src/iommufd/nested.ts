@@ -10,7 +10,6 @@ import { devIommuOps } from "../iommu/dev-iommu.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import type { IommufdDevice } from "./device.ts";
 import { Hwpt, hwptDestroyCommon, type HwptPaging } from "./hw-pagetable.ts";
-import { mockDomainAllocNested, MOCK_DRIVER } from "./mock-nested.ts";
 import type { IommufdCtx } from "./object.ts";
 import { IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID } from "./uapi.ts";
 import type { IommuUserData } from "./user-data.ts";
@@ -39,13 +38,12 @@ export class HwptNested extends Hwpt {
 }
 
 /** Publishes the domain the driver made (owner, id) or aborts the object. */
-function finishNested(ictx: IommufdCtx, id: number, hwpt: HwptNested, d: IommuDomain | KError | null, flags: number): HwptNested | KError {
+function finishNested(ictx: IommufdCtx, id: number, hwpt: HwptNested, d: IommuDomain | KError, flags: number): HwptNested | KError {
   const abort = (e: KError): KError => {
     ictx.abort(id);
     hwpt.destroy(ictx);
     return e;
   };
-  if (d === null) return abort(kerr("EOPNOTSUPP", "the driver has no nested domains"));
   if (isErr(d)) return abort(d);
   if (d.type !== IOMMU_DOMAIN_NESTED) return abort(kerr("EINVAL", "the driver returned a domain that is not nested"));
   d.owner = hwpt.parent.domain!.owner;
@@ -58,7 +56,7 @@ function finishNested(ictx: IommufdCtx, id: number, hwpt: HwptNested, d: IommuDo
 // @kernel: iommufd_hwpt_nested_alloc
 export function hwptNestedAlloc(ictx: IommufdCtx, parent: HwptPaging, idev: IommufdDevice, flags: number, userData: IommuUserData): [number, HwptNested] | KError {
   const ops = devIommuOps(idev.dev);
-  if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0 || userData.len === 0 || ops?.name !== MOCK_DRIVER) {
+  if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0 || userData.len === 0 || ops?.domainAllocNested === undefined) {
     return kerr("EOPNOTSUPP", `nested flags 0x${flags.toString(16)}, no data, or ${idev.dev.name}'s driver has no nested domains`);
   }
   if (parent.autoDomain || !parent.nestParent || parent.domain?.owner !== ops) {
@@ -68,7 +66,7 @@ export function hwptNestedAlloc(ictx: IommufdCtx, parent: HwptPaging, idev: Iomm
   if (typeof id !== "number") return id;
   const hwpt = new HwptNested(parent, null);
   parent.users++;
-  const d = mockDomainAllocNested(idev.dev, parent.domain, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData);
+  const d = ops.domainAllocNested(idev.dev, parent.domain, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData);
   const r = finishNested(ictx, id, hwpt, d, flags);
   return isErr(r) ? r : [id, r];
 }

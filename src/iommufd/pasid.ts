@@ -40,6 +40,15 @@ export function groupHasPasids(ig: IommufdGroup): boolean {
   return (pasidAttach.get(ig)?.size ?? 0) > 0;
 }
 
+/** The PASIDs idev is attached at (other than the RID) and their HWPTs, by PASID. */
+export function devicePasids(idev: IommufdDevice): { pasid: number; hwpt: number }[] {
+  const m = pasidAttach.get(idev.igroup);
+  if (m === undefined) return [];
+  const out: { pasid: number; hwpt: number }[] = [];
+  for (const [pasid, a] of m) if (a.devices.has(idev)) out.push({ pasid, hwpt: a.hwpt.id });
+  return out.sort((a, b) => a.pasid - b.pasid);
+}
+
 /** The PASID half of the check; the RID half is in hw-pagetable.ts. */
 // @kernel: iommufd_hwpt_pasid_compat
 function pasidCompat(hwpt: Hwpt, idev: IommufdDevice): 0 | KError {

@@ -1,14 +1,15 @@
 /**
  * A plain-data view of an iommufd context: its objects with their users,
  * each IOAS's areas, reserved and allowed ranges and alignment, the HWPT
- * each group is attached to and the domain the core has the group on, and
- * the pages pinned. Two snapshots compare equal when nothing changed.
+ * each group is attached to and the domain the core has the group on, the
+ * HWPT at each PASID a device is attached at, and the pages pinned. Two snapshots compare equal when nothing changed.
  */
 import { IommufdAccess } from "./access.ts";
 import { IommufdDevice } from "./device.ts";
 import { HwptPaging } from "./hw-pagetable.ts";
 import { IommufdIoas } from "./ioas.ts";
 import type { IommufdCtx } from "./object.ts";
+import { devicePasids } from "./pasid.ts";
 
 export interface IommufdSnapshot {
   objects: { id: number; type: string; users: number; detail: unknown }[];
@@ -33,7 +34,7 @@ function detail(o: unknown): unknown {
     };
   }
   if (o instanceof HwptPaging) return { ioas: o.ioas.id, auto: o.autoDomain, domain: o.domain?.id ?? 0, fault: o.fault?.id ?? 0 };
-  if (o instanceof IommufdDevice) return { dev: o.dev.name, hwpt: o.attached ? (o.igroup.hwpt?.id ?? 0) : 0, groupDomain: o.igroup.group.domain?.id ?? 0, owner: o.igroup.group.owner !== null };
+  if (o instanceof IommufdDevice) return { dev: o.dev.name, hwpt: o.attached ? (o.igroup.hwpt?.id ?? 0) : 0, groupDomain: o.igroup.group.domain?.id ?? 0, owner: o.igroup.group.owner !== null, pasids: devicePasids(o) };
   if (o instanceof IommufdAccess) return { ioas: o.ioas?.id ?? 0 };
   // The other object types describe themselves.
   const own = (o as { snapshotDetail?: () => unknown }).snapshotDetail;

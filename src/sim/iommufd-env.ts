@@ -8,7 +8,9 @@ import { deviceDel } from "../base/core.ts";
 import { Device } from "../base/device.ts";
 import { runPath } from "../base/path.ts";
 import { FwnodeHandle } from "../base/fwnode.ts";
-import { MOCK_PASID_WIDTH, mockDeviceFlags } from "../drivers/iommufd-mock.ts";
+import { MOCK_PASID_WIDTH, mockDeviceFlags, mockNestedHooks } from "../drivers/iommufd-mock.ts";
+import { mockDomainAllocNested, mockNopAttach } from "../iommufd/mock-nested.ts";
+import type { IommuUserData } from "../iommufd/user-data.ts";
 import { MOCK_FLAGS_DEVICE_PASID } from "../iommufd/selftest.ts";
 import { iommuMockDeviceAdd } from "../iommu/register.ts";
 import { kerr } from "../lib/errno.ts";
@@ -18,6 +20,9 @@ import type { Machine } from "./machine.ts";
 
 export function iommufdEnv(m: Machine, phys: PhysMem = new PhysMem()): IommufdEnv {
   let nextMock = 0;
+  // The mock driver's nested half (selftest.c's, kept with iommufd).
+  mockNestedHooks.domainAllocNested ??= (dev, parent, flags, userData) => mockDomainAllocNested(dev, parent, flags, userData as IommuUserData);
+  mockNestedHooks.nopAttach ??= mockNopAttach;
   return {
     core: m.k,
     phys,

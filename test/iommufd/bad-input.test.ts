@@ -9,8 +9,10 @@
 import { describe, expect, it } from "vitest";
 import { IOMMU_HWPT_DIRTY_TRACKING_ENABLE } from "../../src/iommufd/dirty.ts";
 import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
-import { MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_FLAGS_DEVICE_NO_DIRTY } from "../../src/iommufd/selftest.ts";
-import { e, Fx, MOCK_APERTURE_START, PAGE_SIZE, U } from "./harness.ts";
+import { IOMMU_TEST_OP_PASID_ATTACH, IOMMU_TEST_OP_PASID_DETACH, IOMMU_TEST_OP_PASID_REPLACE } from "../../src/iommufd/selftest-nested.ts";
+import { MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES, MOCK_FLAGS_DEVICE_NO_DIRTY, MOCK_FLAGS_DEVICE_PASID } from "../../src/iommufd/selftest.ts";
+import { e, Fx, MOCK_APERTURE_START, PAGE_SIZE, type R, U } from "./harness.ts";
+import { hwptAlloc, hwptAllocNested } from "./nested-harness.ts";
 
 const RW = U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE;
 const FIXED = U.IOMMU_IOAS_MAP_FIXED_IOVA;
@@ -105,6 +107,54 @@ describe("iommufd: refused calls change nothing", () => {
       expect(fx.phys.pins, label).toEqual(pins);
     }
     expect(e(fx.closeAccess(access))).toBe("ok");
+    fx.teardown();
+  });
+
+  it("each refused PASID attach or replace leaves the snapshot, PASID->HWPT mapping included, unchanged", () => {
+    const fx = new Fx();
+    const ioas = fx.ioasAlloc();
+    const [r0, dev] = fx.mockDomain(ioas, MOCK_FLAGS_DEVICE_PASID);
+    expect(e(r0)).toBe("ok");
+    const got = ([r, id]: [R, number]): number => {
+      expect(e(r)).toBe("ok");
+      return id;
+    };
+    const PASID = U.IOMMU_HWPT_ALLOC_PASID;
+    const parent = got(hwptAlloc(fx, dev.idev, ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT));
+    const nested = got(hwptAllocNested(fx, dev.idev, parent, PASID));
+    const paging = got(hwptAlloc(fx, dev.idev, ioas, PASID));
+    const attach = (pasid: number, ptId: number): R => fx.test({ op: IOMMU_TEST_OP_PASID_ATTACH, id: dev.stdev, pasid_attach: { pasid, pt_id: ptId } });
+    const replace = (pasid: number, ptId: number): R => fx.test({ op: IOMMU_TEST_OP_PASID_REPLACE, id: dev.stdev, pasid_replace: { pasid, pt_id: ptId } });
+    const detach = (pasid: number): R => fx.test({ op: IOMMU_TEST_OP_PASID_DETACH, id: dev.stdev, pasid_detach: { pasid } });
+    expect(e(fx.replace(dev.stdev, paging)[0])).toBe("ok");
+    // 1024: the mock fails the second set_dev_pasid at that PASID.
+    for (const [pasid, pt] of [[1024, paging], [200, nested], [100, paging]] as const) expect(e(attach(pasid, pt))).toBe("ok");
+    // The snapshot sees each PASID's HWPT, sorted by PASID, so the comparisons below are not vacuous.
+    const pasidsOf = (): unknown => (iommufdSnapshot(fx.fd).objects.find((o) => o.id === dev.idev)?.detail as { pasids: unknown }).pasids;
+    expect(pasidsOf()).toEqual([{ pasid: 100, hwpt: paging }, { pasid: 200, hwpt: nested }, { pasid: 1024, hwpt: paging }]);
+    const cases: [string, string, () => R][] = [
+      ["attach: PASID already attached", "EBUSY", () => attach(100, nested)],
+      ["attach: HWPT not PASID-compatible", "EINVAL", () => attach(300, parent)],
+      ["attach: an IOAS (no auto domain at a PASID)", "EINVAL", () => attach(300, ioas)],
+      ["attach: unknown pt", "ENOENT", () => attach(300, 999)],
+      ["replace: HWPT not PASID-compatible", "EINVAL", () => replace(100, parent)],
+      ["replace: an IOAS", "EINVAL", () => replace(200, ioas)],
+      ["replace: PASID not attached", "EINVAL", () => replace(300, nested)],
+      ["replace: the driver fails set_dev_pasid", "ENOMEM", () => replace(1024, nested)],
+      ["RID replace: not PASID-compatible while PASIDs are attached", "EINVAL", () => fx.replace(dev.stdev, parent)[0]],
+    ];
+    for (const [label, errno, call] of cases) {
+      const before = iommufdSnapshot(fx.fd);
+      expect(e(call()), label).toBe(errno);
+      expect(iommufdSnapshot(fx.fd), label).toEqual(before);
+    }
+    // A replace that succeeds shows in the snapshot: PASID 100 moves to the nested HWPT.
+    expect(e(replace(100, nested))).toBe("ok");
+    expect(pasidsOf()).toEqual([{ pasid: 100, hwpt: nested }, { pasid: 200, hwpt: nested }, { pasid: 1024, hwpt: paging }]);
+    for (const pasid of [100, 200, 1024]) expect(e(detach(pasid))).toBe("ok");
+    expect(pasidsOf()).toEqual([]);
+    expect(e(fx.replace(dev.stdev, ioas)[0])).toBe("ok");
+    for (const id of [nested, paging, parent]) expect(e(fx.destroy(id))).toBe("ok");
     fx.teardown();
   });
 });

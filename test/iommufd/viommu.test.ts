@@ -7,6 +7,8 @@
  * what the fixture leaves: no device, and the vIOMMU calls refused ENOENT.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { devIommuOps } from "../../src/iommu/dev-iommu.ts";
+import { IommufdDevice } from "../../src/iommufd/device.ts";
 import { iommufdMmap, iommufdMunmap } from "../../src/iommufd/mmap.ts";
 import { IOMMU_TEST_OP_PASID_ATTACH, IOMMU_TEST_OP_PASID_DETACH, IOMMU_TEST_OP_PASID_REPLACE } from "../../src/iommufd/selftest-nested.ts";
 import { IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, MOCK_FLAGS_DEVICE_PASID } from "../../src/iommufd/selftest.ts";
@@ -340,6 +342,32 @@ describe("iommufd_viommu: bad arguments", () => {
       "TRIGGER_VEVENT not attached through the vDEVICE": "ENOENT",
     });
     closeFd(fx, qfd);
+    fx.teardown();
+  });
+
+  it("a nested HWPT on a parent is refused EOPNOTSUPP when the device's driver has no domain_alloc_nested", () => {
+    const fx = new Fx();
+    const ioasId = fx.ioasAlloc();
+    const [r, ids] = fx.mockDomain(ioasId);
+    expect(e(r)).toBe("ok");
+    const parent = hwptAlloc(fx, ids.idev, ioasId, U.IOMMU_HWPT_ALLOC_NEST_PARENT)[1];
+    const idev = fx.fd.get(ids.idev, null);
+    expect(idev).toBeInstanceOf(IommufdDevice);
+    const ops = devIommuOps((idev as IommufdDevice).dev)!;
+    const own = ops.domainAllocNested;
+    expect(own).toBeDefined();
+    const before = iommufdSnapshot(fx.fd);
+    // The same driver with the op taken away: the gate is the op, not the driver's name.
+    delete ops.domainAllocNested;
+    try {
+      expect(e(hwptAllocNested(fx, ids.idev, parent, 0)[0])).toBe("EOPNOTSUPP");
+      expect(iommufdSnapshot(fx.fd)).toEqual(before);
+    } finally {
+      ops.domainAllocNested = own;
+    }
+    const [rn, nested] = hwptAllocNested(fx, ids.idev, parent, 0);
+    expect(e(rn)).toBe("ok");
+    expect(e(fx.destroy(nested))).toBe("ok");
     fx.teardown();
   });
 });
