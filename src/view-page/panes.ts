@@ -94,35 +94,54 @@ export function renderSelection(box: HTMLElement, sel: Selection, snap: Snapshot
   );
 }
 
-function deviceItem(d: DeviceSnap, t: TopoNode | undefined, changed: boolean, selected: boolean, inGroupList = true): HTMLLIElement {
-  const li = el("li", { "data-device": d.name });
-  if (changed) li.classList.add("changed");
-  if (selected) li.classList.add("selected");
-  const b = el("button", { type: "button" }, d.name);
-  li.append(b);
-  if (d.probe === "bound") li.append(el("span", { class: "tag" }, d.driver ?? ""));
-  else if (d.probe === "deferred") li.append(el("span", { class: "tag deferred" }, "deferred"));
-  else if (d.probe === "failed") li.append(el("span", { class: "tag failed" }, `failed ${d.probe_error}`));
-  if (d.iommu !== null) li.append(el("span", { class: "tag" }, `→ ${d.iommu}`));
-  if (d.group !== null && !inGroupList) li.append(el("span", { class: "tag failed" }, `dev_iommu says group ${d.group}`));
-  if (t?.acs_missing) li.append(el("span", { class: "tag acs", title: t.acs_missing }, "ACS missing"));
-  return li;
+/** Text for HTML (a name or a tag's text). */
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
-function groupItem(g: GroupSnap, changed: boolean, selected: boolean): HTMLLIElement {
-  const li = el("li", { "data-group": String(g.id) });
-  if (changed) li.classList.add("changed");
-  if (selected) li.classList.add("selected");
-  const b = el("button", { type: "button" }, `group ${g.id}`);
-  li.append(b, el("span", { class: "tag" }, g.type), el("span", { class: `tag ${g.owner}` }, `owner ${g.owner}`));
-  return li;
+/** A device entry's tags after its button, as HTML (compared as a string to change only entries whose tags changed). */
+function deviceTags(d: DeviceSnap, t: TopoNode | undefined, inGroupList: boolean): string {
+  let h = "";
+  if (d.probe === "bound") h += `<span class="tag">${esc(d.driver ?? "")}</span>`;
+  else if (d.probe === "deferred") h += `<span class="tag deferred">deferred</span>`;
+  else if (d.probe === "failed") h += `<span class="tag failed">failed ${esc(String(d.probe_error))}</span>`;
+  if (d.iommu !== null) h += `<span class="tag">→ ${esc(d.iommu)}</span>`;
+  if (d.group !== null && !inGroupList) h += `<span class="tag failed">dev_iommu says group ${d.group}</span>`;
+  if (t?.acs_missing) h += `<span class="tag acs" title="${esc(t.acs_missing)}">ACS missing</span>`;
+  return h;
 }
 
-/** The entry of a device on no group's list, by its row (reused while the row is the same object). */
-const looseBuilt = new WeakMap<DeviceSnap, HTMLLIElement>();
+function groupTags(g: GroupSnap): string {
+  return `<span class="tag">${esc(g.type)}</span><span class="tag ${esc(g.owner)}">owner ${esc(g.owner)}</span>`;
+}
 
-/** A group's entry as last built, reused while the group's row and its devices' rows are the same objects. */
-const built = new WeakMap<GroupSnap, { li: HTMLLIElement; devices: (DeviceSnap | undefined)[]; items: HTMLLIElement[] }>();
+/** Replaces what follows an entry's button (its tags; a group's device list `keep` stays) with `html`. */
+function setTags(li: HTMLLIElement, html: string, keep: Element | null = null): void {
+  const b = li.firstElementChild!;
+  while (li.lastChild !== b && li.lastChild !== keep) li.lastChild!.remove();
+  if (keep !== null) while (keep.previousSibling !== b) keep.previousSibling!.remove();
+  if (keep === null) b.insertAdjacentHTML("afterend", html);
+  else keep.insertAdjacentHTML("beforebegin", html);
+}
+
+/** A device's entry as last shown: kept from step to step and changed in place (its tags only where they differ). */
+interface DeviceEntry {
+  li: HTMLLIElement;
+  row: DeviceSnap | null;
+  inGroupList: boolean;
+  tags: string;
+}
+
+/** A group's entry as last shown, changed in place likewise; `ul` holds its devices' entries. */
+interface GroupEntry {
+  li: HTMLLIElement;
+  ul: HTMLUListElement;
+  row: GroupSnap | null;
+  tags: string;
+}
+
+/** Each list's entries, by device name and group id. */
+const entries = new WeakMap<HTMLElement, { devices: Map<string, DeviceEntry>; groups: Map<number, GroupEntry> }>();
 
 /** The lists whose clicks are handled (one listener each). */
 const listening = new WeakSet<HTMLElement>();
@@ -131,23 +150,42 @@ const listening = new WeakSet<HTMLElement>();
 const looseEntry = new WeakMap<HTMLElement, { li: HTMLLIElement; label: HTMLSpanElement; ul: HTMLUListElement }>();
 
 /**
+ * Builds entries' skeletons (`<li data-...><button>...</button></li>`), many at once from one HTML
+ * string (a boot phase adds 2,100: one parse costs less than thousands of createElement calls).
+ */
+function skeletons(html: string[]): HTMLLIElement[] {
+  if (html.length === 0) return [];
+  const t = document.createElement("template");
+  t.innerHTML = html.join("");
+  return [...t.content.children] as HTMLLIElement[];
+}
+
+function deviceSkeleton(name: string): string {
+  return `<li data-device="${esc(name)}"><button type="button">${esc(name)}</button></li>`;
+}
+
+/**
  * Makes `parent`'s children exactly `want`, in order, moving or inserting
  * only those out of place (a step changes a few entries of thousands; the
  * browser then restyles only those).
  */
 function reconcile(parent: Element, want: readonly Element[]): void {
-  // Most entries new (a boot phase): one replacement costs less than thousands of insertions.
-  let kept = 0;
-  for (const e of want) if (e.parentNode === parent) kept++;
-  if (kept < want.length / 2) {
-    parent.replaceChildren(...want);
-    return;
-  }
   let cur = parent.firstElementChild;
+  // Entries to insert before `cur`, inserted in one call (a boot phase adds thousands at once).
+  let run: Element[] = [];
+  const flush = () => {
+    if (run.length === 0) return;
+    if (cur === null) parent.append(...run);
+    else cur.before(...run);
+    run = [];
+  };
   for (const e of want) {
-    if (cur === e) cur = cur.nextElementSibling;
-    else parent.insertBefore(e, cur);
+    if (cur === e) {
+      flush();
+      cur = cur.nextElementSibling;
+    } else run.push(e);
   }
+  flush();
   while (cur !== null) {
     const next = cur.nextElementSibling;
     cur.remove();
@@ -177,31 +215,52 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
       else if (li.dataset.group !== undefined) onSelect({ kind: "group", id: li.dataset.group });
     });
   }
+  let store = entries.get(list);
+  if (store === undefined) entries.set(list, (store = { devices: new Map(), groups: new Map() }));
+  const { devices: devEntries, groups: groupEntries } = store;
+  // Skeletons of the entries this step shows for the first time, built in one go.
+  const newDevices = snap.devices.filter((d) => !devEntries.has(d.name));
+  skeletons(newDevices.map((d) => deviceSkeleton(d.name))).forEach((li, i) => devEntries.set(newDevices[i]!.name, { li, row: null, inGroupList: false, tags: "" }));
+  const newGroups = snap.groups.filter((g) => !groupEntries.has(g.id));
+  skeletons(newGroups.map((g) => `<li data-group="${g.id}"><button type="button">group ${g.id}</button><ul></ul></li>`)).forEach((li, i) =>
+    groupEntries.set(newGroups[i]!.id, { li, ul: li.lastElementChild as HTMLUListElement, row: null, tags: "" }),
+  );
+  /** Names whose entry is already placed at this step (a device listed twice gets a second, uncached entry). */
+  const placed = new Set<string>();
+  const deviceEntry = (d: DeviceSnap, inGroupList: boolean): HTMLLIElement => {
+    let e = devEntries.get(d.name)!;
+    if (placed.has(d.name)) e = { li: skeletons([deviceSkeleton(d.name)])[0]!, row: null, inGroupList, tags: "" };
+    placed.add(d.name);
+    if (e.row !== d || e.inGroupList !== inGroupList) {
+      const tags = deviceTags(d, topo.get(d.name), inGroupList);
+      if (tags !== e.tags) setTags(e.li, tags);
+      e.row = d;
+      e.inGroupList = inGroupList;
+      e.tags = tags;
+    }
+    // A class set to what it is already changes nothing the browser must restyle.
+    e.li.classList.toggle("changed", devChanged(d));
+    e.li.classList.toggle("selected", isSel("device", d.name));
+    return e.li;
+  };
   const want: HTMLLIElement[] = [];
   for (const g of snap.groups) {
-    const devices = g.devices.map((n) => byName.get(n));
-    const old = built.get(g);
-    let li: HTMLLIElement;
-    if (old !== undefined && old.devices.length === devices.length && old.devices.every((d, i) => d === devices[i])) {
-      li = old.li;
-      // A class set to what it is already changes nothing the browser must restyle.
-      li.classList.toggle("changed", before !== null && beforeGroups.get(g.id) !== g);
-      li.classList.toggle("selected", isSel("group", String(g.id)));
-      for (const c of old.items) {
-        const d = byName.get(c.dataset.device!)!;
-        c.classList.toggle("changed", devChanged(d));
-        c.classList.toggle("selected", isSel("device", d.name));
-      }
-    } else {
-      li = groupItem(g, before !== null && beforeGroups.get(g.id) !== g, isSel("group", String(g.id)));
-      const ul = el("ul");
-      const items: HTMLLIElement[] = [];
-      for (const d of devices) if (d !== undefined) items.push(deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name)));
-      ul.append(...items);
-      li.append(ul);
-      built.set(g, { li, devices, items });
+    const e = groupEntries.get(g.id)!;
+    if (e.row !== g) {
+      const tags = groupTags(g);
+      if (tags !== e.tags) setTags(e.li, tags, e.ul);
+      e.row = g;
+      e.tags = tags;
     }
-    want.push(li);
+    e.li.classList.toggle("changed", before !== null && beforeGroups.get(g.id) !== g);
+    e.li.classList.toggle("selected", isSel("group", String(g.id)));
+    const items: HTMLLIElement[] = [];
+    for (const n of g.devices) {
+      const d = byName.get(n);
+      if (d !== undefined) items.push(deviceEntry(d, true));
+    }
+    reconcile(e.ul, items);
+    want.push(e.li);
   }
   // Devices on no group's list: those without a group, and (mid-probe, in a race) one whose dev_iommu names a group not listing it yet.
   const onLists = new Set(snap.groups.flatMap((g) => g.devices));
@@ -217,18 +276,7 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
     }
     const text = `on no group's list (${loose.length})`;
     if (entry.label.textContent !== text) entry.label.textContent = text;
-    const items: HTMLLIElement[] = [];
-    for (const d of loose) {
-      let item = looseBuilt.get(d);
-      if (item === undefined) {
-        item = deviceItem(d, topo.get(d.name), devChanged(d), isSel("device", d.name), false);
-        looseBuilt.set(d, item);
-      } else {
-        item.classList.toggle("changed", devChanged(d));
-        item.classList.toggle("selected", isSel("device", d.name));
-      }
-      items.push(item);
-    }
+    const items = loose.map((d) => deviceEntry(d, false));
     reconcile(entry.ul, items);
     want.push(entry.li);
   }
