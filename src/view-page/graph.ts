@@ -325,7 +325,15 @@ export class Graph {
     const lines = [d.name, stateLine(d)];
     if (d.iommu !== null) lines.push(`→ ${d.iommu}`);
     if (t?.acs_missing) lines.push("⚠ ACS missing");
-    n.data({ label: lines.join("\n"), colour: d.iommu === null ? "#888" : (this.instanceColour.get(d.iommu) ?? "#888") });
+    const colour = d.iommu === null ? "#888" : (this.instanceColour.get(d.iommu) ?? "#888");
+    // Zoomed out where labels are not drawn, a label waits until the zoom draws labels again (it costs a restyle and a measure).
+    if (this.far) {
+      this.staleLabels.set(d.name, lines.join("\n"));
+      if (n.data("colour") !== colour) n.data("colour", colour);
+    } else {
+      n.data({ label: lines.join("\n"), colour });
+      this.staleLabels.delete(d.name);
+    }
     n.toggleClass("deferred", d.probe === "deferred");
     n.toggleClass("failed", d.probe === "failed");
     n.toggleClass("absent", !d.registered);
@@ -333,11 +341,18 @@ export class Graph {
 
   /** Hides the edges while the zoom is under the readable one (a class set only when it flips). */
   private far = false;
+  /** Devices' labels not yet set, while zoomed out too far to draw them. */
+  private readonly staleLabels = new Map<string, string>();
   private farEdges(): void {
     const far = this.cy.zoom() < READABLE_ZOOM;
     if (far === this.far) return;
     this.far = far;
-    this.cy.edges().toggleClass("far", far);
+    this.cy.batch(() => {
+      this.cy.edges().toggleClass("far", far);
+      if (far) return;
+      for (const [name, label] of this.staleLabels) this.cy.getElementById(name).data("label", label);
+      this.staleLabels.clear();
+    });
   }
 
   /** Zooms out to the whole machine (on a large one, its boxes too small to label). */
