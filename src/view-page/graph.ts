@@ -135,6 +135,8 @@ export class Graph {
       els.push({ group: "nodes", data: { id: n.id, label: n.label, colour }, position: { ...this.pos.get(n.id)! }, classes: `${n.kind}${n.acs_missing !== null ? " no-acs" : ""}` });
       if (n.parent !== null) els.push({ group: "edges", data: { id: `edge:${n.id}`, source: n.parent, target: n.id } });
     }
+    // The last step's groups' regions, hidden until a step shows them: adding elements at a step costs more than showing them.
+    for (const g of final.groups) els.push(this.groupElement(g.id));
     this.cy = cytoscape({
       container,
       elements: els,
