@@ -18,8 +18,9 @@ const ALLOWED: Record<string, string[]> = {
   iommufd: ["dma", "iommu", "base", "pgtable", "lib"],
   sim: ["designs", "iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
   cli: ["sim", "designs", "iommufd", "dma", "drivers", "iommu", "firmware", "base", "pgtable", "lib"],
-  // The web page of `iommu-sim view` (bundled for the browser by scripts/build.js): it reads the JSON the CLI embeds, and imports nothing of the model.
-  "view-page": [],
+  // The web page of `iommu-sim view` (bundled for the browser by scripts/build.js): it reads the JSON the CLI embeds. It takes
+  // the shapes of that JSON from the CLI and the model as types only, and at run time only the trace renderer (see below).
+  "view-page": ["cli", "sim", "lib"],
 };
 
 const SRC = new URL("../src/", import.meta.url).pathname;
@@ -51,6 +52,20 @@ describe("layering", () => {
         if (!spec.startsWith(".")) continue;
         const target = relative(SRC, join(f, "..", spec)).split("/")[0]!;
         if (target !== layer && !ALLOWED[layer]!.includes(target)) bad.push(`${rel} imports ${spec} (${layer} -> ${target})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it("the page takes only types from outside its folder, and at run time only the trace renderer (no Node code in the bundle)", () => {
+    const bad: string[] = [];
+    for (const f of all.filter((f) => relative(SRC, f).startsWith("view-page/"))) {
+      const text = readFileSync(f, "utf8");
+      for (const m of text.matchAll(/^\s*(import|export)(\s+type)?[^"']*from\s+["']([^"']+)["']/gm)) {
+        const spec = m[3]!;
+        // Its own files and its bundled library (cytoscape) are the page; types are erased.
+        if (spec.startsWith("./") || !spec.startsWith(".") || m[2] !== undefined) continue;
+        if (spec !== "../sim/trace-view.ts") bad.push(`${relative(SRC, f)} imports ${spec} at run time`);
       }
     }
     expect(bad).toEqual([]);

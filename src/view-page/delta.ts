@@ -3,8 +3,7 @@
  * src/cli/steps.ts, docs/view.md): each step's snapshot is the one before
  * with the keys its delta names changed.
  */
-export type Change = { set: unknown } | { append: unknown[] } | { upsert: unknown[]; remove: (string | number)[]; order?: (string | number)[] };
-export type Delta = Record<string, Change>;
+import type { Delta } from "../cli/steps.ts";
 
 /** The key of each keyed list's entries. */
 const KEYED: Record<string, string> = { devices: "name", iommus: "name", groups: "id", domains: "id" };
