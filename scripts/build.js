@@ -56,15 +56,14 @@ const id = randomBytes(8).toString("hex");
 mkdirSync(`${root}dist/cli`, { recursive: true });
 for (const f of readdirSync(`${root}dist/cli`)) if (/^main\..*\.cache$/.test(f)) rmSync(`${root}dist/cli/${f}`);
 
-const result = await build({
+// The options both Node bundles share. CommonJS, to be compiled by vm.Script with a code cache
+// (bin/load-cli.js): Node 20 has no code cache for ES modules. import.meta.url is the bundle's URL;
+// top-level await cannot be bundled so (a build error). Whitespace and syntax minified only:
+// identifiers keep their names, so a stack trace from a model bug (exit 3) still names the functions.
+const nodeCjs = {
   absWorkingDir: root,
-  entryPoints: ["src/cli/main.ts"],
-  outfile: `${root}dist/cli/main.cjs`,
   bundle: true,
   platform: "node",
-  // CommonJS, to be compiled by vm.Script with a code cache (bin/load-cli.js):
-  // Node 20 has no code cache for ES modules. import.meta.url is the
-  // bundle's URL; top-level await cannot be bundled so (a build error).
   format: "cjs",
   target: "node20",
   define: {
@@ -72,16 +71,20 @@ const result = await build({
     "import.meta.dirname": "__dirname",
     "import.meta.filename": "__filename",
   },
-  // Whitespace and syntax only: identifiers keep their names, so a stack
-  // trace from a model bug (exit 3) still names the functions.
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: "none",
   plugins: [noZodLocales],
+  logLevel: "warning",
+};
+
+const result = await build({
+  ...nodeCjs,
+  entryPoints: ["src/cli/main.ts"],
+  outfile: `${root}dist/cli/main.cjs`,
   // `view` run from source bundles the page with esbuild (src/cli/view-bundle.ts); the built command reads dist/view/page.js.
   external: ["esbuild"],
   metafile: true,
-  logLevel: "warning",
   banner: { js: `// iommu-sim build ${id}: the command line, bundled by scripts/build.js; the bundled packages' licenses are in ${notices}.` },
 });
 if (result.warnings.length > 0) {
@@ -91,24 +94,10 @@ if (result.warnings.length > 0) {
 
 // The worker thread of `explore` (src/sim/explore/pool.ts starts it beside the bundle): the model without the command line.
 const worker = await build({
-  absWorkingDir: root,
+  ...nodeCjs,
   entryPoints: ["src/sim/explore/worker.ts"],
   outfile: `${root}dist/cli/explore-worker.cjs`,
-  bundle: true,
-  platform: "node",
-  format: "cjs",
-  target: "node20",
-  define: {
-    "import.meta.url": "__importMetaUrl",
-    "import.meta.dirname": "__dirname",
-    "import.meta.filename": "__filename",
-  },
   banner: { js: "var __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-  minifyWhitespace: true,
-  minifySyntax: true,
-  legalComments: "none",
-  plugins: [noZodLocales],
-  logLevel: "warning",
 });
 if (worker.warnings.length > 0) {
   console.error("build: esbuild warned (above) on the explore worker");
