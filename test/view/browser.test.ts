@@ -7,7 +7,7 @@
  * device's group, and marks where two designs part. The times of the
  * 2,000-device page are printed, never asserted (docs/view.md has them).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -16,7 +16,7 @@ import { lateSmmuMachine } from "../../bench/late-smmu-machine.ts";
 import { main } from "../../src/cli/main.ts";
 import { expandSteps } from "../../src/view-page/delta.ts";
 import type { Snapshot, StepsDoc } from "../../src/view-page/types.ts";
-import { writeFileSync } from "node:fs";
+import type { PageApi } from "../../src/view-page/main.ts";
 
 const CHROMIUM = process.env.IOMMU_SIM_CHROMIUM ?? "/usr/bin/chromium";
 /** Where the screenshots go: docs/ with IOMMU_SIM_SCREENSHOTS=docs (to update the README's), else a temporary folder. */
@@ -77,17 +77,8 @@ async function open(path: string): Promise<Opened> {
   return { page, errors };
 }
 
-type Api = {
-  steps: number;
-  current: () => number;
-  drawn: () => { groups: number; devices: number }[];
-  layoutMs: number[];
-  lastStepMs: () => number;
-  painted: () => Promise<number>;
-  go: (i: number) => void;
-  classes: (run: number, id: string) => string[];
-  centre: (run: number, id: string) => { x: number; y: number } | null;
-};
+// The page's own declaration of what it exposes (a type-only import: the page's code is not loaded here).
+type Api = PageApi;
 declare const window: { iommuSim: Api };
 
 const step = (p: Page) => p.evaluate(() => window.iommuSim.current());
