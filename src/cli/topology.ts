@@ -29,11 +29,6 @@ export interface Topology {
   nodes: TopoNode[];
 }
 
-/** Whether pci_acs_enabled's verdict decides the grouping at this function: a port, or a multifunction device. */
-function acsMatters(type: string, multifunction: boolean): boolean {
-  return type === "root-port" || type === "switch-down" || multifunction;
-}
-
 export function machineTopology(m: Machine): Topology {
   const nodes: TopoNode[] = [];
   for (const rec of m.instances.values()) {
@@ -48,7 +43,10 @@ export function machineTopology(m: Machine): Topology {
     if (spec["pci-host"] !== undefined) kind = "host";
     else if (p !== null && PCI_BRIDGE_TYPES.has(p.type)) kind = "bridge";
     let acs: string | null = null;
-    if (p !== null && acsMatters(p.type, p.multifunction)) {
+    // A function pci_acs_enabled says does not isolate (a port or a multifunction device without the controls, a
+    // PCIe-to-PCI bridge, conventional PCI); a single-function endpoint or an upstream port it passes.
+    // @kernel: pci_acs_enabled
+    if (p !== null) {
       const v = acsVerdict(p);
       if (!v.enabled) acs = v.why;
     }
