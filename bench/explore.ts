@@ -1,14 +1,17 @@
 /**
  * The concurrency explorer (docs/explore.md): the time to exhaust the fwspec
- * race scenario under global-lock (DPOR, one thread and two workers),
- * scheduler steps per second on one core (each schedule booting its machine
- * afresh), schedules per second with one and with two worker threads (the
- * same search on warm pools, alternated in the same run), and the reduction
- * of DPOR and of the sleep sets alone against the naive interleaving count.
- * The machine is shared: the load average is printed beside the figures
- * that wall time measures.
+ * race scenario under global-lock (DPOR, one thread), scheduler steps per
+ * second on one core (each schedule booting its machine afresh), the
+ * reduction of DPOR and of the sleep sets alone against the naive
+ * interleaving count, and schedules per second with one core and with both:
+ * in this process on warm threads (one core: every thread pinned to CPU 0
+ * with taskset), and as whole `iommu-sim explore` processes. The machine is
+ * shared: the load average is printed beside the figures that wall time
+ * measures.
  */
-import { availableParallelism, loadavg } from "node:os";
+import { spawnSync } from "node:child_process";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
 import { searchItem } from "../src/sim/explore/dfs.ts";
 import { explore, planItems, runItem, type ExploreOptions } from "../src/sim/explore/explore.ts";
 import { WorkerPool } from "../src/sim/explore/pool.ts";
@@ -28,6 +31,18 @@ const TINY = "test/fixtures/explore/three-on-one-group.yaml";
 
 /** The bound meaning "no bound" (a search the bound cut nothing in is exhaustive). */
 const UNBOUNDED = 1000;
+
+/** The checkout, and the command line bundled in it (rebuilt from these sources before the whole-process runs). */
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const BIN = "bin/iommu-sim.js";
+
+/** Every CPU of the machine, for taskset. */
+const ALL_CPUS = `0-${cpus().length - 1}`;
+
+/** Pins every thread of this process to `cpus` (taskset -a -p); false where taskset is missing or refused. */
+function pin(cpus: string): boolean {
+  return spawnSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" }).status === 0;
+}
 
 /** How long the search with sleep sets alone may run on the fwspec race (it does not end in minutes). */
 const SLEEP_CAP_S = 10;
@@ -73,7 +88,7 @@ function balance(s: Scenario, bound: number): { items: number; ratio: number; la
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-const load = () => `load average ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`;
+const load = () => `load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`;
 
 export async function benchExplore(log: (line: string) => void): Promise<void> {
   const race = loadScenarioFile(FWSPEC_RACE);
@@ -126,62 +141,62 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
     log(`  the split's balance (the fwspec race, ${bound === UNBOUNDED ? "exhaustive" : `bound ${bound}`}; items' CPU times handed in order to the first free of 2 workers, planning included): ${b.items} items, the largest ${fmt(b.largest)} ms of ${fmt(b.total)} ms: ${b.ratio.toFixed(2)}x`);
   }
 
-  // Schedules per second, one and two workers, warm pools, the same search (items handed out on demand), alternated.
-  const opts: ExploreOptions = { bound: 4, workers: 1, run: {}, shrink: false };
-  const pools = [new WorkerPool(1), new WorkerPool(2)];
+  // Schedules per second with one core and with both (the issue's goal), steady state: the exhaustive fwspec race on warm
+  // threads, alternated. "One core": every thread of this process (V8's compiler and GC threads too) pinned to CPU 0 with
+  // taskset -a; one thread left free also gets the other core's time for its compiler and GC threads.
+  const full: ExploreOptions = { bound: UNBOUNDED, workers: 1, run: {}, shrink: false };
+  const pool = new WorkerPool(2);
   try {
-    const once = async (k: 0 | 1, s: Scenario, o: ExploreOptions) => {
-      const oo = { ...o, workers: k + 1 };
+    const once = async (threads: 1 | 2) => {
+      const o = { ...full, workers: threads };
       const w = performance.now();
-      const r = await explore(s, oo, (items, onResult) => pools[k]!.run(s, oo, items, onResult));
-      return { ms: performance.now() - w, r };
+      const r = await explore(race, o, threads === 1 ? undefined : (items, onResult) => pool.run(race, o, items, onResult));
+      return (r.schedules / (performance.now() - w)) * 1000;
     };
-    await once(0, race, opts);
-    await once(1, race, opts);
+    await once(1);
+    await once(2);
+    const pinnable = pin("0");
     const loadAt = load();
-    const xs: [number, number][] = [];
+    const xs: [number, number, number][] = [];
     for (let i = 0; i < 3; i++) {
-      const a = await once(0, race, opts);
-      const b = await once(1, race, opts);
-      xs.push([(a.r.schedules / a.ms) * 1000, (b.r.schedules / b.ms) * 1000]);
+      pin("0");
+      const oneCore = await once(1);
+      pin(ALL_CPUS);
+      xs.push([oneCore, await once(1), await once(2)]);
     }
-    const one = median(xs.map((x) => x[0]));
-    const twoW = median(xs.map((x) => x[1]));
-    const ratios = xs.map((x) => x[1] / x[0]);
-    log(`  schedules/s (the fwspec race, bound 4, wall time, warm pools, alternated; ${loadAt}): 1 worker ${fmt(one)}, 2 workers ${fmt(twoW)}: ${(twoW / one).toFixed(2)}x (per pair ${ratios.map((r) => r.toFixed(2)).join(", ")}; goal >= 1.7x)`);
-    // The machine's own ceiling for this work: two whole searches at once, each on its own one-worker pool, nothing
-    // shared but the process; what they do together per second over what one does alone. The split can reach at most this.
-    const solo = new WorkerPool(1);
-    try {
-      const run1 = async (pool: WorkerPool) => {
-        const oo = { ...opts, workers: 1 };
-        const r = await explore(race, oo, (items, onResult) => pool.run(race, oo, items, onResult));
-        return r.schedules;
-      };
-      await run1(solo);
-      const cs: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        let w = performance.now();
-        const alone = await run1(pools[0]!);
-        const aloneRate = (alone / (performance.now() - w)) * 1000;
-        w = performance.now();
-        const both = await Promise.all([run1(pools[0]!), run1(solo)]);
-        const bothRate = ((both[0]! + both[1]!) / (performance.now() - w)) * 1000;
-        cs.push(bothRate / aloneRate);
-      }
-      log(
-        `  the machine's ceiling for two at once (two independent bound-4 searches, each on its own worker, against one alone; ${load()}): ` +
-          `${median(cs).toFixed(2)}x (runs ${cs.map((c) => c.toFixed(2)).join(", ")}): no split of one search across 2 workers can beat it`,
-      );
-    } finally {
-      await solo.close();
-    }
-    // Exhausting it with the two workers.
-    const full = { ...opts, bound: UNBOUNDED };
-    const a = await once(0, race, full);
-    const b = await once(1, race, full);
-    log(`  exhausting the fwspec race through explore (items): 1 worker ${(a.ms / 1000).toFixed(2)} s, 2 workers ${(b.ms / 1000).toFixed(2)} s (${fmt(b.r.schedules)} schedules; ${load()})`);
+    pin(ALL_CPUS);
+    const [oneCore, oneFree, two] = [0, 1, 2].map((k) => median(xs.map((x) => x[k]!)));
+    const r = xs.map((x) => x[2] / x[0]);
+    log(
+      `  schedules/s, steady state (the fwspec race exhausted on warm threads, alternated; ${loadAt}): ` +
+        (pinnable ? `one thread on one core (taskset -a -c 0) ${fmt(oneCore!)}; ` : `(taskset failed: no one-core figure) `) +
+        `one thread free to use both cores for its compiler and GC ${fmt(oneFree!)}; two threads ${fmt(two!)}: ` +
+        (pinnable ? `${(two! / oneCore!).toFixed(2)}x one core (per round ${r.map((x) => x.toFixed(2)).join(", ")}; goal >= 1.7x), ` : "") +
+        `${(two! / oneFree!).toFixed(2)}x the free single thread`,
+    );
   } finally {
-    await Promise.all(pools.map((p) => p.close()));
+    pin(ALL_CPUS);
+    await pool.close();
+  }
+
+  // Whole processes, as a user runs them: each a fresh `iommu-sim explore` whose threads warm up on their own (each
+  // V8 isolate optimises the model for itself), a short search and a long one.
+  const build = spawnSync(process.execPath, ["scripts/build.js", "--cli"], { cwd: ROOT, stdio: "inherit" });
+  if (build.status !== 0) throw new Error("explore: node scripts/build.js --cli failed");
+  for (const [how, runs] of [[["--bound", String(UNBOUNDED)], 2], [["--random", "120000"], 1]] as const) {
+    const wall = (workers: number, oneCore: boolean) => {
+      const args = [BIN, "explore", FWSPEC_RACE, ...how, "--workers", String(workers), "--json"];
+      const t0 = performance.now();
+      const r = oneCore ? spawnSync("taskset", ["-c", "0", process.execPath, ...args], { cwd: ROOT }) : spawnSync(process.execPath, args, { cwd: ROOT });
+      if (r.status !== 0) throw new Error(`iommu-sim explore ${how.join(" ")} exited ${r.status}: ${String(r.stderr).slice(0, 300)}`);
+      return performance.now() - t0;
+    };
+    const ts: [number, number, number][] = [];
+    for (let i = 0; i < runs; i++) ts.push([wall(1, true), wall(1, false), wall(2, false)]);
+    const [a, b, c] = [0, 1, 2].map((k) => Math.min(...ts.map((x) => x[k]!)) / 1000);
+    log(
+      `  whole processes, iommu-sim explore ${FWSPEC_RACE} ${how.join(" ")} (${runs === 1 ? "one run" : `best of ${runs}`}; ${load()}): --workers 1 on one core ${a!.toFixed(2)} s, ` +
+        `--workers 1 ${b!.toFixed(2)} s, --workers 2 ${c!.toFixed(2)} s: ${(a! / c!).toFixed(2)}x one core, ${(b! / c!).toFixed(2)}x the free single thread`,
+    );
   }
 }

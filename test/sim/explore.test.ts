@@ -13,7 +13,7 @@ import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
 import { searchItem } from "../../src/sim/explore/dfs.ts";
 import { splitItems } from "../../src/sim/explore/split.ts";
 import { explore, planItems, runItem, type ExploreOptions } from "../../src/sim/explore/explore.ts";
-import { workerPool } from "../../src/sim/explore/pool.ts";
+import { claim, NEXT, settle, STOP, WorkerPool, workerPool } from "../../src/sim/explore/pool.ts";
 import { knownSchedule, ScriptPolicy } from "../../src/sim/explore/schedule.ts";
 import { replay } from "../../src/sim/explore/shrink.ts";
 import { runScenario, type PlayResult } from "../../src/sim/runner.ts";
@@ -188,6 +188,47 @@ describe("a failing schedule", () => {
     // The items' schedules, summed (the search is its items, whatever the workers).
     const items = planItems(none, opts({ bound: 1 }));
     expect(a.schedules).toBe(items.reduce((n, it, i) => n + runItem(none, {}, 1, 0, it, i === 0).schedules, 0));
+  }, 30_000);
+});
+
+describe("the threads' shared counters (pool.ts)", () => {
+  const found = { schedule: "A", failure: { step: "events[0]", kind: "invariant", message: "m" }, index: 1 } as const;
+  const result = (f: typeof found | null) => ({ schedules: 1, steps: 1, boundCuts: 0, sleepBlocked: 0, found: f });
+
+  it("give each item once, in order, and none after the first failing item", () => {
+    const c = new Int32Array(new SharedArrayBuffer(8));
+    c[STOP] = 6;
+    expect([claim(c, 6), claim(c, 6), claim(c, 6)]).toEqual([0, 1, 2]);
+    settle(c, 2, result(null));
+    expect(c[STOP]).toBe(6);
+    settle(c, 4, result(found));
+    expect(c[STOP]).toBe(4);
+    // A later failure does not raise it; an earlier one lowers it.
+    settle(c, 5, result(found));
+    expect(c[STOP]).toBe(4);
+    expect(claim(c, 6)).toBe(3);
+    settle(c, 1, result(found));
+    expect(c[STOP]).toBe(1);
+    expect(claim(c, 6)).toBe(-1);
+    expect(c[NEXT]).toBe(5);
+  });
+
+  it("run every item of a search exactly once across this thread and two workers", async () => {
+    const s = scenario(THREE);
+    const o = opts({ workers: 3, random: { n: 300, seed: 7 } });
+    const items = planItems(s, o);
+    const pool = new WorkerPool(3);
+    const seen: number[] = [];
+    try {
+      await pool.run(s, o, items, (i) => seen.push(i));
+      // The pool serves a second search as well (the benchmark keeps one warm).
+      const again = await explore(s, o, (its, on) => pool.run(s, o, its, on));
+      expect(again.schedules).toBe(300);
+    } finally {
+      await pool.close();
+    }
+    expect(items.length).toBeGreaterThan(3);
+    expect([...seen].sort((a, b) => a - b)).toEqual(items.map((_, i) => i));
   }, 30_000);
 });
 

@@ -1,9 +1,14 @@
 /**
- * Worker threads for `explore`: every item of the search (explore.ts) goes
- * to the next idle worker, in search order; once an item fails, items after
- * it are no longer handed out and the workers running one stop at their next
- * schedule (a shared flag), while items before it run to their end, so the
- * result is the one a single thread gives.
+ * Worker threads for `explore`: this thread and the pool's workers take the
+ * items of a search (explore.ts) one at a time, in search order, each
+ * claiming the next through a shared counter, so no thread waits for
+ * another to be handed work. Once an item fails, items after it are no
+ * longer taken and the threads running one stop at their next schedule (a
+ * shared flag), while items before it run to their end, so the result is
+ * the one a single thread gives.
+ *
+ * The workers start when the pool is made: a pool made before the search
+ * is planned loads the model while this thread plans.
  *
  * The worker's module sits beside this one: worker.ts run through tsx from
  * the sources, worker.js in the built library, explore-worker.cjs beside the
@@ -11,11 +16,17 @@
  * (the benchmark keeps one warm).
  */
 import { createRequire } from "node:module";
+import { setImmediate as tick } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { Scenario } from "../scenario/schema.ts";
 import type { ItemResult } from "./dfs.ts";
-import type { ExploreOptions, ItemRunner, WorkItem } from "./explore.ts";
+import { runItem, type ExploreOptions, type ItemRunner, type WorkItem } from "./explore.ts";
+
+/** Int32 slots of a search's shared counters. */
+export const NEXT = 0;
+/** The index of the first failing item so far (items after it are not taken, and stop). */
+export const STOP = 1;
 
 /** What a worker is given for a search. */
 export interface WorkerJob {
@@ -23,12 +34,35 @@ export interface WorkerJob {
   run: ExploreOptions["run"];
   bound: number;
   seed: number;
-  /** Int32 [0]: the index of the first failing item so far (items after it stop). */
-  stop: SharedArrayBuffer;
+  items: readonly WorkItem[];
+  /** Int32 [NEXT, STOP]. */
+  shared: SharedArrayBuffer;
 }
 
-/** A message to a worker: a new search, an item of it, or the end. */
-export type WorkerMessage = { job: WorkerJob } | { index: number; item: WorkItem } | null;
+/** A message to a worker: a search to take items of, or the end. */
+export type WorkerMessage = { job: WorkerJob } | null;
+
+/** A message from a worker: an item's result, or that it can take no more. */
+export type WorkerReply = { index: number; result: ItemResult } | { idle: true };
+
+/** Claims the next item of a search: its index, or -1 when none is left to take. */
+export function claim(counters: Int32Array, count: number): number {
+  const index = Atomics.add(counters, NEXT, 1);
+  return index < count && index <= Atomics.load(counters, STOP) ? index : -1;
+}
+
+/** Records an item's result in the counters: a failing item lowers STOP. */
+export function settle(counters: Int32Array, index: number, r: ItemResult): void {
+  if (r.found === null) return;
+  for (let cur = Atomics.load(counters, STOP); index < cur; cur = Atomics.load(counters, STOP)) {
+    if (Atomics.compareExchange(counters, STOP, cur, index) === cur) return;
+  }
+}
+
+/** Runs item `index` of a job in this thread, stopping early once an earlier item has failed. */
+export function runClaimed(job: Omit<WorkerJob, "shared">, counters: Int32Array, index: number): ItemResult {
+  return runItem(job.scenario, job.run, job.bound, job.seed, job.items[index]!, index === 0, () => Atomics.load(counters, STOP) < index);
+}
 
 /** A worker running the worker module beside this one (from the sources through tsx, which the worker registers first). */
 function startWorker(): Worker {
@@ -45,59 +79,62 @@ function startWorker(): Worker {
 export class WorkerPool {
   private readonly workers: Worker[] = [];
 
-  constructor(readonly size: number) {
-    for (let k = 0; k < size; k++) {
+  /** `threads` search at once: this thread and `threads - 1` workers, started now. */
+  constructor(readonly threads: number) {
+    for (let k = 1; k < threads; k++) {
       const w = startWorker();
       w.unref();
       this.workers.push(w);
     }
   }
 
-  /** Runs a search's items on the pool. */
+  /** Runs a search's items on this thread and the pool's workers. */
   run(s: Scenario, o: ExploreOptions, items: readonly WorkItem[], onResult: (i: number, r: ItemResult) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const stopBuf = new SharedArrayBuffer(4);
-      const stop = new Int32Array(stopBuf);
-      stop[0] = items.length;
-      const job: WorkerJob = { scenario: s, run: o.run, bound: o.bound, seed: o.random?.seed ?? 0, stop: stopBuf };
-      const ws = this.workers.slice(0, Math.max(1, Math.min(this.workers.length, items.length)));
-      let next = 0;
-      let busy = 0;
+      const shared = new SharedArrayBuffer(8);
+      const counters = new Int32Array(shared);
+      counters[NEXT] = 0;
+      counters[STOP] = items.length;
+      const job: WorkerJob = { scenario: s, run: o.run, bound: o.bound, seed: o.random?.seed ?? 0, items, shared };
+      const ws = this.workers.slice(0, Math.max(0, Math.min(this.workers.length, items.length - 1)));
+      let running = ws.length + 1;
       let settled = false;
-      const cleanup = () => {
+      const finish = (e?: unknown) => {
+        if (settled) return;
+        settled = true;
         for (const w of ws) {
           w.removeAllListeners("message");
           w.removeAllListeners("error");
         }
+        if (e === undefined) resolve();
+        else reject(e instanceof Error ? e : new Error(String(e)));
       };
-      const give = (w: Worker) => {
-        if (next < items.length && next <= Atomics.load(stop, 0)) {
-          const index = next++;
-          busy++;
-          w.postMessage({ index, item: items[index]! } satisfies WorkerMessage);
-        }
-        if (busy === 0 && !settled) {
-          settled = true;
-          cleanup();
-          resolve();
-        }
+      const idle = () => {
+        if (--running === 0) finish();
       };
       for (const w of ws) {
-        w.on("message", (m: { index: number; result: ItemResult }) => {
-          busy--;
-          if (m.result.found !== null && m.index < Atomics.load(stop, 0)) Atomics.store(stop, 0, m.index);
-          onResult(m.index, m.result);
-          give(w);
+        w.on("message", (m: WorkerReply) => {
+          if ("idle" in m) idle();
+          else onResult(m.index, m.result);
         });
-        w.on("error", (e) => {
-          if (settled) return;
-          settled = true;
-          cleanup();
-          reject(e);
-        });
+        w.on("error", (e) => finish(e));
         w.postMessage({ job } satisfies WorkerMessage);
       }
-      for (const w of ws) give(w);
+      // This thread takes items too, letting the workers' results in between.
+      void (async () => {
+        for (let index = claim(counters, items.length); index >= 0 && !settled; index = claim(counters, items.length)) {
+          try {
+            const r = runClaimed(job, counters, index);
+            settle(counters, index, r);
+            onResult(index, r);
+          } catch (e) {
+            finish(e);
+            return;
+          }
+          await tick();
+        }
+        idle();
+      })();
     });
   }
 
@@ -106,10 +143,14 @@ export class WorkerPool {
   }
 }
 
-/** A pool of `o.workers` threads for one search, closed after it. */
+/**
+ * A pool of `o.workers` threads (this one among them) for one search,
+ * started now so that the workers load while the search is planned, and
+ * closed after it.
+ */
 export function workerPool(s: Scenario, o: ExploreOptions): ItemRunner {
+  const pool = new WorkerPool(Math.max(1, o.workers));
   return async (items, onResult) => {
-    const pool = new WorkerPool(Math.max(1, Math.min(o.workers, items.length)));
     try {
       await pool.run(s, o, items, onResult);
     } finally {
