@@ -6,10 +6,14 @@
  * only resizes the regions of the groups it changed; cytoscape's compound
  * nodes cost seconds to re-parent 2,000 devices). Showing a step changes only what differs from the step shown
  * before (rows of the snapshot are shared between steps, so a changed row
- * is a different object) and marks what the step itself changed.
+ * is a different object) and marks what the step itself changed. Zoomed
+ * out below the zoom where labels are drawn, a canvas of its own paints
+ * the picture (far.ts) and cytoscape's boxes wait for the zoom to come back.
  */
 import cytoscape from "cytoscape";
+import { FarPicture, stateClasses, type FarScene } from "./far.ts";
 import { NODE_H, NODE_W, treePositions } from "./layout.ts";
+import { devicesOf, groupsOf, iommusOf } from "./rows.ts";
 import type { DeviceSnap, GroupSnap, Snapshot, TopoNode } from "./types.ts";
 
 const GROUP_FILL = ["#cfe8fc", "#d7f5d0", "#fde2c8", "#eadcf8", "#fdf3b5", "#d0f0ef", "#f9d3e0", "#e3e3e3"];
@@ -106,7 +110,17 @@ export class Graph {
   readonly layoutMs: number;
   private readonly topo: Map<string, TopoNode>;
   private readonly instanceColour = new Map<string, string>();
+  /** The step shown, and the step before it (whose differences are marked). */
   private shown: Snapshot | null = null;
+  private shownBefore: Snapshot | null = null;
+  /** The step cytoscape's boxes show (behind while zoomed out: the far picture shows `shown`). */
+  private cyShown: Snapshot | null = null;
+  /** Zoomed out: the picture on a canvas of its own, with what the step shown changed, and the selection. */
+  private readonly farPicture: FarPicture;
+  private readonly farScene: FarScene;
+  private farChanged = new Set<string>();
+  private farQueued = false;
+  private selected: string | null = null;
   private readonly pos: Map<string, { x: number; y: number }>;
   /** Whether a step pans the picture to what it changed when none of it is in view (a machine shown in part). */
   private follow = false;
@@ -160,13 +174,45 @@ export class Graph {
         if (!this.panning) this.flush(Infinity);
       });
     }
+    this.farScene = {
+      nodes,
+      pos: this.pos,
+      colourOf: (d, n) => (n.kind === "iommu" ? this.instanceColour.get(n.label)! : d?.iommu != null ? (this.instanceColour.get(d.iommu) ?? "#888") : "#888"),
+      groupFill: (id) => GROUP_FILL[id % GROUP_FILL.length]!,
+      region: (g) => this.region(g),
+      viewport: () => ({ zoom: this.cy.zoom(), pan: this.cy.pan() }),
+    };
+    this.farPicture = new FarPicture(container, this.farScene);
     this.farEdges();
     this.cy.on("zoom", () => this.farEdges());
+    this.cy.on("viewport resize", () => this.repaintFar());
     this.layoutMs = performance.now() - t0;
-    this.cy.on("tap", "node", (e) => {
+    this.cy.on("tap", (e) => {
+      // Zoomed out, cytoscape's regions may be an older step's: the far picture's own boxes and regions answer.
+      if (this.far && this.shown !== null) {
+        const hit = FarPicture.hit(this.farScene, this.shown, e.position.x, e.position.y);
+        if (hit !== null) onSelect(hit);
+        return;
+      }
+      if (e.target === this.cy) return;
       const id = (e.target as cytoscape.NodeSingular).id();
       if (id.startsWith("group:")) onSelect({ kind: "group", id: id.slice(6) });
       else if (!id.startsWith("iommu:") && !id.startsWith("bus:")) onSelect({ kind: "device", id });
+    });
+  }
+
+  /** Paints the far picture of the step shown (zoomed out only). */
+  private paintFar(): void {
+    if (this.far && this.shown !== null) this.farPicture.draw(this.shown, { changed: this.farChanged, selected: this.selected });
+  }
+
+  /** Paints the far picture at the next frame (the view moving: once per frame). */
+  private repaintFar(): void {
+    if (!this.far || this.farQueued) return;
+    this.farQueued = true;
+    requestAnimationFrame(() => {
+      this.farQueued = false;
+      this.paintFar();
     });
   }
 
@@ -196,13 +242,37 @@ export class Graph {
    * anything in the picture changed (so it will be redrawn).
    */
   show(snap: Snapshot, before: Snapshot | null): boolean {
+    if (this.far) {
+      if (this.shown === snap) return false;
+      this.shown = snap;
+      this.shownBefore = before;
+      const changed = new Set<string>();
+      if (before !== null) {
+        const bd = devicesOf(before);
+        const bg = groupsOf(before);
+        for (const d of snap.devices) if (bd.get(d.name) !== d) changed.add(d.name);
+        for (const g of snap.groups) if (bg.get(g.id) !== g) changed.add(`group:${g.id}`);
+        if (this.follow && changed.size > 0) this.bringIntoView(snap.devices.filter((d) => changed.has(d.name)).map((d) => d.name));
+      }
+      this.farChanged = changed;
+      this.paintFar();
+      // Drawn now, on the canvas: nothing for cytoscape to render.
+      return false;
+    }
+    return this.showInCytoscape(snap, before);
+  }
+
+  /** Shows a step in cytoscape's boxes (see show). */
+  private showInCytoscape(snap: Snapshot, before: Snapshot | null): boolean {
     const cy = this.cy;
-    const prev = this.shown;
+    const prev = this.cyShown;
+    this.shown = snap;
+    this.shownBefore = before;
     if (prev === snap) return false;
-    const prevDevices = new Map((prev?.devices ?? []).map((d) => [d.name, d]));
-    const prevGroups = new Map((prev?.groups ?? []).map((g) => [g.id, g]));
-    const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
-    const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
+    const prevDevices = devicesOf(prev);
+    const prevGroups = groupsOf(prev);
+    const beforeDevices = devicesOf(before);
+    const beforeGroups = groupsOf(before);
     let touched = this.marked.nonempty();
     const mark = cy.collection();
     this.pendingMarks = new Set();
@@ -242,7 +312,7 @@ export class Graph {
           else this.pendingMarks.add(d.name);
         }
       }
-      const prevIommus = new Map((prev?.iommus ?? []).map((i) => [i.name, i]));
+      const prevIommus = iommusOf(prev);
       for (const i of snap.iommus) {
         if (prevIommus.get(i.name) === i) continue;
         cy.getElementById(`iommu:${i.name}`).toggleClass("unregistered", !i.registered);
@@ -257,7 +327,7 @@ export class Graph {
       mark.addClass("changed");
     });
     this.marked = mark;
-    this.shown = snap;
+    this.cyShown = snap;
     if (this.pendingRows.size > 0) this.scheduleFlush();
     return touched || mark.nonempty();
   }
@@ -291,7 +361,7 @@ export class Graph {
    * restyles its box, and again when the next step unmarks it: not worth it where nobody looks).
    */
   private flush(n: number): void {
-    if (this.pendingRows.size === 0 && this.pendingMarks.size === 0) return;
+    if (this.far || (this.pendingRows.size === 0 && this.pendingMarks.size === 0)) return;
     const cy = this.cy;
     cy.batch(() => {
       let left = n;
@@ -328,33 +398,30 @@ export class Graph {
     if (d.iommu !== null) lines.push(`→ ${d.iommu}`);
     if (t?.acs_missing) lines.push("⚠ ACS missing");
     const colour = d.iommu === null ? "#888" : (this.instanceColour.get(d.iommu) ?? "#888");
-    // Zoomed out where labels are not drawn, a label waits until the zoom draws labels again (it costs a restyle and a measure).
-    if (this.far) {
-      this.staleLabels.set(d.name, lines.join("\n"));
-      if (n.data("colour") !== colour) n.data("colour", colour);
-    } else {
-      n.data({ label: lines.join("\n"), colour });
-      this.staleLabels.delete(d.name);
-    }
-    n.toggleClass("deferred", d.probe === "deferred");
-    n.toggleClass("failed", d.probe === "failed");
-    n.toggleClass("absent", !d.registered);
+    n.data({ label: lines.join("\n"), colour });
+    const cls = stateClasses(d);
+    n.toggleClass("deferred", cls.includes("deferred"));
+    n.toggleClass("failed", cls.includes("failed"));
+    n.toggleClass("absent", cls.includes("absent"));
   }
 
-  /** Hides the edges while the zoom is under the readable one (a class set only when it flips). */
+  /** Zoomed out under the readable zoom: the far picture shows the steps (a flag that flips with the zoom). */
   private far = false;
-  /** Devices' labels not yet set, while zoomed out too far to draw them. */
-  private readonly staleLabels = new Map<string, string>();
   private farEdges(): void {
     const far = this.cy.zoom() < READABLE_ZOOM;
     if (far === this.far) return;
     this.far = far;
-    this.cy.batch(() => {
-      this.cy.edges().toggleClass("far", far);
-      if (far) return;
-      for (const [name, label] of this.staleLabels) this.cy.getElementById(name).data("label", label);
-      this.staleLabels.clear();
-    });
+    this.cy.batch(() => this.cy.edges().toggleClass("far", far));
+    if (far) {
+      // The step shown, with its marks, now on the far picture.
+      const snap = this.shown;
+      this.shown = null;
+      if (snap !== null) this.show(snap, this.shownBefore);
+      return;
+    }
+    // Back where labels are drawn: cytoscape's boxes catch up with the step shown.
+    this.farPicture.hide();
+    if (this.shown !== null) this.showInCytoscape(this.shown, this.shownBefore);
   }
 
   /** Zooms out to the whole machine (on a large one, its boxes too small to label). */
@@ -362,16 +429,42 @@ export class Graph {
     this.cy.fit(undefined, 30);
   }
 
-  select(id: string | null): void {
-    this.cy.$(":selected").unselect();
-    if (id === null) return;
-    this.cy.getElementById(id).select();
+  /** Zooms to `zoom` about the view's centre. */
+  zoomTo(zoom: number): void {
+    this.cy.zoom({ level: zoom, renderedPosition: { x: this.cy.width() / 2, y: this.cy.height() / 2 } });
   }
 
-  /** A node's classes (kind, states, `changed`), for tests. */
+  select(id: string | null): void {
+    this.selected = id;
+    this.cy.$(":selected").unselect();
+    if (id !== null) this.cy.getElementById(id).select();
+    this.paintFar();
+  }
+
+  /** A node's classes as the picture shows them (kind, states, `changed`), for tests. */
   classes(id: string): string[] {
+    if (this.far && this.shown !== null) return this.farClasses(id, this.shown);
     const n = this.cy.getElementById(id);
     return n.empty() ? [] : n.classes();
+  }
+
+  /** The classes the far picture draws a node with (those cytoscape's style gives the same look). */
+  private farClasses(id: string, snap: Snapshot): string[] {
+    const changed = this.farChanged.has(id) ? ["changed"] : [];
+    if (id.startsWith("group:")) {
+      const g = snap.groups.find((x) => `group:${x.id}` === id);
+      return g === undefined ? ["group", "unused"] : ["group", g.owner, ...changed];
+    }
+    const n = this.topo.get(id);
+    if (n === undefined) return [];
+    const d = devicesOf(snap).get(id);
+    const iommu = n.kind === "iommu" && iommusOf(snap).get(n.label)?.registered === false ? ["unregistered"] : [];
+    return [n.kind, ...(n.acs_missing !== null ? ["no-acs"] : []), ...iommu, ...(d === undefined ? [] : stateClasses(d)), ...changed];
+  }
+
+  /** Whether the far picture (the canvas of the zoomed-out view) is what is shown, for tests. */
+  farShown(): boolean {
+    return this.farPicture.visible;
   }
 
   /** Where a node is drawn, in the page's coordinates (to click it). */
@@ -385,6 +478,7 @@ export class Graph {
 
   /** Drawn counts, for tests and the status line: groups with devices, device nodes. */
   drawn(): { groups: number; devices: number } {
+    if (this.far) return { ...this.farPicture.painted };
     const groups = this.cy.nodes(".group").filter((n) => !n.hasClass("unused")).length;
     const devices = this.cy.nodes(".endpoint, .bridge, .platform, .host").length;
     return { groups, devices };

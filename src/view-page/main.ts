@@ -34,6 +34,10 @@ export interface PageApi {
   painted: () => Promise<number>;
   /** Zooms every picture out to its whole machine (the "Whole" button). */
   fit: () => void;
+  /** Zooms every picture to `zoom` about its centre, as the wheel would. */
+  zoom: (zoom: number) => void;
+  /** Whether each picture is zoomed out far enough to be painted on its own canvas (far.ts), not by cytoscape. */
+  far: () => boolean[];
   go: (i: number) => void;
   classes: (run: number, id: string) => string[];
   centre: (run: number, id: string) => { x: number; y: number } | null;
@@ -203,6 +207,10 @@ function start(data: ViewData): void {
     lastStepMs: () => lastStepMs,
     painted: () => painted,
     fit: fitAll,
+    zoom: (z) => {
+      for (const r of runs) r.graph.zoomTo(z);
+    },
+    far: () => runs.map((r) => r.graph.farShown()),
     go: (i) => go(i),
     classes: (run, id) => runs[run]?.graph.classes(id) ?? [],
     centre: (run, id) => runs[run]?.graph.centre(id) ?? null,

@@ -8,6 +8,7 @@
 import { groupLabel, type Selection } from "./graph.ts";
 import { traceLine } from "./trace.ts";
 import type { DeviceSnap, GroupSnap, Snapshot, TopoNode, TraceRecord } from "./types.ts";
+import { devicesByName, devicesOf, groupsOf, looseDevices } from "./rows.ts";
 
 /** Trace lines shown at most per step (a 2,000-device boot phase has tens of thousands). */
 const TRACE_LINES = 1500;
@@ -199,9 +200,9 @@ function reconcile(parent: Element, want: readonly Element[]): void {
  * 2,000-device list is built once, then only what changes is replaced).
  */
 export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot | null, topo: Map<string, TopoNode>, sel: Selection, onSelect: (s: Selection) => void): void {
-  const beforeDevices = new Map((before?.devices ?? []).map((d) => [d.name, d]));
-  const beforeGroups = new Map((before?.groups ?? []).map((g) => [g.id, g]));
-  const byName = new Map(snap.devices.map((d) => [d.name, d]));
+  const beforeDevices = devicesOf(before);
+  const beforeGroups = groupsOf(before);
+  const byName = devicesByName(snap);
   const devChanged = (d: DeviceSnap) => before !== null && beforeDevices.get(d.name) !== d;
   const isSel = (kind: "group" | "device", id: string) => sel?.kind === kind && sel.id === id;
   if (!listening.has(list)) {
@@ -263,8 +264,7 @@ export function renderGroups(list: HTMLElement, snap: Snapshot, before: Snapshot
     want.push(e.li);
   }
   // Devices on no group's list: those without a group, and (mid-probe, in a race) one whose dev_iommu names a group not listing it yet.
-  const onLists = new Set(snap.groups.flatMap((g) => g.devices));
-  const loose = snap.devices.filter((d) => !onLists.has(d.name));
+  const loose = looseDevices(snap);
   if (loose.length > 0) {
     let entry = looseEntry.get(list);
     if (entry === undefined) {

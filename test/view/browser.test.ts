@@ -4,7 +4,9 @@
  * installs it). Each page loads offline from a file with no console error,
  * draws as many groups and devices as each step's snapshot has, steps as
  * the snapshots do (buttons, slider keys, arrow keys), shows a clicked
- * device's group, and marks where two designs part. The times of the
+ * device's group, and marks where two designs part; zoomed out past the
+ * labels, the page's own far picture shows each step as the snapshot says
+ * and cytoscape's boxes catch up when the zoom comes back. The times of the
  * 2,000-device page are printed, never asserted (docs/view.md has them).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -168,6 +170,55 @@ describe("iommu-sim view in chromium", () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);
+
+  it("zoomed out past the labels: the far picture paints each step with its marks and answers clicks; zoomed back in, cytoscape's boxes catch up", async () => {
+    const { path, docs, snaps } = await makePage("arm64-far", "scenarios/arm64-late-smmu.yaml");
+    const ss = snaps[0]!;
+    const { page, errors } = await open(path);
+    expect(await page.evaluate(() => window.iommuSim.far())).toEqual([false]);
+    await page.evaluate(() => window.iommuSim.zoom(0.3));
+    expect(await page.evaluate(() => window.iommuSim.far())).toEqual([true]);
+    // What the picture should show of each device at step i: its state, and whether the step changed it.
+    const want = (i: number) =>
+      ss[i]!.devices.map((d) => {
+        const was = i === 0 ? undefined : ss[i - 1]!.devices.find((x) => x.name === d.name);
+        const cls = [...(d.probe === "deferred" ? ["deferred"] : []), ...(d.probe === "failed" ? ["failed"] : []), ...(d.registered ? [] : ["absent"])];
+        return { name: d.name, cls, changed: i > 0 && JSON.stringify(was) !== JSON.stringify(d) };
+      });
+    const shown = (names: string[]) =>
+      page.evaluate(
+        (ns) =>
+          ns.map((n) => {
+            const c = window.iommuSim.classes(0, n);
+            return { name: n, cls: c.filter((x) => x === "deferred" || x === "failed" || x === "absent"), changed: c.includes("changed") };
+          }),
+        names,
+      );
+    const names = ss[0]!.devices.map((d) => d.name);
+    for (let i = 1; i < ss.length; i++) {
+      await page.keyboard.press("ArrowRight");
+      expect(await step(page)).toBe(i);
+      await matches(page, ss);
+      expect(await shown(names)).toEqual(want(i));
+    }
+    // The step where the SMMU registers: every deferred device turns bound, marked.
+    const reg = docs[0]!.steps.findIndex((s) => s.label === "events[1]");
+    await page.evaluate((i) => window.iommuSim.go(i), reg);
+    expect((await shown(["ufs@1d84000"]))[0]).toEqual({ name: "ufs@1d84000", cls: [], changed: true });
+    await page.screenshot({ path: join(SHOTS, "view-far.png") });
+    // A click on a box of the far picture selects its device.
+    const at = await page.evaluate(() => window.iommuSim.centre(0, "ufs@1d84000"));
+    await page.mouse.click(at!.x, at!.y);
+    const ufs = ss[reg]!.devices.find((d) => d.name === "ufs@1d84000")!;
+    expect(await page.locator("section.selection").innerText()).toContain(`group ${ufs.group} ·`);
+    // Back in: cytoscape draws again, its boxes as the step shown (states and marks).
+    await page.evaluate(() => window.iommuSim.zoom(1));
+    expect(await page.evaluate(() => window.iommuSim.far())).toEqual([false]);
+    await matches(page, ss);
+    expect(await shown(names)).toEqual(want(reg));
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 90_000);
 
   it("a race (probe-race-global-lock): a step per scheduler step, each as its snapshot; the slider's keys step too", async () => {
     const { path, docs, snaps } = await makePage("race", "scenarios/races/probe-race-global-lock.yaml");

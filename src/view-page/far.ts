@@ -1,0 +1,205 @@
+/// <reference lib="dom" />
+/**
+ * The picture zoomed out below the zoom where labels are drawn: the same
+ * boxes, regions and marks as the graph (graph.ts), painted on one canvas
+ * laid over cytoscape's. There a step repaints the canvas in a few
+ * milliseconds, where cytoscape restyles every box a step changes (a boot
+ * phase changes 2,000: a quarter of a second); cytoscape keeps the view
+ * (wheel, drag, taps) and catches up with the state when the zoom makes
+ * labels readable again.
+ */
+import { NODE_H, NODE_W } from "./layout.ts";
+import { devicesByName, iommusByName } from "./rows.ts";
+import type { DeviceSnap, GroupSnap, Snapshot, TopoNode } from "./types.ts";
+
+/** How a box is drawn: the graph's classes for a device's state. */
+export function stateClasses(d: DeviceSnap): string[] {
+  const out: string[] = [];
+  if (d.probe === "deferred") out.push("deferred");
+  if (d.probe === "failed") out.push("failed");
+  if (!d.registered) out.push("absent");
+  return out;
+}
+
+/** What the far picture needs of the graph: where boxes are, their colours, and the view. */
+export interface FarScene {
+  readonly nodes: readonly TopoNode[];
+  readonly pos: ReadonlyMap<string, { x: number; y: number }>;
+  /** A device's border colour: its serving instance's, or grey. */
+  colourOf(d: DeviceSnap | undefined, n: TopoNode): string;
+  groupFill(id: number): string;
+  /** A group's region in the model's coordinates (centre and size). */
+  region(g: GroupSnap): { x: number; y: number; w: number; h: number };
+  viewport(): { zoom: number; pan: { x: number; y: number } };
+}
+
+/** The marks a step leaves, and the selection. */
+export interface FarMarks {
+  /** Devices and groups (`group:ID`) the step changed. */
+  changed: ReadonlySet<string>;
+  selected: string | null;
+}
+
+/** A hexagon's corners, as fractions of the half width and half height (cytoscape's). */
+const HEXAGON: readonly (readonly [number, number])[] = [
+  [-1, 0],
+  [-0.5, -1],
+  [0.5, -1],
+  [1, 0],
+  [0.5, 1],
+  [-0.5, 1],
+];
+
+/** The width of a box in each kind (as the graph's style). */
+function widthOf(n: TopoNode): number {
+  return n.kind === "iommu" ? 90 : n.kind === "bus" ? 80 : NODE_W;
+}
+
+export class FarPicture {
+  readonly canvas: HTMLCanvasElement;
+  private readonly ctx: CanvasRenderingContext2D;
+
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly scene: FarScene,
+  ) {
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "far";
+    this.canvas.setAttribute("aria-hidden", "true");
+    Object.assign(this.canvas.style, { position: "absolute", inset: "0", zIndex: "5", pointerEvents: "none", display: "none" });
+    container.append(this.canvas);
+    this.ctx = this.canvas.getContext("2d")!;
+  }
+
+  get visible(): boolean {
+    return this.canvas.style.display !== "none";
+  }
+
+  hide(): void {
+    this.canvas.style.display = "none";
+  }
+
+  /** What the last paint drew in view: group regions and device boxes (for tests and the status line). */
+  painted = { groups: 0, devices: 0 };
+
+  /** Paints `snap` with its marks over the whole view. */
+  draw(snap: Snapshot, marks: FarMarks): void {
+    let groups = 0;
+    let boxes = 0;
+    const c = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const w = this.container.clientWidth;
+    const h = this.container.clientHeight;
+    if (c.width !== Math.round(w * ratio) || c.height !== Math.round(h * ratio)) {
+      c.width = Math.round(w * ratio);
+      c.height = Math.round(h * ratio);
+      c.style.width = `${w}px`;
+      c.style.height = `${h}px`;
+    }
+    c.style.display = "block";
+    const g = this.ctx;
+    const { zoom, pan } = this.scene.viewport();
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.fillStyle = "#ffffff";
+    g.fillRect(0, 0, w, h);
+    // Model to view: x * zoom + pan.
+    g.setTransform(ratio * zoom, 0, 0, ratio * zoom, ratio * pan.x, ratio * pan.y);
+    const px = 1 / zoom;
+    const inView = (x: number, y: number, hw: number, hh: number) =>
+      (x + hw) * zoom + pan.x >= 0 && (x - hw) * zoom + pan.x <= w && (y + hh) * zoom + pan.y >= 0 && (y - hh) * zoom + pan.y <= h;
+    // The groups' regions, under the boxes.
+    for (const gr of snap.groups) {
+      const r = this.scene.region(gr);
+      if (!inView(r.x, r.y, r.w / 2, r.h / 2)) continue;
+      groups++;
+      if (marks.changed.has(`group:${gr.id}`)) this.halo(r.x, r.y, r.w, r.h, px);
+      g.globalAlpha = 0.75;
+      g.fillStyle = this.scene.groupFill(gr.id);
+      g.fillRect(r.x - r.w / 2, r.y - r.h / 2, r.w, r.h);
+      g.globalAlpha = 1;
+      g.strokeStyle = gr.owner === "user" ? "#6a1b9a" : "#555";
+      g.lineWidth = Math.max(gr.owner === "user" ? 4 : 1, px);
+      g.setLineDash(gr.owner === "none" ? [6 * px, 4 * px] : []);
+      g.strokeRect(r.x - r.w / 2, r.y - r.h / 2, r.w, r.h);
+    }
+    g.setLineDash([]);
+    const devices = devicesByName(snap);
+    const instances = iommusByName(snap);
+    for (const n of this.scene.nodes) {
+      const p = this.scene.pos.get(n.id);
+      if (p === undefined) continue;
+      const bw = widthOf(n);
+      if (!inView(p.x, p.y, bw / 2 + 8, NODE_H / 2 + 8)) continue;
+      const d = devices.get(n.id);
+      const x = p.x - bw / 2;
+      const y = p.y - NODE_H / 2;
+      const colour = this.scene.colourOf(d, n);
+      if (marks.changed.has(n.id)) this.halo(p.x, p.y, bw, NODE_H, px);
+      const cls = d === undefined ? [] : stateClasses(d);
+      const unregistered = n.kind === "iommu" && instances.get(n.label)?.registered === false;
+      g.globalAlpha = cls.includes("absent") ? 0.45 : unregistered ? 0.35 : 1;
+      g.fillStyle = n.kind === "iommu" ? colour : n.kind === "bus" ? "#eeeeee" : n.kind === "host" ? "#f4f4f4" : cls.includes("deferred") ? "#ffd8a8" : cls.includes("failed") ? "#ffc9c9" : "#ffffff";
+      g.strokeStyle = n.kind === "bus" ? "#888" : colour;
+      g.lineWidth = Math.max(2, px);
+      g.setLineDash(cls.includes("deferred") || unregistered ? [6 * px, 4 * px] : cls.includes("absent") ? [px, 2 * px] : []);
+      if (n.kind === "iommu" || n.kind === "bus") {
+        // The few instances and buses in their shapes: a hexagon, an ellipse.
+        g.beginPath();
+        if (n.kind === "bus") g.ellipse(p.x, p.y, bw / 2, NODE_H / 2, 0, 0, 2 * Math.PI);
+        else for (const [dx, dy] of HEXAGON) g.lineTo(p.x + (dx * bw) / 2, p.y + (dy * NODE_H) / 2);
+        g.closePath();
+        g.fill();
+        g.globalAlpha = 1;
+        g.stroke();
+      } else {
+        boxes++;
+        g.fillRect(x, y, bw, NODE_H);
+        g.globalAlpha = 1;
+        g.strokeRect(x, y, bw, NODE_H);
+      }
+      g.setLineDash([]);
+      if (n.acs_missing !== null && n.acs_missing !== undefined) {
+        g.strokeStyle = "#d00000";
+        g.lineWidth = Math.max(3, 2 * px);
+        g.strokeRect(x - 3, y - 3, bw + 6, NODE_H + 6);
+      }
+      if (marks.selected === n.id) {
+        g.fillStyle = "rgba(0,0,0,0.15)";
+        g.fillRect(x - 4, y - 4, bw + 8, NODE_H + 8);
+      }
+    }
+    if (marks.selected?.startsWith("group:")) {
+      const gr = snap.groups.find((x) => `group:${x.id}` === marks.selected);
+      if (gr !== undefined) {
+        const r = this.scene.region(gr);
+        g.fillStyle = "rgba(0,0,0,0.15)";
+        g.fillRect(r.x - r.w / 2 - 4, r.y - r.h / 2 - 4, r.w + 8, r.h + 8);
+      }
+    }
+    g.setTransform(1, 0, 0, 1, 0, 0);
+    this.painted = { groups, devices: boxes };
+  }
+
+  /** The pink halo of a changed element, at least 3 pixels wide however far out the zoom is. */
+  private halo(cx: number, cy: number, w: number, h: number, px: number): void {
+    const pad = Math.max(6, 3 * px);
+    const g = this.ctx;
+    g.fillStyle = "rgba(255,31,143,0.55)";
+    g.fillRect(cx - w / 2 - pad, cy - h / 2 - pad, w + 2 * pad, h + 2 * pad);
+  }
+
+  /** The device box or group region under a point of the model (boxes first), for taps while cytoscape's boxes are stale. */
+  static hit(scene: FarScene, snap: Snapshot, x: number, y: number): { kind: "device" | "group"; id: string } | null {
+    const names = devicesByName(snap);
+    for (const n of scene.nodes) {
+      if (!names.has(n.id)) continue;
+      const p = scene.pos.get(n.id);
+      if (p !== undefined && Math.abs(x - p.x) <= NODE_W / 2 && Math.abs(y - p.y) <= NODE_H / 2) return { kind: "device", id: n.id };
+    }
+    for (const gr of snap.groups) {
+      const r = scene.region(gr);
+      if (Math.abs(x - r.x) <= r.w / 2 && Math.abs(y - r.y) <= r.h / 2) return { kind: "group", id: String(gr.id) };
+    }
+    return null;
+  }
+}
