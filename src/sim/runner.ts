@@ -19,7 +19,7 @@ import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
 import { eventKey, type EventSpec, type Scenario, type TaskEventSpec } from "./scenario/schema.ts";
 import { BlockTask, OP_ACQUIRE, runBlock, taskLetter, type BlockState, type SchedulePolicy } from "./explore/block.ts";
 import { formatSchedule, ScriptPolicy, type BlockChoices } from "./explore/schedule.ts";
-import { takeSnapshot, type Snapshot } from "./snapshot.ts";
+import { lazySnapshot, takeSnapshot, type Snapshot } from "./snapshot.ts";
 
 export interface Failure {
   /** "boot", or the event's index in the file. */
@@ -332,7 +332,7 @@ export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
     if (e.expect !== undefined) {
       m.ctx.trace.event(`${step}`, "expect");
       for (const want of e.expect.violations ?? []) for (const v of violations) if (v.includes(want)) expected.add(v);
-      const diffs = matchExpect(e.expect, takeSnapshot(m, boot, violations));
+      const diffs = matchExpect(e.expect, lazySnapshot(m, boot, violations));
       if (diffs.length === 0) passed++;
       else {
         failed++;

@@ -241,21 +241,26 @@ function findings(m: Machine): string[] {
 }
 
 /** The machine's state as plain data; the violations are those the run recorded unless given. */
-export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violations: readonly string[] = m.ctx.diag.violations): Snapshot {
-  const fwnodeNames = instanceNames(m);
-  const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
-  const groups = [...m.k.groups].filter((g) => g.devices.length > 0).sort((a, b) => a.id - b.id);
-  // A driver's static domain is a global of the driver: listed while a group uses it.
-  const inUse = new Set<IommuDomain>();
-  for (const g of m.k.groups) {
-    for (const d of [g.domain, g.defaultDomain, g.blockingDomain]) if (d !== null) inUse.add(d);
-    if (g.hasPasids) for (const e of g.pasidArray.values()) inUse.add(e.domain);
+/** What the snapshot's sections are made from; the shared lookups are made on first use. */
+class SnapSource {
+  private names: Map<string, string> | null = null;
+  constructor(
+    readonly m: Machine,
+    readonly boot: readonly EventRecord[],
+    readonly violations: readonly string[],
+  ) {}
+  get fwnodeNames(): Map<string, string> {
+    return (this.names ??= instanceNames(this.m));
   }
-  return {
-    name: m.scenario.name,
-    strategy: strategyNames(m.k.strategy),
-    kernel: m.scenario.boot?.kernel ?? null,
-    iommus: [...m.instances.values()].map((rec) => ({
+}
+
+/** Each key of the snapshot, in its order, and how it is made. */
+const SECTIONS: { readonly [K in keyof Snapshot]: (s: SnapSource) => Snapshot[K] } = {
+  name: ({ m }) => m.scenario.name,
+  strategy: ({ m }) => strategyNames(m.k.strategy),
+  kernel: ({ m }) => m.scenario.boot?.kernel ?? null,
+  iommus: ({ m }) =>
+    [...m.instances.values()].map((rec) => ({
       name: rec.spec.name,
       driver: rec.spec.driver,
       registered: rec.iommu.listed,
@@ -263,23 +268,66 @@ export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violation
       fwnode: rec.iommu.fwnode?.name ?? null,
       devices: [...rec.iommu.devices].sort((a, b) => a.busSeq - b.busSeq).map((d) => d.name),
     })),
-    bus_ops: Object.fromEntries([...m.k.busIommuOps].map(([bus, ops]) => [bus.name, ops.name] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
-    devices: [...m.devices.values()].map((r) => deviceSnap(fwnodeNames, r.dev)),
-    groups: groups.map(groupSnap),
-    domains: [...m.k.domains]
+  bus_ops: ({ m }) => Object.fromEntries([...m.k.busIommuOps].map(([bus, ops]) => [bus.name, ops.name] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  devices: (s) => [...s.m.devices.values()].map((r) => deviceSnap(s.fwnodeNames, r.dev)),
+  groups: ({ m }) =>
+    [...m.k.groups]
+      .filter((g) => g.devices.length > 0)
+      .sort((a, b) => a.id - b.id)
+      .map(groupSnap),
+  domains: ({ m }) => {
+    const userName = new Map([...m.userDomains].map(([n, d]) => [d, n] as const));
+    // A driver's static domain is a global of the driver: listed while a group uses it.
+    const inUse = new Set<IommuDomain>();
+    for (const g of m.k.groups) {
+      for (const d of [g.domain, g.defaultDomain, g.blockingDomain]) if (d !== null) inUse.add(d);
+      if (g.hasPasids) for (const e of g.pasidArray.values()) inUse.add(e.domain);
+    }
+    return [...m.k.domains]
       .filter((d) => !d.freed && (!d.isStatic || inUse.has(d)))
       .sort((a, b) => a.id - b.id)
-      .map((d) => domainSnap(d, userName.get(d) ?? null)),
-    user_domains: Object.fromEntries([...m.userDomains].map(([n, d]) => [n, { ...domainSnap(d, n), live: !d.freed }])),
-    deferred: m.dc.deferred.devices().map((d) => d.name),
-    boot: boot.map((e) => ({ ...e })),
-    events: m.events.map((e) => ({ ...e })),
-    warnings: m.ctx.diag.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
-    bugs: m.ctx.diag.bugs.map((b) => `${b.fn}: ${b.subject}: ${b.message}`),
-    cmdline: m.cmdline.map((n) => ({ ...n })),
-    findings: findings(m),
-    dma_handles: Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
-    iommufd: Object.fromEntries([...iommufdContexts(m)].map(([n, c]) => [n, iommufdCtxSnap(c)])),
-    violations: [...violations],
-  };
+      .map((d) => domainSnap(d, userName.get(d) ?? null));
+  },
+  user_domains: ({ m }) => Object.fromEntries([...m.userDomains].map(([n, d]) => [n, { ...domainSnap(d, n), live: !d.freed }])),
+  deferred: ({ m }) => m.dc.deferred.devices().map((d) => d.name),
+  boot: ({ boot }) => boot.map((e) => ({ ...e })),
+  events: ({ m }) => m.events.map((e) => ({ ...e })),
+  warnings: ({ m }) => m.ctx.diag.warnings.map((w) => `${w.fn}: ${w.subject}: ${w.message}`),
+  bugs: ({ m }) => m.ctx.diag.bugs.map((b) => `${b.fn}: ${b.subject}: ${b.message}`),
+  cmdline: ({ m }) => m.cmdline.map((n) => ({ ...n })),
+  findings: ({ m }) => findings(m),
+  dma_handles: ({ m }) => Object.fromEntries([...m.dmaHandles].map(([n, h]) => [n, { device: h.device, dma: h.dma, size: h.size, live: h.live, sg: h.sg }])),
+  iommufd: ({ m }) => Object.fromEntries([...iommufdContexts(m)].map(([n, c]) => [n, iommufdCtxSnap(c)])),
+  violations: ({ violations }) => [...violations],
+};
+
+const KEYS = Object.keys(SECTIONS) as (keyof Snapshot)[];
+
+export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violations: readonly string[] = m.ctx.diag.violations): Snapshot {
+  const src = new SnapSource(m, boot, violations);
+  const out: Record<string, unknown> = {};
+  for (const k of KEYS) out[k] = SECTIONS[k](src);
+  return out as unknown as Snapshot;
+}
+
+/**
+ * The same snapshot, each key made when first read: an expectation reads a
+ * few keys, once per schedule in a search (the explorer's hot path). Read
+ * it before the machine changes.
+ */
+export function lazySnapshot(m: Machine, boot: readonly EventRecord[], violations: readonly string[] = m.ctx.diag.violations): Snapshot {
+  const src = new SnapSource(m, boot, violations);
+  const out = {} as Record<string, unknown>;
+  for (const k of KEYS) {
+    Object.defineProperty(out, k, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const v = SECTIONS[k](src);
+        Object.defineProperty(out, k, { value: v, enumerable: true, writable: false, configurable: false });
+        return v;
+      },
+    });
+  }
+  return out as unknown as Snapshot;
 }
