@@ -300,11 +300,21 @@ describe("iommu-sim view in chromium", () => {
       expect(want.length > 0).toBe(k === mid);
       await expect.poll(deferredBoxes, { timeout: 10_000 }).toEqual(want);
     }
+    // Zoomed out to the whole machine (the Whole button): the far picture, every box drawn, the first 8 steps again.
+    await page.evaluate(() => (window.iommuSim.go(0), window.iommuSim.fit(), window.iommuSim.painted()));
+    expect(await page.evaluate(() => window.iommuSim.far())).toEqual([true]);
+    const wholeMs: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press("ArrowRight");
+      wholeMs.push(await page.evaluate(() => window.iommuSim.painted()));
+      await matches(page, snaps[0]!);
+    }
     const f = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
     console.log(
       `view, ${m.scenario.devices.length} devices: page written in ${writeMs.toFixed(0)} ms (from source, bundling included), loaded in ${loadMs.toFixed(0)} ms, ` +
         `layout (cytoscape with the layered positions) ${layoutMs.toFixed(0)} ms; steps 1 to 8: ${f(stepMs.slice(0, 8))} ms in the page, ${f(paintedMs.slice(0, 8))} ms from the key press to the frame after the repaint; ` +
-        `steps ${mid + 2} to ${mid + 9}: ${f(stepMs.slice(8))} ms in the page, ${f(paintedMs.slice(8))} ms to the repainted frame`,
+        `steps ${mid + 2} to ${mid + 9}: ${f(stepMs.slice(8))} ms in the page, ${f(paintedMs.slice(8))} ms to the repainted frame; ` +
+        `zoomed out to the whole machine, steps 1 to 8: ${f(wholeMs)} ms to the repainted frame`,
     );
     expect(errors).toEqual([]);
     await page.close();
