@@ -10,11 +10,11 @@ import { expandSteps } from "./delta.ts";
 import { Graph, type Selection } from "./graph.ts";
 import { renderGroups, renderSelection, renderTrace } from "./panes.ts";
 import { CSS } from "./style.ts";
-import type { Snapshot, Step, TopoNode, ViewData } from "./types.ts";
+import type { Snapshot, StepsDoc, TopoNode, TraceRecord, ViewData } from "./types.ts";
 
 interface RunView {
   design: string;
-  steps: Step[];
+  steps: StepsDoc["steps"];
   snaps: Snapshot[];
   topo: Map<string, TopoNode>;
   graph: Graph;
@@ -161,7 +161,7 @@ function start(data: ViewData): void {
       const snap = r.snaps[k]!;
       const before = k === 0 ? null : r.snaps[k - 1]!;
       if (r.graph.show(snap, before)) redrawn.push(r.graph);
-      renderTrace(r.trace, k === at ? r.steps[k]!.trace : []);
+      renderTrace(r.trace, k === at ? (JSON.parse(r.steps[k]!.trace) as TraceRecord[]) : []);
       renderGroups(r.groups, snap, before, r.topo, sel, choose);
       renderSelection(r.selection, sel, snap, r.topo);
       labels.push(k === at ? r.steps[k]!.label : "(ended)");

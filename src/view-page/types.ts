@@ -19,7 +19,8 @@ export interface StepsDoc {
   schedule: string;
   result: "pass" | "fail";
   topology: { nodes: TopoNode[] };
-  steps: Step[];
+  /** Each step with its trace as the JSON text of its records (parsed when the step is shown). */
+  steps: (Omit<Step, "trace"> & { trace: string })[];
 }
 
 export interface ViewData {
