@@ -12,7 +12,7 @@ import { Sched, type Path } from "../../src/base/path.ts";
 import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
 import { searchItem } from "../../src/sim/explore/dfs.ts";
 import { splitItems } from "../../src/sim/explore/split.ts";
-import { explore, planItems, runItem, type ExploreOptions } from "../../src/sim/explore/explore.ts";
+import { explore, planItems, runItem, type ExploreOptions, type WorkItem } from "../../src/sim/explore/explore.ts";
 import { claim, NEXT, settle, STOP, WorkerPool, workerPool } from "../../src/sim/explore/pool.ts";
 import { knownSchedule, ScriptPolicy } from "../../src/sim/explore/schedule.ts";
 import { replay } from "../../src/sim/explore/shrink.ts";
@@ -229,6 +229,24 @@ describe("the threads' shared counters (pool.ts)", () => {
     }
     expect(items.length).toBeGreaterThan(3);
     expect([...seen].sort((a, b) => a - b)).toEqual(items.map((_, i) => i));
+  }, 30_000);
+});
+
+describe("a worker pool after an error", () => {
+  it("rejects the search, takes no more searches, and the process goes on", async () => {
+    const s = scenario(THREE);
+    const o = opts({ workers: 2 });
+    // Items no search makes: running one throws, in this thread and in the worker.
+    const bad = Array.from({ length: 6 }, () => ({ kind: "dfs", item: undefined }) as unknown as WorkItem);
+    const pool = new WorkerPool(2);
+    try {
+      await expect(pool.run(s, o, bad, () => {})).rejects.toThrow();
+      await expect(pool.run(s, o, planItems(s, o), () => {})).rejects.toThrow(/unusable after an earlier error/);
+    } finally {
+      await pool.close();
+    }
+    // The model still runs here.
+    expect((await explore(s, opts({ workers: 1, bound: 1 }))).found).toBeNull();
   }, 30_000);
 });
 

@@ -78,6 +78,8 @@ function startWorker(): Worker {
 
 export class WorkerPool {
   private readonly workers: Worker[] = [];
+  /** Set when a search failed with an error: its threads may still be running its items, so the pool takes no more. */
+  private broken: Error | null = null;
 
   /** `threads` search at once: this thread and `threads - 1` workers, started now. */
   constructor(readonly threads: number) {
@@ -90,6 +92,7 @@ export class WorkerPool {
 
   /** Runs a search's items on this thread and the pool's workers. */
   run(s: Scenario, o: ExploreOptions, items: readonly WorkItem[], onResult: (i: number, r: ItemResult) => void): Promise<void> {
+    if (this.broken !== null) return Promise.reject(new Error(`the explorer's worker pool is unusable after an earlier error: ${this.broken.message}`));
     return new Promise<void>((resolve, reject) => {
       const shared = new SharedArrayBuffer(8);
       const counters = new Int32Array(shared);
@@ -99,15 +102,25 @@ export class WorkerPool {
       const ws = this.workers.slice(0, Math.max(0, Math.min(this.workers.length, items.length - 1)));
       let running = ws.length + 1;
       let settled = false;
+      const ignore = () => {};
       const finish = (e?: unknown) => {
         if (settled) return;
         settled = true;
         for (const w of ws) {
           w.removeAllListeners("message");
           w.removeAllListeners("error");
+          w.removeAllListeners("exit");
+          // A worker failing after the search settled must not take the process down: no listener would be an uncaught error.
+          w.on("error", ignore);
         }
-        if (e === undefined) resolve();
-        else reject(e instanceof Error ? e : new Error(String(e)));
+        if (e === undefined) {
+          resolve();
+          return;
+        }
+        // Every thread stops at its next schedule and takes no more items; none of this search's messages may reach the next.
+        Atomics.store(counters, STOP, -1);
+        this.broken = e instanceof Error ? e : new Error(String(e));
+        reject(this.broken);
       };
       const idle = () => {
         if (--running === 0) finish();
@@ -118,6 +131,7 @@ export class WorkerPool {
           else onResult(m.index, m.result);
         });
         w.on("error", (e) => finish(e));
+        w.on("exit", (code) => finish(new Error(`an explorer worker exited (code ${code}) in the middle of a search`)));
         w.postMessage({ job } satisfies WorkerMessage);
       }
       // This thread takes items too, letting the workers' results in between.
@@ -139,6 +153,7 @@ export class WorkerPool {
   }
 
   close(): Promise<void> {
+    for (const w of this.workers) w.removeAllListeners("exit");
     return Promise.all(this.workers.map((w) => w.terminate())).then(() => undefined);
   }
 }
