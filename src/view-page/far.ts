@@ -50,6 +50,24 @@ const HEXAGON: readonly (readonly [number, number])[] = [
   [-0.5, 1],
 ];
 
+/** A rectangle's corners, and a cut rectangle's (a bridge's shape), likewise. */
+const RECTANGLE: readonly (readonly [number, number])[] = [
+  [-1, -1],
+  [1, -1],
+  [1, 1],
+  [-1, 1],
+];
+const CUT_RECTANGLE: readonly (readonly [number, number])[] = [
+  [-0.8, -1],
+  [0.8, -1],
+  [1, -0.6],
+  [1, 0.6],
+  [0.8, 1],
+  [-0.8, 1],
+  [-1, 0.6],
+  [-1, -0.6],
+];
+
 /** The width of a box in each kind (as the graph's style). */
 function widthOf(n: TopoNode): number {
   return n.kind === "iommu" ? 90 : n.kind === "bus" ? 80 : NODE_W;
@@ -79,13 +97,8 @@ export class FarPicture {
     this.canvas.style.display = "none";
   }
 
-  /** What the last paint drew in view: group regions and device boxes (for tests and the status line). */
-  painted = { groups: 0, devices: 0 };
-
   /** Paints `snap` with its marks over the whole view. */
   draw(snap: Snapshot, marks: FarMarks): void {
-    let groups = 0;
-    let boxes = 0;
     const c = this.canvas;
     const ratio = window.devicePixelRatio || 1;
     const w = this.container.clientWidth;
@@ -111,7 +124,6 @@ export class FarPicture {
     for (const gr of snap.groups) {
       const r = this.scene.region(gr);
       if (!inView(r.x, r.y, r.w / 2, r.h / 2)) continue;
-      groups++;
       if (marks.changed.has(`group:${gr.id}`)) this.halo(r.x, r.y, r.w, r.h, px);
       g.globalAlpha = 0.75;
       g.fillStyle = this.scene.groupFill(gr.id);
@@ -137,26 +149,23 @@ export class FarPicture {
       if (marks.changed.has(n.id)) this.halo(p.x, p.y, bw, NODE_H, px);
       const cls = d === undefined ? [] : stateClasses(d);
       const unregistered = n.kind === "iommu" && instances.get(n.label)?.registered === false;
-      g.globalAlpha = cls.includes("absent") ? 0.45 : unregistered ? 0.35 : 1;
-      g.fillStyle = n.kind === "iommu" ? colour : n.kind === "bus" ? "#eeeeee" : n.kind === "host" ? "#f4f4f4" : cls.includes("deferred") ? "#ffd8a8" : cls.includes("failed") ? "#ffc9c9" : "#ffffff";
+      // As the graph's style: the later rule wins (absent's dotted border over deferred's dashed one), and
+      // absent's opacity covers the whole box, an unregistered instance's only its fill.
+      const alpha = cls.includes("absent") ? 0.45 : 1;
+      g.globalAlpha = alpha * (unregistered ? 0.35 : 1);
+      g.fillStyle =
+        n.kind === "iommu" ? colour : n.kind === "bus" ? "#eeeeee" : cls.includes("failed") ? "#ffc9c9" : cls.includes("deferred") ? "#ffd8a8" : n.kind === "host" ? "#f4f4f4" : "#ffffff";
       g.strokeStyle = n.kind === "bus" ? "#888" : colour;
       g.lineWidth = Math.max(2, px);
-      g.setLineDash(cls.includes("deferred") || unregistered ? [6 * px, 4 * px] : cls.includes("absent") ? [px, 2 * px] : []);
-      if (n.kind === "iommu" || n.kind === "bus") {
-        // The few instances and buses in their shapes: a hexagon, an ellipse.
-        g.beginPath();
-        if (n.kind === "bus") g.ellipse(p.x, p.y, bw / 2, NODE_H / 2, 0, 0, 2 * Math.PI);
-        else for (const [dx, dy] of HEXAGON) g.lineTo(p.x + (dx * bw) / 2, p.y + (dy * NODE_H) / 2);
-        g.closePath();
-        g.fill();
-        g.globalAlpha = 1;
-        g.stroke();
-      } else {
-        boxes++;
-        g.fillRect(x, y, bw, NODE_H);
-        g.globalAlpha = 1;
-        g.strokeRect(x, y, bw, NODE_H);
-      }
+      g.setLineDash(cls.includes("absent") ? [px, 2 * px] : cls.includes("deferred") || unregistered ? [6 * px, 4 * px] : []);
+      g.beginPath();
+      if (n.kind === "bus") g.ellipse(p.x, p.y, bw / 2, NODE_H / 2, 0, 0, 2 * Math.PI);
+      else for (const [dx, dy] of n.kind === "iommu" ? HEXAGON : n.kind === "bridge" ? CUT_RECTANGLE : RECTANGLE) g.lineTo(p.x + (dx * bw) / 2, p.y + (dy * NODE_H) / 2);
+      g.closePath();
+      g.fill();
+      g.globalAlpha = alpha;
+      g.stroke();
+      g.globalAlpha = 1;
       g.setLineDash([]);
       if (n.acs_missing !== null && n.acs_missing !== undefined) {
         g.strokeStyle = "#d00000";
@@ -177,7 +186,6 @@ export class FarPicture {
       }
     }
     g.setTransform(1, 0, 0, 1, 0, 0);
-    this.painted = { groups, devices: boxes };
   }
 
   /** The pink halo of a changed element, at least 3 pixels wide however far out the zoom is. */

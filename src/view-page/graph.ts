@@ -101,7 +101,7 @@ const STYLE: cytoscape.StylesheetJson = [
   // Zoomed out below where labels are drawn, the edges are sub-pixel lines: not drawn (a quarter of the repaint).
   { selector: "edge.far", style: { display: "none" } },
   { selector: "node.changed", style: { "underlay-color": "#ff1f8f", "underlay-opacity": 0.55, "underlay-padding": 6 } },
-  { selector: "node:selected", style: { "overlay-color": "#000", "overlay-opacity": 0.15, "overlay-padding": 4 } },
+  { selector: "node.chosen", style: { "overlay-color": "#000", "overlay-opacity": 0.15, "overlay-padding": 4 } },
 ];
 
 export class Graph {
@@ -119,6 +119,8 @@ export class Graph {
   private readonly farPicture: FarPicture;
   private readonly farScene: FarScene;
   private farChanged = new Set<string>();
+  /** Device boxes in the picture (endpoints, bridges, platform devices, host bridges). */
+  private readonly deviceNodes: number;
   private farQueued = false;
   private selected: string | null = null;
   private readonly pos: Map<string, { x: number; y: number }>;
@@ -137,6 +139,7 @@ export class Graph {
 
   constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
     this.topo = new Map(nodes.map((n) => [n.id, n]));
+    this.deviceNodes = nodes.filter((n) => n.kind !== "iommu" && n.kind !== "bus").length;
     this.marked = cytoscape().collection();
     final.iommus.forEach((i, k) => this.instanceColour.set(i.name, INSTANCE_COLOUR[k % INSTANCE_COLOUR.length]!));
     const groupOf = new Map<string, number>();
@@ -160,7 +163,8 @@ export class Graph {
       // Large machines: move and zoom a cached picture, without edges, while the view changes.
       textureOnViewport: nodes.length > 500,
       hideEdgesOnViewport: nodes.length > 500,
-      selectionType: "single",
+      // The selection is the page's (select(), a class), not cytoscape's: a tap on a zoomed-out picture may land on a stale box.
+      autounselectify: true,
       boxSelectionEnabled: false,
     });
     // A machine too wide to read whole (2,000 devices fit in 1280 pixels are dots): open at a zoom where
@@ -241,7 +245,7 @@ export class Graph {
    * only the elements whose rows differ from the step shown before, and the few marked; returns whether
    * anything in the picture changed (so it will be redrawn).
    */
-  show(snap: Snapshot, before: Snapshot | null): boolean {
+  show(snap: Snapshot, before: Snapshot | null, follow = this.follow): boolean {
     if (this.far) {
       if (this.shown === snap) return false;
       this.shown = snap;
@@ -252,18 +256,18 @@ export class Graph {
         const bg = groupsOf(before);
         for (const d of snap.devices) if (bd.get(d.name) !== d) changed.add(d.name);
         for (const g of snap.groups) if (bg.get(g.id) !== g) changed.add(`group:${g.id}`);
-        if (this.follow && changed.size > 0) this.bringIntoView(snap.devices.filter((d) => changed.has(d.name)).map((d) => d.name));
+        if (follow && changed.size > 0) this.bringIntoView(snap.devices.filter((d) => changed.has(d.name)).map((d) => d.name));
       }
       this.farChanged = changed;
       this.paintFar();
       // Drawn now, on the canvas: nothing for cytoscape to render.
       return false;
     }
-    return this.showInCytoscape(snap, before);
+    return this.showInCytoscape(snap, before, follow);
   }
 
-  /** Shows a step in cytoscape's boxes (see show). */
-  private showInCytoscape(snap: Snapshot, before: Snapshot | null): boolean {
+  /** Shows a step in cytoscape's boxes (see show); `follow`: pan to what it changed when none of it is in view. */
+  private showInCytoscape(snap: Snapshot, before: Snapshot | null, follow: boolean): boolean {
     const cy = this.cy;
     const prev = this.cyShown;
     this.shown = snap;
@@ -278,7 +282,7 @@ export class Graph {
     this.pendingMarks = new Set();
     // Follow the step first, so that what it changed in view is drawn now and the rest after the frame.
     const changedDevices = before === null ? [] : snap.devices.filter((d) => beforeDevices.get(d.name) !== d);
-    if (this.follow && changedDevices.length > 0) this.bringIntoView(changedDevices.map((d) => d.name));
+    if (follow && changedDevices.length > 0) this.bringIntoView(changedDevices.map((d) => d.name));
     const inView = this.viewTest();
     cy.batch(() => {
       this.marked.removeClass("changed");
@@ -416,12 +420,15 @@ export class Graph {
       // The step shown, with its marks, now on the far picture.
       const snap = this.shown;
       this.shown = null;
-      if (snap !== null) this.show(snap, this.shownBefore);
+      // The zoom is the reader's: the view does not move to the step's changes.
+      if (snap !== null) this.show(snap, this.shownBefore, false);
       return;
     }
-    // Back where labels are drawn: cytoscape's boxes catch up with the step shown.
+    // Back where labels are drawn: cytoscape's boxes catch up with the step shown, the selection too
+    // (a group chosen while zoomed out may have no box in cytoscape until now).
     this.farPicture.hide();
-    if (this.shown !== null) this.showInCytoscape(this.shown, this.shownBefore);
+    if (this.shown !== null) this.showInCytoscape(this.shown, this.shownBefore, false);
+    this.select(this.selected);
   }
 
   /** Zooms out to the whole machine (on a large one, its boxes too small to label). */
@@ -436,8 +443,10 @@ export class Graph {
 
   select(id: string | null): void {
     this.selected = id;
-    this.cy.$(":selected").unselect();
-    if (id !== null) this.cy.getElementById(id).select();
+    this.cy.batch(() => {
+      this.cy.$(".chosen").removeClass("chosen");
+      if (id !== null) this.cy.getElementById(id).addClass("chosen");
+    });
     this.paintFar();
   }
 
@@ -453,7 +462,9 @@ export class Graph {
     const changed = this.farChanged.has(id) ? ["changed"] : [];
     if (id.startsWith("group:")) {
       const g = snap.groups.find((x) => `group:${x.id}` === id);
-      return g === undefined ? ["group", "unused"] : ["group", g.owner, ...changed];
+      // A group not live at this step: as cytoscape has it (a region made up front and hidden), or nothing.
+      if (g === undefined) return this.cy.getElementById(id).empty() ? [] : ["group", "unused"];
+      return ["group", g.owner, ...changed];
     }
     const n = this.topo.get(id);
     if (n === undefined) return [];
@@ -478,7 +489,8 @@ export class Graph {
 
   /** Drawn counts, for tests and the status line: groups with devices, device nodes. */
   drawn(): { groups: number; devices: number } {
-    if (this.far) return { ...this.farPicture.painted };
+    // Zoomed out: what the far picture draws of the step shown (every group's region and every device's box, in view or not).
+    if (this.far) return { groups: this.shown?.groups.length ?? 0, devices: this.deviceNodes };
     const groups = this.cy.nodes(".group").filter((n) => !n.hasClass("unused")).length;
     const devices = this.cy.nodes(".endpoint, .bridge, .platform, .host").length;
     return { groups, devices };

@@ -216,6 +216,9 @@ describe("iommu-sim view in chromium", () => {
     expect(await page.evaluate(() => window.iommuSim.far())).toEqual([false]);
     await matches(page, ss);
     expect(await shown(names)).toEqual(want(reg));
+    // The device chosen while zoomed out is the one chosen in cytoscape's boxes, and only it.
+    const chosen = await page.evaluate((ns) => ns.filter((n) => window.iommuSim.classes(0, n).includes("chosen")), names);
+    expect(chosen).toEqual(["ufs@1d84000"]);
     expect(errors).toEqual([]);
     await page.close();
   }, 90_000);
