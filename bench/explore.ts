@@ -10,7 +10,8 @@
  * measures.
  */
 import { spawnSync } from "node:child_process";
-import { cpus, loadavg } from "node:os";
+import { readFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { searchItem } from "../src/sim/explore/dfs.ts";
 import { explore, planItems, runItem, type ExploreOptions } from "../src/sim/explore/explore.ts";
@@ -36,8 +37,9 @@ const UNBOUNDED = 1000;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = "bin/iommu-sim.js";
 
-/** Every CPU of the machine, for taskset. */
-const ALL_CPUS = `0-${cpus().length - 1}`;
+/** The CPUs this process may run on when it starts (restored after each one-core run), and how many. */
+const ALL_CPUS = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? `0-${cpus().length - 1}`;
+const CORES = availableParallelism();
 
 /** Pins every thread of this process to `cpus` (taskset -a -p); false where taskset is missing or refused. */
 function pin(cpus: string): boolean {
@@ -88,7 +90,7 @@ function balance(s: Scenario, bound: number): { items: number; ratio: number; la
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-const load = () => `load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`;
+const load = () => `load average ${loadavg()[0]!.toFixed(2)} on ${CORES} cores`;
 
 export async function benchExplore(log: (line: string) => void): Promise<void> {
   const race = loadScenarioFile(FWSPEC_RACE);
@@ -146,6 +148,7 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
   // taskset -a; one thread left free also gets the other core's time for its compiler and GC threads.
   const full: ExploreOptions = { bound: UNBOUNDED, workers: 1, run: {}, shrink: false };
   const pool = new WorkerPool(2);
+  let pinnable = false;
   try {
     const once = async (threads: 1 | 2) => {
       const o = { ...full, workers: threads };
@@ -155,7 +158,7 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
     };
     await once(1);
     await once(2);
-    const pinnable = pin("0");
+    pinnable = pin("0");
     const loadAt = load();
     const xs: [number, number, number][] = [];
     for (let i = 0; i < 3; i++) {
@@ -192,11 +195,12 @@ export async function benchExplore(log: (line: string) => void): Promise<void> {
       return performance.now() - t0;
     };
     const ts: [number, number, number][] = [];
-    for (let i = 0; i < runs; i++) ts.push([wall(1, true), wall(1, false), wall(2, false)]);
+    for (let i = 0; i < runs; i++) ts.push([pinnable ? wall(1, true) : NaN, wall(1, false), wall(2, false)]);
     const [a, b, c] = [0, 1, 2].map((k) => Math.min(...ts.map((x) => x[k]!)) / 1000);
     log(
-      `  whole processes, iommu-sim explore ${FWSPEC_RACE} ${how.join(" ")} (${runs === 1 ? "one run" : `best of ${runs}`}; ${load()}): --workers 1 on one core ${a!.toFixed(2)} s, ` +
-        `--workers 1 ${b!.toFixed(2)} s, --workers 2 ${c!.toFixed(2)} s: ${(a! / c!).toFixed(2)}x one core, ${(b! / c!).toFixed(2)}x the free single thread`,
+      `  whole processes, iommu-sim explore ${FWSPEC_RACE} ${how.join(" ")} (${runs === 1 ? "one run" : `best of ${runs}`}; ${load()}): ` +
+        (pinnable ? `--workers 1 on one core ${a!.toFixed(2)} s, ` : "") +
+        `--workers 1 ${b!.toFixed(2)} s, --workers 2 ${c!.toFixed(2)} s: ${pinnable ? `${(a! / c!).toFixed(2)}x one core, ` : ""}${(b! / c!).toFixed(2)}x the free single thread`,
     );
   }
 }

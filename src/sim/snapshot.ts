@@ -240,7 +240,6 @@ function findings(m: Machine): string[] {
   return out;
 }
 
-/** The machine's state as plain data; the violations are those the run recorded unless given. */
 /** What the snapshot's sections are made from; the shared lookups are made on first use. */
 class SnapSource {
   private names: Map<string, string> | null = null;
@@ -303,6 +302,7 @@ const SECTIONS: { readonly [K in keyof Snapshot]: (s: SnapSource) => Snapshot[K]
 
 const KEYS = Object.keys(SECTIONS) as (keyof Snapshot)[];
 
+/** The machine's state as plain data; the violations are those the run recorded unless given. */
 export function takeSnapshot(m: Machine, boot: readonly EventRecord[], violations: readonly string[] = m.ctx.diag.violations): Snapshot {
   const src = new SnapSource(m, boot, violations);
   const out: Record<string, unknown> = {};
