@@ -13,7 +13,7 @@ import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
 import { searchItem } from "../../src/sim/explore/dfs.ts";
 import { splitItems } from "../../src/sim/explore/split.ts";
 import { explore, planItems, runItem, type ExploreOptions, type WorkItem } from "../../src/sim/explore/explore.ts";
-import { claim, NEXT, settle, STOP, WorkerPool, workerPool } from "../../src/sim/explore/pool.ts";
+import { claim, claimOrder, settle, STOP, WorkerPool, workerPool } from "../../src/sim/explore/pool.ts";
 import { knownSchedule, ScriptPolicy } from "../../src/sim/explore/schedule.ts";
 import { replay } from "../../src/sim/explore/shrink.ts";
 import { runScenario, type PlayResult } from "../../src/sim/runner.ts";
@@ -195,22 +195,40 @@ describe("the threads' shared counters (pool.ts)", () => {
   const found = { schedule: "A", failure: { step: "events[0]", kind: "invariant", message: "m" }, index: 1 } as const;
   const result = (f: typeof found | null) => ({ schedules: 1, steps: 1, boundCuts: 0, sleepBlocked: 0, found: f });
 
-  it("give each item once, in order, and none after the first failing item", () => {
+  it("the split's estimates rank first the items that hold most of the fwspec race's search", () => {
+    const s = loadScenarioFile("scenarios/races/fwspec-probe-race-global-lock.yaml");
+    const items = splitItems(s, {}, 1000, 64);
+    const sizes = items.map((it) => searchItem(s, {}, 1000, it, { checkBoot: false }).schedules);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const top3 = claimOrder(items.map((item) => ({ kind: "dfs" as const, item }))).slice(1, 4);
+    expect(top3.reduce((a, i) => a + sizes[i]!, 0) / total).toBeGreaterThan(0.8);
+  }, 30_000);
+
+  it("give each item once, in their order, and none after the first failing item", () => {
     const c = new Int32Array(new SharedArrayBuffer(8));
     c[STOP] = 6;
-    expect([claim(c, 6), claim(c, 6), claim(c, 6)]).toEqual([0, 1, 2]);
-    settle(c, 2, result(null));
+    const order = [0, 4, 1, 5, 2, 3];
+    expect([claim(c, order), claim(c, order), claim(c, order)]).toEqual([0, 4, 1]);
+    settle(c, 1, result(null));
     expect(c[STOP]).toBe(6);
     settle(c, 4, result(found));
     expect(c[STOP]).toBe(4);
     // A later failure does not raise it; an earlier one lowers it.
     settle(c, 5, result(found));
     expect(c[STOP]).toBe(4);
-    expect(claim(c, 6)).toBe(3);
-    settle(c, 1, result(found));
-    expect(c[STOP]).toBe(1);
-    expect(claim(c, 6)).toBe(-1);
-    expect(c[NEXT]).toBe(5);
+    // 5 comes after the failing item: passed over.
+    expect(claim(c, order)).toBe(2);
+    settle(c, 2, result(found));
+    expect(c[STOP]).toBe(2);
+    expect(claim(c, order)).toBe(-1);
+    expect(claim(c, order)).toBe(-1);
+  });
+
+  it("take the first item first, then the others largest first by their estimate, in search order among equals", () => {
+    const dfs = (size?: number) => ({ kind: "dfs", item: { prefix: [], eff: [], size } }) as const;
+    expect(claimOrder([dfs(1), dfs(5), dfs(2), dfs(5), dfs()])).toEqual([0, 1, 3, 2, 4]);
+    expect(claimOrder([{ kind: "random", from: 0, to: 5 }, { kind: "random", from: 5, to: 9 }])).toEqual([0, 1]);
+    expect(claimOrder([])).toEqual([]);
   });
 
   it("run every item of a search exactly once across this thread and two workers", async () => {
@@ -237,7 +255,7 @@ describe("a worker pool after an error", () => {
     const s = scenario(THREE);
     const o = opts({ workers: 2 });
     // Items no search makes: running one throws, in this thread and in the worker.
-    const bad = Array.from({ length: 6 }, () => ({ kind: "dfs", item: undefined }) as unknown as WorkItem);
+    const bad = Array.from({ length: 6 }, () => ({ kind: "dfs", item: { prefix: [0], eff: null } }) as unknown as WorkItem);
     const pool = new WorkerPool(2);
     try {
       await expect(pool.run(s, o, bad, () => {})).rejects.toThrow();

@@ -1,8 +1,8 @@
 /**
  * Worker threads for `explore`: this thread and the pool's workers take the
- * items of a search (explore.ts) one at a time, in search order, each
- * claiming the next through a shared counter, so no thread waits for
- * another to be handed work. Once an item fails, items after it are no
+ * items of a search (explore.ts) one at a time, in the order claimOrder
+ * gives (the largest estimated first), each claiming the next through a
+ * shared counter, so no thread waits for another to be handed work. Once an item fails, items after it are no
  * longer taken and the threads running one stop at their next schedule (a
  * shared flag), while items before it run to their end, so the result is
  * the one a single thread gives.
@@ -35,6 +35,8 @@ export interface WorkerJob {
   bound: number;
   seed: number;
   items: readonly WorkItem[];
+  /** The items' indices in the order the threads take them (claimOrder). */
+  order: readonly number[];
   /** Int32 [NEXT, STOP]. */
   shared: SharedArrayBuffer;
 }
@@ -45,10 +47,29 @@ export type WorkerMessage = { job: WorkerJob } | null;
 /** A message from a worker: an item's result, or that it can take no more. */
 export type WorkerReply = { index: number; result: ItemResult } | { idle: true };
 
-/** Claims the next item of a search: its index, or -1 when none is left to take. */
-export function claim(counters: Int32Array, count: number): number {
-  const index = Atomics.add(counters, NEXT, 1);
-  return index < count && index <= Atomics.load(counters, STOP) ? index : -1;
+/**
+ * The order the threads take a search's items in: the first (the default schedule's subtree, where a failure
+ * is most often found first), then the others largest first by their estimated size (DfsItem.size), so that
+ * the large subtrees start early and the small ones fill the end; in search order among equals.
+ */
+export function claimOrder(items: readonly WorkItem[]): number[] {
+  const size = (i: number) => {
+    const it = items[i]!;
+    return it.kind === "dfs" ? (it.item.size ?? 0) : 0;
+  };
+  const rest = items.map((_, i) => i).slice(1);
+  rest.sort((a, b) => size(b) - size(a) || a - b);
+  return items.length === 0 ? [] : [0, ...rest];
+}
+
+/** Claims the next item of a search in `order`: its index, or -1 when none is left to take (none, or all after the first failing one). */
+export function claim(counters: Int32Array, order: readonly number[]): number {
+  for (;;) {
+    const k = Atomics.add(counters, NEXT, 1);
+    if (k >= order.length) return -1;
+    const index = order[k]!;
+    if (index <= Atomics.load(counters, STOP)) return index;
+  }
 }
 
 /** Records an item's result in the counters: a failing item lowers STOP. */
@@ -98,7 +119,7 @@ export class WorkerPool {
       const counters = new Int32Array(shared);
       counters[NEXT] = 0;
       counters[STOP] = items.length;
-      const job: WorkerJob = { scenario: s, run: o.run, bound: o.bound, seed: o.random?.seed ?? 0, items, shared };
+      const job: WorkerJob = { scenario: s, run: o.run, bound: o.bound, seed: o.random?.seed ?? 0, items, order: claimOrder(items), shared };
       const ws = this.workers.slice(0, Math.max(0, Math.min(this.workers.length, items.length - 1)));
       let running = ws.length + 1;
       let settled = false;
@@ -136,7 +157,7 @@ export class WorkerPool {
       }
       // This thread takes items too, letting the workers' results in between.
       void (async () => {
-        for (let index = claim(counters, items.length); index >= 0 && !settled; index = claim(counters, items.length)) {
+        for (let index = claim(counters, job.order); index >= 0 && !settled; index = claim(counters, job.order)) {
           try {
             const r = runClaimed(job, counters, index);
             settle(counters, index, r);

@@ -63,26 +63,72 @@ export function splitItems(s: Scenario, opts: RunOptions, bound: number, target:
       }
       return mask;
     });
-    return { prefix, eff };
+    return { prefix, eff, size: estimateSize(s, opts, bound, prefix, eff) };
   });
+}
+
+/**
+ * DfsItem.size: one run of the item's first schedule as its search would run it (the prefix with its sleep
+ * sets, then the continuation), counting each task's steps after the prefix; 0 when the run gives up at the
+ * prefix's node (every child asleep: the item is most likely empty).
+ */
+function estimateSize(s: Scenario, opts: RunOptions, bound: number, prefix: readonly number[], eff: readonly number[]): number {
+  const pol = new ProbePolicy(bound, prefix, true, eff);
+  pol.begin();
+  playOnce(s, { ...opts, checkBoot: false }, pol);
+  return pol.kids === null ? 0 : pol.logInterleavings();
 }
 
 /** The children of the node a prefix reaches (null: the schedule ends there, or the prefix is pruned), and whether its last step touched something. */
 function childrenOf(s: Scenario, opts: RunOptions, bound: number, prefix: readonly number[]): { kids: number[] | null; eff: boolean } {
-  const pol = new ProbePolicy(bound, prefix);
+  const pol = new ProbePolicy(bound, prefix, false);
   pol.begin();
   playOnce(s, { ...opts, checkBoot: false }, pol);
   return { kids: pol.kids, eff: pol.lastEffect };
 }
 
-/** Replays a prefix as the search would, then lists the children of the node it reaches and gives up the run. */
+/** ln(n!) */
+function logFactorial(n: number): number {
+  let r = 0;
+  for (let i = 2; i <= n; i++) r += Math.log(i);
+  return r;
+}
+
+/**
+ * Replays a prefix as the search would, then lists the children of the node it reaches and gives up the run; or,
+ * `sized`, goes on as the search's first schedule below it would, counting each task's steps per block.
+ */
 class ProbePolicy extends DfsPolicy {
   kids: number[] | null = null;
   lastEffect = true;
   private at = 0;
-  constructor(bound: number, prefix: readonly number[]) {
+  /** Per block, the steps each task took after the prefix. */
+  private readonly counts: number[][] = [];
+  constructor(
+    bound: number,
+    prefix: readonly number[],
+    private readonly sized: boolean,
+    eff: readonly number[] = [],
+  ) {
     super(bound);
-    this.reset(prefix);
+    this.reset(prefix, eff);
+  }
+  override blockStart(): void {
+    super.blockStart();
+    this.counts.push([]);
+  }
+  /** ln of the interleavings of the steps counted: per block, (n1 + n2 + ...)! / (n1! n2! ...). */
+  logInterleavings(): number {
+    let r = 0;
+    for (const c of this.counts) {
+      let total = 0;
+      for (const n of c) {
+        total += n ?? 0;
+        r -= logFactorial(n ?? 0);
+      }
+      r += logFactorial(total);
+    }
+    return r;
   }
   override begin(): void {
     super.begin();
@@ -91,13 +137,22 @@ class ProbePolicy extends DfsPolicy {
   override choose(st: BlockState): number {
     const d = this.at++;
     if (d < this.floor) return super.choose(st);
-    // One more node, as the search would create it, then its children.
     const u = super.choose(st);
     if (u < 0) return -1;
-    this.done[d] = 0;
-    this.bt[d] = -1;
-    this.kids = this.children(d);
-    return -1;
+    if (d === this.floor) {
+      // One more node, as the search would create it, then its children (every child open).
+      const done = this.done[d]!;
+      const bt = this.bt[d]!;
+      this.done[d] = 0;
+      this.bt[d] = -1;
+      this.kids = this.children(d);
+      if (!this.sized) return -1;
+      this.done[d] = done;
+      this.bt[d] = bt;
+    }
+    const c = this.counts[this.counts.length - 1];
+    if (c !== undefined) c[u] = (c[u] ?? 0) + 1;
+    return u;
   }
   override stepped(st: BlockState, effect: boolean, touched?: readonly object[] | null): void {
     if (this.at === this.floor) this.lastEffect = effectOf(effect, touched);

@@ -15,7 +15,7 @@ port.on("message", (m: WorkerMessage) => {
   }
   const job = m.job;
   const counters = new Int32Array(job.shared);
-  for (let index = claim(counters, job.items.length); index >= 0; index = claim(counters, job.items.length)) {
+  for (let index = claim(counters, job.order); index >= 0; index = claim(counters, job.order)) {
     const result = runClaimed(job, counters, index);
     settle(counters, index, result);
     port.postMessage({ index, result } satisfies WorkerReply);
