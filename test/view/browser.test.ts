@@ -205,7 +205,7 @@ describe("iommu-sim view in chromium", () => {
     const reg = docs[0]!.steps.findIndex((s) => s.label === "events[1]");
     await page.evaluate((i) => window.iommuSim.go(i), reg);
     expect((await shown(["ufs@1d84000"]))[0]).toEqual({ name: "ufs@1d84000", cls: [], changed: true });
-    await page.screenshot({ path: join(SHOTS, "view-far.png") });
+    await page.screenshot({ path: join(tmp, "view-far.png") });
     // A click on a box of the far picture selects its device.
     const at = await page.evaluate(() => window.iommuSim.centre(0, "ufs@1d84000"));
     await page.mouse.click(at!.x, at!.y);
