@@ -115,6 +115,8 @@ export class Graph {
   private shownBefore: Snapshot | null = null;
   /** The step cytoscape's boxes show (behind while zoomed out: the far picture shows `shown`). */
   private cyShown: Snapshot | null = null;
+  /** Zoomed out under the readable zoom: the far picture shows the steps (a flag that flips with the zoom). */
+  private far = false;
   /** Zoomed out: the picture on a canvas of its own, with what the step shown changed, and the selection. */
   private readonly farPicture: FarPicture;
   private readonly farScene: FarScene;
@@ -187,8 +189,8 @@ export class Graph {
       viewport: () => ({ zoom: this.cy.zoom(), pan: this.cy.pan() }),
     };
     this.farPicture = new FarPicture(container, this.farScene);
-    this.farEdges();
-    this.cy.on("zoom", () => this.farEdges());
+    this.followZoom();
+    this.cy.on("zoom", () => this.followZoom());
     this.cy.on("viewport resize", () => this.repaintFar());
     this.layoutMs = performance.now() - t0;
     this.cy.on("tap", (e) => {
@@ -246,24 +248,26 @@ export class Graph {
    * anything in the picture changed (so it will be redrawn).
    */
   show(snap: Snapshot, before: Snapshot | null, follow = this.follow): boolean {
-    if (this.far) {
-      if (this.shown === snap) return false;
-      this.shown = snap;
-      this.shownBefore = before;
-      const changed = new Set<string>();
-      if (before !== null) {
-        const bd = devicesOf(before);
-        const bg = groupsOf(before);
-        for (const d of snap.devices) if (bd.get(d.name) !== d) changed.add(d.name);
-        for (const g of snap.groups) if (bg.get(g.id) !== g) changed.add(`group:${g.id}`);
-        if (follow && changed.size > 0) this.bringIntoView(snap.devices.filter((d) => changed.has(d.name)).map((d) => d.name));
-      }
-      this.farChanged = changed;
-      this.paintFar();
-      // Drawn now, on the canvas: nothing for cytoscape to render.
-      return false;
+    if (!this.far) return this.showInCytoscape(snap, before, follow);
+    if (this.shown !== snap) this.showFar(snap, before, follow);
+    // Drawn now, on the canvas: nothing for cytoscape to render.
+    return false;
+  }
+
+  /** Shows a step on the far picture (see show), leaving cytoscape's boxes as they are. */
+  private showFar(snap: Snapshot, before: Snapshot | null, follow: boolean): void {
+    this.shown = snap;
+    this.shownBefore = before;
+    const changed = new Set<string>();
+    if (before !== null) {
+      const bd = devicesOf(before);
+      const bg = groupsOf(before);
+      for (const d of snap.devices) if (bd.get(d.name) !== d) changed.add(d.name);
+      for (const g of snap.groups) if (bg.get(g.id) !== g) changed.add(`group:${g.id}`);
+      if (follow && changed.size > 0) this.bringIntoView(snap.devices.filter((d) => changed.has(d.name)).map((d) => d.name));
     }
-    return this.showInCytoscape(snap, before, follow);
+    this.farChanged = changed;
+    this.paintFar();
   }
 
   /** Shows a step in cytoscape's boxes (see show); `follow`: pan to what it changed when none of it is in view. */
@@ -409,19 +413,15 @@ export class Graph {
     n.toggleClass("absent", cls.includes("absent"));
   }
 
-  /** Zoomed out under the readable zoom: the far picture shows the steps (a flag that flips with the zoom). */
-  private far = false;
-  private farEdges(): void {
+  /** Hands the step shown over between cytoscape's boxes and the far picture when the zoom crosses the readable zoom. */
+  private followZoom(): void {
     const far = this.cy.zoom() < READABLE_ZOOM;
     if (far === this.far) return;
     this.far = far;
     this.cy.batch(() => this.cy.edges().toggleClass("far", far));
     if (far) {
-      // The step shown, with its marks, now on the far picture.
-      const snap = this.shown;
-      this.shown = null;
-      // The zoom is the reader's: the view does not move to the step's changes.
-      if (snap !== null) this.show(snap, this.shownBefore, false);
+      // The step shown, with its marks, now on the far picture; the zoom is the reader's: the view does not move to the step's changes.
+      if (this.shown !== null) this.showFar(this.shown, this.shownBefore, false);
       return;
     }
     // Back where labels are drawn: cytoscape's boxes catch up with the step shown, the selection too
