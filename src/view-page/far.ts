@@ -76,6 +76,8 @@ function widthOf(n: TopoNode): number {
 export class FarPicture {
   readonly canvas: HTMLCanvasElement;
   private readonly ctx: CanvasRenderingContext2D;
+  /** What the last paint drew of its step, in view or not (out of view it is skipped, not left out): group regions and device boxes. */
+  painted = { groups: 0, devices: 0 };
 
   constructor(
     private readonly container: HTMLElement,
@@ -120,9 +122,11 @@ export class FarPicture {
     const px = 1 / zoom;
     const inView = (x: number, y: number, hw: number, hh: number) =>
       (x + hw) * zoom + pan.x >= 0 && (x - hw) * zoom + pan.x <= w && (y + hh) * zoom + pan.y >= 0 && (y - hh) * zoom + pan.y <= h;
+    const painted = { groups: 0, devices: 0 };
     // The groups' regions, under the boxes.
     for (const gr of snap.groups) {
       const r = this.scene.region(gr);
+      painted.groups++;
       if (!inView(r.x, r.y, r.w / 2, r.h / 2)) continue;
       if (marks.changed.has(`group:${gr.id}`)) this.halo(r.x, r.y, r.w, r.h, px);
       g.globalAlpha = 0.75;
@@ -141,6 +145,7 @@ export class FarPicture {
       const p = this.scene.pos.get(n.id);
       if (p === undefined) continue;
       const bw = widthOf(n);
+      if (n.kind !== "iommu" && n.kind !== "bus") painted.devices++;
       if (!inView(p.x, p.y, bw / 2 + 8, NODE_H / 2 + 8)) continue;
       const d = devices.get(n.id);
       const x = p.x - bw / 2;
@@ -186,6 +191,7 @@ export class FarPicture {
       }
     }
     g.setTransform(1, 0, 0, 1, 0, 0);
+    this.painted = painted;
   }
 
   /** The pink halo of a changed element, at least 3 pixels wide however far out the zoom is. */

@@ -121,8 +121,6 @@ export class Graph {
   private readonly farPicture: FarPicture;
   private readonly farScene: FarScene;
   private farChanged = new Set<string>();
-  /** Device boxes in the picture (endpoints, bridges, platform devices, host bridges). */
-  private readonly deviceNodes: number;
   private farQueued = false;
   private selected: string | null = null;
   private readonly pos: Map<string, { x: number; y: number }>;
@@ -141,7 +139,6 @@ export class Graph {
 
   constructor(container: HTMLElement, nodes: readonly TopoNode[], final: Snapshot, onSelect: (s: Selection) => void) {
     this.topo = new Map(nodes.map((n) => [n.id, n]));
-    this.deviceNodes = nodes.filter((n) => n.kind !== "iommu" && n.kind !== "bus").length;
     this.marked = cytoscape().collection();
     final.iommus.forEach((i, k) => this.instanceColour.set(i.name, INSTANCE_COLOUR[k % INSTANCE_COLOUR.length]!));
     const groupOf = new Map<string, number>();
@@ -489,8 +486,8 @@ export class Graph {
 
   /** Drawn counts, for tests and the status line: groups with devices, device nodes. */
   drawn(): { groups: number; devices: number } {
-    // Zoomed out: what the far picture draws of the step shown (every group's region and every device's box, in view or not).
-    if (this.far) return { groups: this.shown?.groups.length ?? 0, devices: this.deviceNodes };
+    // Zoomed out: what the far picture's last paint drew of the step shown (every group's region and every device's box, in view or not).
+    if (this.far) return { ...this.farPicture.painted };
     const groups = this.cy.nodes(".group").filter((n) => !n.hasClass("unused")).length;
     const devices = this.cy.nodes(".endpoint, .bridge, .platform, .host").length;
     return { groups, devices };
