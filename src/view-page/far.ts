@@ -9,6 +9,7 @@
  * labels readable again.
  */
 import { NODE_H, NODE_W } from "./layout.ts";
+import { LOOK } from "./look.ts";
 import { devicesByName, iommusByName } from "./rows.ts";
 import type { DeviceSnap, GroupSnap, Snapshot, TopoNode } from "./types.ts";
 
@@ -70,7 +71,16 @@ const CUT_RECTANGLE: readonly (readonly [number, number])[] = [
 
 /** The width of a box in each kind (as the graph's style). */
 function widthOf(n: TopoNode): number {
-  return n.kind === "iommu" ? 90 : n.kind === "bus" ? 80 : NODE_W;
+  return n.kind === "iommu" ? LOOK.iommuWidth : n.kind === "bus" ? LOOK.busWidth : NODE_W;
+}
+
+/** A box's fill, as the graph's style rules give it (failed's rule after deferred's, both after host's). */
+function fillOf(n: TopoNode, cls: readonly string[], colour: string): string {
+  if (n.kind === "iommu") return colour;
+  if (n.kind === "bus") return LOOK.busFill;
+  if (cls.includes("failed")) return LOOK.failedFill;
+  if (cls.includes("deferred")) return LOOK.deferredFill;
+  return n.kind === "host" ? LOOK.hostFill : LOOK.boxFill;
 }
 
 export class FarPicture {
@@ -115,7 +125,7 @@ export class FarPicture {
     const g = this.ctx;
     const { zoom, pan } = this.scene.viewport();
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.fillStyle = "#ffffff";
+    g.fillStyle = LOOK.boxFill;
     g.fillRect(0, 0, w, h);
     // Model to view: x * zoom + pan.
     g.setTransform(ratio * zoom, 0, 0, ratio * zoom, ratio * pan.x, ratio * pan.y);
@@ -129,12 +139,12 @@ export class FarPicture {
       painted.groups++;
       if (!inView(r.x, r.y, r.w / 2, r.h / 2)) continue;
       if (marks.changed.has(`group:${gr.id}`)) this.halo(r.x, r.y, r.w, r.h, px);
-      g.globalAlpha = 0.75;
+      g.globalAlpha = LOOK.groupOpacity;
       g.fillStyle = this.scene.groupFill(gr.id);
       g.fillRect(r.x - r.w / 2, r.y - r.h / 2, r.w, r.h);
       g.globalAlpha = 1;
-      g.strokeStyle = gr.owner === "user" ? "#6a1b9a" : "#555";
-      g.lineWidth = Math.max(gr.owner === "user" ? 4 : 1, px);
+      g.strokeStyle = gr.owner === "user" ? LOOK.userBorder : LOOK.groupBorder;
+      g.lineWidth = Math.max(gr.owner === "user" ? LOOK.userBorderWidth : 1, px);
       g.setLineDash(gr.owner === "none" ? [6 * px, 4 * px] : []);
       g.strokeRect(r.x - r.w / 2, r.y - r.h / 2, r.w, r.h);
     }
@@ -156,11 +166,10 @@ export class FarPicture {
       const unregistered = n.kind === "iommu" && instances.get(n.label)?.registered === false;
       // As the graph's style: the later rule wins (absent's dotted border over deferred's dashed one), and
       // absent's opacity covers the whole box, an unregistered instance's only its fill.
-      const alpha = cls.includes("absent") ? 0.45 : 1;
-      g.globalAlpha = alpha * (unregistered ? 0.35 : 1);
-      g.fillStyle =
-        n.kind === "iommu" ? colour : n.kind === "bus" ? "#eeeeee" : cls.includes("failed") ? "#ffc9c9" : cls.includes("deferred") ? "#ffd8a8" : n.kind === "host" ? "#f4f4f4" : "#ffffff";
-      g.strokeStyle = n.kind === "bus" ? "#888" : colour;
+      const alpha = cls.includes("absent") ? LOOK.absentOpacity : 1;
+      g.globalAlpha = alpha * (unregistered ? LOOK.unregisteredOpacity : 1);
+      g.fillStyle = fillOf(n, cls, colour);
+      g.strokeStyle = n.kind === "bus" ? LOOK.grey : colour;
       g.lineWidth = Math.max(2, px);
       g.setLineDash(cls.includes("absent") ? [px, 2 * px] : cls.includes("deferred") || unregistered ? [6 * px, 4 * px] : []);
       g.beginPath();
@@ -173,21 +182,17 @@ export class FarPicture {
       g.globalAlpha = 1;
       g.setLineDash([]);
       if (n.acs_missing !== null && n.acs_missing !== undefined) {
-        g.strokeStyle = "#d00000";
+        g.strokeStyle = LOOK.acs;
         g.lineWidth = Math.max(3, 2 * px);
         g.strokeRect(x - 3, y - 3, bw + 6, NODE_H + 6);
       }
-      if (marks.selected === n.id) {
-        g.fillStyle = "rgba(0,0,0,0.15)";
-        g.fillRect(x - 4, y - 4, bw + 8, NODE_H + 8);
-      }
+      if (marks.selected === n.id) this.shade(x - 4, y - 4, bw + 8, NODE_H + 8);
     }
     if (marks.selected?.startsWith("group:")) {
       const gr = snap.groups.find((x) => `group:${x.id}` === marks.selected);
       if (gr !== undefined) {
         const r = this.scene.region(gr);
-        g.fillStyle = "rgba(0,0,0,0.15)";
-        g.fillRect(r.x - r.w / 2 - 4, r.y - r.h / 2 - 4, r.w + 8, r.h + 8);
+        this.shade(r.x - r.w / 2 - 4, r.y - r.h / 2 - 4, r.w + 8, r.h + 8);
       }
     }
     g.setTransform(1, 0, 0, 1, 0, 0);
@@ -198,8 +203,19 @@ export class FarPicture {
   private halo(cx: number, cy: number, w: number, h: number, px: number): void {
     const pad = Math.max(6, 3 * px);
     const g = this.ctx;
-    g.fillStyle = "rgba(255,31,143,0.55)";
+    g.globalAlpha = LOOK.changedOpacity;
+    g.fillStyle = LOOK.changed;
     g.fillRect(cx - w / 2 - pad, cy - h / 2 - pad, w + 2 * pad, h + 2 * pad);
+    g.globalAlpha = 1;
+  }
+
+  /** The shade over the selection (cytoscape's overlay). */
+  private shade(x: number, y: number, w: number, h: number): void {
+    const g = this.ctx;
+    g.globalAlpha = LOOK.chosenOpacity;
+    g.fillStyle = "#000";
+    g.fillRect(x, y, w, h);
+    g.globalAlpha = 1;
   }
 
   /** The device box or group region under a point of the model (boxes first), for taps while cytoscape's boxes are stale. */

@@ -13,6 +13,7 @@
 import cytoscape from "cytoscape";
 import { FarPicture, stateClasses, type FarScene } from "./far.ts";
 import { NODE_H, NODE_W, treePositions } from "./layout.ts";
+import { LOOK } from "./look.ts";
 import { devicesOf, groupsOf, iommusOf } from "./rows.ts";
 import type { DeviceSnap, GroupSnap, Snapshot, TopoNode } from "./types.ts";
 
@@ -57,21 +58,21 @@ const STYLE: cytoscape.StylesheetJson = [
       width: NODE_W,
       height: NODE_H,
       shape: "round-rectangle",
-      "background-color": "#ffffff",
+      "background-color": LOOK.boxFill,
       "border-width": 2,
       "border-color": "data(colour)",
       "z-index": 10,
     },
   },
-  { selector: "node.iommu", style: { shape: "hexagon", "background-color": "data(colour)", color: "#fff", "font-weight": "bold", width: 90 } },
-  { selector: "node.iommu.unregistered", style: { "background-opacity": 0.35, color: "#000", "border-style": "dashed" } },
-  { selector: "node.bus", style: { shape: "ellipse", "background-color": "#eeeeee", "border-color": "#888", width: 80 } },
-  { selector: "node.host", style: { shape: "rectangle", "background-color": "#f4f4f4" } },
+  { selector: "node.iommu", style: { shape: "hexagon", "background-color": "data(colour)", color: "#fff", "font-weight": "bold", width: LOOK.iommuWidth } },
+  { selector: "node.iommu.unregistered", style: { "background-opacity": LOOK.unregisteredOpacity, color: "#000", "border-style": "dashed" } },
+  { selector: "node.bus", style: { shape: "ellipse", "background-color": LOOK.busFill, "border-color": LOOK.grey, width: LOOK.busWidth } },
+  { selector: "node.host", style: { shape: "rectangle", "background-color": LOOK.hostFill } },
   { selector: "node.bridge", style: { shape: "cut-rectangle" } },
-  { selector: "node.deferred", style: { "background-color": "#ffd8a8", "border-style": "dashed" } },
-  { selector: "node.failed", style: { "background-color": "#ffc9c9" } },
-  { selector: "node.absent", style: { opacity: 0.45, "border-style": "dotted" } },
-  { selector: "node.no-acs", style: { "outline-width": 3, "outline-color": "#d00000", "outline-offset": 2 } },
+  { selector: "node.deferred", style: { "background-color": LOOK.deferredFill, "border-style": "dashed" } },
+  { selector: "node.failed", style: { "background-color": LOOK.failedFill } },
+  { selector: "node.absent", style: { opacity: LOOK.absentOpacity, "border-style": "dotted" } },
+  { selector: "node.no-acs", style: { "outline-width": 3, "outline-color": LOOK.acs, "outline-offset": 2 } },
   {
     selector: "node.group",
     style: {
@@ -80,9 +81,9 @@ const STYLE: cytoscape.StylesheetJson = [
       height: "data(h)",
       "z-index": 0,
       "background-color": "data(colour)",
-      "background-opacity": 0.75,
+      "background-opacity": LOOK.groupOpacity,
       "border-width": 1,
-      "border-color": "#555",
+      "border-color": LOOK.groupBorder,
       label: "data(label)",
       "text-valign": "top",
       "text-halign": "center",
@@ -93,15 +94,15 @@ const STYLE: cytoscape.StylesheetJson = [
       padding: "6px",
     },
   },
-  { selector: "node.group.user", style: { "border-width": 4, "border-color": "#6a1b9a" } },
+  { selector: "node.group.user", style: { "border-width": LOOK.userBorderWidth, "border-color": LOOK.userBorder } },
   { selector: "node.group.none", style: { "border-style": "dashed" } },
   { selector: "node.group.unused", style: { display: "none" } },
   // Haystack edges are the cheapest cytoscape draws (straight, no arrow): a 2,000-device machine has as many.
   { selector: "edge", style: { width: 1, "line-color": "#999", "curve-style": "haystack", "haystack-radius": 0 } },
   // Zoomed out below where labels are drawn, the edges are sub-pixel lines: not drawn (a quarter of the repaint).
   { selector: "edge.far", style: { display: "none" } },
-  { selector: "node.changed", style: { "underlay-color": "#ff1f8f", "underlay-opacity": 0.55, "underlay-padding": 6 } },
-  { selector: "node.chosen", style: { "overlay-color": "#000", "overlay-opacity": 0.15, "overlay-padding": 4 } },
+  { selector: "node.changed", style: { "underlay-color": LOOK.changed, "underlay-opacity": LOOK.changedOpacity, "underlay-padding": 6 } },
+  { selector: "node.chosen", style: { "overlay-color": "#000", "overlay-opacity": LOOK.chosenOpacity, "overlay-padding": 4 } },
 ];
 
 export class Graph {
@@ -147,7 +148,7 @@ export class Graph {
     this.pos = treePositions(nodes, groupOf);
     const els: cytoscape.ElementDefinition[] = [];
     for (const n of nodes) {
-      const colour = n.kind === "iommu" ? this.instanceColour.get(n.label)! : "#888";
+      const colour = n.kind === "iommu" ? this.instanceColour.get(n.label)! : LOOK.grey;
       els.push({ group: "nodes", data: { id: n.id, label: n.label, colour }, position: { ...this.pos.get(n.id)! }, classes: `${n.kind}${n.acs_missing !== null ? " no-acs" : ""}` });
       if (n.parent !== null) els.push({ group: "edges", data: { id: `edge:${n.id}`, source: n.parent, target: n.id } });
     }
@@ -180,7 +181,7 @@ export class Graph {
     this.farScene = {
       nodes,
       pos: this.pos,
-      colourOf: (d, n) => (n.kind === "iommu" ? this.instanceColour.get(n.label)! : d?.iommu != null ? (this.instanceColour.get(d.iommu) ?? "#888") : "#888"),
+      colourOf: (d, n) => (n.kind === "iommu" ? this.instanceColour.get(n.label)! : d?.iommu != null ? (this.instanceColour.get(d.iommu) ?? LOOK.grey) : LOOK.grey),
       groupFill: (id) => GROUP_FILL[id % GROUP_FILL.length]!,
       region: (g) => this.region(g),
       viewport: () => ({ zoom: this.cy.zoom(), pan: this.cy.pan() }),
@@ -402,7 +403,7 @@ export class Graph {
     const lines = [d.name, stateLine(d)];
     if (d.iommu !== null) lines.push(`→ ${d.iommu}`);
     if (t?.acs_missing) lines.push("⚠ ACS missing");
-    const colour = d.iommu === null ? "#888" : (this.instanceColour.get(d.iommu) ?? "#888");
+    const colour = d.iommu === null ? LOOK.grey : (this.instanceColour.get(d.iommu) ?? LOOK.grey);
     n.data({ label: lines.join("\n"), colour });
     const cls = stateClasses(d);
     n.toggleClass("deferred", cls.includes("deferred"));
