@@ -8,7 +8,7 @@
  */
 import { expandSteps } from "./delta.ts";
 import { Graph, type Selection } from "./graph.ts";
-import { renderGroups, renderSelection, renderTrace } from "./panes.ts";
+import { el, renderGroups, renderSelection, renderTrace } from "./panes.ts";
 import { CSS } from "./style.ts";
 import type { Snapshot, StepsDoc, TopoNode, TraceRecord, ViewData } from "./types.ts";
 
@@ -41,13 +41,6 @@ export interface PageApi {
   go: (i: number) => void;
   classes: (run: number, id: string) => string[];
   centre: (run: number, id: string) => { x: number; y: number } | null;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
 }
 
 function button(label: string, aria: string, onClick: (e: MouseEvent) => void): HTMLButtonElement {

@@ -13,7 +13,8 @@ import { devicesByName, devicesOf, groupsOf, looseDevices } from "./rows.ts";
 /** Trace lines shown at most per step (a 2,000-device boot phase has tens of thousands). */
 const TRACE_LINES = 1500;
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
+/** An element with these attributes and text (the page's and the panes'). */
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   if (text !== undefined) e.textContent = text;
