@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lateSmmuMachine } from "../../bench/late-smmu-machine.ts";
-import { main } from "../../src/cli/main.ts";
+import { cli } from "./cli.ts";
 import { expandSteps } from "../../src/view-page/delta.ts";
 import type { Snapshot, StepsDoc } from "../../src/view-page/types.ts";
 import type { PageApi } from "../../src/view-page/main.ts";
@@ -24,13 +24,6 @@ const CHROMIUM = process.env.IOMMU_SIM_CHROMIUM ?? "/usr/bin/chromium";
 /** Where the screenshots go: docs/ with IOMMU_SIM_SCREENSHOTS=docs (to update the README's), else a temporary folder. */
 const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-view-"));
 const SHOTS = process.env.IOMMU_SIM_SCREENSHOTS === "docs" ? new URL("../../docs/", import.meta.url).pathname : tmp;
-
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 /** The page of FILE (and the run's steps, read back from the page's own data). */
 async function makePage(name: string, file: string, ...flags: string[]): Promise<{ path: string; docs: StepsDoc[]; snaps: Snapshot[][] }> {
