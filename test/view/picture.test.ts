@@ -4,14 +4,7 @@
  * tree edges are the scenario's parents, and a bad format is refused.
  */
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.ts";
-
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+import { cli } from "./cli.ts";
 
 interface Snap {
   groups: { id: number; devices: string[]; type: string; owner: string }[];
@@ -117,5 +110,14 @@ describe("--format refusals", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("--format dot prints a graph");
     expect(r.out).toBe("");
+  });
+
+  it("groups --format dot with --json or --what-if is refused (exit 2)", async () => {
+    for (const extra of [["--json"], ["--what-if", "0000:00:1c.0:acs=on"]]) {
+      const r = await cli("groups", "scenarios/default.yaml", "--format", "dot", ...extra);
+      expect(r.code).toBe(2);
+      expect(r.err).toBe("--format dot prints the groups as a graph: it goes without --json and --what-if");
+      expect(r.out).toBe("");
+    }
   });
 });

@@ -5,20 +5,13 @@
  * trace cut at the steps.
  */
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.ts";
+import { cli } from "./cli.ts";
 import { runSteps, snapshotDelta } from "../../src/cli/steps.ts";
 import { loadScenarioFile } from "../../src/sim/scenario/load.ts";
 import { runScenario } from "../../src/sim/runner.ts";
 import { takeSnapshot } from "../../src/sim/snapshot.ts";
 import { applyDelta, expandSteps } from "../../src/view-page/delta.ts";
 import { lateSmmuMachine } from "../../bench/late-smmu-machine.ts";
-
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 interface StepsDoc {
   schema_version: number;
@@ -101,8 +94,12 @@ describe("run --steps --json", () => {
   });
 
   it("--steps without --json, or with --format, is refused (exit 2)", async () => {
-    expect((await cli("run", "scenarios/default.yaml", "--steps")).code).toBe(2);
+    const alone = await cli("run", "scenarios/default.yaml", "--steps");
+    expect(alone.code).toBe(2);
+    expect(alone.err).toContain("--steps prints a JSON document of every step: it goes with --json");
+    expect(alone.out).toBe("");
     const r = await cli("run", "scenarios/default.yaml", "--steps", "--json", "--format", "dot");
     expect(r.code).toBe(2);
+    expect(r.out).toBe("");
   });
 });

@@ -3,19 +3,12 @@
  * runs' steps and the script inside, nothing loaded from elsewhere; bad
  * flags exit 2.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.ts";
+import { cli } from "./cli.ts";
 import { viewHtml } from "../../src/cli/view-html.ts";
-
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-viewcmd-"));
 
@@ -57,6 +50,18 @@ describe("iommu-sim view", () => {
     const html = viewHtml({ title: "</script><b>", runs: [{ design: "x</script>", doc: {} }], divergence: null }, "var s = '</script>';", "0");
     expect(html.match(/<\/script>/g)).toHaveLength(2);
     expect(html).toContain("<title>&lt;/script&gt;&lt;b&gt;</title>");
+  });
+
+  it("a bad scenario exits 2 naming the file, line and key path, and writes no page", async () => {
+    const file = join(tmp, "bad.yaml");
+    writeFileSync(file, "name: bad\niommus: []\ndevices:\n  - {name: a, bus: pci, colour: red}\n");
+    const out = join(tmp, "bad.html");
+    const r = await cli("view", file, "--out", out);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${file}:4:`);
+    expect(r.err).toContain("devices[0].colour: unknown key 'colour'");
+    expect(r.out).toBe("");
+    expect(existsSync(out)).toBe(false);
   });
 
   it("refuses --a without --b, --a with --kernel, a bad design and a bad schedule (exit 2)", async () => {
