@@ -49,7 +49,7 @@ export interface StepsRun {
   steps: Step[];
 }
 
-/** Lists whose entries are objects with a key: changed entries only. */
+/** Lists whose entries are objects with a key: changed entries only (src/view-page/delta.ts has its copy). */
 const KEYED: Record<string, string> = { devices: "name", iommus: "name", groups: "id", domains: "id" };
 /** Lists that only grow at the end while a scenario runs. */
 const APPENDED = new Set(["boot", "events", "warnings", "bugs", "findings", "violations"]);
@@ -57,7 +57,7 @@ const APPENDED = new Set(["boot", "events", "warnings", "bugs", "findings", "vio
 type Row = Record<string, unknown>;
 
 /** Whether two JSON values (a snapshot's parts) are equal, deeply. */
-export function jsonEqual(a: unknown, b: unknown): boolean {
+function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
   if (Array.isArray(a)) {

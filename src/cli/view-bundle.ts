@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** Where `npm run build` writes the page's script (this file's path is src/cli/ or dist/cli/: the same depth). */
-export const PAGE_BUNDLE = fileURLToPath(new URL("../../dist/view/page.js", import.meta.url));
+const PAGE_BUNDLE = fileURLToPath(new URL("../../dist/view/page.js", import.meta.url));
 const PAGE_ENTRY = fileURLToPath(new URL("../../src/view-page/main.ts", import.meta.url));
 
 let built: Promise<string> | null = null;

@@ -5,7 +5,7 @@
  */
 import type { Delta } from "../cli/steps.ts";
 
-/** The key of each keyed list's entries. */
+/** The key of each keyed list's entries: src/cli/steps.ts KEYED, which the page may not import at run time (test/layers.test.ts). */
 const KEYED: Record<string, string> = { devices: "name", iommus: "name", groups: "id", domains: "id" };
 
 type Row = Record<string, unknown>;
