@@ -5,15 +5,10 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { SCHEMA_VERSION } from "../../src/cli/commands.ts";
+import { cli } from "../cli-run.ts";
 import { main } from "../../src/cli/main.ts";
 import { packageVersionFrom } from "../../src/cli/version.ts";
 
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-cli-"));
 function file(name: string, text: string): string {

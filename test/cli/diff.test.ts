@@ -1,13 +1,7 @@
 /** `iommu-sim diff FILE --a SET --b SET`: exit 0 alike, 1 different, 2 bad input. */
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.ts";
+import { cli } from "../cli-run.ts";
 
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 const WRONG_OPS = "scenarios/x86-mock-wrong-ops.yaml";
 

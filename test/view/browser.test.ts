@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lateSmmuMachine } from "../../bench/late-smmu-machine.ts";
-import { cli } from "./cli.ts";
+import { cli } from "../cli-run.ts";
 import { expandSteps } from "../../src/view-page/delta.ts";
 import type { Snapshot, StepsDoc } from "../../src/view-page/types.ts";
 import type { PageApi } from "../../src/view-page/main.ts";

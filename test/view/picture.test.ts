@@ -4,7 +4,7 @@
  * tree edges are the scenario's parents, and a bad format is refused.
  */
 import { describe, expect, it } from "vitest";
-import { cli } from "./cli.ts";
+import { cli } from "../cli-run.ts";
 
 interface Snap {
   groups: { id: number; devices: string[]; type: string; owner: string }[];

@@ -5,7 +5,7 @@
  * trace cut at the steps.
  */
 import { describe, expect, it } from "vitest";
-import { cli } from "./cli.ts";
+import { cli } from "../cli-run.ts";
 import { runSteps, snapshotDelta } from "../../src/cli/steps.ts";
 import { loadScenarioFile } from "../../src/sim/scenario/load.ts";
 import { runScenario } from "../../src/sim/runner.ts";

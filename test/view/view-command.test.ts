@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cli } from "./cli.ts";
+import { cli } from "../cli-run.ts";
 import { viewHtml } from "../../src/cli/view-html.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "iommu-sim-viewcmd-"));

@@ -1,5 +1,5 @@
-/** The command line run in this process, its output collected: the view tests' one way to call it. */
-import { main } from "../../src/cli/main.ts";
+/** The command line run in this process, its output collected (no stdin, not a terminal). */
+import { main } from "../src/cli/main.ts";
 
 export async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
