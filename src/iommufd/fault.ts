@@ -6,7 +6,6 @@
  * iommu_hwpt_page_response with that cookie completes the fault.
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
-import { PAGE_SIZE } from "../pgtable/sizes.ts";
 import type { IommufdDevice } from "./device.ts";
 import { eventqOfFd, IommufdEventq, iommufdEventqInit } from "./eventq.ts";
 import type { Hwpt } from "./hw-pagetable.ts";
@@ -44,15 +43,10 @@ export class IommufdFault extends IommufdEventq {
   /** Groups read and awaiting a response, by cookie. */
   readonly response = new Map<number, IopfGroup>();
 
-  onRelease(): void {
-    // @kernel: iommufd_fault_fops_release (whatever is pending is answered IOMMUFD_PAGE_RESP_INVALID)
+  destroy(): void {
+    // @kernel: iommufd_fault_destroy (whatever is pending, read or not, is answered IOMMU_PAGE_RESP_INVALID)
     this.deliver.length = 0;
     this.response.clear();
-  }
-
-  destroy(): void {
-    // @kernel: iommufd_fault_destroy
-    this.onRelease();
   }
 
   snapshotDetail(): unknown {
@@ -105,8 +99,8 @@ export function faultFdRead(ictx: IommufdCtx, fd: number, count: number): IommuH
     g.cookie = cookie;
     q.response.set(cookie, g);
     for (const f of g.faults) {
-      // @kernel: iommufd_compose_fault_message
-      out.push({ flags: f.flags, dev_id: g.idev.id, pasid: f.pasid, grpid: f.grpid, perm: f.perm, addr: f.addr, length: PAGE_SIZE, cookie });
+      // @kernel: iommufd_compose_fault_message (length is always 0)
+      out.push({ flags: f.flags, dev_id: g.idev.id, pasid: f.pasid, grpid: f.grpid, perm: f.perm, addr: f.addr, length: 0, cookie });
       done += IOMMU_HWPT_PGFAULT_SIZE;
     }
   }
