@@ -9,8 +9,6 @@ import { IommufdObject, type IommufdCtx } from "./object.ts";
 export abstract class IommufdEventq extends IommufdObject {
   /** The fd of its file, -1 once closed. */
   fd = -1;
-  /** What closing the file does besides dropping the reference (the fault queue answers what is pending). */
-  abstract onRelease(): void;
 }
 
 /** An open eventq file in the context's fd table. */
@@ -35,12 +33,11 @@ export function eventqOfFd(ictx: IommufdCtx, fd: number): IommufdEventq | KError
   return f.eventq;
 }
 
-/** close() of an eventq fd. */
+/** close() of an eventq fd: only the file's reference goes; what is queued stays until the object is destroyed. */
 // @kernel: iommufd_eventq_fops_release
 export function iommufdEventqRelease(ictx: IommufdCtx, fd: number): 0 | KError {
   const q = eventqOfFd(ictx, fd);
   if (!(q instanceof IommufdEventq)) return q;
-  q.onRelease();
   ictx.fds.delete(fd);
   q.fd = -1;
   q.users--;

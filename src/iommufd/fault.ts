@@ -6,8 +6,7 @@
  * iommu_hwpt_page_response with that cookie completes the fault.
  */
 import { isErr, kerr, type KError } from "../lib/errno.ts";
-import { PAGE_SIZE } from "../pgtable/sizes.ts";
-import type { IommufdDevice } from "./device.ts";
+import type { IommufdDevice, IommufdGroup } from "./device.ts";
 import { eventqOfFd, IommufdEventq, iommufdEventqInit } from "./eventq.ts";
 import type { Hwpt } from "./hw-pagetable.ts";
 import type { IommufdCtx } from "./object.ts";
@@ -30,9 +29,11 @@ export interface IommuFaultPageRequest {
   addr: number;
 }
 
-/** struct iopf_group: the faults of one page request group and the device they came from. */
+/** struct iopf_group: the faults of one page request group, the device they came from, and the attachment they came through. */
 interface IopfGroup {
   readonly idev: IommufdDevice;
+  /** The attach handle: the group's attachment at this PASID (IOMMU_NO_PASID, 0, for the RID's). */
+  readonly handle: { readonly igroup: IommufdGroup; readonly pasid: number };
   readonly faults: IommuFaultPageRequest[];
   cookie: number;
 }
@@ -44,15 +45,10 @@ export class IommufdFault extends IommufdEventq {
   /** Groups read and awaiting a response, by cookie. */
   readonly response = new Map<number, IopfGroup>();
 
-  onRelease(): void {
-    // @kernel: iommufd_fault_fops_release (whatever is pending is answered IOMMUFD_PAGE_RESP_INVALID)
+  destroy(): void {
+    // @kernel: iommufd_fault_destroy (whatever is pending, read or not, is answered IOMMU_PAGE_RESP_INVALID)
     this.deliver.length = 0;
     this.response.clear();
-  }
-
-  destroy(): void {
-    // @kernel: iommufd_fault_destroy
-    this.onRelease();
   }
 
   snapshotDetail(): unknown {
@@ -77,13 +73,27 @@ export function faultAllocIoctl(ictx: IommufdCtx, cmd: IommuFaultAlloc): 0 | KEr
   return 0;
 }
 
-/** An I/O page fault reported against `hwpt`'s domain: queued for user space. */
+/** An I/O page fault reported against `hwpt`'s domain, attached at `attachPasid` of idev's group: queued for user space. */
 // @kernel: iommufd_fault_iopf_handler
-export function iommufdFaultIopfHandler(hwpt: Hwpt, idev: IommufdDevice, prm: IommuFaultPageRequest): 0 | KError {
+export function iommufdFaultIopfHandler(hwpt: Hwpt, idev: IommufdDevice, attachPasid: number, prm: IommuFaultPageRequest): 0 | KError {
   const fault = hwpt.fault as IommufdFault | null;
   if (fault === null) return kerr("ENODEV", `HWPT ${hwpt.id} has no fault queue`);
-  fault.deliver.push({ idev, faults: [prm], cookie: 0 });
+  fault.deliver.push({ idev, handle: { igroup: idev.igroup, pasid: attachPasid }, faults: [prm], cookie: 0 });
   return 0;
+}
+
+/**
+ * The group's attachment at `pasid` leaves `hwpt` (its last device detached, or
+ * replaced): every fault that came through it, read or not, is answered
+ * IOMMU_PAGE_RESP_INVALID and leaves the queue.
+ */
+// @kernel: iommufd_auto_response_faults
+export function iommufdAutoResponseFaults(hwpt: Hwpt, igroup: IommufdGroup, pasid: number): void {
+  const fault = hwpt.fault as IommufdFault | null;
+  if (fault === null) return;
+  const through = (g: IopfGroup) => g.handle.igroup === igroup && g.handle.pasid === pasid;
+  for (let i = fault.deliver.length - 1; i >= 0; i--) if (through(fault.deliver[i]!)) fault.deliver.splice(i, 1);
+  for (const [cookie, g] of fault.response) if (through(g)) fault.response.delete(cookie);
 }
 
 /** read() of a fault fd: whole groups of iommu_hwpt_pgfault records that fit `count` bytes. */
@@ -105,8 +115,8 @@ export function faultFdRead(ictx: IommufdCtx, fd: number, count: number): IommuH
     g.cookie = cookie;
     q.response.set(cookie, g);
     for (const f of g.faults) {
-      // @kernel: iommufd_compose_fault_message
-      out.push({ flags: f.flags, dev_id: g.idev.id, pasid: f.pasid, grpid: f.grpid, perm: f.perm, addr: f.addr, length: PAGE_SIZE, cookie });
+      // @kernel: iommufd_compose_fault_message (length is always 0)
+      out.push({ flags: f.flags, dev_id: g.idev.id, pasid: f.pasid, grpid: f.grpid, perm: f.perm, addr: f.addr, length: 0, cookie });
       done += IOMMU_HWPT_PGFAULT_SIZE;
     }
   }

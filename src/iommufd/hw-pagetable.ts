@@ -13,6 +13,7 @@ import { adoptDomain, iommuDomainFree, iommuPagingDomainAllocFlags } from "../io
 import type { IommuDomain } from "../iommu/domain.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import type { IommufdDevice } from "./device.ts";
+import { iommufdAutoResponseFaults } from "./fault.ts";
 import { groupHasPasids } from "./pasid.ts";
 import type { IommufdIoas } from "./ioas.ts";
 import { IommufdObject, type IommufdCtx } from "./object.ts";
@@ -109,7 +110,9 @@ export function hwptDetach(ictx: IommufdCtx, idev: IommufdDevice): Hwpt | null {
   if (hwpt === null || !idev.attached) return null;
   ig.devices.splice(ig.devices.indexOf(idev), 1);
   if (ig.devices.length === 0) {
+    // @kernel: iommufd_hwpt_detach_device
     iommuGroupSetCoreDomain(ictx.env.core, ig.group);
+    iommufdAutoResponseFaults(hwpt, ig, 0);
     ig.hwpt = null;
   }
   return hwpt;
@@ -132,6 +135,8 @@ export function hwptReplace(ictx: IommufdCtx, hwpt: Hwpt, idev: IommufdDevice): 
   if (compat !== 0) return compat;
   const rc = iommuGroupSetDomain(ictx.env.core, ig.group, hwpt.domain!);
   if (rc !== 0) return rc;
+  // @kernel: iommufd_hwpt_replace_device
+  iommufdAutoResponseFaults(old, ig, 0);
   ig.hwpt = hwpt;
   const n = ig.devices.length;
   hwpt.users += n;

@@ -50,11 +50,6 @@ export function iommufdDestroyMmap(ictx: IommufdCtx, offset: number): void {
   table(ictx).delete(offset);
 }
 
-/** The regions published, for the snapshot. */
-export function iommufdMmapRegions(ictx: IommufdCtx): IommufdMmapRegion[] {
-  return [...table(ictx).values()];
-}
-
 /** mmap(length, MAP_SHARED, fd, offset): the offset must be a region's, and the length, rounded up to whole pages as mmap does, its length exactly. */
 // @kernel: iommufd_fops_mmap
 export function iommufdMmap(ictx: IommufdCtx, length: number, offset: number): IommufdVma | KError {

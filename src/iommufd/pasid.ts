@@ -11,6 +11,7 @@ import { runPath } from "../base/path.ts";
 import { iommuAttachDevicePasid, iommuDetachDevicePasid, iommuReplaceDevicePasid } from "../iommu/pasid.ts";
 import { isErr, kerr, type KError } from "../lib/errno.ts";
 import type { IommufdDevice, IommufdGroup } from "./device.ts";
+import { iommufdAutoResponseFaults } from "./fault.ts";
 import { Hwpt, hwptPut } from "./hw-pagetable.ts";
 import { IommufdIoas } from "./ioas.ts";
 import type { IommufdCtx } from "./object.ts";
@@ -103,6 +104,7 @@ export function iommufdDevicePasidReplace(ictx: IommufdCtx, idev: IommufdDevice,
   if (rc !== 0) return rc;
   const r = runPath(iommuReplaceDevicePasid(ictx.env.core, hwpt.domain!, idev.dev, pasid));
   if (r !== 0) return r;
+  iommufdAutoResponseFaults(old, idev.igroup, pasid);
   attach.hwpt = hwpt;
   const n = attach.devices.size;
   hwpt.users += n;
@@ -120,6 +122,7 @@ export function iommufdDevicePasidDetach(ictx: IommufdCtx, idev: IommufdDevice, 
   if (attach.devices.size === 0) {
     // @kernel: iommufd_hwpt_detach_device
     runPath(iommuDetachDevicePasid(ictx.env.core, attach.hwpt.domain!, idev.dev, pasid));
+    iommufdAutoResponseFaults(attach.hwpt, idev.igroup, pasid);
     m.delete(pasid);
   }
   hwptPut(ictx, attach.hwpt);

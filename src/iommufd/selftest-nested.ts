@@ -57,11 +57,11 @@ export function testTriggerIopf(ictx: IommufdCtx, c: { dev_id: number; pasid: nu
   // @kernel: iopf_get_attach_handle (the mock has user_pasid_table: a PASID without its own
   // attachment faults through the nested domain on the RID)
   const rid = idev.attached ? (idev.igroup.hwpt as Hwpt | null) : null;
-  let hwpt: Hwpt | null = rid;
-  if (c.pasid !== 0) hwpt = pasidHwpt(idev, c.pasid) ?? (rid instanceof HwptNested ? rid : null);
+  const atPasid = c.pasid !== 0 ? pasidHwpt(idev, c.pasid) : null;
+  const hwpt = atPasid ?? (c.pasid === 0 || rid instanceof HwptNested ? rid : null);
   // iommu_report_device_fault: without a handler the request is answered as a failure at once.
   if (hwpt === null || hwpt.fault === null) return 0;
-  iommufdFaultIopfHandler(hwpt, idev, { flags, pasid: c.pasid, grpid: c.grpid, perm: c.perm, addr: c.addr });
+  iommufdFaultIopfHandler(hwpt, idev, atPasid !== null ? c.pasid : 0, { flags, pasid: c.pasid, grpid: c.grpid, perm: c.perm, addr: c.addr });
   return 0;
 }
 

@@ -40,8 +40,6 @@ export class IommufdVeventq extends IommufdEventq {
     super();
   }
 
-  onRelease(): void {}
-
   destroy(): void {
     // @kernel: iommufd_veventq_destroy
     this.deliver.length = 0;

@@ -10,8 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { devIommuOps } from "../../src/iommu/dev-iommu.ts";
 import { IommufdDevice } from "../../src/iommufd/device.ts";
 import { iommufdMmap, iommufdMunmap } from "../../src/iommufd/mmap.ts";
-import { IOMMU_TEST_OP_PASID_ATTACH, IOMMU_TEST_OP_PASID_DETACH, IOMMU_TEST_OP_PASID_REPLACE } from "../../src/iommufd/selftest-nested.ts";
-import { IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, MOCK_FLAGS_DEVICE_PASID } from "../../src/iommufd/selftest.ts";
+import { IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT } from "../../src/iommufd/selftest.ts";
 import { iommufdSnapshot } from "../../src/iommufd/snapshot.ts";
 import { e, Fx, MOCK_APERTURE_START, PAGE_SIZE, U } from "./harness.ts";
 import {
@@ -369,79 +368,5 @@ describe("iommufd_viommu: bad arguments", () => {
     expect(e(rn)).toBe("ok");
     expect(e(fx.destroy(nested))).toBe("ok");
     fx.teardown();
-  });
-});
-
-describe("iommufd_viommu: fault injection", () => {
-  /** A call whose failure must leave the snapshot as it was; the sweep stops there. */
-  class Stop {}
-  const step = (fx: Fx, f: () => 0 | { errno: string } | [0 | { errno: string }, ...number[]]): number[] => {
-    const before = iommufdSnapshot(fx.fd);
-    const out = f();
-    const [r, ...rest] = Array.isArray(out) ? out : [out];
-    if (r !== 0) {
-      expect(iommufdSnapshot(fx.fd), `failed with ${r.errno} and changed the state`).toEqual(before);
-      throw new Stop();
-    }
-    return rest;
-  };
-  /** The newer basic_fail_nth "device" body's nested half: vIOMMU, vDEVICE, nested HWPT, fault queue, vEVENTQ, HW queue, PASID. */
-  const body = (fx: Fx) => {
-    const [ioas] = step(fx, () => {
-      const c: U.IommuIoasAlloc = { size: 12, flags: 0, out_ioas_id: 0 };
-      return [fx.ioctl(U.IOMMUFD_CMD_IOAS_ALLOC, c), c.out_ioas_id];
-    }) as [number];
-    step(fx, () => fx.map(ioas, fx.buffer, PAGE_SIZE, MOCK_APERTURE_START));
-    const [r, ids] = fx.mockDomain(ioas, MOCK_FLAGS_DEVICE_PASID);
-    if (r !== 0) throw new Stop();
-    const [parent] = step(fx, () => hwptAlloc(fx, ids.idev, ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT | U.IOMMU_HWPT_ALLOC_PASID));
-    const [viommu] = step(fx, () => viommuAlloc(fx, ids.idev, parent!, U.IOMMU_VIOMMU_TYPE_SELFTEST));
-    step(fx, () => vdeviceAlloc(fx, viommu!, ids.idev, 0x99));
-    const [, qfd] = step(fx, () => veventqAlloc(fx, viommu!, U.IOMMU_VEVENTQ_TYPE_SELFTEST));
-    const [fault] = step(fx, () => {
-      const c: U.IommuFaultAlloc = { size: 16, flags: 0, out_fault_id: 0, out_fault_fd: 0 };
-      return [fx.ioctl(U.IOMMUFD_CMD_FAULT_QUEUE_ALLOC, c), c.out_fault_id, c.out_fault_fd];
-    });
-    const [nested] = step(fx, () => hwptAllocNested(fx, ids.idev, viommu!, U.IOMMU_HWPT_FAULT_ID_VALID | U.IOMMU_HWPT_ALLOC_PASID, { faultId: fault }));
-    step(fx, () => hwQueueAlloc(fx, viommu!, U.IOMMU_HW_QUEUE_TYPE_SELFTEST, 0, MOCK_APERTURE_START, PAGE_SIZE));
-    step(fx, () => fx.replace(ids.stdev, nested!));
-    step(fx, () => triggerVevents(fx, ids.idev, 1));
-    // As the kernel's fail_nth teardown does, a PASID left attached is detached (unbinding a device does not).
-    try {
-      step(fx, () => fx.test({ op: IOMMU_TEST_OP_PASID_ATTACH, id: ids.stdev, pasid_attach: { pasid: 100, pt_id: parent! } }));
-      step(fx, () => fx.test({ op: IOMMU_TEST_OP_PASID_REPLACE, id: ids.stdev, pasid_replace: { pasid: 100, pt_id: nested! } }));
-    } finally {
-      const inject = fx.fd.failNth;
-      fx.fd.failNth = null;
-      expect(e(fx.test({ op: IOMMU_TEST_OP_PASID_DETACH, id: ids.stdev, pasid_detach: { pasid: 100 } }))).toBe("ok");
-      fx.fd.failNth = inject;
-    }
-    closeFd(fx, qfd!);
-  };
-
-  it("every injection point of the nested and vIOMMU calls fails cleanly, and the context closes empty", () => {
-    {
-      const fx = new Fx();
-      body(fx);
-      fx.teardown();
-    }
-    let n = 1;
-    let failed = 0;
-    for (; n < 1000; n++) {
-      const fx = new Fx();
-      fx.fd.failNth = { n, seen: 0 };
-      try {
-        body(fx);
-      } catch (err) {
-        if (!(err instanceof Stop)) throw err;
-        failed++;
-      }
-      const consumed = fx.fd.failNth.seen >= n;
-      fx.fd.failNth = null;
-      fx.teardown();
-      if (!consumed) break;
-    }
-    expect(n).toBeGreaterThan(10);
-    expect(failed).toBeGreaterThan(10);
   });
 });
