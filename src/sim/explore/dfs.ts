@@ -172,7 +172,7 @@ export class DfsPolicy implements SchedulePolicy {
       // The prefix: the siblings before its choice in the fixed order count as explored.
       this.newNode(d, st);
       u = this.prefix[d]!;
-      if ((st.enabled & (1 << u)) === 0 || (this.sleep[d]! & (1 << u)) !== 0) return -1;
+      if ((st.enabled & (1 << u)) === 0 || (this.sleep[d]! & (1 << u)) !== 0) return this.giveUp(d);
       for (;;) {
         const c = this.nextChild(d, st.next);
         if (c < 0 || c === u) break;
@@ -190,7 +190,7 @@ export class DfsPolicy implements SchedulePolicy {
       u = this.nextChild(d, st.next);
       if (u < 0) {
         this.sleepBlocked++;
-        return -1;
+        return this.giveUp(d);
       }
       if (this.dpor) this.bt[d] = 1 << u;
       this.done[d]! |= 1 << u;
@@ -203,6 +203,12 @@ export class DfsPolicy implements SchedulePolicy {
     const t = st.tasks[u]!;
     this.dporState.point(d, u, t.op, t.key, isNew);
     return u;
+  }
+
+  /** Gives the run up at node d: no step is taken from it, so the block's end (DPOR) sees the steps before it alone. */
+  private giveUp(d: number): number {
+    this.depth = d;
+    return -1;
   }
 
   private ensure(n: number): void {
