@@ -47,10 +47,11 @@ import { CHUNK, grow } from "./node-arrays.ts";
 
 /**
  * Whether a step touched something, for the sleep sets: anything it touched, the lock it took included
- * (a lock is touched by the step that takes it, which may change what the lock guards).
+ * (a lock is touched by the step that takes it, which may change what the lock guards). Not tracked
+ * (invariants off): it may have touched anything, as DPOR assumes (dpor.ts).
  */
-export function effectOf(effect: boolean, touched: readonly object[] | null | undefined): boolean {
-  return touched === undefined || touched === null ? effect : touched.length > 0;
+export function effectOf(touched: readonly object[] | null | undefined): boolean {
+  return touched === undefined || touched === null || touched.length > 0;
 }
 
 /** The search state: one entry per node of the current path, typed arrays so a step allocates nothing. */
@@ -243,9 +244,10 @@ export class DfsPolicy implements SchedulePolicy {
     this.pre[d + 1] = this.pre[d]! + this.cost(d, u);
   }
 
-  stepped(st: BlockState, effect: boolean, touched?: readonly object[] | null): void {
+  /** `touched` decides (effectOf), the lock the step took included; `effect` leaves that lock out. */
+  stepped(st: BlockState, _effect: boolean, touched?: readonly object[] | null): void {
     if (this.dpor) this.dporState.step(st, touched ?? null);
-    this.sleepStep(st, effectOf(effect, touched));
+    this.sleepStep(st, effectOf(touched));
   }
 
   /** At a block's end (or where the run stops in it): the next steps of the tasks that did not end race with the steps taken (touching something, for all we know). */

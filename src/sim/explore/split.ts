@@ -155,7 +155,7 @@ class ProbePolicy extends DfsPolicy {
     return u;
   }
   override stepped(st: BlockState, effect: boolean, touched?: readonly object[] | null): void {
-    if (this.at === this.floor) this.lastEffect = effectOf(effect, touched);
+    if (this.at === this.floor) this.lastEffect = effectOf(touched);
     super.stepped(st, effect, touched);
   }
 }
