@@ -145,7 +145,7 @@ export class DfsPolicy implements SchedulePolicy {
     return -1;
   }
 
-  /** The continuation choice at node d (stored apart as `next` is not kept per node). */
+  /** The continuation choice at node d (BlockState.next, derived again: it is not kept per node). */
   private nextOf(d: number): number {
     const l = this.last[d]!;
     const en = this.enabled[d]!;
