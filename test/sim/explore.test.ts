@@ -10,7 +10,8 @@ import { describe, expect, it } from "vitest";
 import { Mutex, mutexLock, mutexUnlock } from "../../src/base/mutex.ts";
 import { Sched, type Path } from "../../src/base/path.ts";
 import { BlockTask, runBlock } from "../../src/sim/explore/block.ts";
-import { searchItem } from "../../src/sim/explore/dfs.ts";
+import { DfsPolicy, searchItem } from "../../src/sim/explore/dfs.ts";
+import { Dpor } from "../../src/sim/explore/dpor.ts";
 import { splitItems } from "../../src/sim/explore/split.ts";
 import { explore, planItems, runItem, type ExploreOptions, type WorkItem } from "../../src/sim/explore/explore.ts";
 import { claim, claimOrder, settle, STOP, WorkerPool, workerPool } from "../../src/sim/explore/pool.ts";
@@ -153,6 +154,19 @@ describe("the systematic search", () => {
     },
     60_000,
   );
+});
+
+describe("DPOR's per-node arrays", () => {
+  it("keep a clock row for every node, however far they grow at once", () => {
+    const d = new Dpor(new DfsPolicy(2));
+    const row = d.clk.length / d.fop.length;
+    expect(row).toBeGreaterThan(1);
+    for (const n of [300, 301, 2000, 9000]) {
+      d.ensure(n);
+      expect(d.fop.length).toBeGreaterThan(n);
+      expect(d.clk.length).toBeGreaterThanOrEqual(d.fop.length * row);
+    }
+  });
 });
 
 describe("a failing schedule", () => {

@@ -47,10 +47,11 @@ import { CHUNK, grow } from "./node-arrays.ts";
 
 /**
  * Whether a step touched something, for the sleep sets: anything it touched, the lock it took included
- * (a lock is touched by the step that takes it, which may change what the lock guards).
+ * (a lock is touched by the step that takes it, which may change what the lock guards). Not tracked
+ * (invariants off): it may have touched anything, as DPOR assumes (dpor.ts).
  */
-export function effectOf(effect: boolean, touched: readonly object[] | null | undefined): boolean {
-  return touched === undefined || touched === null ? effect : touched.length > 0;
+export function effectOf(touched: readonly object[] | null | undefined): boolean {
+  return touched === undefined || touched === null || touched.length > 0;
 }
 
 /** The search state: one entry per node of the current path, typed arrays so a step allocates nothing. */
@@ -144,7 +145,7 @@ export class DfsPolicy implements SchedulePolicy {
     return -1;
   }
 
-  /** The continuation choice at node d (stored apart as `next` is not kept per node). */
+  /** The continuation choice at node d (BlockState.next, derived again: it is not kept per node). */
   private nextOf(d: number): number {
     const l = this.last[d]!;
     const en = this.enabled[d]!;
@@ -172,7 +173,7 @@ export class DfsPolicy implements SchedulePolicy {
       // The prefix: the siblings before its choice in the fixed order count as explored.
       this.newNode(d, st);
       u = this.prefix[d]!;
-      if ((st.enabled & (1 << u)) === 0 || (this.sleep[d]! & (1 << u)) !== 0) return -1;
+      if ((st.enabled & (1 << u)) === 0 || (this.sleep[d]! & (1 << u)) !== 0) return this.giveUp(d);
       for (;;) {
         const c = this.nextChild(d, st.next);
         if (c < 0 || c === u) break;
@@ -190,7 +191,7 @@ export class DfsPolicy implements SchedulePolicy {
       u = this.nextChild(d, st.next);
       if (u < 0) {
         this.sleepBlocked++;
-        return -1;
+        return this.giveUp(d);
       }
       if (this.dpor) this.bt[d] = 1 << u;
       this.done[d]! |= 1 << u;
@@ -203,6 +204,12 @@ export class DfsPolicy implements SchedulePolicy {
     const t = st.tasks[u]!;
     this.dporState.point(d, u, t.op, t.key, isNew);
     return u;
+  }
+
+  /** Gives the run up at node d: no step is taken from it, so the block's end (DPOR) sees the steps before it alone. */
+  private giveUp(d: number): number {
+    this.depth = d;
+    return -1;
   }
 
   private ensure(n: number): void {
@@ -237,9 +244,10 @@ export class DfsPolicy implements SchedulePolicy {
     this.pre[d + 1] = this.pre[d]! + this.cost(d, u);
   }
 
-  stepped(st: BlockState, effect: boolean, touched?: readonly object[] | null): void {
+  /** `touched` decides (effectOf), the lock the step took included; `effect` leaves that lock out. */
+  stepped(st: BlockState, _effect: boolean, touched?: readonly object[] | null): void {
     if (this.dpor) this.dporState.step(st, touched ?? null);
-    this.sleepStep(st, effectOf(effect, touched));
+    this.sleepStep(st, effectOf(touched));
   }
 
   /** At a block's end (or where the run stops in it): the next steps of the tasks that did not end race with the steps taken (touching something, for all we know). */

@@ -85,7 +85,7 @@ export class Dpor {
     this.curObj = this.pointObj(op, key);
   }
 
-  /** Room for n nodes. */
+  /** Room for n nodes (DfsPolicy.ensure calls it as its own arrays grow: grown alike, these stay as long as them). */
   ensure(n: number): void {
     this.fop = grow(this.fop, n);
     this.fkey = grow(this.fkey, n);
@@ -94,7 +94,8 @@ export class Dpor {
     this.ftOff = grow(this.ftOff, n);
     this.ftLen = grow(this.ftLen, n);
     this.fobj = grow(this.fobj, n);
-    this.clk = grow(this.clk, n * CLOCK);
+    // A clock row for every node the arrays above hold, not just n: the tree skips this call until they are full.
+    this.clk = grow(this.clk, this.fop.length * CLOCK - 1);
   }
 
   /** An object a step touched, as a number: a device by its name (the instance its points name), anything else by identity. */

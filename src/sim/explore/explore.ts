@@ -91,7 +91,7 @@ export function planItems(s: Scenario, o: ExploreOptions): WorkItem[] {
   return splitItems(s, o.run, o.bound, ITEMS).map((item) => ({ kind: "dfs", item }));
 }
 
-/** Runs items somewhere: `run(i, stop)` gives item i's result; items after a failing one may be stopped. */
+/** Runs a search's items somewhere, handing each result to `onResult` (any order); items after a failing one may be stopped or not run. */
 export type ItemRunner = (items: readonly WorkItem[], onResult: (i: number, r: ItemResult) => void) => Promise<void>;
 
 /** Items in this thread, in order. */

@@ -41,8 +41,8 @@ export interface WorkerJob {
   shared: SharedArrayBuffer;
 }
 
-/** A message to a worker: a search to take items of, or the end. */
-export type WorkerMessage = { job: WorkerJob } | null;
+/** A message to a worker: a search to take items of (the pool ends its workers with terminate()). */
+export type WorkerMessage = { job: WorkerJob };
 
 /** A message from a worker: an item's result, or that it can take no more. */
 export type WorkerReply = { index: number; result: ItemResult } | { idle: true };

@@ -16,7 +16,8 @@ export const LEFT_SPLITS = 8;
  * Splits the search tree into items, in DFS order: the frontier is widened
  * a level at a time until it holds `target` prefixes (or cannot widen).
  * Each prefix costs one run, which lists its node's children and tells
- * whether its last step touched something.
+ * whether its last step touched something, and each item one more, which
+ * estimates its size (DfsItem.size).
  */
 export function splitItems(s: Scenario, opts: RunOptions, bound: number, target: number, maxDepth = 24, leftSplits = LEFT_SPLITS): DfsItem[] {
   const effOf = new Map<string, boolean>();
@@ -155,7 +156,7 @@ class ProbePolicy extends DfsPolicy {
     return u;
   }
   override stepped(st: BlockState, effect: boolean, touched?: readonly object[] | null): void {
-    if (this.at === this.floor) this.lastEffect = effectOf(effect, touched);
+    if (this.at === this.floor) this.lastEffect = effectOf(touched);
     super.stepped(st, effect, touched);
   }
 }
