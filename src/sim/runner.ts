@@ -17,7 +17,7 @@ import { matchExpect } from "./expect.ts";
 import { checkInvariants, formatViolation, scopeOfTouched, type InvariantScope } from "./invariants.ts";
 import { Machine, type EventRecord, type MachineOptions } from "./machine.ts";
 import { eventKey, type EventSpec, type Scenario, type TaskEventSpec } from "./scenario/schema.ts";
-import { BlockTask, OP_ACQUIRE, runBlock, taskLetter, type BlockState, type SchedulePolicy } from "./explore/block.ts";
+import { BlockTask, runBlock, taskLetter, type BlockState, type SchedulePolicy } from "./explore/block.ts";
 import { formatSchedule, ScriptPolicy, type BlockChoices } from "./explore/schedule.ts";
 import { lazySnapshot, takeSnapshot, type Snapshot } from "./snapshot.ts";
 
@@ -290,20 +290,17 @@ export function playScenario(s: Scenario, opts: RunOptions = {}): PlayResult {
     });
     m.ctx.trace.event(step, `concurrently: ${tasks.map((t) => `${taskLetter(t.index)} = T${t.task.id}`).join(", ")}`);
     const label = () => `${step} step ${played.length}`;
-    let taking: unknown = null;
     // What the block's steps touched, for the state rules at its end (the union of each step's scope).
     const blockTouched = new Set<Mutex>();
     const end = runBlock(sched, b, tasks, policy, {
       before(t, st) {
-        taking = t.op === OP_ACQUIRE ? t.key : null;
         played.push(t.index, st.next);
         if (m.ctx.tracing && t.index !== st.last) m.ctx.trace.sched(t.task.id, switchNote(t, st));
         if (touched !== null) trackTouches(sched);
       },
       after(_t, st) {
         steps++;
-        // What the step touched besides the lock its point announced (which the point's dependency covers).
-        policy.stepped?.(st, touched !== null && (touched.length > 1 || (touched.length === 1 && touched[0] !== taking)), touched);
+        policy.stepped?.(st, touched);
         if (touched !== null) for (let i = 0; i < touched.length; i++) blockTouched.add(touched[i]!);
         // Mid-event states are transient: the rules the model records as they are broken are seen
         // after every step; the state rules wait for the block's end, where every task stands between events.

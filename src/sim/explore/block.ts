@@ -75,11 +75,8 @@ export interface BlockState {
 /** Picks the task that takes the next step; -1 abandons the run (the explorer's pruned branches). */
 export interface SchedulePolicy {
   choose(s: BlockState): number;
-  /**
-   * After the chosen task's step: `effect` says whether it touched a device, a group or a lock besides the one
-   * it took (the model's touch tracking); `touched` lists them all (null: not tracked).
-   */
-  stepped?(s: BlockState, effect: boolean, touched?: readonly object[] | null): void;
+  /** After the chosen task's step: the devices, groups and locks it touched (the model's touch tracking; null: not tracked). */
+  stepped?(s: BlockState, touched: readonly object[] | null): void;
   /** Called when a block starts. */
   blockStart?(block: number, tasks: number): void;
   /** Called when a block ends, however it ends (tasks that did not end stand at their next point). */

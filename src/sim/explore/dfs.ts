@@ -50,8 +50,8 @@ import { CHUNK, grow } from "./node-arrays.ts";
  * (a lock is touched by the step that takes it, which may change what the lock guards). Not tracked
  * (invariants off): it may have touched anything, as DPOR assumes (dpor.ts).
  */
-export function effectOf(touched: readonly object[] | null | undefined): boolean {
-  return touched === undefined || touched === null || touched.length > 0;
+export function effectOf(touched: readonly object[] | null): boolean {
+  return touched === null || touched.length > 0;
 }
 
 /** The search state: one entry per node of the current path, typed arrays so a step allocates nothing. */
@@ -244,9 +244,9 @@ export class DfsPolicy implements SchedulePolicy {
     this.pre[d + 1] = this.pre[d]! + this.cost(d, u);
   }
 
-  /** `touched` decides (effectOf), the lock the step took included; `effect` leaves that lock out. */
-  stepped(st: BlockState, _effect: boolean, touched?: readonly object[] | null): void {
-    if (this.dpor) this.dporState.step(st, touched ?? null);
+  /** What the step touched decides (effectOf), the lock it took included. */
+  stepped(st: BlockState, touched: readonly object[] | null): void {
+    if (this.dpor) this.dporState.step(st, touched);
     this.sleepStep(st, effectOf(touched));
   }
 

@@ -155,8 +155,8 @@ class ProbePolicy extends DfsPolicy {
     if (c !== undefined) c[u] = (c[u] ?? 0) + 1;
     return u;
   }
-  override stepped(st: BlockState, effect: boolean, touched?: readonly object[] | null): void {
+  override stepped(st: BlockState, touched: readonly object[] | null): void {
     if (this.at === this.floor) this.lastEffect = effectOf(touched);
-    super.stepped(st, effect, touched);
+    super.stepped(st, touched);
   }
 }
