@@ -282,6 +282,22 @@ describe("a worker pool after an error", () => {
   }, 30_000);
 });
 
+describe("a worker pool whose worker died between searches", () => {
+  it("refuses the next search instead of waiting for the dead worker", async () => {
+    const s = scenario(THREE);
+    const o = opts({ workers: 2 });
+    const pool = new WorkerPool(2);
+    try {
+      await pool.run(s, o, planItems(s, o), () => {});
+      // The pool's worker, stopped from outside (as a crash would).
+      await (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0]!.terminate();
+      await expect(pool.run(s, o, planItems(s, o), () => {})).rejects.toThrow(/an explorer worker exited/);
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
+});
+
 describe("random schedules", () => {
   it("follow their seed, and find a failing schedule where the systematic search does", async () => {
     const s = loadScenarioFile("scenarios/races/probe-race-none.yaml");

@@ -99,14 +99,23 @@ function startWorker(): Worker {
 
 export class WorkerPool {
   private readonly workers: Worker[] = [];
-  /** Set when a search failed with an error: its threads may still be running its items, so the pool takes no more. */
+  /**
+   * Set when a search failed with an error (its threads may still be running its items) or a worker died, in a
+   * search or between two (a search would wait for it forever): the pool takes no more searches.
+   */
   private broken: Error | null = null;
+  private closing = false;
 
   /** `threads` search at once: this thread and `threads - 1` workers, started now. */
   constructor(readonly threads: number) {
     for (let k = 1; k < threads; k++) {
       const w = startWorker();
       w.unref();
+      // Always listened to: an error with no listener would take the process down.
+      w.on("error", (e) => (this.broken ??= e));
+      w.once("exit", (code) => {
+        if (!this.closing) this.broken ??= new Error(`an explorer worker exited (code ${code})`);
+      });
       this.workers.push(w);
     }
   }
@@ -123,17 +132,16 @@ export class WorkerPool {
       const ws = this.workers.slice(0, Math.max(0, Math.min(this.workers.length, items.length - 1)));
       let running = ws.length + 1;
       let settled = false;
-      const ignore = () => {};
+      const onMessage = (m: WorkerReply) => {
+        if ("idle" in m) idle();
+        else onResult(m.index, m.result);
+      };
+      const onError = (e: unknown) => finish(e);
+      const onExit = (code: number) => finish(new Error(`an explorer worker exited (code ${code}) in the middle of a search`));
       const finish = (e?: unknown) => {
         if (settled) return;
         settled = true;
-        for (const w of ws) {
-          w.removeAllListeners("message");
-          w.removeAllListeners("error");
-          w.removeAllListeners("exit");
-          // A worker failing after the search settled must not take the process down: no listener would be an uncaught error.
-          w.on("error", ignore);
-        }
+        for (const w of ws) w.off("message", onMessage).off("error", onError).off("exit", onExit);
         if (e === undefined) {
           resolve();
           return;
@@ -147,12 +155,7 @@ export class WorkerPool {
         if (--running === 0) finish();
       };
       for (const w of ws) {
-        w.on("message", (m: WorkerReply) => {
-          if ("idle" in m) idle();
-          else onResult(m.index, m.result);
-        });
-        w.on("error", (e) => finish(e));
-        w.on("exit", (code) => finish(new Error(`an explorer worker exited (code ${code}) in the middle of a search`)));
+        w.on("message", onMessage).on("error", onError).on("exit", onExit);
         w.postMessage({ job } satisfies WorkerMessage);
       }
       // This thread takes items too, letting the workers' results in between.
@@ -174,7 +177,7 @@ export class WorkerPool {
   }
 
   close(): Promise<void> {
-    for (const w of this.workers) w.removeAllListeners("exit");
+    this.closing = true;
     return Promise.all(this.workers.map((w) => w.terminate())).then(() => undefined);
   }
 }
