@@ -58,8 +58,9 @@ describe("import acpi --lspci: DMAR", () => {
     expect([on["0000:00:02.0"], on["0000:04:00.0"], on["0000:00:1c.4"], on["0000:01:00.0"]]).toEqual(["dmar0", "dmar0", "dmar1", "dmar1"]);
     // The RMRRs land on the dump's functions.
     const dev = (n: string) => s.devices.find((d) => d.name === n)!;
-    expect(dev("0000:00:14.0")["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct" }]);
-    expect(dev("0000:00:02.0")["reserved-regions"]).toEqual([{ start: 0x3c000000, length: 0x4000000, type: "direct" }]);
+    // The dump gives their classes: a USB controller and a VGA device, whose RMRRs device_rmrr_is_relaxable relaxes.
+    expect(dev("0000:00:14.0")["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct-relaxable" }]);
+    expect(dev("0000:00:02.0")["reserved-regions"]).toEqual([{ start: 0x3c000000, length: 0x4000000, type: "direct-relaxable" }]);
     // Membership of every group the dump records is kept; the namespace device adds one of its own.
     const want = (s.events[0]!.expect!.groups as { devices: string[] }[]).map((g) => g.devices);
     expect(groupSets(run.snapshot.groups)).toEqual(groupSets([...want.map((d) => ({ devices: d })), { devices: ["\\_SB.PCI0.I2C0"] }]));
@@ -78,6 +79,53 @@ describe("import acpi --lspci: DMAR", () => {
     expect(s.iommus[0]!.scope).not.toContain("0000:00:02.0");
     const a = await merged(intel, AMD);
     expect(a.imp.warnings.filter((w) => w.includes("does not have: skipped")).length).toBe(3);
+  });
+});
+
+describe("import acpi --lspci: RMRRs (intel_iommu_get_resv_regions)", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "iommu-sim-rmrr-"));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  /** The fixture's DMAR with its first RMRR's one scope entry made a bridge entry for 00:dev.fn. */
+  function rmrrOnBridge(dev: number, fn: number): string {
+    const b = Uint8Array.from(readFileSync(join(intel, "dmar.aml")));
+    const v = new DataView(b.buffer);
+    let o = 48;
+    while (v.getUint16(o, true) !== 1) o += v.getUint16(o + 2, true);
+    expect([b[o + 24], b[o + 29], b[o + 30], b[o + 31]]).toEqual([1, 0, 0x14, 0]);
+    b[o + 24] = 2;
+    b[o + 30] = dev;
+    b[o + 31] = fn;
+    let sum = 0;
+    for (let i = 0; i < b.length; i++) if (i !== 9) sum = (sum + b[i]!) & 0xff;
+    b[9] = (0x100 - sum) & 0xff;
+    const d = join(scratch, `rmrr-${dev}-${fn}`);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, "dmar.dat"), b);
+    return d;
+  }
+
+  it("an RMRR naming a bridge covers the bridge and every function below it (is_downstream_to_pci_bridge), each relaxable by its own class", async () => {
+    const { s, imp } = await merged(rmrrOnBridge(0x1c, 0), Z270);
+    const regions = (n: string) => s.devices.find((d) => d.name === n)!["reserved-regions"];
+    const usb = { start: 0x3a000000, length: 0x20000 };
+    // 00:1c.0 is a root port (direct); 03:00.0, below it, a USB controller (direct-relaxable).
+    expect(regions("0000:00:1c.0")).toEqual([{ ...usb, type: "direct" }]);
+    expect(regions("0000:03:00.0")).toEqual([{ ...usb, type: "direct-relaxable" }]);
+    expect(regions("0000:00:14.0")).toBeUndefined();
+    expect(regions("0000:04:00.0")).toBeUndefined();
+    expect(imp.warnings).not.toContainEqual(expect.stringContaining("RMRR 0"));
+    // Below 00:1c.4 sits an Ethernet controller: its region stays direct, so it requires a 1:1 domain.
+    const eth = await merged(rmrrOnBridge(0x1c, 4), Z270);
+    expect(eth.s.devices.find((d) => d.name === "0000:04:00.0")!["reserved-regions"]).toEqual([{ ...usb, type: "direct" }]);
+  });
+
+  it("without the dump a PCI entry's class is unknown: the region is direct and the comment says which devices the kernel relaxes", async () => {
+    const files = await readAcpiDir(intel);
+    const imp = importAcpiTables(intel, files as never);
+    const e = imp.devices.find((d) => d.data.name === "0000:00:14.0")!;
+    expect(e.data["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct" }]);
+    expect(e.comment.join("\n")).toContain("direct-relaxable if it is a USB or graphics device: device_rmrr_is_relaxable");
   });
 });
 

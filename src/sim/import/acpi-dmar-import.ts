@@ -4,6 +4,7 @@ import type { FwEntry } from "./fw-scenario.ts";
 import { pciName } from "./acpi-table.ts";
 import { parseDmar, type Dmar, type DmarScope } from "./acpi-dmar.ts";
 import { where, type Builder, type Found } from "./acpi-import-common.ts";
+import type { ImportedFunction } from "./lspci-scenario.ts";
 
 /** The device a DMAR scope entry names, or why it cannot be placed. */
 function dmarScopeDevice(bld: Builder, dmar: Dmar, f: Found, segment: number, s: DmarScope, what: string): FwEntry | null {
@@ -44,6 +45,16 @@ function dmarScopeDevice(bld: Builder, dmar: Dmar, f: Found, segment: number, s:
   const type = s.type === "bridge" ? "root-port" : "rc-endpoint";
   return bld.device(name, { bus: "pci", type }, `${name}: in ${what}'s scope as a PCI ${s.type} (${where(f, s.offset)}); placed on root bus ${hex(s.bus, 2)} as a ${type} (the table gives no PCI topology)`, `also in ${what}'s scope (${where(f, s.offset)})`);
 }
+/** lspci's names of the classes below (printed alone without -nn): base class 03 and 0c03. */
+const DISPLAY_OR_USB = new Set(["VGA compatible controller", "XGA compatible controller", "3D controller", "Display controller", "USB controller"]);
+
+/** USB controllers (class 0c03) and display devices (base class 03) may have their RMRRs relaxed. */
+// @kernel: device_rmrr_is_relaxable
+function rmrrIsRelaxable(x: ImportedFunction): boolean {
+  const c = x.src.classCode;
+  return c !== null ? c === 0x0c03 || c >> 8 === 0x03 : DISPLAY_OR_USB.has(x.src.className);
+}
+
 export function importDmar(bld: Builder, f: Found): void {
   const d = parseDmar(f.table);
   d.drhds.forEach((h, i) => {
@@ -63,8 +74,21 @@ export function importDmar(bld: Builder, f: Found): void {
     for (const s of r.scopes) {
       const e = dmarScopeDevice(bld, d, f, r.segment, s, `RMRR ${i}`);
       if (e === null) continue;
-      bld.reserved(e, { start: r.base, length: r.end - r.base + 1, type: "direct" });
-      e.comment.push(`RMRR ${i} (${where(f, r.offset)}): ${hex(r.base)}-${hex(r.end)}, direct (direct-relaxable if it is a USB or graphics device: device_rmrr_is_relaxable; the table does not say)`);
+      const region = `RMRR ${i} (${where(f, r.offset)}): ${hex(r.base)}-${hex(r.end)}`;
+      const fn = bld.pci?.named(e.data.name as string) ?? null;
+      if (fn === null) {
+        // Without the dump a PCI entry's class is unknown; a namespace device is not PCI (never relaxable).
+        bld.reserved(e, { start: r.base, length: r.end - r.base + 1, type: "direct" });
+        e.comment.push(`${region}, direct${e.data.bus === "pci" ? " (direct-relaxable if it is a USB or graphics device: device_rmrr_is_relaxable; the table does not say)" : ""}`);
+        continue;
+      }
+      // @kernel: intel_iommu_get_resv_regions (an RMRR's entry covers that device and every device below it when it is a bridge)
+      for (const x of [fn, ...bld.pci!.downstream(fn)]) {
+        const type = rmrrIsRelaxable(x) ? "direct-relaxable" : "direct";
+        const xe = bld.devByName.get(x.name)!;
+        bld.reserved(xe, { start: r.base, length: r.end - r.base + 1, type });
+        xe.comment.push(`${region}, ${type}${type === "direct" ? "" : " (a USB or graphics device: device_rmrr_is_relaxable)"}${x === fn ? "" : ` (below ${fn.name}, the bridge in its scope)`}`);
+      }
     }
   });
   d.atsrs.forEach((a, i) => {
