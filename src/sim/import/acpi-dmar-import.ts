@@ -15,7 +15,7 @@ function dmarScopeDevice(bld: Builder, dmar: Dmar, f: Found, segment: number, s:
   if (s.type === "namespace") {
     const d = dmar.andd.get(s.enumerationId);
     if (d === undefined) {
-      bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names ACPI namespace device ${s.enumerationId}, which no ANDD structure declares: skipped`);
+      bld.warn(f, s.offset, `${what} names ACPI namespace device ${s.enumerationId}, which no ANDD structure declares: skipped`);
       return null;
     }
     return bld.device(d.name, { bus: "platform", fwnode: d.name }, `${d.name}: ACPI namespace device ${s.enumerationId} (ANDD at ${where(f, d.offset)}), in ${what}'s scope (${where(f, s.offset)})`, `also in ${what}'s scope (${where(f, s.offset)})`);
@@ -24,12 +24,12 @@ function dmarScopeDevice(bld: Builder, dmar: Dmar, f: Found, segment: number, s:
   if (bld.pci !== null) {
     const r = bld.pci.dmarPath(segment, s.bus, s.path);
     if (r === null) {
-      bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names a PCI ${s.type} at bus ${hex(s.bus, 2)} path ${pathText}, which ${bld.pci.file} does not have: skipped`);
+      bld.warn(f, s.offset, `${what} names a PCI ${s.type} at bus ${hex(s.bus, 2)} path ${pathText}, which ${bld.pci.file} does not have: skipped`);
       return null;
     }
     // @kernel: dmar_insert_dev_scope (an endpoint entry naming a bridge, or a bridge entry naming a function without a subordinate bus, is refused)
     if ((s.type === "bridge") !== bld.pci.isBridge(r.fn)) {
-      bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names ${r.fn.name} as a PCI ${s.type}, but ${bld.pci.file} says it is ${bld.pci.isBridge(r.fn) ? "a bridge" : "not a bridge"}: the kernel refuses the entry (device scope type does not match)`);
+      bld.warn(f, s.offset, `${what} names ${r.fn.name} as a PCI ${s.type}, but ${bld.pci.file} says it is ${bld.pci.isBridge(r.fn) ? "a bridge" : "not a bridge"}: the kernel refuses the entry (device scope type does not match)`);
       return null;
     }
     const e = bld.devByName.get(r.fn.name)!;
@@ -37,7 +37,7 @@ function dmarScopeDevice(bld: Builder, dmar: Dmar, f: Found, segment: number, s:
     return e;
   }
   if (s.path.length > 1) {
-    bld.warnings.push(`${f.file}: byte ${s.offset}: ${what} names a PCI ${s.type} ${s.path.length} hops below bus ${hex(s.bus, 2)} (path ${pathText}); the buses behind bridges are in config space, not in the table (give an lspci dump with --lspci): skipped`);
+    bld.warn(f, s.offset, `${what} names a PCI ${s.type} ${s.path.length} hops below bus ${hex(s.bus, 2)} (path ${pathText}); the buses behind bridges are in config space, not in the table (give an lspci dump with --lspci): skipped`);
     return null;
   }
   const [dev, fn] = s.path[0]!;
@@ -62,7 +62,7 @@ export function importDmar(bld: Builder, f: Found): void {
     for (const s of h.scopes) {
       const e = dmarScopeDevice(bld, d, f, h.segment, s, `DRHD ${i}`);
       if (e !== null) names.push(e.data.name as string);
-      if (h.includeAll && s.type === "namespace") bld.warnings.push(`${f.file}: byte ${s.offset}: DRHD ${i} is INCLUDE_PCI_ALL and names an ACPI namespace device: the model's INCLUDE_PCI_ALL scope serves PCI devices only, so it gets no IOMMU`);
+      if (h.includeAll && s.type === "namespace") bld.warn(f, s.offset, `DRHD ${i} is INCLUDE_PCI_ALL and names an ACPI namespace device: the model's INCLUDE_PCI_ALL scope serves PCI devices only, so it gets no IOMMU`);
     }
     const data: Record<string, unknown> = { name: `dmar${i}`, driver: "intel-iommu", scope: h.includeAll ? "all" : names };
     if (h.segment !== 0) data.segment = h.segment;

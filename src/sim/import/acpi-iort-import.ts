@@ -67,7 +67,7 @@ export function importIort(bld: Builder, f: Found): void {
     if (n.type !== "smmu" && n.type !== "smmu-v3") continue;
     const base = `0x${n.base!.toString(16).padStart(16, "0")}`;
     if (n.type === "smmu" && IORT_SMMU_MODELS[n.model!] === undefined) {
-      bld.warnings.push(`${f.file}: byte ${n.offset}: SMMU model ${n.model}, which arm-smmu's acpi_smmu_get_data does not know: not imported; its clients are imported without an IOMMU`);
+      bld.warn(f, n.offset, `SMMU model ${n.model}, which arm-smmu's acpi_smmu_get_data does not know: not imported; its clients are imported without an IOMMU`);
       continue;
     }
     const name = bld.names.take(`${n.type === "smmu-v3" ? "smmu3" : "smmu"}.${base}`, fwnode(n));
@@ -104,7 +104,7 @@ export function importIort(bld: Builder, f: Found): void {
       const name = n.name!;
       // @kernel: iort_match_node_callback (a device's node is the first whose path, or segment, is its own)
       if (name === "" || bld.devByName.has(name)) {
-        bld.warnings.push(`${f.file}: byte ${n.offset}: a named component ${name === "" ? "without a name" : `named ${name} like an earlier node`}: ${name === "" ? "no device matches it" : "the kernel uses the first"}; skipped`);
+        bld.warn(f, n.offset, `a named component ${name === "" ? "without a name" : `named ${name} like an earlier node`}: ${name === "" ? "no device matches it" : "the kernel uses the first"}; skipped`);
         continue;
       }
       const e = bld.device(name, { bus: "platform", fwnode: fwnode(n) }, `IORT named component ${name} (${where(f, n.offset)})`);
@@ -114,7 +114,7 @@ export function importIort(bld: Builder, f: Found): void {
     } else if (n.type === "root-complex") {
       const dup = `pci${n.segment!.toString(16).padStart(4, "0")}`;
       if (bld.devByName.has(dup)) {
-        bld.warnings.push(`${f.file}: byte ${n.offset}: a second root complex for PCI segment ${n.segment}: the kernel uses the first; skipped`);
+        bld.warn(f, n.offset, `a second root complex for PCI segment ${n.segment}: the kernel uses the first; skipped`);
         continue;
       }
       const map: (string | number)[][] = [];
@@ -126,7 +126,7 @@ export function importIort(bld: Builder, f: Found): void {
         const smmu = smmus.get(to.offset);
         if (m.single) {
           notes.push(`single mapping at byte ${m.offset}: every RID to ID ${hex(m.outputBase)}, which iommu-map cannot say: skipped`);
-          bld.warnings.push(`${f.file}: byte ${m.offset}: a root complex's single mapping (every RID to one StreamID) is not imported`);
+          bld.warn(f, m.offset, `a root complex's single mapping (every RID to one StreamID) is not imported`);
         } else if (smmu === undefined) notes.push(`RIDs ${hex(m.inputBase)}-${hex(m.inputBase + m.idCount)} go to the ${to.type} node at ${hex(to.offset)}: no IOMMU`);
         else {
           let l = len(m);

@@ -62,7 +62,7 @@ export function importIvrs(bld: Builder, f: Found): void {
       comment.push(`${mine.length} of the ${segFns.length} functions of segment ${h.segment} in ${pci.file} are its${scope === "all" ? ": scope all" : ""}`);
     } else {
       if (!h.all && !alone) {
-        bld.warnings.push(`${f.file}: byte ${h.offset}: IVHD ${i} shares segment ${h.segment} with another IOMMU and serves requester-ID ranges: the scope lists no devices (the table gives no PCI topology); give an lspci dump of the machine with --lspci`);
+        bld.warn(f, h.offset, `IVHD ${i} shares segment ${h.segment} with another IOMMU and serves requester-ID ranges: the scope lists no devices (the table gives no PCI topology); give an lspci dump of the machine with --lspci`);
       } else if (!h.all) comment.push(`the only IOMMU of segment ${h.segment}: scope all`);
       scope = h.all || alone ? "all" : [];
     }
