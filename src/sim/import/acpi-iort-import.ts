@@ -112,8 +112,9 @@ export function importIort(bld: Builder, f: Found): void {
       e.comment.push(...notes);
       ncSids.set(name, sids);
     } else if (n.type === "root-complex") {
-      const dup = `pci${n.segment!.toString(16).padStart(4, "0")}`;
-      if (bld.devByName.has(dup)) {
+      const seg = n.segment!;
+      const name = `pci${seg.toString(16).padStart(4, "0")}`;
+      if (bld.devByName.has(name)) {
         bld.warn(f, n.offset, `a second root complex for PCI segment ${n.segment}: the kernel uses the first; skipped`);
         continue;
       }
@@ -138,8 +139,6 @@ export function importIort(bld: Builder, f: Found): void {
           map.push([m.inputBase, smmu, m.outputBase, l]);
         }
       }
-      const seg = n.segment!;
-      const name = `pci${seg.toString(16).padStart(4, "0")}`;
       const h: Record<string, unknown> = { segment: seg };
       if (map.length > 0) h["iommu-map"] = map;
       const e = bld.device(name, { bus: "platform", fwnode: fwnode(n), "pci-host": h }, `IORT root complex, PCI segment ${seg} (${where(f, n.offset)})`);
@@ -158,7 +157,7 @@ export function importIort(bld: Builder, f: Found): void {
       for (const nm of hit) {
         const e = bld.devByName.get(nm)!;
         for (const r of n.rmrs!) bld.reserved(e, { start: r.base, length: r.length, type });
-        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}${pciSids.has(nm) ? " (matched on the StreamID of the function's own requester ID)" : ""}`);
+        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}${pciSids.has(nm) ? " (matched on the StreamID of the function's own requester ID; the kernel applies it to a PCI function only when its host bridge keeps the boot configuration, the DSDT's _DSM function 5, which the IORT does not say: iort_rmr_has_dev)" : ""}`);
       }
       if (hit.length === 0) {
         bld.trailer.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.map((r) => `${hex(r.base)}+${hex(r.length)}`).join(", ")} ${type} for StreamIDs ${hex(first)}-${hex(last)} of ${smmus.get(smmu) ?? `node ${hex(smmu)}`}: no device of the scenario has them${bld.pci === null ? " (PCI functions would, once added: give the dump with --lspci)" : ""}`);
