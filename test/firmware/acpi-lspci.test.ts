@@ -203,7 +203,11 @@ describe("import acpi --lspci: the command line", () => {
   });
 
   it("--lspci with another kind, a missing or bad dump, is exit 2 with the problem", async () => {
-    expect((await cli(["import", "dtb", "x.dtb", "--lspci", AMD])).err).toMatch(/--lspci goes with import acpi/);
+    const dtb = await cli(["import", "dtb", "x.dtb", "--lspci", AMD]);
+    expect([dtb.code, dtb.out]).toEqual([2, ""]);
+    expect(dtb.err).toMatch(/--lspci goes with import acpi/);
+    const stdin = await cli(["import", "acpi", "-", "--lspci", "-"]);
+    expect([stdin.code, stdin.err]).toEqual([2, "import acpi: reads a directory, not stdin"]);
     const missing = await cli(["import", "acpi", amd, "--lspci", "no/such.txt"]);
     expect([missing.code, missing.err]).toEqual([2, "--lspci: no/such.txt: no such file"]);
     const bad = await cli(["import", "acpi", amd, "--lspci", "test/fixtures/acpi/amd-server/ivrs.asl"]);
