@@ -6,7 +6,8 @@
  * scenario gets are those the tables name as such (DMAR device scopes of
  * one hop, namespace devices; IORT named components and root complexes),
  * or, given an lspci dump of the same machine, its PCI functions, each
- * served by the DRHD or IVHD whose scope covers it.
+ * served by the DRHD or IVHD whose scope covers it, or the SMMU its IORT
+ * root complex's ID mappings lead it to (acpi-*-import.ts).
  * The IORT's links are written as their DT equivalents (`iommus`,
  * `iommu-map`): iort_iommu_configure_id makes the same fwspec, and the
  * model has no IORT path; fwnodes are `IORT/<node>@<offset>`.
