@@ -38,24 +38,24 @@ export async function readDump(file: string, io: Io): Promise<{ text: string; na
   }
 }
 
-/** Parses and imports a dump; an LspciError's message, or the text's own problem, as an error line. */
-export function importDump(text: string, name: string, iommu: ImportIommu | undefined): LspciImport | string {
+/** `imp` run on a dump; an LspciError (the dump is not lspci output, or is cut short) as its message. */
+function orLspciError<T>(imp: () => T): T | string {
   try {
-    return importLspci(parseLspci(text, name), { iommu });
+    return imp();
   } catch (e) {
     if (e instanceof LspciError) return e.message;
     throw e;
   }
 }
 
+/** Parses and imports a dump; an LspciError's message, or the text's own problem, as an error line. */
+export function importDump(text: string, name: string, iommu: ImportIommu | undefined): LspciImport | string {
+  return orLspciError(() => importLspci(parseLspci(text, name), { iommu }));
+}
+
 /** The same for `import acpi --lspci`: the dump's functions, no IOMMU chosen. */
 function importDumpPci(text: string, name: string): LspciPci | string {
-  try {
-    return importLspciPci(parseLspci(text, name));
-  } catch (e) {
-    if (e instanceof LspciError) return e.message;
-    throw e;
-  }
+  return orLspciError(() => importLspciPci(parseLspci(text, name)));
 }
 
 export async function importCommand(kind: string, file: string, o: { iommu?: string; lspci?: string }, io: Io): Promise<number> {

@@ -58,8 +58,9 @@ describe("import acpi --lspci: DMAR", () => {
     expect([on["0000:00:02.0"], on["0000:04:00.0"], on["0000:00:1c.4"], on["0000:01:00.0"]]).toEqual(["dmar0", "dmar0", "dmar1", "dmar1"]);
     // The RMRRs land on the dump's functions.
     const dev = (n: string) => s.devices.find((d) => d.name === n)!;
-    expect(dev("0000:00:14.0")["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct" }]);
-    expect(dev("0000:00:02.0")["reserved-regions"]).toEqual([{ start: 0x3c000000, length: 0x4000000, type: "direct" }]);
+    // The dump gives their classes: a USB controller and a VGA device, whose RMRRs device_rmrr_is_relaxable relaxes.
+    expect(dev("0000:00:14.0")["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct-relaxable" }]);
+    expect(dev("0000:00:02.0")["reserved-regions"]).toEqual([{ start: 0x3c000000, length: 0x4000000, type: "direct-relaxable" }]);
     // Membership of every group the dump records is kept; the namespace device adds one of its own.
     const want = (s.events[0]!.expect!.groups as { devices: string[] }[]).map((g) => g.devices);
     expect(groupSets(run.snapshot.groups)).toEqual(groupSets([...want.map((d) => ({ devices: d })), { devices: ["\\_SB.PCI0.I2C0"] }]));
@@ -71,13 +72,87 @@ describe("import acpi --lspci: DMAR", () => {
     expect(run.failures.flatMap((f) => f.message.split("\n")).every((m) => /\.id: expected \d+, got \d+|group_count: expected 15, got 16/.test(m))).toBe(true);
   });
 
-  it("an entry the dump has no function for, or of the wrong type, is a warning naming dmar_insert_dev_scope's refusal", async () => {
-    const { imp, s } = await merged(intel, X99);
+  it("an entry of the wrong type fails dmar_dev_scope_init, so intel_iommu_init gives up and the scenario has no IOMMU; one the dump has no function for is skipped", async () => {
+    const { imp, s, run } = await merged(intel, X99);
     // The X99 board's 00:02.0 is a root port: an endpoint entry cannot name it.
-    expect(imp.warnings.some((w) => w.includes("names 0000:00:02.0 as a PCI endpoint, but") && w.includes("is a bridge: the kernel refuses the entry"))).toBe(true);
-    expect(s.iommus[0]!.scope).not.toContain("0000:00:02.0");
+    expect(imp.warnings.some((w) => w.includes("names 0000:00:02.0 as a PCI endpoint, but") && w.includes("is a bridge: dmar_insert_dev_scope refuses it with EINVAL"))).toBe(true);
+    expect(imp.warnings.some((w) => w.includes("dmar_dev_scope_init fails and intel_iommu_init gives up, so VT-d is off"))).toBe(true);
+    expect(s.iommus).toEqual([]);
+    expect(imp.trailer.filter((t) => /^DRHD \d .*: not registered \(intel_iommu_init gave up/.test(t)).length).toBe(2);
+    expect(run.snapshot.groups).toEqual([]);
+    expect(run.snapshot.devices.filter((d) => d.iommu !== null)).toEqual([]);
     const a = await merged(intel, AMD);
     expect(a.imp.warnings.filter((w) => w.includes("does not have: skipped")).length).toBe(3);
+    expect(a.s.iommus.map((i) => i.name)).toEqual(["dmar0", "dmar1"]);
+  });
+
+  it("a bridge entry naming a normal-header function of a bridge class (06) is accepted, as dmar_insert_dev_scope accepts it; of another class it is refused", async () => {
+    // DRHD 0's first entry (endpoint 00:02.0) made a bridge entry for 00:00.0, the host bridge (class 0600), then for 00:14.0 (USB).
+    const drhdEntry = (dev: number) =>
+      patchedDmar(`drhd-bridge-${dev}`, (b) => {
+        expect([b[48 + 16], b[48 + 22], b[48 + 23]]).toEqual([1, 0x02, 0]);
+        b[48 + 16] = 2;
+        b[48 + 22] = dev;
+      });
+    const host = await merged(drhdEntry(0x00), Z270);
+    expect(host.s.iommus[0]!.scope).toContain("0000:00:00.0");
+    expect(host.imp.warnings.filter((w) => w.includes("EINVAL"))).toEqual([]);
+    expect(host.run.snapshot.devices.find((d) => d.name === "0000:00:00.0")!.iommu).toBe("dmar0");
+    const usb = await merged(drhdEntry(0x14), Z270);
+    expect(usb.imp.warnings.some((w) => w.includes("names 0000:00:14.0 as a PCI bridge, but") && w.includes("neither a bridge nor of a bridge class"))).toBe(true);
+    expect(usb.s.iommus).toEqual([]);
+  });
+});
+
+const scratch = mkdtempSync(join(tmpdir(), "iommu-sim-dmar-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** The fixture's DMAR with `patch` applied, checksum fixed, in a directory of its own. */
+function patchedDmar(name: string, patch: (b: Uint8Array, v: DataView) => void): string {
+  const b = Uint8Array.from(readFileSync(join(intel, "dmar.aml")));
+  patch(b, new DataView(b.buffer));
+  let sum = 0;
+  for (let i = 0; i < b.length; i++) if (i !== 9) sum = (sum + b[i]!) & 0xff;
+  b[9] = (0x100 - sum) & 0xff;
+  const d = join(scratch, name);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, "dmar.dat"), b);
+  return d;
+}
+
+describe("import acpi --lspci: RMRRs (intel_iommu_get_resv_regions)", () => {
+  /** The fixture's DMAR with its first RMRR's one scope entry made a bridge entry for 00:dev.fn. */
+  const rmrrOnBridge = (dev: number, fn: number) =>
+    patchedDmar(`rmrr-${dev}-${fn}`, (b, v) => {
+      let o = 48;
+      while (v.getUint16(o, true) !== 1) o += v.getUint16(o + 2, true);
+      expect([b[o + 24], b[o + 29], b[o + 30], b[o + 31]]).toEqual([1, 0, 0x14, 0]);
+      b[o + 24] = 2;
+      b[o + 30] = dev;
+      b[o + 31] = fn;
+    });
+
+  it("an RMRR naming a bridge covers the bridge and every function below it (is_downstream_to_pci_bridge), each relaxable by its own class", async () => {
+    const { s, imp } = await merged(rmrrOnBridge(0x1c, 0), Z270);
+    const regions = (n: string) => s.devices.find((d) => d.name === n)!["reserved-regions"];
+    const usb = { start: 0x3a000000, length: 0x20000 };
+    // 00:1c.0 is a root port (direct); 03:00.0, below it, a USB controller (direct-relaxable).
+    expect(regions("0000:00:1c.0")).toEqual([{ ...usb, type: "direct" }]);
+    expect(regions("0000:03:00.0")).toEqual([{ ...usb, type: "direct-relaxable" }]);
+    expect(regions("0000:00:14.0")).toBeUndefined();
+    expect(regions("0000:04:00.0")).toBeUndefined();
+    expect(imp.warnings).not.toContainEqual(expect.stringContaining("RMRR 0"));
+    // Below 00:1c.4 sits an Ethernet controller: its region stays direct, so it requires a 1:1 domain.
+    const eth = await merged(rmrrOnBridge(0x1c, 4), Z270);
+    expect(eth.s.devices.find((d) => d.name === "0000:04:00.0")!["reserved-regions"]).toEqual([{ ...usb, type: "direct" }]);
+  });
+
+  it("without the dump a PCI entry's class is unknown: the region is direct and the comment says which devices the kernel relaxes", async () => {
+    const files = await readAcpiDir(intel);
+    const imp = importAcpiTables(intel, files as never);
+    const e = imp.devices.find((d) => d.data.name === "0000:00:14.0")!;
+    expect(e.data["reserved-regions"]).toEqual([{ start: 0x3a000000, length: 0x20000, type: "direct" }]);
+    expect(e.comment.join("\n")).toContain("direct-relaxable if it is a USB or graphics device: device_rmrr_is_relaxable");
   });
 });
 
@@ -155,7 +230,11 @@ describe("import acpi --lspci: the command line", () => {
   });
 
   it("--lspci with another kind, a missing or bad dump, is exit 2 with the problem", async () => {
-    expect((await cli(["import", "dtb", "x.dtb", "--lspci", AMD])).err).toMatch(/--lspci goes with import acpi/);
+    const dtb = await cli(["import", "dtb", "x.dtb", "--lspci", AMD]);
+    expect([dtb.code, dtb.out]).toEqual([2, ""]);
+    expect(dtb.err).toMatch(/--lspci goes with import acpi/);
+    const stdin = await cli(["import", "acpi", "-", "--lspci", "-"]);
+    expect([stdin.code, stdin.err]).toEqual([2, "import acpi: reads a directory, not stdin"]);
     const missing = await cli(["import", "acpi", amd, "--lspci", "no/such.txt"]);
     expect([missing.code, missing.err]).toEqual([2, "--lspci: no/such.txt: no such file"]);
     const bad = await cli(["import", "acpi", amd, "--lspci", "test/fixtures/acpi/amd-server/ivrs.asl"]);

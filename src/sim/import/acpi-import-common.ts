@@ -46,6 +46,11 @@ export class Builder {
     return e;
   }
 
+  /** A warning about the structure at byte `off` of the table's file. */
+  warn(f: Found, off: number, msg: string): void {
+    this.warnings.push(`${f.file}: byte ${off}: ${msg}`);
+  }
+
   reserved(e: FwEntry, r: { start: number; length: number; type: string }): void {
     const list = (e.data["reserved-regions"] ??= []) as unknown[];
     list.push(r);

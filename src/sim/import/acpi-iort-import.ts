@@ -67,7 +67,7 @@ export function importIort(bld: Builder, f: Found): void {
     if (n.type !== "smmu" && n.type !== "smmu-v3") continue;
     const base = `0x${n.base!.toString(16).padStart(16, "0")}`;
     if (n.type === "smmu" && IORT_SMMU_MODELS[n.model!] === undefined) {
-      bld.warnings.push(`${f.file}: byte ${n.offset}: SMMU model ${n.model}, which arm-smmu's acpi_smmu_get_data does not know: not imported; its clients are imported without an IOMMU`);
+      bld.warn(f, n.offset, `SMMU model ${n.model}, which arm-smmu's acpi_smmu_get_data does not know: not imported; its clients are imported without an IOMMU`);
       continue;
     }
     const name = bld.names.take(`${n.type === "smmu-v3" ? "smmu3" : "smmu"}.${base}`, fwnode(n));
@@ -104,7 +104,7 @@ export function importIort(bld: Builder, f: Found): void {
       const name = n.name!;
       // @kernel: iort_match_node_callback (a device's node is the first whose path, or segment, is its own)
       if (name === "" || bld.devByName.has(name)) {
-        bld.warnings.push(`${f.file}: byte ${n.offset}: a named component ${name === "" ? "without a name" : `named ${name} like an earlier node`}: ${name === "" ? "no device matches it" : "the kernel uses the first"}; skipped`);
+        bld.warn(f, n.offset, `a named component ${name === "" ? "without a name" : `named ${name} like an earlier node`}: ${name === "" ? "no device matches it" : "the kernel uses the first"}; skipped`);
         continue;
       }
       const e = bld.device(name, { bus: "platform", fwnode: fwnode(n) }, `IORT named component ${name} (${where(f, n.offset)})`);
@@ -112,9 +112,10 @@ export function importIort(bld: Builder, f: Found): void {
       e.comment.push(...notes);
       ncSids.set(name, sids);
     } else if (n.type === "root-complex") {
-      const dup = `pci${n.segment!.toString(16).padStart(4, "0")}`;
-      if (bld.devByName.has(dup)) {
-        bld.warnings.push(`${f.file}: byte ${n.offset}: a second root complex for PCI segment ${n.segment}: the kernel uses the first; skipped`);
+      const seg = n.segment!;
+      const name = `pci${seg.toString(16).padStart(4, "0")}`;
+      if (bld.devByName.has(name)) {
+        bld.warn(f, n.offset, `a second root complex for PCI segment ${n.segment}: the kernel uses the first; skipped`);
         continue;
       }
       const map: (string | number)[][] = [];
@@ -126,7 +127,7 @@ export function importIort(bld: Builder, f: Found): void {
         const smmu = smmus.get(to.offset);
         if (m.single) {
           notes.push(`single mapping at byte ${m.offset}: every RID to ID ${hex(m.outputBase)}, which iommu-map cannot say: skipped`);
-          bld.warnings.push(`${f.file}: byte ${m.offset}: a root complex's single mapping (every RID to one StreamID) is not imported`);
+          bld.warn(f, m.offset, `a root complex's single mapping (every RID to one StreamID) is not imported`);
         } else if (smmu === undefined) notes.push(`RIDs ${hex(m.inputBase)}-${hex(m.inputBase + m.idCount)} go to the ${to.type} node at ${hex(to.offset)}: no IOMMU`);
         else {
           let l = len(m);
@@ -138,8 +139,6 @@ export function importIort(bld: Builder, f: Found): void {
           map.push([m.inputBase, smmu, m.outputBase, l]);
         }
       }
-      const seg = n.segment!;
-      const name = `pci${seg.toString(16).padStart(4, "0")}`;
       const h: Record<string, unknown> = { segment: seg };
       if (map.length > 0) h["iommu-map"] = map;
       const e = bld.device(name, { bus: "platform", fwnode: fwnode(n), "pci-host": h }, `IORT root complex, PCI segment ${seg} (${where(f, n.offset)})`);
@@ -158,7 +157,7 @@ export function importIort(bld: Builder, f: Found): void {
       for (const nm of hit) {
         const e = bld.devByName.get(nm)!;
         for (const r of n.rmrs!) bld.reserved(e, { start: r.base, length: r.length, type });
-        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}${pciSids.has(nm) ? " (matched on the StreamID of the function's own requester ID)" : ""}`);
+        e.comment.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.length} range(s), ${type}, for StreamIDs ${hex(first)}-${hex(last)}${pciSids.has(nm) ? " (matched on the StreamID of the function's own requester ID; the kernel applies it to a PCI function only when its host bridge keeps the boot configuration, the DSDT's _DSM function 5, which the IORT does not say: iort_rmr_has_dev)" : ""}`);
       }
       if (hit.length === 0) {
         bld.trailer.push(`RMR node (${where(f, n.offset)}): ${n.rmrs!.map((r) => `${hex(r.base)}+${hex(r.length)}`).join(", ")} ${type} for StreamIDs ${hex(first)}-${hex(last)} of ${smmus.get(smmu) ?? `node ${hex(smmu)}`}: no device of the scenario has them${bld.pci === null ? " (PCI functions would, once added: give the dump with --lspci)" : ""}`);

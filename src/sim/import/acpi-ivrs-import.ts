@@ -26,6 +26,9 @@ function ivrsOwners(pci: PciTopology, used: readonly Ivhd[]): { owner: Map<strin
   return { owner, alias };
 }
 
+/** Requester IDs first..last as names: one name when they are the same. */
+const ridRange = (seg: number, first: number, last: number) => (first === last ? ridName(seg, first) : `${ridName(seg, first)}-${ridName(seg, last)}`);
+
 const PAGE = 4096;
 const pageAlign = (x: number) => Math.ceil(x / PAGE) * PAGE;
 
@@ -52,7 +55,7 @@ export function importIvrs(bld: Builder, f: Found): void {
   used.forEach((h, i) => {
     const alone = perSegment.get(h.segment) === 1;
     const comment = [`IVHD type ${hex(h.type, 2)} (${where(f, h.offset)}): the IOMMU at ${ridName(h.segment, h.devid)}, registers at ${hex(h.base)}, segment ${h.segment}`];
-    const covers = h.all ? "every requester ID (ALL)" : h.ranges.map((x) => (x.first === x.last ? ridName(h.segment, x.first) : `${ridName(h.segment, x.first)}-${ridName(h.segment, x.last)}`)).join(", ");
+    const covers = h.all ? "every requester ID (ALL)" : h.ranges.map((x) => ridRange(h.segment, x.first, x.last)).join(", ");
     comment.push(`serves ${covers || "no requester ID"}`);
     let scope: string | string[];
     if (pci !== null && own !== null) {
@@ -62,11 +65,11 @@ export function importIvrs(bld: Builder, f: Found): void {
       comment.push(`${mine.length} of the ${segFns.length} functions of segment ${h.segment} in ${pci.file} are its${scope === "all" ? ": scope all" : ""}`);
     } else {
       if (!h.all && !alone) {
-        bld.warnings.push(`${f.file}: byte ${h.offset}: IVHD ${i} shares segment ${h.segment} with another IOMMU and serves requester-ID ranges: the scope lists no devices (the table gives no PCI topology); give an lspci dump of the machine with --lspci`);
+        bld.warn(f, h.offset, `IVHD ${i} shares segment ${h.segment} with another IOMMU and serves requester-ID ranges: the scope lists no devices (the table gives no PCI topology); give an lspci dump of the machine with --lspci`);
       } else if (!h.all) comment.push(`the only IOMMU of segment ${h.segment}: scope all`);
       scope = h.all || alone ? "all" : [];
     }
-    for (const a of h.aliases) comment.push(`alias ${ridName(h.segment, a.first)}${a.first === a.last ? "" : `-${ridName(h.segment, a.last)}`} -> ${ridName(h.segment, a.alias)} (byte ${a.offset})${(a.alias >> 8) === (a.first >> 8) ? ": on the same bus, a PCI DMA alias (setup_aliases)" : ""}`);
+    for (const a of h.aliases) comment.push(`alias ${ridRange(h.segment, a.first, a.last)} -> ${ridName(h.segment, a.alias)} (byte ${a.offset})${(a.alias >> 8) === (a.first >> 8) ? ": on the same bus, a PCI DMA alias (setup_aliases)" : ""}`);
     for (const s of h.specials) comment.push(`special: ${s.variety} ${s.handle} at ${ridName(h.segment, s.devid)} (byte ${s.offset}): interrupt remapping, not modelled`);
     for (const x of h.hids) comment.push(`ACPI HID ${x.hid}${x.uid === "" ? "" : ` UID ${x.uid}`} as ${ridName(h.segment, x.devid)} (byte ${x.offset}): not modelled (AMD-Vi serves PCI devices here)`);
     const data: Record<string, unknown> = { name: `ivhd${i}`, driver: "amd-iommu", scope };
@@ -83,7 +86,7 @@ export function importIvrs(bld: Builder, f: Found): void {
     const start = pageAlign(m.start);
     const length = pageAlign(m.length);
     const aligned = start !== m.start || length !== m.length ? ` (PAGE_ALIGN: ${hex(start)}+${hex(length)})` : "";
-    const who = `${m.type === 0x20 ? `every device of segment ${m.segment} (up to its last_bdf ${hex(last, 4)})` : `${ridName(m.segment, first)}${first === last ? "" : `-${ridName(m.segment, last)}`}`}`;
+    const who = m.type === 0x20 ? `every device of segment ${m.segment} (up to its last_bdf ${hex(last, 4)})` : ridRange(m.segment, first, last);
     if (pci === null) {
       bld.trailer.push(`IVMD type ${hex(m.type, 2)} (${where(f, m.offset)}): ${hex(m.start)}+${hex(m.length)}${aligned}, ${kind}, for ${who}: becomes a reserved region of those devices once the scenario has them (amd_iommu_get_resv_regions)`);
       continue;

@@ -11,9 +11,13 @@ const key = (seg: number, bus: number, dev: number, fn: number) => `${seg}:${bus
 
 export class PciTopology {
   private readonly at = new Map<string, ImportedFunction>();
+  private readonly byName = new Map<string, ImportedFunction>();
 
   constructor(readonly imp: LspciPci) {
-    for (const x of imp.functions) this.at.set(key(x.src.segment, x.src.bus, x.src.dev, x.src.fn), x);
+    for (const x of imp.functions) {
+      this.at.set(key(x.src.segment, x.src.bus, x.src.dev, x.src.fn), x);
+      this.byName.set(x.name, x);
+    }
   }
 
   get file(): string {
@@ -27,6 +31,19 @@ export class PciTopology {
   /** The function at segment:bus:dev.fn, if the dump has one. */
   find(seg: number, bus: number, dev: number, fn: number): ImportedFunction | null {
     return this.at.get(key(seg, bus, dev, fn)) ?? null;
+  }
+
+  /** The function of that name (SSSS:BB:DD.F), if the dump has one. */
+  named(name: string): ImportedFunction | null {
+    return this.byName.get(name) ?? null;
+  }
+
+  /** The functions below a bridge: on its segment, on a bus within its secondary..subordinate range. */
+  // @kernel: is_downstream_to_pci_bridge
+  downstream(bridge: ImportedFunction): ImportedFunction[] {
+    const b = bridge.src.busLine;
+    if (b === null) return [];
+    return this.imp.functions.filter((x) => x.src.segment === bridge.src.segment && x.src.bus >= b.secondary && x.src.bus <= b.subordinate);
   }
 
   /** A function's 16-bit requester ID (bus << 8 | devfn). */

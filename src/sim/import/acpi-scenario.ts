@@ -6,7 +6,8 @@
  * scenario gets are those the tables name as such (DMAR device scopes of
  * one hop, namespace devices; IORT named components and root complexes),
  * or, given an lspci dump of the same machine, its PCI functions, each
- * served by the DRHD or IVHD whose scope covers it.
+ * served by the DRHD or IVHD whose scope covers it, or the SMMU its IORT
+ * root complex's ID mappings lead it to (acpi-*-import.ts).
  * The IORT's links are written as their DT equivalents (`iommus`,
  * `iommu-map`): iort_iommu_configure_id makes the same fwspec, and the
  * model has no IORT path; fwnodes are `IORT/<node>@<offset>`.
@@ -16,8 +17,8 @@ import { FirmwareError } from "./fw-bytes.ts";
 import type { FwEntry, FwImport } from "./fw-scenario.ts";
 import { readAcpiTable } from "./acpi-table.ts";
 import { PciTopology } from "./acpi-pci.ts";
-import { driversOf, groupsOf } from "./lspci-data.ts";
-import { DRIVER_MANAGED_DMA, type LspciPci } from "./lspci-scenario.ts";
+import { driverData, driversOf, groupsEvent } from "./lspci-data.ts";
+import type { LspciPci } from "./lspci-scenario.ts";
 import { Builder, type Found } from "./acpi-import-common.ts";
 import { importDmar } from "./acpi-dmar-import.ts";
 import { importIvrs } from "./acpi-ivrs-import.ts";
@@ -86,22 +87,11 @@ export function importAcpiTables(path: string, files: readonly AcpiFile[], lspci
     pci === null
       ? []
       : [...driversOf(pci.imp)].map(([name, xs]) => ({
-          data: { name, bus: "pci", match: xs.map((x) => x.name), ...(DRIVER_MANAGED_DMA.has(name) ? { driver_managed_dma: true } : {}) },
+          data: driverData(name, xs),
           comment: [`${pci.file}: 'Kernel driver in use' at line${xs.length === 1 ? "" : "s"} ${xs.map((x) => x.src.driver!.line).join(", ")}`],
         }));
-  const groups = pci === null ? [] : groupsOf(pci.imp);
-  const events: FwEntry[] =
-    groups.length === 0
-      ? []
-      : [
-          {
-            data: {
-              note: "the groups the kernel that produced the lspci dump made",
-              expect: { groups: groups.map(([id, xs]) => ({ id, devices: xs.map((x) => x.name) })), ...(groups.reduce((n, [, xs]) => n + xs.length, 0) === pci!.functions.length ? { group_count: groups.length } : {}) },
-            },
-            comment: [`${pci!.file}: the kernel's own groups, from the 'IOMMU group:' lines`],
-          },
-        ];
+  const event = pci === null ? null : groupsEvent(pci.imp);
+  const events: FwEntry[] = event === null ? [] : [{ data: event, comment: [`${pci!.file}: the kernel's own groups, from the 'IOMMU group:' lines`] }];
   return {
     source: `acpi ${path}`,
     name: `acpi ${basename(path)}`,

@@ -66,6 +66,22 @@ export function groupsOf(imp: LspciPci): [number, ImportedFunction[]][] {
   return [...byId].sort((a, b) => a[0] - b[0]);
 }
 
+/** A `drivers` entry: a driver the dump names ('Kernel driver in use'), matching the functions bound to it. */
+export function driverData(name: string, xs: readonly ImportedFunction[]): Record<string, unknown> {
+  return { name, bus: "pci", match: xs.map((x) => x.name), ...(DRIVER_MANAGED_DMA.has(name) ? { driver_managed_dma: true } : {}) };
+}
+
+/** The event expecting the dump's own groups (and their count when every function has one); null when the dump has no `IOMMU group:` lines. */
+export function groupsEvent(imp: LspciPci): Record<string, unknown> | null {
+  const groups = groupsOf(imp);
+  if (groups.length === 0) return null;
+  const grouped = groups.reduce((n, [, xs]) => n + xs.length, 0);
+  return {
+    note: "the groups the kernel that produced the dump made",
+    expect: { groups: groups.map(([id, xs]) => ({ id, devices: xs.map((x) => x.name) })), ...(grouped === imp.functions.length ? { group_count: groups.length } : {}) },
+  };
+}
+
 /** The scenario, as plain data for validateScenario. */
 export function lspciScenarioData(imp: LspciImport): Record<string, unknown> {
   const sc = scopeOf(imp);
@@ -75,23 +91,14 @@ export function lspciScenarioData(imp: LspciImport): Record<string, unknown> {
     scope: sc.partial ? sc.grouped.filter((x) => x.src.segment === s).map((x) => x.name) : "all",
     ...(s === 0 ? {} : { segment: s }),
   }));
-  const drivers = [...driversOf(imp)].map(([name, xs]) => ({ name, bus: "pci", match: xs.map((x) => x.name), ...(DRIVER_MANAGED_DMA.has(name) ? { driver_managed_dma: true } : {}) }));
-  const groups = groupsOf(imp);
-  const events =
-    groups.length === 0
-      ? []
-      : [
-          {
-            note: "the groups the kernel that produced the dump made",
-            expect: { groups: groups.map(([id, xs]) => ({ id, devices: xs.map((x) => x.name) })), ...(sc.grouped.length === imp.functions.length ? { group_count: groups.length } : {}) },
-          },
-        ];
+  const drivers = [...driversOf(imp)].map(([name, xs]) => driverData(name, xs));
+  const event = groupsEvent(imp);
   return {
     name: `lspci ${basename(imp.file)}`,
     boot: { order: "devices-first" },
     iommus,
     devices: imp.functions.map(deviceEntry),
     ...(drivers.length > 0 ? { drivers } : {}),
-    ...(events.length > 0 ? { events } : {}),
+    ...(event !== null ? { events: [event] } : {}),
   };
 }
