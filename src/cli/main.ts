@@ -9,7 +9,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { EXIT_INVALID, EXIT_MODEL_BUG, EXIT_OK, EXIT_USAGE } from "./exit.ts";
 import { processIo, type Io } from "./io.ts";
-import { PICTURE_FORMATS } from "./picture.ts";
+import type { PictureFormat } from "./picture.ts";
 import { packageVersion } from "./version.ts";
 
 export type { Io } from "./io.ts";
@@ -58,7 +58,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option("--json", "print the snapshot as one JSON document")
     .option("--trace", "print the trace of core calls")
     .option("--steps", "with --json: the snapshot after every boot event, event and scheduler step, each with its trace (docs/view.md)")
-    .addOption(new Option("--format <format>", "print the final topology and its IOMMU groups as a graph: Graphviz dot or Mermaid").choices(PICTURE_FORMATS))
+    .addOption(new Option("--format <format>", "print the final topology and its IOMMU groups as a graph: Graphviz dot or Mermaid").choices(["dot", "mermaid"] satisfies PictureFormat[]))
     .option("--schedule <string>", "play the concurrently blocks on this schedule, e.g. a3b/-, as `explore` prints it (default: each task runs until it blocks or ends)")
     .option("--strategy <axis=name>", strategyHelp, collect)
     .option("--kernel <version>", kernelHelp)
